@@ -1,0 +1,49 @@
+# hapax: `make run` and `make test` are the two commands the README leads with.
+# Meson + ninja do the building; this file only strings the steps together.
+
+BUILD   ?= build
+ASAN    ?= build-asan
+CONFIG  ?= config/hapax.yaml
+PYTHON  ?= /usr/bin/python3
+
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps test-deps build asan run test unit integration clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release -Doptimization=2
+
+$(ASAN)/build.ninja:
+	meson setup $(ASAN) --buildtype=debug -Doptimization=1 \
+		-Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+asan: test-deps $(ASAN)/build.ninja
+	ninja -C $(ASAN)
+
+run: build
+	./$(BUILD)/hapax --config $(CONFIG)
+
+unit: test-deps build asan
+	meson test -C $(BUILD) --print-errorlogs
+	$(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
+
+integration: test-deps build asan
+	$(PYTHON) tests/integration/run.py --bin $(ASAN)/hapax
+	$(PYTHON) tests/integration/run.py --bin $(BUILD)/hapax
+
+test: unit integration
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

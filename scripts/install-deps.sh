@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian (bookworm) packages hapax needs to build and test,
+# only those that are missing. Safe to run again: it does nothing when all
+# are present.
+set -eu
+
+BUILD_PKGS="gcc make meson ninja-build pkg-config libuv1-dev libhttp-parser-dev \
+libyaml-dev libjson-c-dev"
+TEST_PKGS="libcmocka-dev python3 curl"
+
+case "${1:-build}" in
+  build) PKGS="$BUILD_PKGS" ;;
+  test)  PKGS="$BUILD_PKGS $TEST_PKGS" ;;
+  *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing missing packages:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "error: not root and no sudo; install these packages:$missing" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,298 @@
+/* Typed, immutable configuration.
+ *
+ * The loader parses YAML into these structs once; runtime code never sees
+ * YAML. Durations are milliseconds (int64_t), sizes are bytes (int64_t).
+ * Strings are heap-owned by the config and freed with it; every string
+ * field of a config from hx_config_default or a loader is non-NULL ("" when
+ * unset).
+ * A config is reference counted so a reload can swap it while requests
+ * keep the one they started with (hx_config_ref / hx_config_unref). */
+#ifndef HX_CONFIG_CONFIG_H
+#define HX_CONFIG_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A list of strings, e.g. methods or retryable_errors. */
+typedef struct {
+    char **items;
+    size_t n;
+} hx_strlist;
+
+/* One `key: value` of a string map (route headers, health-check checks,
+ * llm.options). `is_string` tells a quoted/text value from a number or
+ * bool whose original text is kept as is (a proxy keeps numbers exact). */
+typedef struct {
+    char *key;
+    char *value;
+    bool is_string;
+} hx_kv;
+
+typedef struct {
+    hx_kv *items;
+    size_t n;
+} hx_kvlist;
+
+typedef struct {
+    bool enabled;
+    int64_t port;
+    char *tls_cert_file;
+    char *tls_key_file;
+    int64_t idle_timeout;                 /* ms */
+    int64_t max_bi_streams_concurrent;
+    int64_t max_uni_streams_concurrent;
+    int64_t max_stream_receive_window;    /* bytes */
+    int64_t max_connection_receive_window;/* bytes */
+    int64_t udp_receive_buffer_size;      /* bytes */
+    bool enable_0rtt;
+    int64_t max_0rtt_size;                /* bytes */
+    bool allow_0rtt_replay;
+} hx_cfg_http3;
+
+/* System health thresholds (server.health_check). Percentages 0..100. */
+typedef struct {
+    bool enabled;
+    int64_t interval;          /* ms */
+    int64_t timeout;           /* ms */
+    int64_t threshold;
+    hx_kvlist checks;
+    double memory_threshold;   /* percent, 0 = off */
+    double cpu_threshold;
+    double disk_threshold;
+    int64_t latency_threshold; /* ms, 0 = off */
+} hx_cfg_sys_health;
+
+typedef struct {
+    char *host;
+    int64_t port;
+    int64_t read_timeout;      /* ms */
+    int64_t write_timeout;     /* ms */
+    int64_t idle_timeout;      /* ms */
+    int64_t max_header_bytes;
+    int64_t max_body_bytes;
+    int64_t shutdown_timeout;  /* ms */
+    int64_t max_connections;
+    int64_t workers;           /* 0 = number of CPUs */
+    hx_strlist middleware;     /* global chain, in order */
+    hx_cfg_sys_health health_check;
+    hx_cfg_http3 http3;
+} hx_cfg_server;
+
+typedef struct {
+    bool enabled;
+    int64_t interval;          /* ms */
+    int64_t timeout;           /* ms */
+    int64_t failure_threshold;
+} hx_cfg_provider_health;
+
+typedef struct {
+    int64_t max_retries;
+    int64_t initial_delay;     /* ms */
+    int64_t max_delay;         /* ms */
+    double multiplier;
+    hx_strlist retryable_errors; /* rate_limit, timeout, server_error, connection */
+    double budget_percent;     /* retries may add at most this share of traffic */
+} hx_cfg_retry;
+
+typedef struct {
+    char *address;
+    char *password;            /* secret */
+    int64_t db;
+} hx_cfg_redis;
+
+typedef struct {
+    bool enable;
+    char *type;                /* memory | redis | file */
+    int64_t ttl;               /* ms */
+    int64_t max_size;
+    char *dir;
+    hx_cfg_redis redis;
+} hx_cfg_cache;
+
+typedef struct {
+    char *name;                /* defaults to provider */
+    char *provider;            /* openai | anthropic | ollama */
+    char *model;
+    char *api_key;             /* secret */
+    char *endpoint;
+    hx_strlist aliases;        /* model names a request may use for this chain */
+} hx_cfg_backup;
+
+typedef struct {
+    char *provider;
+    char *model;
+    char *api_key;             /* secret */
+    char *endpoint;
+    char *system_prompt;
+    int64_t max_context_tokens;
+    hx_cfg_cache cache;
+    hx_cfg_retry retry;
+    hx_kvlist options;
+    hx_cfg_backup *backup_providers;
+    size_t n_backup_providers;
+    hx_cfg_provider_health health_check;
+    int64_t connect_timeout;   /* ms */
+    int64_t first_byte_timeout;/* ms */
+    int64_t request_timeout;   /* ms: whole request, retries included */
+} hx_cfg_llm;
+
+typedef struct {
+    char *type;
+    char *model;
+    char *api_key;             /* secret */
+    char *endpoint;
+} hx_cfg_named_provider;
+
+typedef struct {
+    int64_t max_requests;
+    int64_t interval;          /* ms */
+    int64_t timeout;           /* ms */
+    int64_t failure_threshold;
+    bool test_mode;
+} hx_cfg_breaker;
+
+typedef struct {
+    bool enabled;
+    int64_t initial_size;      /* max waiting requests */
+    int64_t max_concurrent;    /* requests in flight */
+    int64_t max_wait;          /* ms */
+    char *state_path;
+    int64_t save_interval;     /* ms */
+} hx_cfg_queue;
+
+typedef struct {
+    bool enabled;
+    hx_strlist allow_origins;
+    hx_strlist allow_methods;
+    hx_strlist allow_headers;
+    hx_strlist expose_headers;
+    bool allow_credentials;
+    int64_t max_age;           /* ms, sent in seconds */
+} hx_cfg_cors;
+
+typedef struct {
+    int64_t requests_per_minute;
+    int64_t burst;
+    int64_t tokens_per_minute;
+} hx_cfg_rate;
+
+typedef struct {
+    char *name;
+    char *key;                 /* secret */
+    char *key_sha256;          /* hex */
+    hx_strlist models;         /* empty = any */
+    hx_cfg_rate rate_limit;    /* 0 values = use the global limits */
+    bool metrics;              /* may read /metrics */
+} hx_cfg_auth_key;
+
+typedef struct {
+    bool enabled;
+    hx_cfg_auth_key *keys;
+    size_t n_keys;
+    bool metrics_require_auth;
+} hx_cfg_auth;
+
+typedef struct {
+    bool enabled;
+    hx_cfg_rate limits;        /* requests_per_minute, burst, tokens_per_minute */
+    hx_strlist trusted_proxies;/* IPs or CIDRs whose X-Forwarded-For is believed */
+} hx_cfg_rate_limit;
+
+typedef struct {
+    char *backend;             /* memory | redis */
+    hx_cfg_redis redis;
+} hx_cfg_state;
+
+typedef struct {
+    char *level;               /* debug | info | warn | error */
+    char *format;              /* json | text */
+    bool access_log;
+} hx_cfg_logging;
+
+typedef struct {
+    bool enabled;
+    char *path;
+} hx_cfg_metrics;
+
+typedef struct {
+    bool enabled;
+    int64_t interval;          /* ms */
+    int64_t timeout;           /* ms */
+    int64_t threshold;
+    hx_kvlist checks;
+} hx_cfg_route_health;
+
+typedef struct {
+    char *path;
+    char *handler;
+    char *version;
+    hx_strlist methods;
+    hx_kvlist headers;
+    hx_strlist middleware;     /* empty = the global chain */
+    hx_cfg_route_health health_check;
+} hx_cfg_route;
+
+typedef struct hx_config {
+    atomic_int refs;
+    char *source_path;         /* file it was loaded from, or NULL */
+    hx_cfg_server server;
+    hx_cfg_llm llm;
+    hx_cfg_named_provider *providers;   /* map name -> provider */
+    char **provider_names;
+    size_t n_providers;
+    hx_strlist provider_preference;
+    hx_cfg_breaker circuit_breaker;
+    hx_cfg_queue queue;
+    hx_cfg_cors cors;
+    hx_cfg_auth auth;
+    hx_cfg_rate_limit rate_limit;
+    hx_cfg_state state;
+    hx_cfg_logging logging;
+    hx_cfg_metrics metrics;
+    hx_cfg_route *routes;
+    size_t n_routes;
+    /* Private to src/config: YAML positions of loaded values, used to put
+     * FILE:LINE:COL on validation errors. NULL for a config built in code. */
+    struct hx_config_marks *marks;
+} hx_config;
+
+/* Every problem found while loading, each already formatted as
+ * "FILE:LINE:COL: path: message" (or "path: message" when no position). */
+typedef struct {
+    char **items;
+    size_t n;
+} hx_config_errors;
+
+/* Builds the default configuration (the specification's secure defaults).
+ * Returns NULL only when an allocation fails. Caller owns: hx_config_unref. */
+hx_config *hx_config_default(void);
+
+/* Loads PATH on top of the defaults, expands ${VAR} in scalar values, checks
+ * every key, type and range. On success returns the config (refs = 1) and
+ * leaves errs empty; on failure returns NULL and fills errs with every error
+ * found. Caller frees errs with hx_config_errors_free either way. */
+hx_config *hx_config_load_file(const char *path, hx_config_errors *errs);
+/* Same for YAML text already in memory; `name` is used in messages. */
+hx_config *hx_config_load_string(const char *yaml, size_t len, const char *name,
+                                 hx_config_errors *errs);
+
+/* Cross-field validation of a built config (also run by the loaders).
+ * Appends to errs; returns the number of errors added. */
+size_t hx_config_validate(const hx_config *cfg, hx_config_errors *errs);
+
+/* Writes the effective configuration as YAML, secrets shown as
+ * "[redacted]". Returns 0, or -1 on a write error. */
+int hx_config_print(const hx_config *cfg, FILE *out);
+
+hx_config *hx_config_ref(hx_config *cfg);
+void hx_config_unref(hx_config *cfg);
+
+void hx_config_errors_free(hx_config_errors *errs);
+/* Appends one formatted error; returns 0 or -1 when out of memory. */
+int hx_config_errors_add(hx_config_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,730 @@
+/* The configuration schema (one table per section, each next to its
+ * defaults), the defaults, the generic free and reference counting. */
+#include "config/schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+#define DMAX INT64_MAX
+#define KIB ((int64_t)1 << 10)
+#define MIB ((int64_t)1 << 20)
+#define GIB ((int64_t)1 << 30)
+#define SEC 1000
+#define MIN (60 * SEC)
+
+#define F(ST, KEY, MEMBER, TYPE, ...) \
+    {.name = KEY, .type = TYPE, .off = offsetof(ST, MEMBER), __VA_ARGS__}
+#define R(LO, HI) .flags = HX_FF_RANGE, .min = (LO), .max = (HI)
+#define LIST(ST, KEY, MEMBER, COUNT, SUB) \
+    F(ST, KEY, MEMBER, HX_FT_LIST, .count_off = offsetof(ST, COUNT), .sub = &(SUB))
+#define TABLE(NAME, ST, INIT, ARR) \
+    static const hx_schema NAME = {#ST, sizeof(ST), INIT, ARR, sizeof ARR / sizeof ARR[0]}
+
+/* ---- defaults helpers: record the first allocation failure ---- */
+
+typedef struct {
+    bool ok;
+} dflt;
+
+static void dset(dflt *d, char **dst, const char *v)
+{
+    hx_free(*dst);
+    *dst = hx_strdup(v);
+    if (*dst == NULL)
+        d->ok = false;
+}
+
+static void dlist(dflt *d, hx_strlist *l, const char *const *v)
+{
+    hx__strlist_free(l);
+    size_t n = 0;
+    while (v[n])
+        n++;
+    if (n == 0)
+        return;
+    l->items = hx_calloc(n, sizeof *l->items);
+    if (l->items == NULL) {
+        d->ok = false;
+        return;
+    }
+    for (l->n = 0; l->n < n; l->n++) {
+        l->items[l->n] = hx_strdup(v[l->n]);
+        if (l->items[l->n] == NULL) {
+            d->ok = false;
+            return;
+        }
+    }
+}
+
+#define STRS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NOSTRS ((const char *const[]){NULL})
+
+static const char *const provider_names[] = {"openai", "anthropic", "ollama", NULL};
+static const char *const middleware_names[] = {"request_id", "request_timer", "panic_recovery",
+                                               "cors", "queue", "rate_limit", "auth", "logging",
+                                               NULL};
+
+/* ---- server ---- */
+
+static const hx_field http3_fields[] = {
+    F(hx_cfg_http3, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_http3, "port", port, HX_FT_INT),
+    F(hx_cfg_http3, "tls_cert_file", tls_cert_file, HX_FT_STRING),
+    F(hx_cfg_http3, "tls_key_file", tls_key_file, HX_FT_STRING),
+    F(hx_cfg_http3, "idle_timeout", idle_timeout, HX_FT_DURATION),
+    F(hx_cfg_http3, "max_bi_streams_concurrent", max_bi_streams_concurrent, HX_FT_INT),
+    F(hx_cfg_http3, "max_uni_streams_concurrent", max_uni_streams_concurrent, HX_FT_INT),
+    F(hx_cfg_http3, "max_stream_receive_window", max_stream_receive_window, HX_FT_SIZE),
+    F(hx_cfg_http3, "max_connection_receive_window", max_connection_receive_window, HX_FT_SIZE),
+    F(hx_cfg_http3, "udp_receive_buffer_size", udp_receive_buffer_size, HX_FT_SIZE),
+    F(hx_cfg_http3, "enable_0rtt", enable_0rtt, HX_FT_BOOL),
+    F(hx_cfg_http3, "max_0rtt_size", max_0rtt_size, HX_FT_SIZE),
+    F(hx_cfg_http3, "allow_0rtt_replay", allow_0rtt_replay, HX_FT_BOOL),
+};
+TABLE(http3_schema, hx_cfg_http3, NULL, http3_fields);
+
+static const hx_field sys_health_fields[] = {
+    F(hx_cfg_sys_health, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_sys_health, "interval", interval, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_sys_health, "timeout", timeout, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_sys_health, "threshold", threshold, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_sys_health, "checks", checks, HX_FT_KVMAP),
+    F(hx_cfg_sys_health, "memory_threshold", memory_threshold, HX_FT_PERCENT),
+    F(hx_cfg_sys_health, "cpu_threshold", cpu_threshold, HX_FT_PERCENT),
+    F(hx_cfg_sys_health, "disk_threshold", disk_threshold, HX_FT_PERCENT),
+    F(hx_cfg_sys_health, "latency_threshold", latency_threshold, HX_FT_DURATION, R(0, DMAX)),
+};
+TABLE(sys_health_schema, hx_cfg_sys_health, NULL, sys_health_fields);
+
+static const hx_field server_fields[] = {
+    F(hx_cfg_server, "host", host, HX_FT_STRING),
+    F(hx_cfg_server, "port", port, HX_FT_INT, R(0, 65535), .msg = "invalid port"),
+    F(hx_cfg_server, "read_timeout", read_timeout, HX_FT_DURATION, R(0, DMAX),
+      .neg_msg = "negative read timeout"),
+    F(hx_cfg_server, "write_timeout", write_timeout, HX_FT_DURATION, R(0, DMAX),
+      .neg_msg = "negative write timeout"),
+    F(hx_cfg_server, "idle_timeout", idle_timeout, HX_FT_DURATION, R(0, DMAX),
+      .neg_msg = "negative idle timeout"),
+    F(hx_cfg_server, "max_header_bytes", max_header_bytes, HX_FT_SIZE, R(KIB, 64 * MIB),
+      .neg_msg = "negative max header bytes"),
+    F(hx_cfg_server, "max_body_bytes", max_body_bytes, HX_FT_SIZE, R(KIB, GIB),
+      .neg_msg = "negative max body bytes"),
+    F(hx_cfg_server, "shutdown_timeout", shutdown_timeout, HX_FT_DURATION, R(0, DMAX),
+      .neg_msg = "negative shutdown timeout"),
+    F(hx_cfg_server, "max_connections", max_connections, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_server, "workers", workers, HX_FT_INT, R(0, 256)),
+    F(hx_cfg_server, "middleware", middleware, HX_FT_STRLIST, .values = middleware_names,
+      .msg = "unknown middleware"),
+    F(hx_cfg_server, "health_check", health_check, HX_FT_STRUCT, .sub = &sys_health_schema),
+    F(hx_cfg_server, "http3", http3, HX_FT_STRUCT, .sub = &http3_schema),
+};
+TABLE(server_schema, hx_cfg_server, NULL, server_fields);
+
+static void server_defaults(dflt *d, hx_cfg_server *s)
+{
+    dset(d, &s->host, "0.0.0.0");
+    s->port = 8080;
+    s->read_timeout = 30 * SEC;
+    s->write_timeout = 45 * SEC;
+    s->idle_timeout = 60 * SEC;
+    s->max_header_bytes = 2 * MIB;
+    s->max_body_bytes = 10 * MIB;
+    s->shutdown_timeout = 30 * SEC;
+    s->max_connections = 10000;
+    s->workers = 0;
+    dlist(d, &s->middleware, STRS("request_id", "request_timer", "panic_recovery", "logging"));
+    s->health_check = (hx_cfg_sys_health){.interval = 60 * SEC, .timeout = 5 * SEC,
+                                          .threshold = 3, .memory_threshold = 90,
+                                          .cpu_threshold = 80, .disk_threshold = 95,
+                                          .latency_threshold = 500};
+    hx_cfg_http3 *h = &s->http3;
+    h->port = 443;
+    dset(d, &h->tls_cert_file, "");
+    dset(d, &h->tls_key_file, "");
+    h->idle_timeout = 30 * SEC;
+    h->max_bi_streams_concurrent = 100;
+    h->max_uni_streams_concurrent = 100;
+    h->max_stream_receive_window = 6 * MIB;
+    h->max_connection_receive_window = 15 * MIB;
+    h->udp_receive_buffer_size = 8 * MIB;
+    h->enable_0rtt = true;
+    h->max_0rtt_size = 16 * KIB;
+    h->allow_0rtt_replay = false;
+}
+
+/* ---- llm ---- */
+
+static const hx_field redis_fields[] = {
+    F(hx_cfg_redis, "address", address, HX_FT_STRING),
+    F(hx_cfg_redis, "password", password, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_redis, "db", db, HX_FT_INT, R(0, 1000000)),
+};
+TABLE(redis_schema, hx_cfg_redis, NULL, redis_fields);
+
+static const hx_field cache_fields[] = {
+    F(hx_cfg_cache, "enable", enable, HX_FT_BOOL),
+    F(hx_cfg_cache, "type", type, HX_FT_STRING, .values = STRS("memory", "redis", "file"),
+      .msg = "invalid cache type"),
+    F(hx_cfg_cache, "ttl", ttl, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_cache, "max_size", max_size, HX_FT_INT, R(0, DMAX)),
+    F(hx_cfg_cache, "dir", dir, HX_FT_STRING),
+    F(hx_cfg_cache, "redis", redis, HX_FT_STRUCT, .sub = &redis_schema),
+};
+TABLE(cache_schema, hx_cfg_cache, NULL, cache_fields);
+
+static const hx_field retry_fields[] = {
+    F(hx_cfg_retry, "max_retries", max_retries, HX_FT_INT, R(0, 100)),
+    F(hx_cfg_retry, "initial_delay", initial_delay, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_retry, "max_delay", max_delay, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_retry, "multiplier", multiplier, HX_FT_DOUBLE, .flags = HX_FF_RANGE, .dmin = 1,
+      .dmax = 100),
+    F(hx_cfg_retry, "retryable_errors", retryable_errors, HX_FT_STRLIST,
+      .values = STRS("rate_limit", "timeout", "server_error", "connection"),
+      .msg = "unknown retryable error"),
+    F(hx_cfg_retry, "budget_percent", budget_percent, HX_FT_PERCENT),
+};
+TABLE(retry_schema, hx_cfg_retry, NULL, retry_fields);
+
+static int backup_init(void *e)
+{
+    hx_cfg_backup *b = e;
+    dflt d = {true};
+    dset(&d, &b->name, "");
+    dset(&d, &b->provider, "");
+    dset(&d, &b->model, "");
+    dset(&d, &b->api_key, "");
+    dset(&d, &b->endpoint, "");
+    return d.ok ? 0 : -1;
+}
+
+static const hx_field backup_fields[] = {
+    F(hx_cfg_backup, "name", name, HX_FT_STRING),
+    F(hx_cfg_backup, "provider", provider, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
+      .values = provider_names, .msg = "invalid provider"),
+    F(hx_cfg_backup, "model", model, HX_FT_STRING),
+    F(hx_cfg_backup, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_backup, "endpoint", endpoint, HX_FT_STRING),
+    F(hx_cfg_backup, "aliases", aliases, HX_FT_STRLIST),
+};
+TABLE(backup_schema, hx_cfg_backup, backup_init, backup_fields);
+
+static const hx_field provider_health_fields[] = {
+    F(hx_cfg_provider_health, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_provider_health, "interval", interval, HX_FT_DURATION),
+    F(hx_cfg_provider_health, "timeout", timeout, HX_FT_DURATION),
+    F(hx_cfg_provider_health, "failure_threshold", failure_threshold, HX_FT_INT),
+};
+TABLE(provider_health_schema, hx_cfg_provider_health, NULL, provider_health_fields);
+
+static const hx_field llm_fields[] = {
+    F(hx_cfg_llm, "provider", provider, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
+      .values = provider_names, .msg = "invalid LLM provider"),
+    F(hx_cfg_llm, "model", model, HX_FT_STRING),
+    F(hx_cfg_llm, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_llm, "endpoint", endpoint, HX_FT_STRING),
+    F(hx_cfg_llm, "system_prompt", system_prompt, HX_FT_STRING),
+    F(hx_cfg_llm, "max_context_tokens", max_context_tokens, HX_FT_INT, R(0, DMAX),
+      .neg_msg = "negative max context tokens"),
+    F(hx_cfg_llm, "cache", cache, HX_FT_STRUCT, .sub = &cache_schema),
+    F(hx_cfg_llm, "retry", retry, HX_FT_STRUCT, .sub = &retry_schema),
+    F(hx_cfg_llm, "options", options, HX_FT_KVMAP),
+    LIST(hx_cfg_llm, "backup_providers", backup_providers, n_backup_providers, backup_schema),
+    F(hx_cfg_llm, "health_check", health_check, HX_FT_STRUCT, .sub = &provider_health_schema),
+    F(hx_cfg_llm, "connect_timeout", connect_timeout, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_llm, "first_byte_timeout", first_byte_timeout, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_llm, "request_timeout", request_timeout, HX_FT_DURATION, R(1, DMAX)),
+};
+TABLE(llm_schema, hx_cfg_llm, NULL, llm_fields);
+
+static void redis_defaults(dflt *d, hx_cfg_redis *r)
+{
+    dset(d, &r->address, "localhost:6379");
+    dset(d, &r->password, "");
+    r->db = 0;
+}
+
+static void llm_defaults(dflt *d, hx_cfg_llm *l)
+{
+    dset(d, &l->provider, "ollama");
+    dset(d, &l->model, "llama2");
+    dset(d, &l->api_key, "");
+    dset(d, &l->endpoint, "");
+    dset(d, &l->system_prompt, "");
+    l->max_context_tokens = 16384;
+    l->cache.enable = false;
+    dset(d, &l->cache.type, "memory");
+    l->cache.ttl = 60 * MIN;
+    l->cache.max_size = 1000;
+    dset(d, &l->cache.dir, "");
+    redis_defaults(d, &l->cache.redis);
+    l->retry.max_retries = 5;
+    l->retry.initial_delay = 100;
+    l->retry.max_delay = 5 * SEC;
+    l->retry.multiplier = 1.5;
+    dlist(d, &l->retry.retryable_errors, STRS("rate_limit", "timeout", "server_error"));
+    l->retry.budget_percent = 20;
+    l->health_check = (hx_cfg_provider_health){.enabled = true, .interval = 15 * SEC,
+                                               .timeout = 5 * SEC, .failure_threshold = 2};
+    l->connect_timeout = 10 * SEC;
+    l->first_byte_timeout = 60 * SEC;
+    l->request_timeout = 300 * SEC;
+}
+
+/* ---- providers, circuit_breaker, queue, cors ---- */
+
+static int named_provider_init(void *e)
+{
+    hx_cfg_named_provider *p = e;
+    dflt d = {true};
+    dset(&d, &p->type, "");
+    dset(&d, &p->model, "");
+    dset(&d, &p->api_key, "");
+    dset(&d, &p->endpoint, "");
+    return d.ok ? 0 : -1;
+}
+
+static const hx_field named_provider_fields[] = {
+    F(hx_cfg_named_provider, "type", type, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
+      .values = provider_names, .msg = "invalid provider type"),
+    F(hx_cfg_named_provider, "model", model, HX_FT_STRING),
+    F(hx_cfg_named_provider, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_named_provider, "endpoint", endpoint, HX_FT_STRING),
+};
+TABLE(named_provider_schema, hx_cfg_named_provider, named_provider_init, named_provider_fields);
+
+static const hx_field breaker_fields[] = {
+    F(hx_cfg_breaker, "max_requests", max_requests, HX_FT_INT, R(1, UINT32_MAX)),
+    F(hx_cfg_breaker, "interval", interval, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_breaker, "timeout", timeout, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_breaker, "failure_threshold", failure_threshold, HX_FT_INT, R(1, UINT32_MAX)),
+    F(hx_cfg_breaker, "test_mode", test_mode, HX_FT_BOOL),
+};
+TABLE(breaker_schema, hx_cfg_breaker, NULL, breaker_fields);
+
+static const hx_field queue_fields[] = {
+    F(hx_cfg_queue, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_queue, "initial_size", initial_size, HX_FT_INT, R(0, 10000000)),
+    F(hx_cfg_queue, "max_concurrent", max_concurrent, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_queue, "max_wait", max_wait, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_queue, "state_path", state_path, HX_FT_STRING),
+    F(hx_cfg_queue, "save_interval", save_interval, HX_FT_DURATION, R(0, DMAX)),
+};
+TABLE(queue_schema, hx_cfg_queue, NULL, queue_fields);
+
+static const hx_field cors_fields[] = {
+    F(hx_cfg_cors, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_cors, "allow_origins", allow_origins, HX_FT_STRLIST),
+    F(hx_cfg_cors, "allow_methods", allow_methods, HX_FT_STRLIST),
+    F(hx_cfg_cors, "allow_headers", allow_headers, HX_FT_STRLIST),
+    F(hx_cfg_cors, "expose_headers", expose_headers, HX_FT_STRLIST),
+    F(hx_cfg_cors, "allow_credentials", allow_credentials, HX_FT_BOOL),
+    F(hx_cfg_cors, "max_age", max_age, HX_FT_DURATION, R(0, DMAX)),
+};
+TABLE(cors_schema, hx_cfg_cors, NULL, cors_fields);
+
+static void misc_defaults(dflt *d, hx_config *c)
+{
+    c->circuit_breaker = (hx_cfg_breaker){.max_requests = 100, .interval = 30 * SEC,
+                                          .timeout = 10 * SEC, .failure_threshold = 5};
+    c->queue.enabled = false;
+    c->queue.initial_size = 1000;
+    c->queue.max_concurrent = 64;
+    c->queue.max_wait = 30 * SEC;
+    dset(d, &c->queue.state_path, "");
+    c->queue.save_interval = 30 * SEC;
+    hx_cfg_cors *k = &c->cors;
+    dlist(d, &k->allow_origins, STRS("*"));
+    dlist(d, &k->allow_methods, STRS("GET", "POST", "PUT", "DELETE", "OPTIONS"));
+    dlist(d, &k->allow_headers, STRS("Accept", "Authorization", "Content-Type", "X-CSRF-Token",
+                                     "X-API-Key", "X-Request-ID"));
+    dlist(d, &k->expose_headers, STRS("X-Request-ID", "X-Response-Time", "X-Hapax-Provider"));
+    k->max_age = 10 * MIN;
+}
+
+/* ---- auth, rate_limit, state, logging, metrics ---- */
+
+static const hx_field rate_fields[] = {
+    F(hx_cfg_rate, "requests_per_minute", requests_per_minute, HX_FT_INT, R(0, DMAX)),
+    F(hx_cfg_rate, "burst", burst, HX_FT_INT, R(0, DMAX)),
+    F(hx_cfg_rate, "tokens_per_minute", tokens_per_minute, HX_FT_INT, R(0, DMAX)),
+};
+TABLE(rate_schema, hx_cfg_rate, NULL, rate_fields);
+
+static int auth_key_init(void *e)
+{
+    hx_cfg_auth_key *k = e;
+    dflt d = {true};
+    dset(&d, &k->name, "");
+    dset(&d, &k->key, "");
+    dset(&d, &k->key_sha256, "");
+    return d.ok ? 0 : -1;
+}
+
+static const hx_field auth_key_fields[] = {
+    F(hx_cfg_auth_key, "name", name, HX_FT_STRING),
+    F(hx_cfg_auth_key, "key", key, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_auth_key, "key_sha256", key_sha256, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_auth_key, "models", models, HX_FT_STRLIST),
+    F(hx_cfg_auth_key, "rate_limit", rate_limit, HX_FT_STRUCT, .sub = &rate_schema),
+    F(hx_cfg_auth_key, "metrics", metrics, HX_FT_BOOL),
+};
+TABLE(auth_key_schema, hx_cfg_auth_key, auth_key_init, auth_key_fields);
+
+static const hx_field auth_fields[] = {
+    F(hx_cfg_auth, "enabled", enabled, HX_FT_BOOL),
+    LIST(hx_cfg_auth, "keys", keys, n_keys, auth_key_schema),
+    F(hx_cfg_auth, "metrics_require_auth", metrics_require_auth, HX_FT_BOOL),
+};
+TABLE(auth_schema, hx_cfg_auth, NULL, auth_fields);
+
+/* In YAML the three limits sit directly under rate_limit. */
+static const hx_field rate_limit_fields[] = {
+    F(hx_cfg_rate_limit, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_rate_limit, "requests_per_minute", limits.requests_per_minute, HX_FT_INT,
+      R(0, DMAX)),
+    F(hx_cfg_rate_limit, "burst", limits.burst, HX_FT_INT, R(0, DMAX)),
+    F(hx_cfg_rate_limit, "tokens_per_minute", limits.tokens_per_minute, HX_FT_INT, R(0, DMAX)),
+    F(hx_cfg_rate_limit, "trusted_proxies", trusted_proxies, HX_FT_STRLIST),
+};
+TABLE(rate_limit_schema, hx_cfg_rate_limit, NULL, rate_limit_fields);
+
+static const hx_field state_fields[] = {
+    F(hx_cfg_state, "backend", backend, HX_FT_STRING, .values = STRS("memory", "redis"),
+      .msg = "invalid state backend"),
+    F(hx_cfg_state, "redis", redis, HX_FT_STRUCT, .sub = &redis_schema),
+};
+TABLE(state_schema, hx_cfg_state, NULL, state_fields);
+
+static const hx_field logging_fields[] = {
+    F(hx_cfg_logging, "level", level, HX_FT_STRING, .values = STRS("debug", "info", "warn", "error"),
+      .msg = "invalid log level"),
+    F(hx_cfg_logging, "format", format, HX_FT_STRING, .values = STRS("json", "text"),
+      .msg = "invalid log format"),
+    F(hx_cfg_logging, "access_log", access_log, HX_FT_BOOL),
+};
+TABLE(logging_schema, hx_cfg_logging, NULL, logging_fields);
+
+static const hx_field metrics_fields[] = {
+    F(hx_cfg_metrics, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_metrics, "path", path, HX_FT_STRING),
+};
+TABLE(metrics_schema, hx_cfg_metrics, NULL, metrics_fields);
+
+static void access_defaults(dflt *d, hx_config *c)
+{
+    c->auth.metrics_require_auth = true;
+    c->rate_limit.limits = (hx_cfg_rate){.requests_per_minute = 60, .burst = 10};
+    dset(d, &c->state.backend, "memory");
+    redis_defaults(d, &c->state.redis);
+    dset(d, &c->logging.level, "info");
+    dset(d, &c->logging.format, "json");
+    c->logging.access_log = true;
+    dset(d, &c->metrics.path, "/metrics");
+}
+
+/* ---- routes ---- */
+
+static const hx_field route_health_fields[] = {
+    F(hx_cfg_route_health, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_route_health, "interval", interval, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_route_health, "timeout", timeout, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_route_health, "threshold", threshold, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_route_health, "checks", checks, HX_FT_KVMAP),
+};
+TABLE(route_health_schema, hx_cfg_route_health, NULL, route_health_fields);
+
+static int route_init(void *e)
+{
+    hx_cfg_route *r = e;
+    dflt d = {true};
+    dset(&d, &r->path, "");
+    dset(&d, &r->handler, "");
+    dset(&d, &r->version, "v1");
+    r->health_check = (hx_cfg_route_health){.interval = 30 * SEC, .timeout = 5 * SEC,
+                                            .threshold = 3};
+    return d.ok ? 0 : -1;
+}
+
+static const hx_field route_fields[] = {
+    F(hx_cfg_route, "path", path, HX_FT_STRING),
+    F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
+      .values = STRS("completion", "chat", "messages", "models", "health", "provider_health",
+                     "metrics"),
+      .msg = "invalid handler"),
+    F(hx_cfg_route, "version", version, HX_FT_STRING),
+    F(hx_cfg_route, "methods", methods, HX_FT_STRLIST,
+      .values = STRS("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"),
+      .msg = "invalid HTTP method"),
+    F(hx_cfg_route, "headers", headers, HX_FT_KVMAP),
+    F(hx_cfg_route, "middleware", middleware, HX_FT_STRLIST, .values = middleware_names,
+      .msg = "unknown middleware"),
+    F(hx_cfg_route, "health_check", health_check, HX_FT_STRUCT, .sub = &route_health_schema),
+};
+TABLE(route_schema, hx_cfg_route, route_init, route_fields);
+
+static void routes_defaults(dflt *d, hx_config *c)
+{
+    const struct {
+        const char *path, *handler;
+        const char *const *methods;
+    } def[] = {
+        {"/v1/completions", "completion", STRS("POST")},
+        {"/health", "health", STRS("GET", "HEAD")},
+        {"/metrics", "metrics", STRS("GET")},
+    };
+    size_t n = sizeof def / sizeof def[0];
+    c->routes = hx_calloc(n, sizeof *c->routes);
+    if (c->routes == NULL) {
+        d->ok = false;
+        return;
+    }
+    for (; c->n_routes < n; c->n_routes++) {
+        hx_cfg_route *r = &c->routes[c->n_routes];
+        if (route_init(r) != 0)
+            d->ok = false;
+        dset(d, &r->path, def[c->n_routes].path);
+        dset(d, &r->handler, def[c->n_routes].handler);
+        dlist(d, &r->methods, def[c->n_routes].methods);
+    }
+}
+
+/* ---- the whole config ---- */
+
+static const hx_field config_fields[] = {
+    F(hx_config, "server", server, HX_FT_STRUCT, .sub = &server_schema),
+    F(hx_config, "llm", llm, HX_FT_STRUCT, .sub = &llm_schema),
+    F(hx_config, "providers", providers, HX_FT_MAP, .count_off = offsetof(hx_config, n_providers),
+      .names_off = offsetof(hx_config, provider_names), .sub = &named_provider_schema),
+    F(hx_config, "provider_preference", provider_preference, HX_FT_STRLIST),
+    F(hx_config, "circuit_breaker", circuit_breaker, HX_FT_STRUCT, .sub = &breaker_schema),
+    F(hx_config, "queue", queue, HX_FT_STRUCT, .sub = &queue_schema),
+    F(hx_config, "cors", cors, HX_FT_STRUCT, .sub = &cors_schema),
+    F(hx_config, "auth", auth, HX_FT_STRUCT, .sub = &auth_schema),
+    F(hx_config, "rate_limit", rate_limit, HX_FT_STRUCT, .sub = &rate_limit_schema),
+    F(hx_config, "state", state, HX_FT_STRUCT, .sub = &state_schema),
+    F(hx_config, "logging", logging, HX_FT_STRUCT, .sub = &logging_schema),
+    F(hx_config, "metrics", metrics, HX_FT_STRUCT, .sub = &metrics_schema),
+    LIST(hx_config, "routes", routes, n_routes, route_schema),
+};
+const hx_schema hx__config_schema = {"hx_config", sizeof(hx_config), NULL, config_fields,
+                                     sizeof config_fields / sizeof config_fields[0]};
+
+hx_config *hx_config_default(void)
+{
+    hx_config *c = hx_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    dflt d = {true};
+    server_defaults(&d, &c->server);
+    llm_defaults(&d, &c->llm);
+    misc_defaults(&d, c);
+    access_defaults(&d, c);
+    routes_defaults(&d, c);
+    if (!d.ok || hx__config_finalize(c) != 0) {
+        hx_config_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- generic free ---- */
+
+void hx__strlist_free(hx_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        hx_free(l->items[i]);
+    hx_free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+void hx__kvlist_free(hx_kvlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        hx_free(l->items[i].key);
+        hx_free(l->items[i].value);
+    }
+    hx_free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static void free_array(const hx_field *f, char *base)
+{
+    char **arr = (char **)(base + f->off);
+    size_t *count = (size_t *)(base + f->count_off);
+    char ***names = f->type == HX_FT_MAP ? (char ***)(base + f->names_off) : NULL;
+    for (size_t i = 0; *arr && i < *count; i++)
+        hx__schema_free(f->sub, *arr + i * f->sub->size);
+    for (size_t i = 0; names && *names && i < *count; i++)
+        hx_free((*names)[i]);
+    hx_free(*arr);
+    *arr = NULL;
+    if (names) {
+        hx_free(*names);
+        *names = NULL;
+    }
+    *count = 0;
+}
+
+void hx__field_free(const hx_field *f, void *base)
+{
+    char *b = base;
+    switch (f->type) {
+    case HX_FT_STRING:
+        hx_free(*(char **)(b + f->off));
+        *(char **)(b + f->off) = NULL;
+        break;
+    case HX_FT_STRLIST:
+        hx__strlist_free((hx_strlist *)(b + f->off));
+        break;
+    case HX_FT_KVMAP:
+        hx__kvlist_free((hx_kvlist *)(b + f->off));
+        break;
+    case HX_FT_STRUCT:
+        hx__schema_free(f->sub, b + f->off);
+        break;
+    case HX_FT_LIST:
+    case HX_FT_MAP:
+        free_array(f, b);
+        break;
+    default:
+        break;
+    }
+}
+
+void hx__schema_free(const hx_schema *s, void *base)
+{
+    for (size_t i = 0; i < s->n; i++)
+        hx__field_free(&s->fields[i], base);
+}
+
+const hx_field *hx__schema_find(const hx_schema *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->fields[i].name, name) == 0)
+            return &s->fields[i];
+    return NULL;
+}
+
+/* ---- finalize ---- */
+
+static int normalise_middleware(hx_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->items[i], "rate-limit") != 0)
+            continue;
+        char *v = hx_strdup("rate_limit");
+        if (v == NULL)
+            return -1;
+        hx_free(l->items[i]);
+        l->items[i] = v;
+    }
+    return 0;
+}
+
+static const char *const *handler_methods(const char *handler)
+{
+    static const char *const post[] = {"POST", NULL};
+    static const char *const get[] = {"GET", "HEAD", NULL};
+    static const char *const post_handlers[] = {"completion", "chat", "messages", NULL};
+    static const char *const get_handlers[] = {"health", "models", "metrics", "provider_health",
+                                               NULL};
+    for (size_t i = 0; post_handlers[i]; i++)
+        if (strcmp(handler, post_handlers[i]) == 0)
+            return post;
+    for (size_t i = 0; get_handlers[i]; i++)
+        if (strcmp(handler, get_handlers[i]) == 0)
+            return get;
+    return NULL;
+}
+
+int hx__config_finalize(hx_config *cfg)
+{
+    dflt d = {true};
+    if (normalise_middleware(&cfg->server.middleware) != 0)
+        return -1;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        hx_cfg_route *r = &cfg->routes[i];
+        if (normalise_middleware(&r->middleware) != 0)
+            return -1;
+        const char *const *m = handler_methods(r->handler);
+        if (r->methods.n == 0 && m != NULL)
+            dlist(&d, &r->methods, m);
+    }
+    for (size_t i = 0; i < cfg->llm.n_backup_providers; i++) {
+        hx_cfg_backup *b = &cfg->llm.backup_providers[i];
+        if (b->name[0] == '\0')
+            dset(&d, &b->name, b->provider);
+    }
+    return d.ok ? 0 : -1;
+}
+
+/* ---- marks ---- */
+
+int hx__marks_add(struct hx_config_marks *m, const char *path, int line, int col)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        hx_mark *items = hx_realloc(m->items, cap * sizeof *items);
+        if (items == NULL)
+            return -1;
+        m->items = items;
+        m->cap = cap;
+    }
+    char *p = hx_strdup(path);
+    if (p == NULL)
+        return -1;
+    m->items[m->n++] = (hx_mark){p, line, col};
+    return 0;
+}
+
+const hx_mark *hx__marks_find(const struct hx_config_marks *m, const char *path)
+{
+    if (m == NULL)
+        return NULL;
+    size_t len = strlen(path);
+    while (len > 0) {
+        for (size_t i = 0; i < m->n; i++)
+            if (strncmp(m->items[i].path, path, len) == 0 && m->items[i].path[len] == '\0')
+                return &m->items[i];
+        while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[')
+            len--;
+        if (len > 0)
+            len--; /* drop the '.' or '[' too */
+    }
+    return NULL;
+}
+
+void hx__marks_free(struct hx_config_marks *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        hx_free(m->items[i].path);
+    hx_free(m->items);
+    hx_free(m->source);
+    hx_free(m);
+}
+
+/* ---- reference counting ---- */
+
+hx_config *hx_config_ref(hx_config *cfg)
+{
+    if (cfg)
+        atomic_fetch_add(&cfg->refs, 1);
+    return cfg;
+}
+
+void hx_config_unref(hx_config *cfg)
+{
+    if (cfg == NULL || atomic_fetch_sub(&cfg->refs, 1) != 1)
+        return;
+    hx__schema_free(&hx__config_schema, cfg);
+    hx_free(cfg->source_path);
+    hx__marks_free(cfg->marks);
+    hx_free(cfg);
+}

@@ -1,0 +1,440 @@
+/* Validation of a built config: a generic pass over the schema (ranges,
+ * allowed values) and hand-written cross-field checks. Every problem is
+ * reported; nothing stops at the first. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config/config.h"
+#include "config/schema.h"
+#include "util/alloc.h"
+#include "util/units.h"
+
+#define PATH_MAX_LEN 256
+#define MAX_SHOWN 64
+
+/* ---- the error list ---- */
+
+static int errors_vadd(hx_config_errors *errs, const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        return -1;
+    char *s = hx_malloc((size_t)n + 1);
+    if (s == NULL)
+        return -1;
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    char **items = hx_realloc(errs->items, (errs->n + 1) * sizeof *items);
+    if (items == NULL) {
+        hx_free(s);
+        return -1;
+    }
+    errs->items = items;
+    errs->items[errs->n++] = s;
+    return 0;
+}
+
+int hx_config_errors_add(hx_config_errors *errs, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = errors_vadd(errs, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void hx_config_errors_free(hx_config_errors *errs)
+{
+    if (errs == NULL)
+        return;
+    for (size_t i = 0; i < errs->n; i++)
+        hx_free(errs->items[i]);
+    hx_free(errs->items);
+    errs->items = NULL;
+    errs->n = 0;
+}
+
+typedef struct {
+    const hx_config *cfg;
+    hx_config_errors *errs;
+    size_t added;
+} vctx;
+
+/* "FILE:LINE:COL: path: msg" when the loader recorded where path came from,
+ * else "FILE: path: msg" or "path: msg". */
+static void verr(vctx *v, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void verr(vctx *v, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const struct hx_config_marks *m = v->cfg->marks;
+    const hx_mark *mk = hx__marks_find(m, path);
+    const char *src = m ? m->source : v->cfg->source_path;
+    int rc;
+    if (mk && src)
+        rc = hx_config_errors_add(v->errs, "%s:%d:%d: %s: %s", src, mk->line, mk->col, path, msg);
+    else if (src)
+        rc = hx_config_errors_add(v->errs, "%s: %s: %s", src, path, msg);
+    else
+        rc = hx_config_errors_add(v->errs, "%s: %s", path, msg);
+    if (rc == 0)
+        v->added++;
+}
+
+static const char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *pathf(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, PATH_MAX_LEN, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+static bool in_list(const char *s, const char *const *values)
+{
+    for (size_t i = 0; values[i]; i++)
+        if (strcmp(s, values[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- generic pass ---- */
+
+static const char *fmt_value(hx_ftype t, int64_t x, char *out)
+{
+    if (t == HX_FT_DURATION)
+        return hx_units_format_duration(x, out, HX_UNITS_BUFSZ);
+    if (t == HX_FT_SIZE)
+        return hx_units_format_size(x, out, HX_UNITS_BUFSZ);
+    snprintf(out, HX_UNITS_BUFSZ, "%lld", (long long)x);
+    return out;
+}
+
+static void check_int(vctx *v, const hx_field *f, const char *path, int64_t x)
+{
+    if (!(f->flags & HX_FF_RANGE) || (x >= f->min && x <= f->max))
+        return;
+    char a[HX_UNITS_BUFSZ], lo[HX_UNITS_BUFSZ], hi[HX_UNITS_BUFSZ];
+    fmt_value(f->type, x, a);
+    fmt_value(f->type, f->min, lo);
+    fmt_value(f->type, f->max, hi);
+    if (x < 0 && f->neg_msg && f->min >= 0)
+        verr(v, path, "%s: %s", f->neg_msg, a);
+    else if (f->msg)
+        verr(v, path, "%s: %s", f->msg, a);
+    else if (f->max == INT64_MAX && f->min == 1)
+        verr(v, path, "must be greater than 0 (got %s)", a);
+    else if (f->max == INT64_MAX)
+        verr(v, path, "must be at least %s (got %s)", lo, a);
+    else
+        verr(v, path, "must be between %s and %s (got %s)", lo, hi, a);
+}
+
+static void check_double(vctx *v, const hx_field *f, const char *path, double x)
+{
+    char a[HX_UNITS_BUFSZ], lo[HX_UNITS_BUFSZ], hi[HX_UNITS_BUFSZ];
+    double min = f->type == HX_FT_PERCENT ? 0 : f->dmin;
+    double max = f->type == HX_FT_PERCENT ? 100 : f->dmax;
+    if ((f->type != HX_FT_PERCENT && !(f->flags & HX_FF_RANGE)) || (x >= min && x <= max))
+        return;
+    verr(v, path, "must be between %s and %s (got %s)", hx_units_format_double(min, lo, sizeof lo),
+         hx_units_format_double(max, hi, sizeof hi), hx_units_format_double(x, a, sizeof a));
+}
+
+static void check_enum(vctx *v, const hx_field *f, const char *path, const char *s)
+{
+    if (!f->values || in_list(s, f->values) || (*s == '\0' && (f->flags & HX_FF_EMPTY_OK)))
+        return;
+    char allowed[256];
+    size_t used = 0;
+    allowed[0] = '\0';
+    for (size_t i = 0; f->values[i] && used < sizeof allowed; i++)
+        used += (size_t)snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "",
+                                 f->values[i]);
+    verr(v, path, "%s: %.*s%s (allowed: %s)", f->msg ? f->msg : "invalid value", MAX_SHOWN, s,
+         strlen(s) > MAX_SHOWN ? "..." : "", allowed);
+}
+
+static void check_struct(vctx *v, const hx_schema *s, const char *base, const char *prefix);
+
+static void check_elements(vctx *v, const hx_field *f, const char *base, const char *path)
+{
+    const char *arr = *(char *const *)(base + f->off);
+    size_t n = *(const size_t *)(base + f->count_off);
+    char sub[PATH_MAX_LEN];
+    for (size_t i = 0; i < n; i++) {
+        if (f->type == HX_FT_MAP)
+            pathf(sub, "%s.%s", path, (*(char *const *const *)(base + f->names_off))[i]);
+        else
+            pathf(sub, "%s[%zu]", path, i);
+        check_struct(v, f->sub, arr + i * f->sub->size, sub);
+    }
+}
+
+static void check_field(vctx *v, const hx_field *f, const char *base, const char *path)
+{
+    const void *p = base + f->off;
+    char sub[PATH_MAX_LEN];
+    switch (f->type) {
+    case HX_FT_INT:
+    case HX_FT_DURATION:
+    case HX_FT_SIZE:
+        check_int(v, f, path, *(const int64_t *)p);
+        break;
+    case HX_FT_DOUBLE:
+    case HX_FT_PERCENT:
+        check_double(v, f, path, *(const double *)p);
+        break;
+    case HX_FT_STRING:
+        check_enum(v, f, path, *(char *const *)p);
+        break;
+    case HX_FT_STRLIST:
+        for (size_t i = 0; f->values && i < ((const hx_strlist *)p)->n; i++)
+            check_enum(v, f, pathf(sub, "%s[%zu]", path, i), ((const hx_strlist *)p)->items[i]);
+        break;
+    case HX_FT_STRUCT:
+        check_struct(v, f->sub, (const char *)p, path);
+        break;
+    case HX_FT_LIST:
+    case HX_FT_MAP:
+        check_elements(v, f, base, path);
+        break;
+    default:
+        break;
+    }
+}
+
+static void check_struct(vctx *v, const hx_schema *s, const char *base, const char *prefix)
+{
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < s->n; i++) {
+        const hx_field *f = &s->fields[i];
+        if (*prefix)
+            pathf(path, "%s.%s", prefix, f->name);
+        else
+            pathf(path, "%s", f->name);
+        check_field(v, f, base, path);
+    }
+}
+
+/* ---- cross-field checks ---- */
+
+static void check_file(vctx *v, const char *path, const char *file, const char *what)
+{
+    struct stat st;
+    if (*file && stat(file, &st) != 0)
+        verr(v, path, "HTTP/3 TLS %s file not accessible: %s", what, strerror(errno));
+}
+
+/* Only when enabled, in the original's order, plus "not supported yet". */
+static void check_http3(vctx *v)
+{
+    const hx_cfg_http3 *h = &v->cfg->server.http3;
+    char d[HX_UNITS_BUFSZ];
+    if (!h->enabled)
+        return;
+    verr(v, "server.http3.enabled", "HTTP/3 is not supported yet");
+    if (h->port < 0 || h->port > 65535)
+        verr(v, "server.http3.port", "invalid HTTP/3 port: %lld", (long long)h->port);
+    if (!*h->tls_cert_file)
+        verr(v, "server.http3.tls_cert_file", "HTTP/3 enabled but TLS certificate file not specified");
+    if (!*h->tls_key_file)
+        verr(v, "server.http3.tls_key_file", "HTTP/3 enabled but TLS key file not specified");
+    if (h->idle_timeout < 0)
+        verr(v, "server.http3.idle_timeout", "negative HTTP/3 idle timeout: %s",
+             hx_units_format_duration(h->idle_timeout, d, sizeof d));
+    if (h->max_bi_streams_concurrent < 0)
+        verr(v, "server.http3.max_bi_streams_concurrent",
+             "negative HTTP/3 max bidirectional streams: %lld", (long long)h->max_bi_streams_concurrent);
+    if (h->max_uni_streams_concurrent < 0)
+        verr(v, "server.http3.max_uni_streams_concurrent",
+             "negative HTTP/3 max unidirectional streams: %lld",
+             (long long)h->max_uni_streams_concurrent);
+    if (h->max_stream_receive_window <= 0)
+        verr(v, "server.http3.max_stream_receive_window",
+             "HTTP/3 max stream receive window must be positive");
+    if (h->max_connection_receive_window <= 0)
+        verr(v, "server.http3.max_connection_receive_window",
+             "HTTP/3 max connection receive window must be positive");
+    check_file(v, "server.http3.tls_cert_file", h->tls_cert_file, "certificate");
+    check_file(v, "server.http3.tls_key_file", h->tls_key_file, "key");
+    if (h->enable_0rtt && h->max_0rtt_size <= 0)
+        verr(v, "server.http3.max_0rtt_size",
+             "HTTP/3 max 0-RTT size must be positive when 0-RTT is enabled");
+    else if (h->enable_0rtt && h->max_0rtt_size > 1024 * 1024)
+        verr(v, "server.http3.max_0rtt_size", "HTTP/3 max 0-RTT size exceeds maximum allowed (1MB)");
+}
+
+static void check_chain(vctx *v, const hx_strlist *l, const char *prefix)
+{
+    static const char *const later[] = {"cors", "queue", "rate_limit", "auth", NULL};
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < l->n; i++) {
+        pathf(path, "%s[%zu]", prefix, i);
+        if (in_list(l->items[i], later))
+            verr(v, path, "middleware %s is not supported yet", l->items[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(l->items[i], l->items[j]) == 0)
+                verr(v, path, "middleware %s is listed twice", l->items[i]);
+    }
+}
+
+static void check_server(vctx *v)
+{
+    const hx_cfg_server *s = &v->cfg->server;
+    if (!*s->host)
+        verr(v, "server.host", "empty host");
+    if (s->health_check.enabled)
+        verr(v, "server.health_check.enabled", "server health checks are not supported yet");
+    check_chain(v, &s->middleware, "server.middleware");
+    check_http3(v);
+}
+
+static void check_backups(vctx *v)
+{
+    const hx_cfg_llm *l = &v->cfg->llm;
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < l->n_backup_providers; i++) {
+        const hx_cfg_backup *b = &l->backup_providers[i];
+        if (!*b->provider)
+            verr(v, pathf(path, "llm.backup_providers[%zu].provider", i), "empty provider");
+        if (!*b->model)
+            verr(v, pathf(path, "llm.backup_providers[%zu].model", i), "empty model");
+        for (size_t j = 0; j < i; j++)
+            if (*b->name && strcmp(b->name, l->backup_providers[j].name) == 0)
+                verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
+                     "duplicate backup provider name \"%s\"", b->name);
+    }
+}
+
+static void check_llm(vctx *v)
+{
+    const hx_cfg_llm *l = &v->cfg->llm;
+    char a[HX_UNITS_BUFSZ];
+    if (!*l->provider)
+        verr(v, "llm.provider", "empty LLM provider");
+    if (!*l->model)
+        verr(v, "llm.model", "empty LLM model");
+    if (l->cache.enable)
+        verr(v, "llm.cache.enable", "response cache is not supported");
+    if (l->retry.max_delay < l->retry.initial_delay)
+        verr(v, "llm.retry.max_delay", "must not be less than initial_delay (%s)",
+             hx_units_format_duration(l->retry.initial_delay, a, sizeof a));
+    const hx_cfg_provider_health *h = &l->health_check;
+    if (h->enabled && h->interval <= 0)
+        verr(v, "llm.health_check.interval", "must be greater than 0 when health checks are enabled");
+    if (h->enabled && h->timeout <= 0)
+        verr(v, "llm.health_check.timeout", "must be greater than 0 when health checks are enabled");
+    if (h->enabled && h->failure_threshold < 1)
+        verr(v, "llm.health_check.failure_threshold",
+             "must be at least 1 when health checks are enabled");
+    check_backups(v);
+}
+
+static bool is_hex64(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f') ||
+              (s[n] >= 'A' && s[n] <= 'F')))
+            return false;
+    return n == 64;
+}
+
+static void check_auth(vctx *v)
+{
+    const hx_cfg_auth *a = &v->cfg->auth;
+    char path[PATH_MAX_LEN];
+    if (a->enabled)
+        verr(v, "auth.enabled", "API key authentication is not supported yet");
+    for (size_t i = 0; i < a->n_keys; i++) {
+        const hx_cfg_auth_key *k = &a->keys[i];
+        if (!*k->name)
+            verr(v, pathf(path, "auth.keys[%zu].name", i), "empty key name");
+        if (*k->key && *k->key_sha256)
+            verr(v, pathf(path, "auth.keys[%zu]", i), "set only one of key and key_sha256");
+        if (!*k->key && !*k->key_sha256)
+            verr(v, pathf(path, "auth.keys[%zu]", i), "one of key or key_sha256 is required");
+        if (*k->key_sha256 && !is_hex64(k->key_sha256))
+            verr(v, pathf(path, "auth.keys[%zu].key_sha256", i),
+                 "must be 64 hexadecimal characters (a SHA-256 digest)");
+        for (size_t j = 0; j < i; j++)
+            if (*k->name && strcmp(k->name, a->keys[j].name) == 0)
+                verr(v, pathf(path, "auth.keys[%zu].name", i), "duplicate key name \"%s\"",
+                     k->name);
+    }
+}
+
+static void check_features(vctx *v)
+{
+    const hx_config *c = v->cfg;
+    if (c->n_providers)
+        verr(v, "providers", "not supported; use llm and llm.backup_providers");
+    if (c->provider_preference.n)
+        verr(v, "provider_preference", "not supported; use llm and llm.backup_providers");
+    if (c->queue.enabled)
+        verr(v, "queue.enabled", "the request queue is not supported yet");
+    if (c->cors.enabled)
+        verr(v, "cors.enabled", "CORS is not supported yet");
+    for (size_t i = 0; c->cors.allow_credentials && i < c->cors.allow_origins.n; i++)
+        if (strcmp(c->cors.allow_origins.items[i], "*") == 0)
+            verr(v, "cors.allow_credentials",
+                 "cannot be true when allow_origins contains \"*\" (browsers reject it)");
+    if (c->rate_limit.enabled)
+        verr(v, "rate_limit.enabled", "rate limiting is not supported yet");
+    if (c->metrics.enabled)
+        verr(v, "metrics.enabled", "the metrics endpoint is not supported yet");
+    if (c->metrics.path[0] != '/')
+        verr(v, "metrics.path", "must start with '/'");
+    if (strcmp(c->state.backend, "redis") == 0)
+        verr(v, "state.backend", "the redis state backend is not supported yet");
+    check_auth(v);
+}
+
+static void check_routes(vctx *v)
+{
+    const hx_config *c = v->cfg;
+    char path[PATH_MAX_LEN];
+    if (c->n_routes == 0)
+        verr(v, "routes", "at least one route is required");
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const hx_cfg_route *r = &c->routes[i];
+        if (!*r->path)
+            verr(v, pathf(path, "routes[%zu].path", i), "empty path in route %zu", i);
+        else if (r->path[0] != '/')
+            verr(v, pathf(path, "routes[%zu].path", i), "must start with '/': %.*s", MAX_SHOWN,
+                 r->path);
+        for (size_t j = 0; *r->path && j < i; j++)
+            if (strcmp(r->path, c->routes[j].path) == 0)
+                verr(v, pathf(path, "routes[%zu].path", i), "duplicate path %.*s (also routes[%zu])",
+                     MAX_SHOWN, r->path, j);
+        if (!*r->handler)
+            verr(v, pathf(path, "routes[%zu].handler", i), "empty handler in route %zu", i);
+        if (!*r->version)
+            verr(v, pathf(path, "routes[%zu].version", i), "empty version in route %zu", i);
+        if (r->health_check.enabled)
+            verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
+                 "per-route health checks are not supported yet");
+        check_chain(v, &r->middleware, pathf(path, "routes[%zu].middleware", i));
+    }
+}
+
+size_t hx_config_validate(const hx_config *cfg, hx_config_errors *errs)
+{
+    vctx v = {.cfg = cfg, .errs = errs};
+    check_struct(&v, &hx__config_schema, (const char *)cfg, "");
+    check_server(&v);
+    check_llm(&v);
+    check_features(&v);
+    check_routes(&v);
+    return v.added;
+}

@@ -1,0 +1,680 @@
+/* HTTP/1.1 adapter: http-parser on a libuv TCP stream, feeding hx_req.
+ *
+ * One request is handled at a time per connection; pipelined requests wait
+ * (parser paused, bytes kept) until the current response has ended, so
+ * responses always leave in request order. Two timers per connection: `rt`
+ * for read / idle / linger deadlines, `wt` for a write that stalls. */
+#include <http_parser.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/request.h"
+#include "http/server_int.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+
+enum conn_state { ST_IDLE, ST_READING, ST_HANDLING, ST_DISCARD };
+enum rt_mode { RT_NONE, RT_READ, RT_IDLE, RT_LINGER };
+
+struct h1_conn {
+    uv_tcp_t tcp;
+    uv_timer_t rt;
+    uv_timer_t wt;
+    uv_shutdown_t shutdown_req;
+    hx_worker *w;
+    h1_conn *prev, *next;
+    http_parser parser;
+    hx_buf in;            /* received, not yet parsed */
+    hx_req *req;          /* being parsed or handled */
+    enum conn_state state;
+    enum rt_mode rt_mode;
+    hx_buf url, hname, hval;
+    bool in_value;
+    size_t header_bytes;
+    hx_err err;           /* error found by a parser callback */
+    bool err_set;
+    bool keep_alive;
+    bool close_after;     /* close once the current output is flushed */
+    bool closing;
+    bool shut;
+    bool lingering;
+    bool read_stopped;
+    bool in_parse;
+    bool chunked_out;
+    bool busy;
+    bool counted;
+    size_t out_pending;
+    int open_handles;
+};
+
+typedef struct {
+    uv_write_t w;
+    h1_conn *c;
+    size_t len;
+    char data[];
+} wreq;
+
+static http_parser_settings settings;
+static void parse_input(h1_conn *c);
+static void conn_close(h1_conn *c);
+static void rt_arm(h1_conn *c, enum rt_mode mode);
+static void begin_linger(h1_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* ---- transport (hx_transport) ----------------------------------------- */
+
+static void update_date(hx_worker *w)
+{
+    time_t now = time(NULL);
+    if (now == w->date_sec)
+        return;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    w->date_sec = now;
+}
+
+static void on_write(uv_write_t *uw, int status)
+{
+    wreq *wr = (wreq *)uw;
+    h1_conn *c = wr->c;
+    c->out_pending -= wr->len;
+    hx_free(wr);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->out_pending == 0)
+        uv_timer_stop(&c->wt);
+    else
+        uv_timer_again(&c->wt); /* progress: the stall clock starts over */
+    if (c->busy && c->out_pending <= HX_H1_LOW_WATER) {
+        c->busy = false;
+        if (c->req && c->req->on_drain)
+            c->req->on_drain(c->req, c->req->cb_ud);
+    }
+    if (c->out_pending == 0 && c->close_after && c->state != ST_HANDLING)
+        begin_linger(c);
+}
+
+static void on_write_timeout(uv_timer_t *t)
+{
+    h1_conn *c = t->data;
+    HX_LOG_INFO("write timeout, closing connection", HX_F_INT("pending_bytes", (int64_t)c->out_pending));
+    conn_close(c);
+}
+
+/* Queues up to three pieces as one write. Returns HX_RES_* */
+static int queue_write(h1_conn *c, const char *a, size_t alen, const char *b, size_t blen,
+                       const char *d, size_t dlen)
+{
+    if (c->closing)
+        return HX_RES_EGONE;
+    size_t len = alen + blen + dlen;
+    wreq *wr = hx_malloc(sizeof *wr + len);
+    if (wr == NULL)
+        return HX_RES_ENOMEM;
+    memcpy(wr->data, a, alen);
+    if (blen)
+        memcpy(wr->data + alen, b, blen);
+    if (dlen)
+        memcpy(wr->data + alen + blen, d, dlen);
+    wr->c = c;
+    wr->len = len;
+    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)len);
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+        hx_free(wr);
+        return HX_RES_EGONE;
+    }
+    c->out_pending += len;
+    if (c->req)
+        c->req->bytes_out += len;
+    int64_t wto = c->w->cfg->server.write_timeout;
+    if (wto > 0 && !uv_is_active((uv_handle_t *)&c->wt))
+        uv_timer_start(&c->wt, on_write_timeout, (uint64_t)wto, (uint64_t)wto);
+    if (c->out_pending > HX_H1_HIGH_WATER) {
+        c->busy = true;
+        return HX_RES_BUSY;
+    }
+    return HX_RES_OK;
+}
+
+static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
+{
+    h1_conn *c = r->tp_ctx;
+    hx_buf b;
+    hx_buf_init(&b, 0);
+    if (c->w->draining || !c->keep_alive)
+        c->close_after = true;
+    bool no_body = status < 200 || status == 204 || status == 304;
+    c->chunked_out = false;
+    update_date(c->w);
+    int ok = hx_buf_printf(&b, "HTTP/1.%d %d %s\r\nDate: %s\r\n", r->http_minor, status,
+                           hx_http_reason(status), c->w->date) == 0;
+    for (size_t i = 0; ok && i < h->n; i++)
+        ok = hx_buf_printf(&b, "%s: %s\r\n", h->items[i].name, h->items[i].value) == 0;
+    if (ok && !no_body) {
+        if (content_length >= 0)
+            ok = hx_buf_printf(&b, "Content-Length: %lld\r\n", (long long)content_length) == 0;
+        else if (r->http_minor >= 1 && !r->head_only)
+            ok = hx_buf_append_str(&b, "Transfer-Encoding: chunked\r\n") == 0, c->chunked_out = true;
+        else
+            c->close_after = true; /* HTTP/1.0 stream: the close ends the body */
+    }
+    if (ok && c->close_after)
+        ok = hx_buf_append_str(&b, "Connection: close\r\n") == 0;
+    else if (ok && r->http_minor == 0)
+        ok = hx_buf_append_str(&b, "Connection: keep-alive\r\n") == 0;
+    if (ok)
+        ok = hx_buf_append(&b, "\r\n", 2) == 0;
+    int rc = ok ? queue_write(c, b.data, b.len, NULL, 0, NULL, 0) : HX_RES_ENOMEM;
+    hx_buf_free(&b);
+    return rc;
+}
+
+static int tp_body(hx_req *r, const void *data, size_t len)
+{
+    h1_conn *c = r->tp_ctx;
+    if (!c->chunked_out)
+        return queue_write(c, data, len, NULL, 0, NULL, 0);
+    char pre[24];
+    int n = snprintf(pre, sizeof pre, "%zx\r\n", len);
+    return queue_write(c, pre, (size_t)n, data, len, "\r\n", 2);
+}
+
+/* The response is complete: move on to the next request or close. */
+static void finish_request(h1_conn *c)
+{
+    hx_req *r = c->req;
+    c->req = NULL;
+    c->busy = false;
+    if (r) {
+        r->tp = NULL;
+        r->tp_ctx = NULL;
+        hx_req_unref(r);
+    }
+    if (c->closing)
+        return;
+    if (c->close_after || c->state == ST_DISCARD) {
+        c->state = ST_DISCARD;
+        if (c->out_pending == 0)
+            begin_linger(c);
+        return;
+    }
+    c->state = ST_IDLE;
+    if (c->read_stopped) {
+        c->read_stopped = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    rt_arm(c, RT_IDLE);
+    if (!c->in_parse && c->in.len > 0)
+        parse_input(c);
+}
+
+static int tp_end(hx_req *r)
+{
+    h1_conn *c = r->tp_ctx;
+    int rc = HX_RES_OK;
+    if (c->chunked_out)
+        rc = queue_write(c, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
+    finish_request(c);
+    return rc < 0 ? rc : HX_RES_OK;
+}
+
+static void tp_abort(hx_req *r)
+{
+    h1_conn *c = r->tp_ctx;
+    r->on_abort = NULL; /* the handler asked for it: no callback back */
+    conn_close(c);
+}
+
+static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort};
+
+/* ---- connection lifetime ---------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    h1_conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    hx_worker *w = c->w;
+    hx_buf_free(&c->in);
+    hx_buf_free(&c->url);
+    hx_buf_free(&c->hname);
+    hx_buf_free(&c->hval);
+    hx_free(c);
+    hx_worker_maybe_stop(w);
+}
+
+static void conn_close(h1_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    hx_worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    if (c->counted)
+        atomic_fetch_sub(&w->srv->conns, 1);
+    hx_req *r = c->req;
+    c->req = NULL;
+    if (r) {
+        if (r->tp_ctx == c && !r->ended)
+            hx_req_abort(r); /* the client is gone: tell the handler */
+        r->tp = NULL;
+        r->tp_ctx = NULL;
+        hx_req_unref(r);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->rt, on_handle_closed);
+    uv_close((uv_handle_t *)&c->wt, on_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *s, int status)
+{
+    h1_conn *c = s->data;
+    if (c->closing)
+        return;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* Output done on a connection we are closing: send FIN, then keep reading
+ * and discarding for a while so unread input does not turn into a reset
+ * that destroys our last response on the client's side. */
+static void begin_linger(h1_conn *c)
+{
+    if (c->shut || c->closing)
+        return;
+    c->shut = true;
+    c->lingering = true;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    rt_arm(c, RT_LINGER);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static hx_req *ensure_req(h1_conn *c);
+static int set_target(hx_req *r, const char *url, size_t len);
+
+static void send_error(h1_conn *c, hx_err e)
+{
+    hx_req *r = ensure_req(c);
+    c->close_after = true;
+    c->state = ST_DISCARD;
+    if (r && r->path == NULL)
+        set_target(r, c->url.data ? c->url.data : "", c->url.len);
+    if (r == NULL || hx_res_error(r, e, NULL) < 0) {
+        if (!c->closing)
+            conn_close(c);
+    }
+}
+
+static void on_rt(uv_timer_t *t)
+{
+    h1_conn *c = t->data;
+    enum rt_mode mode = c->rt_mode;
+    c->rt_mode = RT_NONE;
+    if (c->closing)
+        return;
+    if (mode == RT_READ && (c->req != NULL || c->in.len > 0) && c->state == ST_READING) {
+        send_error(c, HX_ERR_REQUEST_TIMEOUT);
+        return;
+    }
+    if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
+        conn_close(c);
+}
+
+static void rt_arm(h1_conn *c, enum rt_mode mode)
+{
+    const hx_cfg_server *s = &c->w->cfg->server;
+    int64_t ms = mode == RT_READ ? s->read_timeout
+               : mode == RT_IDLE ? s->idle_timeout
+               : mode == RT_LINGER ? HX_H1_LINGER_MS : 0;
+    c->rt_mode = mode;
+    if (ms <= 0) {
+        uv_timer_stop(&c->rt);
+        c->rt_mode = RT_NONE;
+        return;
+    }
+    uv_timer_start(&c->rt, on_rt, (uint64_t)ms, 0);
+}
+
+/* ---- parser callbacks --------------------------------------------------- */
+
+static int fail_cb(h1_conn *c, hx_err e)
+{
+    c->err = e;
+    c->err_set = true;
+    return -1;
+}
+
+static hx_req *ensure_req(h1_conn *c)
+{
+    if (c->req)
+        return c->req;
+    hx_req *r = hx_req_new(&h1_transport, c, c->w->cfg);
+    if (r == NULL)
+        return NULL;
+    r->mw = hx_router_global_mw(c->w->router);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, r->peer_ip, sizeof r->peer_ip);
+            r->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, r->peer_ip, sizeof r->peer_ip);
+            r->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    hx_req_assign_id(r, false);
+    c->req = r;
+    return r;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    h1_conn *c = p->data;
+    hx_buf_reset(&c->url);
+    hx_buf_reset(&c->hname);
+    hx_buf_reset(&c->hval);
+    c->in_value = false;
+    c->header_bytes = 0;
+    return ensure_req(c) ? 0 : fail_cb(c, HX_ERR_INTERNAL);
+}
+
+static int count_header_bytes(h1_conn *c, size_t n)
+{
+    c->header_bytes += n;
+    return c->header_bytes > (size_t)c->w->cfg->server.max_header_bytes;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    h1_conn *c = p->data;
+    if (count_header_bytes(c, n))
+        return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    return hx_buf_append(&c->url, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
+}
+
+static int push_header(h1_conn *c)
+{
+    if (c->hname.len == 0)
+        return 0;
+    int rc = hx_headers_addn(&c->req->headers, c->hname.data, c->hname.len,
+                             c->hval.data ? c->hval.data : "", c->hval.len);
+    hx_buf_reset(&c->hname);
+    hx_buf_reset(&c->hval);
+    c->in_value = false;
+    return rc;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    h1_conn *c = p->data;
+    if (count_header_bytes(c, n))
+        return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    if (c->in_value && push_header(c) != 0)
+        return fail_cb(c, HX_ERR_INTERNAL);
+    return hx_buf_append(&c->hname, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    h1_conn *c = p->data;
+    if (count_header_bytes(c, n))
+        return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    c->in_value = true;
+    return hx_buf_append(&c->hval, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
+}
+
+/* Splits the request target into path and query. Absolute-form targets
+ * ("http://host/p") keep only their path. */
+static int set_target(hx_req *r, const char *url, size_t len)
+{
+    const char *s = url;
+    const char *end = url + len;
+    if (len > 7 && (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0)) {
+        s = memchr(s + 8 > end ? end : s + 8, '/', (size_t)(end - (s + 8 > end ? end : s + 8)));
+        if (s == NULL)
+            s = end;
+    }
+    const char *q = memchr(s, '?', (size_t)(end - s));
+    const char *pend = q ? q : end;
+    r->path = pend > s ? hx_strndup(s, (size_t)(pend - s)) : hx_strdup("/");
+    if (q)
+        r->query = hx_strndup(q + 1, (size_t)(end - q - 1));
+    return r->path && (!q || r->query) ? 0 : -1;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    h1_conn *c = p->data;
+    hx_req *r = c->req;
+    if (push_header(c) != 0 || set_target(r, c->url.data ? c->url.data : "", c->url.len) != 0)
+        return fail_cb(c, HX_ERR_INTERNAL);
+    r->method = http_method_str((enum http_method)p->method);
+    r->http_minor = p->http_major == 1 ? p->http_minor : 1;
+    r->head_only = p->method == HTTP_HEAD;
+    c->keep_alive = http_should_keep_alive(p) != 0;
+    hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
+    bool has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
+    if (p->content_length != ULLONG_MAX && p->content_length > (uint64_t)c->w->cfg->server.max_body_bytes)
+        return fail_cb(c, HX_ERR_BODY_TOO_LARGE);
+    const char *expect = hx_headers_get(&r->headers, "expect");
+    if (expect && has_body && r->http_minor >= 1 && strcasecmp(expect, "100-continue") == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (queue_write(c, cont, sizeof cont - 1, NULL, 0, NULL, 0) < 0)
+            return fail_cb(c, HX_ERR_INTERNAL);
+        r->bytes_out = 0; /* interim response is not part of this response */
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    h1_conn *c = p->data;
+    c->req->bytes_in += n;
+    if (c->req->body.len + n > (size_t)c->w->cfg->server.max_body_bytes)
+        return fail_cb(c, HX_ERR_BODY_TOO_LARGE);
+    return hx_buf_append(&c->req->body, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static void dispatch(h1_conn *c)
+{
+    c->state = ST_HANDLING;
+    uv_timer_stop(&c->rt);
+    c->rt_mode = RT_NONE;
+    hx_req *r = c->req;
+    r->bytes_in += c->header_bytes;
+    if (c->parser.upgrade)
+        c->close_after = true; /* we do not switch protocols on HTTP/1.1 */
+    if (atomic_load(&c->w->srv->stopping))
+        c->close_after = true;
+    /* Our own reference: a synchronous handler may end or abort the
+     * request, and nothing may free it under the router's feet. */
+    hx_req_ref(r);
+    hx_router_dispatch(c->w->router, r);
+    hx_req_unref(r);
+}
+
+static hx_err parser_error_to_hx(h1_conn *c, enum http_errno e)
+{
+    if (c->err_set)
+        return c->err;
+    if (e == HPE_HEADER_OVERFLOW)
+        return HX_ERR_HEADERS_TOO_LARGE;
+    return HX_ERR_BAD_REQUEST;
+}
+
+static void parse_input(h1_conn *c)
+{
+    c->in_parse = true;
+    while (!c->closing && c->in.len > 0 && (c->state == ST_IDLE || c->state == ST_READING)) {
+        if (c->state == ST_IDLE) {
+            c->state = ST_READING;
+            rt_arm(c, RT_READ);
+        }
+        size_t n = http_parser_execute(&c->parser, &settings, c->in.data, c->in.len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            hx_buf_consume(&c->in, n);
+            http_parser_pause(&c->parser, 0);
+            dispatch(c);
+            continue;
+        }
+        if (e != HPE_OK) {
+            hx_buf_reset(&c->in);
+            send_error(c, parser_error_to_hx(c, e));
+            break;
+        }
+        hx_buf_consume(&c->in, n);
+    }
+    c->in_parse = false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    h1_conn *c = h->data;
+    *buf = uv_buf_init(c->w->rbuf, sizeof c->w->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    h1_conn *c = s->data;
+    if (c->closing)
+        return;
+    if (nread < 0) {
+        conn_close(c); /* EOF or error; an in-flight request is aborted */
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->lingering || c->state == ST_DISCARD)
+        return;
+    if (hx_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == ST_HANDLING) {
+        /* Pipelined input waits; stop reading once enough is queued. */
+        if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
+            uv_read_stop(s);
+            c->read_stopped = true;
+        }
+        return;
+    }
+    parse_input(c);
+}
+
+/* ---- accept -------------------------------------------------------------- */
+
+static h1_conn *conn_new(hx_worker *w)
+{
+    h1_conn *c = hx_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->w = w;
+    hx_buf_init(&c->in, 0);
+    hx_buf_init(&c->url, 0);
+    hx_buf_init(&c->hname, 0);
+    hx_buf_init(&c->hval, 0);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->rt);
+    uv_timer_init(&w->loop, &c->wt);
+    c->tcp.data = c->rt.data = c->wt.data = c;
+    c->open_handles = 3;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    return c;
+}
+
+static void init_settings(void)
+{
+    if (settings.on_message_complete)
+        return;
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
+
+void hx_h1_on_connection(uv_stream_t *listener, int status)
+{
+    hx_worker *w = listener->data;
+    if (status < 0 || w->draining)
+        return;
+    init_settings();
+    h1_conn *c = conn_new(w);
+    if (c == NULL)
+        return; /* the pending connection stays in the backlog */
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    long max = (long)w->cfg->server.max_connections;
+    if (atomic_fetch_add(&w->srv->conns, 1) >= max) {
+        atomic_fetch_sub(&w->srv->conns, 1);
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
+        return;
+    }
+    c->counted = true;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    rt_arm(c, RT_READ);
+}
+
+void hx_h1_drain(hx_worker *w)
+{
+    h1_conn *c = w->conns;
+    while (c) {
+        h1_conn *next = c->next;
+        if (c->state == ST_IDLE && c->in.len == 0 && c->out_pending == 0)
+            conn_close(c);
+        else
+            c->close_after = true;
+        c = next;
+    }
+}
+
+void hx_h1_close_all(hx_worker *w)
+{
+    while (w->conns)
+        conn_close(w->conns);
+}

@@ -1,0 +1,286 @@
+#include "http/request.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "obs/log.h"
+#include "util/alloc.h"
+#include "util/uuid.h"
+
+uint64_t hx_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- headers ---------------------------------------------------------- */
+
+const char *hx_headers_get(const hx_headers *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcasecmp(h->items[i].name, name) == 0)
+            return h->items[i].value;
+    return NULL;
+}
+
+int hx_headers_addn(hx_headers *h, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        hx_header *p = hx_realloc(h->items, cap * sizeof *p);
+        if (p == NULL)
+            return -1;
+        h->items = p;
+        h->cap = cap;
+    }
+    char *n = hx_strndup(name, nlen);
+    char *v = hx_strndup(value, vlen);
+    if (n == NULL || v == NULL) {
+        hx_free(n);
+        hx_free(v);
+        return -1;
+    }
+    h->items[h->n].name = n;
+    h->items[h->n].value = v;
+    h->n++;
+    return 0;
+}
+
+int hx_headers_add(hx_headers *h, const char *name, const char *value)
+{
+    return hx_headers_addn(h, name, strlen(name), value, strlen(value));
+}
+
+int hx_headers_set(hx_headers *h, const char *name, const char *value)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->items[i].name, name) == 0) {
+            hx_free(h->items[i].name);
+            hx_free(h->items[i].value);
+            continue;
+        }
+        h->items[out++] = h->items[i];
+    }
+    h->n = out;
+    return hx_headers_add(h, name, value);
+}
+
+void hx_headers_free(hx_headers *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        hx_free(h->items[i].name);
+        hx_free(h->items[i].value);
+    }
+    hx_free(h->items);
+    h->items = NULL;
+    h->n = h->cap = 0;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+hx_req *hx_req_new(const hx_transport *tp, void *tp_ctx, hx_config *cfg)
+{
+    hx_req *r = hx_calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->refs = 1;
+    r->tp = tp;
+    r->tp_ctx = tp_ctx;
+    r->cfg = hx_config_ref(cfg);
+    r->start_ns = hx_now_ns();
+    r->deadline_ns = r->start_ns + (uint64_t)cfg->llm.request_timeout * 1000000ull;
+    r->http_minor = 1;
+    r->method = "";
+    hx_buf_init(&r->body, (size_t)cfg->server.max_body_bytes);
+    return r;
+}
+
+hx_req *hx_req_ref(hx_req *r)
+{
+    r->refs++;
+    return r;
+}
+
+static void log_access(hx_req *r)
+{
+    uint64_t dur_us = (hx_now_ns() - r->start_ns) / 1000;
+    int status = r->head_sent ? r->status : 499; /* client closed first */
+    HX_LOG_INFO("request",
+                HX_F_STR("request_id", r->request_id),
+                HX_F_STR("client_ip", r->peer_ip),
+                HX_F_STR("method", r->method),
+                HX_F_STR("path", r->path ? r->path : ""),
+                HX_F_INT("status", status),
+                HX_F_DBL("duration_ms", (double)dur_us / 1000.0),
+                HX_F_INT("bytes_in", r->bytes_in),
+                HX_F_INT("bytes_out", r->bytes_out),
+                r->error_code ? HX_F_STR("error", r->error_code) : (hx_log_field){0},
+                HX_F_BOOL("aborted", r->aborted));
+}
+
+void hx_req_unref(hx_req *r)
+{
+    if (r == NULL || --r->refs > 0)
+        return;
+    if ((r->mw & HX_MW_LOGGING) && r->cfg->logging.access_log && r->path)
+        log_access(r);
+    hx_free(r->path);
+    hx_free(r->query);
+    hx_headers_free(&r->headers);
+    hx_headers_free(&r->res_headers);
+    hx_buf_free(&r->body);
+    hx_config_unref(r->cfg);
+    hx_free(r);
+}
+
+void hx_req_abort(hx_req *r)
+{
+    if (r->aborted)
+        return;
+    r->aborted = true;
+    r->tp = NULL;
+    r->tp_ctx = NULL;
+    if (r->on_abort) {
+        hx_req_cb cb = r->on_abort;
+        r->on_abort = NULL;
+        cb(r, r->cb_ud);
+    }
+}
+
+static bool id_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+void hx_req_assign_id(hx_req *r, bool trust_incoming)
+{
+    const char *in = trust_incoming ? hx_headers_get(&r->headers, "x-request-id") : NULL;
+    if (in) {
+        size_t n = strlen(in);
+        bool ok = n > 0 && n <= HX_REQUEST_ID_MAX;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = id_char_ok(in[i]);
+        if (ok) {
+            memcpy(r->request_id, in, n + 1);
+            return;
+        }
+    }
+    hx_uuid4(r->request_id);
+}
+
+/* ---- response --------------------------------------------------------- */
+
+int hx_res_header(hx_req *r, const char *name, const char *value)
+{
+    if (r->head_sent)
+        return HX_RES_ESTATE;
+    return hx_headers_add(&r->res_headers, name, value) == 0 ? HX_RES_OK : HX_RES_ENOMEM;
+}
+
+/* Go-style duration text that time.ParseDuration accepts. */
+static void format_elapsed(uint64_t ns, char *out, size_t size)
+{
+    if (ns < 1000000ull)
+        snprintf(out, size, "%.3fus", (double)ns / 1e3);
+    else if (ns < 1000000000ull)
+        snprintf(out, size, "%.3fms", (double)ns / 1e6);
+    else
+        snprintf(out, size, "%.3fs", (double)ns / 1e9);
+}
+
+static int send_head(hx_req *r, int status, int64_t content_length)
+{
+    if (r->aborted || r->tp == NULL)
+        return HX_RES_EGONE;
+    if (r->head_sent)
+        return HX_RES_ESTATE;
+    if (r->mw & HX_MW_REQUEST_ID) {
+        if (hx_headers_set(&r->res_headers, "X-Request-ID", r->request_id) != 0)
+            return HX_RES_ENOMEM;
+    }
+    if (r->mw & HX_MW_REQUEST_TIMER) {
+        char t[32];
+        format_elapsed(hx_now_ns() - r->start_ns, t, sizeof t);
+        if (hx_headers_set(&r->res_headers, "X-Response-Time", t) != 0)
+            return HX_RES_ENOMEM;
+    }
+    r->status = status;
+    r->head_sent = true;
+    return r->tp->head(r, status, &r->res_headers, content_length);
+}
+
+int hx_res_start(hx_req *r, int status)
+{
+    return send_head(r, status, -1);
+}
+
+int hx_res_write(hx_req *r, const void *data, size_t len)
+{
+    if (r->aborted || r->tp == NULL)
+        return HX_RES_EGONE;
+    if (!r->head_sent || r->ended)
+        return HX_RES_ESTATE;
+    if (len == 0 || r->head_only)
+        return HX_RES_OK;
+    return r->tp->body(r, data, len);
+}
+
+int hx_res_end(hx_req *r)
+{
+    if (r->aborted || r->tp == NULL)
+        return HX_RES_EGONE;
+    if (!r->head_sent || r->ended)
+        return HX_RES_ESTATE;
+    r->ended = true;
+    return r->tp->end(r);
+}
+
+int hx_res_send(hx_req *r, int status, const char *content_type, const void *body, size_t len)
+{
+    if (content_type && hx_res_header(r, "Content-Type", content_type) != HX_RES_OK)
+        return HX_RES_ENOMEM;
+    int rc = send_head(r, status, (int64_t)len);
+    if (rc < 0)
+        return rc;
+    if (len && !r->head_only) {
+        rc = r->tp->body(r, body, len);
+        if (rc < 0)
+            return rc;
+    }
+    r->ended = true;
+    return r->tp->end(r);
+}
+
+int hx_res_error(hx_req *r, hx_err e, const char *message)
+{
+    if (r->aborted || r->tp == NULL)
+        return HX_RES_EGONE;
+    if (r->head_sent) {
+        /* Too late for a status: the adapter cuts the stream instead. */
+        r->tp->abort(r);
+        return HX_RES_ESTATE;
+    }
+    const hx_err_info *info = hx_err_get(e);
+    if (info->status >= 500 && e == HX_ERR_INTERNAL && !(r->mw & HX_MW_PANIC_RECOVERY)) {
+        /* Without fault containment an internal error drops the connection. */
+        r->error_code = info->code;
+        r->tp->abort(r);
+        return HX_RES_EGONE;
+    }
+    hx_buf b;
+    hx_buf_init(&b, 0);
+    if (hx_err_render(&b, e, message, r->request_id) != 0) {
+        hx_buf_free(&b);
+        r->tp->abort(r);
+        return HX_RES_ENOMEM;
+    }
+    r->error_code = info->code;
+    int rc = hx_res_send(r, info->status, "application/json", b.data, b.len);
+    hx_buf_free(&b);
+    return rc;
+}

@@ -1,0 +1,139 @@
+#include "http/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_PATCH = 32, M_OPTIONS = 64 };
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} method_bits[] = {
+    {"GET", M_GET}, {"HEAD", M_HEAD}, {"POST", M_POST}, {"PUT", M_PUT},
+    {"DELETE", M_DELETE}, {"PATCH", M_PATCH}, {"OPTIONS", M_OPTIONS},
+};
+
+typedef struct {
+    char *path;
+    hx_handler_fn fn;
+    unsigned methods;
+    unsigned mw;
+    char allow[64];
+} route;
+
+struct hx_router {
+    route *routes;
+    size_t n;
+    unsigned global_mw;
+};
+
+static unsigned method_bit(const char *m)
+{
+    for (size_t i = 0; i < sizeof method_bits / sizeof method_bits[0]; i++)
+        if (strcmp(m, method_bits[i].name) == 0)
+            return method_bits[i].bit;
+    return 0;
+}
+
+unsigned hx_router_mw_mask(const hx_strlist *names)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < names->n; i++) {
+        const char *s = names->items[i];
+        if (strcmp(s, "request_id") == 0) m |= HX_MW_REQUEST_ID;
+        else if (strcmp(s, "request_timer") == 0) m |= HX_MW_REQUEST_TIMER;
+        else if (strcmp(s, "panic_recovery") == 0) m |= HX_MW_PANIC_RECOVERY;
+        else if (strcmp(s, "logging") == 0) m |= HX_MW_LOGGING;
+    }
+    return m;
+}
+
+static void build_allow(route *rt)
+{
+    size_t off = 0;
+    rt->allow[0] = '\0';
+    unsigned ms = rt->methods;
+    if (ms & M_GET)
+        ms |= M_HEAD;
+    for (size_t i = 0; i < sizeof method_bits / sizeof method_bits[0]; i++) {
+        if (!(ms & method_bits[i].bit))
+            continue;
+        int n = snprintf(rt->allow + off, sizeof rt->allow - off, "%s%s", off ? ", " : "", method_bits[i].name);
+        if (n < 0 || (size_t)n >= sizeof rt->allow - off)
+            break;
+        off += (size_t)n;
+    }
+}
+
+hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, char *err, size_t errlen)
+{
+    hx_router *rt = hx_calloc(1, sizeof *rt);
+    if (rt == NULL)
+        goto oom;
+    rt->global_mw = hx_router_mw_mask(&cfg->server.middleware);
+    rt->routes = hx_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *rt->routes);
+    if (rt->routes == NULL)
+        goto oom;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const hx_cfg_route *cr = &cfg->routes[i];
+        route *r = &rt->routes[rt->n];
+        r->fn = lookup(cr->handler);
+        if (r->fn == NULL) {
+            snprintf(err, errlen, "route %s: unknown handler '%s'", cr->path, cr->handler);
+            goto fail;
+        }
+        r->path = hx_strdup(cr->path);
+        if (r->path == NULL)
+            goto oom;
+        rt->n++;
+        for (size_t j = 0; j < cr->methods.n; j++)
+            r->methods |= method_bit(cr->methods.items[j]);
+        r->mw = cr->middleware.n ? hx_router_mw_mask(&cr->middleware) : rt->global_mw;
+        build_allow(r);
+    }
+    return rt;
+oom:
+    snprintf(err, errlen, "out of memory building the route table");
+fail:
+    hx_router_free(rt);
+    return NULL;
+}
+
+void hx_router_free(hx_router *rt)
+{
+    if (rt == NULL)
+        return;
+    for (size_t i = 0; i < rt->n; i++)
+        hx_free(rt->routes[i].path);
+    hx_free(rt->routes);
+    hx_free(rt);
+}
+
+unsigned hx_router_global_mw(const hx_router *rt)
+{
+    return rt->global_mw;
+}
+
+void hx_router_dispatch(const hx_router *rt, hx_req *r)
+{
+    const route *found = NULL;
+    for (size_t i = 0; i < rt->n && !found; i++)
+        if (strcmp(rt->routes[i].path, r->path) == 0)
+            found = &rt->routes[i];
+    if (found == NULL) {
+        hx_res_error(r, HX_ERR_NOT_FOUND, NULL);
+        return;
+    }
+    r->mw = found->mw;
+    unsigned bit = method_bit(r->method);
+    if (bit == M_HEAD && (found->methods & M_GET) && !(found->methods & M_HEAD))
+        bit = M_GET;
+    if (!(found->methods & bit)) {
+        hx_res_header(r, "Allow", found->allow);
+        hx_res_error(r, HX_ERR_METHOD_NOT_ALLOWED, NULL);
+        return;
+    }
+    found->fn(r);
+}

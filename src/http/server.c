@@ -1,0 +1,276 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "gateway/handlers.h"
+#include "http/server_int.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+
+#define HX_LISTEN_BACKLOG 1024
+
+/* One listening socket with SO_REUSEPORT, so each worker has its own accept
+ * queue and the kernel spreads connections across them. */
+static int bind_listener(const char *host, int port, int *bound_port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gai = getaddrinfo(host && *host ? host : NULL, portstr, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", host, gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto sys_fail;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        goto sys_fail;
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+        goto sys_fail;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                     : ((struct sockaddr_in *)&ss)->sin_port);
+    freeaddrinfo(res);
+    return fd;
+sys_fail:
+    snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return -1;
+}
+
+static int cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
+{
+    hx_server *s = hx_calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = hx_config_ref(cfg);
+    s->nworkers = cfg->server.workers > 0 ? (int)cfg->server.workers : cpu_count();
+    s->router = hx_router_build(cfg, hx_handlers_lookup, err, errlen);
+    if (s->router == NULL)
+        goto fail;
+    s->workers = hx_calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (s->workers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    int port = (int)cfg->server.port;
+    for (int i = 0; i < s->nworkers; i++) {
+        hx_worker *w = &s->workers[i];
+        w->srv = s;
+        w->id = i;
+        w->cfg = cfg;
+        w->router = s->router;
+        w->listen_fd = bind_listener(cfg->server.host, port, &s->port, err, errlen);
+        if (w->listen_fd < 0)
+            goto fail;
+        port = s->port; /* port 0: every worker shares the first one's port */
+    }
+    /* http-parser's own limit sits above ours, so ours answers 431 first. */
+    http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes + 4096);
+    return s;
+fail:
+    hx_server_free(s);
+    return NULL;
+}
+
+int hx_server_port(const hx_server *s)
+{
+    return s->port;
+}
+
+void hx_server_free(hx_server *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; s->workers && i < s->nworkers; i++)
+        if (s->workers[i].listen_fd > 0 && !s->workers[i].listener_open)
+            close(s->workers[i].listen_fd);
+    hx_free(s->workers);
+    hx_router_free(s->router);
+    hx_config_unref(s->cfg);
+    hx_free(s);
+}
+
+/* ---- workers -------------------------------------------------------------- */
+
+static void worker_close_listener(hx_worker *w)
+{
+    if (w->listener_open && !uv_is_closing((uv_handle_t *)&w->listener))
+        uv_close((uv_handle_t *)&w->listener, NULL);
+}
+
+void hx_worker_maybe_stop(hx_worker *w)
+{
+    if (!w->draining || w->stopped || w->nconns > 0)
+        return;
+    w->stopped = true;
+    worker_close_listener(w);
+    /* The wake handle stays open until the main thread has joined this
+     * thread: the main thread may still uv_async_send to it. */
+    uv_stop(&w->loop);
+}
+
+/* Runs on the worker's loop when the main thread asks it to drain/force. */
+static void on_worker_wake(uv_async_t *a)
+{
+    hx_worker *w = a->data;
+    int stopping = atomic_load(&w->srv->stopping);
+    if (stopping == 0 || w->stopped)
+        return;
+    if (!w->draining) {
+        w->draining = true;
+        worker_close_listener(w);
+        hx_h1_drain(w);
+    }
+    if (stopping >= 2)
+        hx_h1_close_all(w);
+    hx_worker_maybe_stop(w);
+}
+
+static void worker_main(void *arg)
+{
+    hx_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    atomic_fetch_add(&w->srv->workers_done, 1);
+    uv_async_send(&w->srv->main_wake);
+}
+
+static int worker_start(hx_worker *w, char *err, size_t errlen)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc == 0)
+        rc = uv_async_init(&w->loop, &w->wake, on_worker_wake);
+    if (rc == 0) {
+        w->wake.data = w;
+        rc = uv_tcp_init(&w->loop, &w->listener);
+    }
+    if (rc == 0) {
+        w->listener.data = w;
+        rc = uv_tcp_open(&w->listener, w->listen_fd);
+    }
+    if (rc == 0) {
+        w->listener_open = true;
+        rc = uv_listen((uv_stream_t *)&w->listener, HX_LISTEN_BACKLOG, hx_h1_on_connection);
+    }
+    if (rc == 0)
+        rc = uv_thread_create(&w->thread, worker_main, w);
+    if (rc != 0)
+        snprintf(err, errlen, "worker %d: %s", w->id, uv_strerror(rc));
+    return rc;
+}
+
+/* ---- main thread: signals and shutdown ---------------------------------- */
+
+static void wake_workers(hx_server *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        uv_async_send(&s->workers[i].wake);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    hx_server *s = t->data;
+    HX_LOG_WARN("shutdown timeout reached, closing remaining connections",
+                HX_F_INT("shutdown_timeout_ms", s->cfg->server.shutdown_timeout));
+    atomic_store(&s->stopping, 2);
+    wake_workers(s);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    hx_server *s = sig->data;
+    if (++s->signals_seen > 1) {
+        HX_LOG_WARN("second signal, exiting immediately", HX_F_STR("signal", strsignal(signum)));
+        _exit(1);
+    }
+    HX_LOG_INFO("shutting down", HX_F_STR("signal", strsignal(signum)),
+                HX_F_INT("shutdown_timeout_ms", s->cfg->server.shutdown_timeout));
+    atomic_store(&s->stopping, 1);
+    wake_workers(s);
+    uint64_t ms = (uint64_t)(s->cfg->server.shutdown_timeout > 0 ? s->cfg->server.shutdown_timeout : 0);
+    uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, ms, 0);
+}
+
+static void on_main_wake(uv_async_t *a)
+{
+    hx_server *s = a->data;
+    if (atomic_load(&s->workers_done) < s->nworkers)
+        return;
+    uv_close((uv_handle_t *)&s->main_wake, NULL);
+    uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+}
+
+int hx_server_run(hx_server *s)
+{
+    char err[256];
+    int started = 0;
+    signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&s->main_loop) != 0)
+        return 1;
+    uv_async_init(&s->main_loop, &s->main_wake, on_main_wake);
+    uv_timer_init(&s->main_loop, &s->shutdown_timer);
+    uv_signal_init(&s->main_loop, &s->sig_term);
+    uv_signal_init(&s->main_loop, &s->sig_int);
+    s->main_wake.data = s->shutdown_timer.data = s->sig_term.data = s->sig_int.data = s;
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+
+    for (; started < s->nworkers; started++) {
+        if (worker_start(&s->workers[started], err, sizeof err) != 0) {
+            HX_LOG_ERROR("cannot start worker", HX_F_STR("error", err));
+            atomic_store(&s->stopping, 2);
+            atomic_fetch_add(&s->workers_done, s->nworkers - started);
+            for (int i = 0; i < started; i++)
+                uv_async_send(&s->workers[i].wake);
+            uv_async_send(&s->main_wake);
+            break;
+        }
+    }
+    if (started == s->nworkers)
+        HX_LOG_INFO("listening", HX_F_STR("host", s->cfg->server.host), HX_F_INT("port", s->port),
+                    HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", "http/1.1"));
+    uv_run(&s->main_loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < started; i++) {
+        hx_worker *w = &s->workers[i];
+        uv_thread_join(&w->thread);
+        /* Now nobody signals this loop any more: close what is left. */
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        worker_close_listener(w);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&w->loop) != 0)
+            HX_LOG_WARN("worker loop closed with handles still open", HX_F_INT("worker", w->id));
+    }
+    uv_loop_close(&s->main_loop);
+    if (started < s->nworkers)
+        return 1;
+    HX_LOG_INFO("stopped", HX_F_INT("connections_left", atomic_load(&s->conns)));
+    return 0;
+}

@@ -1,0 +1,74 @@
+/* Internals shared by server.c (threads, listeners, shutdown) and h1.c
+ * (HTTP/1.1 connections). Not for use outside src/http/. */
+#ifndef HX_HTTP_SERVER_INT_H
+#define HX_HTTP_SERVER_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "http/router.h"
+
+/* Reads land in one per-worker buffer; each connection keeps only the bytes
+ * it has not parsed yet, bounded by this while a request is being handled. */
+#define HX_H1_READ_BUF (64 * 1024)
+#define HX_H1_PENDING_MAX (64 * 1024)
+/* Output queued per connection before writers are told to wait. */
+#define HX_H1_HIGH_WATER (256 * 1024)
+#define HX_H1_LOW_WATER (64 * 1024)
+/* How long a closing connection keeps reading (and discarding) so the
+ * client sees our last response instead of a reset. */
+#define HX_H1_LINGER_MS 2000
+
+typedef struct hx_server hx_server;
+typedef struct h1_conn h1_conn;
+
+typedef struct hx_worker {
+    hx_server *srv;
+    int id;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    int listen_fd;
+    bool listener_open;
+    uv_async_t wake;
+    uv_thread_t thread;
+    hx_config *cfg;
+    const hx_router *router;
+    h1_conn *conns;          /* intrusive list of live connections */
+    size_t nconns;
+    bool draining;
+    bool stopped;
+    char rbuf[HX_H1_READ_BUF];
+    time_t date_sec;
+    char date[40];           /* cached "Date" header value */
+} hx_worker;
+
+struct hx_server {
+    hx_config *cfg;
+    hx_router *router;
+    int nworkers;
+    hx_worker *workers;
+    int port;
+    atomic_long conns;        /* open client connections, all workers */
+    atomic_int stopping;      /* 1 = draining, 2 = forcing */
+    atomic_int workers_done;
+    uv_loop_t main_loop;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    uv_timer_t shutdown_timer;
+    uv_async_t main_wake;
+    int signals_seen;
+};
+
+/* h1.c */
+void hx_h1_on_connection(uv_stream_t *listener, int status);
+/* Shutdown: close idle connections, let busy ones finish and then close. */
+void hx_h1_drain(hx_worker *w);
+/* Shutdown timeout: close every connection now. */
+void hx_h1_close_all(hx_worker *w);
+/* server.c: called when a worker's last connection is gone while draining. */
+void hx_worker_maybe_stop(hx_worker *w);
+
+#endif

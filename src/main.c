@@ -1,0 +1,111 @@
+/* hapax: command line, configuration, start. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "http/server.h"
+#include "obs/log.h"
+
+#define DEFAULT_CONFIG "config/hapax.yaml"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hapax [--config PATH] [--validate] [--print-config] [--version] [--help]\n"
+            "\n"
+            "  --config PATH    configuration file (default: " DEFAULT_CONFIG ")\n"
+            "  --validate       check the configuration, print every error, exit\n"
+            "  --print-config   print the effective configuration (secrets redacted), exit\n"
+            "  --version        print the version, exit\n"
+            "  --help           print this help, exit\n");
+}
+
+typedef struct {
+    const char *config;
+    int validate;
+    int print_config;
+} options;
+
+/* Returns -1 to continue, or an exit code. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] == '-' && a[1] == '-')
+            a++; /* accept both -flag and --flag, as the original did */
+        if (strcmp(a, "-config") == 0 || strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hapax: %s needs a path\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+            o->config = argv[++i];
+        } else if (strncmp(a, "-config=", 8) == 0) {
+            o->config = a + 8;
+        } else if (strcmp(a, "-validate") == 0) {
+            o->validate = 1;
+        } else if (strcmp(a, "-print-config") == 0) {
+            o->print_config = 1;
+        } else if (strcmp(a, "-version") == 0) {
+            printf("hapax %s\n", HX_VERSION);
+            return 0;
+        } else if (strcmp(a, "-help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "hapax: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+static void apply_logging(const hx_config *cfg)
+{
+    int lvl = hx_log_level_parse(cfg->logging.level);
+    hx_log_set_level(lvl < 0 ? HX_LOG_INFO : (hx_log_level)lvl);
+    hx_log_set_json(strcmp(cfg->logging.format, "text") != 0);
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.config = DEFAULT_CONFIG};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+
+    hx_config_errors errs = {0};
+    hx_config *cfg = hx_config_load_file(o.config, &errs);
+    if (cfg == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.items[i]);
+        fprintf(stderr, "hapax: configuration %s has %zu error%s\n", o.config, errs.n, errs.n == 1 ? "" : "s");
+        hx_config_errors_free(&errs);
+        return 1;
+    }
+    hx_config_errors_free(&errs);
+
+    if (o.validate || o.print_config) {
+        if (o.print_config && hx_config_print(cfg, stdout) != 0)
+            rc = 1;
+        else if (o.validate && !o.print_config)
+            printf("configuration is valid\n");
+        hx_config_unref(cfg);
+        return rc < 0 ? 0 : rc;
+    }
+
+    apply_logging(cfg);
+    char err[256];
+    hx_server *srv = hx_server_new(cfg, err, sizeof err);
+    if (srv == NULL) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", o.config));
+        hx_config_unref(cfg);
+        return 1;
+    }
+    HX_LOG_INFO("starting hapax", HX_F_STR("version", HX_VERSION), HX_F_STR("config", o.config));
+    rc = hx_server_run(srv);
+    hx_server_free(srv);
+    hx_config_unref(cfg);
+    return rc;
+}

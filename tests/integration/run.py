@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Runs the hapax integration tests against a built binary.
+
+    python3 tests/integration/run.py --bin build/hapax [-k PATTERN]... [-v]
+                                     [--artifacts DIR] [--failfast] [--list]
+
+-k selects tests whose id (e.g. test_http.HealthTest.test_head) contains
+PATTERN, or matches it as a shell glob when it has * ? or [. Repeat -k to
+select the union. Exit status: 0 all passed, 1 a test failed, 2 usage error
+(no binary, nothing selected).
+
+Each test writes its config and the child's stderr/stdout under the
+artifacts directory (a fresh temp dir unless --artifacts is given); the
+directory is removed when everything passed, kept (and printed) otherwise.
+"""
+
+import argparse
+import faulthandler
+import fnmatch
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+# Whole-suite safety net: every wait in the tests is bounded, but should
+# something still block, dump the stacks and exit instead of hanging CI.
+# Children die with the runner (PR_SET_PDEATHSIG).
+SUITE_LIMIT_S = 900
+
+
+def iter_tests(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from iter_tests(t)
+        else:
+            yield t
+
+
+def selected(test_id, patterns):
+    if not patterns:
+        return True
+    for p in patterns:
+        if any(ch in p for ch in "*?["):
+            if fnmatch.fnmatchcase(test_id, p) or fnmatch.fnmatchcase(test_id, "*" + p + "*"):
+                return True
+        elif p in test_id:
+            return True
+    return False
+
+
+class TimedResult(unittest.TextTestResult):
+    """Records each test's wall time for the summary."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.durations = []
+        self._t0 = {}
+
+    def startTest(self, test):
+        self._t0[test.id()] = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        t0 = self._t0.pop(test.id(), None)
+        if t0 is not None:
+            self.durations.append((time.monotonic() - t0, test.id()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description="hapax integration tests")
+    ap.add_argument("--bin", default=os.path.join(harness.REPO_ROOT, "build", "hapax"),
+                    help="path to the hapax binary (default: build/hapax)")
+    ap.add_argument("-k", action="append", default=[], metavar="PATTERN",
+                    help="only tests whose id contains PATTERN (or matches the glob)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="one line per test")
+    ap.add_argument("--artifacts", help="keep configs and child logs here")
+    ap.add_argument("--failfast", action="store_true", help="stop at the first failure")
+    ap.add_argument("--list", action="store_true", help="list the selected tests and exit")
+    args = ap.parse_args()
+
+    binary = os.path.abspath(args.bin)
+    if not args.list and not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        print("run.py: binary not found or not executable: %s" % binary, file=sys.stderr)
+        return 2
+    harness.BIN = binary
+    os.environ["HAPAX_BIN"] = binary
+
+    keep = args.artifacts is not None
+    artifacts = os.path.abspath(args.artifacts) if keep else tempfile.mkdtemp(prefix="hapax-it-")
+    os.makedirs(artifacts, exist_ok=True)
+    harness.ARTIFACTS = artifacts
+    os.environ["HAPAX_IT_ARTIFACTS"] = artifacts
+
+    loader = unittest.TestLoader()
+    discovered = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    tests = []
+    for t in iter_tests(discovered):
+        # Import errors surface as _FailedTest; always keep those.
+        if type(t).__name__ == "_FailedTest" or selected(t.id(), args.k):
+            tests.append(t)
+    if args.list:
+        for t in tests:
+            print(t.id())
+        return 0
+    if not tests:
+        print("run.py: no test matches %s" % " ".join(args.k), file=sys.stderr)
+        return 2
+
+    suite = unittest.TestSuite(tests)
+    faulthandler.dump_traceback_later(SUITE_LIMIT_S, exit=True)
+    start = time.monotonic()
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2 if args.verbose else 1,
+                                     failfast=args.failfast, resultclass=TimedResult)
+    result = runner.run(suite)
+    faulthandler.cancel_dump_traceback_later()
+    elapsed = time.monotonic() - start
+
+    failed_ids = []
+    for t in [f[0] for f in result.failures + result.errors] + result.unexpectedSuccesses:
+        tid = getattr(t, "test_case", t).id()   # a failed subTest counts for its test
+        if tid not in failed_ids:
+            failed_ids.append(tid)
+    print()
+    print("=" * 70)
+    print("hapax integration: %d run, %d passed, %d failed, %d skipped in %.1fs"
+          % (result.testsRun, result.testsRun - len(failed_ids) - len(result.skipped),
+             len(failed_ids), len(result.skipped), elapsed))
+    print("binary: %s" % binary)
+    if args.verbose:
+        print("slowest tests:")
+        for d, tid in sorted(result.durations, reverse=True)[:8]:
+            print("  %6.2fs %s" % (d, tid))
+    for tid in failed_ids:
+        print("  FAILED %s" % tid)
+    ok = result.wasSuccessful()
+    if ok and not keep:
+        shutil.rmtree(artifacts, ignore_errors=True)
+    else:
+        print("artifacts (configs, child stderr): %s" % artifacts)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/uuid.h"
+
+static void test_fail_at_nth(void **state)
+{
+    (void)state;
+    hx_alloc_fail_at(2, 0);
+    void *a = hx_malloc(8);
+    void *b = hx_malloc(8);
+    void *c = hx_malloc(8);
+    assert_non_null(a);
+    assert_null(b);
+    assert_non_null(c); /* not sticky */
+    hx_free(a);
+    hx_free(c);
+    hx_alloc_fail_at(1, 1);
+    assert_null(hx_strdup("x"));
+    assert_null(hx_calloc(1, 4));
+    hx_alloc_fail_at(0, 0);
+    char *d = hx_strdup("back");
+    assert_string_equal(d, "back");
+    hx_free(d);
+}
+
+static void test_buf_limits(void **state)
+{
+    (void)state;
+    hx_buf b;
+    hx_buf_init(&b, 10);
+    assert_int_equal(hx_buf_append_str(&b, "0123456789"), 0);
+    assert_int_equal(hx_buf_append(&b, "x", 1), -1); /* max reached */
+    assert_int_equal(b.len, 10);
+    hx_buf_consume(&b, 4);
+    assert_string_equal(b.data, "456789");
+    assert_int_equal(hx_buf_printf(&b, "%d", 42), 0);
+    assert_string_equal(b.data, "45678942");
+    hx_buf_free(&b);
+
+    hx_buf_init(&b, 0);
+    hx_alloc_fail_at(1, 0);
+    assert_int_equal(hx_buf_append_str(&b, "y"), -1);
+    assert_int_equal(hx_buf_append_str(&b, "y"), 0);
+    size_t n;
+    char *s = hx_buf_steal(&b, &n);
+    assert_int_equal(n, 1);
+    assert_null(b.data);
+    hx_free(s);
+}
+
+static void test_uuid_format(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    hx_uuid4(a);
+    hx_uuid4(b);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[8], '-');
+    assert_int_equal(a[14], '4');
+    assert_non_null(strchr("89ab", a[19]));
+    assert_string_not_equal(a, b);
+    for (int i = 0; i < 36; i++)
+        assert_non_null(strchr("0123456789abcdef-", a[i]));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fail_at_nth),
+        cmocka_unit_test(test_buf_limits),
+        cmocka_unit_test(test_uuid_format),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

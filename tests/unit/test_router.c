@@ -1,0 +1,176 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "config/config.h"
+#include "gateway/handlers.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "util/alloc.h"
+
+/* A transport that records what the router and handlers send. */
+typedef struct {
+    int status;
+    int64_t content_length;
+    char allow[64];
+    char xrid[160];
+    bool has_timer;
+    hx_buf body;
+    int ends;
+} capture;
+
+static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
+{
+    capture *c = r->tp_ctx;
+    c->status = status;
+    c->content_length = cl;
+    const char *a = hx_headers_get(h, "allow");
+    snprintf(c->allow, sizeof c->allow, "%s", a ? a : "");
+    const char *x = hx_headers_get(h, "x-request-id");
+    snprintf(c->xrid, sizeof c->xrid, "%s", x ? x : "");
+    c->has_timer = hx_headers_get(h, "x-response-time") != NULL;
+    return 0;
+}
+static int cap_body(hx_req *r, const void *d, size_t n)
+{
+    capture *c = r->tp_ctx;
+    return hx_buf_append(&c->body, d, n);
+}
+static int cap_end(hx_req *r)
+{
+    ((capture *)r->tp_ctx)->ends++;
+    return 0;
+}
+static void cap_abort(hx_req *r) { (void)r; }
+static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
+
+static hx_config *cfg;
+static hx_router *rt;
+
+static int setup(void **state)
+{
+    (void)state;
+    cfg = hx_config_default();
+    char err[128];
+    rt = hx_router_build(cfg, hx_handlers_lookup, err, sizeof err);
+    return cfg && rt ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    hx_router_free(rt);
+    hx_config_unref(cfg);
+    return 0;
+}
+
+static void run(capture *c, const char *method, const char *path)
+{
+    memset(c, 0, sizeof *c);
+    hx_buf_init(&c->body, 0);
+    hx_req *r = hx_req_new(&cap_tp, c, cfg);
+    assert_non_null(r);
+    r->method = method;
+    r->path = hx_strdup(path);
+    r->head_only = strcmp(method, "HEAD") == 0;
+    r->mw = hx_router_global_mw(rt);
+    hx_req_assign_id(r, false);
+    hx_router_dispatch(rt, r);
+    hx_req_unref(r);
+}
+
+static void test_health_ok(void **state)
+{
+    (void)state;
+    capture c;
+    run(&c, "GET", "/health");
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body.data, "{\"status\":\"ok\"}\n");
+    assert_int_equal(c.ends, 1);
+    assert_int_equal(strlen(c.xrid), 36);
+    assert_true(c.has_timer);
+    hx_buf_free(&c.body);
+}
+
+static void test_head_has_length_no_body(void **state)
+{
+    (void)state;
+    capture c;
+    run(&c, "HEAD", "/health");
+    assert_int_equal(c.status, 200);
+    assert_int_equal(c.content_length, 16);
+    assert_int_equal(c.body.len, 0);
+    hx_buf_free(&c.body);
+}
+
+static void test_not_found_and_method(void **state)
+{
+    (void)state;
+    capture c;
+    run(&c, "GET", "/nope");
+    assert_int_equal(c.status, 404);
+    assert_non_null(strstr(c.body.data, "\"not_found\""));
+    hx_buf_free(&c.body);
+
+    run(&c, "DELETE", "/health");
+    assert_int_equal(c.status, 405);
+    assert_string_equal(c.allow, "GET, HEAD");
+    assert_non_null(strstr(c.body.data, "\"method_not_allowed\""));
+    hx_buf_free(&c.body);
+
+    run(&c, "GET", "/v1/completions");
+    assert_int_equal(c.status, 405);
+    assert_string_equal(c.allow, "POST");
+    hx_buf_free(&c.body);
+}
+
+static void test_unbuilt_handler_is_501(void **state)
+{
+    (void)state;
+    capture c;
+    run(&c, "POST", "/v1/completions");
+    assert_int_equal(c.status, 501);
+    assert_non_null(strstr(c.body.data, "\"not_implemented\""));
+    hx_buf_free(&c.body);
+}
+
+static void test_mw_mask(void **state)
+{
+    (void)state;
+    char *names[] = {"request_id", "logging", "auth"};
+    hx_strlist l = {names, 3};
+    unsigned m = hx_router_mw_mask(&l);
+    assert_true(m & HX_MW_REQUEST_ID);
+    assert_true(m & HX_MW_LOGGING);
+    assert_false(m & HX_MW_REQUEST_TIMER);
+    assert_false(m & HX_MW_PANIC_RECOVERY);
+}
+
+static void test_unknown_handler_rejected(void **state)
+{
+    (void)state;
+    hx_config *c2 = hx_config_default();
+    hx_free(c2->routes[0].handler);
+    c2->routes[0].handler = hx_strdup("nonsense");
+    char err[128] = "";
+    assert_null(hx_router_build(c2, hx_handlers_lookup, err, sizeof err));
+    assert_non_null(strstr(err, "nonsense"));
+    hx_config_unref(c2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_ok),
+        cmocka_unit_test(test_head_has_length_no_body),
+        cmocka_unit_test(test_not_found_and_method),
+        cmocka_unit_test(test_unbuilt_handler_is_501),
+        cmocka_unit_test(test_mw_mask),
+        cmocka_unit_test(test_unknown_handler_rejected),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
