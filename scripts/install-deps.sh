@@ -5,7 +5,7 @@
 set -eu
 
 BUILD_PKGS="gcc make meson ninja-build pkg-config libuv1-dev libhttp-parser-dev \
-libyaml-dev libjson-c-dev"
+libyaml-dev libjson-c-dev libcurl4-openssl-dev"
 TEST_PKGS="libcmocka-dev python3 curl"
 
 case "${1:-build}" in

@@ -3,8 +3,10 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "gateway/gateway.h"
 #include "http/server.h"
 #include "obs/log.h"
+#include "upstream/upstream.h"
 
 #define DEFAULT_CONFIG "config/hapax.yaml"
 
@@ -97,15 +99,24 @@ int main(int argc, char **argv)
 
     apply_logging(cfg);
     char err[256];
-    hx_server *srv = hx_server_new(cfg, err, sizeof err);
-    if (srv == NULL) {
-        HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", o.config));
+    hx_gateway gw;
+    if (hx_upstream_global_init() != 0 || hx_gateway_init(&gw, cfg, err, sizeof err) != 0) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", "provider initialisation failed"));
         hx_config_unref(cfg);
         return 1;
     }
+    hx_server *srv = hx_server_new(cfg, err, sizeof err);
+    if (srv == NULL) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", o.config));
+        hx_gateway_free(&gw);
+        hx_config_unref(cfg);
+        return 1;
+    }
+    hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, &gw);
     HX_LOG_INFO("starting hapax", HX_F_STR("version", HX_VERSION), HX_F_STR("config", o.config));
     rc = hx_server_run(srv);
     hx_server_free(srv);
+    hx_gateway_free(&gw);
     hx_config_unref(cfg);
     return rc;
 }

@@ -260,7 +260,9 @@ typedef struct hx_config {
 } hx_config;
 
 /* Every problem found while loading, each already formatted as
- * "FILE:LINE:COL: path: message" (or "path: message" when no position). */
+ * "FILE:LINE:COL: path: message" (or "path: message" when no position).
+ * Loading and validation stop adding after HX_CONFIG_MAX_ERRORS. */
+#define HX_CONFIG_MAX_ERRORS 100
 typedef struct {
     char **items;
     size_t n;
@@ -273,14 +275,19 @@ hx_config *hx_config_default(void);
 /* Loads PATH on top of the defaults, expands ${VAR} in scalar values, checks
  * every key, type and range. On success returns the config (refs = 1) and
  * leaves errs empty; on failure returns NULL and fills errs with every error
- * found. Caller frees errs with hx_config_errors_free either way. */
+ * found (sorted by position; errs starts zeroed or holds earlier errors,
+ * which are kept). errs can stay empty only when memory ran out. Caller
+ * frees errs with hx_config_errors_free either way. Files over 4 MiB, more
+ * than one YAML document and an empty document are errors. */
 hx_config *hx_config_load_file(const char *path, hx_config_errors *errs);
 /* Same for YAML text already in memory; `name` is used in messages. */
 hx_config *hx_config_load_string(const char *yaml, size_t len, const char *name,
                                  hx_config_errors *errs);
 
-/* Cross-field validation of a built config (also run by the loaders).
- * Appends to errs; returns the number of errors added. */
+/* Validation of a built config (also run by the loaders): ranges, allowed
+ * values, cross-field rules and "not supported yet" features. Appends to
+ * errs; returns the number of errors added. Every string field must be
+ * non-NULL (as hx_config_default and the loaders leave them). */
 size_t hx_config_validate(const hx_config *cfg, hx_config_errors *errs);
 
 /* Writes the effective configuration as YAML, secrets shown as

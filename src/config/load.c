@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
-#include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,9 +18,9 @@
 #include "util/units.h"
 
 #define MAX_FILE_BYTES (4 * 1024 * 1024)
-#define MAX_NODES 1000000  /* visits, so alias bombs stop early */
+#define MAX_NODES 100000   /* visits, so alias bombs stop early */
 #define MAX_MAP_KEYS 4096  /* free-form maps are checked pairwise for duplicates */
-#define MAX_ERRORS 100
+#define MAX_LIST_ITEMS 4096 /* validation compares list elements pairwise */
 #define MAX_SHOWN 64       /* characters of a bad value quoted in a message */
 
 typedef struct {
@@ -54,11 +53,8 @@ static void werr(walk *w, yaml_mark_t mark, const char *fmt, ...)
     if (hx_config_errors_add(w->errs, "%s:%zu:%zu: %s%s%s", w->name, mark.line + 1,
                              mark.column + 1, path, *path ? ": " : "", msg) != 0)
         w->oom = true;
-    if (w->errs->n >= MAX_ERRORS) {
-        if (hx_config_errors_add(w->errs, "%s: too many errors, stopping", w->name) != 0)
-            w->oom = true;
+    if (w->errs->n >= HX_CONFIG_MAX_ERRORS)
         w->stop = true;
-    }
 }
 
 /* ---- path and marks ---- */
@@ -287,10 +283,16 @@ static void apply_scalar(walk *w, const yaml_node_t *n, const hx_field *f, char 
 
 static bool want(walk *w, const yaml_node_t *n, yaml_node_type_t type, hx_ftype ft)
 {
-    if (n->type == type)
-        return true;
-    werr(w, n->start_mark, "expected %s, got %s", type_desc(ft), node_kind(n));
-    return false;
+    if (n->type != type) {
+        werr(w, n->start_mark, "expected %s, got %s", type_desc(ft), node_kind(n));
+        return false;
+    }
+    if (type == YAML_SEQUENCE_NODE &&
+        n->data.sequence.items.top - n->data.sequence.items.start > MAX_LIST_ITEMS) {
+        werr(w, n->start_mark, "too many items (at most %d)", MAX_LIST_ITEMS);
+        return false;
+    }
+    return true;
 }
 
 static void apply_strlist(walk *w, const yaml_node_t *n, const hx_field *f, char *base)
@@ -644,9 +646,10 @@ static void log_vars(const walk *w)
     hx_buf_free(&b);
 }
 
-/* Applies the document onto cfg; false when memory ran out. */
+/* Applies the document onto cfg; false when memory ran out. *stopped is
+ * set when the walk gave up (too many errors or nodes). */
 static bool walk_document(yaml_document_t *doc, const char *name, hx_config *cfg,
-                          hx_config_errors *errs)
+                          hx_config_errors *errs, bool *stopped)
 {
     walk w = {.doc = doc, .name = name, .errs = errs, .marks = cfg->marks};
     hx_buf_init(&w.path, 0);
@@ -658,43 +661,10 @@ static bool walk_document(yaml_document_t *doc, const char *name, hx_config *cfg
         apply_struct(&w, root, &hx__config_schema, (char *)cfg);
     if (!w.oom)
         log_vars(&w);
+    *stopped = w.stop;
     hx__strlist_free(&w.vars);
     hx_buf_free(&w.path);
     return !w.oom;
-}
-
-/* Line and column of "NAME:LINE:COL: ..." (0 when there are none). */
-static void error_pos(const char *e, size_t name_len, unsigned long *line, unsigned long *col)
-{
-    *line = *col = 0;
-    if (strlen(e) <= name_len || e[name_len] != ':')
-        return;
-    char *end;
-    *line = strtoul(e + name_len + 1, &end, 10);
-    if (*end == ':')
-        *col = strtoul(end + 1, NULL, 10);
-}
-
-/* Sorts errors [from, n) by position (stable insertion sort, few errors);
- * errors without a position keep their order after the others. */
-static void sort_errors(hx_config_errors *errs, size_t from, const char *name)
-{
-    size_t nl = strlen(name);
-    for (size_t i = from + 1; i < errs->n; i++) {
-        char *e = errs->items[i];
-        unsigned long l, c;
-        error_pos(e, nl, &l, &c);
-        size_t j = i;
-        for (; j > from; j--) {
-            unsigned long pl, pc;
-            error_pos(errs->items[j - 1], nl, &pl, &pc);
-            bool before = l && (pl == 0 || l < pl || (l == pl && c < pc));
-            if (!before)
-                break;
-            errs->items[j] = errs->items[j - 1];
-        }
-        errs->items[j] = e;
-    }
 }
 
 static hx_config *load_text(const char *yaml, size_t len, const char *name, const char *path,
@@ -716,16 +686,20 @@ static hx_config *load_text(const char *yaml, size_t len, const char *name, cons
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     yaml_document_t doc;
+    bool stopped = false;
     if (parse_one(&parser, &doc, name, errs, &oom)) {
-        oom = !walk_document(&doc, name, cfg, errs);
+        oom = !walk_document(&doc, name, cfg, errs, &stopped);
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
     if (!oom)
         oom = hx__config_finalize(cfg) != 0;
-    if (!oom)
+    if (!oom && !stopped)
         hx_config_validate(cfg, errs);
-    sort_errors(errs, before, name);
+    hx__errors_sort(errs, before, name);
+    if (errs->n >= HX_CONFIG_MAX_ERRORS)
+        hx_config_errors_add(errs, "%s: too many errors, only the first %d are shown", name,
+                             HX_CONFIG_MAX_ERRORS);
 done:
     if (oom)
         hx_config_errors_add(errs, "%s: out of memory while loading the configuration", name);
@@ -741,11 +715,12 @@ done:
 hx_config *hx_config_load_string(const char *yaml, size_t len, const char *name,
                                  hx_config_errors *errs)
 {
+    name = name ? name : "<string>";
     if (len > MAX_FILE_BYTES) {
         hx_config_errors_add(errs, "%s: configuration is larger than 4 MiB", name);
         return NULL;
     }
-    return load_text(yaml, len, name ? name : "<string>", NULL, errs);
+    return load_text(yaml, len, name, NULL, errs);
 }
 
 /* Reads at most MAX_FILE_BYTES + 1 bytes; NULL after adding an error. */

@@ -470,7 +470,10 @@ static void routes_defaults(dflt *d, hx_config *c)
         const char *path, *handler;
         const char *const *methods;
     } def[] = {
+        {"/v1/chat/completions", "chat", STRS("POST")},
         {"/v1/completions", "completion", STRS("POST")},
+        {"/v1/messages", "messages", STRS("POST")},
+        {"/v1/models", "models", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
     };

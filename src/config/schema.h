@@ -74,6 +74,10 @@ void hx__kvlist_free(hx_kvlist *l);
  * backup names. 0 or -1 when out of memory. */
 int hx__config_finalize(hx_config *cfg);
 
+/* Sorts errs->items[from..n) by the LINE:COL after "name:"; errors without
+ * a position keep their order after the others. */
+void hx__errors_sort(hx_config_errors *errs, size_t from, const char *name);
+
 /* YAML positions of loaded values, by path ("server.port", "routes[1]"),
  * so that validation errors of a loaded config can point into the file. */
 typedef struct {

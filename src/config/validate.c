@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -59,6 +60,39 @@ void hx_config_errors_free(hx_config_errors *errs)
     errs->n = 0;
 }
 
+/* Line and column of "NAME:LINE:COL: ..." (0 when there are none). */
+static void error_pos(const char *e, size_t name_len, unsigned long *line, unsigned long *col)
+{
+    *line = *col = 0;
+    if (strlen(e) <= name_len || e[name_len] != ':')
+        return;
+    char *end;
+    *line = strtoul(e + name_len + 1, &end, 10);
+    if (*end == ':')
+        *col = strtoul(end + 1, NULL, 10);
+}
+
+/* Stable insertion sort: there are at most HX_CONFIG_MAX_ERRORS. */
+void hx__errors_sort(hx_config_errors *errs, size_t from, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = from + 1; i < errs->n; i++) {
+        char *e = errs->items[i];
+        unsigned long l, c;
+        error_pos(e, nl, &l, &c);
+        size_t j = i;
+        for (; j > from; j--) {
+            unsigned long pl, pc;
+            error_pos(errs->items[j - 1], nl, &pl, &pc);
+            bool before = l && (pl == 0 || l < pl || (l == pl && c < pc));
+            if (!before)
+                break;
+            errs->items[j] = errs->items[j - 1];
+        }
+        errs->items[j] = e;
+    }
+}
+
 typedef struct {
     const hx_config *cfg;
     hx_config_errors *errs;
@@ -70,6 +104,8 @@ typedef struct {
 static void verr(vctx *v, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void verr(vctx *v, const char *path, const char *fmt, ...)
 {
+    if (v->errs->n >= HX_CONFIG_MAX_ERRORS)
+        return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);

@@ -8,6 +8,7 @@ static const hx_err_info table[HX_ERR__COUNT] = {
     [HX_ERR_UNAUTHORIZED] = {401, "authentication_error", "invalid_api_key", "A valid API key is required."},
     [HX_ERR_FORBIDDEN] = {403, "permission_error", "forbidden", "This key may not use this resource."},
     [HX_ERR_NOT_FOUND] = {404, "invalid_request_error", "not_found", "No route matches this path."},
+    [HX_ERR_MODEL_NOT_FOUND] = {404, "invalid_request_error", "model_not_found", "The model is not served by this gateway."},
     [HX_ERR_METHOD_NOT_ALLOWED] = {405, "invalid_request_error", "method_not_allowed", "This method is not allowed on this path."},
     [HX_ERR_REQUEST_TIMEOUT] = {408, "invalid_request_error", "request_timeout", "The request was not received within the read timeout."},
     [HX_ERR_BODY_TOO_LARGE] = {413, "invalid_request_error", "body_too_large", "The request body is larger than the server accepts."},

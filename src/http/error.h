@@ -14,6 +14,7 @@ typedef enum {
     HX_ERR_UNAUTHORIZED,        /* 401 */
     HX_ERR_FORBIDDEN,           /* 403 */
     HX_ERR_NOT_FOUND,           /* 404 */
+    HX_ERR_MODEL_NOT_FOUND,     /* 404 model_not_found */
     HX_ERR_METHOD_NOT_ALLOWED,  /* 405 */
     HX_ERR_REQUEST_TIMEOUT,     /* 408 */
     HX_ERR_BODY_TOO_LARGE,      /* 413 */

@@ -371,6 +371,8 @@ static hx_req *ensure_req(h1_conn *c)
     if (r == NULL)
         return NULL;
     r->mw = hx_router_global_mw(c->w->router);
+    r->app = c->w->app;
+    r->loop = &c->w->loop;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {

@@ -119,6 +119,11 @@ static void log_access(hx_req *r)
                 HX_F_INT("bytes_in", r->bytes_in),
                 HX_F_INT("bytes_out", r->bytes_out),
                 r->error_code ? HX_F_STR("error", r->error_code) : (hx_log_field){0},
+                r->log_provider[0] ? HX_F_STR("provider", r->log_provider) : (hx_log_field){0},
+                r->log_model[0] ? HX_F_STR("model", r->log_model) : (hx_log_field){0},
+                r->log_attempts ? HX_F_INT("attempts", r->log_attempts) : (hx_log_field){0},
+                r->log_attempts ? HX_F_INT("prompt_tokens", r->log_prompt_tokens) : (hx_log_field){0},
+                r->log_attempts ? HX_F_INT("completion_tokens", r->log_completion_tokens) : (hx_log_field){0},
                 HX_F_BOOL("aborted", r->aborted));
 }
 

@@ -103,6 +103,13 @@ struct hx_req {
     uint64_t bytes_in;
     uint64_t bytes_out;
     const char *error_code;      /* for the access log: code of the error sent */
+    /* set by the gateway for the access log */
+    char log_provider[64];
+    char log_model[128];
+    int log_attempts;
+    int64_t log_prompt_tokens;
+    int64_t log_completion_tokens;
+    void *app;                   /* the worker's application context */
 
     /* callbacks set by the handler */
     hx_req_cb on_abort;

@@ -153,9 +153,22 @@ static void on_worker_wake(uv_async_t *a)
     hx_worker_maybe_stop(w);
 }
 
+void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn fini, void *app)
+{
+    s->app_init = init;
+    s->app_fini = fini;
+    s->app = app;
+}
+
 static void worker_main(void *arg)
 {
     hx_worker *w = arg;
+    if (w->srv->app_init && (w->app = w->srv->app_init(&w->loop, w->srv->app)) == NULL) {
+        HX_LOG_ERROR("worker initialisation failed", HX_F_INT("worker", w->id));
+        hx_h1_close_all(w);
+        w->draining = true;
+        hx_worker_maybe_stop(w);
+    }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     atomic_fetch_add(&w->srv->workers_done, 1);
     uv_async_send(&w->srv->main_wake);
@@ -264,6 +277,8 @@ int hx_server_run(hx_server *s)
         /* Now nobody signals this loop any more: close what is left. */
         uv_close((uv_handle_t *)&w->wake, NULL);
         worker_close_listener(w);
+        if (w->app && s->app_fini)
+            s->app_fini(w->app);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&w->loop) != 0)
             HX_LOG_WARN("worker loop closed with handles still open", HX_F_INT("worker", w->id));

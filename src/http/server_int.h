@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "http/router.h"
+#include "http/server.h"
 
 /* Reads land in one per-worker buffer; each connection keeps only the bytes
  * it has not parsed yet, bounded by this while a request is being handled. */
@@ -36,6 +37,7 @@ typedef struct hx_worker {
     uv_thread_t thread;
     hx_config *cfg;
     const hx_router *router;
+    void *app;               /* from the server's init hook */
     h1_conn *conns;          /* intrusive list of live connections */
     size_t nconns;
     bool draining;
@@ -60,6 +62,9 @@ struct hx_server {
     uv_timer_t shutdown_timer;
     uv_async_t main_wake;
     int signals_seen;
+    hx_worker_init_fn app_init;
+    hx_worker_fini_fn app_fini;
+    void *app;
 };
 
 /* h1.c */

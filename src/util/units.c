@@ -304,10 +304,12 @@ const char *hx_units_format_double(double d, char *out, size_t size)
         snprintf(out, size, "%.0f", d);
         return out;
     }
+    char tmp[HX_UNITS_BUFSZ];
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, size, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
             break;
     }
+    snprintf(out, size, "%s", tmp);
     return out;
 }

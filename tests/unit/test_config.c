@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "obs/log.h"
 #include "util/alloc.h"
 
 /* ---- helpers ---- */
@@ -110,13 +111,18 @@ static void test_default_values(void **state)
     assert_string_equal(c->logging.level, "info");
     assert_string_equal(c->logging.format, "json");
     assert_int_equal(c->rate_limit.limits.requests_per_minute, 60);
-    assert_int_equal(c->n_routes, 3);
-    assert_string_equal(c->routes[0].path, "/v1/completions");
-    assert_string_equal(c->routes[0].handler, "completion");
-    assert_string_equal(c->routes[0].methods.items[0], "POST");
-    assert_string_equal(c->routes[1].path, "/health");
-    assert_int_equal(c->routes[1].methods.n, 2);
-    assert_string_equal(c->routes[2].path, "/metrics");
+    /* The original's 3 routes plus the OpenAI and Anthropic APIs. */
+    assert_int_equal(c->n_routes, 6);
+    assert_string_equal(c->routes[0].path, "/v1/chat/completions");
+    assert_string_equal(c->routes[0].handler, "chat");
+    assert_string_equal(c->routes[1].path, "/v1/completions");
+    assert_string_equal(c->routes[1].handler, "completion");
+    assert_string_equal(c->routes[1].methods.items[0], "POST");
+    assert_string_equal(c->routes[2].path, "/v1/messages");
+    assert_string_equal(c->routes[3].path, "/v1/models");
+    assert_string_equal(c->routes[4].path, "/health");
+    assert_int_equal(c->routes[4].methods.n, 2);
+    assert_string_equal(c->routes[5].path, "/metrics");
     hx_config_errors e = {0};
     assert_int_equal(hx_config_validate(c, &e), 0);
     hx_config_unref(c);
@@ -166,7 +172,7 @@ static void test_load_full_yaml(void **state)
     assert_string_equal(c->llm.provider, "openai");
     assert_string_equal(c->llm.model, "gpt-4");
     assert_string_equal(c->logging.level, "debug");
-    assert_int_equal(c->n_routes, 2); /* replaces the 3 defaults */
+    assert_int_equal(c->n_routes, 2); /* replaces the defaults */
     assert_string_equal(c->routes[1].path, "/health");
     /* methods follow the handler when left out */
     assert_int_equal(c->routes[0].methods.n, 1);
@@ -289,6 +295,30 @@ static void test_env_everywhere(void **state)
     unsetenv("API_VERSION");
     unsetenv("FULL_URL");
     unsetenv("HANDLER");
+}
+
+static void test_env_names_logged_not_values(void **state)
+{
+    (void)state;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    hx_log_set_fd(fileno(f));
+    hx_log_set_level(HX_LOG_DEBUG);
+    setenv("HX_SECRET_KEY", "sk-very-secret", 1);
+    hx_config *c = load_ok("llm:\n  api_key: ${HX_SECRET_KEY}\n  model: ${HX_MODEL:-m}\n");
+    hx_log_set_level(HX_LOG_INFO);
+    hx_log_set_fd(-1);
+    char text[4096] = {0};
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    assert_true(n > 0);
+    assert_non_null(strstr(text, "config variables used"));
+    assert_non_null(strstr(text, "HX_SECRET_KEY,HX_MODEL"));
+    assert_null(strstr(text, "sk-very-secret"));
+    assert_string_equal(c->llm.api_key, "sk-very-secret");
+    hx_config_unref(c);
+    unsetenv("HX_SECRET_KEY");
 }
 
 static void test_env_not_in_keys_or_comments(void **state)
@@ -621,6 +651,55 @@ static void test_validate_built_config_has_no_position(void **state)
     hx_config_unref(c);
 }
 
+static char *repeat_yaml(const char *head, const char *line, int n)
+{
+    size_t hl = strlen(head), ll = strlen(line);
+    char *s = malloc(hl + ll * (size_t)n + 1);
+    assert_non_null(s);
+    memcpy(s, head, hl);
+    for (int i = 0; i < n; i++)
+        memcpy(s + hl + ll * (size_t)i, line, ll);
+    s[hl + ll * (size_t)n] = '\0';
+    return s;
+}
+
+static void test_limits_and_aliases(void **state)
+{
+    (void)state;
+    /* anchors and aliases work */
+    hx_config *c = load_ok("routes:\n  - {path: /a, handler: chat, methods: &m [POST, OPTIONS]}\n"
+                           "  - {path: /b, handler: chat, methods: *m}\n");
+    assert_int_equal(c->routes[1].methods.n, 2);
+    assert_string_equal(c->routes[1].methods.items[1], "OPTIONS");
+    hx_config_unref(c);
+    /* an alias that refers to itself stops at the schema */
+    load_bad("server: &s\n  http3: *s\n", "server.http3.http3: unknown key");
+
+    char *yaml = repeat_yaml("server:\n  middleware:\n", "    - logging\n", 5000);
+    load_bad(yaml, "test.yaml:3:5: server.middleware: too many items (at most 4096)");
+    free(yaml);
+
+    /* 4000 aliases of a 4000-item list: stops at the node limit */
+    yaml = repeat_yaml("llm:\n  backup_providers:\n    - &b {provider: openai, model: m, aliases: &a [",
+                       "x,", 4000);
+    char *tail = repeat_yaml("x]}\n", "    - *b\n", 4000);
+    char *all = malloc(strlen(yaml) + strlen(tail) + 1);
+    strcpy(all, yaml);
+    strcat(all, tail);
+    load_bad(all, "too many YAML nodes");
+    free(all);
+    free(tail);
+    free(yaml);
+
+    hx_config_errors e;
+    yaml = repeat_yaml("server:\n", "  bogus_key_name: 1\n", 300);
+    assert_null(load(yaml, &e));
+    assert_int_equal(e.n, HX_CONFIG_MAX_ERRORS + 1);
+    assert_non_null(strstr(e.items[HX_CONFIG_MAX_ERRORS], "too many errors"));
+    hx_config_errors_free(&e);
+    free(yaml);
+}
+
 /* ---- print ---- */
 
 static const char *const print_yaml =
@@ -732,7 +811,7 @@ static void test_example_config_loads(void **state)
     assert_string_equal(c->llm.backup_providers[1].model, "gpt-4o-mini");
     assert_false(c->queue.enabled);
     assert_string_equal(c->logging.level, "info");
-    assert_int_equal(c->n_routes, 3);
+    assert_int_equal(c->n_routes, 6);
     hx_config_unref(c);
     hx_config_errors_free(&e);
 
@@ -842,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_env_unset_keeps_default),
         cmocka_unit_test(test_env_defaults_and_reload),
         cmocka_unit_test(test_env_everywhere),
+        cmocka_unit_test(test_env_names_logged_not_values),
         cmocka_unit_test(test_env_not_in_keys_or_comments),
         cmocka_unit_test(test_env_unterminated_has_position),
         cmocka_unit_test(test_unknown_key_with_position),
@@ -853,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_empty_and_malformed_documents),
         cmocka_unit_test(test_not_supported_yet),
+        cmocka_unit_test(test_limits_and_aliases),
         cmocka_unit_test(test_cors_wildcard_with_credentials),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_backups_and_auth_keys),

@@ -132,9 +132,14 @@ static void test_unbuilt_handler_is_501(void **state)
 {
     (void)state;
     capture c;
-    run(&c, "POST", "/v1/completions");
+    run(&c, "GET", "/metrics");
     assert_int_equal(c.status, 501);
     assert_non_null(strstr(c.body.data, "\"not_implemented\""));
+    hx_buf_free(&c.body);
+    /* An LLM endpoint checks the body type before anything else. */
+    run(&c, "POST", "/v1/completions");
+    assert_int_equal(c.status, 400);
+    assert_non_null(strstr(c.body.data, "Content-Type must be application/json"));
     hx_buf_free(&c.body);
 }
 

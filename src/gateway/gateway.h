@@ -1,0 +1,38 @@
+/* The gateway: what the LLM handlers share. One hx_gateway per
+ * configuration (providers, read-only once built) and one hx_gw_worker per
+ * worker loop (its upstream client). */
+#ifndef HX_GATEWAY_GATEWAY_H
+#define HX_GATEWAY_GATEWAY_H
+
+#include <json-c/json.h>
+
+#include "config/config.h"
+#include "gateway/inbound.h"
+#include "http/request.h"
+#include "provider/provider.h"
+#include "upstream/upstream.h"
+
+typedef struct {
+    hx_config *cfg;
+    hx_providers providers;
+} hx_gateway;
+
+typedef struct {
+    hx_gateway *gw;
+    hx_upstream *up;
+} hx_gw_worker;
+
+/* Builds the providers of cfg (warning once per unusable one). Returns 0, or
+ * -1 with a reason in err. */
+int hx_gateway_init(hx_gateway *g, hx_config *cfg, char *err, size_t errlen);
+void hx_gateway_free(hx_gateway *g);
+
+/* Server worker hooks (http/server.h). */
+void *hx_gateway_worker_init(void *loop, void *gateway);
+void hx_gateway_worker_fini(void *worker);
+
+/* Sends the canonical request (owned by the call from now on) along the
+ * chain for info->model and renders the answer to r. */
+void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info);
+
+#endif

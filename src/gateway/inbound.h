@@ -1,0 +1,27 @@
+/* Inbound APIs: each parses its request body into the canonical request
+ * (OpenAI Chat Completions shape, see provider/adapter.h) and says how the
+ * answer must be rendered. */
+#ifndef HX_GATEWAY_INBOUND_H
+#define HX_GATEWAY_INBOUND_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gateway/render.h"
+
+typedef struct {
+    bool stream;          /* the client asked for a streamed answer */
+    bool include_usage;   /* usage in the stream (OpenAI stream_options) */
+    char model[256];      /* model the client named ("" = default chain) */
+    const hx_render_vt *render;
+} hx_in_info;
+
+/* Each returns 0 and a new canonical object in *canon (caller puts it), or
+ * -1 with a client-facing message in err (→ 400 invalid_request_error).
+ * `body` is borrowed. */
+int hx_in_openai_chat(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,175 @@
+/* Inbound OpenAI Chat Completions and the /v1/completions endpoint (the
+ * original Hapax shape and the OpenAI legacy `prompt` form). */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/inbound.h"
+
+/* The original Hapax limits (hapax-original.md section 5). */
+#define HAPAX_INPUT_MAX (512 * 1024)
+#define HAPAX_FUNCTION_DESC_MAX (5 * 1024)
+
+static int bad(char *err, size_t errlen, const char *fmt, const char *a)
+{
+    snprintf(err, errlen, fmt, a);
+    return -1;
+}
+
+static const char *opt_string(json_object *body, const char *key, int *wrong)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(body, key, &v) || json_object_is_type(v, json_type_null))
+        return NULL;
+    if (!json_object_is_type(v, json_type_string)) {
+        *wrong = 1;
+        return NULL;
+    }
+    return json_object_get_string(v);
+}
+
+/* model, stream and stream_options.include_usage, shared by both shapes. */
+static int read_common(json_object *body, hx_in_info *info, char *err, size_t errlen)
+{
+    int wrong = 0;
+    const char *model = opt_string(body, "model", &wrong);
+    if (wrong)
+        return bad(err, errlen, "%s", "model: expected a string");
+    snprintf(info->model, sizeof info->model, "%s", model ? model : "");
+    json_object *v, *so;
+    info->stream = false;
+    if (json_object_object_get_ex(body, "stream", &v) && !json_object_is_type(v, json_type_null)) {
+        if (!json_object_is_type(v, json_type_boolean))
+            return bad(err, errlen, "%s", "stream: expected a boolean");
+        info->stream = json_object_get_boolean(v);
+    }
+    info->include_usage = false;
+    if (json_object_object_get_ex(body, "stream_options", &so) && json_object_is_type(so, json_type_object) &&
+        json_object_object_get_ex(so, "include_usage", &v))
+        info->include_usage = json_object_get_boolean(v);
+    return 0;
+}
+
+static int check_messages(json_object *msgs, char *err, size_t errlen)
+{
+    if (!json_object_is_type(msgs, json_type_array) || json_object_array_length(msgs) == 0)
+        return bad(err, errlen, "%s", "messages: expected a non-empty array");
+    size_t n = json_object_array_length(msgs);
+    for (size_t i = 0; i < n; i++) {
+        json_object *m = json_object_array_get_idx(msgs, i), *role;
+        char where[64];
+        snprintf(where, sizeof where, "messages[%zu]", i);
+        if (!json_object_is_type(m, json_type_object))
+            return bad(err, errlen, "%s: expected an object", where);
+        if (!json_object_object_get_ex(m, "role", &role) || !json_object_is_type(role, json_type_string))
+            return bad(err, errlen, "%s.role: expected a string", where);
+        const char *r = json_object_get_string(role);
+        if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant") && strcmp(r, "tool") &&
+            strcmp(r, "developer") && strcmp(r, "function"))
+            return bad(err, errlen, "%s.role: must be system, developer, user, assistant or tool", where);
+    }
+    return 0;
+}
+
+int hx_in_openai_chat(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen)
+{
+    json_object *msgs;
+    if (!json_object_is_type(body, json_type_object))
+        return bad(err, errlen, "%s", "the request body must be a JSON object");
+    if (!json_object_object_get_ex(body, "messages", &msgs))
+        return bad(err, errlen, "%s", "messages is required");
+    if (check_messages(msgs, err, errlen) != 0 || read_common(body, info, err, errlen) != 0)
+        return -1;
+    info->render = &hx_render_openai_chat;
+    *canon = json_object_get(body); /* already canonical */
+    return 0;
+}
+
+static json_object *message(const char *role, const char *content, size_t len)
+{
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "role", json_object_new_string(role));
+    json_object_object_add(m, "content", json_object_new_string_len(content, (int)len));
+    return m;
+}
+
+/* Copies every field but the completions-only ones into the canonical
+ * request (temperature, max_tokens, stop, ... keep their exact text). */
+static json_object *canon_base(json_object *body)
+{
+    json_object *c = json_object_new_object();
+    json_object_object_foreach(body, k, v) {
+        if (strcmp(k, "messages") && strcmp(k, "input") && strcmp(k, "function_description") && strcmp(k, "prompt") &&
+            strcmp(k, "echo") && strcmp(k, "suffix") && strcmp(k, "best_of"))
+            json_object_object_add(c, k, json_object_get(v));
+    }
+    return c;
+}
+
+/* OpenAI legacy: prompt is a string or an array of strings (joined). */
+static int prompt_text(json_object *prompt, char *err, size_t errlen, json_object *msgs)
+{
+    if (json_object_is_type(prompt, json_type_string)) {
+        json_object_array_add(msgs, message("user", json_object_get_string(prompt),
+                                            (size_t)json_object_get_string_len(prompt)));
+        return 0;
+    }
+    if (json_object_is_type(prompt, json_type_array) && json_object_array_length(prompt) == 1 &&
+        json_object_is_type(json_object_array_get_idx(prompt, 0), json_type_string)) {
+        json_object *s = json_object_array_get_idx(prompt, 0);
+        json_object_array_add(msgs, message("user", json_object_get_string(s), (size_t)json_object_get_string_len(s)));
+        return 0;
+    }
+    return bad(err, errlen, "%s", "prompt: expected a string (or an array of exactly one string)");
+}
+
+int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen)
+{
+    if (!json_object_is_type(body, json_type_object))
+        return bad(err, errlen, "%s", "Invalid completion request format");
+    if (read_common(body, info, err, errlen) != 0)
+        return -1;
+    int wrong = 0;
+    const char *fdesc = opt_string(body, "function_description", &wrong);
+    const char *input = opt_string(body, "input", &wrong);
+    json_object *msgs_in = NULL, *prompt = NULL;
+    json_object_object_get_ex(body, "messages", &msgs_in);
+    json_object_object_get_ex(body, "prompt", &prompt);
+    if (wrong)
+        return bad(err, errlen, "%s", "Invalid completion request format");
+    if (fdesc && strlen(fdesc) > HAPAX_FUNCTION_DESC_MAX)
+        return bad(err, errlen, "%s", "Function description too large (max 5KB)");
+
+    json_object *msgs = json_object_new_array();
+    if (fdesc && *fdesc)
+        json_object_array_add(msgs, message("system", fdesc, strlen(fdesc)));
+    info->render = &hx_render_hapax;
+    if (msgs_in && json_object_is_type(msgs_in, json_type_array) && json_object_array_length(msgs_in) > 0) {
+        if (check_messages(msgs_in, err, errlen) != 0)
+            goto fail;
+        for (size_t i = 0; i < json_object_array_length(msgs_in); i++)
+            json_object_array_add(msgs, json_object_get(json_object_array_get_idx(msgs_in, i)));
+    } else if (input && *input) {
+        if (strlen(input) > HAPAX_INPUT_MAX) {
+            bad(err, errlen, "%s", "Input too large (max 512KB)");
+            goto fail;
+        }
+        json_object_array_add(msgs, message("user", input, strlen(input)));
+    } else if (prompt && !json_object_is_type(prompt, json_type_null)) {
+        if (prompt_text(prompt, err, errlen, msgs) != 0)
+            goto fail;
+        info->render = &hx_render_openai_legacy;
+    } else {
+        bad(err, errlen, "%s", "Either input or messages must be provided");
+        goto fail;
+    }
+    if (info->stream && info->render == &hx_render_hapax) {
+        bad(err, errlen, "%s", "stream is not supported for the input/messages form: use /v1/chat/completions");
+        goto fail;
+    }
+    *canon = canon_base(body);
+    json_object_object_add(*canon, "messages", msgs);
+    return 0;
+fail:
+    json_object_put(msgs);
+    return -1;
+}

@@ -1,0 +1,420 @@
+/* One LLM request on its way through the provider chain.
+ *
+ * For each provider in the chain: build the upstream request with its
+ * adapter, call it, translate its answer into canonical events and render
+ * them for the client. A failure before anything has gone to the client
+ * moves on to the next provider; once the first byte has gone out, a
+ * failure ends the stream with an error event in the client's format. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/gateway.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+
+#define HX_MAX_CHAIN 16
+#define HX_ERRBODY_MAX (64 * 1024)
+
+typedef struct proxy {
+    int refs;
+    hx_req *req;
+    hx_gw_worker *gw;
+    json_object *canon;
+    hx_in_info info;
+    int chain[HX_MAX_CHAIN];
+    size_t nchain;
+    size_t pos;
+    const hx_provider *prov;
+    void *parser;
+    hx_up_call *call;
+    hx_render render;
+    hx_buf out;
+    hx_buf errbody;
+    int up_status;
+    char retry_after[32];
+    bool head_sent;
+    bool paused;
+    bool finished;
+    bool any_answered;         /* some upstream produced an HTTP answer */
+    hx_err last_err;
+    char last_msg[384];
+    hx_buf states;             /* "name: why; ..." for the final message */
+} proxy;
+
+static void next_attempt(proxy *p);
+
+static proxy *proxy_ref(proxy *p)
+{
+    p->refs++;
+    return p;
+}
+
+static void proxy_unref(proxy *p)
+{
+    if (--p->refs > 0)
+        return;
+    if (p->parser)
+        p->prov->ad->parser_free(p->parser);
+    hx_render_free(&p->render);
+    hx_buf_free(&p->out);
+    hx_buf_free(&p->errbody);
+    hx_buf_free(&p->states);
+    json_object_put(p->canon);
+    p->req->on_abort = NULL;
+    p->req->on_drain = NULL;
+    hx_req_unref(p->req);
+    hx_free(p);
+}
+
+/* The request is answered (or the client is gone): stop everything. */
+static void finish(proxy *p)
+{
+    if (p->finished)
+        return;
+    p->finished = true;
+    if (p->call) {
+        hx_up_call_cancel(p->call);
+        p->call = NULL;
+    }
+    proxy_unref(p);
+}
+
+static void note_state(proxy *p, const char *name, const char *why)
+{
+    if (p->states.len)
+        hx_buf_append_str(&p->states, "; ");
+    hx_buf_printf(&p->states, "%s: %s", name, why);
+}
+
+static void set_provider_headers(proxy *p)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", p->req->log_attempts);
+    hx_res_header(p->req, "X-Hapax-Provider", p->prov ? p->prov->name : "none");
+    hx_res_header(p->req, "X-Hapax-Attempts", n);
+}
+
+static void answer_error(proxy *p, hx_err e, const char *msg)
+{
+    hx_req *r = p->req;
+    if (p->retry_after[0] && e == HX_ERR_RATE_LIMITED)
+        hx_res_header(r, "Retry-After", p->retry_after);
+    if (e == HX_ERR_UNAVAILABLE)
+        hx_res_header(r, "Retry-After", "5");
+    if (r->log_attempts)
+        set_provider_headers(p);
+    hx_res_error(r, e, msg);
+    finish(p);
+}
+
+/* ---- client side ------------------------------------------------------------- */
+
+/* Sends what the renderer produced. Returns HX_UP_CONTINUE, HX_UP_PAUSE
+ * (client full) or HX_UP_STOP (client gone). */
+static int flush_out(proxy *p)
+{
+    hx_req *r = p->req;
+    if (p->out.len == 0)
+        return HX_UP_CONTINUE;
+    if (!p->head_sent) {
+        p->head_sent = true;
+        hx_res_header(r, "Content-Type", p->info.render->stream_content_type);
+        hx_res_header(r, "Cache-Control", "no-cache");
+        hx_res_header(r, "X-Accel-Buffering", "no");
+        set_provider_headers(p);
+        if (hx_res_start(r, 200) < 0)
+            return HX_UP_STOP;
+    }
+    int rc = hx_res_write(r, p->out.data, p->out.len);
+    hx_buf_reset(&p->out);
+    if (rc < 0)
+        return HX_UP_STOP;
+    if (rc == HX_RES_BUSY) {
+        p->paused = true;
+        return HX_UP_PAUSE;
+    }
+    return HX_UP_CONTINUE;
+}
+
+static void on_client_drain(hx_req *r, void *ud)
+{
+    (void)r;
+    proxy *p = ud;
+    if (p->paused && p->call) {
+        p->paused = false;
+        proxy_ref(p);
+        hx_up_call_resume(p->call);
+        proxy_unref(p);
+    }
+}
+
+static void on_client_abort(hx_req *r, void *ud)
+{
+    (void)r;
+    finish(ud);
+}
+
+static int on_event(void *ud, const hx_event *ev)
+{
+    proxy *p = ud;
+    if (ev->type == HX_EV_USAGE) {
+        p->req->log_prompt_tokens = ev->prompt_tokens;
+        p->req->log_completion_tokens = ev->completion_tokens;
+    }
+    if (!p->info.stream)
+        return hx_render_collect(&p->render, ev);
+    return p->render.vt->stream_event(&p->render, ev, &p->out);
+}
+
+/* ---- upstream side ----------------------------------------------------------- */
+
+static void on_up_head(void *ud, int status, const hx_headers *h)
+{
+    proxy *p = ud;
+    p->up_status = status;
+    p->any_answered = true;
+    const char *ra = hx_headers_get(h, "retry-after");
+    snprintf(p->retry_after, sizeof p->retry_after, "%s", ra ? ra : "");
+    if (status >= 200 && status < 300)
+        p->parser = p->prov->ad->parser_new(p->info.stream);
+}
+
+static int on_up_data(void *ud, const char *data, size_t len)
+{
+    proxy *p = ud;
+    if (p->up_status < 200 || p->up_status >= 300) {
+        size_t room = HX_ERRBODY_MAX - p->errbody.len;
+        hx_buf_append(&p->errbody, data, len < room ? len : room);
+        return HX_UP_CONTINUE;
+    }
+    if (p->parser == NULL)
+        return HX_UP_STOP;
+    if (p->prov->ad->parser_feed(p->parser, data, len, on_event, p) != 0)
+        return HX_UP_STOP;
+    return p->info.stream ? flush_out(p) : HX_UP_CONTINUE;
+}
+
+/* Maps a failed upstream answer; returns true when the next provider may
+ * be tried (nothing the client did wrong). */
+static bool classify_status(proxy *p, hx_err *e, char *msg, size_t msglen)
+{
+    char upmsg[256];
+    p->prov->ad->error_message(p->errbody.data ? p->errbody.data : "", p->errbody.len, upmsg, sizeof upmsg);
+    int s = p->up_status;
+    if (s == 401 || s == 403) {
+        *e = HX_ERR_BAD_GATEWAY;
+        snprintf(msg, msglen, "provider %s rejected the gateway's credentials (upstream %d): check its api_key",
+                 p->prov->name, s);
+        return true;
+    }
+    if (s == 429) {
+        *e = HX_ERR_RATE_LIMITED;
+        snprintf(msg, msglen, "provider %s is rate limiting: %s", p->prov->name, upmsg);
+        return true;
+    }
+    if (s == 404 || s >= 500) {
+        *e = HX_ERR_BAD_GATEWAY;
+        snprintf(msg, msglen, "provider %s failed (upstream %d): %s", p->prov->name, s, upmsg);
+        return true;
+    }
+    *e = HX_ERR_INVALID_REQUEST;
+    snprintf(msg, msglen, "provider %s rejected the request (upstream %d): %s", p->prov->name, s, upmsg);
+    return false;
+}
+
+static hx_err transport_err(hx_up_result res)
+{
+    switch (res) {
+    case HX_UP_CONNECT_TIMEOUT:
+    case HX_UP_FIRST_BYTE_TIMEOUT:
+    case HX_UP_TIMEOUT: return HX_ERR_GATEWAY_TIMEOUT;
+    default: return HX_ERR_BAD_GATEWAY;
+    }
+}
+
+static void succeed(proxy *p)
+{
+    hx_req *r = p->req;
+    const hx_adapter *ad = p->prov->ad;
+    if (ad->parser_end(p->parser, on_event, p) != 0) {
+        char m[300];
+        snprintf(m, sizeof m, "provider %s: %s", p->prov->name, ad->parser_error(p->parser));
+        if (p->head_sent) {
+            p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
+            flush_out(p);
+            hx_res_end(r);
+            finish(p);
+            return;
+        }
+        p->last_err = HX_ERR_BAD_GATEWAY;
+        snprintf(p->last_msg, sizeof p->last_msg, "%s", m);
+        note_state(p, p->prov->name, "malformed response");
+        next_attempt(p);
+        return;
+    }
+    if (p->info.stream) {
+        p->render.vt->stream_end(&p->render, &p->out);
+        flush_out(p);
+        hx_res_end(r);
+    } else {
+        hx_buf body;
+        hx_buf_init(&body, 0);
+        if (p->render.vt->body(&p->render, &body) != 0) {
+            hx_buf_free(&body);
+            answer_error(p, HX_ERR_INTERNAL, NULL);
+            return;
+        }
+        set_provider_headers(p);
+        hx_res_send(r, 200, "application/json", body.data, body.len);
+        hx_buf_free(&body);
+    }
+    finish(p);
+}
+
+static void on_up_done(void *ud, hx_up_result res, const char *detail)
+{
+    proxy *p = ud;
+    p->call = NULL;
+    if (p->finished)
+        return;
+    proxy_ref(p);
+    bool ok_status = p->up_status >= 200 && p->up_status < 300;
+    if (res == HX_UP_OK && ok_status) {
+        succeed(p);
+    } else if (p->head_sent) {
+        /* The first byte has gone: no retry, end the stream visibly. */
+        char m[300];
+        snprintf(m, sizeof m, "provider %s failed mid-stream: %s", p->prov->name,
+                 p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser) : hx_up_result_str(res));
+        HX_LOG_WARN("upstream failed mid-stream", HX_F_STR("request_id", p->req->request_id),
+                    HX_F_STR("provider", p->prov->name), HX_F_STR("error", m));
+        p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
+        flush_out(p);
+        hx_res_end(p->req);
+        finish(p);
+    } else if (res == HX_UP_OK) {
+        bool next = classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg);
+        char st[32];
+        snprintf(st, sizeof st, "upstream %d", p->up_status);
+        note_state(p, p->prov->name, st);
+        if (next)
+            next_attempt(p);
+        else
+            answer_error(p, p->last_err, p->last_msg);
+    } else {
+        p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
+        const char *why = res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser) : detail;
+        snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
+                 why ? why : "");
+        note_state(p, p->prov->name, hx_up_result_str(res));
+        next_attempt(p);
+    }
+    proxy_unref(p);
+}
+
+static const hx_up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
+
+/* ---- chain ---------------------------------------------------------------------- */
+
+static void reset_attempt(proxy *p)
+{
+    if (p->parser)
+        p->prov->ad->parser_free(p->parser);
+    p->parser = NULL;
+    p->up_status = 0;
+    p->retry_after[0] = '\0';
+    hx_buf_reset(&p->errbody);
+    hx_buf_reset(&p->out);
+    hx_render_free(&p->render);
+}
+
+static void give_up(proxy *p)
+{
+    if (!p->any_answered) {
+        /* Nothing could even be asked: say what to set or start. */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "no provider can serve this request: %s",
+                 p->states.len ? p->states.data : "none configured");
+        answer_error(p, HX_ERR_UNAVAILABLE, msg);
+        return;
+    }
+    answer_error(p, p->last_err, p->last_msg);
+}
+
+static void next_attempt(proxy *p)
+{
+    hx_req *r = p->req;
+    const hx_cfg_llm *l = &r->cfg->llm;
+    while (p->pos < p->nchain) {
+        reset_attempt(p);
+        const hx_provider *pv = &p->gw->gw->providers.items[p->chain[p->pos++]];
+        p->prov = pv;
+        if (!pv->usable) {
+            note_state(p, pv->name, pv->reason);
+            continue;
+        }
+        hx_up_request ur;
+        hx_up_request_init(&ur);
+        char err[256];
+        if (pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err) != 0) {
+            note_state(p, pv->name, err);
+            p->last_err = HX_ERR_INVALID_REQUEST;
+            snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);
+            p->any_answered = true; /* the request itself is the problem */
+            hx_up_request_free(&ur);
+            continue;
+        }
+        uint64_t now = hx_now_ns();
+        int64_t left_ms = r->deadline_ns > now ? (int64_t)((r->deadline_ns - now) / 1000000) : 0;
+        if (left_ms <= 0) {
+            hx_up_request_free(&ur);
+            answer_error(p, HX_ERR_GATEWAY_TIMEOUT, "the request deadline passed before a provider answered");
+            return;
+        }
+        hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
+        hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
+        snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
+        snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
+        r->log_attempts++;
+        p->call = hx_upstream_start(p->gw->up, ur.method, ur.url, &ur.headers, ur.body.data, ur.body.len, &o,
+                                    &up_cb, p);
+        hx_up_request_free(&ur);
+        if (p->call)
+            return;
+        note_state(p, pv->name, "could not start the upstream call");
+        p->last_err = HX_ERR_INTERNAL;
+    }
+    give_up(p);
+}
+
+void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
+{
+    hx_gw_worker *gw = r->app;
+    proxy *p = gw ? hx_calloc(1, sizeof *p) : NULL;
+    if (p == NULL) {
+        json_object_put(canon);
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    p->refs = 1;
+    p->req = hx_req_ref(r);
+    p->gw = gw;
+    p->canon = canon;
+    p->info = *info;
+    hx_buf_init(&p->out, 0);
+    hx_buf_init(&p->errbody, 0);
+    hx_buf_init(&p->states, 4096);
+    hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
+    p->nchain = hx_providers_chain(&gw->gw->providers, info->model, p->chain, HX_MAX_CHAIN);
+    if (p->nchain == 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway: GET /v1/models lists the models",
+                 info->model);
+        answer_error(p, HX_ERR_MODEL_NOT_FOUND, msg);
+        return;
+    }
+    r->on_abort = on_client_abort;
+    r->on_drain = on_client_drain;
+    r->cb_ud = p;
+    next_attempt(p);
+}

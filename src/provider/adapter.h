@@ -1,0 +1,84 @@
+/* Provider adapters: one per upstream wire format (openai, anthropic,
+ * ollama), one interface.
+ *
+ * The canonical request is a json-c object in the OpenAI Chat Completions
+ * shape (model, messages[{role, content (string or parts), name,
+ * tool_calls, tool_call_id}], stream, stream_options, max_tokens /
+ * max_completion_tokens, temperature, top_p, stop, tools, tool_choice, n,
+ * seed, presence_penalty, frequency_penalty, user, response_format, ...).
+ * An adapter builds its upstream request from it and turns the upstream's
+ * answer into canonical events (provider/event.h), one chunk at a time. */
+#ifndef HX_PROVIDER_ADAPTER_H
+#define HX_PROVIDER_ADAPTER_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/request.h"
+#include "provider/event.h"
+#include "util/buf.h"
+
+typedef struct hx_provider hx_provider;
+
+/* An upstream HTTP request, owned by whoever filled it
+ * (hx_up_request_free releases it). */
+typedef struct {
+    char *url;
+    const char *method; /* static string: "POST", "GET" */
+    hx_headers headers;
+    hx_buf body;
+} hx_up_request;
+
+void hx_up_request_init(hx_up_request *r);
+void hx_up_request_free(hx_up_request *r);
+
+typedef struct hx_adapter {
+    const char *name;             /* "openai" | "anthropic" | "ollama" */
+    const char *default_endpoint; /* base URL used when `endpoint` is empty */
+    bool key_required;            /* with the default endpoint */
+
+    /* Builds the chat request for provider p (p->model is the model to ask
+     * for; it replaces the canonical "model"). `stream` says whether the
+     * client asked for a stream. Returns 0, or -1 with a message in err
+     * (the canonical request cannot be expressed for this provider, or out
+     * of memory). */
+    int (*build_chat)(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out,
+                      char *err, size_t errlen);
+    /* The cheapest request that proves the provider answers (model list;
+     * Ollama /api/tags). Never spends tokens. */
+    int (*build_probe)(const hx_provider *p, hx_up_request *out);
+
+    /* Response parser for one upstream answer with a 2xx status. */
+    void *(*parser_new)(bool stream);
+    /* Feeds body bytes; emits events. Returns 0, or -1 when the body is
+     * malformed (parser_error tells why) or the sink stopped. */
+    int (*parser_feed)(void *ps, const char *data, size_t len, hx_event_sink sink, void *ud);
+    /* End of body: a non-streamed answer is parsed here; a stream that ends
+     * without its final event is an error (-1). */
+    int (*parser_end)(void *ps, hx_event_sink sink, void *ud);
+    const char *(*parser_error)(void *ps);
+    void (*parser_free)(void *ps);
+
+    /* Human-readable message from an upstream error body (any status >= 400),
+     * written to out; falls back to a short excerpt. Never includes keys. */
+    void (*error_message)(const char *body, size_t len, char *out, size_t outlen);
+} hx_adapter;
+
+extern const hx_adapter hx_adapter_openai;
+extern const hx_adapter hx_adapter_anthropic;
+extern const hx_adapter hx_adapter_ollama;
+
+/* The adapter for a `provider:` name, or NULL. */
+const hx_adapter *hx_adapter_find(const char *name);
+
+/* Helpers shared by adapters (adapter.c). */
+/* Joins base URL and path with exactly one '/' between them. */
+char *hx_url_join(const char *base, const char *path);
+/* Text of a message "content" that may be a string or an array of parts
+ * ({"type":"text","text":...}); other parts are skipped. Appends to out. */
+int hx_content_text(json_object *content, hx_buf *out);
+/* Serialises compactly (no slash escaping) and appends to out. */
+int hx_json_append(hx_buf *out, json_object *o);
+
+#endif

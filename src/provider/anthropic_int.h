@@ -1,0 +1,71 @@
+/* Private to the Anthropic adapter (anthropic.c, anthropic_req.c) and the
+ * Anthropic inbound API (gateway/anthropic_in.c): small json-c helpers and
+ * the request builders. */
+#ifndef HX_PROVIDER_ANTHROPIC_INT_H
+#define HX_PROVIDER_ANTHROPIC_INT_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "provider/adapter.h"
+
+#define HX_ANTH_VERSION "2023-06-01"
+
+/* Adds v under k; takes v's reference even on failure (v NULL → -1). */
+static inline int aj_set(json_object *o, const char *k, json_object *v)
+{
+    if (v == NULL)
+        return -1;
+    if (json_object_object_add(o, k, v) != 0) {
+        json_object_put(v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Appends v; takes v's reference even on failure (v NULL → -1). */
+static inline int aj_push(json_object *a, json_object *v)
+{
+    if (v == NULL)
+        return -1;
+    if (json_object_array_add(a, v) != 0) {
+        json_object_put(v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Member k of an object, or NULL when o is no object, k is missing or null. */
+static inline json_object *aj_get(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    if (o == NULL || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v))
+        return NULL;
+    return v;
+}
+
+/* String member k, or NULL. */
+static inline const char *aj_str(json_object *o, const char *k)
+{
+    json_object *v = aj_get(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* Integer member k, or 0. */
+static inline int64_t aj_int(json_object *o, const char *k)
+{
+    json_object *v = aj_get(o, k);
+    return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+}
+
+/* Parses exactly one JSON value from s[0..len) (only whitespace may
+ * follow). NULL when malformed or out of memory. */
+json_object *hx_anth_parse_json(const char *s, size_t len);
+
+int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
+                       size_t errlen);
+int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
+
+#endif

@@ -1,0 +1,327 @@
+/* OpenAI and every OpenAI-compatible endpoint (Groq, Mistral, DeepSeek,
+ * vLLM, llama.cpp server, LM Studio, Azure OpenAI). The canonical request
+ * is already in this format: unknown fields pass through untouched and
+ * numbers keep their original text (json-c keeps it). */
+#include <stdio.h>
+#include <string.h>
+
+#include "provider/provider.h"
+#include "provider/sse.h"
+#include "util/alloc.h"
+
+#define OPENAI_BODY_MAX (64 * 1024 * 1024)
+
+/* Azure keeps its api-version in the query string, and its keys go in an
+ * `api-key` header: endpoint "https://R.openai.azure.com/openai/deployments/D?api-version=V". */
+static char *endpoint_url(const hx_provider *p, const char *path)
+{
+    const char *q = strchr(p->base_url, '?');
+    if (q == NULL)
+        return hx_url_join(p->base_url, path);
+    char *base = hx_strndup(p->base_url, (size_t)(q - p->base_url));
+    char *u = base ? hx_url_join(base, path) : NULL;
+    hx_free(base);
+    if (u == NULL)
+        return NULL;
+    size_t ul = strlen(u), ql = strlen(q);
+    char *full = hx_malloc(ul + ql + 1);
+    if (full) {
+        memcpy(full, u, ul);
+        memcpy(full + ul, q, ql + 1);
+    }
+    hx_free(u);
+    return full;
+}
+
+static int add_auth(const hx_provider *p, hx_up_request *out)
+{
+    if (p->api_key[0] == '\0')
+        return 0;
+    if (strstr(p->base_url, ".openai.azure.com") != NULL)
+        return hx_headers_add(&out->headers, "api-key", p->api_key);
+    char v[1024];
+    snprintf(v, sizeof v, "Bearer %s", p->api_key);
+    return hx_headers_add(&out->headers, "Authorization", v);
+}
+
+static int build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
+                      size_t errlen)
+{
+    json_object *body = json_object_new_object();
+    if (body == NULL)
+        goto oom;
+    json_object_object_foreach(canon, k, v) {
+        if (strcmp(k, "model") == 0 || strcmp(k, "stream") == 0 || strcmp(k, "stream_options") == 0)
+            continue;
+        /* OpenAI itself rejects top_k (it may come from an Anthropic
+         * client); compatible servers such as vLLM accept it. */
+        if (strcmp(k, "top_k") == 0 && strstr(p->base_url, "api.openai.com") != NULL)
+            continue;
+        json_object_object_add(body, k, json_object_get(v));
+    }
+    json_object_object_add(body, "model", json_object_new_string(p->model));
+    if (stream) {
+        json_object_object_add(body, "stream", json_object_new_boolean(1));
+        /* Always ask for usage: the gateway counts tokens; the renderer
+         * drops the usage chunk when the client did not ask for it. */
+        json_object *so = json_object_new_object();
+        json_object_object_add(so, "include_usage", json_object_new_boolean(1));
+        json_object_object_add(body, "stream_options", so);
+    }
+    out->method = "POST";
+    out->url = endpoint_url(p, "chat/completions");
+    if (out->url == NULL || hx_json_append(&out->body, body) != 0 ||
+        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0)
+        goto oom;
+    if (stream && hx_headers_add(&out->headers, "Accept", "text/event-stream") != 0)
+        goto oom;
+    json_object_put(body);
+    return 0;
+oom:
+    json_object_put(body);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int build_probe(const hx_provider *p, hx_up_request *out)
+{
+    out->method = "GET";
+    out->url = endpoint_url(p, "models");
+    return out->url && add_auth(p, out) == 0 ? 0 : -1;
+}
+
+/* ---- response parsing ----------------------------------------------------- */
+
+typedef struct {
+    bool stream;
+    bool done;       /* saw [DONE] */
+    bool meta_sent;
+    bool failed;
+    hx_sse sse;
+    hx_buf body;
+    hx_event_sink sink;
+    void *ud;
+    char error[256];
+} oa_parser;
+
+static void *parser_new(bool stream)
+{
+    oa_parser *ps = hx_calloc(1, sizeof *ps);
+    if (ps == NULL)
+        return NULL;
+    ps->stream = stream;
+    hx_sse_init(&ps->sse);
+    hx_buf_init(&ps->body, OPENAI_BODY_MAX);
+    return ps;
+}
+
+static void parser_free(void *v)
+{
+    oa_parser *ps = v;
+    if (ps == NULL)
+        return;
+    hx_sse_free(&ps->sse);
+    hx_buf_free(&ps->body);
+    hx_free(ps);
+}
+
+static const char *parser_error(void *v)
+{
+    oa_parser *ps = v;
+    return ps->error[0] ? ps->error : "malformed response from upstream";
+}
+
+static int fail(oa_parser *ps, const char *msg)
+{
+    if (!ps->error[0])
+        snprintf(ps->error, sizeof ps->error, "%s", msg);
+    ps->failed = true;
+    return -1;
+}
+
+static const char *str_of(json_object *o, const char *key)
+{
+    json_object *v;
+    if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+static int emit(oa_parser *ps, hx_event ev)
+{
+    return ps->sink(ps->ud, &ev) == 0 ? 0 : fail(ps, "stopped");
+}
+
+static int emit_meta(oa_parser *ps, json_object *o)
+{
+    if (ps->meta_sent)
+        return 0;
+    ps->meta_sent = true;
+    return emit(ps, (hx_event){.type = HX_EV_META, .id = str_of(o, "id"), .name = str_of(o, "model")});
+}
+
+static int emit_usage(oa_parser *ps, json_object *o)
+{
+    json_object *u, *pt, *ct;
+    if (!json_object_object_get_ex(o, "usage", &u) || !json_object_is_type(u, json_type_object))
+        return 0;
+    json_object_object_get_ex(u, "prompt_tokens", &pt);
+    json_object_object_get_ex(u, "completion_tokens", &ct);
+    return emit(ps, (hx_event){.type = HX_EV_USAGE,
+                               .prompt_tokens = pt ? json_object_get_int64(pt) : 0,
+                               .completion_tokens = ct ? json_object_get_int64(ct) : 0});
+}
+
+/* tool_calls of a message (whole) or of a delta (pieces). */
+static int emit_tool_calls(oa_parser *ps, json_object *tcs)
+{
+    size_t n = json_object_is_type(tcs, json_type_array) ? json_object_array_length(tcs) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *tc = json_object_array_get_idx(tcs, i), *idx, *fn, *args;
+        int index = json_object_object_get_ex(tc, "index", &idx) ? json_object_get_int(idx) : (int)i;
+        json_object_object_get_ex(tc, "function", &fn);
+        const char *id = str_of(tc, "id"), *name = str_of(fn, "name");
+        if ((id || name) && emit(ps, (hx_event){.type = HX_EV_TOOL_CALL, .index = index, .id = id, .name = name}))
+            return -1;
+        if (fn && json_object_object_get_ex(fn, "arguments", &args) && json_object_is_type(args, json_type_string) &&
+            json_object_get_string_len(args) > 0 &&
+            emit(ps, (hx_event){.type = HX_EV_TOOL_ARGS, .index = index, .text = json_object_get_string(args),
+                                .len = (size_t)json_object_get_string_len(args)}))
+            return -1;
+    }
+    return 0;
+}
+
+static int emit_error_obj(oa_parser *ps, json_object *err)
+{
+    const char *m = str_of(err, "message");
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", m ? m : "upstream reported an error");
+    emit(ps, (hx_event){.type = HX_EV_ERROR, .text = msg, .len = strlen(msg)});
+    return fail(ps, msg);
+}
+
+/* One choice of a chunk (delta) or of a whole response (message). */
+static int emit_choice(oa_parser *ps, json_object *choice, const char *part)
+{
+    json_object *m, *content, *tcs;
+    if (json_object_object_get_ex(choice, part, &m) && json_object_is_type(m, json_type_object)) {
+        if (json_object_object_get_ex(m, "content", &content) && json_object_is_type(content, json_type_string) &&
+            json_object_get_string_len(content) > 0 &&
+            emit(ps, (hx_event){.type = HX_EV_TEXT, .text = json_object_get_string(content),
+                                .len = (size_t)json_object_get_string_len(content)}))
+            return -1;
+        if (json_object_object_get_ex(m, "tool_calls", &tcs) && emit_tool_calls(ps, tcs))
+            return -1;
+    }
+    const char *finish = str_of(choice, "finish_reason");
+    if (finish && emit(ps, (hx_event){.type = HX_EV_FINISH, .finish = finish}))
+        return -1;
+    return 0;
+}
+
+static int handle_object(oa_parser *ps, json_object *o, const char *part)
+{
+    json_object *err, *choices;
+    if (!json_object_is_type(o, json_type_object))
+        return fail(ps, "malformed event from upstream");
+    if (json_object_object_get_ex(o, "error", &err) && err && !json_object_is_type(err, json_type_null))
+        return emit_error_obj(ps, err);
+    if (emit_meta(ps, o))
+        return -1;
+    if (json_object_object_get_ex(o, "choices", &choices) && json_object_is_type(choices, json_type_array)) {
+        /* Only the first choice is relayed (n > 1 is not supported). */
+        json_object *c0 = json_object_array_length(choices) ? json_object_array_get_idx(choices, 0) : NULL;
+        if (c0 && emit_choice(ps, c0, part))
+            return -1;
+    } else if (!ps->stream) {
+        return fail(ps, "upstream response has no choices");
+    }
+    return emit_usage(ps, o);
+}
+
+static int on_sse(void *ud, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    oa_parser *ps = ud;
+    if (ps->done)
+        return 0;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        ps->done = true;
+        return 0;
+    }
+    json_tokener *tok = json_tokener_new();
+    json_object *o = tok ? json_tokener_parse_ex(tok, data, (int)len) : NULL;
+    bool complete = tok && json_tokener_get_error(tok) == json_tokener_success;
+    json_tokener_free(tok);
+    if (o == NULL || !complete) {
+        json_object_put(o);
+        return fail(ps, "malformed event from upstream");
+    }
+    int rc = handle_object(ps, o, "delta");
+    json_object_put(o);
+    return rc;
+}
+
+static int parser_feed(void *v, const char *data, size_t len, hx_event_sink sink, void *ud)
+{
+    oa_parser *ps = v;
+    ps->sink = sink;
+    ps->ud = ud;
+    if (ps->failed)
+        return -1;
+    if (!ps->stream)
+        return hx_buf_append(&ps->body, data, len) == 0 ? 0 : fail(ps, "upstream response too large");
+    if (hx_sse_feed(&ps->sse, data, len, on_sse, ps) != 0)
+        return fail(ps, "malformed event from upstream");
+    return 0;
+}
+
+static int parser_end(void *v, hx_event_sink sink, void *ud)
+{
+    oa_parser *ps = v;
+    ps->sink = sink;
+    ps->ud = ud;
+    if (ps->failed)
+        return -1;
+    if (ps->stream) {
+        if (hx_sse_end(&ps->sse, on_sse, ps) != 0)
+            return fail(ps, "malformed event from upstream");
+        return ps->done ? 0 : fail(ps, "upstream stream ended early");
+    }
+    json_object *o = ps->body.len ? json_tokener_parse(ps->body.data) : NULL;
+    if (o == NULL)
+        return fail(ps, "upstream returned malformed JSON");
+    int rc = handle_object(ps, o, "message");
+    json_object_put(o);
+    return rc;
+}
+
+static void error_message(const char *body, size_t len, char *out, size_t outlen)
+{
+    json_object *o = len ? json_tokener_parse(body) : NULL;
+    json_object *err;
+    const char *m = NULL;
+    if (o && json_object_object_get_ex(o, "error", &err)) {
+        m = json_object_is_type(err, json_type_string) ? json_object_get_string(err) : str_of(err, "message");
+    }
+    if (m)
+        snprintf(out, outlen, "%s", m);
+    else
+        snprintf(out, outlen, "%.*s", (int)(len < 200 ? len : 200), body ? body : "");
+    json_object_put(o);
+}
+
+const hx_adapter hx_adapter_openai = {
+    .name = "openai",
+    .default_endpoint = "https://api.openai.com/v1",
+    .key_required = true,
+    .build_chat = build_chat,
+    .build_probe = build_probe,
+    .parser_new = parser_new,
+    .parser_feed = parser_feed,
+    .parser_end = parser_end,
+    .parser_error = parser_error,
+    .parser_free = parser_free,
+    .error_message = error_message,
+};

@@ -1,0 +1,123 @@
+#include "provider/provider.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "obs/log.h"
+#include "util/alloc.h"
+
+/* Which variable to set, for the warning and the 503 message. */
+static const char *key_var(const char *provider)
+{
+    if (strcmp(provider, "anthropic") == 0)
+        return "ANTHROPIC_API_KEY";
+    if (strcmp(provider, "openai") == 0)
+        return "OPENAI_API_KEY";
+    return "the provider's api_key";
+}
+
+static int fill(hx_provider *p, const char *name, const char *type, const char *model, const char *key,
+                const char *endpoint, const hx_strlist *aliases, int index, char *err, size_t errlen)
+{
+    p->ad = hx_adapter_find(type);
+    if (p->ad == NULL) {
+        snprintf(err, errlen, "unknown provider type '%s'", type);
+        return -1;
+    }
+    bool custom = endpoint && *endpoint;
+    p->name = hx_strdup(name && *name ? name : type);
+    p->model = hx_strdup(model ? model : "");
+    p->api_key = hx_strdup(key ? key : "");
+    p->base_url = hx_strdup(custom ? endpoint : p->ad->default_endpoint);
+    if (!p->name || !p->model || !p->api_key || !p->base_url) {
+        hx_free(p->name);
+        hx_free(p->model);
+        hx_free(p->api_key);
+        hx_free(p->base_url);
+        memset(p, 0, sizeof *p);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    p->aliases = aliases;
+    p->index = index;
+    p->usable = true;
+    if (p->ad->key_required && !custom && p->api_key[0] == '\0') {
+        p->usable = false;
+        snprintf(p->reason, sizeof p->reason, "%s has no API key: set %s", p->name, key_var(type));
+    }
+    return 0;
+}
+
+int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char *err, size_t errlen)
+{
+    const hx_cfg_llm *l = &cfg->llm;
+    memset(out, 0, sizeof *out);
+    out->items = hx_calloc(1 + l->n_backup_providers, sizeof *out->items);
+    if (out->items == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (fill(&out->items[0], l->provider, l->provider, l->model, l->api_key, l->endpoint, NULL, 0, err, errlen) != 0)
+        goto fail;
+    out->n = 1;
+    for (size_t i = 0; i < l->n_backup_providers; i++) {
+        const hx_cfg_backup *b = &l->backup_providers[i];
+        hx_provider *p = &out->items[out->n];
+        if (fill(p, b->name, b->provider, b->model, b->api_key, b->endpoint, &b->aliases, (int)out->n, err, errlen) != 0)
+            goto fail;
+        out->n++;
+        /* Names must be unique: a second "openai" becomes "openai-2". */
+        for (size_t j = 0; j + 1 < out->n; j++) {
+            if (strcmp(out->items[j].name, p->name) == 0) {
+                char nm[128];
+                snprintf(nm, sizeof nm, "%s-%zu", p->name, out->n);
+                hx_free(p->name);
+                if ((p->name = hx_strdup(nm)) == NULL)
+                    goto fail;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; warn && i < out->n; i++)
+        if (!out->items[i].usable)
+            HX_LOG_WARN("provider unusable", HX_F_STR("provider", out->items[i].name),
+                        HX_F_STR("reason", out->items[i].reason));
+    return 0;
+fail:
+    hx_providers_free(out);
+    return -1;
+}
+
+void hx_providers_free(hx_providers *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        hx_free(ps->items[i].name);
+        hx_free(ps->items[i].model);
+        hx_free(ps->items[i].api_key);
+        hx_free(ps->items[i].base_url);
+    }
+    /* a failed build may have filled one more than n */
+    hx_free(ps->items);
+    ps->items = NULL;
+    ps->n = 0;
+}
+
+static bool serves(const hx_provider *p, const char *model)
+{
+    if (strcmp(p->model, model) == 0 || strcmp(p->name, model) == 0)
+        return true;
+    for (size_t i = 0; p->aliases && i < p->aliases->n; i++)
+        if (strcmp(p->aliases->items[i], model) == 0)
+            return true;
+    return false;
+}
+
+size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, size_t cap)
+{
+    size_t n = 0;
+    bool all = model == NULL || *model == '\0' || strcmp(model, "default") == 0;
+    for (size_t i = 0; i < ps->n && n < cap; i++)
+        if (all || serves(&ps->items[i], model))
+            idx[n++] = (int)i;
+    return n;
+}

@@ -1,0 +1,508 @@
+#include "upstream/upstream.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "obs/log.h"
+#include "util/alloc.h"
+
+#define HX_UP_POOL_MAX 64
+
+struct hx_upstream {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;        /* libcurl's timeout */
+    uv_timer_t reap;         /* finishes cancelled calls on a clean stack */
+    CURL *pool[HX_UP_POOL_MAX];
+    int npool;
+    hx_up_call *calls;
+    int in_curl;             /* > 0 while inside a libcurl call */
+    int open_handles;
+    bool closing;
+};
+
+typedef struct {
+    uv_poll_t poll;
+    hx_upstream *up;
+    curl_socket_t fd;
+} sock_ctx;
+
+struct hx_up_call {
+    hx_upstream *up;
+    hx_up_call *prev, *next;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char *body;
+    hx_up_callbacks cb;
+    void *ud;
+    uv_timer_t fb_timer;
+    hx_headers resp_headers;
+    int status;
+    bool head_done;
+    bool paused;
+    bool cancelled;
+    bool finished;
+    bool in_multi;
+    hx_up_result forced;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static void check_done(hx_upstream *up);
+static void finish(hx_up_call *c, hx_up_result res, const char *detail);
+
+int hx_upstream_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+const char *hx_up_result_str(hx_up_result r)
+{
+    static const char *const names[] = {
+        "ok", "connect_timeout", "first_byte_timeout", "timeout", "connection_error",
+        "connection_reset", "tls_error", "protocol_error", "aborted", "out_of_memory", "error",
+    };
+    return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "error";
+}
+
+/* ---- loop integration ---------------------------------------------------- */
+
+static void socket_action(hx_upstream *up, curl_socket_t fd, int flags)
+{
+    int running;
+    up->in_curl++;
+    curl_multi_socket_action(up->multi, fd, flags, &running);
+    up->in_curl--;
+    check_done(up);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    sock_ctx *s = p->data;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    socket_action(s->up, s->fd, flags);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    sock_ctx *s = h->data;
+    hx_upstream *up = s->up;
+    hx_free(s);
+    if (--up->open_handles == 0 && up->closing)
+        hx_free(up);
+}
+
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)e;
+    hx_upstream *up = userp;
+    sock_ctx *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+            curl_multi_assign(up->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = hx_calloc(1, sizeof *s);
+        if (s == NULL)
+            return -1;
+        s->up = up;
+        s->fd = fd;
+        if (uv_poll_init_socket(up->loop, &s->poll, fd) != 0) {
+            hx_free(s);
+            return -1;
+        }
+        s->poll.data = s;
+        up->open_handles++;
+        curl_multi_assign(up->multi, fd, s);
+    }
+    int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
+    uv_poll_start(&s->poll, ev, on_poll);
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* timeout_ms 0 means "call me on the next loop turn", not "in 1 ms". */
+static int on_timer_change(CURLM *m, long timeout_ms, void *userp)
+{
+    (void)m;
+    hx_upstream *up = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&up->timer);
+    else
+        uv_timer_start(&up->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- results --------------------------------------------------------------- */
+
+static hx_up_result map_code(hx_up_call *c, CURLcode code)
+{
+    curl_off_t connect_us = 0;
+    switch (code) {
+    case CURLE_OK: return HX_UP_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+        return connect_us == 0 ? HX_UP_CONNECT_TIMEOUT : HX_UP_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return HX_UP_CONNECT_ERROR;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return HX_UP_RESET;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+        return HX_UP_TLS_ERROR;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_BAD_CONTENT_ENCODING:
+        return HX_UP_PROTOCOL_ERROR;
+    case CURLE_WRITE_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+        return HX_UP_ABORTED;
+    case CURLE_OUT_OF_MEMORY: return HX_UP_NOMEM;
+    default: return HX_UP_OTHER;
+    }
+}
+
+static void check_done(hx_upstream *up)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        hx_up_call *c = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        if (c == NULL)
+            continue;
+        CURLcode code = m->data.result;
+        hx_up_result res = c->forced != HX_UP_OK ? c->forced : map_code(c, code);
+        finish(c, res, c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
+    }
+}
+
+static void on_call_closed(uv_handle_t *h)
+{
+    hx_up_call *c = h->data;
+    hx_upstream *up = c->up;
+    hx_free(c);
+    if (--up->open_handles == 0 && up->closing)
+        hx_free(up);
+}
+
+static void release_easy(hx_upstream *up, CURL *e)
+{
+    if (up->npool < HX_UP_POOL_MAX && !up->closing) {
+        curl_easy_reset(e);
+        up->pool[up->npool++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+/* Ends a call: takes it out of libcurl (never from inside a libcurl
+ * callback: callers guarantee a clean stack), reports, frees. */
+static void finish(hx_up_call *c, hx_up_result res, const char *detail)
+{
+    if (c->finished)
+        return;
+    c->finished = true;
+    hx_upstream *up = c->up;
+    uv_timer_stop(&c->fb_timer);
+    if (c->in_multi) {
+        curl_multi_remove_handle(up->multi, c->easy);
+        c->in_multi = false;
+    }
+    release_easy(up, c->easy);
+    c->easy = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        up->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (!c->cancelled && c->cb.on_done)
+        c->cb.on_done(c->ud, res, detail);
+    curl_slist_free_all(c->hdrs);
+    hx_free(c->body);
+    hx_headers_free(&c->resp_headers);
+    uv_close((uv_handle_t *)&c->fb_timer, on_call_closed);
+}
+
+static void on_reap(uv_timer_t *t)
+{
+    hx_upstream *up = t->data;
+    hx_up_call *c = up->calls;
+    while (c) {
+        hx_up_call *next = c->next;
+        if (c->cancelled || c->forced != HX_UP_OK)
+            finish(c, c->forced != HX_UP_OK ? c->forced : HX_UP_ABORTED, "cancelled");
+        c = next;
+    }
+}
+
+static void schedule_reap(hx_upstream *up)
+{
+    if (!uv_is_active((uv_handle_t *)&up->reap))
+        uv_timer_start(&up->reap, on_reap, 0, 0);
+}
+
+/* ---- libcurl callbacks ------------------------------------------------------ */
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    hx_up_call *c = ud;
+    size_t len = size * n;
+    if (c->cancelled)
+        return 0;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        const char *sp = memchr(p, ' ', len);
+        c->status = sp ? atoi(sp + 1) : 0;
+        hx_headers_free(&c->resp_headers);
+        return len;
+    }
+    if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) {
+        if (c->status >= 200 && !c->head_done) {
+            c->head_done = true;
+            uv_timer_stop(&c->fb_timer);
+            if (c->cb.on_head)
+                c->cb.on_head(c->ud, c->status, &c->resp_headers);
+        }
+        return c->cancelled ? 0 : len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (colon) {
+        size_t nl = (size_t)(colon - p);
+        const char *v = colon + 1;
+        size_t vl = len - nl - 1;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        if (hx_headers_addn(&c->resp_headers, p, nl, v, vl) != 0)
+            return 0;
+    }
+    return len;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+    hx_up_call *c = ud;
+    size_t len = size * n;
+    if (c->cancelled || c->forced != HX_UP_OK)
+        return 0;
+    if (!c->head_done) { /* a body without a header block: treat as head now */
+        c->head_done = true;
+        uv_timer_stop(&c->fb_timer);
+        if (c->cb.on_head)
+            c->cb.on_head(c->ud, c->status, &c->resp_headers);
+        if (c->cancelled)
+            return 0;
+    }
+    int rc = c->cb.on_data ? c->cb.on_data(c->ud, p, len) : HX_UP_CONTINUE;
+    if (c->cancelled)
+        return 0;
+    if (rc == HX_UP_PAUSE) {
+        c->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc == HX_UP_STOP) {
+        c->forced = HX_UP_ABORTED;
+        return 0;
+    }
+    return len;
+}
+
+static void on_first_byte_timeout(uv_timer_t *t)
+{
+    hx_up_call *c = t->data;
+    c->forced = HX_UP_FIRST_BYTE_TIMEOUT;
+    finish(c, HX_UP_FIRST_BYTE_TIMEOUT, "no response from the upstream within first_byte_timeout");
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+hx_upstream *hx_upstream_new(uv_loop_t *loop)
+{
+    hx_upstream *up = hx_calloc(1, sizeof *up);
+    if (up == NULL)
+        return NULL;
+    up->loop = loop;
+    up->multi = curl_multi_init();
+    if (up->multi == NULL) {
+        hx_free(up);
+        return NULL;
+    }
+    uv_timer_init(loop, &up->timer);
+    uv_timer_init(loop, &up->reap);
+    up->timer.data = up->reap.data = up;
+    up->open_handles = 2;
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    return up;
+}
+
+static void on_up_timer_closed(uv_handle_t *h)
+{
+    hx_upstream *up = h->data;
+    if (--up->open_handles == 0 && up->closing)
+        hx_free(up);
+}
+
+void hx_upstream_free(hx_upstream *up)
+{
+    if (up == NULL)
+        return;
+    while (up->calls) {
+        up->calls->cancelled = true;
+        finish(up->calls, HX_UP_ABORTED, "shutdown");
+    }
+    up->closing = true;
+    for (int i = 0; i < up->npool; i++)
+        curl_easy_cleanup(up->pool[i]);
+    up->npool = 0;
+    curl_multi_cleanup(up->multi); /* closes sockets: on_socket REMOVE */
+    up->multi = NULL;
+    uv_close((uv_handle_t *)&up->timer, on_up_timer_closed);
+    uv_close((uv_handle_t *)&up->reap, on_up_timer_closed);
+}
+
+static int setup_easy(hx_up_call *c, const char *method, const char *url, const hx_headers *headers,
+                      size_t len, const hx_up_opts *o)
+{
+    CURL *e = c->easy;
+    for (size_t i = 0; headers && i < headers->n; i++) {
+        char line[8192];
+        snprintf(line, sizeof line, "%s: %s", headers->items[i].name, headers->items[i].value);
+        struct curl_slist *l = curl_slist_append(c->hdrs, line);
+        if (l == NULL)
+            return -1;
+        c->hdrs = l;
+    }
+    struct curl_slist *l = curl_slist_append(c->hdrs, "Expect:"); /* no 100-continue round trip */
+    if (l == NULL)
+        return -1;
+    c->hdrs = l;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (o && o->connect_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
+    if (o && o->total_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->total_timeout_ms);
+    return 0;
+}
+
+hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *url,
+                              const hx_headers *headers, const void *body, size_t len,
+                              const hx_up_opts *opts, const hx_up_callbacks *cb, void *ud)
+{
+    if (up->closing)
+        return NULL;
+    hx_up_call *c = hx_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->up = up;
+    c->cb = *cb;
+    c->ud = ud;
+    c->easy = up->npool > 0 ? up->pool[--up->npool] : curl_easy_init();
+    if (c->easy == NULL || (len && (c->body = hx_malloc(len)) == NULL))
+        goto fail;
+    if (len)
+        memcpy(c->body, body, len);
+    if (setup_easy(c, method, url, headers, len, opts) != 0)
+        goto fail;
+    if (curl_multi_add_handle(up->multi, c->easy) != CURLM_OK)
+        goto fail;
+    c->in_multi = true;
+    uv_timer_init(up->loop, &c->fb_timer);
+    c->fb_timer.data = c;
+    up->open_handles++;
+    if (opts && opts->first_byte_timeout_ms > 0)
+        uv_timer_start(&c->fb_timer, on_first_byte_timeout, (uint64_t)opts->first_byte_timeout_ms, 0);
+    c->next = up->calls;
+    if (up->calls)
+        up->calls->prev = c;
+    up->calls = c;
+    return c;
+fail:
+    if (c->easy)
+        release_easy(up, c->easy);
+    curl_slist_free_all(c->hdrs);
+    hx_free(c->body);
+    hx_free(c);
+    return NULL;
+}
+
+void hx_up_call_cancel(hx_up_call *c)
+{
+    if (c == NULL || c->finished || c->cancelled)
+        return;
+    c->cancelled = true;
+    if (c->up->in_curl > 0)
+        schedule_reap(c->up); /* never remove a handle inside libcurl */
+    else
+        finish(c, HX_UP_ABORTED, "cancelled");
+}
+
+void hx_up_call_resume(hx_up_call *c)
+{
+    if (c == NULL || c->finished || c->cancelled || !c->paused)
+        return;
+    c->paused = false;
+    hx_upstream *up = c->up;
+    up->in_curl++;
+    curl_easy_pause(c->easy, CURLPAUSE_CONT); /* may deliver data right here */
+    up->in_curl--;
+    if (c->cancelled || c->forced != HX_UP_OK)
+        schedule_reap(up);
+    check_done(up);
+}
