@@ -18,6 +18,11 @@ deps:
 
 test-deps:
 	@scripts/install-deps.sh test
+	@$(MAKE) -s tests/sdk/node_modules/.package-lock.json
+
+# The official SDKs, exactly as pinned by the committed lockfile.
+tests/sdk/node_modules/.package-lock.json: tests/sdk/package-lock.json
+	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Doptimization=2

@@ -15,6 +15,11 @@ case "${1:-build}" in
 esac
 
 missing=""
+# The SDK end-to-end tests need Node.js and npm (any source: Debian's
+# packages or NodeSource's); only install when there is no node at all.
+if [ "${1:-build}" = test ] && ! command -v node >/dev/null 2>&1; then
+  PKGS="$PKGS nodejs npm"
+fi
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing="$missing $p"

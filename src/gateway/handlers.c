@@ -8,8 +8,6 @@
 #include "gateway/gateway.h"
 #include "util/json.h"
 
-/* Nesting deeper than this in a request body is refused. */
-#define HX_JSON_MAX_DEPTH 64
 
 static void handle_health(hx_req *r)
 {

@@ -15,16 +15,25 @@ static int bad(char *err, size_t errlen, const char *fmt, const char *a)
     return -1;
 }
 
-static const char *opt_string(json_object *body, const char *key, int *wrong)
+/* A string field and its length (JSON strings may hold \u0000). */
+static const char *opt_string_len(json_object *body, const char *key, int *wrong, size_t *len)
 {
     json_object *v;
+    *len = 0;
     if (!json_object_object_get_ex(body, key, &v) || json_object_is_type(v, json_type_null))
         return NULL;
     if (!json_object_is_type(v, json_type_string)) {
         *wrong = 1;
         return NULL;
     }
+    *len = (size_t)json_object_get_string_len(v);
     return json_object_get_string(v);
+}
+
+static const char *opt_string(json_object *body, const char *key, int *wrong)
+{
+    size_t len;
+    return opt_string_len(body, key, wrong, &len);
 }
 
 /* model, stream and stream_options.include_usage, shared by both shapes. */
@@ -129,31 +138,32 @@ int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, 
     if (read_common(body, info, err, errlen) != 0)
         return -1;
     int wrong = 0;
-    const char *fdesc = opt_string(body, "function_description", &wrong);
-    const char *input = opt_string(body, "input", &wrong);
+    size_t fdesc_len, input_len;
+    const char *fdesc = opt_string_len(body, "function_description", &wrong, &fdesc_len);
+    const char *input = opt_string_len(body, "input", &wrong, &input_len);
     json_object *msgs_in = NULL, *prompt = NULL;
     json_object_object_get_ex(body, "messages", &msgs_in);
     json_object_object_get_ex(body, "prompt", &prompt);
     if (wrong)
         return bad(err, errlen, "%s", "Invalid completion request format");
-    if (fdesc && strlen(fdesc) > HAPAX_FUNCTION_DESC_MAX)
+    if (fdesc && fdesc_len > HAPAX_FUNCTION_DESC_MAX)
         return bad(err, errlen, "%s", "Function description too large (max 5KB)");
 
     json_object *msgs = json_object_new_array();
-    if (fdesc && *fdesc)
-        json_object_array_add(msgs, message("system", fdesc, strlen(fdesc)));
+    if (fdesc && fdesc_len)
+        json_object_array_add(msgs, message("system", fdesc, fdesc_len));
     info->render = &hx_render_hapax;
     if (msgs_in && json_object_is_type(msgs_in, json_type_array) && json_object_array_length(msgs_in) > 0) {
         if (check_messages(msgs_in, err, errlen) != 0)
             goto fail;
         for (size_t i = 0; i < json_object_array_length(msgs_in); i++)
             json_object_array_add(msgs, json_object_get(json_object_array_get_idx(msgs_in, i)));
-    } else if (input && *input) {
-        if (strlen(input) > HAPAX_INPUT_MAX) {
+    } else if (input && input_len) {
+        if (input_len > HAPAX_INPUT_MAX) {
             bad(err, errlen, "%s", "Input too large (max 512KB)");
             goto fail;
         }
-        json_object_array_add(msgs, message("user", input, strlen(input)));
+        json_object_array_add(msgs, message("user", input, input_len));
     } else if (prompt && !json_object_is_type(prompt, json_type_null)) {
         if (prompt_text(prompt, err, errlen, msgs) != 0)
             goto fail;

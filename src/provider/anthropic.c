@@ -7,31 +7,14 @@
 #include "provider/anthropic_int.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
+#include "util/json.h"
 
 #define ANTH_BODY_MAX ((size_t)64 * 1024 * 1024)
-#define ANTH_JSON_DEPTH 64
 
 /* Parses exactly one JSON value from s[0..len) (trailing whitespace only). */
 json_object *hx_anth_parse_json(const char *s, size_t len)
 {
-    if (len > (size_t)0x7fffffff)
-        return NULL;
-    json_tokener *tok = json_tokener_new_ex(ANTH_JSON_DEPTH);
-    if (tok == NULL)
-        return NULL;
-    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
-    if (o != NULL) {
-        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
-            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
-                json_object_put(o);
-                o = NULL;
-                break;
-            }
-    } else if (json_tokener_get_error(tok) == json_tokener_continue) {
-        o = json_tokener_parse_ex(tok, "", 1); /* ends a trailing number/literal */
-    }
-    json_tokener_free(tok);
-    return o;
+    return hx_json_parse(s, len);
 }
 
 /* Drops an incomplete UTF-8 sequence left at the end of s by truncation. */

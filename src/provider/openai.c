@@ -8,6 +8,7 @@
 #include "provider/provider.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
+#include "util/json.h"
 
 #define OPENAI_BODY_MAX (64 * 1024 * 1024)
 
@@ -33,15 +34,23 @@ static char *endpoint_url(const hx_provider *p, const char *path)
     return full;
 }
 
+/* Azure OpenAI: its hosts, or any endpoint carrying ?api-version=. */
+static bool is_azure(const hx_provider *p)
+{
+    return strstr(p->base_url, ".azure.com") != NULL || strstr(p->base_url, "api-version=") != NULL;
+}
+
 static int add_auth(const hx_provider *p, hx_up_request *out)
 {
     if (p->api_key[0] == '\0')
         return 0;
-    if (strstr(p->base_url, ".openai.azure.com") != NULL)
+    if (is_azure(p))
         return hx_headers_add(&out->headers, "api-key", p->api_key);
-    char v[1024];
-    snprintf(v, sizeof v, "Bearer %s", p->api_key);
-    return hx_headers_add(&out->headers, "Authorization", v);
+    hx_buf v;
+    hx_buf_init(&v, 0);
+    int rc = hx_buf_printf(&v, "Bearer %s", p->api_key) == 0 ? hx_headers_add(&out->headers, "Authorization", v.data) : -1;
+    hx_buf_free(&v);
+    return rc;
 }
 
 static int build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
@@ -194,7 +203,7 @@ static int emit_tool_calls(oa_parser *ps, json_object *tcs)
 
 static int emit_error_obj(oa_parser *ps, json_object *err)
 {
-    const char *m = str_of(err, "message");
+    const char *m = json_object_is_type(err, json_type_string) ? json_object_get_string(err) : str_of(err, "message");
     char msg[256];
     snprintf(msg, sizeof msg, "%s", m ? m : "upstream reported an error");
     emit(ps, (hx_event){.type = HX_EV_ERROR, .text = msg, .len = strlen(msg)});
@@ -250,14 +259,9 @@ static int on_sse(void *ud, const char *event, const char *data, size_t len)
         ps->done = true;
         return 0;
     }
-    json_tokener *tok = json_tokener_new();
-    json_object *o = tok ? json_tokener_parse_ex(tok, data, (int)len) : NULL;
-    bool complete = tok && json_tokener_get_error(tok) == json_tokener_success;
-    json_tokener_free(tok);
-    if (o == NULL || !complete) {
-        json_object_put(o);
+    json_object *o = hx_json_parse(data, len);
+    if (o == NULL)
         return fail(ps, "malformed event from upstream");
-    }
     int rc = handle_object(ps, o, "delta");
     json_object_put(o);
     return rc;
@@ -289,7 +293,7 @@ static int parser_end(void *v, hx_event_sink sink, void *ud)
             return fail(ps, "malformed event from upstream");
         return ps->done ? 0 : fail(ps, "upstream stream ended early");
     }
-    json_object *o = ps->body.len ? json_tokener_parse(ps->body.data) : NULL;
+    json_object *o = hx_json_parse(ps->body.data, ps->body.len);
     if (o == NULL)
         return fail(ps, "upstream returned malformed JSON");
     int rc = handle_object(ps, o, "message");
@@ -299,7 +303,7 @@ static int parser_end(void *v, hx_event_sink sink, void *ud)
 
 static void error_message(const char *body, size_t len, char *out, size_t outlen)
 {
-    json_object *o = len ? json_tokener_parse(body) : NULL;
+    json_object *o = len ? hx_json_parse(body, len) : NULL;
     json_object *err;
     const char *m = NULL;
     if (o && json_object_object_get_ex(o, "error", &err)) {

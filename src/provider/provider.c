@@ -48,6 +48,14 @@ static int fill(hx_provider *p, const char *name, const char *type, const char *
     return 0;
 }
 
+static bool name_taken(const hx_providers *ps, size_t upto, const char *name)
+{
+    for (size_t j = 0; j < upto; j++)
+        if (strcmp(ps->items[j].name, name) == 0)
+            return true;
+    return false;
+}
+
 int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char *err, size_t errlen)
 {
     const hx_cfg_llm *l = &cfg->llm;
@@ -66,16 +74,18 @@ int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char 
         if (fill(p, b->name, b->provider, b->model, b->api_key, b->endpoint, &b->aliases, (int)out->n, err, errlen) != 0)
             goto fail;
         out->n++;
-        /* Names must be unique: a second "openai" becomes "openai-2". */
-        for (size_t j = 0; j + 1 < out->n; j++) {
-            if (strcmp(out->items[j].name, p->name) == 0) {
-                char nm[128];
-                snprintf(nm, sizeof nm, "%s-%zu", p->name, out->n);
-                hx_free(p->name);
-                if ((p->name = hx_strdup(nm)) == NULL)
-                    goto fail;
-                break;
+        /* Names must be unique: a second "openai" becomes "openai-2" (or
+         * the next free suffix). */
+        if (name_taken(out, out->n - 1, p->name)) {
+            char nm[160];
+            for (size_t k = 2;; k++) {
+                snprintf(nm, sizeof nm, "%s-%zu", p->name, k);
+                if (!name_taken(out, out->n - 1, nm))
+                    break;
             }
+            hx_free(p->name);
+            if ((p->name = hx_strdup(nm)) == NULL)
+                goto fail;
         }
     }
     for (size_t i = 0; warn && i < out->n; i++)

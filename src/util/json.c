@@ -43,3 +43,25 @@ int hx_json_cstr(hx_buf *out, const char *s)
         return hx_buf_append(out, "null", 4);
     return hx_json_str(out, s, strlen(s));
 }
+
+json_object *hx_json_parse(const char *s, size_t len)
+{
+    if (s == NULL || len > (size_t)0x7fffffff)
+        return NULL;
+    json_tokener *tok = json_tokener_new_ex(HX_JSON_MAX_DEPTH);
+    if (tok == NULL)
+        return NULL;
+    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+    if (o != NULL) {
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+                json_object_put(o);
+                o = NULL;
+                break;
+            }
+    } else if (json_tokener_get_error(tok) == json_tokener_continue) {
+        o = json_tokener_parse_ex(tok, "", 1); /* ends a trailing number or literal */
+    }
+    json_tokener_free(tok);
+    return o;
+}
