@@ -45,7 +45,12 @@ struct h1_conn {
     bool chunked_out;
     bool busy;
     bool counted;
-    size_t out_pending;
+    size_t out_pending;   /* in obuf + handed to libuv, not yet written */
+    hx_buf obuf;          /* output of this loop turn, flushed in one write */
+    char peer_ip[48];
+    int peer_port;
+    h1_conn *flush_next;
+    bool flush_queued;
     int open_handles;
 };
 
@@ -53,7 +58,7 @@ typedef struct {
     uv_write_t w;
     h1_conn *c;
     size_t len;
-    char data[];
+    char *data;
 } wreq;
 
 static http_parser_settings settings;
@@ -82,6 +87,7 @@ static void on_write(uv_write_t *uw, int status)
     wreq *wr = (wreq *)uw;
     h1_conn *c = wr->c;
     c->out_pending -= wr->len;
+    hx_free(wr->data);
     hx_free(wr);
     if (c->closing)
         return;
@@ -109,27 +115,78 @@ static void on_write_timeout(uv_timer_t *t)
     conn_close(c);
 }
 
-/* Queues up to three pieces as one write. Returns HX_RES_* */
+/* Output is gathered per connection during a loop turn and written once,
+ * after all callbacks of the turn have run (the check phase): a streamed
+ * answer whose upstream chunks arrive together leaves in one write. */
+static void flush_conn(h1_conn *c)
+{
+    c->flush_queued = false;
+    if (c->closing || c->obuf.len == 0)
+        return;
+    wreq *wr = hx_malloc(sizeof *wr);
+    if (wr == NULL) {
+        conn_close(c);
+        return;
+    }
+    wr->c = c;
+    wr->data = hx_buf_steal(&c->obuf, &wr->len);
+    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)wr->len);
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+        c->out_pending -= wr->len;
+        hx_free(wr->data);
+        hx_free(wr);
+        conn_close(c);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    hx_worker *w = h->data;
+    while (w->flush_head) {
+        h1_conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        flush_conn(c);
+    }
+    uv_check_stop(&w->flush_check);
+    uv_idle_stop(&w->flush_idle);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h; /* only keeps the loop from blocking while output waits */
+}
+
+void hx_h1_worker_init(hx_worker *w)
+{
+    uv_check_init(&w->loop, &w->flush_check);
+    uv_idle_init(&w->loop, &w->flush_idle);
+    w->flush_check.data = w->flush_idle.data = w;
+}
+
+void hx_h1_worker_close(hx_worker *w)
+{
+    uv_close((uv_handle_t *)&w->flush_check, NULL);
+    uv_close((uv_handle_t *)&w->flush_idle, NULL);
+}
+
+/* Queues up to three pieces. Returns HX_RES_* */
 static int queue_write(h1_conn *c, const char *a, size_t alen, const char *b, size_t blen,
                        const char *d, size_t dlen)
 {
     if (c->closing)
         return HX_RES_EGONE;
     size_t len = alen + blen + dlen;
-    wreq *wr = hx_malloc(sizeof *wr + len);
-    if (wr == NULL)
+    if (hx_buf_append(&c->obuf, a, alen) != 0 || (blen && hx_buf_append(&c->obuf, b, blen) != 0) ||
+        (dlen && hx_buf_append(&c->obuf, d, dlen) != 0))
         return HX_RES_ENOMEM;
-    memcpy(wr->data, a, alen);
-    if (blen)
-        memcpy(wr->data + alen, b, blen);
-    if (dlen)
-        memcpy(wr->data + alen + blen, d, dlen);
-    wr->c = c;
-    wr->len = len;
-    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)len);
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
-        hx_free(wr);
-        return HX_RES_EGONE;
+    if (!c->flush_queued) {
+        hx_worker *w = c->w;
+        c->flush_queued = true;
+        c->flush_next = w->flush_head;
+        w->flush_head = c;
+        uv_check_start(&w->flush_check, on_flush_check);
+        uv_idle_start(&w->flush_idle, on_flush_idle);
     }
     c->out_pending += len;
     if (c->req)
@@ -244,6 +301,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     hx_worker *w = c->w;
     hx_buf_free(&c->in);
+    hx_buf_free(&c->obuf);
     hx_buf_free(&c->url);
     hx_buf_free(&c->hname);
     hx_buf_free(&c->hval);
@@ -373,17 +431,8 @@ static hx_req *ensure_req(h1_conn *c)
     r->mw = hx_router_global_mw(c->w->router);
     r->app = c->w->app;
     r->loop = &c->w->loop;
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, r->peer_ip, sizeof r->peer_ip);
-            r->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, r->peer_ip, sizeof r->peer_ip);
-            r->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
+    memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
+    r->peer_port = c->peer_port;
     hx_req_assign_id(r, false);
     c->req = r;
     return r;
@@ -602,6 +651,7 @@ static h1_conn *conn_new(hx_worker *w)
         return NULL;
     c->w = w;
     hx_buf_init(&c->in, 0);
+    hx_buf_init(&c->obuf, 0);
     hx_buf_init(&c->url, 0);
     hx_buf_init(&c->hname, 0);
     hx_buf_init(&c->hval, 0);
@@ -647,6 +697,17 @@ void hx_h1_on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
+            c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
+            c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
     long max = (long)w->cfg->server.max_connections;
     if (atomic_fetch_add(&w->srv->conns, 1) >= max) {
         atomic_fetch_sub(&w->srv->conns, 1);

@@ -177,8 +177,10 @@ static void worker_main(void *arg)
 static int worker_start(hx_worker *w, char *err, size_t errlen)
 {
     int rc = uv_loop_init(&w->loop);
-    if (rc == 0)
+    if (rc == 0) {
+        hx_h1_worker_init(w);
         rc = uv_async_init(&w->loop, &w->wake, on_worker_wake);
+    }
     if (rc == 0) {
         w->wake.data = w;
         rc = uv_tcp_init(&w->loop, &w->listener);
@@ -276,6 +278,7 @@ int hx_server_run(hx_server *s)
         uv_thread_join(&w->thread);
         /* Now nobody signals this loop any more: close what is left. */
         uv_close((uv_handle_t *)&w->wake, NULL);
+        hx_h1_worker_close(w);
         worker_close_listener(w);
         if (w->app && s->app_fini)
             s->app_fini(w->app);

@@ -39,6 +39,9 @@ typedef struct hx_worker {
     const hx_router *router;
     void *app;               /* from the server's init hook */
     h1_conn *conns;          /* intrusive list of live connections */
+    h1_conn *flush_head;     /* connections with output to write this turn */
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
     size_t nconns;
     bool draining;
     bool stopped;
@@ -69,6 +72,10 @@ struct hx_server {
 
 /* h1.c */
 void hx_h1_on_connection(uv_stream_t *listener, int status);
+/* Output batching handles of a worker (created before it runs, closed
+ * after it stopped). */
+void hx_h1_worker_init(hx_worker *w);
+void hx_h1_worker_close(hx_worker *w);
 /* Shutdown: close idle connections, let busy ones finish and then close. */
 void hx_h1_drain(hx_worker *w);
 /* Shutdown timeout: close every connection now. */

@@ -265,7 +265,7 @@ static int apply_hard_fault(mock_conn *c, const fault *f, mf_family fam)
         mock_conn_close(c);
         return 1;
     case FM_HANG:
-        c->busy = 1;
+        mock_hang(c);
         return 1;
     case FM_MALJSON:
         c->ev.len = 0;
@@ -398,6 +398,8 @@ static int control_fault(mock_conn *c)
     }
     g.armed = f;
     g.armed_count = f.mode == FM_NONE ? 0 : count;
+    if (g.armed_count == 0)
+        g.armed.mode = FM_NONE;
     char nb[16];
     mbuf_fmt(&c->ev, "{\"ok\":true,\"mode\":\"%s\",\"count\":%ld}", fault_name(&f, nb, sizeof nb),
              g.armed_count);

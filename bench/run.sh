@@ -1,0 +1,127 @@
+#!/bin/bash
+# Side-by-side benchmark on this machine: the mock upstream direct, nginx
+# proxy_pass to it, and hapax to it. Processes are pinned: the proxy under
+# test on CPU 0, the mock and the load generator on CPU 1.
+#
+#   bench/run.sh            # both scenarios, 10 s each
+#   DURATION=5 bench/run.sh
+#
+# Prints req/s, p50/p99 latency, added latency versus direct, peak RSS and
+# the hapax/nginx ratio. Needs wrk and nginx (installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+STREAMS=${STREAMS:-1000}
+CHUNKS=${CHUNKS:-100}
+MOCK_PORT=${MOCK_PORT:-19501}
+NGINX_PORT=${NGINX_PORT:-19502}
+HAPAX_PORT=${HAPAX_PORT:-19503}
+WORK=$(mktemp -d /tmp/hapax-bench.XXXXXX)
+
+for p in wrk nginx; do
+  command -v $p >/dev/null || { scripts/install-deps.sh build; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; break; }
+done
+make -s build >/dev/null
+MOCK=build/mock-provider
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start_mock() { # $1 = chunks
+  taskset -c 1 "$MOCK" --port "$MOCK_PORT" --chunks "$1" > "$WORK/mock.out" &
+  pids+=($!)
+  for _ in $(seq 50); do grep -q listening "$WORK/mock.out" 2>/dev/null && return; sleep 0.1; done
+  echo "mock did not start" >&2; exit 1
+}
+
+start_nginx() {
+  cat > "$WORK/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+error_log $WORK/nginx-error.log warn;
+pid $WORK/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGX
+  taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
+  pids+=($!)
+  sleep 0.5
+}
+
+start_hapax() {
+  cat > "$WORK/hapax.yaml" <<YML
+server: {host: 127.0.0.1, port: $HAPAX_PORT, workers: 1, max_connections: 20000}
+logging: {level: warn}
+llm:
+  provider: openai
+  model: gpt-4o-mini
+  api_key: sk-bench
+  endpoint: http://127.0.0.1:$MOCK_PORT/v1
+YML
+  taskset -c 0 build/hapax --config "$WORK/hapax.yaml" 2> "$WORK/hapax.log" &
+  HAPAX_PID=$!
+  pids+=($HAPAX_PID)
+  for _ in $(seq 50); do curl -sf "127.0.0.1:$HAPAX_PORT/health" >/dev/null && return; sleep 0.1; done
+  echo "hapax did not start" >&2; cat "$WORK/hapax.log" >&2; exit 1
+}
+
+# run_wrk NAME PORT CONNS STREAM → prints "NAME rps p50 p99 errors"
+run_wrk() {
+  local out
+  out=$(STREAM=$4 taskset -c 1 wrk -t1 -c"$3" -d"${DURATION}s" --timeout 30s -s bench/chat.lua \
+        "http://127.0.0.1:$2" 2>&1 | grep '^RESULT') || true
+  echo "$1 $out"
+}
+
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<< "$1"; }
+
+scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
+  start_mock "$4"
+  start_nginx
+  start_hapax
+  local nginx_pid; nginx_pid=$(cat "$WORK/nginx.pid")
+  # warm-up
+  STREAM=$3 taskset -c 1 wrk -t1 -c"$2" -d2s -s bench/chat.lua "http://127.0.0.1:$HAPAX_PORT" >/dev/null 2>&1 || true
+  local d n h
+  d=$(run_wrk direct "$MOCK_PORT" "$2" "$3")
+  n=$(run_wrk nginx "$NGINX_PORT" "$2" "$3")
+  h=$(run_wrk hapax "$HAPAX_PORT" "$2" "$3")
+  local nrss hrss; nrss=$(peak_rss_kb "$nginx_pid"); hrss=$(peak_rss_kb "$HAPAX_PID")
+  echo
+  echo "== $1 (${DURATION}s, $2 connections) =="
+  printf "%-8s %10s %10s %10s %12s %10s %8s\n" target req/s p50_ms p99_ms added_p50_ms peak_rss errors
+  local dp50; dp50=$(field "$d" p50_ms)
+  for row in "$d" "$n" "$h"; do
+    local name rps p50 p99 err rss added
+    name=${row%% *}; rps=$(field "$row" rps); p50=$(field "$row" p50_ms); p99=$(field "$row" p99_ms); err=$(field "$row" errors)
+    added=$(awk -v a="$p50" -v b="$dp50" 'BEGIN{printf "%.3f", a-b}')
+    rss="-"; [ "$name" = nginx ] && rss="${nrss}kB"; [ "$name" = hapax ] && rss="${hrss}kB"
+    printf "%-8s %10s %10s %10s %12s %10s %8s\n" "$name" "$rps" "$p50" "$p99" "$added" "$rss" "$err"
+  done
+  local ratio; ratio=$(awk -v h="$(field "$h" rps)" -v n="$(field "$n" rps)" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}')
+  echo "hapax/nginx req/s ratio: $ratio"
+  cleanup_round
+}
+
+cleanup_round() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+
+echo "machine: $(nproc) CPUs, $(uname -r); hapax workers=1 on CPU 0, nginx worker_processes=1 on CPU 0, mock + wrk on CPU 1"
+scenario "non-streaming chat completion" "$CONNS" 0 8
+scenario "streaming: $STREAMS concurrent streams of $CHUNKS chunks" "$STREAMS" 1 "$CHUNKS"
