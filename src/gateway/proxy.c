@@ -11,9 +11,12 @@
 #include "gateway/gateway.h"
 #include "obs/log.h"
 #include "util/alloc.h"
+#include "util/json.h"
 
 #define HX_MAX_CHAIN 16
 #define HX_ERRBODY_MAX (64 * 1024)
+/* Largest non-streamed answer relayed as it is. */
+#define HX_RELAY_BODY_MAX (64 * 1024 * 1024)
 
 typedef struct proxy {
     int refs;
@@ -36,6 +39,9 @@ typedef struct proxy {
     bool paused;
     bool finished;
     bool any_answered;         /* some upstream produced an HTTP answer */
+    bool relay_raw;            /* same wire format both sides: relay the body as it is */
+    char rate_limited[32];     /* Retry-After of a provider that answered 429 ("" = none) */
+    bool saw_429;
     hx_err last_err;
     char last_msg[384];
     hx_buf states;             /* "name: why; ..." for the final message */
@@ -175,7 +181,7 @@ static void on_up_head(void *ud, int status, const hx_headers *h)
     p->any_answered = true;
     const char *ra = hx_headers_get(h, "retry-after");
     snprintf(p->retry_after, sizeof p->retry_after, "%s", ra ? ra : "");
-    if (status >= 200 && status < 300)
+    if (status >= 200 && status < 300 && !p->relay_raw)
         p->parser = p->prov->ad->parser_new(p->info.stream);
 }
 
@@ -187,6 +193,8 @@ static int on_up_data(void *ud, const char *data, size_t len)
         hx_buf_append(&p->errbody, data, len < room ? len : room);
         return HX_UP_CONTINUE;
     }
+    if (p->relay_raw)
+        return hx_buf_append(&p->out, data, len) == 0 ? HX_UP_CONTINUE : HX_UP_STOP;
     if (p->parser == NULL)
         return HX_UP_STOP;
     if (p->prov->ad->parser_feed(p->parser, data, len, on_event, p) != 0)
@@ -232,10 +240,35 @@ static hx_err transport_err(hx_up_result res)
     }
 }
 
+/* An OpenAI answer to an OpenAI client: checked, counted, sent as it is
+ * (no parse into events and no re-rendering). */
+static void succeed_raw(proxy *p)
+{
+    hx_req *r = p->req;
+    if (!hx_json_valid(p->out.data, p->out.len) || memmem(p->out.data, p->out.len, "\"choices\"", 9) == NULL) {
+        p->last_err = HX_ERR_BAD_GATEWAY;
+        snprintf(p->last_msg, sizeof p->last_msg, "provider %s: upstream returned malformed JSON", p->prov->name);
+        note_state(p, p->prov->name, "malformed response");
+        next_attempt(p);
+        return;
+    }
+    int64_t pt = hx_json_find_int(p->out.data, p->out.len, "prompt_tokens");
+    int64_t ct = hx_json_find_int(p->out.data, p->out.len, "completion_tokens");
+    r->log_prompt_tokens = pt > 0 ? pt : 0;
+    r->log_completion_tokens = ct > 0 ? ct : 0;
+    set_provider_headers(p);
+    hx_res_send(r, 200, "application/json", p->out.data, p->out.len);
+    finish(p);
+}
+
 static void succeed(proxy *p)
 {
     hx_req *r = p->req;
     const hx_adapter *ad = p->prov->ad;
+    if (p->relay_raw) {
+        succeed_raw(p);
+        return;
+    }
     if (ad->parser_end(p->parser, on_event, p) != 0) {
         char m[300];
         snprintf(m, sizeof m, "provider %s: %s", p->prov->name, ad->parser_error(p->parser));
@@ -294,6 +327,10 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         finish(p);
     } else if (res == HX_UP_OK) {
         bool next = classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg);
+        if (p->up_status == 429) {
+            p->saw_429 = true;
+            snprintf(p->rate_limited, sizeof p->rate_limited, "%s", p->retry_after);
+        }
         char st[32];
         snprintf(st, sizeof st, "upstream %d", p->up_status);
         note_state(p, p->prov->name, st);
@@ -303,6 +340,8 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
             answer_error(p, p->last_err, p->last_msg);
     } else {
         p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
+        if (res != HX_UP_CONNECT_ERROR)
+            p->any_answered = true; /* reached, then failed: not "nothing to ask" */
         const char *why = res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser) : detail;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
@@ -336,6 +375,15 @@ static void give_up(proxy *p)
         snprintf(msg, sizeof msg, "no provider can serve this request: %s",
                  p->states.len ? p->states.data : "none configured");
         answer_error(p, HX_ERR_UNAVAILABLE, msg);
+        return;
+    }
+    if (p->saw_429) {
+        /* Someone asked us to slow down: the client should too. */
+        snprintf(p->retry_after, sizeof p->retry_after, "%s", p->rate_limited[0] ? p->rate_limited : "1");
+        char msg[512];
+        snprintf(msg, sizeof msg, "every provider failed and at least one is rate limiting: %s",
+                 p->states.len ? p->states.data : "");
+        answer_error(p, HX_ERR_RATE_LIMITED, msg);
         return;
     }
     answer_error(p, p->last_err, p->last_msg);
@@ -373,6 +421,8 @@ static void next_attempt(proxy *p)
         }
         hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
         hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
+        p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
+        p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;
         snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
         snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
         r->log_attempts++;

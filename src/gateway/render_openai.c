@@ -2,18 +2,17 @@
  * legacy text_completion) and for the original Hapax {"content": ...}. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "gateway/render.h"
 #include "util/json.h"
+#include "util/uuid.h"
 
 static void ensure_id(hx_render *r, const char *prefix)
 {
     if (r->id[0])
         return;
     unsigned char b[12];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        memset(b, 0, sizeof b);
+    hx_random_bytes(b, sizeof b);
     int n = snprintf(r->id, sizeof r->id, "%s", prefix);
     for (size_t i = 0; i < sizeof b && n + 2 < (int)sizeof r->id; i++)
         n += snprintf(r->id + n, sizeof r->id - (size_t)n, "%02x", b[i]);

@@ -214,7 +214,8 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
     int ok = hx_buf_printf(&b, "HTTP/1.%d %d %s\r\nDate: %s\r\n", r->http_minor, status,
                            hx_http_reason(status), c->w->date) == 0;
     for (size_t i = 0; ok && i < h->n; i++)
-        ok = hx_buf_printf(&b, "%s: %s\r\n", h->items[i].name, h->items[i].value) == 0;
+        ok = hx_buf_append_str(&b, h->items[i].name) == 0 && hx_buf_append(&b, ": ", 2) == 0 &&
+             hx_buf_append_str(&b, h->items[i].value) == 0 && hx_buf_append(&b, "\r\n", 2) == 0;
     if (ok && !no_body) {
         if (content_length >= 0)
             ok = hx_buf_printf(&b, "Content-Length: %lld\r\n", (long long)content_length) == 0;
@@ -376,6 +377,8 @@ static void send_error(h1_conn *c, hx_err e)
     c->state = ST_DISCARD;
     if (r && r->path == NULL)
         set_target(r, c->url.data ? c->url.data : "", c->url.len);
+    if (r && r->request_id[0] == '\0')
+        hx_req_assign_id(r, false); /* the headers never completed */
     if (r == NULL || hx_res_error(r, e, NULL) < 0) {
         if (!c->closing)
             conn_close(c);
@@ -433,7 +436,6 @@ static hx_req *ensure_req(h1_conn *c)
     r->loop = &c->w->loop;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
-    hx_req_assign_id(r, false);
     c->req = r;
     return r;
 }

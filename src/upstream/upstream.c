@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "obs/log.h"
 #include "util/alloc.h"
 
 #define HX_UP_POOL_MAX 64
+
+typedef struct sock_ctx sock_ctx;
 
 struct hx_upstream {
     uv_loop_t *loop;
@@ -21,15 +24,23 @@ struct hx_upstream {
     int npool;
     hx_up_call *calls;
     int in_curl;             /* > 0 while inside a libcurl call */
+    sock_ctx **socks;        /* by fd */
+    size_t nsocks;
     int open_handles;
     bool closing;
 };
 
-typedef struct {
+/* One per upstream socket. The poll handle outlives curl's interest in the
+ * socket: when a transfer ends, its connection idles in curl's cache and
+ * the next request on it reuses the handle without touching epoll. The
+ * handle goes away only when curl closes the socket (closesocket callback). */
+struct sock_ctx {
     uv_poll_t poll;
     hx_upstream *up;
     curl_socket_t fd;
-} sock_ctx;
+    int events;      /* what the poll handle watches now */
+    bool idle;       /* curl does not watch this socket at the moment */
+};
 
 struct hx_up_call {
     hx_upstream *up;
@@ -82,6 +93,13 @@ static void socket_action(hx_upstream *up, curl_socket_t fd, int flags)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sock_ctx *s = p->data;
+    if (s->idle) {
+        /* An idle cached connection became readable (closed by the peer,
+         * most likely): stop watching; curl checks it before any reuse. */
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -101,36 +119,75 @@ static void on_poll_closed(uv_handle_t *h)
         hx_free(up);
 }
 
+static sock_ctx *sock_get(hx_upstream *up, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < up->nsocks ? up->socks[fd] : NULL;
+}
+
+static sock_ctx *sock_new(hx_upstream *up, curl_socket_t fd)
+{
+    if ((size_t)fd >= up->nsocks) {
+        size_t n = up->nsocks ? up->nsocks : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        sock_ctx **t = hx_realloc(up->socks, n * sizeof *t);
+        if (t == NULL)
+            return NULL;
+        memset(t + up->nsocks, 0, (n - up->nsocks) * sizeof *t);
+        up->socks = t;
+        up->nsocks = n;
+    }
+    sock_ctx *s = hx_calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->up = up;
+    s->fd = fd;
+    if (uv_poll_init_socket(up->loop, &s->poll, fd) != 0) {
+        hx_free(s);
+        return NULL;
+    }
+    s->poll.data = s;
+    up->open_handles++;
+    up->socks[fd] = s;
+    return s;
+}
+
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)e;
+    (void)socketp;
     hx_upstream *up = userp;
-    sock_ctx *s = socketp;
+    sock_ctx *s = sock_get(up, fd);
     if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, on_poll_closed);
-            curl_multi_assign(up->multi, fd, NULL);
-        }
+        if (s)
+            s->idle = true; /* keep watching; on_poll stops it if it fires */
         return 0;
     }
-    if (s == NULL) {
-        s = hx_calloc(1, sizeof *s);
-        if (s == NULL)
-            return -1;
-        s->up = up;
-        s->fd = fd;
-        if (uv_poll_init_socket(up->loop, &s->poll, fd) != 0) {
-            hx_free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        up->open_handles++;
-        curl_multi_assign(up->multi, fd, s);
-    }
+    if (s == NULL && (s = sock_new(up, fd)) == NULL)
+        return -1;
+    s->idle = false;
     int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-    uv_poll_start(&s->poll, ev, on_poll);
+    /* uv_poll_start re-registers the fd even for the same events (two
+     * epoll_ctl calls): only call it when the interest really changes. */
+    if (ev != s->events) {
+        s->events = ev;
+        uv_poll_start(&s->poll, ev, on_poll);
+    }
     return 0;
+}
+
+/* curl closes a socket: release its poll handle first (never close an fd
+ * that a live poll handle watches). */
+static int on_close_socket(void *userp, curl_socket_t fd)
+{
+    hx_upstream *up = userp;
+    sock_ctx *s = sock_get(up, fd);
+    if (s) {
+        up->socks[fd] = NULL;
+        uv_poll_stop(&s->poll);
+        uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+    }
+    return close(fd);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -390,8 +447,17 @@ void hx_upstream_free(hx_upstream *up)
     for (int i = 0; i < up->npool; i++)
         curl_easy_cleanup(up->pool[i]);
     up->npool = 0;
-    curl_multi_cleanup(up->multi); /* closes sockets: on_socket REMOVE */
+    curl_multi_cleanup(up->multi); /* closes sockets: on_close_socket */
     up->multi = NULL;
+    for (size_t i = 0; i < up->nsocks; i++) /* sockets curl never closed */
+        if (up->socks[i]) {
+            uv_poll_stop(&up->socks[i]->poll);
+            uv_close((uv_handle_t *)&up->socks[i]->poll, on_poll_closed);
+            up->socks[i] = NULL;
+        }
+    hx_free(up->socks);
+    up->socks = NULL;
+    up->nsocks = 0;
     uv_close((uv_handle_t *)&up->timer, on_up_timer_closed);
     uv_close((uv_handle_t *)&up->reap, on_up_timer_closed);
 }
@@ -425,6 +491,8 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c->up);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {

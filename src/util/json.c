@@ -65,3 +65,168 @@ json_object *hx_json_parse(const char *s, size_t len)
     json_tokener_free(tok);
     return o;
 }
+
+/* ---- allocation-free validation ---------------------------------------- */
+
+typedef struct {
+    const char *p, *end;
+    int depth;
+} vstate;
+
+static void skip_ws(vstate *v)
+{
+    while (v->p < v->end && (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r'))
+        v->p++;
+}
+
+static int v_value(vstate *v);
+
+static int v_string(vstate *v)
+{
+    v->p++; /* opening quote */
+    while (v->p < v->end) {
+        unsigned char c = (unsigned char)*v->p++;
+        if (c == '"')
+            return 0;
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            if (v->p >= v->end)
+                return -1;
+            char e = *v->p++;
+            if (e == 'u') {
+                for (int i = 0; i < 4; i++, v->p++)
+                    if (v->p >= v->end || !((*v->p >= '0' && *v->p <= '9') || ((*v->p | 32) >= 'a' && (*v->p | 32) <= 'f')))
+                        return -1;
+            } else if (!strchr("\"\\/bfnrt", e)) {
+                return -1;
+            }
+        }
+    }
+    return -1;
+}
+
+static int v_number(vstate *v)
+{
+    const char *s = v->p;
+    if (v->p < v->end && *v->p == '-')
+        v->p++;
+    const char *d = v->p;
+    while (v->p < v->end && *v->p >= '0' && *v->p <= '9')
+        v->p++;
+    if (v->p == d || (*d == '0' && v->p - d > 1))
+        return -1;
+    if (v->p < v->end && *v->p == '.') {
+        d = ++v->p;
+        while (v->p < v->end && *v->p >= '0' && *v->p <= '9')
+            v->p++;
+        if (v->p == d)
+            return -1;
+    }
+    if (v->p < v->end && (*v->p == 'e' || *v->p == 'E')) {
+        v->p++;
+        if (v->p < v->end && (*v->p == '+' || *v->p == '-'))
+            v->p++;
+        d = v->p;
+        while (v->p < v->end && *v->p >= '0' && *v->p <= '9')
+            v->p++;
+        if (v->p == d)
+            return -1;
+    }
+    return v->p > s ? 0 : -1;
+}
+
+static int v_literal(vstate *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(v->end - v->p) < n || memcmp(v->p, lit, n) != 0)
+        return -1;
+    v->p += n;
+    return 0;
+}
+
+/* Members of an object or elements of an array, after the opening bracket. */
+static int v_container(vstate *v, char close, int object)
+{
+    if (++v->depth > HX_JSON_MAX_DEPTH)
+        return -1;
+    v->p++;
+    skip_ws(v);
+    if (v->p < v->end && *v->p == close) {
+        v->p++;
+        v->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(v);
+        if (object) {
+            if (v->p >= v->end || *v->p != '"' || v_string(v) != 0)
+                return -1;
+            skip_ws(v);
+            if (v->p >= v->end || *v->p++ != ':')
+                return -1;
+        }
+        if (v_value(v) != 0)
+            return -1;
+        skip_ws(v);
+        if (v->p >= v->end)
+            return -1;
+        char c = *v->p++;
+        if (c == close) {
+            v->depth--;
+            return 0;
+        }
+        if (c != ',')
+            return -1;
+    }
+}
+
+static int v_value(vstate *v)
+{
+    skip_ws(v);
+    if (v->p >= v->end)
+        return -1;
+    switch (*v->p) {
+    case '{': return v_container(v, '}', 1);
+    case '[': return v_container(v, ']', 0);
+    case '"': return v_string(v);
+    case 't': return v_literal(v, "true");
+    case 'f': return v_literal(v, "false");
+    case 'n': return v_literal(v, "null");
+    default: return v_number(v);
+    }
+}
+
+bool hx_json_valid(const char *s, size_t len)
+{
+    vstate v = {s, s + len, 0};
+    if (s == NULL || v_value(&v) != 0)
+        return false;
+    skip_ws(&v);
+    return v.p == v.end;
+}
+
+int64_t hx_json_find_int(const char *s, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *end = s + len;
+    for (const char *p = s; p && p + kl + 2 < end; p++) {
+        p = memchr(p, '"', (size_t)(end - p));
+        if (p == NULL || p + kl + 2 >= end)
+            break;
+        if (memcmp(p + 1, key, kl) != 0 || p[kl + 1] != '"')
+            continue;
+        const char *q = p + kl + 2;
+        while (q < end && (*q == ' ' || *q == ':' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        int64_t n = 0;
+        bool any = false;
+        while (q < end && *q >= '0' && *q <= '9' && n < INT64_MAX / 10) {
+            n = n * 10 + (*q++ - '0');
+            any = true;
+        }
+        if (any)
+            return n;
+    }
+    return -1;
+}

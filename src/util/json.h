@@ -4,7 +4,9 @@
 #define HX_UTIL_JSON_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/buf.h"
 
@@ -23,5 +25,15 @@ int hx_json_cstr(hx_buf *out, const char *s);
  * number at the very end is complete). NULL on any error. The caller puts
  * the result. */
 json_object *hx_json_parse(const char *s, size_t len);
+
+/* True when s[0..len) is exactly one well-formed JSON value (RFC 8259
+ * syntax, nesting up to HX_JSON_MAX_DEPTH). Allocates nothing: used to
+ * check an upstream body that is relayed as it is. */
+bool hx_json_valid(const char *s, size_t len);
+
+/* The first integer value of a member named `key` anywhere in the text
+ * ("usage":{"prompt_tokens":12,...} → 12), or -1. A scan, not a parse:
+ * only for bookkeeping on bodies already validated. */
+int64_t hx_json_find_int(const char *s, size_t len, const char *key);
 
 #endif
