@@ -389,6 +389,14 @@ static void give_up(proxy *p)
     answer_error(p, p->last_err, p->last_msg);
 }
 
+/* The client spoke this provider's wire format and named its model, and
+ * nothing needs adding (streams get stream_options): send its body as is. */
+static bool passthrough_ok(const proxy *p, const hx_provider *pv)
+{
+    return !p->info.stream && pv->ad->build_passthrough && p->info.render == &hx_render_openai_chat &&
+           pv->ad == &hx_adapter_openai && strcmp(p->info.model, pv->model) == 0 && p->req->body.len > 0;
+}
+
 static void next_attempt(proxy *p)
 {
     hx_req *r = p->req;
@@ -404,7 +412,15 @@ static void next_attempt(proxy *p)
         hx_up_request ur;
         hx_up_request_init(&ur);
         char err[256];
-        if (pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err) != 0) {
+        int built = -1;
+        if (passthrough_ok(p, pv))
+            built = pv->ad->build_passthrough(pv, r->body.data, r->body.len, &ur);
+        if (built != 0) {
+            hx_up_request_free(&ur);
+            hx_up_request_init(&ur);
+            built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
+        }
+        if (built != 0) {
             note_state(p, pv->name, err);
             p->last_err = HX_ERR_INVALID_REQUEST;
             snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);

@@ -45,6 +45,11 @@ typedef struct hx_adapter {
      * of memory). */
     int (*build_chat)(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out,
                       char *err, size_t errlen);
+    /* Optional (NULL when the format differs from the client's): the
+     * client's own body, already in this wire format and naming this
+     * provider's model, sent unchanged. Returns 0, or -1 when the body may
+     * not go as it is (then build_chat is used). */
+    int (*build_passthrough)(const hx_provider *p, const char *body, size_t len, hx_up_request *out);
     /* The cheapest request that proves the provider answers (model list;
      * Ollama /api/tags). Never spends tokens. */
     int (*build_probe)(const hx_provider *p, hx_up_request *out);

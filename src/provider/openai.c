@@ -92,6 +92,18 @@ oom:
     return -1;
 }
 
+static int build_passthrough(const hx_provider *p, const char *body, size_t len, hx_up_request *out)
+{
+    if (strstr(p->base_url, "api.openai.com") != NULL && memmem(body, len, "\"top_k\"", 7) != NULL)
+        return -1; /* needs the field dropped: see build_chat */
+    out->method = "POST";
+    out->url = endpoint_url(p, "chat/completions");
+    if (out->url == NULL || hx_buf_append(&out->body, body, len) != 0 ||
+        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0)
+        return -1;
+    return 0;
+}
+
 static int build_probe(const hx_provider *p, hx_up_request *out)
 {
     out->method = "GET";
@@ -321,6 +333,7 @@ const hx_adapter hx_adapter_openai = {
     .default_endpoint = "https://api.openai.com/v1",
     .key_required = true,
     .build_chat = build_chat,
+    .build_passthrough = build_passthrough,
     .build_probe = build_probe,
     .parser_new = parser_new,
     .parser_feed = parser_feed,
