@@ -13,7 +13,6 @@
 #include "util/alloc.h"
 #include "util/json.h"
 
-#define HX_MAX_CHAIN 16
 #define HX_ERRBODY_MAX (64 * 1024)
 /* Largest non-streamed answer relayed as it is. */
 #define HX_RELAY_BODY_MAX (64 * 1024 * 1024)
@@ -24,7 +23,7 @@ typedef struct proxy {
     hx_gw_worker *gw;
     json_object *canon;
     hx_in_info info;
-    int chain[HX_MAX_CHAIN];
+    int *chain;                /* provider indexes, in order */
     size_t nchain;
     size_t pos;
     const hx_provider *prov;
@@ -65,6 +64,7 @@ static void proxy_unref(proxy *p)
     hx_buf_free(&p->out);
     hx_buf_free(&p->errbody);
     hx_buf_free(&p->states);
+    hx_free(p->chain);
     json_object_put(p->canon);
     p->req->on_abort = NULL;
     p->req->on_drain = NULL;
@@ -393,8 +393,14 @@ static void give_up(proxy *p)
  * nothing needs adding (streams get stream_options): send its body as is. */
 static bool passthrough_ok(const proxy *p, const hx_provider *pv)
 {
-    return !p->info.stream && pv->ad->build_passthrough && p->info.render == &hx_render_openai_chat &&
-           pv->ad == &hx_adapter_openai && strcmp(p->info.model, pv->model) == 0 && p->req->body.len > 0;
+    const hx_buf *b = &p->req->body;
+    if (p->info.stream || !pv->ad->build_passthrough || p->info.render != &hx_render_openai_chat ||
+        pv->ad != &hx_adapter_openai || strcmp(p->info.model, pv->model) != 0 || b->len == 0)
+        return false;
+    /* A duplicated "model" key could route on one value and reach an
+     * upstream that reads the other: such bodies are rebuilt. */
+    const char *first = memmem(b->data, b->len, "\"model\"", 7);
+    return first && memmem(first + 7, b->len - (size_t)(first + 7 - b->data), "\"model\"", 7) == NULL;
 }
 
 static void next_attempt(proxy *p)
@@ -471,7 +477,13 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     hx_buf_init(&p->errbody, 0);
     hx_buf_init(&p->states, 4096);
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
-    p->nchain = hx_providers_chain(&gw->gw->providers, info->model, p->chain, HX_MAX_CHAIN);
+    size_t np = gw->gw->providers.n;
+    p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
+    if (p->chain == NULL) {
+        answer_error(p, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    p->nchain = hx_providers_chain(&gw->gw->providers, info->model, p->chain, np);
     if (p->nchain == 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway: GET /v1/models lists the models",

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -261,12 +262,23 @@ def _parse_head(head):
 class RawConn:
     """A client socket with a receive buffer and deadline-bounded reads."""
 
-    def __init__(self, port, host=HOST, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, port, host=HOST, timeout=DEFAULT_TIMEOUT, rcvbuf=None):
         self.timeout = timeout
         self.buf = bytearray()
         self.eof = False
         self.reset = False
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:
+            # SO_RCVBUF must be set before connect() to bound the window.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect((host, port))
+            except OSError:
+                self.sock.close()
+                raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- sending
@@ -375,6 +387,25 @@ class RawConn:
             body += self._take(size)
             if self._take(2) != b"\r\n":
                 raise ValueError("chunk not followed by CRLF")
+
+    def read_head(self, timeout=None, max_head=1 << 20):
+        """Reads only the status line and headers; the body stays in buf."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+
+        def have_head():
+            if len(self.buf) > max_head:
+                raise ValueError("response head larger than %d bytes" % max_head)
+            return b"\r\n\r\n" in self.buf
+        self._fill_until(have_head, deadline, "response head")
+        raw_head = self._take(self.buf.index(b"\r\n\r\n") + 4)
+        version, status, reason, headers = _parse_head(raw_head[:-4])
+        return Response(version, status, reason, headers, b"", raw_head)
+
+    def read_until(self, marker, timeout=None):
+        """Receives until `marker` (bytes) is in buf (kept there). Raises
+        TimeoutError / ConnectionClosed when it does not come."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        self._fill_until(lambda: marker in self.buf, deadline, repr(marker))
 
     def read_until_close(self, timeout=None):
         """All bytes until EOF/reset. Raises TimeoutError if still open at the deadline."""
@@ -670,6 +701,175 @@ class HapaxServer:
         return http_request(self.port, method, path, headers=headers, body=body, timeout=timeout)
 
 
+# ---------------------------------------------------------------------------
+# the mock LLM provider (tests/mock, built as mock-provider)
+
+MOCK_BIN = os.environ.get("HAPAX_MOCK_BIN") or None
+
+
+def mock_binary():
+    """$HAPAX_MOCK_BIN, else the mock-provider next to the hapax binary under
+    test (build-asan/hapax -> build-asan/mock-provider), else build/."""
+    if MOCK_BIN:
+        return MOCK_BIN
+    here = os.path.join(os.path.dirname(os.path.abspath(BIN)), "mock-provider")
+    if os.path.isfile(here) and os.access(here, os.X_OK):
+        return here
+    return os.path.join(REPO_ROOT, "build", "mock-provider")
+
+
+class MockProvider:
+    """One mock-provider child on a free port (it binds port 0 and prints
+    "listening on PORT"). Its control endpoints are wrapped: last(),
+    stats(), reset(), arm()."""
+
+    def __init__(self, workdir, name="mock", args=None, binary=None):
+        self.workdir = workdir
+        self.name = name
+        self.binary = binary or mock_binary()
+        self.args = list(args or [])
+        self.stderr_path = os.path.join(workdir, name + ".stderr")
+        self.proc = None
+        self.port = None
+        self.returncode = None
+
+    def start(self, timeout=READY_TIMEOUT):
+        if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
+            raise AssertionError("mock provider binary not found: %s (ninja -C build)" % self.binary)
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen([self.binary, "--port", "0"] + self.args,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._err, env=child_env(), cwd=self.workdir,
+                                     preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        out = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise AssertionError("mock provider printed no 'listening on' line within %.0fs"
+                                     % timeout)
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                continue
+            data = os.read(fd, 4096)
+            if not data:
+                self.kill()
+                raise AssertionError("mock provider exited before listening (status %s): %s"
+                                     % (self.proc.returncode, self.stderr_text()[-2000:]))
+            out += data
+        m = re.search(rb"listening on (\d+)", out)
+        if not m:
+            self.kill()
+            raise AssertionError("unexpected mock provider output: %r" % out[:200])
+        self.port = int(m.group(1))
+        return self
+
+    @property
+    def url(self):
+        """http://127.0.0.1:PORT (no trailing slash)."""
+        return "http://%s:%d" % (HOST, self.port)
+
+    def endpoint(self, kind, fault=None):
+        """The `endpoint` for a provider of type `kind` served by this mock;
+        fault="500" (or hang, reset, ...) prefixes /fault/MODE."""
+        base = self.url + ("/fault/%s" % fault if fault else "")
+        return base if kind == "ollama" else base + "/v1"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- control endpoints
+    def _control(self, method, path, body=None):
+        hdrs = {"Content-Type": "application/json"} if body is not None else None
+        data = json.dumps(body) if body is not None else None
+        r = http_request(self.port, method, path, headers=hdrs, body=data, timeout=DEFAULT_TIMEOUT)
+        if r.status != 200:
+            raise AssertionError("mock %s %s: %r" % (method, path, r))
+        return r
+
+    def last(self):
+        """The last provider request: {method, path, query, headers, body}
+        (header names lower-case; body parsed JSON, a string when not JSON),
+        or None."""
+        return self._control("GET", "/_mock/last").json()
+
+    def last_raw(self):
+        """The /_mock/last document as text (numbers keep the text they
+        were received with)."""
+        return self._control("GET", "/_mock/last").body.decode("utf-8")
+
+    def stats(self):
+        """{requests, active, connections, fault, fault_count}."""
+        return self._control("GET", "/_mock/stats").json()
+
+    def reset(self):
+        return self._control("POST", "/_mock/reset").json()
+
+    def arm(self, mode, count=1, delay_ms=None, retry_after=None):
+        """Fault for the next `count` provider requests (-1: all)."""
+        body = {"mode": str(mode), "count": count}
+        if delay_ms is not None:
+            body["delay_ms"] = delay_ms
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        return self._control("POST", "/_mock/fault", body).json()
+
+    def wait_stats(self, predicate, timeout=DEFAULT_TIMEOUT):
+        """Polls stats() until predicate(stats) holds; returns the last stats
+        and whether it held."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.stats()
+            if predicate(st):
+                return st, True
+            if time.monotonic() >= deadline:
+                return st, False
+            time.sleep(0.05)
+
+    # -- lifecycle
+    def stop(self, timeout=EXIT_TIMEOUT):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._closefiles()
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc is not None:
+            self.returncode = self.proc.returncode
+        self._closefiles()
+
+    def _closefiles(self):
+        if self.proc is not None and self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+        f = getattr(self, "_err", None)
+        if f is not None and not f.closed:
+            f.close()
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def sanitizer_report(self):
+        return sanitizer_findings(self.stderr_text())
+
+
 def run_cli(args, workdir=None, env=None, timeout=20.0, stdin_data=None):
     """Run `hapax ARGS` to completion. Returns CompletedProcess (text)."""
     return subprocess.run([BIN] + list(args), input=stdin_data, capture_output=True,
@@ -736,6 +936,26 @@ class HapaxTestCase(unittest.TestCase):
         self._servers.append(srv)
         srv.start(wait_ready=wait_ready)
         return srv
+
+    def start_mock(self, name=None, args=None):
+        """Starts a mock provider for this test; it is stopped after
+        tearDown (so after hapax), and a sanitizer report in its stderr
+        fails the test."""
+        name = name or "mock%d" % len(getattr(self, "_mocks", []))
+        if not hasattr(self, "_mocks"):
+            self._mocks = []
+        m = MockProvider(self.workdir, name=name, args=args)
+        self._mocks.append(m)
+        self.addCleanup(self._stop_mock, m)
+        m.start()
+        return m
+
+    def _stop_mock(self, m):
+        m.stop()
+        found = m.sanitizer_report()
+        if found:
+            self.fail("%s: sanitizer report in stderr (%s):\n%s"
+                      % (m.name, m.stderr_path, tail(m.stderr_text(), 60)))
 
     def conn(self, srv, timeout=DEFAULT_TIMEOUT):
         c = srv.conn(timeout)
