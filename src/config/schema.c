@@ -475,6 +475,7 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/v1/messages", "messages", STRS("POST")},
         {"/v1/models", "models", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
+        {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
     };
     size_t n = sizeof def / sizeof def[0];

@@ -5,21 +5,29 @@
 #define HX_GATEWAY_GATEWAY_H
 
 #include <json-c/json.h>
+#include <stdatomic.h>
 
 #include "config/config.h"
 #include "gateway/inbound.h"
 #include "http/request.h"
 #include "provider/provider.h"
+#include "resilience/health.h"
 #include "upstream/upstream.h"
 
 typedef struct {
     hx_config *cfg;
     hx_providers providers;
+    hx_health **health;        /* one per provider, same index */
+    atomic_int prober_claimed; /* the first worker to start runs the probes */
 } hx_gateway;
+
+struct hx_probe;
 
 typedef struct {
     hx_gateway *gw;
     hx_upstream *up;
+    struct hx_probe **probes;  /* only on the probing worker */
+    size_t nprobes;
 } hx_gw_worker;
 
 /* Builds the providers of cfg (warning once per unusable one). Returns 0, or
@@ -30,6 +38,16 @@ void hx_gateway_free(hx_gateway *g);
 /* Server worker hooks (http/server.h). */
 void *hx_gateway_worker_init(void *loop, void *gateway);
 void hx_gateway_worker_fini(void *worker);
+
+/* Records one outcome for provider idx (probe or real traffic) and logs a
+ * healthy/unhealthy transition. Thread-safe. */
+void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, int64_t latency_ms, bool probe);
+/* True when provider idx may be chosen: usable, and healthy or not probed. */
+bool hx_gateway_provider_up(hx_gateway *g, size_t idx);
+
+/* Active probes on this worker's loop (prober.c). */
+int hx_prober_start(hx_gw_worker *w, void *loop);
+void hx_prober_stop(hx_gw_worker *w);
 
 /* Sends the canonical request (owned by the call from now on) along the
  * chain for info->model and renders the answer to r. */

@@ -9,11 +9,74 @@
 #include "util/json.h"
 
 
+/* One provider's entry of /health: status up | down | unusable. */
+static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool *up)
+{
+    const hx_provider *pv = &g->providers.items[i];
+    hx_health_snap hs;
+    hx_health_snapshot(g->health[i], &hs);
+    *up = hx_gateway_provider_up(g, i);
+    const char *st = !pv->usable ? "unusable" : *up ? "up" : "down";
+    int rc = hx_json_cstr(b, pv->name) || hx_buf_append_str(b, ":{\"status\":") || hx_json_cstr(b, st) ||
+             hx_buf_append_str(b, ",\"type\":") || hx_json_cstr(b, pv->ad->name) ||
+             hx_buf_append_str(b, ",\"model\":") || hx_json_cstr(b, pv->model) ||
+             hx_buf_printf(b, ",\"healthy\":%s,\"consecutive_failures\":%lld,\"checks\":%llu",
+                           hs.healthy ? "true" : "false", (long long)hs.consecutive_failures,
+                           (unsigned long long)hs.checks);
+    if (rc == 0 && hs.last_latency_ms >= 0)
+        rc = hx_buf_printf(b, ",\"latency_ms\":%lld", (long long)hs.last_latency_ms);
+    if (rc == 0 && (hs.last_error[0] || !pv->usable))
+        rc = hx_buf_append_str(b, ",\"last_error\":") || hx_json_cstr(b, pv->usable ? hs.last_error : pv->reason);
+    return rc || hx_buf_append(b, "}", 1);
+}
+
+/* GET /health: ok when every provider can serve, degraded when some can,
+ * unavailable (503) when none can. */
 static void handle_health(hx_req *r)
 {
-    static const char body[] = "{\"status\":\"ok\"}\n";
+    hx_gw_worker *w = r->app;
+    hx_buf b;
+    hx_buf_init(&b, 0);
+    size_t up = 0, n = w ? w->gw->providers.n : 0;
+    int rc = hx_buf_append_str(&b, "{\"providers\":{");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool u;
+        rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, &u);
+        up += u;
+    }
+    const char *status = n == 0 || up == n ? "ok" : up > 0 ? "degraded" : "unavailable";
+    if (rc == 0)
+        rc = hx_buf_append_str(&b, "},\"status\":") || hx_json_cstr(&b, status) || hx_buf_append_str(&b, "}\n");
     hx_res_header(r, "Cache-Control", "no-store");
-    hx_res_send(r, 200, "application/json", body, sizeof body - 1);
+    if (rc != 0)
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+    else
+        hx_res_send(r, n > 0 && up == 0 ? 503 : 200, "application/json", b.data, b.len);
+    hx_buf_free(&b);
+}
+
+/* GET /health/providers/{name} */
+static void handle_provider_health(hx_req *r)
+{
+    hx_gw_worker *w = r->app;
+    const char *prefix = "/health/providers/";
+    const char *name = strncmp(r->path, prefix, strlen(prefix)) == 0 ? r->path + strlen(prefix) : "";
+    for (size_t i = 0; w && i < w->gw->providers.n; i++) {
+        if (strcmp(w->gw->providers.items[i].name, name) != 0)
+            continue;
+        hx_buf b;
+        hx_buf_init(&b, 0);
+        bool up;
+        int rc = hx_buf_append(&b, "{", 1) || provider_json(&b, w->gw, i, &up) || hx_buf_append_str(&b, "}\n");
+        hx_res_header(r, "Cache-Control", "no-store");
+        if (rc != 0)
+            hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        else
+            hx_res_send(r, up ? 200 : 503, "application/json", b.data, b.len);
+        hx_buf_free(&b);
+        return;
+    }
+    hx_res_error(r, HX_ERR_NOT_FOUND, "No provider has this name.");
 }
 
 /* Handlers whose feature has not landed answer 501 with a clear message
@@ -119,7 +182,7 @@ static const struct {
     {"chat", handle_chat},
     {"messages", handle_messages},
     {"models", handle_models},
-    {"provider_health", handle_not_implemented},
+    {"provider_health", handle_provider_health},
     {"metrics", handle_not_implemented},
 };
 

@@ -44,9 +44,11 @@ typedef struct proxy {
     hx_err last_err;
     char last_msg[384];
     hx_buf states;             /* "name: why; ..." for the final message */
+    uint64_t attempt_ns;       /* when the current attempt started */
 } proxy;
 
 static void next_attempt(proxy *p);
+static void record(proxy *p, bool ok, const char *why);
 
 static proxy *proxy_ref(proxy *p)
 {
@@ -83,6 +85,16 @@ static void finish(proxy *p)
         p->call = NULL;
     }
     proxy_unref(p);
+}
+
+/* Why a provider did not serve; also passive health evidence when it was
+ * tried and failed (`failed`). */
+static void note_failure(proxy *p, const char *why)
+{
+    record(p, false, why);
+    if (p->states.len)
+        hx_buf_append_str(&p->states, "; ");
+    hx_buf_printf(&p->states, "%s: %s", p->prov->name, why);
 }
 
 static void note_state(proxy *p, const char *name, const char *why)
@@ -248,7 +260,7 @@ static void succeed_raw(proxy *p)
     if (!hx_json_valid(p->out.data, p->out.len) || memmem(p->out.data, p->out.len, "\"choices\"", 9) == NULL) {
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: upstream returned malformed JSON", p->prov->name);
-        note_state(p, p->prov->name, "malformed response");
+        note_failure(p, "malformed response");
         next_attempt(p);
         return;
     }
@@ -256,6 +268,7 @@ static void succeed_raw(proxy *p)
     int64_t ct = hx_json_find_int(p->out.data, p->out.len, "completion_tokens");
     r->log_prompt_tokens = pt > 0 ? pt : 0;
     r->log_completion_tokens = ct > 0 ? ct : 0;
+    record(p, true, NULL);
     set_provider_headers(p);
     hx_res_send(r, 200, "application/json", p->out.data, p->out.len);
     finish(p);
@@ -281,10 +294,11 @@ static void succeed(proxy *p)
         }
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "%s", m);
-        note_state(p, p->prov->name, "malformed response");
+        note_failure(p, "malformed response");
         next_attempt(p);
         return;
     }
+    record(p, true, NULL);
     if (p->info.stream) {
         p->render.vt->stream_end(&p->render, &p->out);
         flush_out(p);
@@ -319,6 +333,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         char m[300];
         snprintf(m, sizeof m, "provider %s failed mid-stream: %s", p->prov->name,
                  p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser) : hx_up_result_str(res));
+        record(p, false, "failed mid-stream");
         HX_LOG_WARN("upstream failed mid-stream", HX_F_STR("request_id", p->req->request_id),
                     HX_F_STR("provider", p->prov->name), HX_F_STR("error", m));
         p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
@@ -333,7 +348,10 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         }
         char st[32];
         snprintf(st, sizeof st, "upstream %d", p->up_status);
-        note_state(p, p->prov->name, st);
+        if (next)
+            note_failure(p, st); /* the provider's fault, not the request's */
+        else
+            note_state(p, p->prov->name, st);
         if (next)
             next_attempt(p);
         else
@@ -345,13 +363,20 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         const char *why = res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser) : detail;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
-        note_state(p, p->prov->name, hx_up_result_str(res));
+        note_failure(p, hx_up_result_str(res));
         next_attempt(p);
     }
     proxy_unref(p);
 }
 
 static const hx_up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
+
+/* Passive health evidence from real traffic. */
+static void record(proxy *p, bool ok, const char *why)
+{
+    int64_t ms = (int64_t)((hx_now_ns() - p->attempt_ns) / 1000000);
+    hx_gateway_record(p->gw->gw, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
+}
 
 /* ---- chain ---------------------------------------------------------------------- */
 
@@ -415,6 +440,14 @@ static void next_attempt(proxy *p)
             note_state(p, pv->name, pv->reason);
             continue;
         }
+        if (!hx_gateway_provider_up(p->gw->gw, (size_t)pv->index)) {
+            hx_health_snap hs;
+            hx_health_snapshot(p->gw->gw->health[pv->index], &hs);
+            char why[200];
+            snprintf(why, sizeof why, "unhealthy (%s)", hs.last_error);
+            note_state(p, pv->name, why);
+            continue;
+        }
         hx_up_request ur;
         hx_up_request_init(&ur);
         char err[256];
@@ -442,6 +475,7 @@ static void next_attempt(proxy *p)
             return;
         }
         hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
+        p->attempt_ns = now;
         hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
         p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
         p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;

@@ -17,6 +17,7 @@ static const struct {
 
 typedef struct {
     char *path;
+    size_t prefix_len;  /* > 0: "/a/{name}" matches "/a/" + one segment */
     hx_handler_fn fn;
     unsigned methods;
     unsigned mw;
@@ -87,6 +88,8 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, ch
         r->path = hx_strdup(cr->path);
         if (r->path == NULL)
             goto oom;
+        const char *brace = strchr(r->path, '{');
+        r->prefix_len = brace ? (size_t)(brace - r->path) : 0;
         rt->n++;
         for (size_t j = 0; j < cr->methods.n; j++)
             r->methods |= method_bit(cr->methods.items[j]);
@@ -119,9 +122,13 @@ unsigned hx_router_global_mw(const hx_router *rt)
 void hx_router_dispatch(const hx_router *rt, hx_req *r)
 {
     const route *found = NULL;
-    for (size_t i = 0; i < rt->n && !found; i++)
-        if (strcmp(rt->routes[i].path, r->path) == 0)
-            found = &rt->routes[i];
+    for (size_t i = 0; i < rt->n && !found; i++) {
+        const route *c = &rt->routes[i];
+        if (c->prefix_len ? strncmp(c->path, r->path, c->prefix_len) == 0 && r->path[c->prefix_len] &&
+                                strchr(r->path + c->prefix_len, '/') == NULL
+                          : strcmp(c->path, r->path) == 0)
+            found = c;
+    }
     if (found == NULL) {
         hx_res_error(r, HX_ERR_NOT_FOUND, NULL);
         return;

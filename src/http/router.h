@@ -1,4 +1,6 @@
-/* Route table built from the config's `routes`: exact path match, method
+/* Route table built from the config's `routes`: exact path match (a path
+ * with a "{name}" part matches one segment there, e.g.
+ * /health/providers/{name}), method
  * check (405 with Allow), per-route middleware set. HEAD is served by a
  * route's GET handler with the body suppressed. */
 #ifndef HX_HTTP_ROUTER_H

@@ -111,8 +111,9 @@ static void test_default_values(void **state)
     assert_string_equal(c->logging.level, "info");
     assert_string_equal(c->logging.format, "json");
     assert_int_equal(c->rate_limit.limits.requests_per_minute, 60);
-    /* The original's 3 routes plus the OpenAI and Anthropic APIs. */
-    assert_int_equal(c->n_routes, 6);
+    /* The original's 3 routes plus the OpenAI and Anthropic APIs and the
+     * per-provider health route. */
+    assert_int_equal(c->n_routes, 7);
     assert_string_equal(c->routes[0].path, "/v1/chat/completions");
     assert_string_equal(c->routes[0].handler, "chat");
     assert_string_equal(c->routes[1].path, "/v1/completions");
@@ -122,7 +123,8 @@ static void test_default_values(void **state)
     assert_string_equal(c->routes[3].path, "/v1/models");
     assert_string_equal(c->routes[4].path, "/health");
     assert_int_equal(c->routes[4].methods.n, 2);
-    assert_string_equal(c->routes[5].path, "/metrics");
+    assert_string_equal(c->routes[5].path, "/health/providers/{name}");
+    assert_string_equal(c->routes[6].path, "/metrics");
     hx_config_errors e = {0};
     assert_int_equal(hx_config_validate(c, &e), 0);
     hx_config_unref(c);
@@ -811,7 +813,7 @@ static void test_example_config_loads(void **state)
     assert_string_equal(c->llm.backup_providers[1].model, "gpt-4o-mini");
     assert_false(c->queue.enabled);
     assert_string_equal(c->logging.level, "info");
-    assert_int_equal(c->n_routes, 6);
+    assert_int_equal(c->n_routes, 7);
     hx_config_unref(c);
     hx_config_errors_free(&e);
 

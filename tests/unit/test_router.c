@@ -89,7 +89,7 @@ static void test_health_ok(void **state)
     capture c;
     run(&c, "GET", "/health");
     assert_int_equal(c.status, 200);
-    assert_string_equal(c.body.data, "{\"status\":\"ok\"}\n");
+    assert_non_null(strstr(c.body.data, "\"status\":\"ok\""));
     assert_int_equal(c.ends, 1);
     assert_int_equal(strlen(c.xrid), 36);
     assert_true(c.has_timer);
@@ -102,7 +102,7 @@ static void test_head_has_length_no_body(void **state)
     capture c;
     run(&c, "HEAD", "/health");
     assert_int_equal(c.status, 200);
-    assert_int_equal(c.content_length, 16);
+    assert_int_equal(c.content_length, (int64_t)strlen("{\"providers\":{},\"status\":\"ok\"}\n"));
     assert_int_equal(c.body.len, 0);
     hx_buf_free(&c.body);
 }

@@ -1,0 +1,137 @@
+/* Active health probes (llm.health_check): every `interval`, each usable
+ * provider gets its cheapest request (model list; Ollama /api/tags) with
+ * `timeout`. Probes run on one worker's loop, never overlap per provider,
+ * spend no tokens, and stop when the worker stops. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/gateway.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+
+struct hx_probe {
+    hx_gw_worker *w;
+    size_t idx;
+    uv_timer_t timer;
+    hx_up_call *call;
+    int status;
+    uint64_t started_ns;
+};
+
+static void log_transition(const hx_provider *pv, hx_health *h)
+{
+    hx_health_snap s;
+    hx_health_snapshot(h, &s);
+    if (s.healthy)
+        HX_LOG_INFO("provider healthy", HX_F_STR("event", "provider_health"), HX_F_STR("provider", pv->name),
+                    HX_F_STR("state", "healthy"));
+    else
+        HX_LOG_WARN("provider unhealthy", HX_F_STR("event", "provider_health"), HX_F_STR("provider", pv->name),
+                    HX_F_STR("state", "unhealthy"), HX_F_STR("error", s.last_error),
+                    HX_F_INT("consecutive_failures", s.consecutive_failures));
+}
+
+void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, int64_t latency_ms, bool probe)
+{
+    if (idx >= g->providers.n || g->health[idx] == NULL)
+        return;
+    if (hx_health_record(g->health[idx], ok, error, latency_ms, probe))
+        log_transition(&g->providers.items[idx], g->health[idx]);
+}
+
+static void on_probe_head(void *ud, int status, const hx_headers *h)
+{
+    (void)h;
+    ((struct hx_probe *)ud)->status = status;
+}
+
+static int on_probe_data(void *ud, const char *data, size_t len)
+{
+    (void)ud, (void)data, (void)len;
+    return HX_UP_CONTINUE; /* the body does not matter */
+}
+
+static void on_probe_done(void *ud, hx_up_result res, const char *detail)
+{
+    struct hx_probe *pr = ud;
+    pr->call = NULL;
+    int64_t ms = (int64_t)((hx_now_ns() - pr->started_ns) / 1000000);
+    bool ok = res == HX_UP_OK && pr->status >= 200 && pr->status < 300;
+    char err[160];
+    if (res != HX_UP_OK)
+        snprintf(err, sizeof err, "probe: %s", hx_up_result_str(res));
+    else
+        snprintf(err, sizeof err, "probe: upstream %d", pr->status);
+    (void)detail; /* curl's text may hold a URL; the class is enough */
+    hx_gateway_record(pr->w->gw, pr->idx, ok, ok ? NULL : err, ms, true);
+}
+
+static const hx_up_callbacks probe_cb = {on_probe_head, on_probe_data, on_probe_done};
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    struct hx_probe *pr = t->data;
+    if (pr->call)
+        return; /* the previous probe is still running: never stack them */
+    hx_gateway *g = pr->w->gw;
+    const hx_provider *pv = &g->providers.items[pr->idx];
+    hx_up_request ur;
+    hx_up_request_init(&ur);
+    if (pv->ad->build_probe(pv, &ur) == 0) {
+        hx_up_opts o = {g->cfg->llm.health_check.timeout, g->cfg->llm.health_check.timeout,
+                        g->cfg->llm.health_check.timeout};
+        pr->status = 0;
+        pr->started_ns = hx_now_ns();
+        pr->call = hx_upstream_start(pr->w->up, ur.method, ur.url, &ur.headers, NULL, 0, &o, &probe_cb, pr);
+    }
+    hx_up_request_free(&ur);
+}
+
+int hx_prober_start(hx_gw_worker *w, void *loop)
+{
+    hx_gateway *g = w->gw;
+    const hx_cfg_provider_health *hc = &g->cfg->llm.health_check;
+    if (!hc->enabled)
+        return 0;
+    w->probes = hx_calloc(g->providers.n ? g->providers.n : 1, sizeof *w->probes);
+    if (w->probes == NULL)
+        return -1;
+    for (size_t i = 0; i < g->providers.n; i++) {
+        if (!g->providers.items[i].usable)
+            continue;
+        struct hx_probe *pr = hx_calloc(1, sizeof *pr);
+        if (pr == NULL)
+            return -1;
+        pr->w = w;
+        pr->idx = i;
+        uv_timer_init(loop, &pr->timer);
+        pr->timer.data = pr;
+        /* Every provider starts healthy; the first probe comes after one
+         * interval, like every later one (real traffic is evidence meanwhile). */
+        uv_timer_start(&pr->timer, on_probe_timer, (uint64_t)hc->interval, (uint64_t)hc->interval);
+        w->probes[i] = pr;
+    }
+    w->nprobes = g->providers.n;
+    return 0;
+}
+
+static void on_probe_closed(uv_handle_t *h)
+{
+    hx_free(h->data);
+}
+
+void hx_prober_stop(hx_gw_worker *w)
+{
+    for (size_t i = 0; w->probes && i < w->nprobes; i++) {
+        struct hx_probe *pr = w->probes[i];
+        if (pr == NULL)
+            continue;
+        if (pr->call)
+            hx_up_call_cancel(pr->call);
+        uv_timer_stop(&pr->timer);
+        uv_close((uv_handle_t *)&pr->timer, on_probe_closed);
+    }
+    hx_free(w->probes);
+    w->probes = NULL;
+    w->nprobes = 0;
+}
