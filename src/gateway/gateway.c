@@ -6,6 +6,22 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
+/* Retries always allowed per second whatever the traffic, so a quiet
+ * gateway can still retry. */
+#define HX_RETRY_FLOOR_PER_SECOND 2
+
+uint64_t hx_gateway_now_ms(void)
+{
+    return hx_now_ns() / 1000000ull;
+}
+
+static void log_breaker(void *ud, const char *name, int from, int to)
+{
+    (void)ud;
+    HX_LOG_WARN("circuit breaker state changed", HX_F_STR("event", "breaker_transition"), HX_F_STR("provider", name),
+                HX_F_STR("from", hx_breaker_state_name(from)), HX_F_STR("to", hx_breaker_state_name(to)));
+}
+
 int hx_gateway_init(hx_gateway *g, hx_config *cfg, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
@@ -15,9 +31,17 @@ int hx_gateway_init(hx_gateway *g, hx_config *cfg, char *err, size_t errlen)
     g->health = hx_calloc(g->providers.n ? g->providers.n : 1, sizeof *g->health);
     if (g->health == NULL)
         goto oom;
-    for (size_t i = 0; i < g->providers.n; i++)
-        if ((g->health[i] = hx_health_new(g->providers.items[i].name, cfg->llm.health_check.failure_threshold)) == NULL)
+    g->breakers = hx_calloc(g->providers.n ? g->providers.n : 1, sizeof *g->breakers);
+    g->budget = hx_retry_budget_new(cfg->llm.retry.budget_percent, HX_RETRY_FLOOR_PER_SECOND);
+    if (g->breakers == NULL || g->budget == NULL)
+        goto oom;
+    g->retry_classes = hx_retry_classes(&cfg->llm.retry.retryable_errors);
+    for (size_t i = 0; i < g->providers.n; i++) {
+        if ((g->health[i] = hx_health_new(g->providers.items[i].name, cfg->llm.health_check.failure_threshold)) == NULL ||
+            (g->breakers[i] = hx_breaker_new(g->providers.items[i].name, &cfg->circuit_breaker)) == NULL)
             goto oom;
+        hx_breaker_on_transition(g->breakers[i], log_breaker, NULL);
+    }
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -39,8 +63,14 @@ void hx_gateway_free(hx_gateway *g)
 {
     for (size_t i = 0; g->health && i < g->providers.n; i++)
         hx_health_free(g->health[i]);
+    for (size_t i = 0; g->breakers && i < g->providers.n; i++)
+        hx_breaker_free(g->breakers[i]);
     hx_free(g->health);
+    hx_free(g->breakers);
+    hx_retry_budget_free(g->budget);
     g->health = NULL;
+    g->breakers = NULL;
+    g->budget = NULL;
     hx_providers_free(&g->providers);
     hx_config_unref(g->cfg);
     g->cfg = NULL;

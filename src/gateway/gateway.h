@@ -11,13 +11,18 @@
 #include "gateway/inbound.h"
 #include "http/request.h"
 #include "provider/provider.h"
+#include "resilience/breaker.h"
 #include "resilience/health.h"
+#include "resilience/retry.h"
 #include "upstream/upstream.h"
 
 typedef struct {
     hx_config *cfg;
     hx_providers providers;
     hx_health **health;        /* one per provider, same index */
+    hx_breaker **breakers;     /* one per provider, same index */
+    hx_retry_budget *budget;   /* retries stay under llm.retry.budget_percent */
+    unsigned retry_classes;    /* HX_RETRY_* of llm.retry.retryable_errors */
     atomic_int prober_claimed; /* the first worker to start runs the probes */
 } hx_gateway;
 
@@ -42,6 +47,9 @@ void hx_gateway_worker_fini(void *worker);
 /* Records one outcome for provider idx (probe or real traffic) and logs a
  * healthy/unhealthy transition. Thread-safe. */
 void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, int64_t latency_ms, bool probe);
+/* Monotonic milliseconds (the breakers' and budget's clock). */
+uint64_t hx_gateway_now_ms(void);
+
 /* True when provider idx may be chosen: usable, and healthy or not probed. */
 bool hx_gateway_provider_up(hx_gateway *g, size_t idx);
 

@@ -7,11 +7,13 @@
  * failure ends the stream with an error event in the client's format. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "gateway/gateway.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 #include "util/json.h"
+#include "util/uuid.h"
 
 #define HX_ERRBODY_MAX (64 * 1024)
 /* Largest non-streamed answer relayed as it is. */
@@ -28,6 +30,7 @@ typedef struct proxy {
     size_t pos;
     const hx_provider *prov;
     void *parser;
+    const hx_adapter *parser_ad; /* the adapter that made `parser` */
     hx_up_call *call;
     hx_render render;
     hx_buf out;
@@ -45,9 +48,15 @@ typedef struct proxy {
     char last_msg[384];
     hx_buf states;             /* "name: why; ..." for the final message */
     uint64_t attempt_ns;       /* when the current attempt started */
+    uint64_t breaker_gen;      /* generation of the breaker admission held */
+    bool breaker_held;         /* the current attempt holds an admission */
+    int tries;                 /* attempts on the current provider */
+    uv_timer_t *retry_timer;   /* backoff before retrying the same provider */
+    uint64_t open_wait_ms;     /* shortest wait until a skipped breaker admits */
 } proxy;
 
 static void next_attempt(proxy *p);
+static void after_failure(proxy *p, hx_retry_class cls);
 static void record(proxy *p, bool ok, const char *why);
 
 static proxy *proxy_ref(proxy *p)
@@ -61,17 +70,39 @@ static void proxy_unref(proxy *p)
     if (--p->refs > 0)
         return;
     if (p->parser)
-        p->prov->ad->parser_free(p->parser);
+        p->parser_ad->parser_free(p->parser);
     hx_render_free(&p->render);
     hx_buf_free(&p->out);
     hx_buf_free(&p->errbody);
     hx_buf_free(&p->states);
     hx_free(p->chain);
+    if (p->retry_timer) {
+        p->retry_timer->data = NULL;
+        uv_close((uv_handle_t *)p->retry_timer, (uv_close_cb)hx_free);
+    }
     json_object_put(p->canon);
     p->req->on_abort = NULL;
     p->req->on_drain = NULL;
     hx_req_unref(p->req);
     hx_free(p);
+}
+
+static hx_breaker *breaker_of(proxy *p)
+{
+    return p->gw->gw->breakers[p->prov->index];
+}
+
+/* The verdict of the current attempt for its provider's breaker:
+ * 1 success, 0 failure, -1 no verdict (the client's own error, abort). */
+static void breaker_verdict(proxy *p, int v)
+{
+    if (!p->breaker_held)
+        return;
+    p->breaker_held = false;
+    if (v < 0)
+        hx_breaker_release_gen(breaker_of(p), p->breaker_gen);
+    else
+        hx_breaker_record_gen(breaker_of(p), p->breaker_gen, v == 1, hx_gateway_now_ms());
 }
 
 /* The request is answered (or the client is gone): stop everything. */
@@ -80,6 +111,9 @@ static void finish(proxy *p)
     if (p->finished)
         return;
     p->finished = true;
+    breaker_verdict(p, -1);
+    if (p->retry_timer)
+        uv_timer_stop(p->retry_timer);
     if (p->call) {
         hx_up_call_cancel(p->call);
         p->call = NULL;
@@ -92,6 +126,7 @@ static void finish(proxy *p)
 static void note_failure(proxy *p, const char *why)
 {
     record(p, false, why);
+    breaker_verdict(p, 0);
     if (p->states.len)
         hx_buf_append_str(&p->states, "; ");
     hx_buf_printf(&p->states, "%s: %s", p->prov->name, why);
@@ -118,7 +153,7 @@ static void answer_error(proxy *p, hx_err e, const char *msg)
     if (p->retry_after[0] && e == HX_ERR_RATE_LIMITED)
         hx_res_header(r, "Retry-After", p->retry_after);
     if (e == HX_ERR_UNAVAILABLE)
-        hx_res_header(r, "Retry-After", "5");
+        hx_res_header(r, "Retry-After", p->retry_after[0] ? p->retry_after : "5");
     if (r->log_attempts)
         set_provider_headers(p);
     hx_res_error(r, e, msg);
@@ -193,8 +228,10 @@ static void on_up_head(void *ud, int status, const hx_headers *h)
     p->any_answered = true;
     const char *ra = hx_headers_get(h, "retry-after");
     snprintf(p->retry_after, sizeof p->retry_after, "%s", ra ? ra : "");
-    if (status >= 200 && status < 300 && !p->relay_raw)
+    if (status >= 200 && status < 300 && !p->relay_raw) {
         p->parser = p->prov->ad->parser_new(p->info.stream);
+        p->parser_ad = p->prov->ad;
+    }
 }
 
 static int on_up_data(void *ud, const char *data, size_t len)
@@ -261,7 +298,7 @@ static void succeed_raw(proxy *p)
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: upstream returned malformed JSON", p->prov->name);
         note_failure(p, "malformed response");
-        next_attempt(p);
+        after_failure(p, HX_RETRY_SERVER_ERROR);
         return;
     }
     int64_t pt = hx_json_find_int(p->out.data, p->out.len, "prompt_tokens");
@@ -295,7 +332,7 @@ static void succeed(proxy *p)
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "%s", m);
         note_failure(p, "malformed response");
-        next_attempt(p);
+        after_failure(p, HX_RETRY_SERVER_ERROR);
         return;
     }
     record(p, true, NULL);
@@ -348,14 +385,15 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         }
         char st[32];
         snprintf(st, sizeof st, "upstream %d", p->up_status);
-        if (next)
+        if (next) {
             note_failure(p, st); /* the provider's fault, not the request's */
-        else
+            after_failure(p, p->up_status == 429 ? HX_RETRY_RATE_LIMIT
+                             : p->up_status >= 500 ? HX_RETRY_SERVER_ERROR : HX_RETRY_NONE);
+        } else {
+            breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
             note_state(p, p->prov->name, st);
-        if (next)
-            next_attempt(p);
-        else
             answer_error(p, p->last_err, p->last_msg);
+        }
     } else {
         p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
         if (res != HX_UP_CONNECT_ERROR)
@@ -364,7 +402,9 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
         note_failure(p, hx_up_result_str(res));
-        next_attempt(p);
+        after_failure(p, res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT
+                             ? HX_RETRY_TIMEOUT
+                         : res == HX_UP_ABORTED ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION);
     }
     proxy_unref(p);
 }
@@ -374,6 +414,8 @@ static const hx_up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
 /* Passive health evidence from real traffic. */
 static void record(proxy *p, bool ok, const char *why)
 {
+    if (ok)
+        breaker_verdict(p, 1);
     int64_t ms = (int64_t)((hx_now_ns() - p->attempt_ns) / 1000000);
     hx_gateway_record(p->gw->gw, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
 }
@@ -383,7 +425,7 @@ static void record(proxy *p, bool ok, const char *why)
 static void reset_attempt(proxy *p)
 {
     if (p->parser)
-        p->prov->ad->parser_free(p->parser);
+        p->parser_ad->parser_free(p->parser);
     p->parser = NULL;
     p->up_status = 0;
     p->retry_after[0] = '\0';
@@ -395,7 +437,11 @@ static void reset_attempt(proxy *p)
 static void give_up(proxy *p)
 {
     if (!p->any_answered) {
-        /* Nothing could even be asked: say what to set or start. */
+        /* Nothing could even be asked: say what to set or start, and when
+         * breakers are open, when to come back. */
+        if (p->open_wait_ms)
+            snprintf(p->retry_after, sizeof p->retry_after, "%llu",
+                     (unsigned long long)((p->open_wait_ms + 999) / 1000));
         char msg[1024];
         snprintf(msg, sizeof msg, "no provider can serve this request: %s",
                  p->states.len ? p->states.data : "none configured");
@@ -428,69 +474,149 @@ static bool passthrough_ok(const proxy *p, const hx_provider *pv)
     return first && memmem(first + 7, b->len - (size_t)(first + 7 - b->data), "\"model\"", 7) == NULL;
 }
 
-static void next_attempt(proxy *p)
+/* Builds and starts one attempt on p->prov. Returns 0 when the call is
+ * running; -1 when this provider cannot take the request (noted). */
+static int start_attempt(proxy *p)
 {
     hx_req *r = p->req;
     const hx_cfg_llm *l = &r->cfg->llm;
-    while (p->pos < p->nchain) {
-        reset_attempt(p);
-        const hx_provider *pv = &p->gw->gw->providers.items[p->chain[p->pos++]];
-        p->prov = pv;
-        if (!pv->usable) {
-            note_state(p, pv->name, pv->reason);
-            continue;
-        }
-        if (!hx_gateway_provider_up(p->gw->gw, (size_t)pv->index)) {
-            hx_health_snap hs;
-            hx_health_snapshot(p->gw->gw->health[pv->index], &hs);
-            char why[200];
-            snprintf(why, sizeof why, "unhealthy (%s)", hs.last_error);
-            note_state(p, pv->name, why);
-            continue;
-        }
-        hx_up_request ur;
-        hx_up_request_init(&ur);
-        char err[256];
-        int built = -1;
-        if (passthrough_ok(p, pv))
-            built = pv->ad->build_passthrough(pv, r->body.data, r->body.len, &ur);
-        if (built != 0) {
-            hx_up_request_free(&ur);
-            hx_up_request_init(&ur);
-            built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
-        }
-        if (built != 0) {
-            note_state(p, pv->name, err);
-            p->last_err = HX_ERR_INVALID_REQUEST;
-            snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);
-            p->any_answered = true; /* the request itself is the problem */
-            hx_up_request_free(&ur);
-            continue;
-        }
-        uint64_t now = hx_now_ns();
-        int64_t left_ms = r->deadline_ns > now ? (int64_t)((r->deadline_ns - now) / 1000000) : 0;
-        if (left_ms <= 0) {
-            hx_up_request_free(&ur);
-            answer_error(p, HX_ERR_GATEWAY_TIMEOUT, "the request deadline passed before a provider answered");
-            return;
-        }
-        hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
-        p->attempt_ns = now;
-        hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
-        p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
-        p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;
-        snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
-        snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
-        r->log_attempts++;
-        p->call = hx_upstream_start(p->gw->up, ur.method, ur.url, &ur.headers, ur.body.data, ur.body.len, &o,
-                                    &up_cb, p);
+    const hx_provider *pv = p->prov;
+    reset_attempt(p);
+    hx_up_request ur;
+    hx_up_request_init(&ur);
+    char err[256];
+    int built = -1;
+    if (passthrough_ok(p, pv))
+        built = pv->ad->build_passthrough(pv, r->body.data, r->body.len, &ur);
+    if (built != 0) {
         hx_up_request_free(&ur);
-        if (p->call)
+        hx_up_request_init(&ur);
+        built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
+    }
+    if (built != 0) {
+        note_state(p, pv->name, err);
+        p->last_err = HX_ERR_INVALID_REQUEST;
+        snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);
+        p->any_answered = true; /* the request itself is the problem */
+        hx_up_request_free(&ur);
+        return -1;
+    }
+    uint64_t now = hx_now_ns();
+    int64_t left_ms = r->deadline_ns > now ? (int64_t)((r->deadline_ns - now) / 1000000) : 0;
+    if (left_ms <= 0) {
+        hx_up_request_free(&ur);
+        p->any_answered = true;
+        p->last_err = HX_ERR_GATEWAY_TIMEOUT;
+        snprintf(p->last_msg, sizeof p->last_msg, "the request deadline passed before a provider answered");
+        p->pos = p->nchain; /* nothing else can be tried either */
+        return -1;
+    }
+    hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
+    p->attempt_ns = now;
+    p->tries++;
+    hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
+    p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
+    p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;
+    snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
+    snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
+    r->log_attempts++;
+    p->call = hx_upstream_start(p->gw->up, ur.method, ur.url, &ur.headers, ur.body.data, ur.body.len, &o,
+                                &up_cb, p);
+    hx_up_request_free(&ur);
+    if (p->call)
+        return 0;
+    breaker_verdict(p, -1);
+    note_state(p, pv->name, "could not start the upstream call");
+    p->last_err = HX_ERR_INTERNAL;
+    return -1;
+}
+
+/* May provider pv take an attempt now? Takes a breaker admission if so. */
+static bool admit(proxy *p, const hx_provider *pv)
+{
+    hx_gateway *g = p->gw->gw;
+    if (!pv->usable) {
+        note_state(p, pv->name, pv->reason);
+        return false;
+    }
+    if (!hx_gateway_provider_up(g, (size_t)pv->index)) {
+        hx_health_snap hs;
+        hx_health_snapshot(g->health[pv->index], &hs);
+        char why[200];
+        snprintf(why, sizeof why, "unhealthy (%s)", hs.last_error);
+        note_state(p, pv->name, why);
+        return false;
+    }
+    uint64_t now = hx_gateway_now_ms();
+    if (!hx_breaker_allow_gen(g->breakers[pv->index], now, &p->breaker_gen)) {
+        uint64_t wait = hx_breaker_retry_after_ms(g->breakers[pv->index], now);
+        if (p->open_wait_ms == 0 || (wait > 0 && wait < p->open_wait_ms))
+            p->open_wait_ms = wait ? wait : 1000;
+        note_state(p, pv->name, "circuit breaker open");
+        return false;
+    }
+    p->breaker_held = true;
+    return true;
+}
+
+static void next_attempt(proxy *p)
+{
+    while (p->pos < p->nchain) {
+        p->prov = &p->gw->gw->providers.items[p->chain[p->pos++]];
+        p->tries = 0;
+        if (admit(p, p->prov) && start_attempt(p) == 0)
             return;
-        note_state(p, pv->name, "could not start the upstream call");
-        p->last_err = HX_ERR_INTERNAL;
     }
     give_up(p);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    proxy *p = t->data;
+    if (p == NULL || p->finished)
+        return;
+    proxy_ref(p);
+    if (!(admit(p, p->prov) && start_attempt(p) == 0))
+        next_attempt(p);
+    proxy_unref(p);
+}
+
+/* After a provider failed before the client saw a byte: retry it (llm.retry,
+ * within the retry budget and the request's deadline, honouring its
+ * Retry-After) or move on to the next provider. */
+static void after_failure(proxy *p, hx_retry_class cls)
+{
+    hx_gateway *g = p->gw->gw;
+    const hx_cfg_retry *rc = &p->req->cfg->llm.retry;
+    uint64_t now = hx_now_ns();
+    uint64_t left = p->req->deadline_ns > now ? (p->req->deadline_ns - now) / 1000000 : 0;
+    if (cls == HX_RETRY_NONE || p->tries > rc->max_retries || !hx_retry_allowed(g->retry_classes, cls)) {
+        next_attempt(p);
+        return;
+    }
+    uint64_t rnd;
+    hx_random_bytes(&rnd, sizeof rnd);
+    uint64_t delay = hx_retry_delay_ms(rc, p->tries, rnd);
+    if (cls == HX_RETRY_RATE_LIMIT) {
+        uint64_t ra = hx_retry_after_ms(p->retry_after, (uint64_t)time(NULL));
+        if (ra > delay)
+            delay = ra;
+    }
+    /* The wait must leave time for the attempt itself. */
+    if (delay >= left || !hx_retry_budget_withdraw(g->budget, hx_gateway_now_ms())) {
+        next_attempt(p);
+        return;
+    }
+    if (p->retry_timer == NULL) {
+        p->retry_timer = hx_malloc(sizeof *p->retry_timer);
+        if (p->retry_timer == NULL) {
+            next_attempt(p);
+            return;
+        }
+        uv_timer_init(p->req->loop, p->retry_timer);
+        p->retry_timer->data = p;
+    }
+    uv_timer_start(p->retry_timer, on_retry_timer, delay, 0);
 }
 
 void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
@@ -528,5 +654,6 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     r->on_abort = on_client_abort;
     r->on_drain = on_client_drain;
     r->cb_ud = p;
+    hx_retry_budget_deposit(gw->gw->budget, hx_gateway_now_ms());
     next_attempt(p);
 }

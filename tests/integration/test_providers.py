@@ -75,6 +75,9 @@ def provider(kind, mock=None, fault=None, model=None, key=None, endpoint=None, n
 def llm(primary, backups=(), **kw):
     section = dict(primary)
     section.update({"connect_timeout": "2s", "first_byte_timeout": "5s", "request_timeout": "20s"})
+    # These tests pin down failover and error mapping one attempt per
+    # provider; retries of the same provider are tested in test_resilience.
+    section["retry"] = {"max_retries": 0}
     section.update(kw)
     if backups:
         section["backup_providers"] = list(backups)
