@@ -56,6 +56,8 @@ bool hx_gateway_provider_up(hx_gateway *g, size_t idx)
     /* Without active probes nothing would ever bring an unhealthy provider
      * back, so health only decides while probes run (the breaker covers
      * passive fast-failing). */
+    if (hx_breaker_state(g->breakers[idx], hx_gateway_now_ms()) == HX_BREAKER_OPEN)
+        return false;
     return !g->cfg->llm.health_check.enabled || hx_health_ok(g->health[idx]);
 }
 

@@ -20,9 +20,10 @@ static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool *up)
     int rc = hx_json_cstr(b, pv->name) || hx_buf_append_str(b, ":{\"status\":") || hx_json_cstr(b, st) ||
              hx_buf_append_str(b, ",\"type\":") || hx_json_cstr(b, pv->ad->name) ||
              hx_buf_append_str(b, ",\"model\":") || hx_json_cstr(b, pv->model) ||
-             hx_buf_printf(b, ",\"healthy\":%s,\"consecutive_failures\":%lld,\"checks\":%llu",
-                           hs.healthy ? "true" : "false", (long long)hs.consecutive_failures,
-                           (unsigned long long)hs.checks);
+             hx_buf_printf(b, ",\"healthy\":%s,\"breaker\":\"%s\",\"consecutive_failures\":%lld,\"checks\":%llu",
+                           hs.healthy ? "true" : "false",
+                           hx_breaker_state_name(hx_breaker_state(g->breakers[i], hx_gateway_now_ms())),
+                           (long long)hs.consecutive_failures, (unsigned long long)hs.checks);
     if (rc == 0 && hs.last_latency_ms >= 0)
         rc = hx_buf_printf(b, ",\"latency_ms\":%lld", (long long)hs.last_latency_ms);
     if (rc == 0 && (hs.last_error[0] || !pv->usable))

@@ -57,6 +57,7 @@ typedef struct proxy {
 
 static void next_attempt(proxy *p);
 static void after_failure(proxy *p, hx_retry_class cls);
+static void log_failures(proxy *p);
 static void record(proxy *p, bool ok, const char *why);
 
 static proxy *proxy_ref(proxy *p)
@@ -111,6 +112,7 @@ static void finish(proxy *p)
     if (p->finished)
         return;
     p->finished = true;
+    log_failures(p);
     breaker_verdict(p, -1);
     if (p->retry_timer)
         uv_timer_stop(p->retry_timer);
@@ -147,9 +149,18 @@ static void set_provider_headers(proxy *p)
     hx_res_header(p->req, "X-Hapax-Attempts", n);
 }
 
+/* The access log names why earlier providers did not serve. */
+static void log_failures(proxy *p)
+{
+    hx_req *r = p->req;
+    if (p->states.len && r->log_failures[0] == '\0')
+        snprintf(r->log_failures, sizeof r->log_failures, "%s", p->states.data);
+}
+
 static void answer_error(proxy *p, hx_err e, const char *msg)
 {
     hx_req *r = p->req;
+    log_failures(p);
     if (p->retry_after[0] && e == HX_ERR_RATE_LIMITED)
         hx_res_header(r, "Retry-After", p->retry_after);
     if (e == HX_ERR_UNAVAILABLE)
@@ -323,6 +334,7 @@ static void succeed(proxy *p)
         char m[300];
         snprintf(m, sizeof m, "provider %s: %s", p->prov->name, ad->parser_error(p->parser));
         if (p->head_sent) {
+            record(p, false, "malformed stream");
             p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
             flush_out(p);
             hx_res_end(r);
@@ -414,8 +426,7 @@ static const hx_up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
 /* Passive health evidence from real traffic. */
 static void record(proxy *p, bool ok, const char *why)
 {
-    if (ok)
-        breaker_verdict(p, 1);
+    breaker_verdict(p, ok ? 1 : 0);
     int64_t ms = (int64_t)((hx_now_ns() - p->attempt_ns) / 1000000);
     hx_gateway_record(p->gw->gw, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
 }
@@ -539,7 +550,7 @@ static bool admit(proxy *p, const hx_provider *pv)
         note_state(p, pv->name, pv->reason);
         return false;
     }
-    if (!hx_gateway_provider_up(g, (size_t)pv->index)) {
+    if (g->cfg->llm.health_check.enabled && !hx_health_ok(g->health[pv->index])) {
         hx_health_snap hs;
         hx_health_snapshot(g->health[pv->index], &hs);
         char why[200];

@@ -124,6 +124,7 @@ static void log_access(hx_req *r)
                 r->log_attempts ? HX_F_INT("attempts", r->log_attempts) : (hx_log_field){0},
                 r->log_attempts ? HX_F_INT("prompt_tokens", r->log_prompt_tokens) : (hx_log_field){0},
                 r->log_attempts ? HX_F_INT("completion_tokens", r->log_completion_tokens) : (hx_log_field){0},
+                r->log_failures[0] ? HX_F_STR("failures", r->log_failures) : (hx_log_field){0},
                 HX_F_BOOL("aborted", r->aborted));
 }
 

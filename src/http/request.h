@@ -109,6 +109,7 @@ struct hx_req {
     int log_attempts;
     int64_t log_prompt_tokens;
     int64_t log_completion_tokens;
+    char log_failures[256];      /* why earlier providers did not serve */
     void *app;                   /* the worker's application context */
 
     /* callbacks set by the handler */
