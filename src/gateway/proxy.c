@@ -11,6 +11,7 @@
 
 #include "gateway/gateway.h"
 #include "obs/log.h"
+#include "provider/sse.h"
 #include "util/alloc.h"
 #include "util/json.h"
 #include "util/uuid.h"
@@ -42,6 +43,10 @@ typedef struct proxy {
     bool finished;
     bool any_answered;         /* some upstream produced an HTTP answer */
     bool relay_raw;            /* same wire format both sides: relay the body as it is */
+    bool relay_sse;            /* same for a stream: relay each event as it is */
+    bool sse_done;             /* the relayed stream sent [DONE] */
+    hx_sse sse;
+    char relay_err[160];
     char rate_limited[32];     /* Retry-After of a provider that answered 429 ("" = none) */
     bool saw_429;
     hx_err last_err;
@@ -73,6 +78,7 @@ static void proxy_unref(proxy *p)
     if (p->parser)
         p->parser_ad->parser_free(p->parser);
     hx_render_free(&p->render);
+    hx_sse_free(&p->sse);
     hx_buf_free(&p->out);
     hx_buf_free(&p->errbody);
     hx_buf_free(&p->states);
@@ -239,10 +245,52 @@ static void on_up_head(void *ud, int status, const hx_headers *h)
     p->any_answered = true;
     const char *ra = hx_headers_get(h, "retry-after");
     snprintf(p->retry_after, sizeof p->retry_after, "%s", ra ? ra : "");
-    if (status >= 200 && status < 300 && !p->relay_raw) {
+    if (status >= 200 && status < 300 && p->relay_sse) {
+        hx_sse_free(&p->sse);
+        hx_sse_init(&p->sse);
+        p->sse_done = false;
+        p->relay_err[0] = '\0';
+    } else if (status >= 200 && status < 300 && !p->relay_raw) {
         p->parser = p->prov->ad->parser_new(p->info.stream);
         p->parser_ad = p->prov->ad;
     }
+}
+
+/* One event of an OpenAI stream relayed to an OpenAI client: checked,
+ * counted, passed on as it is (no parse into events, no re-rendering). */
+static int on_relay_event(void *ud, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    proxy *p = ud;
+    if (p->sse_done)
+        return 0;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        p->sse_done = true;
+        return 0;
+    }
+    if (!hx_json_valid(data, len) || len < 2 || data[0] != '{') {
+        snprintf(p->relay_err, sizeof p->relay_err, "malformed event from upstream");
+        return -1;
+    }
+    if (len > 9 && memcmp(data, "{\"error\"", 8) == 0) {
+        char m[128];
+        p->prov->ad->error_message(data, len, m, sizeof m);
+        snprintf(p->relay_err, sizeof p->relay_err, "%s", m);
+        return -1;
+    }
+    if (memmem(data, len, "\"usage\":{", 9) != NULL) {
+        int64_t pt = hx_json_find_int(data, len, "prompt_tokens");
+        int64_t ct = hx_json_find_int(data, len, "completion_tokens");
+        p->req->log_prompt_tokens = pt > 0 ? pt : 0;
+        p->req->log_completion_tokens = ct > 0 ? ct : 0;
+        /* the usage chunk we asked for on the client's behalf */
+        if (!p->info.include_usage && memmem(data, len, "\"choices\":[]", 12) != NULL)
+            return 0;
+    }
+    return hx_buf_append(&p->out, "data: ", 6) || hx_buf_append(&p->out, data, len) ||
+                   hx_buf_append(&p->out, "\n\n", 2)
+               ? -1
+               : 0;
 }
 
 static int on_up_data(void *ud, const char *data, size_t len)
@@ -255,6 +303,14 @@ static int on_up_data(void *ud, const char *data, size_t len)
     }
     if (p->relay_raw)
         return hx_buf_append(&p->out, data, len) == 0 ? HX_UP_CONTINUE : HX_UP_STOP;
+    if (p->relay_sse) {
+        if (hx_sse_feed(&p->sse, data, len, on_relay_event, p) != 0) {
+            if (!p->relay_err[0])
+                snprintf(p->relay_err, sizeof p->relay_err, "malformed event from upstream");
+            return HX_UP_STOP;
+        }
+        return flush_out(p);
+    }
     if (p->parser == NULL)
         return HX_UP_STOP;
     if (p->prov->ad->parser_feed(p->parser, data, len, on_event, p) != 0)
@@ -330,9 +386,22 @@ static void succeed(proxy *p)
         succeed_raw(p);
         return;
     }
-    if (ad->parser_end(p->parser, on_event, p) != 0) {
+    bool ended_ok;
+    if (p->relay_sse) {
+        if (hx_sse_end(&p->sse, on_relay_event, p) != 0 && !p->relay_err[0])
+            snprintf(p->relay_err, sizeof p->relay_err, "malformed event from upstream");
+        if (!p->relay_err[0] && !p->sse_done)
+            snprintf(p->relay_err, sizeof p->relay_err, "upstream stream ended early");
+        ended_ok = !p->relay_err[0];
+        if (ended_ok)
+            hx_buf_append_str(&p->out, "data: [DONE]\n\n");
+    } else {
+        ended_ok = ad->parser_end(p->parser, on_event, p) == 0;
+    }
+    if (!ended_ok) {
         char m[300];
-        snprintf(m, sizeof m, "provider %s: %s", p->prov->name, ad->parser_error(p->parser));
+        snprintf(m, sizeof m, "provider %s: %s", p->prov->name,
+                 p->relay_sse ? p->relay_err : ad->parser_error(p->parser));
         if (p->head_sent) {
             record(p, false, "malformed stream");
             p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
@@ -349,7 +418,8 @@ static void succeed(proxy *p)
     }
     record(p, true, NULL);
     if (p->info.stream) {
-        p->render.vt->stream_end(&p->render, &p->out);
+        if (!p->relay_sse)
+            p->render.vt->stream_end(&p->render, &p->out);
         flush_out(p);
         hx_res_end(r);
     } else {
@@ -381,7 +451,9 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         /* The first byte has gone: no retry, end the stream visibly. */
         char m[300];
         snprintf(m, sizeof m, "provider %s failed mid-stream: %s", p->prov->name,
-                 p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser) : hx_up_result_str(res));
+                 p->relay_sse && p->relay_err[0] ? p->relay_err
+                 : p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser)
+                                                     : hx_up_result_str(res));
         record(p, false, "failed mid-stream");
         HX_LOG_WARN("upstream failed mid-stream", HX_F_STR("request_id", p->req->request_id),
                     HX_F_STR("provider", p->prov->name), HX_F_STR("error", m));
@@ -410,7 +482,9 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
         if (res != HX_UP_CONNECT_ERROR)
             p->any_answered = true; /* reached, then failed: not "nothing to ask" */
-        const char *why = res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser) : detail;
+        const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay_err[0] ? p->relay_err
+                          : res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser)
+                                                              : detail;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
         note_failure(p, hx_up_result_str(res));
@@ -527,6 +601,7 @@ static int start_attempt(proxy *p)
     p->tries++;
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
+    p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
     p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
     snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
@@ -647,6 +722,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     hx_buf_init(&p->out, 0);
     hx_buf_init(&p->errbody, 0);
     hx_buf_init(&p->states, 4096);
+    hx_sse_init(&p->sse);
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
     size_t np = gw->gw->providers.n;
     p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
