@@ -19,6 +19,7 @@ MOCK_PORT=${MOCK_PORT:-19501}
 NGINX_PORT=${NGINX_PORT:-19502}
 HAPAX_PORT=${HAPAX_PORT:-19503}
 WORK=$(mktemp -d /tmp/hapax-bench.XXXXXX)
+HAPAX=${HAPAX:-build/hapax}     # e.g. HAPAX=build-asan/hapax to hunt a crash
 
 for p in wrk nginx; do
   command -v $p >/dev/null || { scripts/install-deps.sh build; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; break; }
@@ -27,7 +28,12 @@ make -s build >/dev/null
 MOCK=build/mock-provider
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  cp "$WORK/hapax.log" /tmp/hapax-bench-last.log 2>/dev/null || true  # kept for a look after a run
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 start_mock() { # $1 = chunks
@@ -73,7 +79,7 @@ llm:
   api_key: sk-bench
   endpoint: http://127.0.0.1:$MOCK_PORT/v1
 YML
-  taskset -c 0 build/hapax --config "$WORK/hapax.yaml" 2> "$WORK/hapax.log" &
+  taskset -c 0 "$HAPAX" --config "$WORK/hapax.yaml" 2> "$WORK/hapax.log" &
   HAPAX_PID=$!
   pids+=($HAPAX_PID)
   for _ in $(seq 50); do curl -sf "127.0.0.1:$HAPAX_PORT/health" >/dev/null && return; sleep 0.1; done
@@ -120,7 +126,12 @@ scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
   cleanup_round
 }
 
-cleanup_round() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+cleanup_round() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  grep -v '"msg":"request"' "$WORK/hapax.log" >> /tmp/hapax-bench-last.log 2>/dev/null || true
+}
 
 echo "machine: $(nproc) CPUs, $(uname -r); hapax workers=1 on CPU 0, nginx worker_processes=1 on CPU 0, mock + wrk on CPU 1"
 scenario "non-streaming chat completion" "$CONNS" 0 8
