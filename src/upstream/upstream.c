@@ -332,6 +332,15 @@ static void schedule_reap(hx_upstream *up)
 
 /* ---- libcurl callbacks ------------------------------------------------------ */
 
+static bool kept_header(const char *name, size_t n)
+{
+    static const char *const kept[] = {"retry-after", "content-type", "x-request-id"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (strlen(kept[i]) == n && strncasecmp(kept[i], name, n) == 0)
+            return true;
+    return false;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     hx_up_call *c = ud;
@@ -354,6 +363,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         return c->cancelled ? 0 : len;
     }
     const char *colon = memchr(p, ':', len);
+    /* Only the headers callers use are kept (see upstream.h): copying
+     * every upstream header costs two allocations each per request. */
+    if (colon && !kept_header(p, (size_t)(colon - p)))
+        return len;
     if (colon) {
         size_t nl = (size_t)(colon - p);
         const char *v = colon + 1;

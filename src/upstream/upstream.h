@@ -5,7 +5,8 @@
  * are honoured by libcurl.
  *
  * Callback rules:
- *  - on_head runs once, before any on_data, with the final status.
+ *  - on_head runs once, before any on_data, with the final status and the
+ *    response headers callers use (Retry-After, Content-Type, X-Request-ID).
  *  - on_data may return HX_UP_PAUSE: no more data until hx_up_call_resume.
  *  - on_done runs exactly once unless the call was cancelled, on a clean
  *    stack (never inside a libcurl callback), so it may start a new call.
