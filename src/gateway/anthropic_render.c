@@ -3,7 +3,6 @@
  * stop, message_delta, message_stop), or one message JSON. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "gateway/render.h"
 #include "provider/adapter.h"
@@ -13,30 +12,10 @@
 
 enum { BK_NONE, BK_TEXT, BK_TOOL };
 
-/* "<prefix>" + 24 lowercase hex characters from the kernel's CSPRNG. */
-static void random_id(char *out, size_t outlen, const char *prefix)
-{
-    unsigned char b[12];
-    char hex[25];
-    if (getrandom(b, sizeof b, 0) == (ssize_t)sizeof b) {
-        for (size_t i = 0; i < sizeof b; i++)
-            snprintf(hex + 2 * i, 3, "%02x", b[i]);
-    } else {
-        char u[37];
-        size_t k = 0;
-        hx_uuid4(u);
-        for (size_t i = 0; u[i] && k < 24; i++)
-            if (u[i] != '-')
-                hex[k++] = u[i];
-        hex[k] = '\0';
-    }
-    snprintf(out, outlen, "%s%s", prefix, hex);
-}
-
 static void ensure_id(hx_render *r)
 {
     if (r->id[0] == '\0')
-        random_id(r->id, sizeof r->id, "msg_");
+        hx_random_id(r->id, sizeof r->id, "msg_");
 }
 
 static const char *stop_reason(const char *finish)
@@ -106,7 +85,7 @@ static int block_start(hx_render *r, hx_buf *out, const hx_event *ev)
         char gen[40];
         const char *id = ev->id;
         if (id == NULL || id[0] == '\0') {
-            random_id(gen, sizeof gen, "toolu_");
+            hx_random_id(gen, sizeof gen, "toolu_");
             id = gen;
         }
         r->block_kind = BK_TOOL;
@@ -203,7 +182,7 @@ static json_object *tool_block(const hx_tool_acc *t)
     char gen[40];
     const char *id = t->id;
     if (id == NULL || id[0] == '\0') {
-        random_id(gen, sizeof gen, "toolu_");
+        hx_random_id(gen, sizeof gen, "toolu_");
         id = gen;
     }
     if (t->args.len)

@@ -50,7 +50,8 @@ void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, in
 /* Monotonic milliseconds (the breakers' and budget's clock). */
 uint64_t hx_gateway_now_ms(void);
 
-/* True when provider idx may be chosen: usable, and healthy or not probed. */
+/* True when provider idx can serve: usable (has its key), breaker not
+ * open, and healthy (health only counts while probes run). */
 bool hx_gateway_provider_up(hx_gateway *g, size_t idx);
 
 /* Active probes on this worker's loop (prober.c). */

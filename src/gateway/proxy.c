@@ -129,22 +129,19 @@ static void finish(proxy *p)
     proxy_unref(p);
 }
 
-/* Why a provider did not serve; also passive health evidence when it was
- * tried and failed (`failed`). */
-static void note_failure(proxy *p, const char *why)
-{
-    record(p, false, why);
-    breaker_verdict(p, 0);
-    if (p->states.len)
-        hx_buf_append_str(&p->states, "; ");
-    hx_buf_printf(&p->states, "%s: %s", p->prov->name, why);
-}
-
+/* Why a provider did not serve, for the final message and the access log. */
 static void note_state(proxy *p, const char *name, const char *why)
 {
     if (p->states.len)
         hx_buf_append_str(&p->states, "; ");
     hx_buf_printf(&p->states, "%s: %s", name, why);
+}
+
+/* The provider was tried and failed: also health and breaker evidence. */
+static void note_failure(proxy *p, const char *why)
+{
+    record(p, false, why);
+    note_state(p, p->prov->name, why);
 }
 
 static void set_provider_headers(proxy *p)

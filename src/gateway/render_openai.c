@@ -9,13 +9,8 @@
 
 static void ensure_id(hx_render *r, const char *prefix)
 {
-    if (r->id[0])
-        return;
-    unsigned char b[12];
-    hx_random_bytes(b, sizeof b);
-    int n = snprintf(r->id, sizeof r->id, "%s", prefix);
-    for (size_t i = 0; i < sizeof b && n + 2 < (int)sizeof r->id; i++)
-        n += snprintf(r->id + n, sizeof r->id - (size_t)n, "%02x", b[i]);
+    if (!r->id[0])
+        hx_random_id(r->id, sizeof r->id, prefix);
 }
 
 /* {"id":..,"object":..,"created":..,"model":..,"choices":[ */

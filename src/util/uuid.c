@@ -79,3 +79,17 @@ void hx_uuid4(char out[37])
     }
     out[o] = '\0';
 }
+
+void hx_random_id(char *out, size_t outlen, const char *prefix)
+{
+    static const char hexd[] = "0123456789abcdef";
+    unsigned char b[12];
+    char hex[25];
+    hx_random_bytes(b, sizeof b);
+    for (size_t i = 0; i < sizeof b; i++) {
+        hex[2 * i] = hexd[b[i] >> 4];
+        hex[2 * i + 1] = hexd[b[i] & 15];
+    }
+    hex[24] = '\0';
+    snprintf(out, outlen, "%s%s", prefix, hex);
+}

@@ -12,4 +12,8 @@ void hx_uuid4(char out[37]);
  * the kernel): for identifiers, jitter, sampling. Never for secrets. */
 void hx_random_bytes(void *out, size_t n);
 
+/* Writes prefix + 24 lowercase hex characters (96 random bits) to out,
+ * e.g. "chatcmpl-3f2a...", truncated to outlen. */
+void hx_random_id(char *out, size_t outlen, const char *prefix);
+
 #endif
