@@ -82,19 +82,10 @@ static void update_date(hx_worker *w)
     w->date_sec = now;
 }
 
-static void on_write(uv_write_t *uw, int status)
+/* `len` bytes of output reached the socket. */
+static void wrote(h1_conn *c, size_t len)
 {
-    wreq *wr = (wreq *)uw;
-    h1_conn *c = wr->c;
-    c->out_pending -= wr->len;
-    hx_free(wr->data);
-    hx_free(wr);
-    if (c->closing)
-        return;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
+    c->out_pending -= len;
     if (c->out_pending == 0)
         uv_timer_stop(&c->wt);
     else
@@ -106,6 +97,25 @@ static void on_write(uv_write_t *uw, int status)
     }
     if (c->out_pending == 0 && c->close_after && c->state != ST_HANDLING)
         begin_linger(c);
+}
+
+static void on_write(uv_write_t *uw, int status)
+{
+    wreq *wr = (wreq *)uw;
+    h1_conn *c = wr->c;
+    size_t len = wr->len;
+    hx_free(wr->data);
+    hx_free(wr);
+    if (c->closing) {
+        c->out_pending -= len;
+        return;
+    }
+    if (status < 0) {
+        c->out_pending -= len;
+        conn_close(c);
+        return;
+    }
+    wrote(c, len);
 }
 
 static void on_write_timeout(uv_timer_t *t)
@@ -123,6 +133,22 @@ static void flush_conn(h1_conn *c)
     c->flush_queued = false;
     if (c->closing || c->obuf.len == 0)
         return;
+    /* Most answers fit the socket buffer: a direct write needs no write
+     * request and spares libuv's epoll_ctl round after each uv_write.
+     * uv_try_write refuses (EAGAIN) while earlier uv_writes are queued,
+     * so the order of bytes is kept. */
+    uv_buf_t direct = uv_buf_init(c->obuf.data, (unsigned)c->obuf.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_close(c);
+        return;
+    }
+    if (n > 0) {
+        hx_buf_consume(&c->obuf, (size_t)n);
+        wrote(c, (size_t)n);
+        if (c->closing || c->obuf.len == 0)
+            return;
+    }
     wreq *wr = hx_malloc(sizeof *wr);
     if (wr == NULL) {
         conn_close(c);

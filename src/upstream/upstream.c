@@ -438,6 +438,9 @@ hx_upstream *hx_upstream_new(uv_loop_t *loop)
     curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
     curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    /* The default cache (4 x handles in use at the moment a transfer ends)
+     * shrinks in quiet moments and closes connections a burst reopens. */
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 1024L);
     return up;
 }
 
@@ -502,6 +505,7 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXCONNECTS, 1024L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
