@@ -5,8 +5,8 @@
 set -eu
 
 BUILD_PKGS="gcc make meson ninja-build pkg-config libuv1-dev libhttp-parser-dev \
-libyaml-dev libjson-c-dev libcurl4-openssl-dev"
-TEST_PKGS="libcmocka-dev python3 curl"
+libyaml-dev libjson-c-dev libcurl4-openssl-dev libssl-dev"
+TEST_PKGS="libcmocka-dev python3 curl prometheus"
 
 case "${1:-build}" in
   build) PKGS="$BUILD_PKGS" ;;

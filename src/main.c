@@ -5,7 +5,10 @@
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
+#include "middleware/middleware.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "state/snapshot.h"
 #include "upstream/upstream.h"
 
 #define DEFAULT_CONFIG "config/hapax.yaml"
@@ -70,6 +73,37 @@ static void apply_logging(const hx_config *cfg)
     hx_log_set_json(strcmp(cfg->logging.format, "text") != 0);
 }
 
+/* A reloaded config, on the main thread before workers switch to it. */
+static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
+{
+    (void)ud;
+    hx_gateway *prev = hx_gateway_current();
+    hx_gateway *gw = hx_gateway_new(cfg, prev, err, errlen);
+    hx_gateway_unref(prev);
+    if (gw == NULL)
+        return -1;
+    hx_gateway_publish(gw);
+    hx_gateway_unref(gw);
+    apply_logging(cfg);
+    hx_middleware_reconfigure(cfg);
+    return 0;
+}
+
+/* The state file lives on the main loop, off the request path. */
+static void on_main_start(void *loop, void *ud)
+{
+    const hx_config *cfg = ud;
+    if (*cfg->queue.state_path &&
+        hx_snapshot_start(loop, cfg->queue.state_path, cfg->queue.save_interval) != 0)
+        HX_LOG_WARN("cannot start saving the state file", HX_F_STR("state_path", cfg->queue.state_path));
+}
+
+static void on_main_stop(void *ud)
+{
+    (void)ud;
+    hx_snapshot_stop();
+}
+
 int main(int argc, char **argv)
 {
     options o = {.config = DEFAULT_CONFIG};
@@ -99,24 +133,44 @@ int main(int argc, char **argv)
 
     apply_logging(cfg);
     char err[256];
-    hx_gateway gw;
-    if (hx_upstream_global_init() != 0 || hx_gateway_init(&gw, cfg, err, sizeof err) != 0) {
+    hx_gateway *gw = NULL;
+    if (hx_metrics_init() != 0 || hx_gw_metrics_collectors() != 0) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", "metrics initialisation failed"));
+        hx_config_unref(cfg);
+        return 1;
+    }
+    if (hx_upstream_global_init() != 0 || (gw = hx_gateway_new(cfg, NULL, err, sizeof err)) == NULL) {
         HX_LOG_ERROR("cannot start", HX_F_STR("error", "provider initialisation failed"));
         hx_config_unref(cfg);
         return 1;
     }
-    hx_server *srv = hx_server_new(cfg, err, sizeof err);
-    if (srv == NULL) {
-        HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", o.config));
-        hx_gateway_free(&gw);
+    hx_gateway_publish(gw);
+    hx_gateway_unref(gw);
+    if (hx_middleware_init(cfg) != 0 || hx_gateway_state_register() != 0) {
+        hx_gateway_publish(NULL);
         hx_config_unref(cfg);
         return 1;
     }
-    hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, &gw);
+    if (*cfg->queue.state_path)
+        hx_snapshot_restore(cfg->queue.state_path);
+    hx_server *srv = hx_server_new(cfg, err, sizeof err);
+    if (srv == NULL) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", o.config));
+        hx_middleware_shutdown();
+        hx_gateway_publish(NULL);
+        hx_config_unref(cfg);
+        return 1;
+    }
+    hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
+    hx_server_set_reload(srv, on_reload, NULL);
+    hx_server_set_drain(srv, hx_gateway_worker_drain);
+    hx_server_set_main_hooks(srv, on_main_start, on_main_stop, cfg);
     HX_LOG_INFO("starting hapax", HX_F_STR("version", HX_VERSION), HX_F_STR("config", o.config));
     rc = hx_server_run(srv);
     hx_server_free(srv);
-    hx_gateway_free(&gw);
+    hx_middleware_shutdown();
+    hx_gateway_publish(NULL);
+    hx_metrics_shutdown();
     hx_config_unref(cfg);
     return rc;
 }

@@ -134,7 +134,8 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
     s->shutdown_timeout = 30 * SEC;
     s->max_connections = 10000;
     s->workers = 0;
-    dlist(d, &s->middleware, STRS("request_id", "request_timer", "panic_recovery", "logging"));
+    dlist(d, &s->middleware, STRS("request_id", "request_timer", "panic_recovery", "cors", "queue",
+                                  "rate_limit", "auth", "logging"));
     s->health_check = (hx_cfg_sys_health){.interval = 60 * SEC, .timeout = 5 * SEC,
                                           .threshold = 3, .memory_threshold = 90,
                                           .cpu_threshold = 80, .disk_threshold = 95,
@@ -421,6 +422,7 @@ static void access_defaults(dflt *d, hx_config *c)
     dset(d, &c->logging.level, "info");
     dset(d, &c->logging.format, "json");
     c->logging.access_log = true;
+    c->metrics.enabled = true;
     dset(d, &c->metrics.path, "/metrics");
 }
 

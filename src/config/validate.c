@@ -312,12 +312,9 @@ static void check_http3(vctx *v)
 
 static void check_chain(vctx *v, const hx_strlist *l, const char *prefix)
 {
-    static const char *const later[] = {"cors", "queue", "rate_limit", "auth", NULL};
     char path[PATH_MAX_LEN];
     for (size_t i = 0; i < l->n; i++) {
         pathf(path, "%s[%zu]", prefix, i);
-        if (in_list(l->items[i], later))
-            verr(v, path, "middleware %s is not supported yet", l->items[i]);
         for (size_t j = 0; j < i; j++)
             if (strcmp(l->items[i], l->items[j]) == 0)
                 verr(v, path, "middleware %s is listed twice", l->items[i]);
@@ -329,8 +326,17 @@ static void check_server(vctx *v)
     const hx_cfg_server *s = &v->cfg->server;
     if (!*s->host)
         verr(v, "server.host", "empty host");
-    if (s->health_check.enabled)
-        verr(v, "server.health_check.enabled", "server health checks are not supported yet");
+    const hx_cfg_sys_health *h = &s->health_check;
+    static const char *const checks[] = {"memory", "cpu", "disk", "latency", NULL};
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < h->checks.n; i++)
+        if (!in_list(h->checks.items[i].key, checks))
+            verr(v, pathf(path, "server.health_check.checks.%s", h->checks.items[i].key),
+                 "unknown check (memory, cpu, disk or latency)");
+    if (h->enabled && h->memory_threshold <= 0 && h->cpu_threshold <= 0 && h->disk_threshold <= 0 &&
+        h->latency_threshold <= 0)
+        verr(v, "server.health_check", "enabled but no threshold set (memory_threshold, cpu_threshold, "
+                                       "disk_threshold or latency_threshold)");
     check_chain(v, &s->middleware, "server.middleware");
     check_http3(v);
 }
@@ -390,8 +396,8 @@ static void check_auth(vctx *v)
 {
     const hx_cfg_auth *a = &v->cfg->auth;
     char path[PATH_MAX_LEN];
-    if (a->enabled)
-        verr(v, "auth.enabled", "API key authentication is not supported yet");
+    if (a->enabled && a->n_keys == 0)
+        verr(v, "auth.keys", "at least one key is required when auth is enabled");
     for (size_t i = 0; i < a->n_keys; i++) {
         const hx_cfg_auth_key *k = &a->keys[i];
         if (!*k->name)
@@ -417,18 +423,15 @@ static void check_features(vctx *v)
         verr(v, "providers", "not supported; use llm and llm.backup_providers");
     if (c->provider_preference.n)
         verr(v, "provider_preference", "not supported; use llm and llm.backup_providers");
-    if (c->queue.enabled)
-        verr(v, "queue.enabled", "the request queue is not supported yet");
-    if (c->cors.enabled)
-        verr(v, "cors.enabled", "CORS is not supported yet");
+    if (c->queue.enabled && c->queue.save_interval > 0 && c->queue.save_interval < 100)
+        verr(v, "queue.save_interval", "must be 0 (off) or at least 100ms");
     for (size_t i = 0; c->cors.allow_credentials && i < c->cors.allow_origins.n; i++)
         if (strcmp(c->cors.allow_origins.items[i], "*") == 0)
             verr(v, "cors.allow_credentials",
                  "cannot be true when allow_origins contains \"*\" (browsers reject it)");
-    if (c->rate_limit.enabled)
-        verr(v, "rate_limit.enabled", "rate limiting is not supported yet");
-    if (c->metrics.enabled)
-        verr(v, "metrics.enabled", "the metrics endpoint is not supported yet");
+    if (c->rate_limit.enabled && c->rate_limit.limits.requests_per_minute <= 0 &&
+        c->rate_limit.limits.tokens_per_minute <= 0)
+        verr(v, "rate_limit", "set requests_per_minute or tokens_per_minute when enabled");
     if (c->metrics.path[0] != '/')
         verr(v, "metrics.path", "must start with '/'");
     if (strcmp(c->state.backend, "redis") == 0)
@@ -464,6 +467,38 @@ static void check_routes(vctx *v)
     }
 }
 
+static bool chain_has(const hx_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->server.middleware.n; i++)
+        if (strcmp(c->server.middleware.items[i], name) == 0)
+            return true;
+    for (size_t r = 0; r < c->n_routes; r++)
+        for (size_t i = 0; i < c->routes[r].middleware.n; i++)
+            if (strcmp(c->routes[r].middleware.items[i], name) == 0)
+                return true;
+    return false;
+}
+
+/* A section's `enabled` turns its step on; the chains give the order. An
+ * enabled section that no chain lists would be silently ignored. */
+static void check_enabled_in_chain(vctx *v)
+{
+    const hx_config *c = v->cfg;
+    const struct {
+        const char *name;
+        bool on;
+    } sec[] = {{"cors", c->cors.enabled},
+               {"queue", c->queue.enabled},
+               {"rate_limit", c->rate_limit.enabled},
+               {"auth", c->auth.enabled}};
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < sizeof sec / sizeof sec[0]; i++)
+        if (sec[i].on && !chain_has(c, sec[i].name))
+            verr(v, pathf(path, "%s.enabled", sec[i].name),
+                 "%s is enabled but neither server.middleware nor any route's middleware lists it",
+                 sec[i].name);
+}
+
 size_t hx_config_validate(const hx_config *cfg, hx_config_errors *errs)
 {
     vctx v = {.cfg = cfg, .errs = errs};
@@ -472,5 +507,6 @@ size_t hx_config_validate(const hx_config *cfg, hx_config_errors *errs)
     check_llm(&v);
     check_features(&v);
     check_routes(&v);
+    check_enabled_in_chain(&v);
     return v.added;
 }

@@ -1,8 +1,10 @@
 #include "gateway/gateway.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "middleware/middleware.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 
@@ -22,11 +24,35 @@ static void log_breaker(void *ud, const char *name, int from, int to)
                 HX_F_STR("from", hx_breaker_state_name(from)), HX_F_STR("to", hx_breaker_state_name(to)));
 }
 
-int hx_gateway_init(hx_gateway *g, hx_config *cfg, char *err, size_t errlen)
+static void gateway_free(hx_gateway *g);
+
+/* Same provider in the previous gateway: its breaker and health carry on. */
+static void inherit_state(hx_gateway *g, size_t i, hx_gateway *prev)
 {
-    memset(g, 0, sizeof *g);
-    if (hx_providers_build(cfg, &g->providers, true, err, errlen) != 0)
-        return -1;
+    for (size_t j = 0; prev && j < prev->providers.n; j++) {
+        if (strcmp(prev->providers.items[j].name, g->providers.items[i].name) != 0)
+            continue;
+        uint64_t now = hx_gateway_now_ms();
+        hx_breaker_snap bs;
+        hx_breaker_snapshot(prev->breakers[j], &bs);
+        hx_breaker_restore(g->breakers[i], &bs, now);
+        hx_health_snap hs;
+        hx_health_snapshot(prev->health[j], &hs);
+        hx_health_restore(g->health[i], &hs);
+        return;
+    }
+}
+
+hx_gateway *hx_gateway_new(hx_config *cfg, hx_gateway *prev, char *err, size_t errlen)
+{
+    hx_gateway *g = hx_calloc(1, sizeof *g);
+    if (g == NULL)
+        goto oom;
+    atomic_init(&g->refs, 1);
+    if (hx_providers_build(cfg, &g->providers, true, err, errlen) != 0) {
+        hx_free(g);
+        return NULL;
+    }
     g->cfg = hx_config_ref(cfg);
     g->health = hx_calloc(g->providers.n ? g->providers.n : 1, sizeof *g->health);
     if (g->health == NULL)
@@ -36,17 +62,58 @@ int hx_gateway_init(hx_gateway *g, hx_config *cfg, char *err, size_t errlen)
     if (g->breakers == NULL || g->budget == NULL)
         goto oom;
     g->retry_classes = hx_retry_classes(&cfg->llm.retry.retryable_errors);
+    if (hx_gw_metrics_build(g) != 0)
+        goto oom;
     for (size_t i = 0; i < g->providers.n; i++) {
         if ((g->health[i] = hx_health_new(g->providers.items[i].name, cfg->llm.health_check.failure_threshold)) == NULL ||
             (g->breakers[i] = hx_breaker_new(g->providers.items[i].name, &cfg->circuit_breaker)) == NULL)
             goto oom;
+        inherit_state(g, i, prev);
         hx_breaker_on_transition(g->breakers[i], log_breaker, NULL);
     }
-    return 0;
+    return g;
 oom:
     snprintf(err, errlen, "out of memory");
-    hx_gateway_free(g);
-    return -1;
+    if (g)
+        gateway_free(g);
+    return NULL;
+}
+
+hx_gateway *hx_gateway_ref(hx_gateway *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
+void hx_gateway_unref(hx_gateway *g)
+{
+    if (g && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+        gateway_free(g);
+}
+
+/* ---- the published gateway ---------------------------------------------------- */
+
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static hx_gateway *current;
+static atomic_uint_fast64_t current_gen;
+static atomic_int prober_claimed; /* the first worker to start runs the probes */
+
+void hx_gateway_publish(hx_gateway *g)
+{
+    pthread_mutex_lock(&current_mu);
+    hx_gateway *old = current;
+    current = g ? hx_gateway_ref(g) : NULL;
+    atomic_fetch_add(&current_gen, 1);
+    pthread_mutex_unlock(&current_mu);
+    hx_gateway_unref(old);
+}
+
+hx_gateway *hx_gateway_current(void)
+{
+    pthread_mutex_lock(&current_mu);
+    hx_gateway *g = current ? hx_gateway_ref(current) : NULL;
+    pthread_mutex_unlock(&current_mu);
+    return g;
 }
 
 bool hx_gateway_provider_up(hx_gateway *g, size_t idx)
@@ -61,7 +128,7 @@ bool hx_gateway_provider_up(hx_gateway *g, size_t idx)
     return !g->cfg->llm.health_check.enabled || hx_health_ok(g->health[idx]);
 }
 
-void hx_gateway_free(hx_gateway *g)
+static void gateway_free(hx_gateway *g)
 {
     for (size_t i = 0; g->health && i < g->providers.n; i++)
         hx_health_free(g->health[i]);
@@ -69,36 +136,68 @@ void hx_gateway_free(hx_gateway *g)
         hx_breaker_free(g->breakers[i]);
     hx_free(g->health);
     hx_free(g->breakers);
+    hx_free(g->pm);
     hx_retry_budget_free(g->budget);
-    g->health = NULL;
-    g->breakers = NULL;
-    g->budget = NULL;
     hx_providers_free(&g->providers);
     hx_config_unref(g->cfg);
-    g->cfg = NULL;
+    hx_free(g);
 }
 
-void *hx_gateway_worker_init(void *loop, void *gateway)
+void *hx_gateway_worker_init(void *loop, void *app)
 {
+    (void)app;
     hx_gw_worker *w = hx_calloc(1, sizeof *w);
     if (w == NULL)
         return NULL;
-    w->gw = gateway;
-    w->up = hx_upstream_new(loop);
-    if (w->up == NULL) {
-        hx_free(w);
-        return NULL;
+    w->gen = atomic_load(&current_gen);
+    w->gw = hx_gateway_current();
+    w->loop = loop;
+    w->up = w->gw ? hx_upstream_new(loop) : NULL;
+    if (w->up == NULL)
+        goto fail;
+    if (hx_middleware_worker_init(loop) != 0) {
+        hx_upstream_free(w->up);
+        goto fail;
     }
-    hx_gateway *g = gateway;
-    if (atomic_exchange(&g->prober_claimed, 1) == 0 && hx_prober_start(w, loop) != 0)
+    w->prober = atomic_exchange(&prober_claimed, 1) == 0;
+    if (w->prober && hx_prober_start(w, loop) != 0)
         HX_LOG_ERROR("cannot start provider health probes", HX_F_STR("error", "out of memory"));
     return w;
+fail:
+    hx_gateway_unref(w->gw);
+    hx_free(w);
+    return NULL;
+}
+
+void hx_gw_worker_sync(hx_gw_worker *w)
+{
+    if (atomic_load_explicit(&current_gen, memory_order_acquire) == w->gen)
+        return;
+    w->gen = atomic_load(&current_gen);
+    hx_gateway *g = hx_gateway_current();
+    if (g == NULL || g == w->gw) {
+        hx_gateway_unref(g);
+        return;
+    }
+    if (w->prober)
+        hx_prober_stop(w);
+    hx_gateway_unref(w->gw);
+    w->gw = g;
+    if (w->prober && hx_prober_start(w, w->loop) != 0)
+        HX_LOG_ERROR("cannot start provider health probes", HX_F_STR("error", "out of memory"));
 }
 
 void hx_gateway_worker_fini(void *worker)
 {
     hx_gw_worker *w = worker;
     hx_prober_stop(w);
+    hx_middleware_worker_fini(w->loop);
     hx_upstream_free(w->up);
+    hx_gateway_unref(w->gw);
     hx_free(w);
+}
+
+void hx_gateway_worker_drain(void *worker)
+{
+    hx_proxy_drain(worker);
 }

@@ -1,6 +1,9 @@
 /* The gateway: what the LLM handlers share. One hx_gateway per
- * configuration (providers, read-only once built) and one hx_gw_worker per
- * worker loop (its upstream client). */
+ * configuration (providers, read-only once built; breakers and health are
+ * thread-safe), reference counted: a reload publishes a new one, each
+ * worker switches to it before its next request, and a request keeps the
+ * one it started with. One hx_gw_worker per worker loop (its upstream
+ * client). */
 #ifndef HX_GATEWAY_GATEWAY_H
 #define HX_GATEWAY_GATEWAY_H
 
@@ -16,33 +19,84 @@
 #include "resilience/retry.h"
 #include "upstream/upstream.h"
 
+/* Why a provider attempt failed, for hapax_provider_failures_total. */
+typedef enum {
+    HX_GW_FAIL_RATE_LIMIT = 0,
+    HX_GW_FAIL_TIMEOUT,
+    HX_GW_FAIL_SERVER,
+    HX_GW_FAIL_CONNECTION,
+    HX_GW_FAIL_CLIENT,
+    HX_GW_FAIL_AUTH,
+    HX_GW_FAIL_OTHER,
+    HX_GW_FAIL__COUNT
+} hx_gw_fail_class;
+
+/* A provider's metric series, interned when the gateway is built. */
 typedef struct {
+    int ok, fail, latency, retries, failovers, tok_prompt, tok_completion;
+    int failures[HX_GW_FAIL__COUNT];
+} hx_gw_provider_metrics;
+
+typedef struct hx_gateway {
+    atomic_int refs;
     hx_config *cfg;
     hx_providers providers;
     hx_health **health;        /* one per provider, same index */
     hx_breaker **breakers;     /* one per provider, same index */
     hx_retry_budget *budget;   /* retries stay under llm.retry.budget_percent */
     unsigned retry_classes;    /* HX_RETRY_* of llm.retry.retryable_errors */
-    atomic_int prober_claimed; /* the first worker to start runs the probes */
+    hx_gw_provider_metrics *pm;/* one per provider, same index */
 } hx_gateway;
 
 struct hx_probe;
 
 typedef struct {
-    hx_gateway *gw;
+    hx_gateway *gw;            /* reference held; see hx_gw_worker_sync */
+    uint64_t gen;              /* publication it belongs to */
+    bool prober;               /* this worker runs the active probes */
     hx_upstream *up;
+    void *loop;                /* the worker's uv_loop_t */
+    struct proxy *waiting;     /* requests waiting for a retry (proxy.c) */
+    bool draining;             /* shutdown started: no more retry waits */
     struct hx_probe **probes;  /* only on the probing worker */
     size_t nprobes;
 } hx_gw_worker;
 
-/* Builds the providers of cfg (warning once per unusable one). Returns 0, or
- * -1 with a reason in err. */
-int hx_gateway_init(hx_gateway *g, hx_config *cfg, char *err, size_t errlen);
-void hx_gateway_free(hx_gateway *g);
+/* Builds the providers of cfg (warning once per unusable one). A provider
+ * of `prev` (may be NULL) with the same name hands over its breaker and
+ * health state, so a reload neither forgets an outage nor resets counts.
+ * Returns the gateway (refs = 1), or NULL with a reason in err. */
+hx_gateway *hx_gateway_new(hx_config *cfg, hx_gateway *prev, char *err, size_t errlen);
+hx_gateway *hx_gateway_ref(hx_gateway *g);
+void hx_gateway_unref(hx_gateway *g);
 
-/* Server worker hooks (http/server.h). */
-void *hx_gateway_worker_init(void *loop, void *gateway);
+/* The process's current gateway. publish takes its own reference (g may be
+ * NULL at exit) and drops the previous one; current returns a new
+ * reference (NULL when none). Thread-safe. */
+void hx_gateway_publish(hx_gateway *g);
+hx_gateway *hx_gateway_current(void);
+
+/* Metrics (gw_metrics.c): interns g's per-provider series; registers the
+ * scrape-time collectors (breakers, health, queue, system) once. */
+int hx_gw_metrics_build(hx_gateway *g);
+int hx_gw_metrics_collectors(void);
+/* The failure class of an attempt from its upstream status (0 = none) and
+ * the transport's reason. */
+hx_gw_fail_class hx_gw_fail_class_of(int status, const char *why);
+
+/* Registers the "providers" section of the state file (state.c). */
+int hx_gateway_state_register(void);
+
+/* Server worker hooks (http/server.h); `app` is unused. */
+void *hx_gateway_worker_init(void *loop, void *app);
 void hx_gateway_worker_fini(void *worker);
+/* Shutdown started on this worker (hx_server_set_drain). */
+void hx_gateway_worker_drain(void *worker);
+/* Requests waiting to retry go on at once (proxy.c). */
+void hx_proxy_drain(hx_gw_worker *w);
+/* On the worker's thread: moves it to the current gateway if a reload
+ * published a new one (and restarts the probes it runs). Cheap otherwise. */
+void hx_gw_worker_sync(hx_gw_worker *w);
 
 /* Records one outcome for provider idx (probe or real traffic) and logs a
  * healthy/unhealthy transition. Thread-safe. */

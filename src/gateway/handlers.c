@@ -6,8 +6,11 @@
 #include <strings.h>
 
 #include "gateway/gateway.h"
+#include "middleware/auth.h"
+#include "middleware/ratelimit.h"
+#include "obs/metrics.h"
+#include "obs/sysload.h"
 #include "util/json.h"
-
 
 /* One provider's entry of /health: status up | down | unusable. */
 static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool *up)
@@ -31,11 +34,32 @@ static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool *up)
     return rc || hx_buf_append(b, "}", 1);
 }
 
+/* The system block of /health (server.health_check). */
+static int system_json(hx_buf *b, const hx_sysload_status *s)
+{
+    if (!s->enabled)
+        return hx_buf_append_str(b, "\"system\":{\"checks\":\"off\"}");
+    int rc = hx_buf_printf(b, "\"system\":{\"shedding\":%s", s->shedding ? "true" : "false");
+    if (rc == 0 && s->reason)
+        rc = hx_buf_printf(b, ",\"reason\":\"%s\"", s->reason);
+    if (rc == 0 && s->memory_percent >= 0)
+        rc = hx_buf_printf(b, ",\"memory_percent\":%.1f", s->memory_percent);
+    if (rc == 0 && s->cpu_percent >= 0)
+        rc = hx_buf_printf(b, ",\"cpu_percent\":%.1f", s->cpu_percent);
+    if (rc == 0 && s->disk_percent >= 0)
+        rc = hx_buf_printf(b, ",\"disk_percent\":%.1f", s->disk_percent);
+    if (rc == 0 && s->latency_ms >= 0)
+        rc = hx_buf_printf(b, ",\"latency_ms\":%lld", (long long)s->latency_ms);
+    return rc || hx_buf_append(b, "}", 1);
+}
+
 /* GET /health: ok when every provider can serve, degraded when some can,
  * unavailable (503) when none can. */
 static void handle_health(hx_req *r)
 {
     hx_gw_worker *w = r->app;
+    if (w)
+        hx_gw_worker_sync(w);
     hx_buf b;
     hx_buf_init(&b, 0);
     size_t up = 0, n = w ? w->gw->providers.n : 0;
@@ -45,14 +69,18 @@ static void handle_health(hx_req *r)
         rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, &u);
         up += u;
     }
-    const char *status = n == 0 || up == n ? "ok" : up > 0 ? "degraded" : "unavailable";
+    hx_sysload_status sys;
+    hx_sysload_get(&sys);
+    const char *status = sys.shedding ? "overloaded"
+                       : n == 0 || up == n ? "ok" : up > 0 ? "degraded" : "unavailable";
     if (rc == 0)
-        rc = hx_buf_append_str(&b, "},\"status\":") || hx_json_cstr(&b, status) || hx_buf_append_str(&b, "}\n");
+        rc = hx_buf_append_str(&b, "},") || system_json(&b, &sys) || hx_buf_append_str(&b, ",\"status\":") ||
+             hx_json_cstr(&b, status) || hx_buf_append_str(&b, "}\n");
     hx_res_header(r, "Cache-Control", "no-store");
     if (rc != 0)
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
     else
-        hx_res_send(r, n > 0 && up == 0 ? 503 : 200, "application/json", b.data, b.len);
+        hx_res_send(r, (n > 0 && up == 0) || sys.shedding ? 503 : 200, "application/json", b.data, b.len);
     hx_buf_free(&b);
 }
 
@@ -60,6 +88,8 @@ static void handle_health(hx_req *r)
 static void handle_provider_health(hx_req *r)
 {
     hx_gw_worker *w = r->app;
+    if (w)
+        hx_gw_worker_sync(w);
     const char *prefix = "/health/providers/";
     const char *name = strncmp(r->path, prefix, strlen(prefix)) == 0 ? r->path + strlen(prefix) : "";
     for (size_t i = 0; w && i < w->gw->providers.n; i++) {
@@ -80,13 +110,23 @@ static void handle_provider_health(hx_req *r)
     hx_res_error(r, HX_ERR_NOT_FOUND, "No provider has this name.");
 }
 
-/* Handlers whose feature has not landed answer 501 with a clear message
- * rather than pretending to work. */
-static void handle_not_implemented(hx_req *r)
+/* GET /metrics: the Prometheus text format. With auth on (and
+ * auth.metrics_require_auth), only a key with `metrics: true` reads it. */
+static void handle_metrics(hx_req *r)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "The handler for %s is not available in this build yet.", r->path);
-    hx_res_error(r, HX_ERR_NOT_IMPLEMENTED, msg);
+    if (!hx_auth_metrics_allowed(r)) {
+        hx_auth_deny_metrics(r);
+        return;
+    }
+    hx_buf b;
+    hx_buf_init(&b, 0);
+    if (hx_metrics_render(&b) != 0)
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+    else {
+        hx_res_header(r, "Cache-Control", "no-store");
+        hx_res_send(r, 200, HX_METRICS_CONTENT_TYPE, b.data, b.len);
+    }
+    hx_buf_free(&b);
 }
 
 typedef int (*inbound_fn)(json_object *, json_object **, hx_in_info *, char *, size_t);
@@ -102,9 +142,28 @@ static bool is_json_type(const char *ct)
     return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
 }
 
+/* LLM tokens count against the client's tokens_per_minute once known. */
+static void debit_tokens(hx_req *r, void *ud)
+{
+    (void)ud;
+    int64_t t = r->log_prompt_tokens + r->log_completion_tokens;
+    if (t > 0)
+        hx_ratelimit_debit_tokens(r, t);
+}
+
 /* Common front of every LLM endpoint: JSON in, canonical request out. */
 static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
 {
+    const char *why;
+    if (hx_sysload_shedding(&why)) {
+        char msg[160], ra[24];
+        snprintf(msg, sizeof msg, "The server is overloaded (%s above its threshold); retry later.", why);
+        snprintf(ra, sizeof ra, "%lld", (long long)hx_sysload_retry_after_s());
+        hx_res_header(r, "Retry-After", ra);
+        hx_metrics_inc(HX_M_LOAD_SHED, hx_metrics_series(HX_M_LOAD_SHED, why), 1);
+        hx_res_error(r, HX_ERR_OVERLOADED, msg);
+        return;
+    }
     if (!is_json_type(hx_headers_get(&r->headers, "content-type"))) {
         hx_res_error(r, HX_ERR_INVALID_REQUEST, "Content-Type must be application/json");
         return;
@@ -136,6 +195,14 @@ static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
         return;
     }
     json_object_put(body);
+    /* A key limited to some models: the default chain serves llm.model. */
+    const char *model = info.model[0] ? info.model : r->cfg->llm.model;
+    if (r->auth_key && !hx_auth_model_allowed(r->auth_key, model)) {
+        json_object_put(canon);
+        hx_auth_deny_model(r, model);
+        return;
+    }
+    hx_req_on_finish(r, debit_tokens, NULL);
     hx_proxy_start(r, canon, &info);
 }
 
@@ -155,6 +222,8 @@ static int model_entry(hx_buf *b, bool *first, const char *id, const char *owner
 static void handle_models(hx_req *r)
 {
     hx_gw_worker *w = r->app;
+    if (w)
+        hx_gw_worker_sync(w);
     hx_buf b;
     hx_buf_init(&b, 0);
     bool first = true;
@@ -184,7 +253,7 @@ static const struct {
     {"messages", handle_messages},
     {"models", handle_models},
     {"provider_health", handle_provider_health},
-    {"metrics", handle_not_implemented},
+    {"metrics", handle_metrics},
 };
 
 hx_handler_fn hx_handlers_lookup(const char *name)

@@ -11,6 +11,7 @@
 
 struct hx_probe {
     hx_gw_worker *w;
+    hx_gateway *g;       /* reference: the probe's gateway, even after a reload */
     size_t idx;
     uv_timer_t timer;
     hx_up_call *call;
@@ -63,7 +64,7 @@ static void on_probe_done(void *ud, hx_up_result res, const char *detail)
     else
         snprintf(err, sizeof err, "probe: upstream %d", pr->status);
     (void)detail; /* curl's text may hold a URL; the class is enough */
-    hx_gateway_record(pr->w->gw, pr->idx, ok, ok ? NULL : err, ms, true);
+    hx_gateway_record(pr->g, pr->idx, ok, ok ? NULL : err, ms, true);
 }
 
 static const hx_up_callbacks probe_cb = {on_probe_head, on_probe_data, on_probe_done};
@@ -73,7 +74,7 @@ static void on_probe_timer(uv_timer_t *t)
     struct hx_probe *pr = t->data;
     if (pr->call)
         return; /* the previous probe is still running: never stack them */
-    hx_gateway *g = pr->w->gw;
+    hx_gateway *g = pr->g;
     const hx_provider *pv = &g->providers.items[pr->idx];
     hx_up_request ur;
     hx_up_request_init(&ur);
@@ -103,6 +104,7 @@ int hx_prober_start(hx_gw_worker *w, void *loop)
         if (pr == NULL)
             return -1;
         pr->w = w;
+        pr->g = hx_gateway_ref(g);
         pr->idx = i;
         uv_timer_init(loop, &pr->timer);
         pr->timer.data = pr;
@@ -117,7 +119,9 @@ int hx_prober_start(hx_gw_worker *w, void *loop)
 
 static void on_probe_closed(uv_handle_t *h)
 {
-    hx_free(h->data);
+    struct hx_probe *pr = h->data;
+    hx_gateway_unref(pr->g);
+    hx_free(pr);
 }
 
 void hx_prober_stop(hx_gw_worker *w)

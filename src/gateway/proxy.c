@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "gateway/gateway.h"
+#include "obs/metrics.h"
 #include "obs/log.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
@@ -24,6 +25,7 @@ typedef struct proxy {
     int refs;
     hx_req *req;
     hx_gw_worker *gw;
+    hx_gateway *g;             /* reference: the gateway the request started with */
     json_object *canon;
     hx_in_info info;
     int *chain;                /* provider indexes, in order */
@@ -41,6 +43,7 @@ typedef struct proxy {
     bool head_sent;
     bool paused;
     bool finished;
+    struct proxy *wait_prev, *wait_next; /* in gw->waiting while a retry timer runs */
     bool any_answered;         /* some upstream produced an HTTP answer */
     bool relay_raw;            /* same wire format both sides: relay the body as it is */
     bool relay_sse;            /* same for a stream: relay each event as it is */
@@ -71,6 +74,18 @@ static proxy *proxy_ref(proxy *p)
     return p;
 }
 
+static void wait_unlink(proxy *p)
+{
+    hx_gw_worker *w = p->gw;
+    if (p->wait_prev)
+        p->wait_prev->wait_next = p->wait_next;
+    else if (w->waiting == p)
+        w->waiting = p->wait_next;
+    if (p->wait_next)
+        p->wait_next->wait_prev = p->wait_prev;
+    p->wait_prev = p->wait_next = NULL;
+}
+
 static void proxy_unref(proxy *p)
 {
     if (--p->refs > 0)
@@ -83,6 +98,7 @@ static void proxy_unref(proxy *p)
     hx_buf_free(&p->errbody);
     hx_buf_free(&p->states);
     hx_free(p->chain);
+    wait_unlink(p);
     if (p->retry_timer) {
         p->retry_timer->data = NULL;
         uv_close((uv_handle_t *)p->retry_timer, (uv_close_cb)hx_free);
@@ -91,12 +107,13 @@ static void proxy_unref(proxy *p)
     p->req->on_abort = NULL;
     p->req->on_drain = NULL;
     hx_req_unref(p->req);
+    hx_gateway_unref(p->g);
     hx_free(p);
 }
 
 static hx_breaker *breaker_of(proxy *p)
 {
-    return p->gw->gw->breakers[p->prov->index];
+    return p->g->breakers[p->prov->index];
 }
 
 /* The verdict of the current attempt for its provider's breaker:
@@ -118,6 +135,12 @@ static void finish(proxy *p)
     if (p->finished)
         return;
     p->finished = true;
+    hx_req *r = p->req;
+    if (p->prov && (r->log_prompt_tokens > 0 || r->log_completion_tokens > 0)) {
+        const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];
+        hx_metrics_inc(HX_M_TOKENS, m->tok_prompt, (uint64_t)r->log_prompt_tokens);
+        hx_metrics_inc(HX_M_TOKENS, m->tok_completion, (uint64_t)r->log_completion_tokens);
+    }
     log_failures(p);
     breaker_verdict(p, -1);
     if (p->retry_timer)
@@ -498,8 +521,14 @@ static const hx_up_callbacks up_cb = {on_up_head, on_up_data, on_up_done};
 static void record(proxy *p, bool ok, const char *why)
 {
     breaker_verdict(p, ok ? 1 : 0);
-    int64_t ms = (int64_t)((hx_now_ns() - p->attempt_ns) / 1000000);
-    hx_gateway_record(p->gw->gw, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
+    uint64_t ns = hx_now_ns() - p->attempt_ns;
+    int64_t ms = (int64_t)(ns / 1000000);
+    hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
+    const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];
+    hx_metrics_inc(HX_M_PROVIDER_REQUESTS, ok ? m->ok : m->fail, 1);
+    hx_metrics_observe(HX_M_PROVIDER_LATENCY, m->latency, (double)ns / 1e9);
+    if (!ok)
+        hx_metrics_inc(HX_M_PROVIDER_FAILURES, m->failures[hx_gw_fail_class_of(p->up_status, why)], 1);
 }
 
 /* ---- chain ---------------------------------------------------------------------- */
@@ -595,7 +624,8 @@ static int start_attempt(proxy *p)
     }
     hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
     p->attempt_ns = now;
-    p->tries++;
+    if (p->tries++ > 0)
+        hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
     p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
@@ -617,7 +647,7 @@ static int start_attempt(proxy *p)
 /* May provider pv take an attempt now? Takes a breaker admission if so. */
 static bool admit(proxy *p, const hx_provider *pv)
 {
-    hx_gateway *g = p->gw->gw;
+    hx_gateway *g = p->g;
     if (!pv->usable) {
         note_state(p, pv->name, pv->reason);
         return false;
@@ -644,11 +674,16 @@ static bool admit(proxy *p, const hx_provider *pv)
 
 static void next_attempt(proxy *p)
 {
+    /* A provider that was tried and failed hands over: a failover. */
+    const hx_provider *from = p->prov && p->tries > 0 ? p->prov : NULL;
     while (p->pos < p->nchain) {
-        p->prov = &p->gw->gw->providers.items[p->chain[p->pos++]];
+        p->prov = &p->g->providers.items[p->chain[p->pos++]];
         p->tries = 0;
-        if (admit(p, p->prov) && start_attempt(p) == 0)
+        if (admit(p, p->prov) && start_attempt(p) == 0) {
+            if (from)
+                hx_metrics_inc(HX_M_FAILOVERS, p->g->pm[from->index].failovers, 1);
             return;
+        }
     }
     give_up(p);
 }
@@ -658,10 +693,26 @@ static void on_retry_timer(uv_timer_t *t)
     proxy *p = t->data;
     if (p == NULL || p->finished)
         return;
+    wait_unlink(p);
     proxy_ref(p);
     if (!(admit(p, p->prov) && start_attempt(p) == 0))
         next_attempt(p);
     proxy_unref(p);
+}
+
+/* Shutdown: requests waiting to retry stop waiting and move on to the next
+ * provider at once (or answer with the last error); no new waits start. */
+void hx_proxy_drain(hx_gw_worker *w)
+{
+    w->draining = true;
+    while (w->waiting) {
+        proxy *p = w->waiting;
+        wait_unlink(p);
+        uv_timer_stop(p->retry_timer);
+        proxy_ref(p);
+        next_attempt(p);
+        proxy_unref(p);
+    }
 }
 
 /* After a provider failed before the client saw a byte: retry it (llm.retry,
@@ -669,11 +720,12 @@ static void on_retry_timer(uv_timer_t *t)
  * Retry-After) or move on to the next provider. */
 static void after_failure(proxy *p, hx_retry_class cls)
 {
-    hx_gateway *g = p->gw->gw;
+    hx_gateway *g = p->g;
     const hx_cfg_retry *rc = &p->req->cfg->llm.retry;
     uint64_t now = hx_now_ns();
     uint64_t left = p->req->deadline_ns > now ? (p->req->deadline_ns - now) / 1000000 : 0;
-    if (cls == HX_RETRY_NONE || p->tries > rc->max_retries || !hx_retry_allowed(g->retry_classes, cls)) {
+    if (cls == HX_RETRY_NONE || p->tries > rc->max_retries || !hx_retry_allowed(g->retry_classes, cls) ||
+        p->gw->draining) {
         next_attempt(p);
         return;
     }
@@ -700,6 +752,10 @@ static void after_failure(proxy *p, hx_retry_class cls)
         p->retry_timer->data = p;
     }
     uv_timer_start(p->retry_timer, on_retry_timer, delay, 0);
+    p->wait_next = p->gw->waiting;
+    if (p->wait_next)
+        p->wait_next->wait_prev = p;
+    p->gw->waiting = p;
 }
 
 void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
@@ -714,6 +770,8 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     p->refs = 1;
     p->req = hx_req_ref(r);
     p->gw = gw;
+    hx_gw_worker_sync(gw);
+    p->g = hx_gateway_ref(gw->gw);
     p->canon = canon;
     p->info = *info;
     hx_buf_init(&p->out, 0);
@@ -721,13 +779,13 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     hx_buf_init(&p->states, 4096);
     hx_sse_init(&p->sse);
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
-    size_t np = gw->gw->providers.n;
+    size_t np = p->g->providers.n;
     p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
     if (p->chain == NULL) {
         answer_error(p, HX_ERR_INTERNAL, NULL);
         return;
     }
-    p->nchain = hx_providers_chain(&gw->gw->providers, info->model, p->chain, np);
+    p->nchain = hx_providers_chain(&p->g->providers, info->model, p->chain, np);
     if (p->nchain == 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway: GET /v1/models lists the models",
@@ -738,6 +796,6 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     r->on_abort = on_client_abort;
     r->on_drain = on_client_drain;
     r->cb_ud = p;
-    hx_retry_budget_deposit(gw->gw->budget, hx_gateway_now_ms());
+    hx_retry_budget_deposit(p->g->budget, hx_gateway_now_ms());
     next_attempt(p);
 }

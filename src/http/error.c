@@ -21,6 +21,9 @@ static const hx_err_info table[HX_ERR__COUNT] = {
     [HX_ERR_UNAVAILABLE] = {503, "api_error", "service_unavailable", "The service is unavailable."},
     [HX_ERR_TOO_MANY_CONNECTIONS] = {503, "api_error", "too_many_connections", "The server is at its connection limit."},
     [HX_ERR_SHUTTING_DOWN] = {503, "api_error", "shutting_down", "The server is shutting down."},
+    [HX_ERR_QUEUE_FULL] = {503, "api_error", "queue_full", "The server is at capacity and its request queue is full."},
+    [HX_ERR_QUEUE_TIMEOUT] = {503, "api_error", "queue_timeout", "The request waited too long in the queue."},
+    [HX_ERR_OVERLOADED] = {503, "api_error", "overloaded", "The server is overloaded; retry later."},
     [HX_ERR_GATEWAY_TIMEOUT] = {504, "timeout_error", "gateway_timeout", "The upstream provider did not answer in time."},
 };
 

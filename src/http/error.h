@@ -27,6 +27,9 @@ typedef enum {
     HX_ERR_UNAVAILABLE,         /* 503 */
     HX_ERR_TOO_MANY_CONNECTIONS,/* 503 */
     HX_ERR_SHUTTING_DOWN,       /* 503 */
+    HX_ERR_QUEUE_FULL,          /* 503 queue_full: no room to wait */
+    HX_ERR_QUEUE_TIMEOUT,       /* 503 queue_timeout: waited max_wait */
+    HX_ERR_OVERLOADED,          /* 503 overloaded: load shedding (server.health_check) */
     HX_ERR_GATEWAY_TIMEOUT,     /* 504 */
     HX_ERR__COUNT
 } hx_err;

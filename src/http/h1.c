@@ -461,6 +461,7 @@ static hx_req *ensure_req(h1_conn *c)
     r->app = c->w->app;
     r->loop = &c->w->loop;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
+    memcpy(r->client_ip, c->peer_ip, sizeof r->client_ip);
     r->peer_port = c->peer_port;
     c->req = r;
     return r;

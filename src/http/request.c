@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/sysload.h"
 #include "util/alloc.h"
 #include "util/uuid.h"
 
@@ -96,6 +98,7 @@ hx_req *hx_req_new(const hx_transport *tp, void *tp_ctx, hx_config *cfg)
     r->http_minor = 1;
     r->method = "";
     hx_buf_init(&r->body, (size_t)cfg->server.max_body_bytes);
+    hx_metrics_gauge_inc(HX_M_ACTIVE_REQUESTS, 0);
     return r;
 }
 
@@ -111,13 +114,16 @@ static void log_access(hx_req *r)
     int status = r->head_sent ? r->status : 499; /* client closed first */
     HX_LOG_INFO("request",
                 HX_F_STR("request_id", r->request_id),
-                HX_F_STR("client_ip", r->peer_ip),
+                HX_F_STR("client_ip", r->client_ip),
+                r->key_name[0] ? HX_F_STR("key_name", r->key_name) : (hx_log_field){0},
                 HX_F_STR("method", r->method),
                 HX_F_STR("path", r->path ? r->path : ""),
                 HX_F_INT("status", status),
                 HX_F_DBL("duration_ms", (double)dur_us / 1000.0),
                 HX_F_INT("bytes_in", r->bytes_in),
                 HX_F_INT("bytes_out", r->bytes_out),
+                r->queue_admitted ? HX_F_DBL("queue_wait_ms", (double)(r->queue_wait_ns / 1000) / 1000.0)
+                          : (hx_log_field){0},
                 r->error_code ? HX_F_STR("error", r->error_code) : (hx_log_field){0},
                 r->log_provider[0] ? HX_F_STR("provider", r->log_provider) : (hx_log_field){0},
                 r->log_model[0] ? HX_F_STR("model", r->log_model) : (hx_log_field){0},
@@ -128,10 +134,90 @@ static void log_access(hx_req *r)
                 HX_F_BOOL("aborted", r->aborted));
 }
 
+/* Series ids of the request metrics, cached per thread: interning takes
+ * the registry's lock, and the same few (route, method, status class)
+ * tuples repeat. Labels are bounded: a configured route's path (or
+ * "unmatched"), the parser's method name, the status class. */
+typedef struct {
+    const char *route, *method;
+    int status_class;
+    int duration, req_size, resp_size;
+} series_slot;
+
+static _Thread_local series_slot series_cache[64];
+
+static const series_slot *request_series(const char *route, const char *method, int status)
+{
+    int cls = status / 100;
+    size_t h = (((uintptr_t)route >> 4) ^ ((uintptr_t)method >> 3) ^ (uintptr_t)cls * 31u) & 63u;
+    series_slot *s = &series_cache[h];
+    if (s->route == route && s->method == method && s->status_class == cls)
+        return s;
+    const char *sc = hx_metrics_status_class(status);
+    s->duration = hx_metrics_series(HX_M_REQUEST_DURATION, route, method, sc);
+    s->req_size = hx_metrics_series(HX_M_REQUEST_SIZE, route);
+    s->resp_size = hx_metrics_series(HX_M_RESPONSE_SIZE, route);
+    s->route = route;
+    s->method = method;
+    s->status_class = cls;
+    return s;
+}
+
+static void record_metrics(hx_req *r)
+{
+    hx_metrics_gauge_dec(HX_M_ACTIVE_REQUESTS, 0);
+    if (r->path == NULL)
+        return; /* never parsed: nothing to label */
+    int status = r->head_sent ? r->status : 499;
+    const series_slot *s = request_series(r->route_label ? r->route_label : "unmatched", r->method, status);
+    hx_metrics_observe(HX_M_REQUEST_DURATION, s->duration, (double)(hx_now_ns() - r->start_ns) / 1e9);
+    hx_metrics_observe(HX_M_REQUEST_SIZE, s->req_size, (double)r->bytes_in);
+    hx_metrics_observe(HX_M_RESPONSE_SIZE, s->resp_size, (double)r->bytes_out);
+    if (r->error_code)
+        hx_metrics_inc(HX_M_ERRORS, hx_metrics_series(HX_M_ERRORS, r->error_code), 1);
+}
+
+void hx_req_next(hx_req *r)
+{
+    if (r->step_pos < r->nsteps) {
+        hx_step_fn step = r->steps[r->step_pos++];
+        step(r);
+        return;
+    }
+    if (!r->method_ok) {
+        if (r->allow)
+            hx_res_header(r, "Allow", r->allow);
+        hx_res_error(r, HX_ERR_METHOD_NOT_ALLOWED, NULL);
+        return;
+    }
+    if (r->handler)
+        r->handler(r);
+    else
+        hx_res_error(r, HX_ERR_NOT_FOUND, NULL);
+}
+
+int hx_req_on_finish(hx_req *r, hx_req_fin_fn fn, void *ud)
+{
+    if (r->nfins >= HX_REQ_MAX_FINS)
+        return -1;
+    r->fins[r->nfins].fn = fn;
+    r->fins[r->nfins].ud = ud;
+    r->nfins++;
+    return 0;
+}
+
 void hx_req_unref(hx_req *r)
 {
     if (r == NULL || --r->refs > 0)
         return;
+    /* Last in, first out: a later step's hook sees the earlier ones' state. */
+    while (r->nfins > 0) {
+        r->nfins--;
+        r->fins[r->nfins].fn(r, r->fins[r->nfins].ud);
+    }
+    if (r->log_attempts && r->head_sent)
+        hx_sysload_observe_latency(r->head_ns - r->start_ns);
+    record_metrics(r);
     if ((r->mw & HX_MW_LOGGING) && r->cfg->logging.access_log && r->path)
         log_access(r);
     hx_free(r->path);
@@ -217,6 +303,7 @@ static int send_head(hx_req *r, int status, int64_t content_length)
     }
     r->status = status;
     r->head_sent = true;
+    r->head_ns = hx_now_ns();
     return r->tp->head(r, status, &r->res_headers, content_length);
 }
 

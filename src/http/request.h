@@ -64,6 +64,17 @@ enum {
 
 typedef struct hx_req hx_req;
 
+/* A middleware step or a handler. A step either answers the request
+ * (hx_res_*) or calls hx_req_next exactly once, at once or later (after a
+ * queue admission, a timer...). It never does both. */
+typedef void (*hx_step_fn)(hx_req *r);
+#define HX_REQ_MAX_STEPS 8
+
+/* Runs when the request is finished (its last reference dropped), before
+ * the access log line is written. */
+typedef void (*hx_req_fin_fn)(hx_req *r, void *ud);
+#define HX_REQ_MAX_FINS 4
+
 /* What an adapter implements. `head` is called once with the status and the
  * final header list; content_length < 0 means the body is streamed. */
 typedef struct {
@@ -88,6 +99,7 @@ struct hx_req {
     int http_minor;              /* 0 or 1 for HTTP/1.x; adapters of other protocols set 1 */
     char request_id[HX_REQUEST_ID_MAX + 1];
     uint64_t start_ns;           /* monotonic */
+    uint64_t head_ns;            /* when the response headers went out */
     uint64_t deadline_ns;        /* start + llm.request_timeout */
     hx_config *cfg;              /* reference held for the request's lifetime */
     void *loop;                  /* the uv_loop_t this request lives on */
@@ -112,6 +124,27 @@ struct hx_req {
     char log_failures[256];      /* why earlier providers did not serve */
     void *app;                   /* the worker's application context */
 
+    /* middleware chain (set by the router) */
+    hx_step_fn steps[HX_REQ_MAX_STEPS];
+    uint8_t nsteps;
+    uint8_t step_pos;
+    hx_step_fn handler;
+    bool method_ok;              /* false: the route answers 405 after the chain */
+    const char *route_label;     /* the route's configured path (bounded label) */
+    const char *allow;           /* Allow header of the route */
+    struct {
+        hx_req_fin_fn fn;
+        void *ud;
+    } fins[HX_REQ_MAX_FINS];
+    uint8_t nfins;
+    /* set by middleware */
+    char client_ip[48];          /* peer, or X-Forwarded-For from a trusted proxy */
+    const hx_cfg_auth_key *auth_key; /* the client key that authenticated (in r->cfg) */
+    char key_name[64];           /* its name, for logs and metrics */
+    uint64_t queue_wait_ns;      /* time spent waiting in the queue */
+    bool queued;                 /* holds a queue slot */
+    bool queue_admitted;         /* went through the queue (for the access log) */
+
     /* callbacks set by the handler */
     hx_req_cb on_abort;
     hx_req_cb on_drain;
@@ -126,6 +159,15 @@ struct hx_req {
 hx_req *hx_req_new(const hx_transport *tp, void *tp_ctx, hx_config *cfg);
 hx_req *hx_req_ref(hx_req *r);
 void hx_req_unref(hx_req *r);
+
+/* Runs the next middleware step of the request, or its handler once every
+ * step has run (or the 405 answer when the route does not take the
+ * method). */
+void hx_req_next(hx_req *r);
+
+/* Registers fn to run once when the request is finished. Returns 0, or -1
+ * when HX_REQ_MAX_FINS are already registered. */
+int hx_req_on_finish(hx_req *r, hx_req_fin_fn fn, void *ud);
 
 /* Called by the adapter when the client is gone: marks the request
  * aborted, detaches the transport and runs on_abort once. */

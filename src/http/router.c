@@ -21,6 +21,9 @@ typedef struct {
     hx_handler_fn fn;
     unsigned methods;
     unsigned mw;
+    hx_step_fn steps[HX_REQ_MAX_STEPS];
+    uint8_t nsteps;
+    bool has_cors;
     char allow[64];
 } route;
 
@@ -68,7 +71,23 @@ static void build_allow(route *rt)
     }
 }
 
-hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, char *err, size_t errlen)
+/* The active steps of a chain, in the configured order. */
+static void build_steps(route *r, const hx_config *cfg, const hx_cfg_route *cr, hx_step_lookup_fn lookup)
+{
+    bool own = cr->middleware.n > 0;
+    const hx_strlist *names = own ? &cr->middleware : &cfg->server.middleware;
+    for (size_t i = 0; lookup && i < names->n && r->nsteps < HX_REQ_MAX_STEPS; i++) {
+        hx_step_fn fn = lookup(cfg, names->items[i], cr->handler, own);
+        if (fn == NULL)
+            continue;
+        r->steps[r->nsteps++] = fn;
+        if (strcmp(names->items[i], "cors") == 0)
+            r->has_cors = true;
+    }
+}
+
+hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx_step_lookup_fn steps,
+                           char *err, size_t errlen)
 {
     hx_router *rt = hx_calloc(1, sizeof *rt);
     if (rt == NULL)
@@ -80,12 +99,21 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, ch
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const hx_cfg_route *cr = &cfg->routes[i];
         route *r = &rt->routes[rt->n];
+        const char *path = cr->path;
+        if (strcmp(cr->handler, "metrics") == 0) {
+            /* metrics.enabled switches the endpoint off; metrics.path moves
+             * the default route. */
+            if (!cfg->metrics.enabled)
+                continue;
+            if (strcmp(path, "/metrics") == 0)
+                path = cfg->metrics.path;
+        }
         r->fn = lookup(cr->handler);
         if (r->fn == NULL) {
             snprintf(err, errlen, "route %s: unknown handler '%s'", cr->path, cr->handler);
             goto fail;
         }
-        r->path = hx_strdup(cr->path);
+        r->path = hx_strdup(path);
         if (r->path == NULL)
             goto oom;
         const char *brace = strchr(r->path, '{');
@@ -93,7 +121,9 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, ch
         rt->n++;
         for (size_t j = 0; j < cr->methods.n; j++)
             r->methods |= method_bit(cr->methods.items[j]);
-        r->mw = cr->middleware.n ? hx_router_mw_mask(&cr->middleware) : rt->global_mw;
+        const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
+        r->mw = hx_router_mw_mask(chain);
+        build_steps(r, cfg, cr, steps);
         build_allow(r);
     }
     return rt;
@@ -134,13 +164,20 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
         return;
     }
     r->mw = found->mw;
+    r->route_label = found->path;
+    r->allow = found->allow;
     unsigned bit = method_bit(r->method);
     if (bit == M_HEAD && (found->methods & M_GET) && !(found->methods & M_HEAD))
         bit = M_GET;
-    if (!(found->methods & bit)) {
+    r->method_ok = (found->methods & bit) != 0;
+    if (!r->method_ok && !(bit == M_OPTIONS && found->has_cors)) {
         hx_res_header(r, "Allow", found->allow);
         hx_res_error(r, HX_ERR_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    found->fn(r);
+    memcpy(r->steps, found->steps, sizeof r->steps);
+    r->nsteps = found->nsteps;
+    r->step_pos = 0;
+    r->handler = found->fn;
+    hx_req_next(r);
 }

@@ -9,14 +9,23 @@
 #include "config/config.h"
 #include "http/request.h"
 
-typedef void (*hx_handler_fn)(hx_req *r);
+typedef hx_step_fn hx_handler_fn;
 /* Maps a handler name from the config to its function (NULL = unknown). */
 typedef hx_handler_fn (*hx_handler_lookup_fn)(const char *name);
+/* Maps a middleware name to its step for a route with `handler`, or NULL
+ * for the middleware that act on the response only (request_id,
+ * request_timer, panic_recovery, logging: HX_MW_* flags), for a middleware
+ * whose section is disabled in cfg, and for one that does not apply to
+ * the handler when the route inherits the global chain (`explicit` false;
+ * a route's own list is applied as written). */
+typedef hx_step_fn (*hx_step_lookup_fn)(const hx_config *cfg, const char *name, const char *handler,
+                                        bool explicit_list);
 
 typedef struct hx_router hx_router;
 
 /* Builds the table; on failure returns NULL and writes a reason to err. */
-hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, char *err, size_t errlen);
+hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx_step_lookup_fn steps,
+                           char *err, size_t errlen);
 void hx_router_free(hx_router *rt);
 
 /* The HX_MW_* set of the global chain (server.middleware). */
@@ -25,8 +34,10 @@ unsigned hx_router_global_mw(const hx_router *rt);
  * the config validator has already rejected them). */
 unsigned hx_router_mw_mask(const hx_strlist *names);
 
-/* Routes the request: answers 404/405 itself, else sets r->mw and calls
- * the handler. */
+/* Routes the request: answers 404 (and 405 when no step of the route may
+ * take the method: only a CORS preflight runs the chain for a method the
+ * route does not serve), else sets r->mw, the steps and the handler and
+ * runs the chain (hx_req_next). */
 void hx_router_dispatch(const hx_router *rt, hx_req *r);
 
 #endif

@@ -13,8 +13,10 @@
 #include <http_parser.h>
 
 #include "gateway/handlers.h"
+#include "middleware/middleware.h"
 #include "http/server_int.h"
 #include "obs/log.h"
+#include "obs/sysload.h"
 #include "util/alloc.h"
 
 #define HX_LISTEN_BACKLOG 1024
@@ -70,8 +72,9 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     s->cfg = hx_config_ref(cfg);
+    uv_mutex_init(&s->reload_mu);
     s->nworkers = cfg->server.workers > 0 ? (int)cfg->server.workers : cpu_count();
-    s->router = hx_router_build(cfg, hx_handlers_lookup, err, errlen);
+    s->router = hx_router_build(cfg, hx_handlers_lookup, hx_middleware_lookup, err, errlen);
     if (s->router == NULL)
         goto fail;
     s->workers = hx_calloc((size_t)s->nworkers, sizeof *s->workers);
@@ -84,7 +87,7 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
         hx_worker *w = &s->workers[i];
         w->srv = s;
         w->id = i;
-        w->cfg = cfg;
+        w->cfg = hx_config_ref(cfg);
         w->router = s->router;
         w->listen_fd = bind_listener(cfg->server.host, port, &s->port, err, errlen);
         if (w->listen_fd < 0)
@@ -108,9 +111,14 @@ void hx_server_free(hx_server *s)
 {
     if (s == NULL)
         return;
-    for (int i = 0; s->workers && i < s->nworkers; i++)
+    for (int i = 0; s->workers && i < s->nworkers; i++) {
         if (s->workers[i].listen_fd > 0 && !s->workers[i].listener_open)
             close(s->workers[i].listen_fd);
+        if (s->workers[i].cfg)
+            hx_config_unref(s->workers[i].cfg);
+    }
+    hx_reload_free(s);
+    uv_mutex_destroy(&s->reload_mu);
     hx_free(s->workers);
     hx_router_free(s->router);
     hx_config_unref(s->cfg);
@@ -140,12 +148,15 @@ void hx_worker_maybe_stop(hx_worker *w)
 static void on_worker_wake(uv_async_t *a)
 {
     hx_worker *w = a->data;
+    hx_reload_worker_apply(w);
     int stopping = atomic_load(&w->srv->stopping);
     if (stopping == 0 || w->stopped)
         return;
     if (!w->draining) {
         w->draining = true;
         worker_close_listener(w);
+        if (w->app && w->srv->app_drain)
+            w->srv->app_drain(w->app);
         hx_h1_drain(w);
     }
     if (stopping >= 2)
@@ -158,6 +169,18 @@ void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn f
     s->app_init = init;
     s->app_fini = fini;
     s->app = app;
+}
+
+void hx_server_set_main_hooks(hx_server *s, hx_main_start_fn start, hx_main_stop_fn stop, void *ud)
+{
+    s->main_start = start;
+    s->main_stop = stop;
+    s->main_ud = ud;
+}
+
+void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain)
+{
+    s->app_drain = drain;
 }
 
 static void worker_main(void *arg)
@@ -241,6 +264,8 @@ static void on_main_wake(uv_async_t *a)
     uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
+    hx_reload_stop(s);
+    hx_sysload_stop();
 }
 
 int hx_server_run(hx_server *s)
@@ -257,6 +282,11 @@ int hx_server_run(hx_server *s)
     s->main_wake.data = s->shutdown_timer.data = s->sig_term.data = s->sig_int.data = s;
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    hx_reload_start(s);
+    if (hx_sysload_start(&s->main_loop, s->cfg) != 0)
+        HX_LOG_WARN("cannot start system health sampling", HX_F_STR("event", "startup"));
+    if (s->main_start)
+        s->main_start(&s->main_loop, s->main_ud);
 
     for (; started < s->nworkers; started++) {
         if (worker_start(&s->workers[started], err, sizeof err) != 0) {
@@ -285,6 +315,10 @@ int hx_server_run(hx_server *s)
         uv_run(&w->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&w->loop) != 0)
             HX_LOG_WARN("worker loop closed with handles still open", HX_F_INT("worker", w->id));
+    }
+    if (s->main_stop) {
+        s->main_stop(s->main_ud);
+        uv_run(&s->main_loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&s->main_loop);
     if (started < s->nworkers)

@@ -21,6 +21,31 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen);
 typedef void *(*hx_worker_init_fn)(void *loop, void *app);
 typedef void (*hx_worker_fini_fn)(void *ctx);
 void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn fini, void *app);
+/* Runs on each worker's loop when shutdown starts (before connections
+ * drain), with that worker's context: work that would wait (a retry
+ * backoff) should finish now. */
+void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain);
+
+/* Reload: SIGHUP or a change of the config file (also its replacement by
+ * rename) loads the file again. An invalid file is logged and the running
+ * config kept. A valid one goes to `fn` on the main thread first (the
+ * application rebuilds what depends on it; -1 refuses the new config with
+ * a reason in err), then every worker switches to it for new requests;
+ * requests in flight keep the config they started with. Changes to
+ * server.host, server.port and server.workers need a restart (logged). */
+typedef int (*hx_reload_fn)(hx_config *cfg, void *ud, char *err, size_t errlen);
+void hx_server_set_reload(hx_server *s, hx_reload_fn fn, void *ud);
+/* Reloads now; `why` is logged ("signal", "file"). Main thread only.
+ * Returns 0 when the new config was applied. */
+int hx_server_reload(hx_server *s, const char *why);
+
+/* Main-loop hooks: `start` runs on the main thread's loop (a uv_loop_t)
+ * before workers start, `stop` after every worker has stopped, while that
+ * loop still runs (handles closed there are finished). For work off the
+ * request path such as saving the state file. */
+typedef void (*hx_main_start_fn)(void *loop, void *ud);
+typedef void (*hx_main_stop_fn)(void *ud);
+void hx_server_set_main_hooks(hx_server *s, hx_main_start_fn start, hx_main_stop_fn stop, void *ud);
 
 /* Runs until shutdown: starts the workers, handles signals on the calling
  * thread, drains. Returns the process exit code (0 after a clean stop). */

@@ -35,8 +35,10 @@ typedef struct hx_worker {
     bool listener_open;
     uv_async_t wake;
     uv_thread_t thread;
-    hx_config *cfg;
+    hx_config *cfg;          /* reference held; swapped by a reload */
     const hx_router *router;
+    hx_config *next_cfg;     /* a reload waiting to be picked up (reload_mu) */
+    const hx_router *next_router;
     void *app;               /* from the server's init hook */
     h1_conn *conns;          /* intrusive list of live connections */
     h1_conn *flush_head;     /* connections with output to write this turn */
@@ -67,8 +69,31 @@ struct hx_server {
     int signals_seen;
     hx_worker_init_fn app_init;
     hx_worker_fini_fn app_fini;
+    hx_worker_fini_fn app_drain;
     void *app;
+    hx_main_start_fn main_start;
+    hx_main_stop_fn main_stop;
+    void *main_ud;
+    /* reload (reload.c) */
+    uv_mutex_t reload_mu;
+    uv_signal_t sig_hup;
+    uv_fs_event_t watch;
+    uv_timer_t reload_timer;
+    bool watching;
+    char *cfg_dir;
+    char *cfg_base;
+    hx_router **retired;      /* routers of earlier configs: requests may point into them */
+    size_t nretired;
+    hx_reload_fn reload_fn;
+    void *reload_ud;
 };
+
+/* reload.c: SIGHUP and config-file watching on the main loop. */
+void hx_reload_start(hx_server *s);
+void hx_reload_stop(hx_server *s);
+/* On a worker's loop: switches to a pending config, if any. */
+void hx_reload_worker_apply(hx_worker *w);
+void hx_reload_free(hx_server *s);
 
 /* h1.c */
 void hx_h1_on_connection(uv_stream_t *listener, int status);

@@ -86,3 +86,11 @@ void hx_health_snapshot(hx_health *h, hx_health_snap *out)
     *out = h->s;
     pthread_mutex_unlock(&h->mu);
 }
+
+void hx_health_restore(hx_health *h, const hx_health_snap *in)
+{
+    pthread_mutex_lock(&h->mu);
+    h->s = *in;
+    h->s.last_error[sizeof h->s.last_error - 1] = '\0';
+    pthread_mutex_unlock(&h->mu);
+}

@@ -32,6 +32,8 @@ void hx_health_free(hx_health *h);
 bool hx_health_record(hx_health *h, bool ok, const char *error, int64_t latency_ms, bool probe);
 bool hx_health_ok(hx_health *h);
 void hx_health_snapshot(hx_health *h, hx_health_snap *out);
+/* Replaces the state with a snapshot (a reload or the state file). */
+void hx_health_restore(hx_health *h, const hx_health_snap *in);
 const char *hx_health_name(const hx_health *h);
 
 #endif

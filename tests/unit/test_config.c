@@ -89,7 +89,7 @@ static void test_default_values(void **state)
     assert_int_equal(c->server.shutdown_timeout, 30000);
     assert_int_equal(c->server.max_connections, 10000);
     assert_string_equal(c->server.host, "0.0.0.0");
-    assert_int_equal(c->server.middleware.n, 4);
+    assert_int_equal(c->server.middleware.n, 8);
     assert_string_equal(c->server.middleware.items[0], "request_id");
     assert_false(c->server.http3.enabled);
     assert_int_equal(c->server.http3.port, 443);
@@ -493,12 +493,23 @@ static void test_merge_replace_values(void **state)
 static void test_middleware_names(void **state)
 {
     (void)state;
-    load_bad("server:\n  middleware: [request_id, rate-limit]\n",
-             "server.middleware[1]: middleware rate_limit is not supported yet");
+    hx_config *c = load_ok("server:\n  middleware: [request_id, rate-limit]\n");
+    assert_string_equal(c->server.middleware.items[1], "rate_limit");
+    hx_config_unref(c);
     load_bad("server:\n  middleware: [gzip]\n", "server.middleware[0]: unknown middleware: gzip");
     load_bad("server:\n  middleware: [logging, logging]\n", "middleware logging is listed twice");
-    load_bad("routes:\n  - {path: /a, handler: chat, middleware: [auth]}\n",
-             "routes[0].middleware[0]: middleware auth is not supported yet");
+    /* An enabled section that no chain lists would be ignored: an error. */
+    load_bad("server:\n  middleware: [request_id]\nqueue:\n  enabled: true\n",
+             "queue.enabled: queue is enabled but neither server.middleware nor any route's middleware lists it");
+    load_bad("server:\n  middleware: [logging]\ncors:\n  enabled: true\n  allow_origins: [\"https://a.example\"]\n",
+             "cors.enabled: cors is enabled but neither");
+    c = load_ok("server:\n  middleware: [logging]\nauth:\n  enabled: true\n  keys:\n    - {name: a, key: k}\n"
+                "routes:\n  - {path: /a, handler: chat, middleware: [auth]}\n");
+    assert_true(c->auth.enabled);
+    hx_config_unref(c);
+    load_bad("auth:\n  enabled: true\n", "auth.keys: at least one key is required when auth is enabled");
+    load_bad("rate_limit:\n  enabled: true\n  requests_per_minute: 0\n",
+             "rate_limit: set requests_per_minute or tokens_per_minute when enabled");
 }
 
 static void test_duplicate_key(void **state)
@@ -524,13 +535,11 @@ static void test_not_supported_yet(void **state)
 {
     (void)state;
     load_bad("server:\n  http3:\n    enabled: true\n", "server.http3.enabled: HTTP/3 is not supported yet");
-    load_bad("server:\n  health_check:\n    enabled: true\n", "server health checks are not supported yet");
+    load_bad("server:\n  health_check:\n    enabled: true\n    memory_threshold: 0\n    cpu_threshold: 0\n"
+             "    disk_threshold: 0\n    latency_threshold: 0s\n",
+             "server.health_check: enabled but no threshold set");
+    load_bad("server:\n  health_check:\n    checks: {gpu: x}\n", "server.health_check.checks.gpu: unknown check");
     load_bad("llm:\n  cache:\n    enable: true\n", "llm.cache.enable: response cache is not supported");
-    load_bad("queue:\n  enabled: true\n", "queue.enabled: the request queue is not supported yet");
-    load_bad("cors:\n  enabled: true\n", "cors.enabled: CORS is not supported yet");
-    load_bad("auth:\n  enabled: true\n", "auth.enabled: API key authentication is not supported yet");
-    load_bad("rate_limit:\n  enabled: true\n", "rate_limit.enabled: rate limiting is not supported yet");
-    load_bad("metrics:\n  enabled: true\n", "metrics.enabled: the metrics endpoint is not supported yet");
     load_bad("state:\n  backend: redis\n", "state.backend: the redis state backend is not supported yet");
     load_bad("providers:\n  main:\n    type: openai\n", "providers: not supported; use llm and llm.backup_providers");
     load_bad("provider_preference: [ollama]\n", "provider_preference: not supported");

@@ -56,7 +56,7 @@ static int setup(void **state)
     (void)state;
     cfg = hx_config_default();
     char err[128];
-    rt = hx_router_build(cfg, hx_handlers_lookup, err, sizeof err);
+    rt = hx_router_build(cfg, hx_handlers_lookup, NULL, err, sizeof err);
     return cfg && rt ? 0 : -1;
 }
 
@@ -102,7 +102,7 @@ static void test_head_has_length_no_body(void **state)
     capture c;
     run(&c, "HEAD", "/health");
     assert_int_equal(c.status, 200);
-    assert_int_equal(c.content_length, (int64_t)strlen("{\"providers\":{},\"status\":\"ok\"}\n"));
+    assert_int_equal(c.content_length, (int64_t)strlen("{\"providers\":{},\"system\":{\"checks\":\"off\"},\"status\":\"ok\"}\n"));
     assert_int_equal(c.body.len, 0);
     hx_buf_free(&c.body);
 }
@@ -128,13 +128,13 @@ static void test_not_found_and_method(void **state)
     hx_buf_free(&c.body);
 }
 
-static void test_unbuilt_handler_is_501(void **state)
+static void test_metrics_and_llm_front(void **state)
 {
     (void)state;
     capture c;
-    run(&c, "GET", "/metrics");
-    assert_int_equal(c.status, 501);
-    assert_non_null(strstr(c.body.data, "\"not_implemented\""));
+    run(&c, "GET", "/metrics"); /* auth is off: open */
+    assert_int_equal(c.status, 200);
+    assert_non_null(strstr(c.body.data, "process_start_time_seconds"));
     hx_buf_free(&c.body);
     /* An LLM endpoint checks the body type before anything else. */
     run(&c, "POST", "/v1/completions");
@@ -162,7 +162,7 @@ static void test_unknown_handler_rejected(void **state)
     hx_free(c2->routes[0].handler);
     c2->routes[0].handler = hx_strdup("nonsense");
     char err[128] = "";
-    assert_null(hx_router_build(c2, hx_handlers_lookup, err, sizeof err));
+    assert_null(hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err));
     assert_non_null(strstr(err, "nonsense"));
     hx_config_unref(c2);
 }
@@ -173,7 +173,7 @@ int main(void)
         cmocka_unit_test(test_health_ok),
         cmocka_unit_test(test_head_has_length_no_body),
         cmocka_unit_test(test_not_found_and_method),
-        cmocka_unit_test(test_unbuilt_handler_is_501),
+        cmocka_unit_test(test_metrics_and_llm_front),
         cmocka_unit_test(test_mw_mask),
         cmocka_unit_test(test_unknown_handler_rejected),
     };

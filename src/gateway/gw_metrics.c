@@ -1,0 +1,125 @@
+/* The gateway's metrics: per-provider series (interned once per gateway,
+ * so the request path only adds to thread-local counters) and the
+ * collectors that read shared state at scrape time (breakers, health,
+ * queue, system load). */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/gateway.h"
+#include "util/alloc.h"
+#include "middleware/queue.h"
+#include "obs/metrics.h"
+#include "obs/sysload.h"
+
+static const char *const failure_classes[HX_GW_FAIL__COUNT] = {
+    "rate_limit", "timeout", "server_error", "connection", "client_error", "auth", "other",
+};
+
+int hx_gw_metrics_build(hx_gateway *g)
+{
+    size_t n = g->providers.n ? g->providers.n : 1;
+    g->pm = hx_calloc(n, sizeof *g->pm);
+    if (g->pm == NULL)
+        return -1;
+    for (size_t i = 0; i < g->providers.n; i++) {
+        const hx_provider *pv = &g->providers.items[i];
+        hx_gw_provider_metrics *m = &g->pm[i];
+        m->ok = hx_metrics_series(HX_M_PROVIDER_REQUESTS, pv->name, "success");
+        m->fail = hx_metrics_series(HX_M_PROVIDER_REQUESTS, pv->name, "failure");
+        m->latency = hx_metrics_series(HX_M_PROVIDER_LATENCY, pv->name);
+        m->retries = hx_metrics_series(HX_M_RETRIES, pv->name);
+        m->failovers = hx_metrics_series(HX_M_FAILOVERS, pv->name);
+        m->tok_prompt = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "prompt");
+        m->tok_completion = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "completion");
+        for (int c = 0; c < HX_GW_FAIL__COUNT; c++)
+            m->failures[c] = hx_metrics_series(HX_M_PROVIDER_FAILURES, pv->name, failure_classes[c]);
+    }
+    return 0;
+}
+
+hx_gw_fail_class hx_gw_fail_class_of(int status, const char *why)
+{
+    if (status == 429)
+        return HX_GW_FAIL_RATE_LIMIT;
+    if (status == 401 || status == 403)
+        return HX_GW_FAIL_AUTH;
+    if (status >= 500)
+        return HX_GW_FAIL_SERVER;
+    if (status >= 400)
+        return HX_GW_FAIL_CLIENT;
+    if (why && strstr(why, "timeout"))
+        return HX_GW_FAIL_TIMEOUT;
+    if (why && strstr(why, "malformed"))
+        return HX_GW_FAIL_OTHER;
+    return status == 0 ? HX_GW_FAIL_CONNECTION : HX_GW_FAIL_OTHER;
+}
+
+/* ---- collectors ---------------------------------------------------------------- */
+
+static void collect_providers(hx_metrics_writer *w, void *ud)
+{
+    (void)ud;
+    hx_gateway *g = hx_gateway_current();
+    if (g == NULL)
+        return;
+    uint64_t now = hx_gateway_now_ms();
+    hx_metrics_write_family(w, "hapax_circuit_breaker_state",
+                            "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open.", HX_METRIC_GAUGE);
+    for (size_t i = 0; i < g->providers.n; i++) {
+        const char *l[] = {"provider", g->providers.items[i].name, NULL};
+        hx_metrics_write_sample(w, "hapax_circuit_breaker_state", l, hx_breaker_state(g->breakers[i], now));
+    }
+    hx_metrics_write_family(w, "hapax_provider_healthy",
+                            "1 when the provider can serve (usable, healthy, breaker not open), else 0.",
+                            HX_METRIC_GAUGE);
+    for (size_t i = 0; i < g->providers.n; i++) {
+        const char *l[] = {"provider", g->providers.items[i].name, NULL};
+        hx_metrics_write_sample(w, "hapax_provider_healthy", l, hx_gateway_provider_up(g, i) ? 1 : 0);
+    }
+    hx_gateway_unref(g);
+}
+
+static void collect_queue(hx_metrics_writer *w, void *ud)
+{
+    (void)ud;
+    hx_queue_stats s;
+    hx_queue_get_stats(&s);
+    hx_metrics_write_family(w, "hapax_queue_depth", "Requests waiting in the queue.", HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_queue_depth", NULL, (double)s.waiting);
+    hx_metrics_write_family(w, "hapax_queue_in_flight", "Requests holding a queue slot.", HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_queue_in_flight", NULL, (double)s.in_flight);
+    hx_metrics_write_family(w, "hapax_queue_max_concurrent", "Queue slots (queue.max_concurrent).",
+                            HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_queue_max_concurrent", NULL, (double)s.max_concurrent);
+}
+
+static void collect_system(hx_metrics_writer *w, void *ud)
+{
+    (void)ud;
+    hx_sysload_status s;
+    hx_sysload_get(&s);
+    hx_metrics_write_family(w, "hapax_load_shedding", "1 while completion requests are shed (server.health_check).",
+                            HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_load_shedding", NULL, s.shedding ? 1 : 0);
+    if (!s.enabled)
+        return;
+    hx_metrics_write_family(w, "hapax_system_usage_percent", "Last system health sample (server.health_check).",
+                            HX_METRIC_GAUGE);
+    const struct {
+        const char *kind;
+        double v;
+    } k[] = {{"memory", s.memory_percent}, {"cpu", s.cpu_percent}, {"disk", s.disk_percent}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        const char *l[] = {"resource", k[i].kind, NULL};
+        if (k[i].v >= 0)
+            hx_metrics_write_sample(w, "hapax_system_usage_percent", l, k[i].v);
+    }
+}
+
+int hx_gw_metrics_collectors(void)
+{
+    if (hx_metrics_add_collector(collect_providers, NULL) != 0 ||
+        hx_metrics_add_collector(collect_queue, NULL) != 0 || hx_metrics_add_collector(collect_system, NULL) != 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* The "providers" section of the state file: each provider's breaker and
+ * health, so a restart does not send traffic to a provider known to be
+ * down. Keyed by provider name; a provider no longer configured is
+ * skipped. Monotonic deadlines do not survive a reboot, so an open
+ * breaker is saved as the time it had left, and the wall-clock time spent
+ * down is taken off at restore. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/gateway.h"
+#include "obs/log.h"
+#include "state/snapshot.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static json_object *provider_state(hx_gateway *g, size_t i, uint64_t now)
+{
+    hx_breaker_snap bs;
+    hx_breaker_snapshot(g->breakers[i], &bs);
+    hx_health_snap hs;
+    hx_health_snapshot(g->health[i], &hs);
+    json_object *o = json_object_new_object();
+    json_object *b = json_object_new_object();
+    json_object *h = json_object_new_object();
+    if (o == NULL || b == NULL || h == NULL) {
+        json_object_put(o);
+        json_object_put(b);
+        json_object_put(h);
+        return NULL;
+    }
+    json_object_object_add(b, "state", json_object_new_string(hx_breaker_state_name(bs.state)));
+    json_object_object_add(b, "consecutive_failures", json_object_new_int64(bs.consecutive_failures));
+    json_object_object_add(b, "open_remaining_ms",
+                           json_object_new_int64(bs.open_until_ms > now ? (int64_t)(bs.open_until_ms - now) : 0));
+    json_object_object_add(b, "trips", json_object_new_int64((int64_t)bs.trips));
+    json_object_object_add(h, "healthy", json_object_new_boolean(hs.healthy));
+    json_object_object_add(h, "consecutive_failures", json_object_new_int64(hs.consecutive_failures));
+    json_object_object_add(h, "last_error", json_object_new_string(hs.last_error));
+    json_object_object_add(h, "last_change_unix", json_object_new_int64(hs.last_change_unix));
+    json_object_object_add(o, "breaker", b);
+    json_object_object_add(o, "health", h);
+    return o;
+}
+
+static int save_providers(json_object *out, void *ud)
+{
+    (void)ud;
+    hx_gateway *g = hx_gateway_current();
+    if (g == NULL)
+        return 0;
+    uint64_t now = hx_gateway_now_ms();
+    json_object *ps = json_object_new_object();
+    int rc = ps ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < g->providers.n; i++) {
+        json_object *o = provider_state(g, i, now);
+        if (o == NULL)
+            rc = -1;
+        else
+            json_object_object_add(ps, g->providers.items[i].name, o);
+    }
+    if (rc == 0) {
+        json_object_object_add(out, "saved_unix_ms", json_object_new_int64(wall_ms()));
+        json_object_object_add(out, "providers", ps);
+    } else {
+        json_object_put(ps);
+    }
+    hx_gateway_unref(g);
+    return rc;
+}
+
+static int64_t get_int(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+static int breaker_state_of(const char *s)
+{
+    if (s && strcmp(s, "open") == 0)
+        return HX_BREAKER_OPEN;
+    if (s && strcmp(s, "half_open") == 0)
+        return HX_BREAKER_HALF_OPEN;
+    return HX_BREAKER_CLOSED;
+}
+
+static void restore_one(hx_gateway *g, size_t i, json_object *o, int64_t away_ms)
+{
+    json_object *b, *h, *v;
+    uint64_t now = hx_gateway_now_ms();
+    if (json_object_object_get_ex(o, "breaker", &b) && json_object_is_type(b, json_type_object)) {
+        hx_breaker_snap bs;
+        hx_breaker_snapshot(g->breakers[i], &bs);
+        bs.state = breaker_state_of(json_object_object_get_ex(b, "state", &v) ? json_object_get_string(v) : NULL);
+        bs.consecutive_failures = (uint32_t)get_int(b, "consecutive_failures");
+        int64_t left = get_int(b, "open_remaining_ms") - (away_ms > 0 ? away_ms : 0);
+        bs.open_until_ms = now + (uint64_t)(left > 0 ? left : 0);
+        bs.trips = (uint64_t)get_int(b, "trips");
+        hx_breaker_restore(g->breakers[i], &bs, now);
+    }
+    if (json_object_object_get_ex(o, "health", &h) && json_object_is_type(h, json_type_object)) {
+        hx_health_snap hs;
+        hx_health_snapshot(g->health[i], &hs);
+        hs.healthy = !json_object_object_get_ex(h, "healthy", &v) || json_object_get_boolean(v);
+        hs.consecutive_failures = get_int(h, "consecutive_failures");
+        hs.last_change_unix = get_int(h, "last_change_unix");
+        const char *e = json_object_object_get_ex(h, "last_error", &v) ? json_object_get_string(v) : "";
+        snprintf(hs.last_error, sizeof hs.last_error, "%s", e ? e : "");
+        hx_health_restore(g->health[i], &hs);
+    }
+    HX_LOG_INFO("provider state restored", HX_F_STR("event", "state_restore"),
+                HX_F_STR("provider", g->providers.items[i].name),
+                HX_F_STR("breaker", hx_breaker_state_name(hx_breaker_state(g->breakers[i], now))),
+                HX_F_BOOL("healthy", hx_health_ok(g->health[i])));
+}
+
+static int restore_providers(json_object *in, void *ud)
+{
+    (void)ud;
+    json_object *ps;
+    if (!json_object_object_get_ex(in, "providers", &ps) || !json_object_is_type(ps, json_type_object))
+        return -1;
+    int64_t away = wall_ms() - get_int(in, "saved_unix_ms");
+    hx_gateway *g = hx_gateway_current();
+    if (g == NULL)
+        return 0;
+    for (size_t i = 0; i < g->providers.n; i++) {
+        json_object *o;
+        if (json_object_object_get_ex(ps, g->providers.items[i].name, &o) && json_object_is_type(o, json_type_object))
+            restore_one(g, i, o, away);
+    }
+    hx_gateway_unref(g);
+    return 0;
+}
+
+int hx_gateway_state_register(void)
+{
+    return hx_snapshot_register("providers", save_providers, restore_providers, NULL);
+}

@@ -1,0 +1,361 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include <strings.h>
+
+#include "config/config.h"
+#include "http/request.h"
+#include "middleware/middleware.h"
+#include "util/alloc.h"
+
+/* A transport that records the status and every response header. */
+typedef struct {
+    int status;
+    hx_headers h;
+    hx_buf body;
+    int ends;
+    bool handler_ran;
+} capture;
+
+static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
+{
+    (void)cl;
+    capture *c = r->tp_ctx;
+    c->status = status;
+    for (size_t i = 0; i < h->n; i++)
+        if (hx_headers_add(&c->h, h->items[i].name, h->items[i].value) != 0)
+            return -1;
+    return 0;
+}
+static int cap_body(hx_req *r, const void *d, size_t n)
+{
+    capture *c = r->tp_ctx;
+    return hx_buf_append(&c->body, d, n);
+}
+static int cap_end(hx_req *r)
+{
+    ((capture *)r->tp_ctx)->ends++;
+    return 0;
+}
+static void cap_abort(hx_req *r) { (void)r; }
+static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
+
+static void handler(hx_req *r)
+{
+    ((capture *)r->tp_ctx)->handler_ran = true;
+    hx_res_send(r, 200, "text/plain", "ok", 2);
+}
+
+static hx_config *cfg;
+static hx_cfg_cors saved;
+
+static int setup(void **state)
+{
+    (void)state;
+    cfg = hx_config_default();
+    if (cfg == NULL)
+        return -1;
+    saved = cfg->cors; /* tests point the lists at static arrays; restored below */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    hx_alloc_fail_at(0, 0);
+    cfg->cors = saved;
+    hx_config_unref(cfg);
+    return 0;
+}
+
+static char *exact_origins[] = {"https://app.example.com", "http://localhost:3000"};
+static char *star_origin[] = {"*"};
+
+static void use_origins(char **items, size_t n, bool credentials)
+{
+    cfg->cors.allow_origins = (hx_strlist){items, n};
+    cfg->cors.allow_credentials = credentials;
+}
+
+/* Runs the cors step then `handler`; hdrs is name, value, ..., NULL. */
+static void run(capture *c, const char *method, const char *const *hdrs)
+{
+    memset(c, 0, sizeof *c);
+    hx_buf_init(&c->body, 0);
+    hx_req *r = hx_req_new(&cap_tp, c, cfg);
+    assert_non_null(r);
+    r->method = method;
+    r->path = hx_strdup("/v1/chat/completions");
+    for (size_t i = 0; hdrs && hdrs[i]; i += 2)
+        assert_int_equal(hx_headers_add(&r->headers, hdrs[i], hdrs[i + 1]), 0);
+    r->steps[0] = hx_mw_cors;
+    r->nsteps = 1;
+    r->handler = handler;
+    r->method_ok = true;
+    hx_req_next(r);
+    hx_req_unref(r);
+}
+
+static void capture_free(capture *c)
+{
+    hx_headers_free(&c->h);
+    hx_buf_free(&c->body);
+}
+
+static const char *hdr(const capture *c, const char *name)
+{
+    return hx_headers_get(&c->h, name);
+}
+
+static void assert_no_cors_headers(const capture *c)
+{
+    for (size_t i = 0; i < c->h.n; i++)
+        if (strncasecmp(c->h.items[i].name, "access-control-", 15) == 0)
+            fail_msg("unexpected %s: %s", c->h.items[i].name, c->h.items[i].value);
+}
+
+#define ORIGIN(o) (const char *const[]){"Origin", (o), NULL}
+#define PREFLIGHT(o, m) \
+    (const char *const[]){"Origin", (o), "Access-Control-Request-Method", (m), \
+                          "Access-Control-Request-Headers", "content-type, authorization", NULL}
+
+static void test_no_origin_passes_untouched(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    capture c;
+    run(&c, "POST", NULL);
+    assert_true(c.handler_ran);
+    assert_int_equal(c.status, 200);
+    assert_no_cors_headers(&c);
+    assert_null(hdr(&c, "vary"));
+    capture_free(&c);
+    /* An OPTIONS without Origin is not a preflight either. */
+    run(&c, "OPTIONS", (const char *const[]){"Access-Control-Request-Method", "POST", NULL});
+    assert_true(c.handler_ran);
+    assert_no_cors_headers(&c);
+    capture_free(&c);
+}
+
+static void test_allowed_exact_origin(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    capture c;
+    run(&c, "POST", ORIGIN("http://localhost:3000"));
+    assert_true(c.handler_ran);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "http://localhost:3000");
+    assert_string_equal(hdr(&c, "vary"), "Origin");
+    assert_string_equal(hdr(&c, "access-control-expose-headers"),
+                        "X-Request-ID, X-Response-Time, X-Hapax-Provider");
+    assert_null(hdr(&c, "access-control-allow-credentials"));
+    assert_null(hdr(&c, "access-control-allow-methods")); /* preflight only */
+    capture_free(&c);
+}
+
+static void test_expose_headers_omitted_when_empty(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    hx_strlist keep = cfg->cors.expose_headers;
+    cfg->cors.expose_headers = (hx_strlist){NULL, 0};
+    capture c;
+    run(&c, "GET", ORIGIN("https://app.example.com"));
+    cfg->cors.expose_headers = keep;
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
+    assert_null(hdr(&c, "access-control-expose-headers"));
+    capture_free(&c);
+}
+
+static void test_wildcard_origin(void **state)
+{
+    (void)state;
+    use_origins(star_origin, 1, false);
+    capture c;
+    run(&c, "GET", ORIGIN("https://anything.example"));
+    assert_true(c.handler_ran);
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "*");
+    assert_string_equal(hdr(&c, "vary"), "Origin");
+    capture_free(&c);
+}
+
+static void test_credentials_echo_origin(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, true);
+    capture c;
+    run(&c, "GET", ORIGIN("https://app.example.com"));
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
+    assert_string_equal(hdr(&c, "access-control-allow-credentials"), "true");
+    capture_free(&c);
+    /* Browsers refuse "*" with credentials, so even "*" echoes then
+     * (validation rejects that config, but a config built in code can). */
+    use_origins(star_origin, 1, true);
+    run(&c, "GET", ORIGIN("https://other.example"));
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://other.example");
+    assert_string_equal(hdr(&c, "access-control-allow-credentials"), "true");
+    capture_free(&c);
+}
+
+static void test_origin_not_allowed(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, true);
+    const char *bad[] = {"https://evil.example", "https://APP.example.com",
+                         "https://app.example.com:443", "https://app.example.com/", "null", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        capture c;
+        run(&c, "POST", ORIGIN(bad[i]));
+        assert_true(c.handler_ran);
+        assert_int_equal(c.status, 200);
+        assert_no_cors_headers(&c);
+        capture_free(&c);
+    }
+}
+
+static void test_preflight_204(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, true);
+    capture c;
+    run(&c, "OPTIONS", PREFLIGHT("https://app.example.com", "POST"));
+    assert_false(c.handler_ran);
+    assert_int_equal(c.status, 204);
+    assert_int_equal(c.body.len, 0);
+    assert_int_equal(c.ends, 1);
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
+    assert_string_equal(hdr(&c, "access-control-allow-methods"), "GET, POST, PUT, DELETE, OPTIONS");
+    assert_string_equal(hdr(&c, "access-control-allow-headers"),
+                        "Accept, Authorization, Content-Type, X-CSRF-Token, X-API-Key, X-Request-ID");
+    assert_string_equal(hdr(&c, "access-control-max-age"), "600");
+    assert_string_equal(hdr(&c, "access-control-allow-credentials"), "true");
+    assert_string_equal(hdr(&c, "vary"),
+                        "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+    assert_null(hdr(&c, "access-control-expose-headers")); /* actual responses only */
+    capture_free(&c);
+
+    use_origins(star_origin, 1, false);
+    run(&c, "OPTIONS", PREFLIGHT("https://x.example", "DELETE"));
+    assert_int_equal(c.status, 204);
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "*");
+    assert_null(hdr(&c, "access-control-allow-credentials"));
+    capture_free(&c);
+}
+
+static void test_preflight_bad_method_403(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    capture c;
+    run(&c, "OPTIONS", PREFLIGHT("https://app.example.com", "PATCH"));
+    assert_false(c.handler_ran);
+    assert_int_equal(c.status, 403);
+    assert_string_equal(hdr(&c, "content-type"), "application/json");
+    assert_non_null(strstr(c.body.data, "\"code\":\"forbidden\""));
+    assert_non_null(strstr(c.body.data, "method is not allowed"));
+    assert_no_cors_headers(&c);
+    capture_free(&c);
+}
+
+static void test_preflight_origin_not_allowed_403(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    capture c;
+    run(&c, "OPTIONS", PREFLIGHT("https://evil.example", "POST"));
+    assert_false(c.handler_ran);
+    assert_int_equal(c.status, 403);
+    assert_non_null(strstr(c.body.data, "origin is not allowed"));
+    assert_no_cors_headers(&c);
+    capture_free(&c);
+}
+
+static void test_options_without_request_method_is_actual(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    capture c;
+    run(&c, "OPTIONS", ORIGIN("https://app.example.com"));
+    assert_true(c.handler_ran);
+    assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
+    assert_null(hdr(&c, "access-control-allow-methods"));
+    capture_free(&c);
+}
+
+static void test_max_age_seconds(void **state)
+{
+    (void)state;
+    use_origins(star_origin, 1, false);
+    const struct {
+        int64_t ms;
+        const char *want; /* NULL: header left out */
+    } cases[] = {{0, NULL}, {999, NULL}, {1000, "1"}, {1500, "1"}, {600000, "600"},
+                 {86400000, "86400"}, {7 * 86400000LL, "604800"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cfg->cors.max_age = cases[i].ms;
+        capture c;
+        run(&c, "OPTIONS", PREFLIGHT("https://a.example", "GET"));
+        assert_int_equal(c.status, 204);
+        const char *got = hdr(&c, "access-control-max-age");
+        if (cases[i].want)
+            assert_string_equal(got, cases[i].want);
+        else
+            assert_null(got);
+        capture_free(&c);
+    }
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, true);
+    /* Each allocation in turn fails: the step answers or passes on, never
+     * crashes or leaks (ASan checks). */
+    for (unsigned long n = 1; n < 60; n++) {
+        for (int kind = 0; kind < 2; kind++) {
+            capture c;
+            memset(&c, 0, sizeof c);
+            hx_buf_init(&c.body, 0);
+            hx_req *r = hx_req_new(&cap_tp, &c, cfg);
+            assert_non_null(r);
+            r->method = kind ? "OPTIONS" : "GET";
+            hx_headers_add(&r->headers, "Origin", "https://app.example.com");
+            if (kind)
+                hx_headers_add(&r->headers, "Access-Control-Request-Method", "POST");
+            r->steps[0] = hx_mw_cors;
+            r->nsteps = 1;
+            r->handler = handler;
+            r->method_ok = true;
+            hx_alloc_fail_at(n, 1);
+            hx_req_next(r);
+            hx_alloc_fail_at(0, 0);
+            hx_req_unref(r);
+            capture_free(&c);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_origin_passes_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allowed_exact_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expose_headers_omitted_when_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wildcard_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credentials_echo_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origin_not_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preflight_204, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preflight_bad_method_403, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preflight_origin_not_allowed_403, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options_without_request_method_is_actual, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_max_age_seconds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
