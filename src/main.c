@@ -6,6 +6,7 @@
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "middleware/middleware.h"
+#include "obs/crash.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "state/snapshot.h"
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
     }
 
     apply_logging(cfg);
+    hx_crash_install();
     char err[256];
     hx_gateway *gw = NULL;
     if (hx_metrics_init() != 0 || hx_gw_metrics_collectors() != 0) {

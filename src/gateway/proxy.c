@@ -43,6 +43,7 @@ typedef struct proxy {
     bool head_sent;
     bool paused;
     bool finished;
+    uint64_t health_noted;     /* providers (bit = index) already reported unhealthy by this request */
     struct proxy *wait_prev, *wait_next; /* in gw->waiting while a retry timer runs */
     bool any_answered;         /* some upstream produced an HTTP answer */
     bool relay_raw;            /* same wire format both sides: relay the body as it is */
@@ -523,7 +524,16 @@ static void record(proxy *p, bool ok, const char *why)
     breaker_verdict(p, ok ? 1 : 0);
     uint64_t ns = hx_now_ns() - p->attempt_ns;
     int64_t ms = (int64_t)(ns / 1000000);
-    hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
+    /* Passive health counts requests, not attempts: one request retrying a
+     * provider five times is one piece of evidence, so health's
+     * failure_threshold means "N requests or probes in a row" (the breaker
+     * still sees every attempt). */
+    uint64_t bit = p->prov->index < 64 ? 1ull << p->prov->index : 0;
+    if (ok || !(p->health_noted & bit)) {
+        if (!ok)
+            p->health_noted |= bit;
+        hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
+    }
     const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];
     hx_metrics_inc(HX_M_PROVIDER_REQUESTS, ok ? m->ok : m->fail, 1);
     hx_metrics_observe(HX_M_PROVIDER_LATENCY, m->latency, (double)ns / 1e9);

@@ -190,6 +190,15 @@ void hx_req_next(hx_req *r)
         hx_res_error(r, HX_ERR_METHOD_NOT_ALLOWED, NULL);
         return;
     }
+    for (size_t i = 0; i < r->nrequired; i++) {
+        const char *v = hx_headers_get(&r->headers, r->required[i].key);
+        if (v == NULL || strcmp(v, r->required[i].value) != 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "missing or invalid header: %.120s", r->required[i].key);
+            hx_res_error(r, HX_ERR_INVALID_REQUEST, msg);
+            return;
+        }
+    }
     if (r->handler)
         r->handler(r);
     else

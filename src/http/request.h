@@ -132,6 +132,8 @@ struct hx_req {
     bool method_ok;              /* false: the route answers 405 after the chain */
     const char *route_label;     /* the route's configured path (bounded label) */
     const char *allow;           /* Allow header of the route */
+    const hx_kv *required;       /* the route's `headers`: each must be present with this value */
+    size_t nrequired;
     struct {
         hx_req_fin_fn fn;
         void *ud;

@@ -24,6 +24,8 @@ typedef struct {
     hx_step_fn steps[HX_REQ_MAX_STEPS];
     uint8_t nsteps;
     bool has_cors;
+    hx_kv *required;     /* copy of the route's `headers` */
+    size_t nrequired;
     char allow[64];
 } route;
 
@@ -86,6 +88,24 @@ static void build_steps(route *r, const hx_config *cfg, const hx_cfg_route *cr, 
     }
 }
 
+static int copy_required(route *r, const hx_kvlist *h)
+{
+    if (h->n == 0)
+        return 0;
+    r->required = hx_calloc(h->n, sizeof *r->required);
+    if (r->required == NULL)
+        return -1;
+    for (size_t i = 0; i < h->n; i++, r->nrequired++) {
+        r->required[i].key = hx_strdup(h->items[i].key);
+        r->required[i].value = hx_strdup(h->items[i].value);
+        if (r->required[i].key == NULL || r->required[i].value == NULL) {
+            r->nrequired++;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx_step_lookup_fn steps,
                            char *err, size_t errlen)
 {
@@ -124,6 +144,8 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
         const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
         r->mw = hx_router_mw_mask(chain);
         build_steps(r, cfg, cr, steps);
+        if (copy_required(r, &cr->headers) != 0)
+            goto oom;
         build_allow(r);
     }
     return rt;
@@ -138,8 +160,14 @@ void hx_router_free(hx_router *rt)
 {
     if (rt == NULL)
         return;
-    for (size_t i = 0; i < rt->n; i++)
+    for (size_t i = 0; i < rt->n; i++) {
         hx_free(rt->routes[i].path);
+        for (size_t j = 0; j < rt->routes[i].nrequired; j++) {
+            hx_free(rt->routes[i].required[j].key);
+            hx_free(rt->routes[i].required[j].value);
+        }
+        hx_free(rt->routes[i].required);
+    }
     hx_free(rt->routes);
     hx_free(rt);
 }
@@ -179,5 +207,7 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
     r->nsteps = found->nsteps;
     r->step_pos = 0;
     r->handler = found->fn;
+    r->required = found->required;
+    r->nrequired = found->nrequired;
     hx_req_next(r);
 }

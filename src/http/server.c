@@ -15,6 +15,7 @@
 #include "gateway/handlers.h"
 #include "middleware/middleware.h"
 #include "http/server_int.h"
+#include "obs/crash.h"
 #include "obs/log.h"
 #include "obs/sysload.h"
 #include "util/alloc.h"
@@ -186,6 +187,7 @@ void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain)
 static void worker_main(void *arg)
 {
     hx_worker *w = arg;
+    hx_crash_thread_init();
     if (w->srv->app_init && (w->app = w->srv->app_init(&w->loop, w->srv->app)) == NULL) {
         HX_LOG_ERROR("worker initialisation failed", HX_F_INT("worker", w->id));
         hx_h1_close_all(w);

@@ -488,6 +488,26 @@ class BreakerTest(ResilienceCase):
         self.assertEqual(self.transitions(srv, "openai"), [("closed", "open")])
         self.assertEqual(self.transitions(srv, "backup"), [])
 
+    def breaker_metric(self, srv, name):
+        r = srv.get("/metrics")
+        self.assertEqual(r.status, 200, r)
+        for line in r.body.decode().splitlines():
+            if line.startswith('hapax_circuit_breaker_state{provider="%s"}' % name):
+                return float(line.split()[-1])
+        self.fail("no hapax_circuit_breaker_state for %s in /metrics" % name)
+
+    def test_breaker_state_is_exported(self):
+        a, b, srv = self.pair(fault_a="500")
+        self.assertEqual(self.breaker_metric(srv, "openai"), 0)
+        self.open_breaker(srv, a)
+        self.assertEqual(self.breaker_metric(srv, "openai"), 1)
+        self.assertEqual(self.breaker_metric(srv, "backup"), 0)
+        time.sleep(1.2)  # the breaker's timeout: the next look turns it half-open
+        self.assertEqual(self.breaker_metric(srv, "openai"), 2)
+        text = srv.get("/metrics").body.decode()
+        self.assertIn('hapax_failovers_total{from_provider="openai"} 3', text)
+        self.assertIn('hapax_provider_failures_total{provider="openai",class="server_error"} 3', text)
+
     def test_half_open_trial_success_closes(self):
         a, b, srv = self.pair(fault_a="500")
         self.open_breaker(srv, a)
@@ -775,6 +795,27 @@ class HealthTest(ResilienceCase):
         r, _ = self.chat(srv)
         self.assertServed(r, "openai", attempts=1, family="openai")
         self.assertEqual(srv.get("/health/providers/openai").status, 200)
+
+    def test_passive_evidence_counts_requests_not_attempts(self):
+        """One request that retries a failing provider four times is one
+        failure for health; the second failing request makes two
+        (failure_threshold 2). Probes are slowed right down so only real
+        traffic speaks."""
+        a = self.start_mock()
+        a.arm("500", -1)
+        srv = self.start_server(config(provider("openai", a), retry={"max_retries": 3},
+                                       health={"interval": "60s", "failure_threshold": 2}))
+        r, _ = self.chat(srv)
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(self.requests(a), 4)
+        _, doc = self.health(srv)
+        p = doc["providers"]["openai"]
+        self.assertIs(p["healthy"], True, p)
+        self.assertEqual(p["consecutive_failures"], 1, p)
+        r, _ = self.chat(srv)
+        self.assertEqual(r.status, 502, r)
+        _, doc = self.health(srv)
+        self.assertIs(doc["providers"]["openai"]["healthy"], False, doc)
 
     def test_stopped_provider_down_then_back_on_same_port(self):
         a, b, srv = self.pair()

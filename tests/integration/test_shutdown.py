@@ -127,3 +127,25 @@ class ForcedShutdownTest(HapaxTestCase):
 
     def test_sigint_during_shutdown_forces_exit(self):
         self._second_signal(signal.SIGINT)
+
+
+class FatalSignalTest(HapaxTestCase):
+    """A fatal signal logs a JSON line naming it and a backtrace, then the
+    process dies of that same signal. (Sanitizer builds keep their own
+    report instead: the handler is not installed there.)"""
+
+    def test_sigsegv_logs_a_backtrace(self):
+        import harness
+        if "asan" in harness.BIN:
+            self.skipTest("sanitizer build: ASan reports fatal signals itself")
+        srv = self.start_server()
+        srv.expected_exit = None
+        srv.signal(signal.SIGSEGV)
+        rc = srv.wait_exit(10)
+        self.assertEqual(rc, -signal.SIGSEGV, describe_status(rc))
+        text = srv.stderr_text()
+        crash = [r for r in srv.logs()[0] if r.get("event") == "crash"]
+        self.assertEqual(len(crash), 1, text[-2000:])
+        self.assertEqual(crash[0]["signal"], "SIGSEGV")
+        after = text[text.index('"event":"crash"'):]
+        self.assertIn("hapax", after, "no backtrace frame after the crash line:\n" + after[:2000])

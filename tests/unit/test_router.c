@@ -167,6 +167,58 @@ static void test_unknown_handler_rejected(void **state)
     hx_config_unref(c2);
 }
 
+/* A route's `headers` are required request headers (exact values). */
+static void test_route_required_headers(void **state)
+{
+    (void)state;
+    const char *y = "routes:\n  - path: /health\n    handler: health\n    headers: {X-Team: blue}\n"
+                    "  - path: /metrics\n    handler: metrics\n    headers: {X-Scraper: \"1\"}\n";
+    hx_config_errors errs = {0};
+    hx_config *c2 = hx_config_load_string(y, strlen(y), "t.yaml", &errs);
+    hx_config_errors_free(&errs);
+    assert_non_null(c2);
+    char err[128];
+    hx_router *rt2 = hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err);
+    assert_non_null(rt2);
+    hx_router *saved_rt = rt;
+    hx_config *saved_cfg = cfg;
+    rt = rt2;
+    cfg = c2;
+    capture c;
+    run(&c, "GET", "/health");
+    assert_int_equal(c.status, 400);
+    assert_non_null(strstr(c.body.data, "missing or invalid header: X-Team"));
+    hx_buf_free(&c.body);
+
+    memset(&c, 0, sizeof c);
+    hx_buf_init(&c.body, 0);
+    hx_req *r = hx_req_new(&cap_tp, &c, cfg);
+    r->method = "GET";
+    r->path = hx_strdup("/health");
+    hx_headers_add(&r->headers, "x-team", "red"); /* wrong value */
+    hx_router_dispatch(rt, r);
+    assert_int_equal(c.status, 400);
+    hx_headers_set(&r->headers, "x-team", "blue");
+    hx_req_unref(r);
+    hx_buf_free(&c.body);
+
+    memset(&c, 0, sizeof c);
+    hx_buf_init(&c.body, 0);
+    r = hx_req_new(&cap_tp, &c, cfg);
+    r->method = "GET";
+    r->path = hx_strdup("/health");
+    hx_headers_add(&r->headers, "X-Team", "blue");
+    hx_router_dispatch(rt, r);
+    assert_int_equal(c.status, 200);
+    hx_req_unref(r);
+    hx_buf_free(&c.body);
+
+    rt = saved_rt;
+    cfg = saved_cfg;
+    hx_router_free(rt2);
+    hx_config_unref(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_metrics_and_llm_front),
         cmocka_unit_test(test_mw_mask),
         cmocka_unit_test(test_unknown_handler_rejected),
+        cmocka_unit_test(test_route_required_headers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
