@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "gateway/gateway.h"
+#include "middleware/auth.h"
 #include "obs/metrics.h"
 #include "obs/log.h"
 #include "provider/sse.h"
@@ -622,6 +623,13 @@ static int start_attempt(proxy *p)
         hx_up_request_free(&ur);
         return -1;
     }
+    /* The provider's logs can be joined with ours. */
+    if ((r->mw & HX_MW_REQUEST_ID) && hx_headers_add(&ur.headers, "X-Request-ID", r->request_id) != 0) {
+        hx_up_request_free(&ur);
+        note_state(p, pv->name, "out of memory");
+        p->last_err = HX_ERR_INTERNAL;
+        return -1;
+    }
     uint64_t now = hx_now_ns();
     int64_t left_ms = r->deadline_ns > now ? (int64_t)((r->deadline_ns - now) / 1000000) : 0;
     if (left_ms <= 0) {
@@ -768,6 +776,32 @@ static void after_failure(proxy *p, hx_retry_class cls)
     p->gw->waiting = p;
 }
 
+static bool listed(const hx_strlist *l, const char *s)
+{
+    for (size_t i = 0; s && i < l->n; i++)
+        if (strcmp(l->items[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* Drops from the chain the providers a model-restricted key may not use: a
+ * provider is allowed when its model, its name or one of its aliases is in
+ * the key's `models`. Returns what is left. */
+static size_t keep_allowed(proxy *p, const hx_cfg_auth_key *k)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < p->nchain; i++) {
+        const hx_provider *pv = &p->g->providers.items[p->chain[i]];
+        bool ok = listed(&k->models, pv->model) || listed(&k->models, pv->name);
+        for (size_t j = 0; !ok && pv->aliases && j < pv->aliases->n; j++)
+            ok = listed(&k->models, pv->aliases->items[j]);
+        if (ok)
+            p->chain[out++] = p->chain[i];
+    }
+    p->nchain = out;
+    return out;
+}
+
 void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
 {
     hx_gw_worker *gw = r->app;
@@ -796,6 +830,12 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
         return;
     }
     p->nchain = hx_providers_chain(&p->g->providers, info->model, p->chain, np);
+    if (p->nchain > 0 && r->auth_key && r->auth_key->models.n > 0 && keep_allowed(p, r->auth_key) == 0) {
+        /* Failover must not reach a model the client key may not use. */
+        hx_auth_deny_model(r, info->model[0] ? info->model : r->cfg->llm.model);
+        finish(p);
+        return;
+    }
     if (p->nchain == 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway: GET /v1/models lists the models",

@@ -157,7 +157,7 @@ typedef enum {
     HX_M_QUEUE_WAIT,            /* hapax_queue_wait_seconds histogram */
     HX_M_QUEUE_REJECTIONS,      /* hapax_queue_rejections_total{reason} (full|timeout|disconnect) */
     HX_M_RATE_LIMIT_HITS,       /* hapax_rate_limit_hits_total{kind} (requests|tokens) */
-    HX_M_AUTH_FAILURES,         /* hapax_auth_failures_total{reason} (missing|invalid|
+    HX_M_AUTH_FAILURES,         /* hapax_auth_failures_total{reason} (missing_key|invalid_key|
                                    forbidden_model|metrics_forbidden) */
     HX_M_CONFIG_RELOADS,        /* hapax_config_reloads_total{result} (success|failure) */
     HX_M_LOAD_SHED,             /* hapax_load_shed_total{reason} (memory|cpu|disk|latency) */

@@ -50,6 +50,17 @@ SANITIZER_ENV = {
 # ---------------------------------------------------------------------------
 # small utilities
 
+# Secret values tests put in configs or requests (client keys, provider
+# keys). run.py fails the whole run if any appears in a child's output.
+TEST_SECRETS = set()
+
+
+def secret(value):
+    """Registers a test secret and returns it."""
+    TEST_SECRETS.add(value)
+    return value
+
+
 def artifacts_root():
     global ARTIFACTS
     if ARTIFACTS is None:

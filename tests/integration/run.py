@@ -74,6 +74,28 @@ class TimedResult(unittest.TextTestResult):
             self.durations.append((time.monotonic() - t0, test.id()))
 
 
+def scan_for_secrets(root):
+    """Every test secret (provider keys, client keys) against every log
+    the children wrote during the whole run: [(file, secret)] found."""
+    secrets = set(harness.TEST_SECRETS)
+    mod = sys.modules.get("test_providers")
+    if mod is not None:
+        secrets.update(v for v in getattr(mod, "KEYS", {}).values() if v)
+    found = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            if not name.endswith((".stderr", ".stdout")):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            found.extend((path, s) for s in secrets if s in text)
+    return found
+
+
 def main():
     ap = argparse.ArgumentParser(description="hapax integration tests")
     ap.add_argument("--bin", default=os.path.join(harness.REPO_ROOT, "build", "hapax"),
@@ -123,6 +145,10 @@ def main():
     faulthandler.cancel_dump_traceback_later()
     elapsed = time.monotonic() - start
 
+    leaks = scan_for_secrets(artifacts)
+    for path, secret in leaks:
+        print("SECRET LEAK: %s contains the test secret %s..." % (path, secret[:6]))
+
     failed_ids = []
     for t in [f[0] for f in result.failures + result.errors] + result.unexpectedSuccesses:
         tid = getattr(t, "test_case", t).id()   # a failed subTest counts for its test
@@ -140,7 +166,7 @@ def main():
             print("  %6.2fs %s" % (d, tid))
     for tid in failed_ids:
         print("  FAILED %s" % tid)
-    ok = result.wasSuccessful()
+    ok = result.wasSuccessful() and not leaks
     if ok and not keep:
         shutil.rmtree(artifacts, ignore_errors=True)
     else:

@@ -228,3 +228,22 @@ class TestStateFile(QueueTestCase):
                             for x in srv.logs()[0] if x.get("level") == "warn"), srv.stderr_text()[-2000:])
         srv.stop()
         self.assertEqual(self.read_state(state_dir)["version"], 1)
+
+    def test_rate_limit_buckets_survive_a_restart(self):
+        mock = self.start_mock()
+        state_dir = os.path.join(self.workdir, "state")
+        cfg = self.cfg(mock, queue={"state_path": state_dir, "save_interval": "1s", "max_concurrent": 8})
+        cfg["rate_limit"] = {"enabled": True, "requests_per_minute": 1, "burst": 1}
+        body = json.dumps({"messages": [user("x")]})
+        h = {"Content-Type": "application/json"}
+        srv = self.start_server(cfg, name="first")
+        self.assertEqual(srv.request("POST", "/v1/chat/completions", headers=h, body=body).status, 200)
+        r = srv.request("POST", "/v1/chat/completions", headers=h, body=body)
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(srv.stop(), 0)  # the final save happens at shutdown
+        st = self.read_state(state_dir)
+        self.assertTrue(st["ratelimit"]["buckets"], st)
+        srv2 = self.start_server(cfg, name="second")
+        r = srv2.request("POST", "/v1/chat/completions", headers=h, body=body)
+        self.assertEqual(r.status, 429, "a restart handed the client a fresh allowance: %r" % r)
+        self.assertEqual(r.header("RateLimit-Remaining"), "0")
