@@ -443,7 +443,7 @@ static int route_init(void *e)
     dflt d = {true};
     dset(&d, &r->path, "");
     dset(&d, &r->handler, "");
-    dset(&d, &r->version, "v1");
+    dset(&d, &r->version, ""); /* unversioned: the path is served as written */
     r->health_check = (hx_cfg_route_health){.interval = 30 * SEC, .timeout = 5 * SEC,
                                             .threshold = 3};
     return d.ok ? 0 : -1;
@@ -493,6 +493,8 @@ static void routes_defaults(dflt *d, hx_config *c)
         dset(d, &r->path, def[c->n_routes].path);
         dset(d, &r->handler, def[c->n_routes].handler);
         dlist(d, &r->methods, def[c->n_routes].methods);
+        if (strncmp(def[c->n_routes].path, "/v1/", 4) == 0)
+            dset(d, &r->version, "v1");
     }
 }
 

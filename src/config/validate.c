@@ -458,8 +458,13 @@ static void check_routes(vctx *v)
                      MAX_SHOWN, r->path, j);
         if (!*r->handler)
             verr(v, pathf(path, "routes[%zu].handler", i), "empty handler in route %zu", i);
-        if (!*r->version)
-            verr(v, pathf(path, "routes[%zu].version", i), "empty version in route %zu", i);
+        for (const char *q = r->version; *q; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                  *q == '.' || *q == '-' || *q == '_')) {
+                verr(v, pathf(path, "routes[%zu].version", i),
+                     "must be letters, digits, '.', '-' or '_' (it becomes a path segment)");
+                break;
+            }
         if (r->health_check.enabled)
             verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
                  "per-route health checks are not supported yet");

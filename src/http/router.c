@@ -106,6 +106,21 @@ static int copy_required(route *r, const hx_kvlist *h)
     return 0;
 }
 
+/* The mount path: `version` prefixes the path ("/completions" + v1 ->
+ * "/v1/completions") unless the path already starts with it. */
+static char *versioned_path(const char *path, const char *version)
+{
+    size_t vl = strlen(version);
+    if (vl == 0 || (path[0] == '/' && strncmp(path + 1, version, vl) == 0 &&
+                    (path[vl + 1] == '/' || path[vl + 1] == '\0')))
+        return hx_strdup(path);
+    size_t n = vl + strlen(path) + 2;
+    char *p = hx_malloc(n);
+    if (p)
+        snprintf(p, n, "/%s%s", version, path);
+    return p;
+}
+
 hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx_step_lookup_fn steps,
                            char *err, size_t errlen)
 {
@@ -133,7 +148,7 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
             snprintf(err, errlen, "route %s: unknown handler '%s'", cr->path, cr->handler);
             goto fail;
         }
-        r->path = hx_strdup(path);
+        r->path = versioned_path(path, cr->version);
         if (r->path == NULL)
             goto oom;
         const char *brace = strchr(r->path, '{');

@@ -244,3 +244,54 @@ class TestLoadShedding(ReloadTestCase):
         self.assertNotIn("memory_percent", sysb)
         self.assertNotIn("latency_ms", sysb)
         self.assertEqual(h["status"], "ok")
+
+    def wait_shedding(self, srv, reason, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        body = None
+        while True:
+            try:
+                body = srv.get("/health").json()
+                if body.get("system", {}).get("shedding") and body["system"].get("reason") == reason:
+                    return body
+            except OSError:
+                pass  # not listening yet
+            self.assertLess(time.monotonic(), deadline, "never shed for %s: %s" % (reason, body))
+            time.sleep(0.05)
+
+    def one_check_cfg(self, mock, check, threshold_key, value, **llm_kw):
+        cfg = self.llm_cfg(mock, **llm_kw)
+        cfg["server"] = {"health_check": {"enabled": True, "interval": "100ms", "threshold": 1,
+                                          "checks": {check: "system"}, threshold_key: value}}
+        return cfg
+
+    def test_disk_threshold_sheds(self):
+        mock = self.start_mock()
+        srv = self.start_server(self.one_check_cfg(mock, "disk", "disk_threshold", "0.0001%"), wait_ready=False)
+        body = self.wait_shedding(srv, "disk")
+        self.assertGreater(body["system"]["disk_percent"], 0)
+        r = self.post_chat(srv)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["error"]["code"], "overloaded")
+
+    def test_cpu_threshold_sheds(self):
+        mock = self.start_mock()
+        srv = self.start_server(self.one_check_cfg(mock, "cpu", "cpu_threshold", "0.0001%"), wait_ready=False)
+        self.wait_shedding(srv, "cpu")
+        self.assertEqual(self.post_chat(srv).status, 503)
+
+    def test_latency_threshold_sheds_then_recovers_without_traffic(self):
+        """Slow LLM answers push the mean time to headers over 1 ms: the
+        gateway sheds; an interval with no LLM request is no evidence, so
+        shedding stops on the next sample."""
+        mock = self.start_mock(args=["--chunks", "2"])
+        cfg = self.one_check_cfg(mock, "latency", "latency_threshold", "1ms",
+                                 endpoint=mock.endpoint("openai", "slow"))
+        cfg["server"]["health_check"]["interval"] = "300ms"
+        srv = self.start_server(cfg)
+        self.assertEqual(self.post_chat(srv).status, 200)
+        self.wait_shedding(srv, "latency")
+        deadline = time.monotonic() + 10
+        while srv.get("/health").json()["system"]["shedding"]:
+            self.assertLess(time.monotonic(), deadline, "shedding never stopped")
+            time.sleep(0.05)
+        self.assertTrue(any(x.get("event") == "load_shed_stop" for x in srv.logs()[0]))

@@ -484,7 +484,7 @@ static void test_merge_replace_values(void **state)
     assert_true(c->llm.options.items[3].is_string);
     assert_int_equal(c->cors.allow_origins.n, 0);
     assert_int_equal(c->n_routes, 1);
-    assert_string_equal(c->routes[0].version, "v1");
+    assert_string_equal(c->routes[0].version, ""); /* unversioned unless set */
     assert_int_equal(c->routes[0].methods.n, 2); /* [] -> from the handler */
     assert_int_equal(c->routes[0].health_check.interval, 30000);
     hx_config_unref(c);
@@ -497,6 +497,8 @@ static void test_middleware_names(void **state)
     assert_string_equal(c->server.middleware.items[1], "rate_limit");
     hx_config_unref(c);
     load_bad("server:\n  middleware: [gzip]\n", "server.middleware[0]: unknown middleware: gzip");
+    load_bad("routes:\n  - {path: /a, handler: chat, version: \"v1/x\"}\n",
+             "routes[0].version: must be letters, digits");
     load_bad("server:\n  middleware: [logging, logging]\n", "middleware logging is listed twice");
     /* An enabled section that no chain lists would be ignored: an error. */
     load_bad("server:\n  middleware: [request_id]\nqueue:\n  enabled: true\n",

@@ -219,6 +219,43 @@ static void test_route_required_headers(void **state)
     hx_config_unref(c2);
 }
 
+/* `version` prefixes the path unless the path already starts with it. */
+static void test_route_version_prefix(void **state)
+{
+    (void)state;
+    const char *y = "routes:\n  - {path: /completions, handler: completion, version: v2}\n"
+                    "  - {path: /v1/chat/completions, handler: chat, version: v1}\n"
+                    "  - {path: /health, handler: health}\n";
+    hx_config_errors errs = {0};
+    hx_config *c2 = hx_config_load_string(y, strlen(y), "t.yaml", &errs);
+    hx_config_errors_free(&errs);
+    assert_non_null(c2);
+    char err[128];
+    hx_router *rt2 = hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err);
+    assert_non_null(rt2);
+    hx_router *saved_rt = rt;
+    hx_config *saved_cfg = cfg;
+    rt = rt2;
+    cfg = c2;
+    capture c;
+    run(&c, "POST", "/v2/completions"); /* the handler answers: no JSON content type */
+    assert_int_equal(c.status, 400);
+    hx_buf_free(&c.body);
+    run(&c, "POST", "/completions");
+    assert_int_equal(c.status, 404);
+    hx_buf_free(&c.body);
+    run(&c, "POST", "/v1/chat/completions");
+    assert_int_equal(c.status, 400);
+    hx_buf_free(&c.body);
+    run(&c, "GET", "/health");
+    assert_int_equal(c.status, 200);
+    hx_buf_free(&c.body);
+    rt = saved_rt;
+    cfg = saved_cfg;
+    hx_router_free(rt2);
+    hx_config_unref(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_mw_mask),
         cmocka_unit_test(test_unknown_handler_rejected),
         cmocka_unit_test(test_route_required_headers),
+        cmocka_unit_test(test_route_version_prefix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
