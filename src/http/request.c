@@ -38,13 +38,15 @@ int hx_headers_addn(hx_headers *h, const char *name, size_t nlen, const char *va
         h->items = p;
         h->cap = cap;
     }
-    char *n = hx_strndup(name, nlen);
-    char *v = hx_strndup(value, vlen);
-    if (n == NULL || v == NULL) {
-        hx_free(n);
-        hx_free(v);
+    /* One allocation holds both: "name\0value\0". */
+    char *n = hx_malloc(nlen + vlen + 2);
+    if (n == NULL)
         return -1;
-    }
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    char *v = n + nlen + 1;
+    memcpy(v, value, vlen);
+    v[vlen] = '\0';
     h->items[h->n].name = n;
     h->items[h->n].value = v;
     h->n++;
@@ -61,8 +63,7 @@ int hx_headers_set(hx_headers *h, const char *name, const char *value)
     size_t out = 0;
     for (size_t i = 0; i < h->n; i++) {
         if (strcasecmp(h->items[i].name, name) == 0) {
-            hx_free(h->items[i].name);
-            hx_free(h->items[i].value);
+            hx_free(h->items[i].name); /* the value shares its block */
             continue;
         }
         h->items[out++] = h->items[i];
@@ -73,10 +74,8 @@ int hx_headers_set(hx_headers *h, const char *name, const char *value)
 
 void hx_headers_free(hx_headers *h)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        hx_free(h->items[i].name);
-        hx_free(h->items[i].value);
-    }
+    for (size_t i = 0; i < h->n; i++)
+        hx_free(h->items[i].name); /* the value shares its block */
     hx_free(h->items);
     h->items = NULL;
     h->n = h->cap = 0;
@@ -84,9 +83,44 @@ void hx_headers_free(hx_headers *h)
 
 /* ---- lifetime --------------------------------------------------------- */
 
+/* Finished requests are kept per thread for the next ones: an hx_req is
+ * over 1 KB, and glibc answers every such allocation by consolidating its
+ * fast bins first, which showed at 1.3% of the gateway's CPU. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HX_REQ_POOL_MAX 0 /* let ASan see a use after free of a request */
+#else
+#define HX_REQ_POOL_MAX 256
+#endif
+static _Thread_local hx_req *req_pool[HX_REQ_POOL_MAX + 1];
+static _Thread_local size_t req_pool_n;
+
+static hx_req *req_alloc(void)
+{
+    if (req_pool_n > 0) {
+        hx_req *r = req_pool[--req_pool_n];
+        memset(r, 0, sizeof *r);
+        return r;
+    }
+    return hx_calloc(1, sizeof(hx_req));
+}
+
+static void req_release(hx_req *r)
+{
+    if (req_pool_n + 1 <= HX_REQ_POOL_MAX)
+        req_pool[req_pool_n++] = r;
+    else
+        hx_free(r);
+}
+
+void hx_req_pool_drain(void)
+{
+    while (req_pool_n > 0)
+        hx_free(req_pool[--req_pool_n]);
+}
+
 hx_req *hx_req_new(const hx_transport *tp, void *tp_ctx, hx_config *cfg)
 {
-    hx_req *r = hx_calloc(1, sizeof *r);
+    hx_req *r = req_alloc();
     if (r == NULL)
         return NULL;
     r->refs = 1;
@@ -235,7 +269,7 @@ void hx_req_unref(hx_req *r)
     hx_headers_free(&r->res_headers);
     hx_buf_free(&r->body);
     hx_config_unref(r->cfg);
-    hx_free(r);
+    req_release(r);
 }
 
 void hx_req_abort(hx_req *r)

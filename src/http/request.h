@@ -160,6 +160,8 @@ struct hx_req {
 /* Creates a request (refs = 1). Returns NULL on allocation failure. */
 hx_req *hx_req_new(const hx_transport *tp, void *tp_ctx, hx_config *cfg);
 hx_req *hx_req_ref(hx_req *r);
+/* Frees this thread's pool of finished requests (call as a thread ends). */
+void hx_req_pool_drain(void);
 void hx_req_unref(hx_req *r);
 
 /* Runs the next middleware step of the request, or its handler once every

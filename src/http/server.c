@@ -195,6 +195,7 @@ static void worker_main(void *arg)
         hx_worker_maybe_stop(w);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    hx_req_pool_drain();
     atomic_fetch_add(&w->srv->workers_done, 1);
     uv_async_send(&w->srv->main_wake);
 }
@@ -322,6 +323,7 @@ int hx_server_run(hx_server *s)
         s->main_stop(s->main_ud);
         uv_run(&s->main_loop, UV_RUN_DEFAULT);
     }
+    hx_req_pool_drain(); /* requests the final worker clean-ups finished here */
     uv_loop_close(&s->main_loop);
     if (started < s->nworkers)
         return 1;
