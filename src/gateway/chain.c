@@ -1,0 +1,322 @@
+/* Which provider a request tries next: the chain of its model (filtered
+ * for a model-restricted client key), admission (usable, healthy, breaker),
+ * retries of the same provider with backoff, Retry-After and the retry
+ * budget within the request's deadline, then failover; giving up with the
+ * most useful error. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/proxy_int.h"
+#include "middleware/auth.h"
+#include "obs/metrics.h"
+#include "util/alloc.h"
+#include "util/uuid.h"
+
+/* ---- chain ---------------------------------------------------------------------- */
+
+void px_reset_attempt(proxy *p)
+{
+    if (p->parser)
+        p->parser_ad->parser_free(p->parser);
+    p->parser = NULL;
+    p->up_status = 0;
+    p->retry_after[0] = '\0';
+    hx_buf_reset(&p->errbody);
+    hx_buf_reset(&p->out);
+    hx_render_free(&p->render);
+}
+
+static void give_up(proxy *p)
+{
+    if (!p->any_answered) {
+        /* Nothing could even be asked: say what to set or start, and when
+         * breakers are open, when to come back. */
+        if (p->open_wait_ms)
+            snprintf(p->retry_after, sizeof p->retry_after, "%llu",
+                     (unsigned long long)((p->open_wait_ms + 999) / 1000));
+        char msg[1024];
+        snprintf(msg, sizeof msg, "no provider can serve this request: %s",
+                 p->states.len ? p->states.data : "none configured");
+        px_answer_error(p, HX_ERR_UNAVAILABLE, msg);
+        return;
+    }
+    if (p->saw_429) {
+        /* Someone asked us to slow down: the client should too. */
+        snprintf(p->retry_after, sizeof p->retry_after, "%s", p->rate_limited[0] ? p->rate_limited : "1");
+        char msg[512];
+        snprintf(msg, sizeof msg, "every provider failed and at least one is rate limiting: %s",
+                 p->states.len ? p->states.data : "");
+        px_answer_error(p, HX_ERR_RATE_LIMITED, msg);
+        return;
+    }
+    px_answer_error(p, p->last_err, p->last_msg);
+}
+
+/* The client spoke this provider's wire format and named its model, and
+ * nothing needs adding (streams get stream_options): send its body as is. */
+static bool passthrough_ok(const proxy *p, const hx_provider *pv)
+{
+    const hx_buf *b = &p->req->body;
+    if (p->info.stream || !pv->ad->build_passthrough || p->info.render != &hx_render_openai_chat ||
+        pv->ad != &hx_adapter_openai || strcmp(p->info.model, pv->model) != 0 || b->len == 0)
+        return false;
+    /* A duplicated "model" key could route on one value and reach an
+     * upstream that reads the other: such bodies are rebuilt. */
+    const char *first = memmem(b->data, b->len, "\"model\"", 7);
+    return first && memmem(first + 7, b->len - (size_t)(first + 7 - b->data), "\"model\"", 7) == NULL;
+}
+
+/* Builds and starts one attempt on p->prov. Returns 0 when the call is
+ * running; -1 when this provider cannot take the request (noted). */
+static int start_attempt(proxy *p)
+{
+    hx_req *r = p->req;
+    const hx_cfg_llm *l = &r->cfg->llm;
+    const hx_provider *pv = p->prov;
+    px_reset_attempt(p);
+    hx_up_request ur;
+    hx_up_request_init(&ur);
+    char err[256];
+    int built = -1;
+    if (passthrough_ok(p, pv))
+        built = pv->ad->build_passthrough(pv, r->body.data, r->body.len, &ur);
+    if (built != 0) {
+        hx_up_request_free(&ur);
+        hx_up_request_init(&ur);
+        built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
+    }
+    if (built != 0) {
+        px_note_state(p, pv->name, err);
+        p->last_err = HX_ERR_INVALID_REQUEST;
+        snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);
+        p->any_answered = true; /* the request itself is the problem */
+        hx_up_request_free(&ur);
+        return -1;
+    }
+    /* The provider's logs can be joined with ours. */
+    if ((r->mw & HX_MW_REQUEST_ID) && hx_headers_add(&ur.headers, "X-Request-ID", r->request_id) != 0) {
+        hx_up_request_free(&ur);
+        px_note_state(p, pv->name, "out of memory");
+        p->last_err = HX_ERR_INTERNAL;
+        return -1;
+    }
+    uint64_t now = hx_now_ns();
+    int64_t left_ms = r->deadline_ns > now ? (int64_t)((r->deadline_ns - now) / 1000000) : 0;
+    if (left_ms <= 0) {
+        hx_up_request_free(&ur);
+        p->any_answered = true;
+        p->last_err = HX_ERR_GATEWAY_TIMEOUT;
+        snprintf(p->last_msg, sizeof p->last_msg, "the request deadline passed before a provider answered");
+        p->pos = p->nchain; /* nothing else can be tried either */
+        return -1;
+    }
+    hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
+    p->attempt_ns = now;
+    if (p->tries++ > 0)
+        hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
+    hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
+    p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
+    p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
+    p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;
+    snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
+    snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
+    r->log_attempts++;
+    p->call = hx_upstream_start(p->gw->up, ur.method, ur.url, &ur.headers, ur.body.data, ur.body.len, &o,
+                                &px_up_cb, p);
+    hx_up_request_free(&ur);
+    if (p->call)
+        return 0;
+    px_breaker_verdict(p, -1);
+    px_note_state(p, pv->name, "could not start the upstream call");
+    p->last_err = HX_ERR_INTERNAL;
+    return -1;
+}
+
+/* May provider pv take an attempt now? Takes a breaker admission if so. */
+static bool admit(proxy *p, const hx_provider *pv)
+{
+    hx_gateway *g = p->g;
+    if (!pv->usable) {
+        px_note_state(p, pv->name, pv->reason);
+        return false;
+    }
+    if (g->cfg->llm.health_check.enabled && !hx_health_ok(g->health[pv->index])) {
+        hx_health_snap hs;
+        hx_health_snapshot(g->health[pv->index], &hs);
+        char why[200];
+        snprintf(why, sizeof why, "unhealthy (%s)", hs.last_error);
+        px_note_state(p, pv->name, why);
+        return false;
+    }
+    uint64_t now = hx_gateway_now_ms();
+    if (!hx_breaker_allow_gen(g->breakers[pv->index], now, &p->breaker_gen)) {
+        uint64_t wait = hx_breaker_retry_after_ms(g->breakers[pv->index], now);
+        if (p->open_wait_ms == 0 || (wait > 0 && wait < p->open_wait_ms))
+            p->open_wait_ms = wait ? wait : 1000;
+        px_note_state(p, pv->name, "circuit breaker open");
+        return false;
+    }
+    p->breaker_held = true;
+    return true;
+}
+
+void px_next_attempt(proxy *p)
+{
+    /* A provider that was tried and failed hands over: a failover. */
+    const hx_provider *from = p->prov && p->tries > 0 ? p->prov : NULL;
+    while (p->pos < p->nchain) {
+        p->prov = &p->g->providers.items[p->chain[p->pos++]];
+        p->tries = 0;
+        if (admit(p, p->prov) && start_attempt(p) == 0) {
+            if (from)
+                hx_metrics_inc(HX_M_FAILOVERS, p->g->pm[from->index].failovers, 1);
+            return;
+        }
+    }
+    give_up(p);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    proxy *p = t->data;
+    if (p == NULL || p->finished)
+        return;
+    px_wait_unlink(p);
+    px_proxy_ref(p);
+    if (!(admit(p, p->prov) && start_attempt(p) == 0))
+        px_next_attempt(p);
+    px_proxy_unref(p);
+}
+
+/* Shutdown: requests waiting to retry stop waiting and move on to the next
+ * provider at once (or answer with the last error); no new waits start. */
+void hx_proxy_drain(hx_gw_worker *w)
+{
+    w->draining = true;
+    while (w->waiting) {
+        proxy *p = w->waiting;
+        px_wait_unlink(p);
+        uv_timer_stop(p->retry_timer);
+        px_proxy_ref(p);
+        px_next_attempt(p);
+        px_proxy_unref(p);
+    }
+}
+
+/* After a provider failed before the client saw a byte: retry it (llm.retry,
+ * within the retry budget and the request's deadline, honouring its
+ * Retry-After) or move on to the next provider. */
+void px_after_failure(proxy *p, hx_retry_class cls)
+{
+    hx_gateway *g = p->g;
+    const hx_cfg_retry *rc = &p->req->cfg->llm.retry;
+    uint64_t now = hx_now_ns();
+    uint64_t left = p->req->deadline_ns > now ? (p->req->deadline_ns - now) / 1000000 : 0;
+    if (cls == HX_RETRY_NONE || p->tries > rc->max_retries || !hx_retry_allowed(g->retry_classes, cls) ||
+        p->gw->draining) {
+        px_next_attempt(p);
+        return;
+    }
+    uint64_t rnd;
+    hx_random_bytes(&rnd, sizeof rnd);
+    uint64_t delay = hx_retry_delay_ms(rc, p->tries, rnd);
+    if (cls == HX_RETRY_RATE_LIMIT) {
+        uint64_t ra = hx_retry_after_ms(p->retry_after, (uint64_t)time(NULL));
+        if (ra > delay)
+            delay = ra;
+    }
+    /* The wait must leave time for the attempt itself. */
+    if (delay >= left || !hx_retry_budget_withdraw(g->budget, hx_gateway_now_ms())) {
+        px_next_attempt(p);
+        return;
+    }
+    if (p->retry_timer == NULL) {
+        p->retry_timer = hx_malloc(sizeof *p->retry_timer);
+        if (p->retry_timer == NULL) {
+            px_next_attempt(p);
+            return;
+        }
+        uv_timer_init(p->req->loop, p->retry_timer);
+        p->retry_timer->data = p;
+    }
+    uv_timer_start(p->retry_timer, on_retry_timer, delay, 0);
+    p->wait_next = p->gw->waiting;
+    if (p->wait_next)
+        p->wait_next->wait_prev = p;
+    p->gw->waiting = p;
+}
+
+static bool listed(const hx_strlist *l, const char *s)
+{
+    for (size_t i = 0; s && i < l->n; i++)
+        if (strcmp(l->items[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* Drops from the chain the providers a model-restricted key may not use: a
+ * provider is allowed when its model, its name or one of its aliases is in
+ * the key's `models`. Returns what is left. */
+static size_t keep_allowed(proxy *p, const hx_cfg_auth_key *k)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < p->nchain; i++) {
+        const hx_provider *pv = &p->g->providers.items[p->chain[i]];
+        bool ok = listed(&k->models, pv->model) || listed(&k->models, pv->name);
+        for (size_t j = 0; !ok && pv->aliases && j < pv->aliases->n; j++)
+            ok = listed(&k->models, pv->aliases->items[j]);
+        if (ok)
+            p->chain[out++] = p->chain[i];
+    }
+    p->nchain = out;
+    return out;
+}
+
+void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
+{
+    hx_gw_worker *gw = r->app;
+    proxy *p = gw ? hx_calloc(1, sizeof *p) : NULL;
+    if (p == NULL) {
+        json_object_put(canon);
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    p->refs = 1;
+    p->req = hx_req_ref(r);
+    p->gw = gw;
+    hx_gw_worker_sync(gw);
+    p->g = hx_gateway_ref(gw->gw);
+    p->canon = canon;
+    p->info = *info;
+    hx_buf_init(&p->out, 0);
+    hx_buf_init(&p->errbody, 0);
+    hx_buf_init(&p->states, 4096);
+    hx_sse_init(&p->sse);
+    hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
+    size_t np = p->g->providers.n;
+    p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
+    if (p->chain == NULL) {
+        px_answer_error(p, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    p->nchain = hx_providers_chain(&p->g->providers, info->model, p->chain, np);
+    if (p->nchain > 0 && r->auth_key && r->auth_key->models.n > 0 && keep_allowed(p, r->auth_key) == 0) {
+        /* Failover must not reach a model the client key may not use. */
+        hx_auth_deny_model(r, info->model[0] ? info->model : r->cfg->llm.model);
+        px_finish(p);
+        return;
+    }
+    if (p->nchain == 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway: GET /v1/models lists the models",
+                 info->model);
+        px_answer_error(p, HX_ERR_MODEL_NOT_FOUND, msg);
+        return;
+    }
+    r->on_abort = px_on_client_abort;
+    r->on_drain = px_on_client_drain;
+    r->cb_ud = p;
+    hx_retry_budget_deposit(p->g->budget, hx_gateway_now_ms());
+    px_next_attempt(p);
+}

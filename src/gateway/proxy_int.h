@@ -1,0 +1,85 @@
+/* Internals shared by proxy.c (a request's answer: relaying, rendering,
+ * errors) and chain.c (which provider to try next: admission, retries,
+ * failover). Not for use outside src/gateway/. */
+#ifndef HX_GATEWAY_PROXY_INT_H
+#define HX_GATEWAY_PROXY_INT_H
+
+#include "gateway/gateway.h"
+#include "provider/sse.h"
+
+#define HX_ERRBODY_MAX (64 * 1024)
+/* Largest non-streamed answer relayed as it is. */
+#define HX_RELAY_BODY_MAX (64 * 1024 * 1024)
+
+typedef struct proxy {
+    int refs;
+    hx_req *req;
+    hx_gw_worker *gw;
+    hx_gateway *g;             /* reference: the gateway the request started with */
+    json_object *canon;
+    hx_in_info info;
+    int *chain;                /* provider indexes, in order */
+    size_t nchain;
+    size_t pos;
+    const hx_provider *prov;
+    void *parser;
+    const hx_adapter *parser_ad; /* the adapter that made `parser` */
+    hx_up_call *call;
+    hx_render render;
+    hx_buf out;
+    hx_buf errbody;
+    int up_status;
+    char retry_after[32];
+    bool head_sent;
+    bool paused;
+    bool finished;
+    uint64_t health_noted;     /* providers (bit = index) already reported unhealthy by this request */
+    struct proxy *wait_prev, *wait_next; /* in gw->waiting while a retry timer runs */
+    bool any_answered;         /* some upstream produced an HTTP answer */
+    bool relay_raw;            /* same wire format both sides: relay the body as it is */
+    bool relay_sse;            /* same for a stream: relay each event as it is */
+    bool sse_done;             /* the relayed stream sent [DONE] */
+    hx_sse sse;
+    char relay_err[160];
+    char rate_limited[32];     /* Retry-After of a provider that answered 429 ("" = none) */
+    bool saw_429;
+    hx_err last_err;
+    char last_msg[384];
+    hx_buf states;             /* "name: why; ..." for the final message */
+    uint64_t attempt_ns;       /* when the current attempt started */
+    uint64_t breaker_gen;      /* generation of the breaker admission held */
+    bool breaker_held;         /* the current attempt holds an admission */
+    int tries;                 /* attempts on the current provider */
+    uv_timer_t *retry_timer;   /* backoff before retrying the same provider */
+    uint64_t open_wait_ms;     /* shortest wait until a skipped breaker admits */
+} proxy;
+
+/* proxy.c */
+extern const hx_up_callbacks px_up_cb;
+proxy *px_proxy_ref(proxy *p);
+void px_proxy_unref(proxy *p);
+void px_wait_unlink(proxy *p);
+/* Gives the breaker admission back with a verdict: 1 success, 0 failure,
+ * -1 none. */
+void px_breaker_verdict(proxy *p, int v);
+/* The request is answered (or gone): stop everything, drop the ref. */
+void px_finish(proxy *p);
+/* Why a provider did not serve, for the final message and the access log. */
+void px_note_state(proxy *p, const char *name, const char *why);
+void px_note_failure(proxy *p, const char *why);
+void px_answer_error(proxy *p, hx_err e, const char *msg);
+void px_log_failures(proxy *p);
+void px_set_provider_headers(proxy *p);
+void px_on_client_drain(hx_req *r, void *ud);
+void px_on_client_abort(hx_req *r, void *ud);
+/* Passive evidence (health, breaker, metrics) of the current attempt. */
+void px_record(proxy *p, bool ok, const char *why);
+
+/* chain.c */
+void px_reset_attempt(proxy *p);
+/* Tries the next provider of the chain, or gives up with the best error. */
+void px_next_attempt(proxy *p);
+/* After a failure before the first byte: retry or move on. */
+void px_after_failure(proxy *p, hx_retry_class cls);
+
+#endif
