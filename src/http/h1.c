@@ -145,6 +145,10 @@ static void flush_conn(h1_conn *c)
     }
     if (n > 0) {
         hx_buf_consume(&c->obuf, (size_t)n);
+        /* A burst grew the buffer: give it back rather than hold the peak
+         * for the connection's life (a thousand streams add up). */
+        if (c->obuf.len == 0 && c->obuf.cap > HX_H1_OBUF_KEEP)
+            hx_buf_free(&c->obuf);
         wrote(c, (size_t)n);
         if (c->closing || c->obuf.len == 0)
             return;

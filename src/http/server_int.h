@@ -19,6 +19,8 @@
 /* Output queued per connection before writers are told to wait. */
 #define HX_H1_HIGH_WATER (256 * 1024)
 #define HX_H1_LOW_WATER (64 * 1024)
+/* Output buffer capacity a connection keeps between writes. */
+#define HX_H1_OBUF_KEEP (4 * 1024)
 /* How long a closing connection keeps reading (and discarding) so the
  * client sees our last response instead of a reset. */
 #define HX_H1_LINGER_MS 2000
