@@ -16,6 +16,8 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
+#include "capture.h"
+
 #define KEY_ALPHA "sk-alpha-secret-0001"
 #define KEY_BETA "sk-beta-secret-0002"   /* configured as key_sha256 */
 #define KEY_GAMMA "sk-gamma-secret-0003"
@@ -23,41 +25,6 @@
 #define KEY_EPS "sk-eps-secret-0005"
 #define KEY_WRONG "sk-wrong-secret-9999"
 #define N_KEYS 5
-
-/* ---- a transport that records the response ----------------------------- */
-
-typedef struct {
-    int status;
-    hx_headers headers;
-    hx_buf body;
-} capture;
-
-static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
-{
-    (void)cl;
-    capture *c = r->tp_ctx;
-    c->status = status;
-    for (size_t i = 0; i < h->n; i++)
-        if (hx_headers_add(&c->headers, h->items[i].name, h->items[i].value) != 0)
-            return -1;
-    return 0;
-}
-static int cap_body(hx_req *r, const void *d, size_t n)
-{
-    return hx_buf_append(&((capture *)r->tp_ctx)->body, d, n);
-}
-static int cap_end(hx_req *r)
-{
-    return hx_buf_append(&((capture *)r->tp_ctx)->body, "", 1); /* NUL for strstr */
-}
-static void cap_abort(hx_req *r) { (void)r; }
-static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
-
-static void cap_free(capture *c)
-{
-    hx_headers_free(&c->headers);
-    hx_buf_free(&c->body);
-}
 
 static void ok_handler(hx_req *r)
 {
@@ -140,10 +107,9 @@ static int teardown(void **state)
 }
 
 /* A request on cfg c with one header (name NULL = none). */
-static hx_req *new_req(hx_config *c, capture *cp, const char *hname, const char *hvalue)
+static hx_req *new_req(hx_config *c, hx_test_capture *cp, const char *hname, const char *hvalue)
 {
-    memset(cp, 0, sizeof *cp);
-    hx_buf_init(&cp->body, 0);
+    cap_init(cp);
     hx_req *r = hx_req_new(&cap_tp, cp, c);
     assert_non_null(r);
     r->method = "POST";
@@ -160,7 +126,7 @@ static hx_req *new_req(hx_config *c, capture *cp, const char *hname, const char 
 }
 
 /* Runs the auth step; returns the status, copies the key name out. */
-static int run_auth(const char *hname, const char *hvalue, capture *cp, char name[64])
+static int run_auth(const char *hname, const char *hvalue, hx_test_capture *cp, char name[64])
 {
     hx_req *r = new_req(cfg, cp, hname, hvalue);
     hx_req_next(r);
@@ -183,7 +149,7 @@ static void assert_no_key_text(const char *text)
 static void test_good_key_both_headers(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     char name[64];
     assert_int_equal(run_auth("Authorization", "Bearer " KEY_ALPHA, &c, name), 200);
     assert_string_equal(name, "alpha");
@@ -201,25 +167,25 @@ static void test_good_key_both_headers(void **state)
 static void test_key_sha256_form(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     char name[64];
     assert_int_equal(run_auth("Authorization", "Bearer " KEY_BETA, &c, name), 200);
     assert_string_equal(name, "beta");
     cap_free(&c);
 }
 
-static void assert_401(capture *c)
+static void assert_401(hx_test_capture *c)
 {
     assert_int_equal(c->status, 401);
     assert_string_equal(hx_headers_get(&c->headers, "WWW-Authenticate"), "Bearer realm=\"hapax\"");
-    assert_non_null(strstr((char *)c->body.data, "\"invalid_api_key\""));
-    assert_no_key_text((char *)c->body.data);
+    assert_non_null(strstr(cap_text(c), "\"invalid_api_key\""));
+    assert_no_key_text(cap_text(c));
 }
 
 static void test_bad_key(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     char name[64];
     assert_int_equal(run_auth("Authorization", "Bearer " KEY_WRONG, &c, name), 401);
     assert_string_equal(name, "");
@@ -242,7 +208,7 @@ static void test_bad_key(void **state)
 static void test_missing_key(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     assert_int_equal(run_auth(NULL, NULL, &c, NULL), 401);
     assert_401(&c);
     cap_free(&c);
@@ -261,7 +227,7 @@ static void test_missing_key(void **state)
 static void test_identify_why_and_cache(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     int why = -1;
     hx_req *r = new_req(cfg, &c, "X-API-Key", KEY_DELTA);
     unsigned long before = hx_auth_test_compare_count();
@@ -297,7 +263,7 @@ static void test_compares_every_key(void **state)
     (void)state;
     const char *keys[] = {KEY_ALPHA, KEY_EPS, KEY_BETA, KEY_WRONG, "x"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        capture c;
+        hx_test_capture c;
         hx_req *r = new_req(cfg, &c, "X-API-Key", keys[i]);
         unsigned long before = hx_auth_test_compare_count();
         hx_auth_identify(r, NULL);
@@ -320,14 +286,14 @@ static void test_models(void **state)
     assert_false(hx_auth_model_allowed(beta, ""));
     assert_false(hx_auth_model_allowed(beta, NULL));
 
-    capture c;
+    hx_test_capture c;
     hx_req *r = new_req(cfg, &c, "Authorization", "Bearer " KEY_BETA);
     assert_non_null(hx_auth_identify(r, NULL));
     hx_auth_deny_model(r, "gpt-4o-mini");
     assert_int_equal(c.status, 403);
-    assert_non_null(strstr((char *)c.body.data, "gpt-4o-mini"));
-    assert_non_null(strstr((char *)c.body.data, "\"permission_error\""));
-    assert_no_key_text((char *)c.body.data);
+    assert_non_null(strstr(cap_text(&c), "gpt-4o-mini"));
+    assert_non_null(strstr(cap_text(&c), "\"permission_error\""));
+    assert_no_key_text(cap_text(&c));
     hx_req_unref(r);
     cap_free(&c);
     char *log = captured_log();
@@ -341,7 +307,7 @@ static void test_models(void **state)
  * 0 when allowed. */
 static int metrics_status(hx_config *c, const char *hname, const char *hvalue)
 {
-    capture cp;
+    hx_test_capture cp;
     hx_req *r = new_req(c, &cp, hname, hvalue);
     int st = 0;
     if (!hx_auth_metrics_allowed(r)) {
@@ -349,7 +315,7 @@ static int metrics_status(hx_config *c, const char *hname, const char *hvalue)
         st = cp.status;
         if (st == 401)
             assert_non_null(hx_headers_get(&cp.headers, "WWW-Authenticate"));
-        assert_no_key_text((char *)cp.body.data);
+        assert_no_key_text(cap_text(&cp));
     }
     hx_req_unref(r);
     cap_free(&cp);
@@ -383,7 +349,7 @@ static void test_reload_and_cache_slots(void **state)
     (void)state;
     hx_config *a = load("server:\n  middleware: [auth]\nauth:\n  enabled: true\n  keys:\n"
                         "    - {name: one, key: first-key}\n");
-    capture c;
+    hx_test_capture c;
     hx_req *r = new_req(a, &c, "X-API-Key", "first-key");
     assert_non_null(hx_auth_identify(r, NULL));
     hx_req_unref(r);

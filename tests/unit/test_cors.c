@@ -12,37 +12,13 @@
 #include "middleware/middleware.h"
 #include "util/alloc.h"
 
-/* A transport that records the status and every response header. */
+#include "capture.h"
+
+/* The recorded response, and whether the handler ran. */
 typedef struct {
-    int status;
-    hx_headers h;
-    hx_buf body;
-    int ends;
+    hx_test_capture cap; /* first: it is the request's tp_ctx */
     bool handler_ran;
 } capture;
-
-static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
-{
-    (void)cl;
-    capture *c = r->tp_ctx;
-    c->status = status;
-    for (size_t i = 0; i < h->n; i++)
-        if (hx_headers_add(&c->h, h->items[i].name, h->items[i].value) != 0)
-            return -1;
-    return 0;
-}
-static int cap_body(hx_req *r, const void *d, size_t n)
-{
-    capture *c = r->tp_ctx;
-    return hx_buf_append(&c->body, d, n);
-}
-static int cap_end(hx_req *r)
-{
-    ((capture *)r->tp_ctx)->ends++;
-    return 0;
-}
-static void cap_abort(hx_req *r) { (void)r; }
-static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
 
 static void handler(hx_req *r)
 {
@@ -84,9 +60,8 @@ static void use_origins(char **items, size_t n, bool credentials)
 /* Runs the cors step then `handler`; hdrs is name, value, ..., NULL. */
 static void run(capture *c, const char *method, const char *const *hdrs)
 {
-    memset(c, 0, sizeof *c);
-    hx_buf_init(&c->body, 0);
-    hx_req *r = hx_req_new(&cap_tp, c, cfg);
+    memset(c, 0, sizeof *c); /* an empty capture */
+    hx_req *r = hx_req_new(&cap_tp, &c->cap, cfg);
     assert_non_null(r);
     r->method = method;
     r->path = hx_strdup("/v1/chat/completions");
@@ -100,22 +75,17 @@ static void run(capture *c, const char *method, const char *const *hdrs)
     hx_req_unref(r);
 }
 
-static void capture_free(capture *c)
-{
-    hx_headers_free(&c->h);
-    hx_buf_free(&c->body);
-}
-
 static const char *hdr(const capture *c, const char *name)
 {
-    return hx_headers_get(&c->h, name);
+    return cap_header(&c->cap, name);
 }
 
 static void assert_no_cors_headers(const capture *c)
 {
-    for (size_t i = 0; i < c->h.n; i++)
-        if (strncasecmp(c->h.items[i].name, "access-control-", 15) == 0)
-            fail_msg("unexpected %s: %s", c->h.items[i].name, c->h.items[i].value);
+    const hx_headers *h = &c->cap.headers;
+    for (size_t i = 0; i < h->n; i++)
+        if (strncasecmp(h->items[i].name, "access-control-", 15) == 0)
+            fail_msg("unexpected %s: %s", h->items[i].name, h->items[i].value);
 }
 
 #define ORIGIN(o) (const char *const[]){"Origin", (o), NULL}
@@ -130,15 +100,15 @@ static void test_no_origin_passes_untouched(void **state)
     capture c;
     run(&c, "POST", NULL);
     assert_true(c.handler_ran);
-    assert_int_equal(c.status, 200);
+    assert_int_equal(c.cap.status, 200);
     assert_no_cors_headers(&c);
     assert_null(hdr(&c, "vary"));
-    capture_free(&c);
+    cap_free(&c.cap);
     /* An OPTIONS without Origin is not a preflight either. */
     run(&c, "OPTIONS", (const char *const[]){"Access-Control-Request-Method", "POST", NULL});
     assert_true(c.handler_ran);
     assert_no_cors_headers(&c);
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_allowed_exact_origin(void **state)
@@ -148,14 +118,14 @@ static void test_allowed_exact_origin(void **state)
     capture c;
     run(&c, "POST", ORIGIN("http://localhost:3000"));
     assert_true(c.handler_ran);
-    assert_int_equal(c.status, 200);
+    assert_int_equal(c.cap.status, 200);
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "http://localhost:3000");
     assert_string_equal(hdr(&c, "vary"), "Origin");
     assert_string_equal(hdr(&c, "access-control-expose-headers"),
                         "X-Request-ID, X-Response-Time, X-Hapax-Provider");
     assert_null(hdr(&c, "access-control-allow-credentials"));
     assert_null(hdr(&c, "access-control-allow-methods")); /* preflight only */
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_expose_headers_omitted_when_empty(void **state)
@@ -169,7 +139,7 @@ static void test_expose_headers_omitted_when_empty(void **state)
     cfg->cors.expose_headers = keep;
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
     assert_null(hdr(&c, "access-control-expose-headers"));
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_wildcard_origin(void **state)
@@ -181,7 +151,7 @@ static void test_wildcard_origin(void **state)
     assert_true(c.handler_ran);
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "*");
     assert_string_equal(hdr(&c, "vary"), "Origin");
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_credentials_echo_origin(void **state)
@@ -192,14 +162,14 @@ static void test_credentials_echo_origin(void **state)
     run(&c, "GET", ORIGIN("https://app.example.com"));
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
     assert_string_equal(hdr(&c, "access-control-allow-credentials"), "true");
-    capture_free(&c);
+    cap_free(&c.cap);
     /* Browsers refuse "*" with credentials, so even "*" echoes then
      * (validation rejects that config, but a config built in code can). */
     use_origins(star_origin, 1, true);
     run(&c, "GET", ORIGIN("https://other.example"));
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://other.example");
     assert_string_equal(hdr(&c, "access-control-allow-credentials"), "true");
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_origin_not_allowed(void **state)
@@ -212,9 +182,9 @@ static void test_origin_not_allowed(void **state)
         capture c;
         run(&c, "POST", ORIGIN(bad[i]));
         assert_true(c.handler_ran);
-        assert_int_equal(c.status, 200);
+        assert_int_equal(c.cap.status, 200);
         assert_no_cors_headers(&c);
-        capture_free(&c);
+        cap_free(&c.cap);
     }
 }
 
@@ -225,9 +195,9 @@ static void test_preflight_204(void **state)
     capture c;
     run(&c, "OPTIONS", PREFLIGHT("https://app.example.com", "POST"));
     assert_false(c.handler_ran);
-    assert_int_equal(c.status, 204);
-    assert_int_equal(c.body.len, 0);
-    assert_int_equal(c.ends, 1);
+    assert_int_equal(c.cap.status, 204);
+    assert_int_equal(c.cap.body.len, 0);
+    assert_int_equal(c.cap.ends, 1);
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
     assert_string_equal(hdr(&c, "access-control-allow-methods"), "GET, POST, PUT, DELETE, OPTIONS");
     assert_string_equal(hdr(&c, "access-control-allow-headers"),
@@ -237,14 +207,14 @@ static void test_preflight_204(void **state)
     assert_string_equal(hdr(&c, "vary"),
                         "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
     assert_null(hdr(&c, "access-control-expose-headers")); /* actual responses only */
-    capture_free(&c);
+    cap_free(&c.cap);
 
     use_origins(star_origin, 1, false);
     run(&c, "OPTIONS", PREFLIGHT("https://x.example", "DELETE"));
-    assert_int_equal(c.status, 204);
+    assert_int_equal(c.cap.status, 204);
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "*");
     assert_null(hdr(&c, "access-control-allow-credentials"));
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_preflight_bad_method_403(void **state)
@@ -254,12 +224,12 @@ static void test_preflight_bad_method_403(void **state)
     capture c;
     run(&c, "OPTIONS", PREFLIGHT("https://app.example.com", "PATCH"));
     assert_false(c.handler_ran);
-    assert_int_equal(c.status, 403);
+    assert_int_equal(c.cap.status, 403);
     assert_string_equal(hdr(&c, "content-type"), "application/json");
-    assert_non_null(strstr(c.body.data, "\"code\":\"forbidden\""));
-    assert_non_null(strstr(c.body.data, "method is not allowed"));
+    assert_non_null(strstr(cap_text(&c.cap), "\"code\":\"forbidden\""));
+    assert_non_null(strstr(cap_text(&c.cap), "method is not allowed"));
     assert_no_cors_headers(&c);
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_preflight_origin_not_allowed_403(void **state)
@@ -269,10 +239,10 @@ static void test_preflight_origin_not_allowed_403(void **state)
     capture c;
     run(&c, "OPTIONS", PREFLIGHT("https://evil.example", "POST"));
     assert_false(c.handler_ran);
-    assert_int_equal(c.status, 403);
-    assert_non_null(strstr(c.body.data, "origin is not allowed"));
+    assert_int_equal(c.cap.status, 403);
+    assert_non_null(strstr(cap_text(&c.cap), "origin is not allowed"));
     assert_no_cors_headers(&c);
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_options_without_request_method_is_actual(void **state)
@@ -284,7 +254,7 @@ static void test_options_without_request_method_is_actual(void **state)
     assert_true(c.handler_ran);
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
     assert_null(hdr(&c, "access-control-allow-methods"));
-    capture_free(&c);
+    cap_free(&c.cap);
 }
 
 static void test_max_age_seconds(void **state)
@@ -300,13 +270,13 @@ static void test_max_age_seconds(void **state)
         cfg->cors.max_age = cases[i].ms;
         capture c;
         run(&c, "OPTIONS", PREFLIGHT("https://a.example", "GET"));
-        assert_int_equal(c.status, 204);
+        assert_int_equal(c.cap.status, 204);
         const char *got = hdr(&c, "access-control-max-age");
         if (cases[i].want)
             assert_string_equal(got, cases[i].want);
         else
             assert_null(got);
-        capture_free(&c);
+        cap_free(&c.cap);
     }
 }
 
@@ -320,8 +290,7 @@ static void test_out_of_memory(void **state)
         for (int kind = 0; kind < 2; kind++) {
             capture c;
             memset(&c, 0, sizeof c);
-            hx_buf_init(&c.body, 0);
-            hx_req *r = hx_req_new(&cap_tp, &c, cfg);
+            hx_req *r = hx_req_new(&cap_tp, &c.cap, cfg);
             assert_non_null(r);
             r->method = kind ? "OPTIONS" : "GET";
             hx_headers_add(&r->headers, "Origin", "https://app.example.com");
@@ -335,7 +304,7 @@ static void test_out_of_memory(void **state)
             hx_req_next(r);
             hx_alloc_fail_at(0, 0);
             hx_req_unref(r);
-            capture_free(&c);
+            cap_free(&c.cap);
         }
     }
 }

@@ -19,41 +19,19 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
+#include "capture.h"
+
 #define NREQ 64
 
 /* What the fake transport saw, plus what the handler saw. */
 typedef struct {
+    hx_test_capture cap;   /* first: it is the request's tp_ctx */
     int id;
-    int status;
-    char retry_after[16];
-    hx_buf body;
-    int ends;
     bool admitted;
     bool auto_finish;      /* the handler answers and drops the test's ref */
     uv_thread_t thread;    /* where the handler ran */
     uint64_t wait_ns;
 } capture;
-
-static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
-{
-    (void)cl;
-    capture *c = r->tp_ctx;
-    c->status = status;
-    const char *ra = hx_headers_get(h, "retry-after");
-    snprintf(c->retry_after, sizeof c->retry_after, "%s", ra ? ra : "");
-    return 0;
-}
-static int cap_body(hx_req *r, const void *d, size_t n)
-{
-    return hx_buf_append(&((capture *)r->tp_ctx)->body, d, n);
-}
-static int cap_end(hx_req *r)
-{
-    ((capture *)r->tp_ctx)->ends++;
-    return 0;
-}
-static void cap_abort(hx_req *r) { (void)r; }
-static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
 
 static hx_config *cfg;
 static capture caps[NREQ];
@@ -96,11 +74,10 @@ static void handler(hx_req *r)
 static hx_req *mkreq(uv_loop_t *loop, int id, bool auto_finish)
 {
     capture *c = &caps[id];
-    memset(c, 0, sizeof *c);
-    hx_buf_init(&c->body, 0);
+    memset(c, 0, sizeof *c); /* an empty capture */
     c->id = id;
     c->auto_finish = auto_finish;
-    hx_req *r = hx_req_new(&cap_tp, c, cfg);
+    hx_req *r = hx_req_new(&cap_tp, &c->cap, cfg);
     assert_non_null(r);
     r->loop = loop;
     r->method = "POST";
@@ -122,7 +99,7 @@ static void start(hx_req *r)
 static void finish(int id)
 {
     hx_req *r = reqs[id];
-    if (caps[id].admitted && caps[id].status == 0)
+    if (caps[id].admitted && caps[id].cap.status == 0)
         hx_res_send(r, 200, "text/plain", "ok", 2);
     reqs[id] = NULL;
     hx_req_unref(r);
@@ -132,7 +109,13 @@ static bool has_code(int id, const char *code)
 {
     char want[64];
     snprintf(want, sizeof want, "\"code\":\"%s\"", code);
-    return caps[id].body.data && strstr(caps[id].body.data, want) != NULL;
+    return strstr(cap_text(&caps[id].cap), want) != NULL;
+}
+
+/* The Retry-After header request `id` got, "" if none. */
+static const char *retry_after(int id)
+{
+    return cap_header_or_empty(&caps[id].cap, "retry-after");
 }
 
 static void run_for(uv_loop_t *loop, int ms)
@@ -182,7 +165,7 @@ static int teardown(void **state)
     hx_queue_shutdown();
     hx_config_unref(cfg);
     for (int i = 0; i < NREQ; i++)
-        hx_buf_free(&caps[i].body);
+        cap_free(&caps[i].cap);
     return 0;
 }
 
@@ -211,9 +194,9 @@ static void test_fifo_and_full(void **state)
     /* 2 in flight, 3 waiting, the 6th turned away at once. */
     assert_true(caps[0].admitted && caps[1].admitted);
     assert_false(caps[2].admitted || caps[3].admitted || caps[4].admitted);
-    assert_int_equal(caps[5].status, 503);
+    assert_int_equal(caps[5].cap.status, 503);
     assert_true(has_code(5, "queue_full"));
-    assert_true(strtol(caps[5].retry_after, NULL, 10) >= 1);
+    assert_true(strtol(retry_after(5), NULL, 10) >= 1);
     hx_queue_stats s = stats();
     assert_int_equal(s.in_flight, 2);
     assert_int_equal(s.waiting, 3);
@@ -260,9 +243,9 @@ static void test_timeout_answers_503(void **state)
     assert_int_equal(stats().waiting, 2);
     run_for(&loop, 150);
     for (int i = 1; i <= 2; i++) {
-        assert_int_equal(caps[i].status, 503);
+        assert_int_equal(caps[i].cap.status, 503);
         assert_true(has_code(i, "queue_timeout"));
-        assert_true(strtol(caps[i].retry_after, NULL, 10) >= 1);
+        assert_true(strtol(retry_after(i), NULL, 10) >= 1);
         assert_false(caps[i].admitted);
     }
     hx_queue_stats s = stats();
@@ -298,7 +281,7 @@ static void test_disconnect_while_waiting(void **state)
     run_until_admitted(&loop, 2);
     assert_int_equal(order[1], 2);
     assert_false(caps[1].admitted);
-    assert_int_equal(caps[1].status, 0);
+    assert_int_equal(caps[1].cap.status, 0);
     finish(2);
     run_until_admitted(&loop, 3);
     finish(3);
@@ -351,7 +334,7 @@ static void test_timer_after_admission(void **state)
     run_until_admitted(&loop, 2);
     run_for(&loop, 30);
     assert_true(caps[1].admitted);
-    assert_int_equal(caps[1].status, 0);
+    assert_int_equal(caps[1].cap.status, 0);
     assert_int_equal(stats().rejected_timeout_total, 0);
     finish(1);
     loop_close(&loop);
@@ -391,7 +374,7 @@ static void test_shutdown_answers_waiters(void **state)
     finish(0);                  /* 1 sits in the mailbox, 2 and 3 wait */
     hx_queue_worker_fini(&loop);
     for (int i = 1; i < 4; i++) {
-        assert_int_equal(caps[i].status, 503);
+        assert_int_equal(caps[i].cap.status, 503);
         assert_true(has_code(i, "shutting_down"));
         finish(i);
     }
@@ -417,11 +400,11 @@ static void test_cannot_wait(void **state)
     hx_alloc_fail_at(1, 0);
     start(r);
     hx_alloc_fail_at(0, 0);
-    assert_int_equal(caps[1].status, 503);
+    assert_int_equal(caps[1].cap.status, 503);
     assert_true(has_code(1, "service_unavailable"));
     start(mkreq(&unknown, 2, false));
-    assert_int_equal(caps[2].status, 503);
-    assert_true(strtol(caps[2].retry_after, NULL, 10) >= 1);
+    assert_int_equal(caps[2].cap.status, 503);
+    assert_true(strtol(retry_after(2), NULL, 10) >= 1);
     assert_int_equal(stats().waiting, 0);
     finish(1);
     finish(2);
@@ -512,7 +495,7 @@ static void test_cross_thread_fifo(void **state)
         assert_int_equal(order[i], i);
     uv_thread_t self = uv_thread_self();
     for (int i = 1; i < n; i++) {
-        assert_int_equal(caps[i].status, 200);
+        assert_int_equal(caps[i].cap.status, 200);
         assert_int_equal(!!uv_thread_equal(&caps[i].thread, &self), i % 2 == 0);
         assert_true(caps[i].wait_ns > 0);
     }

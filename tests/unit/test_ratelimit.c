@@ -21,48 +21,10 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
+#include "capture.h"
+
 #define KEY_ALPHA "sk-alpha-ratelimit-1"
 #define KEY_TOK "sk-tok-ratelimit-2"
-
-/* ---- a transport that records the response ----------------------------- */
-
-typedef struct {
-    int status;
-    char limit[24], remaining[24], reset[24], retry[24];
-    char body[1024];
-    size_t blen;
-} capture;
-
-static void copy_header(const hx_headers *h, const char *name, char out[24])
-{
-    const char *v = hx_headers_get(h, name);
-    snprintf(out, 24, "%s", v ? v : "");
-}
-
-static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
-{
-    (void)cl;
-    capture *c = r->tp_ctx;
-    c->status = status;
-    copy_header(h, "RateLimit-Limit", c->limit);
-    copy_header(h, "RateLimit-Remaining", c->remaining);
-    copy_header(h, "RateLimit-Reset", c->reset);
-    copy_header(h, "Retry-After", c->retry);
-    return 0;
-}
-static int cap_body(hx_req *r, const void *d, size_t n)
-{
-    capture *c = r->tp_ctx;
-    size_t room = sizeof c->body - 1 - c->blen;
-    n = n < room ? n : room;
-    memcpy(c->body + c->blen, d, n);
-    c->blen += n;
-    c->body[c->blen] = '\0';
-    return 0;
-}
-static int cap_end(hx_req *r) { (void)r; return 0; }
-static void cap_abort(hx_req *r) { (void)r; }
-static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
 
 static void ok_handler(hx_req *r)
 {
@@ -137,11 +99,12 @@ typedef struct {
     int64_t debit;         /* LLM tokens used, debited after the response */
 } call;
 
-/* Runs one request through the rate_limit step. client_ip gets the
- * resolved client address when not NULL. */
-static int run(const call *k, capture *c, char client_ip[48])
+/* Runs one request through the rate_limit step; c (empty, or holding the
+ * last response) gets the response. client_ip gets the resolved client
+ * address when not NULL. */
+static int run(const call *k, hx_test_capture *c, char client_ip[48])
 {
-    memset(c, 0, sizeof *c);
+    cap_reset(c);
     hx_req *r = hx_req_new(&cap_tp, c, cfg);
     assert_non_null(r);
     r->method = "POST";
@@ -168,7 +131,7 @@ static int run(const call *k, capture *c, char client_ip[48])
     return st;
 }
 
-static int run_ip(const char *peer, capture *c)
+static int run_ip(const char *peer, hx_test_capture *c)
 {
     call k = {.peer = peer};
     return run(&k, c, NULL);
@@ -179,43 +142,44 @@ static int run_ip(const char *peer, capture *c)
 static void test_burst_then_429(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c = {0};
     const char *remaining[] = {"2", "1", "0"};
     const char *reset[] = {"1", "2", "3"};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(run_ip("203.0.113.1", &c), 200);
-        assert_string_equal(c.limit, "3");
-        assert_string_equal(c.remaining, remaining[i]);
-        assert_string_equal(c.reset, reset[i]);
-        assert_string_equal(c.retry, "");
+        assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "3");
+        assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), remaining[i]);
+        assert_string_equal(cap_header_or_empty(&c, "RateLimit-Reset"), reset[i]);
+        assert_string_equal(cap_header_or_empty(&c, "Retry-After"), "");
     }
     assert_int_equal(run_ip("203.0.113.1", &c), 429);
-    assert_string_equal(c.limit, "3");
-    assert_string_equal(c.remaining, "0");
-    assert_string_equal(c.reset, "3");
-    assert_string_equal(c.retry, "1");
-    assert_non_null(strstr(c.body, "\"rate_limit_exceeded\""));
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "3");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), "0");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Reset"), "3");
+    assert_string_equal(cap_header_or_empty(&c, "Retry-After"), "1");
+    assert_non_null(strstr(cap_text(&c), "\"rate_limit_exceeded\""));
     char *log = captured_log();
     assert_non_null(strstr(log, "\"event\":\"rate_limited\""));
     assert_non_null(strstr(log, "\"kind\":\"requests\""));
     assert_non_null(strstr(log, "\"bucket\":\"ip:203.0.113.1\""));
     /* another client is not affected */
     assert_int_equal(run_ip("203.0.113.2", &c), 200);
+    cap_free(&c);
 }
 
 static void test_refill(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c = {0};
     for (int i = 0; i < 3; i++)
         assert_int_equal(run_ip("203.0.113.1", &c), 200);
     assert_int_equal(run_ip("203.0.113.1", &c), 429);
     advance(999);
     assert_int_equal(run_ip("203.0.113.1", &c), 429);
-    assert_string_equal(c.retry, "1");
+    assert_string_equal(cap_header_or_empty(&c, "Retry-After"), "1");
     advance(1);
     assert_int_equal(run_ip("203.0.113.1", &c), 200);
-    assert_string_equal(c.remaining, "0");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), "0");
     advance(500);
     assert_int_equal(run_ip("203.0.113.1", &c), 429);
     /* refill stops at the capacity */
@@ -223,42 +187,44 @@ static void test_refill(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(run_ip("203.0.113.1", &c), 200);
     assert_int_equal(run_ip("203.0.113.1", &c), 429);
+    cap_free(&c);
 }
 
 static void test_key_override_and_identity(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c = {0};
     /* one key from several addresses shares its bucket of 5 */
     const char *peers[] = {"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"};
     for (int i = 0; i < 5; i++) {
         call k = {.peer = peers[i], .key = KEY_ALPHA};
         assert_int_equal(run(&k, &c, NULL), 200);
-        assert_string_equal(c.limit, "5");
+        assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "5");
     }
     call k = {.peer = "203.0.113.9", .key = KEY_ALPHA};
     assert_int_equal(run(&k, &c, NULL), 429);
     /* 600 per minute: 10 per second */
-    assert_string_equal(c.retry, "1");
+    assert_string_equal(cap_header_or_empty(&c, "Retry-After"), "1");
     char *log = captured_log();
     assert_non_null(strstr(log, "\"bucket\":\"key:alpha\""));
     assert_null(strstr(log, KEY_ALPHA));
     /* the addresses themselves still have their own (global) buckets */
     assert_int_equal(run_ip("203.0.113.1", &c), 200);
-    assert_string_equal(c.limit, "3");
-    assert_string_equal(c.remaining, "2");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "3");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), "2");
     /* an unknown key is limited by address */
     call bad = {.peer = "203.0.113.1", .key = "sk-not-a-key"};
     assert_int_equal(run(&bad, &c, NULL), 200);
-    assert_string_equal(c.remaining, "1");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), "1");
     advance(100);
     assert_int_equal(run(&k, &c, NULL), 200);
+    cap_free(&c);
 }
 
 static void test_xff(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c = {0};
     char ip[48];
     struct {
         call k;
@@ -302,22 +268,23 @@ static void test_xff(void **state)
     viaproxy.peer = "10.200.0.1"; /* another proxy, same client */
     assert_int_equal(run(&viaproxy, &c, NULL), 429);
     assert_int_equal(run_ip("10.1.2.3", &c), 200);
+    cap_free(&c);
 }
 
 static void test_tokens_bucket(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c = {0};
     call k = {.key = KEY_TOK, .debit = 700};
     assert_int_equal(run(&k, &c, NULL), 200);
     k.debit = 0;
     /* 600 per minute = 10 per second; 100 in debt: > 10 s to get above 0 */
     assert_int_equal(run(&k, &c, NULL), 429);
-    assert_string_equal(c.retry, "11");
-    assert_string_equal(c.limit, "600");
-    assert_string_equal(c.remaining, "0");
-    assert_string_equal(c.reset, "70");
-    assert_non_null(strstr(c.body, "\"rate_limit_exceeded\""));
+    assert_string_equal(cap_header_or_empty(&c, "Retry-After"), "11");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "600");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), "0");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Reset"), "70");
+    assert_non_null(strstr(cap_text(&c), "\"rate_limit_exceeded\""));
     char *log = captured_log();
     assert_non_null(strstr(log, "\"kind\":\"tokens\""));
     assert_non_null(strstr(log, "\"bucket\":\"key:tok\""));
@@ -326,13 +293,14 @@ static void test_tokens_bucket(void **state)
     assert_int_equal(run(&k, &c, NULL), 429);
     advance(100);
     assert_int_equal(run(&k, &c, NULL), 200);
-    assert_string_equal(c.limit, "100");
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "100");
 
     /* without a tokens limit, debits are ignored */
     call ip = {.peer = "203.0.113.50", .debit = 1000000};
     assert_int_equal(run(&ip, &c, NULL), 200);
     ip.debit = 0;
     assert_int_equal(run(&ip, &c, NULL), 200);
+    cap_free(&c);
 }
 
 static json_object *find_id(json_object *arr, const char *id)
@@ -348,7 +316,7 @@ static json_object *find_id(json_object *arr, const char *id)
 static void test_export_import(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c = {0};
     for (int i = 0; i < 3; i++)
         assert_int_equal(run_ip("203.0.113.1", &c), 200);
     call k = {.key = KEY_TOK, .debit = 700};
@@ -383,7 +351,8 @@ static void test_export_import(void **state)
     k.debit = 0;
     assert_int_equal(run(&k, &c, NULL), 429);
     /* 10 or 11 s: real wall time passed between export and import */
-    assert_true(strcmp(c.retry, "11") == 0 || strcmp(c.retry, "10") == 0);
+    const char *retry = cap_header_or_empty(&c, "Retry-After");
+    assert_true(strcmp(retry, "11") == 0 || strcmp(retry, "10") == 0);
 
     /* malformed entries are skipped; wall time since the save refills */
     struct timespec ts;
@@ -403,7 +372,9 @@ static void test_export_import(void **state)
     json_object_put(arr);
     assert_int_equal(hx_ratelimit_import(NULL), 0);
     assert_int_equal(run_ip("192.0.2.3", &c), 200);
-    assert_string_equal(c.remaining, "1"); /* 2 s refilled 2, this took 1 */
+    /* 2 s refilled 2, this took 1 */
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Remaining"), "1");
+    cap_free(&c);
 }
 
 static void test_table_bounded_and_idle_eviction(void **state)
@@ -428,7 +399,7 @@ static void test_table_bounded_and_idle_eviction(void **state)
     hx_ratelimit_shutdown();
 
     /* buckets idle long enough to be full again go away lazily */
-    capture c;
+    hx_test_capture c = {0};
     char peer[48];
     for (int i = 0; i < 64; i++) {
         snprintf(peer, sizeof peer, "203.0.113.%d", i);
@@ -441,6 +412,7 @@ static void test_table_bounded_and_idle_eviction(void **state)
         run_ip(peer, &c);
     }
     assert_true(hx_ratelimit_count() < 100);
+    cap_free(&c);
 }
 
 /* ---- many threads, one bucket ------------------------------------------ */
@@ -451,10 +423,11 @@ static void *hammer(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 200; i++) {
-        capture c;
+        hx_test_capture c = {0};
         call k = {.peer = "203.0.113.200", .key = i % 2 ? KEY_ALPHA : NULL};
         if (run(&k, &c, NULL) == 200 && i % 2)
             atomic_fetch_add(&allowed, 1);
+        cap_free(&c);
     }
     return NULL;
 }

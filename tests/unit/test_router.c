@@ -12,41 +12,7 @@
 #include "http/router.h"
 #include "util/alloc.h"
 
-/* A transport that records what the router and handlers send. */
-typedef struct {
-    int status;
-    int64_t content_length;
-    char allow[64];
-    char xrid[160];
-    bool has_timer;
-    hx_buf body;
-    int ends;
-} capture;
-
-static int cap_head(hx_req *r, int status, const hx_headers *h, int64_t cl)
-{
-    capture *c = r->tp_ctx;
-    c->status = status;
-    c->content_length = cl;
-    const char *a = hx_headers_get(h, "allow");
-    snprintf(c->allow, sizeof c->allow, "%s", a ? a : "");
-    const char *x = hx_headers_get(h, "x-request-id");
-    snprintf(c->xrid, sizeof c->xrid, "%s", x ? x : "");
-    c->has_timer = hx_headers_get(h, "x-response-time") != NULL;
-    return 0;
-}
-static int cap_body(hx_req *r, const void *d, size_t n)
-{
-    capture *c = r->tp_ctx;
-    return hx_buf_append(&c->body, d, n);
-}
-static int cap_end(hx_req *r)
-{
-    ((capture *)r->tp_ctx)->ends++;
-    return 0;
-}
-static void cap_abort(hx_req *r) { (void)r; }
-static const hx_transport cap_tp = {cap_head, cap_body, cap_end, cap_abort};
+#include "capture.h"
 
 static hx_config *cfg;
 static hx_router *rt;
@@ -68,10 +34,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void run(capture *c, const char *method, const char *path)
+static void run(hx_test_capture *c, const char *method, const char *path)
 {
-    memset(c, 0, sizeof *c);
-    hx_buf_init(&c->body, 0);
+    cap_init(c);
     hx_req *r = hx_req_new(&cap_tp, c, cfg);
     assert_non_null(r);
     r->method = method;
@@ -86,61 +51,61 @@ static void run(capture *c, const char *method, const char *path)
 static void test_health_ok(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     run(&c, "GET", "/health");
     assert_int_equal(c.status, 200);
-    assert_non_null(strstr(c.body.data, "\"status\":\"ok\""));
+    assert_non_null(strstr(cap_text(&c), "\"status\":\"ok\""));
     assert_int_equal(c.ends, 1);
-    assert_int_equal(strlen(c.xrid), 36);
-    assert_true(c.has_timer);
-    hx_buf_free(&c.body);
+    assert_int_equal(strlen(cap_header_or_empty(&c, "x-request-id")), 36);
+    assert_non_null(cap_header(&c, "x-response-time"));
+    cap_free(&c);
 }
 
 static void test_head_has_length_no_body(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     run(&c, "HEAD", "/health");
     assert_int_equal(c.status, 200);
     assert_int_equal(c.content_length, (int64_t)strlen("{\"providers\":{},\"system\":{\"checks\":\"off\"},\"status\":\"ok\"}\n"));
     assert_int_equal(c.body.len, 0);
-    hx_buf_free(&c.body);
+    cap_free(&c);
 }
 
 static void test_not_found_and_method(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     run(&c, "GET", "/nope");
     assert_int_equal(c.status, 404);
-    assert_non_null(strstr(c.body.data, "\"not_found\""));
-    hx_buf_free(&c.body);
+    assert_non_null(strstr(cap_text(&c), "\"not_found\""));
+    cap_free(&c);
 
     run(&c, "DELETE", "/health");
     assert_int_equal(c.status, 405);
-    assert_string_equal(c.allow, "GET, HEAD");
-    assert_non_null(strstr(c.body.data, "\"method_not_allowed\""));
-    hx_buf_free(&c.body);
+    assert_string_equal(cap_header_or_empty(&c, "allow"), "GET, HEAD");
+    assert_non_null(strstr(cap_text(&c), "\"method_not_allowed\""));
+    cap_free(&c);
 
     run(&c, "GET", "/v1/completions");
     assert_int_equal(c.status, 405);
-    assert_string_equal(c.allow, "POST");
-    hx_buf_free(&c.body);
+    assert_string_equal(cap_header_or_empty(&c, "allow"), "POST");
+    cap_free(&c);
 }
 
 static void test_metrics_and_llm_front(void **state)
 {
     (void)state;
-    capture c;
+    hx_test_capture c;
     run(&c, "GET", "/metrics"); /* auth is off: open */
     assert_int_equal(c.status, 200);
-    assert_non_null(strstr(c.body.data, "process_start_time_seconds"));
-    hx_buf_free(&c.body);
+    assert_non_null(strstr(cap_text(&c), "process_start_time_seconds"));
+    cap_free(&c);
     /* An LLM endpoint checks the body type before anything else. */
     run(&c, "POST", "/v1/completions");
     assert_int_equal(c.status, 400);
-    assert_non_null(strstr(c.body.data, "Content-Type must be application/json"));
-    hx_buf_free(&c.body);
+    assert_non_null(strstr(cap_text(&c), "Content-Type must be application/json"));
+    cap_free(&c);
 }
 
 static void test_mw_mask(void **state)
@@ -184,14 +149,13 @@ static void test_route_required_headers(void **state)
     hx_config *saved_cfg = cfg;
     rt = rt2;
     cfg = c2;
-    capture c;
+    hx_test_capture c;
     run(&c, "GET", "/health");
     assert_int_equal(c.status, 400);
-    assert_non_null(strstr(c.body.data, "missing or invalid header: X-Team"));
-    hx_buf_free(&c.body);
+    assert_non_null(strstr(cap_text(&c), "missing or invalid header: X-Team"));
+    cap_free(&c);
 
-    memset(&c, 0, sizeof c);
-    hx_buf_init(&c.body, 0);
+    cap_init(&c);
     hx_req *r = hx_req_new(&cap_tp, &c, cfg);
     r->method = "GET";
     r->path = hx_strdup("/health");
@@ -200,10 +164,9 @@ static void test_route_required_headers(void **state)
     assert_int_equal(c.status, 400);
     hx_headers_set(&r->headers, "x-team", "blue");
     hx_req_unref(r);
-    hx_buf_free(&c.body);
+    cap_free(&c);
 
-    memset(&c, 0, sizeof c);
-    hx_buf_init(&c.body, 0);
+    cap_init(&c);
     r = hx_req_new(&cap_tp, &c, cfg);
     r->method = "GET";
     r->path = hx_strdup("/health");
@@ -211,7 +174,7 @@ static void test_route_required_headers(void **state)
     hx_router_dispatch(rt, r);
     assert_int_equal(c.status, 200);
     hx_req_unref(r);
-    hx_buf_free(&c.body);
+    cap_free(&c);
 
     rt = saved_rt;
     cfg = saved_cfg;
@@ -237,19 +200,19 @@ static void test_route_version_prefix(void **state)
     hx_config *saved_cfg = cfg;
     rt = rt2;
     cfg = c2;
-    capture c;
+    hx_test_capture c;
     run(&c, "POST", "/v2/completions"); /* the handler answers: no JSON content type */
     assert_int_equal(c.status, 400);
-    hx_buf_free(&c.body);
+    cap_free(&c);
     run(&c, "POST", "/completions");
     assert_int_equal(c.status, 404);
-    hx_buf_free(&c.body);
+    cap_free(&c);
     run(&c, "POST", "/v1/chat/completions");
     assert_int_equal(c.status, 400);
-    hx_buf_free(&c.body);
+    cap_free(&c);
     run(&c, "GET", "/health");
     assert_int_equal(c.status, 200);
-    hx_buf_free(&c.body);
+    cap_free(&c);
     rt = saved_rt;
     cfg = saved_cfg;
     hx_router_free(rt2);
