@@ -11,6 +11,7 @@
 #include "middleware/auth.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
+#include "util/json.h"
 #include "util/uuid.h"
 
 /* ---- chain ---------------------------------------------------------------------- */
@@ -69,6 +70,24 @@ static bool passthrough_ok(const proxy *p, const hx_provider *pv)
 
 /* Builds and starts one attempt on p->prov. Returns 0 when the call is
  * running; -1 when this provider cannot take the request (noted). */
+/* A plain OpenAI chat body arrives unparsed (the handler's scan): build
+ * the canonical object the first time a provider needs one. */
+static int ensure_canon(proxy *p, char *err, size_t errlen)
+{
+    if (p->canon)
+        return 0;
+    json_object *body = hx_json_parse(p->req->body.data, p->req->body.len);
+    hx_in_info info;
+    if (body == NULL || hx_in_openai_chat(body, &p->canon, &info, err, errlen) != 0) {
+        if (body == NULL)
+            snprintf(err, errlen, "out of memory reading the request");
+        json_object_put(body);
+        return -1;
+    }
+    json_object_put(body);
+    return 0;
+}
+
 static int start_attempt(proxy *p)
 {
     hx_req *r = p->req;
@@ -84,7 +103,8 @@ static int start_attempt(proxy *p)
     if (built != 0) {
         hx_up_request_free(&ur);
         hx_up_request_init(&ur);
-        built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
+        if (ensure_canon(p, err, sizeof err) == 0)
+            built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
     }
     if (built != 0) {
         px_note_state(p, pv->name, err);

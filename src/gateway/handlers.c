@@ -151,6 +151,41 @@ static void debit_tokens(hx_req *r, void *ud)
         hx_ratelimit_debit_tokens(r, t);
 }
 
+/* JSON in, canonical request out (NULL for a plain OpenAI chat body: the
+ * scan read what routing needs, and the proxy builds the object only if a
+ * provider cannot take the body as it is). Answers 400 itself and returns
+ * -1 on a bad body. */
+static int read_request(hx_req *r, inbound_fn parse, const char *bad_json_msg, json_object **canon,
+                        hx_in_info *info)
+{
+    if (parse == hx_in_openai_chat && hx_in_openai_chat_scan(r->body.data, r->body.len, info) == 1)
+        return 0;
+    json_tokener *tok = json_tokener_new_ex(HX_JSON_MAX_DEPTH);
+    if (tok == NULL) {
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        return -1;
+    }
+    json_object *body = json_tokener_parse_ex(tok, r->body.data ? r->body.data : "", (int)r->body.len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t used = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (body == NULL || jerr != json_tokener_success || used != r->body.len) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: %s", bad_json_msg,
+                 r->body.len == 0 ? "the body is empty"
+                 : jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the JSON value");
+        json_object_put(body);
+        hx_res_error(r, HX_ERR_INVALID_REQUEST, msg);
+        return -1;
+    }
+    char err[256];
+    int rc = parse(body, canon, info, err, sizeof err);
+    json_object_put(body);
+    if (rc != 0)
+        hx_res_error(r, HX_ERR_INVALID_REQUEST, err);
+    return rc;
+}
+
 /* Common front of every LLM endpoint: JSON in, canonical request out. */
 static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
 {
@@ -168,33 +203,10 @@ static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
         hx_res_error(r, HX_ERR_INVALID_REQUEST, "Content-Type must be application/json");
         return;
     }
-    json_tokener *tok = json_tokener_new_ex(HX_JSON_MAX_DEPTH);
-    if (tok == NULL) {
-        hx_res_error(r, HX_ERR_INTERNAL, NULL);
-        return;
-    }
-    json_object *body = json_tokener_parse_ex(tok, r->body.data ? r->body.data : "", (int)r->body.len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t used = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (body == NULL || jerr != json_tokener_success || used != r->body.len) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s: %s", bad_json_msg,
-                 r->body.len == 0 ? "the body is empty"
-                 : jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the JSON value");
-        json_object_put(body);
-        hx_res_error(r, HX_ERR_INVALID_REQUEST, msg);
-        return;
-    }
     json_object *canon = NULL;
     hx_in_info info = {0};
-    char err[256];
-    if (parse(body, &canon, &info, err, sizeof err) != 0) {
-        json_object_put(body);
-        hx_res_error(r, HX_ERR_INVALID_REQUEST, err);
+    if (read_request(r, parse, bad_json_msg, &canon, &info) != 0)
         return;
-    }
-    json_object_put(body);
     /* A key limited to some models: the default chain serves llm.model. */
     const char *model = info.model[0] ? info.model : r->cfg->llm.model;
     if (r->auth_key && !hx_auth_model_allowed(r->auth_key, model)) {

@@ -21,6 +21,13 @@ typedef struct {
  * -1 with a client-facing message in err (→ 400 invalid_request_error).
  * `body` is borrowed. */
 int hx_in_openai_chat(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+/* The common case of an OpenAI chat body, read from its text without
+ * building objects: returns 1 with *info filled when the body is a plain,
+ * valid chat request (what hx_in_openai_chat would accept), 0 when the full
+ * parse must decide (anything unusual: escapes in the members read, odd
+ * types, invalid requests). The canonical object can be built later from
+ * the same text. */
+int hx_in_openai_chat_scan(const char *body, size_t len, hx_in_info *info);
 int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
 int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
 

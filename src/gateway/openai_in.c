@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gateway/inbound.h"
+#include "util/json.h"
 
 /* The original Hapax limits (hapax-original.md section 5). */
 #define HAPAX_INPUT_MAX (512 * 1024)
@@ -182,4 +183,121 @@ int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, 
 fail:
     json_object_put(msgs);
     return -1;
+}
+
+/* ---- the scan: no objects built -------------------------------------------- */
+
+static bool member_is(const hx_json_member *m, const char *key)
+{
+    size_t n = strlen(key);
+    return m->klen == n && memcmp(m->key, key, n) == 0;
+}
+
+/* A string value without escapes: its inside, or NULL. */
+static const char *plain_string(const char *v, size_t vlen, size_t *len)
+{
+    if (vlen < 2 || v[0] != '"' || memchr(v, '\\', vlen) != NULL)
+        return NULL;
+    *len = vlen - 2;
+    return v + 1;
+}
+
+static int scan_bool(const char *v, size_t vlen, bool *out)
+{
+    if (vlen == 4 && memcmp(v, "true", 4) == 0)
+        *out = true;
+    else if (vlen == 5 && memcmp(v, "false", 5) == 0)
+        *out = false;
+    else if (!(vlen == 4 && memcmp(v, "null", 4) == 0))
+        return -1;
+    return 0;
+}
+
+/* Every element an object whose (last) role is a known plain string. */
+static int scan_messages(const char *v, size_t vlen)
+{
+    static const char *const roles[] = {"system", "user", "assistant", "tool", "developer", "function"};
+    size_t pos = 0, n = 0, elen;
+    const char *e;
+    int rc;
+    while ((rc = hx_json_next_element(v, vlen, &pos, &e, &elen)) == 1) {
+        size_t mpos = 0, rlen = 0;
+        const char *role = NULL;
+        hx_json_member m;
+        int mrc;
+        while ((mrc = hx_json_next_member(e, elen, &mpos, &m)) == 1) {
+            if (m.key_escaped)
+                return -1;
+            if (member_is(&m, "role"))
+                role = plain_string(m.val, m.vlen, &rlen);
+        }
+        if (mrc < 0 || role == NULL)
+            return -1;
+        bool known = false;
+        for (size_t i = 0; i < sizeof roles / sizeof roles[0] && !known; i++)
+            known = strlen(roles[i]) == rlen && memcmp(roles[i], role, rlen) == 0;
+        if (!known)
+            return -1;
+        n++;
+    }
+    return rc == 0 && n > 0 ? 0 : -1;
+}
+
+static int scan_stream_options(const char *v, size_t vlen, bool *include_usage)
+{
+    *include_usage = false;
+    if (vlen == 0 || v[0] != '{')
+        return 0; /* not an object: ignored, as by the full parse */
+    size_t pos = 0;
+    hx_json_member m;
+    int rc;
+    while ((rc = hx_json_next_member(v, vlen, &pos, &m)) == 1) {
+        if (m.key_escaped)
+            return -1;
+        if (member_is(&m, "include_usage") && scan_bool(m.val, m.vlen, include_usage) != 0)
+            return -1;
+    }
+    return rc;
+}
+
+int hx_in_openai_chat_scan(const char *body, size_t len, hx_in_info *info)
+{
+    if (body == NULL || !hx_json_valid(body, len))
+        return 0;
+    const char *msgs = NULL, *model = NULL, *so = NULL, *stream = NULL;
+    size_t msgs_len = 0, model_len = 0, so_len = 0, stream_len = 0, pos = 0;
+    hx_json_member m;
+    int rc;
+    /* Like json-c, the last of duplicate members counts. */
+    while ((rc = hx_json_next_member(body, len, &pos, &m)) == 1) {
+        if (m.key_escaped)
+            return 0;
+        if (member_is(&m, "messages"))
+            msgs = m.val, msgs_len = m.vlen;
+        else if (member_is(&m, "model"))
+            model = m.val, model_len = m.vlen;
+        else if (member_is(&m, "stream"))
+            stream = m.val, stream_len = m.vlen;
+        else if (member_is(&m, "stream_options"))
+            so = m.val, so_len = m.vlen;
+    }
+    if (rc != 0 || msgs == NULL || scan_messages(msgs, msgs_len) != 0)
+        return 0;
+    info->model[0] = '\0';
+    if (model && !(model_len == 4 && memcmp(model, "null", 4) == 0)) {
+        size_t n;
+        const char *s = plain_string(model, model_len, &n);
+        if (s == NULL || n >= sizeof info->model || memchr(s, '\0', n))
+            return 0;
+        memcpy(info->model, s, n);
+        info->model[n] = '\0';
+    }
+    info->stream = false;
+    if (stream && scan_bool(stream, stream_len, &info->stream) != 0)
+        return 0;
+    info->include_usage = false;
+    if (so && scan_stream_options(so, so_len, &info->include_usage) != 0)
+        return 0;
+    info->render = &hx_render_openai_chat;
+    return 1;
 }

@@ -230,3 +230,81 @@ int64_t hx_json_find_int(const char *s, size_t len, const char *key)
     }
     return -1;
 }
+
+/* ---- walking ------------------------------------------------------------- */
+
+/* Opens (pos 0) or continues a container walk; returns 1 at an item, 0 at
+ * the end, -1 on a wrong shape. */
+static int walk_step(vstate *v, size_t *pos, char open, char close)
+{
+    if (*pos == 0) {
+        skip_ws(v);
+        if (v->p >= v->end || *v->p != open)
+            return -1;
+        v->p++;
+        skip_ws(v);
+        if (v->p < v->end && *v->p == close)
+            return 0;
+        return 1;
+    }
+    skip_ws(v);
+    if (v->p >= v->end)
+        return -1;
+    char c = *v->p++;
+    if (c == close)
+        return 0;
+    if (c != ',')
+        return -1;
+    skip_ws(v);
+    return 1;
+}
+
+static int walk_value(vstate *v, const char **val, size_t *vlen)
+{
+    skip_ws(v);
+    const char *start = v->p;
+    if (v_value(v) != 0)
+        return -1;
+    *val = start;
+    *vlen = (size_t)(v->p - start);
+    return 0;
+}
+
+int hx_json_next_member(const char *s, size_t len, size_t *pos, hx_json_member *m)
+{
+    vstate v = {s + *pos, s + len, 1};
+    int rc = walk_step(&v, pos, '{', '}');
+    if (rc <= 0) {
+        *pos = (size_t)(v.p - s);
+        return rc;
+    }
+    if (v.p >= v.end || *v.p != '"')
+        return -1;
+    const char *k = v.p + 1;
+    if (v_string(&v) != 0)
+        return -1;
+    m->key = k;
+    m->klen = (size_t)(v.p - 1 - k);
+    m->key_escaped = memchr(k, '\\', m->klen) != NULL;
+    skip_ws(&v);
+    if (v.p >= v.end || *v.p++ != ':')
+        return -1;
+    if (walk_value(&v, &m->val, &m->vlen) != 0)
+        return -1;
+    *pos = (size_t)(v.p - s);
+    return 1;
+}
+
+int hx_json_next_element(const char *s, size_t len, size_t *pos, const char **val, size_t *vlen)
+{
+    vstate v = {s + *pos, s + len, 1};
+    int rc = walk_step(&v, pos, '[', ']');
+    if (rc <= 0) {
+        *pos = (size_t)(v.p - s);
+        return rc;
+    }
+    if (walk_value(&v, val, vlen) != 0)
+        return -1;
+    *pos = (size_t)(v.p - s);
+    return 1;
+}

@@ -31,6 +31,26 @@ json_object *hx_json_parse(const char *s, size_t len);
  * check an upstream body that is relayed as it is. */
 bool hx_json_valid(const char *s, size_t len);
 
+/* Walking a validated JSON text without building objects (a request that
+ * is relayed as it is needs only a few of its members).
+ * hx_json_member: one `"key": value` of an object; key points inside the
+ * quotes (raw, `key_escaped` when it holds a backslash), value is the raw
+ * text of the value. */
+typedef struct {
+    const char *key;
+    size_t klen;
+    bool key_escaped;
+    const char *val;
+    size_t vlen;
+} hx_json_member;
+
+/* Next member of the object s[0..len) (a whole validated object text);
+ * *pos starts at 0. Returns 1 with *m, 0 after the last member, -1 when s
+ * is not an object. */
+int hx_json_next_member(const char *s, size_t len, size_t *pos, hx_json_member *m);
+/* Next element of the array s[0..len); same contract. */
+int hx_json_next_element(const char *s, size_t len, size_t *pos, const char **val, size_t *vlen);
+
 /* The first integer value of a member named `key` anywhere in the text
  * ("usage":{"prompt_tokens":12,...} → 12), or -1. A scan, not a parse:
  * only for bookkeeping on bodies already validated. */
