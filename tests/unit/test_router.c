@@ -219,6 +219,34 @@ static void test_route_version_prefix(void **state)
     hx_config_unref(c2);
 }
 
+/* panic_recovery: an internal error becomes a 500 JSON answer; without it
+ * the connection is dropped (the adapter's abort). */
+static void test_internal_error_containment(void **state)
+{
+    (void)state;
+    for (int contain = 0; contain < 2; contain++) {
+        hx_test_capture c;
+        cap_init(&c);
+        hx_req *r = hx_req_new(&cap_tp, &c, cfg);
+        r->method = "GET";
+        r->path = hx_strdup("/x");
+        r->mw = HX_MW_REQUEST_ID | (contain ? HX_MW_PANIC_RECOVERY : 0);
+        hx_req_assign_id(r, false);
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        if (contain) {
+            assert_int_equal(c.status, 500);
+            assert_false(c.aborted);
+            assert_non_null(strstr(cap_text(&c), "\"type\":\"api_error\""));
+            assert_non_null(strstr(cap_text(&c), r->request_id));
+        } else {
+            assert_int_equal(c.status, 0);
+            assert_true(c.aborted);
+        }
+        hx_req_unref(r);
+        cap_free(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_unknown_handler_rejected),
         cmocka_unit_test(test_route_required_headers),
         cmocka_unit_test(test_route_version_prefix),
+        cmocka_unit_test(test_internal_error_containment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
