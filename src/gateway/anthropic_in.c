@@ -1,6 +1,5 @@
 /* Inbound Anthropic Messages API: the request → the canonical (OpenAI Chat
  * Completions shape) request. Its renderer is in anthropic_render.c. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,21 +7,10 @@
 #include "provider/adapter.h"
 #include "provider/anthropic_int.h"
 #include "util/alloc.h"
+#include "util/fail.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-#define OOM(e, n) fail((e), (n), "out of memory")
+#define OOM(e, n) hx_fail((e), (n), "out of memory")
 
 typedef struct {
     json_object *msgs; /* canonical messages */
@@ -63,7 +51,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
     if (st && strcmp(st, "base64") == 0) {
         const char *mt = aj_str(src, "media_type"), *data = aj_str(src, "data");
         if (mt == NULL || data == NULL) {
-            fail(c->err, c->errlen, "messages.%zu.content.%zu.source: media_type and data are required", i, j);
+            hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.source: media_type and data are required", i, j);
             return NULL;
         }
         if (hx_buf_printf(&url, "data:%s;base64,%s", mt, data) != 0) {
@@ -73,7 +61,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
     } else if (st && strcmp(st, "url") == 0) {
         const char *u = aj_str(src, "url");
         if (u == NULL) {
-            fail(c->err, c->errlen, "messages.%zu.content.%zu.source.url: expected a string", i, j);
+            hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.source.url: expected a string", i, j);
             return NULL;
         }
         if (hx_buf_append_str(&url, u) != 0) {
@@ -81,7 +69,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
             return NULL;
         }
     } else {
-        fail(c->err, c->errlen, "messages.%zu.content.%zu.source.type: expected \"base64\" or \"url\"", i, j);
+        hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.source.type: expected \"base64\" or \"url\"", i, j);
         return NULL;
     }
     json_object *p = json_object_new_object(), *iu = json_object_new_object();
@@ -111,12 +99,12 @@ static int tool_result_text(in_conv *c, json_object *content, size_t i, size_t j
     if (is_type(content, json_type_string))
         return hx_buf_append_str(out, json_object_get_string(content)) == 0 ? 0 : OOM(c->err, c->errlen);
     if (!is_type(content, json_type_array))
-        return fail(c->err, c->errlen, "messages.%zu.content.%zu.content: expected a string or an array", i, j);
+        return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.content: expected a string or an array", i, j);
     for (size_t k = 0; k < json_object_array_length(content); k++) {
         json_object *b = json_object_array_get_idx(content, k);
         const char *t = aj_str(b, "text"), *type = aj_str(b, "type");
         if (type == NULL || strcmp(type, "text") != 0 || t == NULL)
-            return fail(c->err, c->errlen,
+            return hx_fail(c->err, c->errlen,
                         "messages.%zu.content.%zu.content.%zu: only text blocks are supported in tool results", i, j, k);
         if (hx_buf_append_str(out, t) != 0)
             return OOM(c->err, c->errlen);
@@ -128,7 +116,7 @@ static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
 {
     const char *id = aj_str(b, "tool_use_id");
     if (id == NULL)
-        return fail(c->err, c->errlen, "messages.%zu.content.%zu.tool_use_id: expected a string", i, j);
+        return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.tool_use_id: expected a string", i, j);
     hx_buf t;
     hx_buf_init(&t, 0);
     if (tool_result_text(c, aj_get(b, "content"), i, j, &t) != 0) {
@@ -176,7 +164,7 @@ static int user_message(in_conv *c, json_object *content, size_t i)
         json_object *b = json_object_array_get_idx(content, j);
         const char *type = aj_str(b, "type");
         if (type == NULL) {
-            rc = fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
+            rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
         } else if (strcmp(type, "tool_result") == 0) {
             rc = flush_user(c, &parts);
             if (rc == 0)
@@ -190,14 +178,14 @@ static int user_message(in_conv *c, json_object *content, size_t i)
         if (strcmp(type, "text") == 0) {
             json_object *t = aj_get(b, "text");
             if (!is_type(t, json_type_string))
-                rc = fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
+                rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
             else if (text_part(parts, t) != 0)
                 rc = OOM(c->err, c->errlen);
         } else if (strcmp(type, "image") == 0) {
             json_object *p = image_part(c, b, i, j);
             rc = p == NULL ? -1 : aj_push(parts, p) == 0 ? 0 : OOM(c->err, c->errlen);
         } else {
-            rc = fail(c->err, c->errlen, "messages.%zu.content.%zu.type: unsupported block type \"%s\" in a user message",
+            rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: unsupported block type \"%s\" in a user message",
                       i, j, type);
         }
     }
@@ -213,9 +201,9 @@ static int tool_call(in_conv *c, json_object *calls, json_object *b, size_t i, s
     const char *id = aj_str(b, "id"), *name = aj_str(b, "name");
     json_object *input = aj_get(b, "input");
     if (id == NULL || name == NULL)
-        return fail(c->err, c->errlen, "messages.%zu.content.%zu: tool_use needs a string id and name", i, j);
+        return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: tool_use needs a string id and name", i, j);
     if (input != NULL && !is_type(input, json_type_object))
-        return fail(c->err, c->errlen, "messages.%zu.content.%zu.input: expected an object", i, j);
+        return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.input: expected an object", i, j);
     hx_buf args;
     hx_buf_init(&args, 0);
     if (input ? hx_json_append(&args, input) != 0 : hx_buf_append_str(&args, "{}") != 0) {
@@ -265,16 +253,16 @@ static int assistant_message(in_conv *c, json_object *content, size_t i)
         json_object *b = json_object_array_get_idx(content, j);
         const char *type = aj_str(b, "type");
         if (type == NULL) {
-            rc = fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
+            rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
         } else if (strcmp(type, "text") == 0) {
             const char *t = aj_str(b, "text");
-            rc = t == NULL ? fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j)
+            rc = t == NULL ? hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j)
                  : hx_buf_append_str(&text, t) != 0 ? OOM(c->err, c->errlen)
                                                      : 0;
         } else if (strcmp(type, "tool_use") == 0) {
             rc = tool_call(c, calls, b, i, j);
         } else if (strcmp(type, "thinking") != 0 && strcmp(type, "redacted_thinking") != 0) {
-            rc = fail(c->err, c->errlen,
+            rc = hx_fail(c->err, c->errlen,
                       "messages.%zu.content.%zu.type: unsupported block type \"%s\" in an assistant message", i, j, type);
         }
     }
@@ -291,26 +279,26 @@ static int in_messages(in_conv *c, json_object *body)
 {
     json_object *msgs = aj_get(body, "messages");
     if (msgs == NULL)
-        return fail(c->err, c->errlen, "messages is required");
+        return hx_fail(c->err, c->errlen, "messages is required");
     if (!is_type(msgs, json_type_array))
-        return fail(c->err, c->errlen, "messages: expected an array");
+        return hx_fail(c->err, c->errlen, "messages: expected an array");
     size_t n = json_object_array_length(msgs);
     if (n == 0)
-        return fail(c->err, c->errlen, "messages: at least one message is required");
+        return hx_fail(c->err, c->errlen, "messages: at least one message is required");
     for (size_t i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(msgs, i), *content = aj_get(m, "content");
         const char *role = aj_str(m, "role");
         if (!is_type(m, json_type_object))
-            return fail(c->err, c->errlen, "messages.%zu: expected an object", i);
+            return hx_fail(c->err, c->errlen, "messages.%zu: expected an object", i);
         if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
-            return fail(c->err, c->errlen, "messages.%zu.role: expected \"user\" or \"assistant\"", i);
+            return hx_fail(c->err, c->errlen, "messages.%zu.role: expected \"user\" or \"assistant\"", i);
         if (content == NULL)
-            return fail(c->err, c->errlen, "messages.%zu.content is required", i);
+            return hx_fail(c->err, c->errlen, "messages.%zu.content is required", i);
         int rc;
         if (is_type(content, json_type_string))
             rc = push_msg(c, role, "content", json_object_get(content));
         else if (!is_type(content, json_type_array))
-            rc = fail(c->err, c->errlen, "messages.%zu.content: expected a string or an array", i);
+            rc = hx_fail(c->err, c->errlen, "messages.%zu.content: expected a string or an array", i);
         else
             rc = role[0] == 'u' ? user_message(c, content, i) : assistant_message(c, content, i);
         if (rc != 0)
@@ -328,7 +316,7 @@ static int in_system(in_conv *c, json_object *body)
     if (is_type(sys, json_type_string))
         return json_object_get_string_len(sys) ? push_msg(c, "system", "content", json_object_get(sys)) : 0;
     if (!is_type(sys, json_type_array))
-        return fail(c->err, c->errlen, "system: expected a string or an array of text blocks");
+        return hx_fail(c->err, c->errlen, "system: expected a string or an array of text blocks");
     hx_buf t;
     hx_buf_init(&t, 0);
     for (size_t i = 0; i < json_object_array_length(sys); i++) {
@@ -336,7 +324,7 @@ static int in_system(in_conv *c, json_object *body)
         const char *type = aj_str(b, "type"), *s = aj_str(b, "text");
         if (type == NULL || strcmp(type, "text") != 0 || s == NULL) {
             hx_buf_free(&t);
-            return fail(c->err, c->errlen, "system.%zu: expected a text block", i);
+            return hx_fail(c->err, c->errlen, "system.%zu: expected a text block", i);
         }
         if ((t.len && s[0] && hx_buf_append(&t, "\n\n", 2) != 0) || hx_buf_append_str(&t, s) != 0) {
             hx_buf_free(&t);
@@ -369,7 +357,7 @@ static int in_tool_choice(json_object *body, json_object *out, char *err, size_t
             return OOM(err, errlen);
         }
     } else {
-        return fail(err, errlen, "tool_choice: expected {\"type\": \"auto\" | \"any\" | \"none\" | \"tool\" (with name)}");
+        return hx_fail(err, errlen, "tool_choice: expected {\"type\": \"auto\" | \"any\" | \"none\" | \"tool\" (with name)}");
     }
     if (aj_set(out, "tool_choice", v) != 0)
         return OOM(err, errlen);
@@ -384,7 +372,7 @@ static int in_tools(json_object *body, json_object *out, char *err, size_t errle
 {
     json_object *tools = aj_get(body, "tools"), *arr;
     if (tools != NULL && !is_type(tools, json_type_array))
-        return fail(err, errlen, "tools: expected an array");
+        return hx_fail(err, errlen, "tools: expected an array");
     if (tools == NULL || json_object_array_length(tools) == 0)
         return 0; /* tool_choice means nothing without tools */
     if ((arr = json_object_new_array()) == NULL || aj_set(out, "tools", arr) != 0)
@@ -394,13 +382,13 @@ static int in_tools(json_object *body, json_object *out, char *err, size_t errle
         const char *name = aj_str(t, "name"), *type = aj_str(t, "type");
         json_object *desc = aj_get(t, "description");
         if (type && strcmp(type, "custom") != 0)
-            return fail(err, errlen, "tools.%zu.type: tool type \"%s\" is not supported", i, type);
+            return hx_fail(err, errlen, "tools.%zu.type: tool type \"%s\" is not supported", i, type);
         if (name == NULL)
-            return fail(err, errlen, "tools.%zu.name: expected a string", i);
+            return hx_fail(err, errlen, "tools.%zu.name: expected a string", i);
         if (!is_type(schema, json_type_object))
-            return fail(err, errlen, "tools.%zu.input_schema: expected an object", i);
+            return hx_fail(err, errlen, "tools.%zu.input_schema: expected an object", i);
         if (desc && !is_type(desc, json_type_string))
-            return fail(err, errlen, "tools.%zu.description: expected a string", i);
+            return hx_fail(err, errlen, "tools.%zu.description: expected a string", i);
         json_object *o = json_object_new_object(), *fn = json_object_new_object();
         if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "function", fn) != 0) {
             json_object_put(fn);
@@ -419,9 +407,9 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
 {
     json_object *v = aj_get(body, "max_tokens");
     if (v == NULL)
-        return fail(err, errlen, "max_tokens is required");
+        return hx_fail(err, errlen, "max_tokens is required");
     if (!is_type(v, json_type_int) || json_object_get_int64(v) <= 0)
-        return fail(err, errlen, "max_tokens: expected a positive integer");
+        return hx_fail(err, errlen, "max_tokens: expected a positive integer");
     if (aj_set(out, "max_tokens", json_object_get(v)) != 0)
         return OOM(err, errlen);
     static const char *const nums[] = {"temperature", "top_p", "top_k"};
@@ -429,23 +417,23 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
         if ((v = aj_get(body, nums[i])) == NULL)
             continue;
         if (!is_number(v))
-            return fail(err, errlen, "%s: expected a number", nums[i]);
+            return hx_fail(err, errlen, "%s: expected a number", nums[i]);
         if (aj_set(out, nums[i], json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     if ((v = aj_get(body, "stop_sequences")) != NULL) {
         if (!is_type(v, json_type_array))
-            return fail(err, errlen, "stop_sequences: expected an array of strings");
+            return hx_fail(err, errlen, "stop_sequences: expected an array of strings");
         for (size_t i = 0; i < json_object_array_length(v); i++)
             if (!is_type(json_object_array_get_idx(v, i), json_type_string))
-                return fail(err, errlen, "stop_sequences.%zu: expected a string", i);
+                return hx_fail(err, errlen, "stop_sequences.%zu: expected a string", i);
         if (json_object_array_length(v) && aj_set(out, "stop", json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     if ((v = aj_get(body, "metadata")) != NULL) {
         json_object *u = aj_get(v, "user_id");
         if (!is_type(v, json_type_object) || (u && !is_type(u, json_type_string)))
-            return fail(err, errlen, "metadata: expected an object with a string user_id");
+            return hx_fail(err, errlen, "metadata: expected an object with a string user_id");
         if (u && aj_set(out, "user", json_object_get(u)) != 0)
             return OOM(err, errlen);
     }
@@ -456,14 +444,14 @@ static int in_head(json_object *body, json_object *out, hx_in_info *info, char *
 {
     json_object *model = aj_get(body, "model"), *stream = aj_get(body, "stream");
     if (model == NULL)
-        return fail(err, errlen, "model is required");
+        return hx_fail(err, errlen, "model is required");
     if (!is_type(model, json_type_string) || json_object_get_string_len(model) == 0)
-        return fail(err, errlen, "model: expected a non-empty string");
+        return hx_fail(err, errlen, "model: expected a non-empty string");
     if ((size_t)json_object_get_string_len(model) >= sizeof info->model)
-        return fail(err, errlen, "model: name too long");
+        return hx_fail(err, errlen, "model: name too long");
     snprintf(info->model, sizeof info->model, "%s", json_object_get_string(model));
     if (stream && !is_type(stream, json_type_boolean))
-        return fail(err, errlen, "stream: expected a boolean");
+        return hx_fail(err, errlen, "stream: expected a boolean");
     info->stream = stream && json_object_get_boolean(stream);
     info->include_usage = true;
     info->render = &hx_render_anthropic;
@@ -483,7 +471,7 @@ int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, ch
     *canon = NULL;
     memset(info, 0, sizeof *info);
     if (!is_type(body, json_type_object))
-        return fail(err, errlen, "request body must be a JSON object");
+        return hx_fail(err, errlen, "request body must be a JSON object");
     json_object *out = json_object_new_object();
     in_conv c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen};
     int rc = out && c.msgs ? 0 : OOM(err, errlen);

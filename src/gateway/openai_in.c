@@ -4,17 +4,15 @@
 #include <string.h>
 
 #include "gateway/inbound.h"
+#include "util/fail.h"
 #include "util/json.h"
 
 /* The original Hapax limits (hapax-original.md section 5). */
 #define HAPAX_INPUT_MAX (512 * 1024)
 #define HAPAX_FUNCTION_DESC_MAX (5 * 1024)
 
-static int bad(char *err, size_t errlen, const char *fmt, const char *a)
-{
-    snprintf(err, errlen, fmt, a);
-    return -1;
-}
+/* bad(err, errlen, fmt, s): the reason, formatted with one string. */
+#define bad(err, errlen, fmt, a) hx_fail((err), (errlen), (fmt), (a))
 
 /* A string field and its length (JSON strings may hold \u0000). */
 static const char *opt_string_len(json_object *body, const char *key, int *wrong, size_t *len)

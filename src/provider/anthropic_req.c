@@ -1,27 +1,15 @@
 /* Anthropic adapter, request side: the canonical (OpenAI Chat Completions
  * shape) request → an Anthropic Messages API request. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "provider/anthropic_int.h"
 #include "provider/provider.h"
 #include "util/alloc.h"
+#include "util/fail.h"
 
 #define ANTH_DEFAULT_MAX_TOKENS 4096
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- request: messages --------------------------------------------------- */
 
@@ -66,7 +54,7 @@ static int conv_emit(anth_conv *c, const char *role, json_object *blocks, bool f
         for (size_t i = 0; i < n; i++)
             if (aj_push(c->last_content, json_object_get(json_object_array_get_idx(blocks, i))) != 0) {
                 json_object_put(blocks);
-                return fail(c->err, c->errlen, "out of memory");
+                return hx_fail(c->err, c->errlen, "out of memory");
             }
         json_object_put(blocks);
         c->last_from_string = false;
@@ -77,10 +65,10 @@ static int conv_emit(anth_conv *c, const char *role, json_object *blocks, bool f
     json_object *m = json_object_new_object();
     if (m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string(role)) != 0) {
         json_object_put(blocks);
-        return fail(c->err, c->errlen, "out of memory");
+        return hx_fail(c->err, c->errlen, "out of memory");
     }
     if (aj_set(m, "content", blocks) != 0)
-        return fail(c->err, c->errlen, "out of memory");
+        return hx_fail(c->err, c->errlen, "out of memory");
     c->last_content = blocks;
     c->last_role = role;
     c->last_from_string = from_string;
@@ -109,7 +97,7 @@ static json_object *image_source(anth_conv *c, const char *url, size_t i, size_t
         const char *semi = comma ? memchr(url + 5, ';', (size_t)(comma - url - 5)) : NULL;
         if (semi == NULL || semi == url + 5 || comma - url < 13 || memcmp(comma - 7, ";base64", 7) != 0) {
             json_object_put(src);
-            fail(c->err, c->errlen, "messages.%zu.content.%zu: image data URL must be data:<media type>;base64,<data>", i, j);
+            hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: image data URL must be data:<media type>;base64,<data>", i, j);
             return NULL;
         }
         rc |= aj_set(src, "type", json_object_new_string("base64"));
@@ -120,12 +108,12 @@ static json_object *image_source(anth_conv *c, const char *url, size_t i, size_t
         rc |= aj_set(src, "url", json_object_new_string(url));
     } else if (rc == 0) {
         json_object_put(src);
-        fail(c->err, c->errlen, "messages.%zu.content.%zu: image URL must be a data: or http(s) URL", i, j);
+        hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: image URL must be a data: or http(s) URL", i, j);
         return NULL;
     }
     if (rc != 0) {
         json_object_put(src);
-        fail(c->err, c->errlen, "out of memory");
+        hx_fail(c->err, c->errlen, "out of memory");
         return NULL;
     }
     return src;
@@ -137,7 +125,7 @@ static json_object *image_block(anth_conv *c, json_object *part, size_t i, size_
     json_object *iu = aj_get(part, "image_url");
     const char *url = iu && json_object_is_type(iu, json_type_string) ? json_object_get_string(iu) : aj_str(iu, "url");
     if (url == NULL) {
-        fail(c->err, c->errlen, "messages.%zu.content.%zu.image_url.url is required", i, j);
+        hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.image_url.url is required", i, j);
         return NULL;
     }
     json_object *src = image_source(c, url, i, j);
@@ -147,12 +135,12 @@ static json_object *image_block(anth_conv *c, json_object *part, size_t i, size_
     if (b == NULL || aj_set(b, "type", json_object_new_string("image")) != 0) {
         json_object_put(src);
         json_object_put(b);
-        fail(c->err, c->errlen, "out of memory");
+        hx_fail(c->err, c->errlen, "out of memory");
         return NULL;
     }
     if (aj_set(b, "source", src) != 0) {
         json_object_put(b);
-        fail(c->err, c->errlen, "out of memory");
+        hx_fail(c->err, c->errlen, "out of memory");
         return NULL;
     }
     return b;
@@ -168,10 +156,10 @@ static int user_blocks(anth_conv *c, json_object *content, size_t i, json_object
             return 0;
         return aj_push(blocks, text_block(json_object_get_string(content), (size_t)json_object_get_string_len(content))) == 0
                    ? 0
-                   : fail(c->err, c->errlen, "out of memory");
+                   : hx_fail(c->err, c->errlen, "out of memory");
     }
     if (!json_object_is_type(content, json_type_array))
-        return fail(c->err, c->errlen, "messages.%zu.content: expected a string or an array", i);
+        return hx_fail(c->err, c->errlen, "messages.%zu.content: expected a string or an array", i);
     size_t n = json_object_array_length(content);
     for (size_t j = 0; j < n; j++) {
         json_object *part = json_object_array_get_idx(content, j), *b;
@@ -179,21 +167,21 @@ static int user_blocks(anth_conv *c, json_object *content, size_t i, json_object
         if (type && strcmp(type, "text") == 0) {
             json_object *t = aj_get(part, "text");
             if (t == NULL || !json_object_is_type(t, json_type_string))
-                return fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
+                return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
             if (json_object_get_string_len(t) == 0)
                 continue;
             b = text_block(json_object_get_string(t), (size_t)json_object_get_string_len(t));
             if (b == NULL)
-                return fail(c->err, c->errlen, "out of memory");
+                return hx_fail(c->err, c->errlen, "out of memory");
         } else if (type && strcmp(type, "image_url") == 0) {
             if ((b = image_block(c, part, i, j)) == NULL)
                 return -1;
         } else {
-            return fail(c->err, c->errlen, "messages.%zu.content.%zu: content part type \"%s\" is not supported by anthropic",
+            return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: content part type \"%s\" is not supported by anthropic",
                         i, j, type ? type : "");
         }
         if (aj_push(blocks, b) != 0)
-            return fail(c->err, c->errlen, "out of memory");
+            return hx_fail(c->err, c->errlen, "out of memory");
     }
     return 0;
 }
@@ -201,13 +189,13 @@ static int user_blocks(anth_conv *c, json_object *content, size_t i, json_object
 static int tool_use_blocks(anth_conv *c, json_object *calls, size_t i, json_object *blocks)
 {
     if (!json_object_is_type(calls, json_type_array))
-        return fail(c->err, c->errlen, "messages.%zu.tool_calls: expected an array", i);
+        return hx_fail(c->err, c->errlen, "messages.%zu.tool_calls: expected an array", i);
     size_t n = json_object_array_length(calls);
     for (size_t j = 0; j < n; j++) {
         json_object *tc = json_object_array_get_idx(calls, j), *fn = aj_get(tc, "function");
         const char *id = aj_str(tc, "id"), *name = aj_str(fn, "name");
         if (id == NULL || name == NULL)
-            return fail(c->err, c->errlen, "messages.%zu.tool_calls.%zu: id and function.name are required", i, j);
+            return hx_fail(c->err, c->errlen, "messages.%zu.tool_calls.%zu: id and function.name are required", i, j);
         json_object *a = aj_get(fn, "arguments"), *input = NULL;
         bool str = a && json_object_is_type(a, json_type_string);
         const char *args = str ? json_object_get_string(a) : "";
@@ -220,16 +208,16 @@ static int tool_use_blocks(anth_conv *c, json_object *calls, size_t i, json_obje
             input = json_object_new_object();
         else if (!str || (input = hx_anth_parse_json(args, alen)) == NULL || !json_object_is_type(input, json_type_object)) {
             json_object_put(input);
-            return fail(c->err, c->errlen, "messages.%zu.tool_calls.%zu: tool call arguments are not valid JSON", i, j);
+            return hx_fail(c->err, c->errlen, "messages.%zu.tool_calls.%zu: tool call arguments are not valid JSON", i, j);
         }
         json_object *b = json_object_new_object();
         if (b == NULL || aj_push(blocks, b) != 0 || aj_set(b, "type", json_object_new_string("tool_use")) != 0 ||
             aj_set(b, "id", json_object_new_string(id)) != 0 || aj_set(b, "name", json_object_new_string(name)) != 0) {
             json_object_put(input);
-            return fail(c->err, c->errlen, "out of memory");
+            return hx_fail(c->err, c->errlen, "out of memory");
         }
         if (aj_set(b, "input", input) != 0)
-            return fail(c->err, c->errlen, "out of memory");
+            return hx_fail(c->err, c->errlen, "out of memory");
     }
     return 0;
 }
@@ -238,7 +226,7 @@ static int conv_tool_result(anth_conv *c, json_object *m, size_t i)
 {
     const char *id = aj_str(m, "tool_call_id");
     if (id == NULL)
-        return fail(c->err, c->errlen, "messages.%zu.tool_call_id is required", i);
+        return hx_fail(c->err, c->errlen, "messages.%zu.tool_call_id is required", i);
     hx_buf t;
     hx_buf_init(&t, 0);
     json_object *blocks = json_object_new_array(), *b = json_object_new_object();
@@ -251,7 +239,7 @@ static int conv_tool_result(anth_conv *c, json_object *m, size_t i)
         if (rc != 0)
             json_object_put(b);
         json_object_put(blocks);
-        return fail(c->err, c->errlen, "out of memory");
+        return hx_fail(c->err, c->errlen, "out of memory");
     }
     return conv_emit(c, "user", blocks, false);
 }
@@ -261,13 +249,13 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
     const char *role = aj_str(m, "role");
     json_object *content = aj_get(m, "content");
     if (role == NULL)
-        return fail(c->err, c->errlen, "messages.%zu.role is required", i);
+        return hx_fail(c->err, c->errlen, "messages.%zu.role is required", i);
     if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
         size_t before = c->system.len;
         if (before && hx_buf_append(&c->system, "\n\n", 2) != 0)
-            return fail(c->err, c->errlen, "out of memory");
+            return hx_fail(c->err, c->errlen, "out of memory");
         if (hx_content_text(content, &c->system) != 0)
-            return fail(c->err, c->errlen, "out of memory");
+            return hx_fail(c->err, c->errlen, "out of memory");
         if (c->system.len == before + (before ? 2 : 0))
             c->system.len = before; /* empty: no separator */
         if (c->system.data)
@@ -278,19 +266,19 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
         return conv_tool_result(c, m, i);
     bool user = strcmp(role, "user") == 0;
     if (!user && strcmp(role, "assistant") != 0)
-        return fail(c->err, c->errlen, "messages.%zu.role: unsupported role \"%s\"", i, role);
+        return hx_fail(c->err, c->errlen, "messages.%zu.role: unsupported role \"%s\"", i, role);
     json_object *blocks = json_object_new_array();
     if (blocks == NULL)
-        return fail(c->err, c->errlen, "out of memory");
+        return hx_fail(c->err, c->errlen, "out of memory");
     int rc;
     if (user) {
         rc = user_blocks(c, content, i, blocks);
     } else {
         hx_buf t;
         hx_buf_init(&t, 0);
-        rc = hx_content_text(content, &t) == 0 ? 0 : fail(c->err, c->errlen, "out of memory");
+        rc = hx_content_text(content, &t) == 0 ? 0 : hx_fail(c->err, c->errlen, "out of memory");
         if (rc == 0 && t.len && aj_push(blocks, text_block(t.data, t.len)) != 0)
-            rc = fail(c->err, c->errlen, "out of memory");
+            rc = hx_fail(c->err, c->errlen, "out of memory");
         hx_buf_free(&t);
         if (rc == 0 && aj_get(m, "tool_calls"))
             rc = tool_use_blocks(c, aj_get(m, "tool_calls"), i, blocks);
@@ -307,11 +295,11 @@ static int conv_messages(json_object *canon, json_object *out, char *err, size_t
 {
     json_object *msgs = aj_get(canon, "messages");
     if (msgs == NULL || !json_object_is_type(msgs, json_type_array))
-        return fail(err, errlen, "messages: expected an array");
+        return hx_fail(err, errlen, "messages: expected an array");
     anth_conv c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen};
     hx_buf_init(&c.system, 0);
     if (c.msgs == NULL)
-        return fail(err, errlen, "out of memory");
+        return hx_fail(err, errlen, "out of memory");
     int rc = 0;
     size_t n = json_object_array_length(msgs);
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -319,11 +307,11 @@ static int conv_messages(json_object *canon, json_object *out, char *err, size_t
     if (rc == 0 && c.last_role)
         conv_finish_last(&c);
     if (rc == 0 && json_object_array_length(c.msgs) == 0)
-        rc = fail(err, errlen, "messages: at least one non-system message with content is required");
+        rc = hx_fail(err, errlen, "messages: at least one non-system message with content is required");
     if (rc == 0 && c.system.len && aj_set(out, "system", json_object_new_string_len(c.system.data, (int)c.system.len)) != 0)
-        rc = fail(err, errlen, "out of memory");
+        rc = hx_fail(err, errlen, "out of memory");
     if (rc == 0) {
-        rc = aj_set(out, "messages", c.msgs) == 0 ? 0 : fail(err, errlen, "out of memory");
+        rc = aj_set(out, "messages", c.msgs) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
         c.msgs = NULL;
     }
     json_object_put(c.msgs);
@@ -344,11 +332,11 @@ static int conv_tool_choice(json_object *canon, json_object *out, char *err, siz
         else if (strcmp(s, "none") == 0)
             type = "none";
         else if (strcmp(s, "auto") != 0)
-            return fail(err, errlen, "tool_choice: unsupported value \"%s\"", s);
+            return hx_fail(err, errlen, "tool_choice: unsupported value \"%s\"", s);
     } else if (tc) {
         name = aj_str(aj_get(tc, "function"), "name");
         if (name == NULL)
-            return fail(err, errlen, "tool_choice: expected \"auto\", \"required\", \"none\" or {\"type\":\"function\",\"function\":{\"name\":...}}");
+            return hx_fail(err, errlen, "tool_choice: expected \"auto\", \"required\", \"none\" or {\"type\":\"function\",\"function\":{\"name\":...}}");
         type = "tool";
     } else if (!(pt && json_object_is_type(pt, json_type_boolean) && !json_object_get_boolean(pt))) {
         return 0;
@@ -362,9 +350,9 @@ static int conv_tool_choice(json_object *canon, json_object *out, char *err, siz
         rc = aj_set(o, "disable_parallel_tool_use", json_object_new_boolean(1));
     if (rc != 0) {
         json_object_put(o);
-        return fail(err, errlen, "out of memory");
+        return hx_fail(err, errlen, "out of memory");
     }
-    return aj_set(out, "tool_choice", o) == 0 ? 0 : fail(err, errlen, "out of memory");
+    return aj_set(out, "tool_choice", o) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
 }
 
 static json_object *default_schema(void)
@@ -383,25 +371,25 @@ static int conv_tools(json_object *canon, json_object *out, char *err, size_t er
     if (tools == NULL)
         return 0;
     if (!json_object_is_type(tools, json_type_array))
-        return fail(err, errlen, "tools: expected an array");
+        return hx_fail(err, errlen, "tools: expected an array");
     size_t n = json_object_array_length(tools);
     if (n == 0)
         return 0;
     json_object *arr = json_object_new_array();
     if (arr == NULL || aj_set(out, "tools", arr) != 0)
-        return fail(err, errlen, "out of memory");
+        return hx_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_object *t = json_object_array_get_idx(tools, i), *fn = aj_get(t, "function");
         const char *type = aj_str(t, "type"), *name = aj_str(fn, "name"), *desc = aj_str(fn, "description");
         if (type && strcmp(type, "function") != 0)
-            return fail(err, errlen, "tools.%zu: tool type \"%s\" is not supported by anthropic", i, type);
+            return hx_fail(err, errlen, "tools.%zu: tool type \"%s\" is not supported by anthropic", i, type);
         if (name == NULL)
-            return fail(err, errlen, "tools.%zu.function.name is required", i);
+            return hx_fail(err, errlen, "tools.%zu.function.name is required", i);
         json_object *params = aj_get(fn, "parameters"), *o = json_object_new_object();
         if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "name", json_object_new_string(name)) != 0 ||
             (desc && aj_set(o, "description", json_object_new_string(desc)) != 0) ||
             aj_set(o, "input_schema", params ? json_object_get(params) : default_schema()) != 0)
-            return fail(err, errlen, "out of memory");
+            return hx_fail(err, errlen, "out of memory");
     }
     return conv_tool_choice(canon, out, err, errlen);
 }
@@ -412,44 +400,44 @@ static int conv_params(json_object *canon, json_object *out, bool stream, char *
     if (mt == NULL)
         mt = aj_get(canon, "max_tokens");
     if (mt && (!json_object_is_type(mt, json_type_int) || json_object_get_int64(mt) <= 0))
-        return fail(err, errlen, "max_tokens must be a positive integer");
+        return hx_fail(err, errlen, "max_tokens must be a positive integer");
     if (aj_set(out, "max_tokens", mt ? json_object_get(mt) : json_object_new_int(ANTH_DEFAULT_MAX_TOKENS)) != 0)
-        return fail(err, errlen, "out of memory");
+        return hx_fail(err, errlen, "out of memory");
     static const char *const pass[] = {"temperature", "top_p", "top_k"};
     for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++)
         if ((v = aj_get(canon, pass[i])) != NULL && aj_set(out, pass[i], json_object_get(v)) != 0)
-            return fail(err, errlen, "out of memory");
+            return hx_fail(err, errlen, "out of memory");
     if ((v = aj_get(canon, "stop")) != NULL) {
         json_object *arr = json_object_new_array();
         if (arr == NULL || aj_set(out, "stop_sequences", arr) != 0)
-            return fail(err, errlen, "out of memory");
+            return hx_fail(err, errlen, "out of memory");
         if (json_object_is_type(v, json_type_string)) {
             if (aj_push(arr, json_object_get(v)) != 0)
-                return fail(err, errlen, "out of memory");
+                return hx_fail(err, errlen, "out of memory");
         } else if (json_object_is_type(v, json_type_array)) {
             for (size_t i = 0; i < json_object_array_length(v); i++) {
                 json_object *s = json_object_array_get_idx(v, i);
                 if (!json_object_is_type(s, json_type_string))
-                    return fail(err, errlen, "stop.%zu: expected a string", i);
+                    return hx_fail(err, errlen, "stop.%zu: expected a string", i);
                 if (aj_push(arr, json_object_get(s)) != 0)
-                    return fail(err, errlen, "out of memory");
+                    return hx_fail(err, errlen, "out of memory");
             }
         } else {
-            return fail(err, errlen, "stop: expected a string or an array");
+            return hx_fail(err, errlen, "stop: expected a string or an array");
         }
         if (json_object_array_length(arr) == 0)
             json_object_object_del(out, "stop_sequences");
     }
     if ((v = aj_get(canon, "n")) != NULL && json_object_get_int64(v) > 1)
-        return fail(err, errlen, "n > 1 is not supported by anthropic");
+        return hx_fail(err, errlen, "n > 1 is not supported by anthropic");
     const char *user = aj_str(canon, "user");
     if (user && user[0]) {
         json_object *md = json_object_new_object();
         if (md == NULL || aj_set(out, "metadata", md) != 0 || aj_set(md, "user_id", json_object_new_string(user)) != 0)
-            return fail(err, errlen, "out of memory");
+            return hx_fail(err, errlen, "out of memory");
     }
     if (stream && aj_set(out, "stream", json_object_new_boolean(1)) != 0)
-        return fail(err, errlen, "out of memory");
+        return hx_fail(err, errlen, "out of memory");
     return 0;
 }
 
@@ -465,11 +453,11 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
 {
     hx_up_request_init(out);
     json_object *body = json_object_new_object();
-    int rc = body ? 0 : fail(err, errlen, "out of memory");
+    int rc = body ? 0 : hx_fail(err, errlen, "out of memory");
     if (rc == 0 && !json_object_is_type(canon, json_type_object))
-        rc = fail(err, errlen, "request must be a JSON object");
+        rc = hx_fail(err, errlen, "request must be a JSON object");
     if (rc == 0 && aj_set(body, "model", json_object_new_string(p->model ? p->model : "")) != 0)
-        rc = fail(err, errlen, "out of memory");
+        rc = hx_fail(err, errlen, "out of memory");
     if (rc == 0)
         rc = conv_messages(canon, body, err, errlen);
     if (rc == 0)
@@ -479,7 +467,7 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
     if (rc == 0 && ((out->url = hx_url_join(p->base_url ? p->base_url : "", "messages")) == NULL ||
                     hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 ||
                     auth_headers(p, &out->headers) != 0 || hx_json_append(&out->body, body) != 0))
-        rc = fail(err, errlen, "out of memory");
+        rc = hx_fail(err, errlen, "out of memory");
     out->method = "POST";
     json_object_put(body);
     if (rc != 0)
