@@ -197,6 +197,22 @@ static const series_slot *request_series(const char *route, const char *method, 
     return s;
 }
 
+/* Error codes are the static strings of the error table: cache their
+ * series per thread too, so a flood of errors takes no lock. */
+static int error_series(const char *code)
+{
+    static _Thread_local struct {
+        const char *code;
+        int series;
+    } cache[32];
+    size_t h = ((uintptr_t)code >> 3) & 31u;
+    if (cache[h].code != code) {
+        cache[h].series = hx_metrics_series(HX_M_ERRORS, code);
+        cache[h].code = code;
+    }
+    return cache[h].series;
+}
+
 static void record_metrics(hx_req *r)
 {
     hx_metrics_gauge_dec(HX_M_ACTIVE_REQUESTS, 0);
@@ -208,7 +224,7 @@ static void record_metrics(hx_req *r)
     hx_metrics_observe(HX_M_REQUEST_SIZE, s->req_size, (double)r->bytes_in);
     hx_metrics_observe(HX_M_RESPONSE_SIZE, s->resp_size, (double)r->bytes_out);
     if (r->error_code)
-        hx_metrics_inc(HX_M_ERRORS, hx_metrics_series(HX_M_ERRORS, r->error_code), 1);
+        hx_metrics_inc(HX_M_ERRORS, error_series(r->error_code), 1);
 }
 
 void hx_req_next(hx_req *r)
