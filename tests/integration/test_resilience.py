@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import ConnectionClosed, HapaxTestCase, RawConn, build_request, free_port
+from harness import ConnectionClosed, HapaxTestCase, RawConn, build_request, deep_merge, free_port, secret
 from test_providers import MODELS, expected_text, provider, sse_events, user
 
 # Slack on top of a configured deadline before a test calls an answer late
@@ -64,11 +64,13 @@ def chat_body(said="hi", stream=False, model=None):
 
 class ResilienceCase(HapaxTestCase):
 
-    def chat(self, srv, said="hi", stream=False, model=None, timeout=CLIENT_TIMEOUT):
+    def chat(self, srv, said="hi", stream=False, model=None, timeout=CLIENT_TIMEOUT, headers=None):
         """POST /v1/chat/completions; returns (response, seconds taken)."""
         t0 = time.monotonic()
-        r = srv.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"},
-                        body=chat_body(said, stream, model), timeout=timeout)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        r = srv.request("POST", "/v1/chat/completions", headers=h, body=chat_body(said, stream, model),
+                        timeout=timeout)
         return r, time.monotonic() - t0
 
     def assertServed(self, r, name, attempts=None, family=None, said="hi"):
@@ -1027,13 +1029,14 @@ class ChaosTest(ResilienceCase):
         assert want.startswith(text), "partial stream %r is not a prefix of %r" % (text, want)
         return "stream_error"
 
-    def one(self, port, i, stream):
+    def one(self, port, i, stream, headers=()):
         body = chat_body("chaos request %d" % i, stream)
         t0 = time.monotonic()
         c = RawConn(port, timeout=self.REQUEST_TIMEOUT + 8)
         try:
             c.send(build_request("POST", "/v1/chat/completions",
-                                 [("Content-Type", "application/json"), ("Connection", "close")], body))
+                                 [("Content-Type", "application/json"), ("Connection", "close")] + list(headers),
+                                 body))
             resp = c.read_response("POST", timeout=self.REQUEST_TIMEOUT + 8)
             # exactly one response: nothing follows it before the close
             closed = c.wait_closed(5)
@@ -1043,19 +1046,19 @@ class ChaosTest(ResilienceCase):
             c.close()
         return resp, time.monotonic() - t0
 
-    def run_chaos(self, seed):
+    def run_chaos(self, seed, extra=None, headers=()):
         # streams take 8 x the chunk delay, so ~200 requests stay in flight
         m_oai = self.start_mock(name="chaos_openai", args=["--chunk-delay-ms", "20"])
         m_anth = self.start_mock(name="chaos_anthropic", args=["--chunk-delay-ms", "20"])
         m_oll = self.start_mock(name="chaos_ollama", args=["--chunk-delay-ms", "10"])
         names = {"openai": "openai", "anth": "anthropic", "oll": "ollama"}
-        srv = self.start_server(config(
+        srv = self.start_server(deep_merge(config(
             provider("openai", m_oai),
             [provider("anthropic", m_anth, name="anth"), provider("ollama", m_oll, name="oll")],
             retry={"max_retries": 2, "initial_delay": "20ms", "max_delay": "100ms", "budget_percent": 20},
             breaker={"failure_threshold": 8, "timeout": "300ms", "interval": "2s", "max_requests": 2},
             health={"interval": "300ms", "timeout": "500ms", "failure_threshold": 3},
-            connect_timeout="1s", first_byte_timeout="800ms", request_timeout="4s"))
+            connect_timeout="1s", first_byte_timeout="800ms", request_timeout="4s"), extra or {}))
         stop = threading.Event()
         armer = threading.Thread(target=self.armer, daemon=True,
                                  args=([(m_oai, 0.0), (m_anth, 0.3), (m_oll, 0.85)], seed, stop))
@@ -1079,7 +1082,7 @@ class ChaosTest(ResilienceCase):
                     next_i[0] += 1
                 stream = plan[i]
                 try:
-                    resp, took = self.one(srv.port, i, stream)
+                    resp, took = self.one(srv.port, i, stream, headers)
                     slowest[0] = max(slowest[0], took)
                     kind = self.check(i, "sse" if stream else "json", resp, took, names)
                 except (AssertionError, ValueError, KeyError, TypeError, IndexError, ConnectionClosed,
@@ -1118,7 +1121,7 @@ class ChaosTest(ResilienceCase):
         self.assertIn(doc["status"], ("ok", "degraded", "unavailable"), doc)
         deadline = time.monotonic() + 10
         while True:
-            r, _ = self.chat(srv)
+            r, _ = self.chat(srv, headers=dict(headers))
             if r.status == 200:
                 break
             self.assertLess(time.monotonic(), deadline, "no recovery after the chaos: %r" % r)
@@ -1129,3 +1132,20 @@ class ChaosTest(ResilienceCase):
     def test_chaos_mixed_faults_every_request_answered(self):
         outcome, took, slowest = self.run_chaos(seed=20240611)
         print("\n  chaos: %r in %.1fs, slowest answer %.2fs" % (outcome, took, slowest), end=" ")
+
+    def test_chaos_through_the_whole_middleware_chain(self):
+        """The same chaos with two workers and every middleware on: the
+        queue admits across workers (24 slots, 3 s waits), keys are
+        checked, buckets are taken, CORS headers are added. Every request
+        still gets exactly one proper answer (queue rejections are proper
+        JSON 503s) and nothing leaks under ASan."""
+        key = secret("hx-chaos-client-key-5e1f")
+        extra = {"server": {"workers": 2},
+                 "queue": {"enabled": True, "max_concurrent": 24, "initial_size": 120, "max_wait": "3s"},
+                 "auth": {"enabled": True, "keys": [{"name": "chaos", "key": key}]},
+                 "rate_limit": {"enabled": True, "requests_per_minute": 1000000, "burst": 100000},
+                 "cors": {"enabled": True, "allow_origins": ["https://app.example"]}}
+        outcome, took, slowest = self.run_chaos(seed=20261127, extra=extra,
+                                                headers=[("Authorization", "Bearer " + key),
+                                                         ("Origin", "https://app.example")])
+        print("\n  chaos+chain: %r in %.1fs, slowest answer %.2fs" % (outcome, took, slowest), end=" ")
