@@ -166,6 +166,7 @@ int main(int argc, char **argv)
     hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
     hx_server_set_reload(srv, on_reload, NULL);
     hx_server_set_drain(srv, hx_gateway_worker_drain);
+    hx_server_set_worker_reload(srv, hx_gateway_worker_reloaded);
     hx_server_set_main_hooks(srv, on_main_start, on_main_stop, cfg);
     HX_LOG_INFO("starting hapax", HX_F_STR("version", HX_VERSION), HX_F_STR("config", o.config));
     rc = hx_server_run(srv);

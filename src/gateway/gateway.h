@@ -92,6 +92,9 @@ void *hx_gateway_worker_init(void *loop, void *app);
 void hx_gateway_worker_fini(void *worker);
 /* Shutdown started on this worker (hx_server_set_drain). */
 void hx_gateway_worker_drain(void *worker);
+/* A reload reached this worker: switch to the new gateway now, so the
+ * probes follow the new config even when no request comes. */
+void hx_gateway_worker_reloaded(void *worker);
 /* Requests waiting to retry go on at once (proxy.c). */
 void hx_proxy_drain(hx_gw_worker *w);
 /* On the worker's thread: moves it to the current gateway if a reload

@@ -136,6 +136,8 @@ void hx_reload_worker_apply(hx_worker *w)
     hx_config_unref(w->cfg);
     w->cfg = cfg;
     w->router = rt;
+    if (w->app && w->srv->app_reloaded)
+        w->srv->app_reloaded(w->app);
 }
 
 /* ---- triggers ------------------------------------------------------------- */

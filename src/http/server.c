@@ -179,6 +179,11 @@ void hx_server_set_main_hooks(hx_server *s, hx_main_start_fn start, hx_main_stop
     s->main_ud = ud;
 }
 
+void hx_server_set_worker_reload(hx_server *s, hx_worker_fini_fn reloaded)
+{
+    s->app_reloaded = reloaded;
+}
+
 void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain)
 {
     s->app_drain = drain;

@@ -25,6 +25,10 @@ void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn f
  * drain), with that worker's context: work that would wait (a retry
  * backoff) should finish now. */
 void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain);
+/* Runs on each worker's loop right after it switched to a reloaded
+ * config, with that worker's context (e.g. to restart background work
+ * that depends on the config). */
+void hx_server_set_worker_reload(hx_server *s, hx_worker_fini_fn reloaded);
 
 /* Reload: SIGHUP or a change of the config file (also its replacement by
  * rename) loads the file again. An invalid file is logged and the running

@@ -72,6 +72,7 @@ struct hx_server {
     hx_worker_init_fn app_init;
     hx_worker_fini_fn app_fini;
     hx_worker_fini_fn app_drain;
+    hx_worker_fini_fn app_reloaded;
     void *app;
     hx_main_start_fn main_start;
     hx_main_stop_fn main_stop;

@@ -164,6 +164,23 @@ class TestReload(ReloadTestCase):
         self.assertEqual(r.status, 503, r)
         self.assertEqual(mock.stats()["requests"], before, "an open breaker must not reach the provider")
 
+    def test_probes_follow_a_reload_without_traffic(self):
+        """Turning provider health checks on by reload starts the probes at
+        once, even when no request arrives to carry the new config."""
+        mock = self.start_mock()
+        cfg = self.llm_cfg(mock)
+        srv = self.start_server(cfg)
+        time.sleep(0.5)
+        self.assertEqual(mock.stats()["requests"], 0)
+        cfg2 = self.llm_cfg(mock, health_check={"enabled": True, "interval": "200ms", "timeout": "1s",
+                                                "failure_threshold": 2})
+        self.write_config(srv, cfg2)
+        srv.signal(signal.SIGHUP)
+        self.wait_reloads(srv, "success", 1)
+        st, ok = mock.wait_stats(lambda s: s["requests"] >= 2, timeout=5)
+        self.assertTrue(ok, "no probe after the reload: %r" % st)
+        self.assertEqual((mock.last()["method"], mock.last()["path"]), ("GET", "/v1/models"))
+
     def test_reload_keeps_open_connections(self):
         mock = self.start_mock()
         cfg = self.llm_cfg(mock)
