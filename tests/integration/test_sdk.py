@@ -12,13 +12,14 @@ import re
 import shutil
 import subprocess
 
-from harness import REPO_ROOT, HapaxTestCase, child_env
+from harness import REPO_ROOT, HapaxTestCase, child_env, secret
 
 SDK_DIR = os.path.join(REPO_ROOT, "tests", "sdk")
 NODE_TIMEOUT = 120.0
 
 
-class SdkTest(HapaxTestCase):
+class SdkBase(HapaxTestCase):
+    """Node and the SDK packages must be there; one mock provider."""
 
     def setUp(self):
         super().setUp()
@@ -35,31 +36,15 @@ class SdkTest(HapaxTestCase):
                 self.fail("tests/sdk/node_modules/%s is missing: run `cd tests/sdk && npm ci` "
                           "(installs the versions pinned in package-lock.json)" % pkg)
         self.mock = self.start_mock(name="mock")
-        # the broken stream paces its chunks so that content precedes the reset
-        self.broken = self.start_mock(name="mock_broken", args=["--chunk-delay-ms", "20"])
-        m, b = self.mock, self.broken
-        self.srv = self.start_server({"llm": {
-            "provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai",
-            "endpoint": m.endpoint("openai"),
-            "connect_timeout": "2s", "first_byte_timeout": "10s", "request_timeout": "30s",
-            "backup_providers": [
-                {"provider": "anthropic", "model": "claude-3-5-haiku-latest",
-                 "api_key": "sk-ant-test", "endpoint": m.endpoint("anthropic")},
-                {"provider": "ollama", "model": "llama3.2", "endpoint": m.endpoint("ollama")},
-                {"provider": "openai", "name": "ratelimited", "model": "rl-model",
-                 "api_key": "sk-test-rl", "endpoint": m.endpoint("openai", "429")},
-                {"provider": "openai", "name": "broken-stream", "model": "bs-model",
-                 "api_key": "sk-test-bs", "endpoint": b.endpoint("openai", "reset")},
-            ]}})
 
-    def run_node(self, filename):
+    def run_node(self, filename, extra_env=None):
         path = os.path.join(SDK_DIR, filename)
         self.assertTrue(os.path.isfile(path), path)
-        env = child_env({"HAPAX_URL": "http://127.0.0.1:%d" % self.srv.port,
+        env = child_env(dict({"HAPAX_URL": "http://127.0.0.1:%d" % self.srv.port,
                          "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                          "OPENAI_API_KEY": None, "ANTHROPIC_API_KEY": None,
                          "OPENAI_BASE_URL": None, "ANTHROPIC_BASE_URL": None,
-                         "NODE_OPTIONS": None})
+                         "NODE_OPTIONS": None}, **(extra_env or {})))
         try:
             res = subprocess.run([self.node, "--test", "--test-reporter=tap", path],
                                  cwd=SDK_DIR, env=env, capture_output=True, text=True,
@@ -78,10 +63,59 @@ class SdkTest(HapaxTestCase):
         return int(passed.group(1))
 
 
+class SdkTest(SdkBase):
 
-# One test per tests/sdk/*.test.mjs (test_openai_sdk, test_anthropic_sdk, ...).
+    def setUp(self):
+        super().setUp()
+        # the broken stream paces its chunks so that content precedes the reset
+        self.broken = self.start_mock(name="mock_broken", args=["--chunk-delay-ms", "20"])
+        m, b = self.mock, self.broken
+        self.srv = self.start_server({"llm": {
+            "provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai",
+            "endpoint": m.endpoint("openai"),
+            "connect_timeout": "2s", "first_byte_timeout": "10s", "request_timeout": "30s",
+            "backup_providers": [
+                {"provider": "anthropic", "model": "claude-3-5-haiku-latest",
+                 "api_key": "sk-ant-test", "endpoint": m.endpoint("anthropic")},
+                {"provider": "ollama", "model": "llama3.2", "endpoint": m.endpoint("ollama")},
+                {"provider": "openai", "name": "ratelimited", "model": "rl-model",
+                 "api_key": "sk-test-rl", "endpoint": m.endpoint("openai", "429")},
+                {"provider": "openai", "name": "broken-stream", "model": "bs-model",
+                 "api_key": "sk-test-bs", "endpoint": b.endpoint("openai", "reset")},
+            ]}})
+
+
+
+
+class SdkAuthTest(SdkBase):
+    """tests/sdk/auth.test.mjs: the SDKs against hapax with client keys and
+    rate limits on (a second hapax on the same mock)."""
+
+    def setUp(self):
+        super().setUp()
+        self.keys = {"KEY_GOOD": secret("hx-sdk-good-key-7f3a"), "KEY_NARROW": secret("hx-sdk-narrow-key-91bc"),
+                     "KEY_TIGHT": secret("hx-sdk-tight-key-4d2e")}
+        m = self.mock
+        self.srv = self.start_server({
+            "llm": {"provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai",
+                    "endpoint": m.endpoint("openai"), "retry": {"max_retries": 0},
+                    "backup_providers": [{"provider": "anthropic", "model": "claude-3-5-haiku-latest",
+                                          "api_key": "sk-ant-test", "endpoint": m.endpoint("anthropic")}]},
+            "auth": {"enabled": True, "keys": [
+                {"name": "good", "key": self.keys["KEY_GOOD"]},
+                {"name": "narrow", "key": self.keys["KEY_NARROW"], "models": ["gpt-4o-mini"]},
+                {"name": "tight", "key": self.keys["KEY_TIGHT"],
+                 "rate_limit": {"requests_per_minute": 1, "burst": 1}}]},
+            "rate_limit": {"enabled": True, "requests_per_minute": 6000, "burst": 100}}, name="auth")
+
+    def test_auth_sdk(self):
+        self.run_node("auth.test.mjs", self.keys)
+
+
+# One test per tests/sdk/*.test.mjs (test_openai_sdk, test_anthropic_sdk, ...),
+# except auth.test.mjs, which needs its own hapax (SdkAuthTest).
 def _add_sdk_tests():
-    files = sorted(f for f in os.listdir(SDK_DIR) if f.endswith(".test.mjs"))
+    files = sorted(f for f in os.listdir(SDK_DIR) if f.endswith(".test.mjs") and f != "auth.test.mjs")
     if not files:
         def test_sdk_files_exist(self):
             self.fail("no tests/sdk/*.test.mjs files")
