@@ -474,6 +474,22 @@ void hx_ratelimit_client_ip(hx_req *r)
         snprintf(r->client_ip, sizeof r->client_ip, "%s", r->peer_ip);
 }
 
+/* An IPv6 client is limited per /64: one host usually holds a whole /64
+ * and could otherwise take a fresh bucket per address. */
+static void client_bucket(const char *ip, char id[ID_BUF])
+{
+    unsigned char a[16];
+    char net[INET6_ADDRSTRLEN];
+    if (strchr(ip, ':') && inet_pton(AF_INET6, ip, a) == 1) {
+        memset(a + 8, 0, 8);
+        if (inet_ntop(AF_INET6, a, net, sizeof net)) {
+            snprintf(id, ID_BUF, "ip:%s/64", net);
+            return;
+        }
+    }
+    snprintf(id, ID_BUF, "ip:%s", ip);
+}
+
 /* The bucket id and limits of r's client: its key when auth knows it (a
  * key's own limits > 0 replace the global ones), else its IP. */
 static void rl_identify(hx_req *r, char id[ID_BUF], rl_limits *l)
@@ -485,7 +501,7 @@ static void rl_identify(hx_req *r, char id[ID_BUF], rl_limits *l)
         rate_merge(&eff, &k->rate_limit);
         snprintf(id, ID_BUF, "key:%s", k->name);
     } else {
-        snprintf(id, ID_BUF, "ip:%s", r->client_ip);
+        client_bucket(r->client_ip, id);
     }
     limits_from(&eff, l);
 }

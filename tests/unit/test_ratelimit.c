@@ -139,6 +139,19 @@ static int run_ip(const char *peer, hx_test_capture *c)
 
 /* ---- tests ------------------------------------------------------------- */
 
+/* IPv6 clients share a bucket per /64 (burst 3 here). */
+static void test_ipv6_per_64(void **state)
+{
+    (void)state;
+    hx_test_capture c = {0};
+    assert_int_equal(run_ip("2001:db9:1:2::1", &c), 200);
+    assert_int_equal(run_ip("2001:db9:1:2::2", &c), 200);
+    assert_int_equal(run_ip("2001:db9:1:2:ffff::9", &c), 200);
+    assert_int_equal(run_ip("2001:db9:1:2::abcd", &c), 429); /* same /64: the fourth */
+    assert_int_equal(run_ip("2001:db9:1:3::1", &c), 200);    /* the next /64 */
+    cap_free(&c);
+}
+
 static void test_burst_then_429(void **state)
 {
     (void)state;
@@ -451,6 +464,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_burst_then_429, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6_per_64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_override_and_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_xff, setup, teardown),
