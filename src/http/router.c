@@ -33,6 +33,7 @@ struct hx_router {
     route *routes;
     size_t n;
     unsigned global_mw;
+    hx_step_fn unmatched_cors; /* CORS for a 404, so a browser can read it */
 };
 
 static unsigned method_bit(const char *m)
@@ -128,6 +129,9 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
     if (rt == NULL)
         goto oom;
     rt->global_mw = hx_router_mw_mask(&cfg->server.middleware);
+    for (size_t i = 0; steps && i < cfg->server.middleware.n; i++)
+        if (strcmp(cfg->server.middleware.items[i], "cors") == 0)
+            rt->unmatched_cors = steps(cfg, "cors", "", false);
     rt->routes = hx_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *rt->routes);
     if (rt->routes == NULL)
         goto oom;
@@ -203,6 +207,16 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
             found = c;
     }
     if (found == NULL) {
+        if (rt->unmatched_cors) {
+            /* The CORS step, then hx_req_next's 404 (no handler). */
+            r->steps[0] = rt->unmatched_cors;
+            r->nsteps = 1;
+            r->step_pos = 0;
+            r->method_ok = true;
+            r->handler = NULL;
+            hx_req_next(r);
+            return;
+        }
         hx_res_error(r, HX_ERR_NOT_FOUND, NULL);
         return;
     }

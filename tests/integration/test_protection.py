@@ -642,6 +642,18 @@ class TestCors(ProtectionCase):
         r = srv.get("/v1/models", headers={"Origin": APP})
         self.assertEqual(r.header("Access-Control-Allow-Origin"), APP, r)
 
+    def test_unknown_path_404_is_readable_cross_origin(self):
+        """A 404 from an allowed origin carries the CORS headers, so the
+        browser shows the JSON error instead of an opaque CORS failure."""
+        mock, srv = self.pair(extra=cors())
+        r = srv.get("/v1/no-such-thing", headers={"Origin": APP})
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(r.json()["error"]["code"], "not_found")
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), APP, r)
+        r = srv.get("/v1/no-such-thing", headers={"Origin": OTHER})
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(cors_headers(r), [], r)
+
     def test_wildcard(self):
         mock, srv = self.pair(extra=cors(allow_origins=["*"]))
         for origin in (APP, OTHER, "http://localhost:3000"):
