@@ -145,10 +145,6 @@ static void flush_conn(h1_conn *c)
     }
     if (n > 0) {
         hx_buf_consume(&c->obuf, (size_t)n);
-        /* A burst grew the buffer: give it back rather than hold the peak
-         * for the connection's life (a thousand streams add up). */
-        if (c->obuf.len == 0 && c->obuf.cap > HX_H1_OBUF_KEEP)
-            hx_buf_free(&c->obuf);
         wrote(c, (size_t)n);
         if (c->closing || c->obuf.len == 0)
             return;
@@ -295,6 +291,10 @@ static void finish_request(h1_conn *c)
         return;
     }
     c->state = ST_IDLE;
+    /* Between requests an idle keep-alive connection holds no burst-sized
+     * output buffer (a thousand of them add up). */
+    if (c->obuf.len == 0 && c->obuf.cap > HX_H1_OBUF_KEEP)
+        hx_buf_free(&c->obuf);
     if (c->read_stopped) {
         c->read_stopped = false;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

@@ -19,7 +19,9 @@
 /* Output queued per connection before writers are told to wait. */
 #define HX_H1_HIGH_WATER (256 * 1024)
 #define HX_H1_LOW_WATER (64 * 1024)
-/* Output buffer capacity a connection keeps between writes. */
+/* Output buffer capacity an idle connection keeps (a stream keeps what
+ * it grew to until it ends: freeing after each write cost 5% of
+ * streaming throughput). */
 #define HX_H1_OBUF_KEEP (4 * 1024)
 /* How long a closing connection keeps reading (and discarding) so the
  * client sees our last response instead of a reset. */

@@ -66,13 +66,13 @@ int hx_sse_feed(hx_sse *s, const char *p, size_t n, hx_sse_cb cb, void *ud)
                 continue;
             }
         }
-        const char *nl = NULL;
-        size_t j;
-        for (j = i; j < n; j++)
-            if (p[j] == '\n' || p[j] == '\r') {
-                nl = p + j;
-                break;
-            }
+        /* memchr is vectorised; '\r' is rare, so look for it only
+         * before the next '\n'. */
+        const char *nl = memchr(p + i, '\n', n - i);
+        const char *cr = memchr(p + i, '\r', (size_t)((nl ? nl : p + n) - (p + i)));
+        if (cr)
+            nl = cr;
+        size_t j = nl ? (size_t)(nl - p) : n;
         if (nl == NULL) {
             if (hx_buf_append(&s->line, p + i, n - i) != 0)
                 return -1;

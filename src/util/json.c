@@ -81,10 +81,25 @@ static void skip_ws(vstate *v)
 
 static int v_value(vstate *v);
 
+/* Bytes a string may hold as they are (not '"', not '\\', not a control). */
+static const unsigned char plain_byte[256] = {
+#define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
+    R16(0), R16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20..0x2f: '"' */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50..0x5f: '\\' */
+    R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1),
+#undef R16
+};
+
 static int v_string(vstate *v)
 {
     v->p++; /* opening quote */
     while (v->p < v->end) {
+        while (v->p < v->end && plain_byte[(unsigned char)*v->p])
+            v->p++; /* the common run of ordinary bytes, one test each */
+        if (v->p >= v->end)
+            break;
         unsigned char c = (unsigned char)*v->p++;
         if (c == '"')
             return 0;
