@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "middleware/clientip.h"
 #include "middleware/middleware.h"
 #include "middleware/ratelimit.h"
 #include "obs/log.h"
@@ -278,7 +279,7 @@ static void log_failure(hx_req *r, const char *reason, const char *model)
 {
     /* Behind a trusted proxy the peer is not the client: resolve it. */
     if (r->client_ip[0] == '\0')
-        hx_ratelimit_client_ip(r);
+        hx_client_ip_resolve(r);
     hx_metrics_inc(HX_M_AUTH_FAILURES, hx_metrics_series(HX_M_AUTH_FAILURES, reason), 1);
     HX_LOG_WARN("authentication failed",
                 HX_F_STR("event", "auth_failure"),

@@ -42,11 +42,6 @@ void hx_ratelimit_shutdown(void);
  * has no tokens_per_minute limit. Thread-safe. */
 void hx_ratelimit_debit_tokens(hx_req *r, int64_t tokens);
 
-/* Resolves r->client_ip: r->peer_ip, unless the peer is one of
- * rate_limit.trusted_proxies (IPs or CIDRs, IPv4 and IPv6): then the
- * right-most X-Forwarded-For entry that is not itself a trusted proxy. */
-void hx_ratelimit_client_ip(hx_req *r);
-
 /* State file support. Export appends one object per bucket:
  *   {"id":"key:NAME"|"ip:ADDR","tokens":N|null,"tpm_tokens":N|null,
  *    "updated_unix_ms":N}
