@@ -134,8 +134,10 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
     s->shutdown_timeout = 30 * SEC;
     s->max_connections = 10000;
     s->workers = 0;
-    dlist(d, &s->middleware, STRS("request_id", "request_timer", "panic_recovery", "cors", "queue",
-                                  "rate_limit", "auth", "logging"));
+    /* Refusals (rate limit, bad key) come before the queue: a keyless
+     * flood must not take the slots real clients wait for. */
+    dlist(d, &s->middleware, STRS("request_id", "request_timer", "panic_recovery", "cors", "rate_limit",
+                                  "auth", "queue", "logging"));
     s->health_check = (hx_cfg_sys_health){.interval = 60 * SEC, .timeout = 5 * SEC,
                                           .threshold = 3, .memory_threshold = 90,
                                           .cpu_threshold = 80, .disk_threshold = 95,

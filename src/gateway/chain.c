@@ -267,14 +267,6 @@ void px_after_failure(proxy *p, hx_retry_class cls)
     p->gw->waiting = p;
 }
 
-static bool listed(const hx_strlist *l, const char *s)
-{
-    for (size_t i = 0; s && i < l->n; i++)
-        if (strcmp(l->items[i], s) == 0)
-            return true;
-    return false;
-}
-
 /* Drops from the chain the providers a model-restricted key may not use: a
  * provider is allowed when its model, its name or one of its aliases is in
  * the key's `models`. Returns what is left. */
@@ -283,9 +275,9 @@ static size_t keep_allowed(proxy *p, const hx_cfg_auth_key *k)
     size_t out = 0;
     for (size_t i = 0; i < p->nchain; i++) {
         const hx_provider *pv = &p->g->providers.items[p->chain[i]];
-        bool ok = listed(&k->models, pv->model) || listed(&k->models, pv->name);
+        bool ok = hx_auth_model_allowed(k, pv->model) || hx_auth_model_allowed(k, pv->name);
         for (size_t j = 0; !ok && pv->aliases && j < pv->aliases->n; j++)
-            ok = listed(&k->models, pv->aliases->items[j]);
+            ok = hx_auth_model_allowed(k, pv->aliases->items[j]);
         if (ok)
             p->chain[out++] = p->chain[i];
     }

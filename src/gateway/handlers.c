@@ -90,8 +90,7 @@ static void handle_provider_health(hx_req *r)
     hx_gw_worker *w = r->app;
     if (w)
         hx_gw_worker_sync(w);
-    const char *prefix = "/health/providers/";
-    const char *name = strncmp(r->path, prefix, strlen(prefix)) == 0 ? r->path + strlen(prefix) : "";
+    const char *name = r->route_param ? r->route_param : ""; /* wherever the route is mounted */
     for (size_t i = 0; w && i < w->gw->providers.n; i++) {
         if (strcmp(w->gw->providers.items[i].name, name) != 0)
             continue;
@@ -207,7 +206,9 @@ static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
     hx_in_info info = {0};
     if (read_request(r, parse, bad_json_msg, &canon, &info) != 0)
         return;
-    /* A key limited to some models: the default chain serves llm.model. */
+    /* A key limited to some models names what it may ask for (the
+     * default chain serves llm.model); the proxy then also keeps failover
+     * to providers the key may use. */
     const char *model = info.model[0] ? info.model : r->cfg->llm.model;
     if (r->auth_key && !hx_auth_model_allowed(r->auth_key, model)) {
         json_object_put(canon);

@@ -97,6 +97,7 @@ int hx_prober_start(hx_gw_worker *w, void *loop)
     w->probes = hx_calloc(g->providers.n ? g->providers.n : 1, sizeof *w->probes);
     if (w->probes == NULL)
         return -1;
+    w->nprobes = g->providers.n; /* set first: hx_prober_stop must reach a partial start */
     for (size_t i = 0; i < g->providers.n; i++) {
         if (!g->providers.items[i].usable)
             continue;
@@ -113,7 +114,6 @@ int hx_prober_start(hx_gw_worker *w, void *loop)
         uv_timer_start(&pr->timer, on_probe_timer, (uint64_t)hc->interval, (uint64_t)hc->interval);
         w->probes[i] = pr;
     }
-    w->nprobes = g->providers.n;
     return 0;
 }
 

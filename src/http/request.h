@@ -131,6 +131,7 @@ struct hx_req {
     hx_step_fn handler;
     bool method_ok;              /* false: the route answers 405 after the chain */
     const char *route_label;     /* the route's configured path (bounded label) */
+    const char *route_param;     /* the "{name}" segment of the path, or NULL */
     const char *allow;           /* Allow header of the route */
     const hx_kv *required;       /* the route's `headers`: each must be present with this value */
     size_t nrequired;

@@ -222,6 +222,7 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
     }
     r->mw = found->mw;
     r->route_label = found->path;
+    r->route_param = found->prefix_len ? r->path + found->prefix_len : NULL;
     r->allow = found->allow;
     unsigned bit = method_bit(r->method);
     if (bit == M_HEAD && (found->methods & M_GET) && !(found->methods & M_HEAD))

@@ -47,10 +47,22 @@ unsigned long hx_auth_test_compare_count(void)
     return compare_count;
 }
 
+/* OpenSSL 3 looks an implicit EVP_sha256() up in its provider store (a
+ * lock) on every digest: fetch it once. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int sha256(const void *data, size_t len, unsigned char out[DIGEST_LEN])
 {
     unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != DIGEST_LEN)
+    pthread_once(&sha256_once, sha256_fetch);
+    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    if (EVP_Digest(data, len, out, &n, md, NULL) != 1 || n != DIGEST_LEN)
         return -1;
     return 0;
 }
@@ -277,9 +289,7 @@ const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
 /* One line per refusal. Only the configured key name may appear. */
 static void log_failure(hx_req *r, const char *reason, const char *model)
 {
-    /* Behind a trusted proxy the peer is not the client: resolve it. */
-    if (r->client_ip[0] == '\0')
-        hx_client_ip_resolve(r);
+    hx_client_ip_resolve(r); /* cheap, and only on a refusal */
     hx_metrics_inc(HX_M_AUTH_FAILURES, hx_metrics_series(HX_M_AUTH_FAILURES, reason), 1);
     HX_LOG_WARN("authentication failed",
                 HX_F_STR("event", "auth_failure"),
@@ -303,6 +313,9 @@ static void deny_unauthorized(hx_req *r, int why)
 
 void hx_mw_auth(hx_req *r)
 {
+    /* Behind a trusted proxy the peer is not the client: the access log
+     * and the failure line name the real one. */
+    hx_client_ip_resolve(r);
     int why = HX_AUTH_OK;
     if (hx_auth_identify(r, &why)) {
         hx_req_next(r);

@@ -37,6 +37,7 @@ static atomic_bool shedding;
 static atomic_int shed_reason;   /* index into reasons */
 static atomic_uint_fast64_t lat_sum_us, lat_count;
 static atomic_int_fast64_t retry_after_s = 1;
+static atomic_bool latency_on;   /* skip the shared counters when nobody reads them */
 
 static const char *const reasons[] = {NULL, "memory", "cpu", "disk", "latency"};
 
@@ -69,6 +70,7 @@ static void load_settings(const hx_config *cfg)
     S.set.timeout_ms = h->timeout > 0 ? h->timeout : S.set.interval_ms;
     snprintf(S.set.disk_path, sizeof S.set.disk_path, "%s", *cfg->queue.state_path ? cfg->queue.state_path : "/");
     S.st.enabled = h->enabled;
+    atomic_store(&latency_on, h->enabled && (S.set.checks & CHECK_LATENCY));
     pthread_mutex_unlock(&S.mu);
     int64_t ra = (S.set.interval_ms + 999) / 1000;
     atomic_store(&retry_after_s, ra > 0 ? ra : 1);
@@ -273,6 +275,8 @@ void hx_sysload_get(hx_sysload_status *out)
 
 void hx_sysload_observe_latency(uint64_t ns)
 {
+    if (!atomic_load_explicit(&latency_on, memory_order_relaxed))
+        return;
     atomic_fetch_add_explicit(&lat_sum_us, ns / 1000, memory_order_relaxed);
     atomic_fetch_add_explicit(&lat_count, 1, memory_order_relaxed);
 }

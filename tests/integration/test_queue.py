@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 
-from harness import HapaxTestCase, RawConn, build_request
+from harness import HapaxTestCase, RawConn, build_request, secret
 from test_providers import provider, user
 
 REQ_TIMEOUT = 20.0
@@ -134,6 +134,32 @@ class TestQueue(QueueTestCase):
         self.assertEqual(a.read_response("POST").status, 200)
         self.assertEqual(c.read_response("POST").status, 200)
         self.assertEqual(mock.stats()["requests"], 2, "the request whose client left reached the provider")
+
+    def test_keyless_requests_never_take_queue_places(self):
+        """The default chain checks keys before the queue: with the one slot
+        busy and one waiting place, keyless requests get 401 at once
+        instead of filling the queue."""
+        mock = self.start_mock(args=["--chunks", "5"])
+        key = secret("hx-queue-client-key-31c7")
+        cfg = self.cfg(mock, fault="slow", queue={"initial_size": 1},
+                       extra={"auth": {"enabled": True, "keys": [{"name": "app", "key": key}]}})
+        srv = self.start_server(cfg)
+        auth = "Authorization: Bearer %s\r\n" % key
+        body = json.dumps({"messages": [user("a")]})
+        def send(hdr):
+            c = RawConn(srv.port, timeout=REQ_TIMEOUT)
+            self._conns.append(c)
+            c.send(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
+                    "Content-Length: %d\r\n\r\n%s" % (hdr, len(body), body)).encode())
+            return c
+        a = send(auth)
+        self.wait_active(mock, 1)
+        for _ in range(3):
+            r = send("").read_response("POST", timeout=5)
+            self.assertEqual(r.status, 401, r)
+        b = send(auth)  # the waiting place is still free
+        self.assertEqual(a.read_response("POST").status, 200)
+        self.assertEqual(b.read_response("POST").status, 200)
 
     def test_queue_off_by_default(self):
         mock = self.start_mock(args=["--chunks", "3"])

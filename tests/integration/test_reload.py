@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 
-from harness import HapaxTestCase, base_config, deep_merge, render_yaml
+from harness import HapaxTestCase, base_config, deep_merge, render_yaml, secret
 from test_providers import expected_text, provider, user
 
 REQ_TIMEOUT = 15.0
@@ -312,3 +312,36 @@ class TestLoadShedding(ReloadTestCase):
             self.assertLess(time.monotonic(), deadline, "shedding never stopped")
             time.sleep(0.05)
         self.assertTrue(any(x.get("event") == "load_shed_stop" for x in srv.logs()[0]))
+
+
+class TestRoutesAndClients(ReloadTestCase):
+    def test_provider_health_at_a_versioned_path(self):
+        mock = self.start_mock()
+        cfg = self.llm_cfg(mock)
+        cfg["routes"] = [{"path": "/v1/chat/completions", "handler": "chat"},
+                         {"path": "/health", "handler": "health"},
+                         {"path": "/health/providers/{name}", "handler": "provider_health", "version": "v2"}]
+        srv = self.start_server(cfg)
+        r = srv.get("/v2/health/providers/openai")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("openai", r.json())
+        self.assertEqual(srv.get("/health/providers/openai").status, 404)
+
+    def test_auth_logs_the_client_behind_a_trusted_proxy(self):
+        """With auth on and rate limiting off, the access log and the
+        auth_failure line still name the X-Forwarded-For client."""
+        mock = self.start_mock()
+        cfg = self.llm_cfg(mock)
+        key = secret("hx-proxy-client-key-88aa")
+        cfg["auth"] = {"enabled": True, "keys": [{"name": "app", "key": key}]}
+        cfg["rate_limit"] = {"trusted_proxies": ["127.0.0.1"]}
+        srv = self.start_server(cfg)
+        xff = {"X-Forwarded-For": "203.0.113.9"}
+        self.assertEqual(self.post_chat(srv, headers=dict(xff, Authorization="Bearer " + key)).status, 200)
+        self.assertEqual(self.post_chat(srv, headers=xff).status, 401)
+        recs = srv.logs()[0]
+        ok = [x for x in recs if x.get("msg") == "request" and x.get("path") == "/v1/chat/completions"
+              and x.get("status") == 200]
+        fail = [x for x in recs if x.get("event") == "auth_failure"]
+        self.assertEqual(ok[0]["client_ip"], "203.0.113.9", ok)
+        self.assertEqual(fail[0]["client_ip"], "203.0.113.9", fail)
