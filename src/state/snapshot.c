@@ -225,11 +225,17 @@ static int write_file_locked(const char *dir, const char *text, const char **wha
     *what = "path";
     if (path_join(final, sizeof final, dir, HX_SNAPSHOT_FILE) != 0)
         return -1;
-    *what = "mkdir";
-    if (mkdir_p(dir) != 0)
-        return -1;
     *what = "create temp file";
     int fd = open_tmp_locked(dir, tmp, sizeof tmp);
+    if (fd < 0 && errno == ENOENT) {
+        /* The directory is made (0755) only when it is missing, not on
+         * every periodic save. */
+        *what = "mkdir";
+        if (mkdir_p(dir) != 0)
+            return -1;
+        *what = "create temp file";
+        fd = open_tmp_locked(dir, tmp, sizeof tmp);
+    }
     if (fd < 0)
         return -1;
     *what = "write";
