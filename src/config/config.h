@@ -137,6 +137,8 @@ typedef struct {
     int64_t connect_timeout;   /* ms */
     int64_t first_byte_timeout;/* ms */
     int64_t request_timeout;   /* ms: whole request, retries included */
+    int64_t stream_idle_timeout;    /* ms: longest gap between upstream body bytes (0 = none) */
+    int64_t upstream_buffer_budget; /* bytes of non-streamed upstream answers held by the process */
 } hx_cfg_llm;
 
 typedef struct {

@@ -238,6 +238,8 @@ static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "connect_timeout", connect_timeout, HX_FT_DURATION, R(1, DMAX)),
     F(hx_cfg_llm, "first_byte_timeout", first_byte_timeout, HX_FT_DURATION, R(1, DMAX)),
     F(hx_cfg_llm, "request_timeout", request_timeout, HX_FT_DURATION, R(1, DMAX)),
+    F(hx_cfg_llm, "stream_idle_timeout", stream_idle_timeout, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_llm, "upstream_buffer_budget", upstream_buffer_budget, HX_FT_SIZE, R(MIB, 64 * GIB)),
 };
 TABLE(llm_schema, hx_cfg_llm, NULL, llm_fields);
 
@@ -273,6 +275,8 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->connect_timeout = 10 * SEC;
     l->first_byte_timeout = 60 * SEC;
     l->request_timeout = 300 * SEC;
+    l->stream_idle_timeout = 60 * SEC;
+    l->upstream_buffer_budget = 256 * MIB;
 }
 
 /* ---- providers, circuit_breaker, queue, cors ---- */

@@ -9,6 +9,7 @@
 
 #include "gateway/proxy_int.h"
 #include "middleware/auth.h"
+#include "middleware/ratelimit.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
 #include "util/json.h"
@@ -25,6 +26,8 @@ void px_reset_attempt(proxy *p)
     p->retry_after[0] = '\0';
     hx_buf_reset(&p->errbody);
     hx_buf_reset(&p->out);
+    hx_scrub_stream_reset(&p->scrub);
+    px_budget_release(p);
     hx_render_free(&p->render);
 }
 
@@ -131,14 +134,14 @@ static int start_attempt(proxy *p)
         p->pos = p->nchain; /* nothing else can be tried either */
         return -1;
     }
-    hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms};
+    hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms, l->stream_idle_timeout};
     p->attempt_ns = now;
     if (p->tries++ > 0)
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
     p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
-    p->out.max = p->relay_raw ? HX_RELAY_BODY_MAX : 0;
+    p->out.max = HX_RELAY_BODY_MAX;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
     snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
     r->log_attempts++;
@@ -285,6 +288,21 @@ static size_t keep_allowed(proxy *p, const hx_cfg_auth_key *k)
     return out;
 }
 
+/* Tokens per minute are taken up front (the prompt guessed from the body
+ * size, plus max_tokens or a default), so concurrent requests and clients
+ * that leave early cannot spend past the limit; px_tpm_settle corrects it. */
+static void tpm_reserve(proxy *p)
+{
+    const hx_buf *b = &p->req->body;
+    p->prompt_estimate = (int64_t)(b->len / 4) + 1;
+    int64_t mt = b->len ? hx_json_find_int(b->data, b->len, "max_tokens") : -1;
+    if (mt <= 0 && b->len)
+        mt = hx_json_find_int(b->data, b->len, "max_completion_tokens");
+    if (mt <= 0 || mt > INT32_MAX)
+        mt = HX_TPM_DEFAULT_COMPLETION;
+    p->tpm_reserved = hx_ratelimit_reserve_tokens(p->req, p->prompt_estimate + mt);
+}
+
 void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
 {
     hx_gw_worker *gw = r->app;
@@ -301,10 +319,13 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     p->g = hx_gateway_ref(gw->gw);
     p->canon = canon;
     p->info = *info;
-    hx_buf_init(&p->out, 0);
-    hx_buf_init(&p->errbody, 0);
-    hx_buf_init(&p->states, 4096);
+    /* out's bound is set per attempt (start_attempt): the relayed body or
+     * one rendered chunk */
+    hx_buf_init(&p->out, HX_RELAY_BODY_MAX);
+    hx_buf_init(&p->errbody, HX_ERRBODY_MAX);
+    hx_buf_init(&p->states, HX_STATES_MAX);
     hx_sse_init(&p->sse);
+    hx_scrub_stream_init(&p->scrub);
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
     size_t np = p->g->providers.n;
     p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
@@ -330,5 +351,6 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     r->on_drain = px_on_client_drain;
     r->cb_ud = p;
     hx_retry_budget_deposit(p->g->budget, hx_gateway_now_ms());
+    tpm_reserve(p);
     px_next_attempt(p);
 }

@@ -26,6 +26,60 @@ static void log_breaker(void *ud, const char *name, int from, int to)
 
 static void gateway_free(hx_gateway *g);
 
+static int scrub_add_str(hx_scrub *s, const char *v)
+{
+    return v ? hx_scrub_add(s, v, strlen(v)) : 0;
+}
+
+/* Credentials inside an endpoint URL: the userinfo password and query
+ * values (`?key=...`) travel upstream and may come back in an error. */
+static int scrub_add_url(hx_scrub *s, const char *url)
+{
+    if (url == NULL)
+        return 0;
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t hl = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', hl);
+    const char *colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+    if (colon && hx_scrub_add(s, colon + 1, (size_t)(at - colon - 1)) != 0)
+        return -1;
+    const char *q = strchr(url, '?');
+    while (q && *q) {
+        q++;
+        size_t n = strcspn(q, "&#");
+        const char *eq = memchr(q, '=', n);
+        if (eq && hx_scrub_add(s, eq + 1, n - (size_t)(eq + 1 - q)) != 0)
+            return -1;
+        q = q[n] == '&' ? q + n : NULL;
+    }
+    return 0;
+}
+
+/* Every secret of cfg that an upstream could echo back to a client. */
+static hx_scrub *scrub_build(const hx_config *cfg, const hx_providers *ps)
+{
+    hx_scrub *s = hx_scrub_new();
+    if (s == NULL)
+        return NULL;
+    int rc = scrub_add_str(s, cfg->llm.api_key) | scrub_add_url(s, cfg->llm.endpoint) |
+             scrub_add_str(s, cfg->llm.cache.redis.password) | scrub_add_str(s, cfg->state.redis.password);
+    for (size_t i = 0; i < cfg->llm.n_backup_providers; i++)
+        rc |= scrub_add_str(s, cfg->llm.backup_providers[i].api_key) |
+              scrub_add_url(s, cfg->llm.backup_providers[i].endpoint);
+    for (size_t i = 0; i < cfg->n_providers; i++)
+        rc |= scrub_add_str(s, cfg->providers[i].api_key) | scrub_add_url(s, cfg->providers[i].endpoint);
+    for (size_t i = 0; i < ps->n; i++)
+        rc |= scrub_add_str(s, ps->items[i].api_key) | scrub_add_url(s, ps->items[i].base_url);
+    for (size_t i = 0; i < cfg->auth.n_keys; i++)
+        rc |= scrub_add_str(s, cfg->auth.keys[i].key);
+    if (rc != 0) {
+        hx_scrub_free(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* Same provider in the previous gateway: its breaker and health carry on. */
 static void inherit_state(hx_gateway *g, size_t i, hx_gateway *prev)
 {
@@ -62,6 +116,8 @@ hx_gateway *hx_gateway_new(hx_config *cfg, hx_gateway *prev, char *err, size_t e
     if (g->breakers == NULL || g->budget == NULL)
         goto oom;
     g->retry_classes = hx_retry_classes(&cfg->llm.retry.retryable_errors);
+    if ((g->scrub = scrub_build(cfg, &g->providers)) == NULL)
+        goto oom;
     if (hx_gw_metrics_build(g) != 0)
         goto oom;
     for (size_t i = 0; i < g->providers.n; i++) {
@@ -138,6 +194,7 @@ static void gateway_free(hx_gateway *g)
     hx_free(g->breakers);
     hx_free(g->pm);
     hx_retry_budget_free(g->budget);
+    hx_scrub_free(g->scrub);
     hx_providers_free(&g->providers);
     hx_config_unref(g->cfg);
     hx_free(g);

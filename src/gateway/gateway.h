@@ -18,6 +18,7 @@
 #include "resilience/health.h"
 #include "resilience/retry.h"
 #include "upstream/upstream.h"
+#include "util/scrub.h"
 
 /* Why a provider attempt failed, for hapax_provider_failures_total. */
 typedef enum {
@@ -46,6 +47,7 @@ typedef struct hx_gateway {
     hx_retry_budget *budget;   /* retries stay under llm.retry.budget_percent */
     unsigned retry_classes;    /* HX_RETRY_* of llm.retry.retryable_errors */
     hx_gw_provider_metrics *pm;/* one per provider, same index */
+    hx_scrub *scrub;           /* the config's secrets, removed from what upstreams send */
 } hx_gateway;
 
 struct hx_probe;

@@ -80,7 +80,7 @@ static void on_probe_timer(uv_timer_t *t)
     hx_up_request_init(&ur);
     if (pv->ad->build_probe(pv, &ur) == 0) {
         hx_up_opts o = {g->cfg->llm.health_check.timeout, g->cfg->llm.health_check.timeout,
-                        g->cfg->llm.health_check.timeout};
+                        g->cfg->llm.health_check.timeout, 0};
         pr->status = 0;
         pr->started_ns = hx_now_ns();
         pr->call = hx_upstream_start(pr->w->up, ur.method, ur.url, &ur.headers, NULL, 0, &o, &probe_cb, pr);

@@ -5,12 +5,14 @@
  * them for the client. A failure before anything has gone to the client
  * moves on to the next provider; once the first byte has gone out, a
  * failure ends the stream with an error event in the client's format. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "gateway/proxy_int.h"
 #include "middleware/auth.h"
+#include "middleware/ratelimit.h"
 #include "obs/metrics.h"
 #include "obs/log.h"
 #include "provider/sse.h"
@@ -18,7 +20,9 @@
 #include "util/json.h"
 #include "util/uuid.h"
 
-
+/* Bytes of non-streamed upstream answers held by all requests of the
+ * process (llm.upstream_buffer_budget). */
+static atomic_size_t buffered_total;
 
 proxy *px_proxy_ref(proxy *p)
 {
@@ -46,6 +50,8 @@ void px_proxy_unref(proxy *p)
         p->parser_ad->parser_free(p->parser);
     hx_render_free(&p->render);
     hx_sse_free(&p->sse);
+    hx_scrub_stream_free(&p->scrub);
+    px_budget_release(p);
     hx_buf_free(&p->out);
     hx_buf_free(&p->errbody);
     hx_buf_free(&p->states);
@@ -88,6 +94,7 @@ void px_finish(proxy *p)
         return;
     p->finished = true;
     hx_req *r = p->req;
+    px_tpm_settle(p);
     if (p->prov && (r->log_prompt_tokens > 0 || r->log_completion_tokens > 0)) {
         const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];
         hx_metrics_inc(HX_M_TOKENS, m->tok_prompt, (uint64_t)r->log_prompt_tokens);
@@ -102,6 +109,20 @@ void px_finish(proxy *p)
         p->call = NULL;
     }
     px_proxy_unref(p);
+}
+
+/* Tokens per minute: the reservation taken at the start becomes the
+ * reported usage (charged by the handler when the request ends), or, when
+ * usage never came (client gone, stream cut), an estimate of what the
+ * provider processed: the prompt and the text relayed so far. A request no
+ * provider accepted costs nothing. */
+void px_tpm_settle(proxy *p)
+{
+    int64_t charge = 0;
+    if (!p->usage_seen && (p->billable || p->call))
+        charge = p->prompt_estimate + (int64_t)((p->text_bytes + 3) / 4);
+    hx_ratelimit_settle_tokens(p->req, p->tpm_reserved, charge);
+    p->tpm_reserved = 0;
 }
 
 /* Why a provider did not serve, for the final message and the access log. */
@@ -202,6 +223,9 @@ static int on_event(void *ud, const hx_event *ev)
     if (ev->type == HX_EV_USAGE) {
         p->req->log_prompt_tokens = ev->prompt_tokens;
         p->req->log_completion_tokens = ev->completion_tokens;
+        p->usage_seen = true;
+    } else if (ev->type == HX_EV_TEXT || ev->type == HX_EV_TOOL_ARGS) {
+        p->text_bytes += ev->len;
     }
     if (!p->info.stream)
         return hx_render_collect(&p->render, ev);
@@ -217,6 +241,8 @@ static void on_up_head(void *ud, int status, const hx_headers *h)
     p->any_answered = true;
     const char *ra = hx_headers_get(h, "retry-after");
     snprintf(p->retry_after, sizeof p->retry_after, "%s", ra ? ra : "");
+    if (status >= 200 && status < 300)
+        p->billable = true;
     if (status >= 200 && status < 300 && p->relay_sse) {
         hx_sse_free(&p->sse);
         hx_sse_init(&p->sse);
@@ -226,6 +252,23 @@ static void on_up_head(void *ud, int status, const hx_headers *h)
         p->parser = p->prov->ad->parser_new(p->info.stream);
         p->parser_ad = p->prov->ad;
     }
+}
+
+/* Length of the JSON string values of `key` in an event (escapes count as
+ * one byte each): the text a relayed chunk carries, for the token estimate
+ * when the upstream's usage never comes. */
+static size_t text_len(const char *d, size_t n, const char *key, size_t klen)
+{
+    size_t total = 0;
+    const char *end = d + n, *q = d;
+    while ((q = memmem(q, (size_t)(end - q), key, klen)) != NULL) {
+        q += klen;
+        while (q < end && *q != '"') {
+            q += *q == '\\' ? 2 : 1;
+            total++;
+        }
+    }
+    return total;
 }
 
 /* One event of an OpenAI stream relayed to an OpenAI client: checked,
@@ -255,24 +298,48 @@ static int on_relay_event(void *ud, const char *event, const char *data, size_t 
         int64_t ct = hx_json_find_int(data, len, "completion_tokens");
         p->req->log_prompt_tokens = pt > 0 ? pt : 0;
         p->req->log_completion_tokens = ct > 0 ? ct : 0;
+        p->usage_seen = true;
         /* the usage chunk we asked for on the client's behalf */
         if (!p->info.include_usage && memmem(data, len, "\"choices\":[]", 12) != NULL)
             return 0;
     }
-    return hx_buf_append(&p->out, "data: ", 6) || hx_buf_append(&p->out, data, len) ||
-                   hx_buf_append(&p->out, "\n\n", 2)
-               ? -1
-               : 0;
+    p->text_bytes += text_len(data, len, "\"content\":\"", 11) + text_len(data, len, "\"arguments\":\"", 13);
+    /* Checked JSON: a multi-line data value goes out as one valid line. */
+    return hx_sse_write_data(&p->out, data, len, 1);
 }
 
-static int on_up_data(void *ud, const char *data, size_t len)
+void px_budget_release(proxy *p)
 {
-    proxy *p = ud;
+    if (p->buffered) {
+        atomic_fetch_sub(&buffered_total, p->buffered);
+        p->buffered = 0;
+    }
+}
+
+/* A non-streamed answer is held whole before it is checked and rendered:
+ * all of them together stay within llm.upstream_buffer_budget. */
+static bool budget_take(proxy *p, size_t n)
+{
+    size_t limit = (size_t)p->req->cfg->llm.upstream_buffer_budget;
+    size_t now = atomic_fetch_add(&buffered_total, n) + n;
+    p->buffered += n;
+    if (limit && now > limit) {
+        p->over_budget = true;
+        return false;
+    }
+    return true;
+}
+
+/* Body bytes after the secrets were taken out. */
+static int up_data(proxy *p, const char *data, size_t len)
+{
     if (p->up_status < 200 || p->up_status >= 300) {
         size_t room = HX_ERRBODY_MAX - p->errbody.len;
         hx_buf_append(&p->errbody, data, len < room ? len : room);
         return HX_UP_CONTINUE;
     }
+    if (!p->info.stream && !budget_take(p, len))
+        return HX_UP_STOP;
     if (p->relay_raw)
         return hx_buf_append(&p->out, data, len) == 0 ? HX_UP_CONTINUE : HX_UP_STOP;
     if (p->relay_sse) {
@@ -288,6 +355,28 @@ static int on_up_data(void *ud, const char *data, size_t len)
     if (p->prov->ad->parser_feed(p->parser, data, len, on_event, p) != 0)
         return HX_UP_STOP;
     return p->info.stream ? flush_out(p) : HX_UP_CONTINUE;
+}
+
+static int on_up_data(void *ud, const char *data, size_t len)
+{
+    proxy *p = ud;
+    const char *d;
+    size_t n;
+    if (hx_scrub_feed(p->g->scrub, &p->scrub, data, len, &d, &n) != 0)
+        return HX_UP_STOP;
+    return n ? up_data(p, d, n) : HX_UP_CONTINUE;
+}
+
+/* The end of the body: a tail held back in case it began a secret goes on. */
+static int up_data_end(proxy *p)
+{
+    const char *d;
+    size_t n;
+    if (p->scrub.held.len == 0)
+        return 0;
+    if (hx_scrub_flush(&p->scrub, &d, &n) != 0)
+        return -1;
+    return up_data(p, d, n) == HX_UP_STOP ? -1 : 0;
 }
 
 /* Maps a failed upstream answer; returns true when the next provider may
@@ -323,6 +412,7 @@ static hx_err transport_err(hx_up_result res)
     switch (res) {
     case HX_UP_CONNECT_TIMEOUT:
     case HX_UP_FIRST_BYTE_TIMEOUT:
+    case HX_UP_IDLE_TIMEOUT:
     case HX_UP_TIMEOUT: return HX_ERR_GATEWAY_TIMEOUT;
     default: return HX_ERR_BAD_GATEWAY;
     }
@@ -344,6 +434,7 @@ static void succeed_raw(proxy *p)
     int64_t ct = hx_json_find_int(p->out.data, p->out.len, "completion_tokens");
     r->log_prompt_tokens = pt > 0 ? pt : 0;
     r->log_completion_tokens = ct > 0 ? ct : 0;
+    p->usage_seen = pt >= 0 || ct >= 0;
     px_record(p, true, NULL);
     px_set_provider_headers(p);
     hx_res_send(r, 200, "application/json", p->out.data, p->out.len);
@@ -396,7 +487,7 @@ static void succeed(proxy *p)
         hx_res_end(r);
     } else {
         hx_buf body;
-        hx_buf_init(&body, 0);
+        hx_buf_init(&body, HX_RENDER_BODY_MAX);
         if (p->render.vt->body(&p->render, &body) != 0) {
             hx_buf_free(&body);
             px_answer_error(p, HX_ERR_INTERNAL, NULL);
@@ -417,7 +508,16 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         return;
     px_proxy_ref(p);
     bool ok_status = p->up_status >= 200 && p->up_status < 300;
-    if (res == HX_UP_OK && ok_status) {
+    if (res == HX_UP_OK && up_data_end(p) != 0)
+        res = HX_UP_ABORTED;
+    if (p->over_budget) {
+        /* Not the provider's fault, and another provider's answer would
+         * not fit either: the gateway is full for now. */
+        px_breaker_verdict(p, -1);
+        px_note_state(p, p->prov->name, "upstream buffer budget exhausted");
+        px_answer_error(p, HX_ERR_UNAVAILABLE,
+                        "the gateway is holding too many upstream answers (llm.upstream_buffer_budget): retry shortly");
+    } else if (res == HX_UP_OK && ok_status) {
         succeed(p);
     } else if (p->head_sent) {
         /* The first byte has gone: no retry, end the stream visibly. */
@@ -426,6 +526,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
                  p->relay_sse && p->relay_err[0] ? p->relay_err
                  : p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser)
                                                      : hx_up_result_str(res));
+        hx_scrub_cstr(p->g->scrub, m, sizeof m);
         px_record(p, false, "failed mid-stream");
         HX_LOG_WARN("upstream failed mid-stream", HX_F_STR("request_id", p->req->request_id),
                     HX_F_STR("provider", p->prov->name), HX_F_STR("error", m));
@@ -459,8 +560,10 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
                                                               : detail;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
+        hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
         px_note_failure(p, hx_up_result_str(res));
-        px_after_failure(p, res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT
+        px_after_failure(p, res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT ||
+                                    res == HX_UP_IDLE_TIMEOUT
                              ? HX_RETRY_TIMEOUT
                          : res == HX_UP_ABORTED ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION);
     }

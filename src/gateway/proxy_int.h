@@ -6,8 +6,15 @@
 
 #include "gateway/gateway.h"
 #include "provider/sse.h"
+#include "util/scrub.h"
 
 #define HX_ERRBODY_MAX (64 * 1024)
+/* Bound of the "name: why; ..." list of providers that did not serve. */
+#define HX_STATES_MAX 4096
+/* Bound of a rendered non-streamed answer sent to the client. */
+#define HX_RENDER_BODY_MAX (64 * 1024 * 1024)
+/* Tokens-per-minute reservation when the request names no max_tokens. */
+#define HX_TPM_DEFAULT_COMPLETION 256
 /* Largest non-streamed answer relayed as it is. */
 #define HX_RELAY_BODY_MAX (64 * 1024 * 1024)
 
@@ -40,6 +47,14 @@ typedef struct proxy {
     bool relay_sse;            /* same for a stream: relay each event as it is */
     bool sse_done;             /* the relayed stream sent [DONE] */
     hx_sse sse;
+    hx_scrub_stream scrub;     /* the config's secrets, out of the upstream's bytes */
+    size_t buffered;           /* bytes held against llm.upstream_buffer_budget */
+    bool over_budget;          /* this answer did not fit in the budget */
+    int64_t tpm_reserved;      /* tokens taken from tokens_per_minute up front */
+    int64_t prompt_estimate;   /* prompt tokens guessed from the body size */
+    uint64_t text_bytes;       /* answer text relayed to the client */
+    bool usage_seen;           /* the upstream reported its usage */
+    bool billable;             /* a provider accepted the request (2xx) */
     char relay_err[160];
     char rate_limited[32];     /* Retry-After of a provider that answered 429 ("" = none) */
     bool saw_429;
@@ -74,6 +89,11 @@ void px_on_client_drain(hx_req *r, void *ud);
 void px_on_client_abort(hx_req *r, void *ud);
 /* Passive evidence (health, breaker, metrics) of the current attempt. */
 void px_record(proxy *p, bool ok, const char *why);
+
+/* Gives back the bytes this request held against the buffer budget. */
+void px_budget_release(proxy *p);
+/* Settles the tokens-per-minute reservation when usage never arrived. */
+void px_tpm_settle(proxy *p);
 
 /* chain.c */
 void px_reset_attempt(proxy *p);

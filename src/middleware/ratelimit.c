@@ -423,16 +423,20 @@ static bool step_ran(const hx_req *r)
     return false;
 }
 
-void hx_ratelimit_debit_tokens(hx_req *r, int64_t tokens)
+/* Moves r's client tokens bucket by -delta (a refund when delta < 0, never
+ * above capacity). Returns the capacity, or 0 when r has no tokens limit. */
+static int64_t tpm_adjust(hx_req *r, int64_t delta)
 {
-    if (tokens <= 0 || !step_ran(r))
-        return;
+    if (!step_ran(r))
+        return 0;
     ensure_setup();
     char id[ID_BUF];
     rl_limits l;
     rl_identify(r, id, &l);
     if (l.tpm_cap <= 0)
-        return;
+        return 0;
+    if (delta == 0)
+        return (int64_t)l.tpm_cap;
     int64_t now = mono_ms();
     uint64_t h = id_hash(id);
     rl_stripe *s = stripe_for(h);
@@ -440,10 +444,42 @@ void hx_ratelimit_debit_tokens(hx_req *r, int64_t tokens)
     rl_entry *e = stripe_get(s, id, h, now, true);
     if (e) {
         entry_refill(e, &l, now);
-        e->tpm.level -= (double)tokens;
+        e->tpm.level -= (double)delta;
+        if (e->tpm.level > l.tpm_cap)
+            e->tpm.level = l.tpm_cap;
         entry_set_full_at(e, &l);
     }
     pthread_mutex_unlock(&s->mu);
+    return (int64_t)l.tpm_cap;
+}
+
+void hx_ratelimit_debit_tokens(hx_req *r, int64_t tokens)
+{
+    if (tokens > 0)
+        tpm_adjust(r, tokens);
+}
+
+int64_t hx_ratelimit_reserve_tokens(hx_req *r, int64_t tokens)
+{
+    if (tokens <= 0)
+        return 0;
+    int64_t cap = tpm_adjust(r, 0);
+    if (cap <= 0)
+        return 0;
+    /* more than the whole bucket would only lock the client out longer */
+    int64_t take = tokens < cap ? tokens : cap;
+    tpm_adjust(r, take);
+    return take;
+}
+
+void hx_ratelimit_settle_tokens(hx_req *r, int64_t reserved, int64_t charge)
+{
+    if (reserved < 0)
+        reserved = 0;
+    if (charge < 0)
+        charge = 0;
+    if (charge != reserved)
+        tpm_adjust(r, charge - reserved);
 }
 
 /* ---- lifetime ---------------------------------------------------------- */

@@ -8,9 +8,12 @@
  *    refilled continuously at requests_per_minute / 60 per second; each
  *    request takes one token.
  *  - tokens (when tokens_per_minute > 0): capacity tokens_per_minute,
- *    refilled at tokens_per_minute / 60 per second, debited after the
- *    response with the LLM usage (hx_ratelimit_debit_tokens). It may go
- *    negative; while it is <= 0 new requests get 429.
+ *    refilled at tokens_per_minute / 60 per second. An LLM request
+ *    reserves its likely cost when it starts and settles it when it ends:
+ *    with the reported usage, or an estimate of what was generated when
+ *    the usage never arrives (client gone, stream cut), so leaving early
+ *    does not escape the limit. It may go negative; while it is <= 0 new
+ *    requests get 429.
  *
  * Every response of a limited route carries RateLimit-Limit,
  * RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is
@@ -41,6 +44,13 @@ void hx_ratelimit_shutdown(void);
  * nothing when the request's route has no rate_limit step or the client
  * has no tokens_per_minute limit. Thread-safe. */
 void hx_ratelimit_debit_tokens(hx_req *r, int64_t tokens);
+/* Takes up to `tokens` (at most the bucket's capacity) from r's client up
+ * front, before the answer's usage is known; returns what was taken (0
+ * when r has no tokens limit). Settle it once the request ends:
+ * hx_ratelimit_settle_tokens gives back `reserved` and charges `charge`
+ * (0 when the real usage goes through hx_ratelimit_debit_tokens). */
+int64_t hx_ratelimit_reserve_tokens(hx_req *r, int64_t tokens);
+void hx_ratelimit_settle_tokens(hx_req *r, int64_t reserved, int64_t charge);
 
 /* State file support. Export appends one object per bucket:
  *   {"id":"key:NAME"|"ip:ADDR","tokens":N|null,"tpm_tokens":N|null,

@@ -77,6 +77,12 @@ extern const hx_adapter hx_adapter_ollama;
 /* The adapter for a `provider:` name, or NULL. */
 const hx_adapter *hx_adapter_find(const char *name);
 
+/* Bound of an upstream's Authorization value built from an api_key. */
+#define HX_PROVIDER_AUTH_MAX (16 * 1024)
+/* Bound of text gathered from one message or answer (the request and the
+ * answer bodies are bounded more tightly already). */
+#define HX_PROVIDER_TEXT_MAX (64 * 1024 * 1024)
+
 /* Helpers shared by adapters (adapter.c). */
 /* Joins base URL and path with exactly one '/' between them. */
 char *hx_url_join(const char *base, const char *path);

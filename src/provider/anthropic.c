@@ -275,7 +275,7 @@ static int parse_message(anth_parser *ps, json_object *o)
     if (emit(ps, &meta) != 0)
         return -1;
     hx_buf text;
-    hx_buf_init(&text, 0);
+    hx_buf_init(&text, HX_PROVIDER_TEXT_MAX);
     size_t n = json_object_array_length(content);
     for (size_t i = 0; i < n; i++) {
         json_object *b = json_object_array_get_idx(content, i);

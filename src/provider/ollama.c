@@ -162,7 +162,7 @@ static int add_image(json_object *part, json_object *images, char *err, size_t e
 static int map_content(json_object *content, json_object *msg, char *err, size_t errlen)
 {
     hx_buf text;
-    hx_buf_init(&text, 0);
+    hx_buf_init(&text, HX_PROVIDER_TEXT_MAX);
     int rc = hx_content_text(content, &text);
     if (rc == 0)
         rc = obj_add(msg, "content", json_object_new_string_len(text.data ? text.data : "", (int)text.len));
@@ -447,7 +447,7 @@ static int start_request(const hx_provider *p, const char *path, const char *met
         return -1;
     if (p->api_key && *p->api_key) {
         hx_buf auth;
-        hx_buf_init(&auth, 0);
+        hx_buf_init(&auth, HX_PROVIDER_AUTH_MAX);
         int rc = hx_buf_printf(&auth, "Bearer %s", p->api_key);
         if (rc == 0)
             rc = hx_headers_add(&out->headers, "Authorization", auth.data);

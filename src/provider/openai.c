@@ -47,7 +47,7 @@ static int add_auth(const hx_provider *p, hx_up_request *out)
     if (is_azure(p))
         return hx_headers_add(&out->headers, "api-key", p->api_key);
     hx_buf v;
-    hx_buf_init(&v, 0);
+    hx_buf_init(&v, HX_PROVIDER_AUTH_MAX);
     int rc = hx_buf_printf(&v, "Bearer %s", p->api_key) == 0 ? hx_headers_add(&out->headers, "Authorization", v.data) : -1;
     hx_buf_free(&v);
     return rc;

@@ -106,6 +106,36 @@ int hx_sse_end(hx_sse *s, hx_sse_cb cb, void *ud)
     return dispatch(s, cb, ud);
 }
 
+int hx_sse_write_data(hx_buf *out, const char *data, size_t len, int json)
+{
+    const char *nl = memchr(data, '\n', len);
+    if (nl == NULL) /* the usual case: one line, copied as it is */
+        return hx_buf_append(out, "data: ", 6) || hx_buf_append(out, data, len) || hx_buf_append(out, "\n\n", 2)
+                   ? -1
+                   : 0;
+    if (json) {
+        if (hx_buf_append(out, "data: ", 6) != 0)
+            return -1;
+        size_t start = out->len;
+        if (hx_buf_append(out, data, len) != 0)
+            return -1;
+        for (char *q = out->data + start; (q = memchr(q, '\n', (size_t)(out->data + out->len - q))) != NULL; q++)
+            *q = ' ';
+        return hx_buf_append(out, "\n\n", 2);
+    }
+    const char *p = data, *end = data + len;
+    for (;;) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        size_t n = e ? (size_t)(e - p) : (size_t)(end - p);
+        if (hx_buf_append(out, "data: ", 6) || hx_buf_append(out, p, n) || hx_buf_append(out, "\n", 1))
+            return -1;
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    return hx_buf_append(out, "\n", 1);
+}
+
 void hx_ndjson_init(hx_ndjson *s)
 {
     hx_buf_init(&s->line, HX_STREAM_EVENT_MAX);

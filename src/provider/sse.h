@@ -33,6 +33,15 @@ int hx_sse_feed(hx_sse *s, const char *p, size_t n, hx_sse_cb cb, void *ud);
 int hx_sse_end(hx_sse *s, hx_sse_cb cb, void *ud);
 void hx_sse_free(hx_sse *s);
 
+/* Appends one event's data to out as valid SSE ("data: ...\n" lines and
+ * the blank line that ends the event). A joined multi-line value is split
+ * back into one data line per line, so a client's parser rebuilds exactly
+ * `data`. With `json` set (data already checked to be JSON, where a
+ * newline can only be whitespace between tokens) it becomes one line: the
+ * newlines are replaced by spaces, which clients that read one data line
+ * per event also parse. Returns 0 or -1 (buffer full, out of memory). */
+int hx_sse_write_data(hx_buf *out, const char *data, size_t len, int json);
+
 /* NDJSON: one callback per non-empty line (without the newline). */
 typedef int (*hx_ndjson_cb)(void *ud, const char *line, size_t len);
 

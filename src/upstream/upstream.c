@@ -50,7 +50,9 @@ struct hx_up_call {
     char *body;
     hx_up_callbacks cb;
     void *ud;
-    uv_timer_t fb_timer;
+    uv_timer_t fb_timer;       /* first byte, then idle between body bytes */
+    uint64_t idle_ms;          /* stream_idle_timeout (0 = none) */
+    uint64_t last_data_ms;     /* loop time of the last body bytes */
     hx_headers resp_headers;
     int status;
     bool head_done;
@@ -64,10 +66,43 @@ struct hx_up_call {
 
 static void check_done(hx_upstream *up);
 static void finish(hx_up_call *c, hx_up_result res, const char *detail);
+static void idle_arm(hx_up_call *c);
+
+/* libcurl allocates through the same failable wrapper as the rest of the
+ * program, so allocation-failure tests reach it too. curl calls these from
+ * any thread (the threaded resolver): the wrappers only use malloc and
+ * atomics, which is thread-safe. */
+static void *curl_malloc_cb(size_t n)
+{
+    return hx_malloc(n);
+}
+
+static void curl_free_cb(void *p)
+{
+    hx_free(p);
+}
+
+static void *curl_realloc_cb(void *p, size_t n)
+{
+    return hx_realloc(p, n);
+}
+
+static char *curl_strdup_cb(const char *s)
+{
+    return hx_strdup(s);
+}
+
+static void *curl_calloc_cb(size_t count, size_t n)
+{
+    return hx_calloc(count, n);
+}
 
 int hx_upstream_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+    return curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_cb, curl_free_cb, curl_realloc_cb, curl_strdup_cb,
+                                curl_calloc_cb) == CURLE_OK
+               ? 0
+               : -1;
 }
 
 const char *hx_up_result_str(hx_up_result r)
@@ -75,6 +110,7 @@ const char *hx_up_result_str(hx_up_result r)
     static const char *const names[] = {
         "ok", "connect_timeout", "first_byte_timeout", "timeout", "connection_error",
         "connection_reset", "tls_error", "protocol_error", "aborted", "out_of_memory", "error",
+        "idle_timeout",
     };
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "error";
 }
@@ -356,7 +392,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) {
         if (c->status >= 200 && !c->head_done) {
             c->head_done = true;
-            uv_timer_stop(&c->fb_timer);
+            idle_arm(c);
             if (c->cb.on_head)
                 c->cb.on_head(c->ud, c->status, &c->resp_headers);
         }
@@ -389,17 +425,21 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         return 0;
     if (!c->head_done) { /* a body without a header block: treat as head now */
         c->head_done = true;
-        uv_timer_stop(&c->fb_timer);
+        idle_arm(c);
         if (c->cb.on_head)
             c->cb.on_head(c->ud, c->status, &c->resp_headers);
         if (c->cancelled)
             return 0;
     }
+    /* A timestamp per chunk, not a timer restart: on_idle re-arms itself
+     * for whatever is left. */
+    c->last_data_ms = uv_now(c->up->loop);
     int rc = c->cb.on_data ? c->cb.on_data(c->ud, p, len) : HX_UP_CONTINUE;
     if (c->cancelled)
         return 0;
     if (rc == HX_UP_PAUSE) {
         c->paused = true;
+        uv_timer_stop(&c->fb_timer); /* a slow client is not an idle upstream */
         return CURL_WRITEFUNC_PAUSE;
     }
     if (rc == HX_UP_STOP) {
@@ -414,6 +454,32 @@ static void on_first_byte_timeout(uv_timer_t *t)
     hx_up_call *c = t->data;
     c->forced = HX_UP_FIRST_BYTE_TIMEOUT;
     finish(c, HX_UP_FIRST_BYTE_TIMEOUT, "no response from the upstream within first_byte_timeout");
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    hx_up_call *c = t->data;
+    uint64_t now = uv_now(c->up->loop);
+    uint64_t since = now - c->last_data_ms;
+    if (since < c->idle_ms) {
+        uv_timer_start(&c->fb_timer, on_idle, c->idle_ms - since, 0);
+        return;
+    }
+    /* Timers run from the loop, never inside a libcurl call: finishing
+     * here is on a clean stack. */
+    c->forced = HX_UP_IDLE_TIMEOUT;
+    finish(c, HX_UP_IDLE_TIMEOUT, "the upstream sent nothing within stream_idle_timeout");
+}
+
+/* After the response head: the same timer now watches the gaps between
+ * body bytes (a hung stream would otherwise hold until the deadline). */
+static void idle_arm(hx_up_call *c)
+{
+    uv_timer_stop(&c->fb_timer);
+    if (c->idle_ms == 0)
+        return;
+    c->last_data_ms = uv_now(c->up->loop);
+    uv_timer_start(&c->fb_timer, on_idle, c->idle_ms, 0);
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -553,6 +619,7 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
     uv_timer_init(up->loop, &c->fb_timer);
     c->fb_timer.data = c;
     up->open_handles++;
+    c->idle_ms = opts && opts->idle_timeout_ms > 0 ? (uint64_t)opts->idle_timeout_ms : 0;
     if (opts && opts->first_byte_timeout_ms > 0)
         uv_timer_start(&c->fb_timer, on_first_byte_timeout, (uint64_t)opts->first_byte_timeout_ms, 0);
     c->next = up->calls;
@@ -586,6 +653,8 @@ void hx_up_call_resume(hx_up_call *c)
         return;
     c->paused = false;
     hx_upstream *up = c->up;
+    if (c->head_done)
+        idle_arm(c); /* the idle clock restarts once the client reads again */
     up->in_curl++;
     curl_easy_pause(c->easy, CURLPAUSE_CONT); /* may deliver data right here */
     up->in_curl--;

@@ -35,6 +35,7 @@ typedef enum {
     HX_UP_ABORTED,          /* on_data asked to stop */
     HX_UP_NOMEM,
     HX_UP_OTHER,
+    HX_UP_IDLE_TIMEOUT,     /* nothing between body bytes for idle_timeout_ms */
 } hx_up_result;
 
 enum { HX_UP_CONTINUE = 0, HX_UP_PAUSE = 1, HX_UP_STOP = -1 };
@@ -49,6 +50,9 @@ typedef struct {
     int64_t connect_timeout_ms;    /* 0 = libcurl default */
     int64_t first_byte_timeout_ms; /* 0 = none */
     int64_t total_timeout_ms;      /* 0 = none */
+    int64_t idle_timeout_ms;       /* after the head, the longest gap between
+                                    * body bytes; not counted while paused
+                                    * (0 = none) */
 } hx_up_opts;
 
 /* Creates the client for `loop`. NULL on failure. */

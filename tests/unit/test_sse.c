@@ -706,6 +706,89 @@ static void test_json_alloc_failure(void **state)
     hx_buf_free(&b);
 }
 
+/* ---- re-framing for the relay (hx_sse_write_data) ------------------------------ */
+
+/* Splits `in` at every byte boundary; each event is re-emitted with
+ * hx_sse_write_data into `out`. */
+typedef struct {
+    hx_buf out;
+    int json;
+} reframe;
+
+static int reframe_cb(void *ud, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    reframe *f = ud;
+    return hx_sse_write_data(&f->out, data, len, f->json);
+}
+
+static void reframe_run(const char *in, size_t cut, int json, hx_buf *out)
+{
+    reframe f = {.json = json};
+    hx_buf_init(&f.out, 1 << 20);
+    hx_sse sp;
+    hx_sse_init(&sp);
+    assert_int_equal(hx_sse_feed(&sp, in, cut, reframe_cb, &f), 0);
+    assert_int_equal(hx_sse_feed(&sp, in + cut, strlen(in) - cut, reframe_cb, &f), 0);
+    assert_int_equal(hx_sse_end(&sp, reframe_cb, &f), 0);
+    hx_sse_free(&sp);
+    *out = f.out;
+}
+
+/* Several data lines in one event: the relay used to pass the joined value
+ * on with a raw newline, so the client saw "data: {..." and a stray line. */
+static void test_sse_reframe_multiline_json(void **state)
+{
+    (void)state;
+    const char *in = "data: {\"choices\":\ndata: [{\"delta\":{\"content\":\"a b\"}}]}\n\n"
+                     "data: [DONE]\n\n";
+    for (size_t cut = 0; cut <= strlen(in); cut++) {
+        hx_buf out;
+        reframe_run(in, cut, 1, &out);
+        assert_string_equal(out.data, "data: {\"choices\": [{\"delta\":{\"content\":\"a b\"}}]}\n\n"
+                                      "data: [DONE]\n\n");
+        /* every line of the output is a data line or the blank separator */
+        int lines = 0;
+        for (const char *l = out.data; *l; l = strchr(l, '\n') + 1, lines++)
+            assert_true(l[0] == '\n' || strncmp(l, "data: ", 6) == 0);
+        assert_int_equal(lines, 4);
+        /* and the payload is valid JSON */
+        const char *js = out.data + 6;
+        size_t jl = (size_t)(strchr(js, '\n') - js);
+        assert_true(hx_json_valid(js, jl));
+        hx_buf_free(&out);
+    }
+}
+
+/* Without the JSON promise, the lines come back as separate data lines, so
+ * an SSE parser rebuilds exactly the joined value. */
+static void test_sse_reframe_multiline_text(void **state)
+{
+    (void)state;
+    const char *in = "event: x\ndata: one\ndata:\ndata: three\n\n";
+    for (size_t cut = 0; cut <= strlen(in); cut++) {
+        hx_buf out;
+        reframe_run(in, cut, 0, &out);
+        assert_string_equal(out.data, "data: one\ndata: \ndata: three\n\n");
+        int rc = 0;
+        char *log = sse_run_cuts(out.data, out.len, NULL, 0, &rc);
+        assert_int_equal(rc, 0);
+        assert_string_equal(log, "[]{one\n\nthree}\n");
+        free(log);
+        hx_buf_free(&out);
+    }
+}
+
+static void test_sse_reframe_bounded(void **state)
+{
+    (void)state;
+    hx_buf out;
+    hx_buf_init(&out, 32);
+    assert_int_equal(hx_sse_write_data(&out, "a\nb", 3, 0), 0); /* 17 bytes */
+    assert_int_equal(hx_sse_write_data(&out, "0123456789", 10, 1), -1);
+    hx_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +801,9 @@ int main(void)
         cmocka_unit_test(test_sse_too_large),
         cmocka_unit_test(test_sse_callback_stops),
         cmocka_unit_test(test_sse_alloc_failures),
+        cmocka_unit_test(test_sse_reframe_multiline_json),
+        cmocka_unit_test(test_sse_reframe_multiline_text),
+        cmocka_unit_test(test_sse_reframe_bounded),
         cmocka_unit_test(test_ndjson_lines),
         cmocka_unit_test(test_ndjson_every_boundary),
         cmocka_unit_test(test_ndjson_stop_and_limit),
