@@ -240,7 +240,10 @@ void mock_send(mock_conn *c, int status, const char *ctype, const char *extra,
     if (reset) {
         c->out.len = head + (c->out.len - head) / 2;
         conn_flush(c);
-        start_reset(c);
+        if (c->stall)
+            c->busy = 1; /* half an answer, then silence */
+        else
+            start_reset(c);
     } else if (delay_ms > 0) {
         c->busy = 1;
         timer_start(c, T_FULL, delay_ms);
@@ -255,6 +258,17 @@ void mock_send_error(mock_conn *c, mf_family fam, int status, const char *msg, c
     c->ev.len = 0;
     mf_render_error(fam, status, msg, &c->ev);
     mock_send(c, status, "application/json", extra, 0, 0);
+}
+
+void mock_send_split(mock_conn *c, int status, const char *ctype, const char *a, size_t an,
+                     const char *b, size_t bn, uint64_t delay_ms)
+{
+    put_head(c, status, ctype, (long long)(an + bn), NULL);
+    mbuf_add(&c->out, a, an);
+    conn_flush(c);
+    mbuf_add(&c->out, b, bn);
+    c->busy = 1;
+    timer_start(c, T_FULL, delay_ms ? delay_ms : 1);
 }
 
 void mock_hang(mock_conn *c)
@@ -293,7 +307,8 @@ static void stream_pump(mock_conn *c)
         /* reset after N content events, or after all of them if fewer */
         if (c->reset_after >= 0 && (at ? sent >= (size_t)c->reset_after : sent > 0)) {
             conn_flush(c);
-            start_reset(c);
+            if (!c->stall)
+                start_reset(c);
             return;
         }
         if (at && c->delay_ms > 0 && !c->delay_passed) {
@@ -349,6 +364,7 @@ static int cb_begin(http_parser *p)
         mbuf_free(&c->body);
     c->hdr_state = 0;
     c->reject = 0;
+    c->stall = 0;
     return 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct mock_conn {
     int handles, closing, shutting, reading, in_process;
     int busy, active, has_reply, chunked, nwrites, waiting_drain;
     int reset_pending, delay_passed, timer_action;
+    int stall;    /* where a reset would come, stop sending and keep the connection */
     long delay_ms, reset_after, req_chunks;
     mf_reply reply; /* stream source; freed when the answer is done */
 } mock_conn;
@@ -62,6 +63,11 @@ void mock_send_error(mock_conn *c, mf_family fam, int status, const char *msg, c
  * reset after `reset_after` content events (-1: never), malformed: cut
  * with an invalid event after the first content event. */
 void mock_start_stream(mock_conn *c, long delay_ms, long reset_after, int malformed);
+
+/* A whole response sent in two writes `delay_ms` apart (Content-Length
+ * covers both): a value split across two network reads of the client. */
+void mock_send_split(mock_conn *c, int status, const char *ctype, const char *a, size_t an,
+                     const char *b, size_t bn, uint64_t delay_ms);
 
 /* Never answers; the connection stays open until the client closes it. */
 void mock_hang(mock_conn *c);

@@ -20,7 +20,11 @@
 #define SLOW_MS 200
 #define RESET_AFTER_CHUNKS 2
 
-enum fmode { FM_NONE, FM_STATUS, FM_HANG, FM_SLOW, FM_RESET, FM_MALJSON, FM_MALSSE, FM_HUGE, FM_CLOSE };
+enum fmode { FM_NONE, FM_STATUS, FM_HANG, FM_SLOW, FM_RESET, FM_MALJSON, FM_MALSSE, FM_HUGE, FM_CLOSE,
+             FM_STALL, FM_HUGE_STALL, FM_ECHO_KEY, FM_ECHO_KEY_STREAM, FM_MULTILINE_SSE };
+
+/* Delay between the two writes of a split answer (echo-key-stream). */
+#define SPLIT_MS 100
 
 typedef struct {
     int mode, status;
@@ -96,13 +100,17 @@ static void send_body(mock_conn *c, int status, const char *ctype, const char *e
     uint64_t delay = 0;
     if (f && f->mode == FM_SLOW)
         delay = (uint64_t)slow_delay(f) * (uint64_t)c->req_chunks;
-    mock_send(c, status, ctype, extra, delay, f && f->mode == FM_RESET);
+    int stall = f && (f->mode == FM_STALL || f->mode == FM_HUGE_STALL);
+    c->stall = stall;
+    mock_send(c, status, ctype, extra, delay, f && (f->mode == FM_RESET || stall));
 }
 
 static void start_stream(mock_conn *c, const fault *f)
 {
+    int stall = f->mode == FM_STALL || f->mode == FM_HUGE_STALL;
+    c->stall = stall;
     mock_start_stream(c, f->mode == FM_SLOW ? slow_delay(f) : g.chunk_delay,
-                      f->mode == FM_RESET ? RESET_AFTER_CHUNKS : -1, f->mode == FM_MALSSE);
+                      f->mode == FM_RESET || stall ? RESET_AFTER_CHUNKS : -1, f->mode == FM_MALSSE);
 }
 
 /* ---- request handling ------------------------------------------------ */
@@ -148,7 +156,7 @@ static void handle_generate(mock_conn *c, mf_endpoint ep, const fault *f)
         return;
     }
     const char *err = NULL;
-    if (mf_reply_init(&c->reply, ep, body, (size_t)c->req_chunks, f->mode == FM_HUGE,
+    if (mf_reply_init(&c->reply, ep, body, (size_t)c->req_chunks, f->mode == FM_HUGE || f->mode == FM_HUGE_STALL,
                       ++g.seq, &err) != 0) {
         json_object_put(body);
         mf_reply_free(&c->reply);
@@ -202,7 +210,10 @@ static int parse_fault(const char *s, size_t n, fault *f)
     } names[] = { { "hang", FM_HANG },        { "slow", FM_SLOW },
                   { "reset", FM_RESET },      { "malformed-json", FM_MALJSON },
                   { "malformed-sse", FM_MALSSE }, { "huge", FM_HUGE },
-                  { "close", FM_CLOSE },      { "none", FM_NONE } };
+                  { "close", FM_CLOSE },      { "none", FM_NONE },
+                  { "stall", FM_STALL },      { "huge-stall", FM_HUGE_STALL },
+                  { "echo-key", FM_ECHO_KEY }, { "echo-key-stream", FM_ECHO_KEY_STREAM },
+                  { "multiline-sse", FM_MULTILINE_SSE } };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (path_is(s, n, names[i].name)) {
             f->mode = names[i].mode;
@@ -256,6 +267,48 @@ static int select_fault(mock_conn *c, const char **p, size_t *n, fault *f)
     return 0;
 }
 
+/* The credential the client sent, as a hostile upstream would echo it. */
+static const char *sent_key(const mock_conn *c, mf_family fam)
+{
+    const char *k = mock_header(c, fam == FAM_ANTHROPIC ? "x-api-key" : "authorization");
+    return k ? k : "(none)";
+}
+
+#define OAI_CHUNK_HEAD "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+#define OAI_CHUNK_END                                                                                    \
+    "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\"," \
+    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"                          \
+    "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\"," \
+    "\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"      \
+    "data: [DONE]\n\n"
+
+/* OpenAI chat streams written by hand: the content echoes the key, split
+ * across two writes in the middle of the key; or each event's JSON is
+ * spread over two data: lines (valid SSE, joined with a newline). */
+static void send_special_stream(mock_conn *c, const fault *f, mf_family fam)
+{
+    mbuf a = { 0 }, b = { 0 };
+    if (f->mode == FM_ECHO_KEY_STREAM) {
+        const char *k = sent_key(c, fam);
+        size_t half = strlen(k) / 2;
+        mbuf_str(&a, OAI_CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                     "\"content\":\"your key was ");
+        mbuf_add(&a, k, half);
+        mbuf_str(&b, k + half);
+        mbuf_str(&b, "\"},\"finish_reason\":null}]}\n\n" OAI_CHUNK_END);
+    } else {
+        mbuf_str(&a, OAI_CHUNK_HEAD "\n"
+                     "data: \"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"multi\"},"
+                     "\"finish_reason\":null}]}\n\n");
+        mbuf_str(&b, OAI_CHUNK_HEAD "\n"
+                     "data: \"choices\":[{\"index\":0,\"delta\":{\"content\":\" line\"},"
+                     "\"finish_reason\":null}]}\n\n" OAI_CHUNK_END);
+    }
+    mock_send_split(c, 200, "text/event-stream", a.data, a.len, b.data, b.len, SPLIT_MS);
+    mbuf_free(&a);
+    mbuf_free(&b);
+}
+
 /* Faults that replace the answer; returns 1 when one was applied. */
 static int apply_hard_fault(mock_conn *c, const fault *f, mf_family fam)
 {
@@ -263,6 +316,18 @@ static int apply_hard_fault(mock_conn *c, const fault *f, mf_family fam)
     switch (f->mode) {
     case FM_CLOSE:
         mock_conn_close(c);
+        return 1;
+    case FM_ECHO_KEY: {
+        mbuf m = { 0 };
+        mbuf_fmt(&m, "Incorrect API key provided: your key was %s", sent_key(c, fam));
+        mbuf_cstr(&m);
+        mock_send_error(c, fam, 400, m.data, NULL);
+        mbuf_free(&m);
+        return 1;
+    }
+    case FM_ECHO_KEY_STREAM:
+    case FM_MULTILINE_SSE:
+        send_special_stream(c, f, fam);
         return 1;
     case FM_HANG:
         mock_hang(c);
@@ -370,7 +435,8 @@ static void render_last(mbuf *out)
 static const char *fault_name(const fault *f, char *buf, size_t n)
 {
     static const char *names[] = { "none", "", "hang", "slow", "reset", "malformed-json",
-                                   "malformed-sse", "huge", "close" };
+                                   "malformed-sse", "huge", "close", "stall", "huge-stall",
+                                   "echo-key", "echo-key-stream", "multiline-sse" };
     if (f->mode != FM_STATUS)
         return names[f->mode];
     snprintf(buf, n, "%d", f->status);

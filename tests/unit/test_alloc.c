@@ -6,6 +6,9 @@
 
 #include <string.h>
 
+#include <curl/curl.h>
+
+#include "upstream/upstream.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/uuid.h"
@@ -71,9 +74,39 @@ static void test_uuid_format(void **state)
         assert_non_null(strchr("0123456789abcdef-", a[i]));
 }
 
+/* libcurl allocates through the failable wrapper (curl_global_init_mem):
+ * its allocations are counted and a failing one reaches curl, which copes. */
+static void test_curl_uses_allocator(void **state)
+{
+    (void)state;
+    assert_int_equal(hx_upstream_global_init(), 0);
+    unsigned long before = hx_alloc_count();
+    CURL *e = curl_easy_init();
+    assert_non_null(e);
+    assert_true(hx_alloc_count() > before);
+    curl_easy_cleanup(e);
+    hx_alloc_fail_at(1, 1);
+    assert_null(curl_easy_init());
+    hx_alloc_fail_at(0, 0);
+    for (unsigned long n = 1; n < 60; n++) {
+        hx_alloc_fail_at(n, 0);
+        e = curl_easy_init();
+        if (e) {
+            curl_easy_setopt(e, CURLOPT_URL, "http://127.0.0.1:1/v1/models");
+            struct curl_slist *l = curl_slist_append(NULL, "Authorization: Bearer x");
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+            curl_easy_cleanup(e);
+            curl_slist_free_all(l);
+        }
+        hx_alloc_fail_at(0, 0);
+    }
+    curl_global_cleanup();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_curl_uses_allocator),
         cmocka_unit_test(test_fail_at_nth),
         cmocka_unit_test(test_buf_limits),
         cmocka_unit_test(test_uuid_format),

@@ -97,12 +97,16 @@ typedef struct {
     const char *xff;       /* X-Forwarded-For, or NULL */
     const char *xff2;      /* a second X-Forwarded-For line, or NULL */
     int64_t debit;         /* LLM tokens used, debited after the response */
+    int64_t reserve;       /* tokens reserved up front (hx_ratelimit_reserve_tokens) */
+    int64_t reserved;      /* out: what the reservation took */
+    bool settle;           /* then settle the reservation with `charge` */
+    int64_t charge;
 } call;
 
 /* Runs one request through the rate_limit step; c (empty, or holding the
  * last response) gets the response. client_ip gets the resolved client
  * address when not NULL. */
-static int run(const call *k, hx_test_capture *c, char client_ip[48])
+static int run(call *k, hx_test_capture *c, char client_ip[48])
 {
     cap_reset(c);
     hx_req *r = hx_req_new(&cap_tp, c, cfg);
@@ -122,6 +126,10 @@ static int run(const call *k, hx_test_capture *c, char client_ip[48])
     r->method_ok = true;
     r->handler = ok_handler;
     hx_req_next(r);
+    if (k->reserve)
+        k->reserved = hx_ratelimit_reserve_tokens(r, k->reserve);
+    if (k->settle)
+        hx_ratelimit_settle_tokens(r, k->reserved, k->charge);
     if (k->debit)
         hx_ratelimit_debit_tokens(r, k->debit);
     if (client_ip)
@@ -316,6 +324,38 @@ static void test_tokens_bucket(void **state)
     cap_free(&c);
 }
 
+/* Reserve up front, settle at the end: a reservation blocks the client
+ * while it holds the whole bucket, is given back when the real usage is
+ * charged instead, and an estimate charged for a client that left counts
+ * like usage. */
+static void test_tokens_reserve_settle(void **state)
+{
+    (void)state;
+    hx_test_capture c = {0};
+    call k = {.key = KEY_TOK, .reserve = 1000};
+    assert_int_equal(run(&k, &c, NULL), 200);
+    assert_int_equal(k.reserved, 600); /* never more than the bucket */
+    call plain = {.key = KEY_TOK};
+    assert_int_equal(run(&plain, &c, NULL), 429);
+    /* the answer came with its usage: reservation back, usage charged once */
+    call fin = {.key = KEY_TOK, .settle = true, .reserved = 600, .charge = 0, .debit = 100};
+    assert_int_equal(run(&fin, &c, NULL), 429); /* still decided before the refund */
+    assert_int_equal(run(&plain, &c, NULL), 200);
+    assert_string_equal(cap_header_or_empty(&c, "RateLimit-Limit"), "100");
+    /* 500 left: a client that leaves is charged the estimate (600) */
+    call gone = {.key = KEY_TOK, .reserve = 200};
+    assert_int_equal(run(&gone, &c, NULL), 200);
+    assert_int_equal(gone.reserved, 200);
+    gone = (call){.key = KEY_TOK, .settle = true, .reserved = 200, .charge = 600};
+    assert_int_equal(run(&gone, &c, NULL), 200);
+    assert_int_equal(run(&plain, &c, NULL), 429); /* 500 - 600 < 0 */
+    /* without a tokens limit nothing is reserved */
+    call ip = {.peer = "203.0.113.51", .reserve = 1000};
+    assert_int_equal(run(&ip, &c, NULL), 200);
+    assert_int_equal(ip.reserved, 0);
+    cap_free(&c);
+}
+
 static json_object *find_id(json_object *arr, const char *id)
 {
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -469,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_override_and_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_xff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_bucket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_reserve_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_bounded_and_idle_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_never_exceed_capacity, setup, teardown),
