@@ -234,13 +234,25 @@ static int on_event(void *ud, const hx_event *ev)
 
 /* ---- upstream side ----------------------------------------------------------- */
 
+/* Retry-After goes back to the client: only its two legal forms (seconds,
+ * or an HTTP date, which fits in the buffer), never arbitrary upstream text. */
+static bool retry_after_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= sizeof ((proxy *)0)->retry_after)
+        return false;
+    if (strspn(v, "0123456789") == n)
+        return true;
+    return n > 4 && strcmp(v + n - 4, " GMT") == 0 && strspn(v, "0123456789 ,:ADEFGJMNOSTWabceghilnoprtuvy") == n;
+}
+
 static void on_up_head(void *ud, int status, const hx_headers *h)
 {
     proxy *p = ud;
     p->up_status = status;
     p->any_answered = true;
     const char *ra = hx_headers_get(h, "retry-after");
-    snprintf(p->retry_after, sizeof p->retry_after, "%s", ra ? ra : "");
+    snprintf(p->retry_after, sizeof p->retry_after, "%s", ra && retry_after_ok(ra) ? ra : "");
     if (status >= 200 && status < 300)
         p->billable = true;
     if (status >= 200 && status < 300 && p->relay_sse) {
@@ -562,8 +574,10 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
                  why ? why : "");
         hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
         px_note_failure(p, hx_up_result_str(res));
-        px_after_failure(p, res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT ||
-                                    res == HX_UP_IDLE_TIMEOUT
+        /* An upstream that went quiet after its headers had accepted the
+         * request: sending it again would bill it twice. */
+        px_after_failure(p, res == HX_UP_IDLE_TIMEOUT ? HX_RETRY_NONE
+                         : res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT
                              ? HX_RETRY_TIMEOUT
                          : res == HX_UP_ABORTED ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION);
     }

@@ -189,12 +189,17 @@ class TestStreamIdleTimeout(HostileUpstreamCase):
         self.assertEqual(mock.stats()["requests"], 1)
 
     def test_hung_answer_before_client_bytes_is_504(self):
-        mock, srv = self.pair("openai", fault="stall", llm_extra={"stream_idle_timeout": "1s"})
+        # Retries are on (timeouts are retryable by default), but an upstream
+        # that accepted the request and went quiet is not asked again.
+        mock, srv = self.pair("openai", fault="stall",
+                              llm_extra={"stream_idle_timeout": "1s",
+                                         "retry": {"max_retries": 3, "initial_delay": "10ms"}})
         t0 = time.monotonic()
         r = self.post(srv, chat_body(), timeout=15.0)
         self.assertLess(time.monotonic() - t0, 12.0)
         self.assertEqual(r.status, 504, r)
         self.assertIn("idle_timeout", r.json()["error"]["message"])
+        self.assertEqual(mock.stats()["requests"], 1)
 
     def test_slow_but_steady_stream_is_not_cut(self):
         # 6 chunks 400 ms apart: every gap is below the 1s idle timeout
