@@ -141,7 +141,6 @@ static int start_attempt(proxy *p)
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
     p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
-    p->out.max = HX_RELAY_BODY_MAX;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
     snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
     r->log_attempts++;
@@ -319,9 +318,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     p->g = hx_gateway_ref(gw->gw);
     p->canon = canon;
     p->info = *info;
-    /* out's bound is set per attempt (start_attempt): the relayed body or
-     * one rendered chunk */
-    hx_buf_init(&p->out, HX_RELAY_BODY_MAX);
+    hx_buf_init(&p->out, HX_RELAY_BODY_MAX); /* a relayed body, or what one chunk renders */
     hx_buf_init(&p->errbody, HX_ERRBODY_MAX);
     hx_buf_init(&p->states, HX_STATES_MAX);
     hx_sse_init(&p->sse);

@@ -243,7 +243,7 @@ static bool retry_after_ok(const char *v)
         return false;
     if (strspn(v, "0123456789") == n)
         return true;
-    return n > 4 && strcmp(v + n - 4, " GMT") == 0 && strspn(v, "0123456789 ,:ADEFGJMNOSTWabceghilnoprtuvy") == n;
+    return n > 4 && strcmp(v + n - 4, " GMT") == 0 && strspn(v, "0123456789 ,:ADFGJMNOSTWabcdeghilnoprtuvy") == n;
 }
 
 static void on_up_head(void *ud, int status, const hx_headers *h)
