@@ -8,11 +8,42 @@
  * 16 KiB per write, so this is a bound that is never reached in practice. */
 #define SCRUB_STREAM_MAX (16 * 1024 * 1024)
 
+/* Matching is a set Horspool scan: windows of the shortest secret's length
+ * m; the byte at a window's end says how far the next window may start
+ * (`shift`, from the first m bytes of every secret), and only when it can
+ * end a secret's first m bytes (`endc`) are the secrets compared there. A
+ * clean chunk costs about len/m steps, whatever the number of secrets. */
 struct hx_scrub {
     char **sec;
     size_t *len;
     size_t n, cap;
+    size_t m;                  /* shortest secret */
+    unsigned char shift[256];
+    unsigned char endc[256];   /* ends the first m bytes of a secret */
+    unsigned char first[256];  /* starts a secret */
 };
+
+static void index_build(hx_scrub *s)
+{
+    size_t m = s->len[0];
+    for (size_t i = 1; i < s->n; i++)
+        if (s->len[i] < m)
+            m = s->len[i];
+    if (m > 255)
+        m = 255; /* a window of 255 is as good as any longer one */
+    s->m = m;
+    memset(s->shift, (int)m, sizeof s->shift);
+    memset(s->endc, 0, sizeof s->endc);
+    memset(s->first, 0, sizeof s->first);
+    for (size_t i = 0; i < s->n; i++) {
+        const unsigned char *k = (const unsigned char *)s->sec[i];
+        for (size_t j = 0; j + 1 < m; j++)
+            if (s->shift[k[j]] > m - 1 - j)
+                s->shift[k[j]] = (unsigned char)(m - 1 - j);
+        s->endc[k[m - 1]] = 1;
+        s->first[k[0]] = 1;
+    }
+}
 
 hx_scrub *hx_scrub_new(void)
 {
@@ -62,20 +93,21 @@ int hx_scrub_add(hx_scrub *s, const char *secret, size_t len)
         return -1;
     s->sec[s->n] = c;
     s->len[s->n++] = len;
+    index_build(s);
     return 0;
 }
 
-/* The leftmost secret in t[0..m) (the longest at equal positions).
- * Returns its offset and sets *slen, or returns m when there is none. */
-static size_t find_first(const hx_scrub *s, const char *t, size_t m, size_t *slen)
+/* Inputs at least this long are searched with memmem per secret: glibc's
+ * scan is faster on long text, the set scan below on short text (an SSE
+ * event), where memmem's per-call setup dominates. */
+#define SCRUB_MEMMEM_FROM 512
+
+static size_t find_memmem(const hx_scrub *s, const char *t, size_t n, size_t *slen)
 {
-    size_t best = m;
-    *slen = 0;
+    size_t best = n;
     for (size_t i = 0; i < s->n; i++) {
-        size_t lim = best < m ? best + s->len[i] : m; /* no match can start after best */
-        if (lim > m)
-            lim = m;
-        const char *f = memmem(t, lim, s->sec[i], s->len[i]);
+        size_t lim = best < n ? best + s->len[i] : n; /* no better match starts after best */
+        const char *f = memmem(t, lim < n ? lim : n, s->sec[i], s->len[i]);
         if (f == NULL)
             continue;
         size_t at = (size_t)(f - t);
@@ -85,6 +117,28 @@ static size_t find_first(const hx_scrub *s, const char *t, size_t m, size_t *sle
         }
     }
     return best;
+}
+
+/* The leftmost secret in t[0..n) (the longest at equal positions).
+ * Returns its offset and sets *slen, or returns n when there is none. */
+static size_t find_first(const hx_scrub *s, const char *t, size_t n, size_t *slen)
+{
+    size_t m = s->m;
+    *slen = 0;
+    if (n >= SCRUB_MEMMEM_FROM)
+        return find_memmem(s, t, n, slen);
+    for (size_t p = 0; p + m <= n;) {
+        unsigned char c = (unsigned char)t[p + m - 1];
+        if (s->endc[c] && s->first[(unsigned char)t[p]]) {
+            for (size_t i = 0; i < s->n; i++)
+                if (s->len[i] <= n - p && s->len[i] > *slen && memcmp(t + p, s->sec[i], s->len[i]) == 0)
+                    *slen = s->len[i];
+            if (*slen)
+                return p;
+        }
+        p += s->shift[c];
+    }
+    return n;
 }
 
 /* Length of the longest tail of t[0..m) that is a proper prefix of a

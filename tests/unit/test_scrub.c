@@ -109,6 +109,42 @@ static void test_scrub_every_split(void **state)
     hx_scrub_free(s);
 }
 
+/* Long chunks take the other search (memmem per secret): same results. */
+static void test_scrub_long_text(void **state)
+{
+    (void)state;
+    hx_scrub *s = make_set();
+    hx_buf in;
+    hx_buf_init(&in, 1 << 16);
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(hx_buf_append_str(&in, "lorem ipsum sk-test-01 hx-client "), 0);
+    assert_int_equal(hx_buf_append_str(&in, KEY1 " mid " KEY3 KEY2 "x"), 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(hx_buf_append_str(&in, "dolor sit amet "), 0);
+    assert_int_equal(hx_buf_append_str(&in, KEY1), 0);
+    assert_true(in.len > 2000);
+    char *want = oneshot(s, in.data);
+    assert_null(strstr(want, KEY2));
+    assert_non_null(strstr(want, "[redacted] mid [redacted][redacted]x"));
+    for (size_t i = 0; i <= in.len; i++) {
+        char *got = stream_cut(s, in.data, i, i);
+        assert_string_equal(got, want);
+        hx_free(got);
+    }
+    /* a few two-cut splits near the secrets too */
+    const char *k = strstr(in.data, KEY1);
+    size_t at = (size_t)(k - in.data);
+    for (size_t i = at - 3; i < at + 30; i++)
+        for (size_t j = i; j < at + 60; j += 3) {
+            char *got = stream_cut(s, in.data, i, j);
+            assert_string_equal(got, want);
+            hx_free(got);
+        }
+    hx_free(want);
+    hx_buf_free(&in);
+    hx_scrub_free(s);
+}
+
 /* A chunk with nothing to hide goes on without a copy. */
 static void test_scrub_clean_zero_copy(void **state)
 {
@@ -169,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scrub_oneshot),
         cmocka_unit_test(test_scrub_every_split),
+        cmocka_unit_test(test_scrub_long_text),
         cmocka_unit_test(test_scrub_clean_zero_copy),
         cmocka_unit_test(test_scrub_alloc_failures),
     };
