@@ -211,6 +211,24 @@ class TestStreamIdleTimeout(HostileUpstreamCase):
         self.assertEqual(sse_events(r.body)[-1][1], "[DONE]", r.body)
 
 
+    def test_slow_client_is_not_an_idle_upstream(self):
+        # 8 MiB streamed to a client that stops reading for 2.5 s: the
+        # upstream transfer is paused meanwhile (backpressure), which must
+        # not count as the upstream being idle.
+        mock, srv = self.pair("openai", fault="huge", llm_extra={"stream_idle_timeout": "1s"})
+        body = chat_body(stream=True)
+        c = RawConn(srv.port, timeout=30.0, rcvbuf=16384)
+        self._conns.append(c)
+        c.send(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n%s" % (PATH, len(body), body)).encode())
+        head = c.read_head()
+        self.assertEqual(head.status, 200, head)
+        c.read_until(b"lorem")
+        time.sleep(2.5)
+        c.read_until(b"data: [DONE]", timeout=30.0)
+        self.assertNotIn(b'"error"', bytes(c.buf[-4096:]))
+
+
 class TestBufferBudget(HostileUpstreamCase):
 
     def test_buffered_answers_share_one_budget(self):
