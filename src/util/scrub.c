@@ -56,7 +56,7 @@ void hx_scrub_free(hx_scrub *s)
         return;
     for (size_t i = 0; i < s->n; i++) {
         /* the copy held a credential: do not leave it in freed memory */
-        memset(s->sec[i], 0, s->len[i]);
+        explicit_bzero(s->sec[i], s->len[i]);
         hx_free(s->sec[i]);
     }
     hx_free(s->sec);
