@@ -125,6 +125,15 @@ class TestSecretScrubbing(HostileUpstreamCase):
         self.assertEqual(first["choices"][0]["delta"]["content"], "your key was Bearer [redacted]")
         self.assertNoSecrets(r.body, srv)
 
+    def test_passthrough_body_echoing_key_is_redacted(self):
+        # Not streamed: the OpenAI body is relayed as it is to an OpenAI
+        # client, except the key (again split across two reads).
+        mock, srv = self.pair("openai", fault="echo-key-stream")
+        r = self.post(srv, chat_body())
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["choices"][0]["message"]["content"], "your key was Bearer [redacted]")
+        self.assertNoSecrets(r.body, srv)
+
     def test_stream_echoing_key_translated_is_redacted(self):
         # Same stream, rendered for an Anthropic client (the canonical path).
         mock, srv = self.pair("openai", fault="echo-key-stream")

@@ -288,6 +288,23 @@ static const char *sent_key(const mock_conn *c, mf_family fam)
 static void send_special_stream(mock_conn *c, const fault *f, mf_family fam)
 {
     mbuf a = { 0 }, b = { 0 };
+    mbuf_cstr(&c->body);
+    int stream = c->body.data && strstr(c->body.data, "\"stream\":true") != NULL;
+    if (f->mode == FM_ECHO_KEY_STREAM && !stream) {
+        /* not streamed: the whole chat.completion, cut inside the key */
+        const char *k = sent_key(c, fam);
+        size_t half = strlen(k) / 2;
+        mbuf_str(&a, "{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\","
+                     "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"your key was ");
+        mbuf_add(&a, k, half);
+        mbuf_str(&b, k + half);
+        mbuf_str(&b, "\"},\"finish_reason\":\"stop\"}],"
+                     "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}");
+        mock_send_split(c, 200, "application/json", a.data, a.len, b.data, b.len, SPLIT_MS);
+        mbuf_free(&a);
+        mbuf_free(&b);
+        return;
+    }
     if (f->mode == FM_ECHO_KEY_STREAM) {
         const char *k = sent_key(c, fam);
         size_t half = strlen(k) / 2;
