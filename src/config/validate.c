@@ -321,6 +321,26 @@ static void check_chain(vctx *v, const hx_strlist *l, const char *prefix)
     }
 }
 
+/* Secure by default: with client auth off, only loopback may be served
+ * (the providers' keys would be spent by anyone who can connect) unless
+ * the operator opts in. Checked at start and at every reload. */
+static void check_exposure(vctx *v)
+{
+    const hx_cfg_server *s = &v->cfg->server;
+    if (v->cfg->auth.enabled || s->allow_unauthenticated || !*s->host ||
+        hx_config_host_is_loopback(s->host))
+        return;
+    const char *from = hx_config_override_host_source();
+    char shown[80];
+    snprintf(shown, sizeof shown, "%.*s%s%s%s", MAX_SHOWN, s->host, from ? " (from " : "", from ? from : "",
+             from ? ")" : "");
+    verr(v, "server.host",
+         "%s is not a loopback address and client authentication is off: anyone who can connect "
+         "would spend the provider keys. Either configure client keys (auth.enabled: true with "
+         "auth.keys) or set server.allow_unauthenticated: true to serve without keys on purpose",
+         shown);
+}
+
 static void check_server(vctx *v)
 {
     const hx_cfg_server *s = &v->cfg->server;
@@ -339,6 +359,7 @@ static void check_server(vctx *v)
                                        "disk_threshold or latency_threshold)");
     check_chain(v, &s->middleware, "server.middleware");
     check_http3(v);
+    check_exposure(v);
 }
 
 static void check_backups(vctx *v)
