@@ -459,7 +459,16 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
                                                               : detail;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
-        px_note_failure(p, hx_up_result_str(res));
+        if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
+            /* Nothing answered: say where we tried and what to start or set. */
+            char where[400], st[440];
+            hx_gateway_describe_unreachable(p->prov, where, sizeof where);
+            snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
+            px_record(p, false, hx_up_result_str(res));
+            px_note_state(p, p->prov->name, st);
+        } else {
+            px_note_failure(p, hx_up_result_str(res));
+        }
         px_after_failure(p, res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT
                              ? HX_RETRY_TIMEOUT
                          : res == HX_UP_ABORTED ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION);
