@@ -120,7 +120,17 @@ static void warn_exposure(const hx_config *cfg)
 /* A reloaded config, on the main thread before workers switch to it. */
 static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
 {
-    (void)ud;
+    /* The listener keeps the address it was started on (server.host needs
+     * a restart): a reload that turns auth off while that address is not
+     * loopback would expose the providers just as a start would. */
+    const char *listening = ud;
+    if (!cfg->auth.enabled && !cfg->server.allow_unauthenticated && !hx_config_host_is_loopback(listening)) {
+        snprintf(err, errlen,
+                 "still listening on %.64s (host changes need a restart) with client auth off: configure "
+                 "auth keys or set server.allow_unauthenticated: true",
+                 listening);
+        return -1;
+    }
     hx_gateway *prev = hx_gateway_current();
     hx_gateway *gw = hx_gateway_new(cfg, prev, err, errlen);
     hx_gateway_unref(prev);
@@ -210,7 +220,7 @@ int main(int argc, char **argv)
         return 1;
     }
     hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
-    hx_server_set_reload(srv, on_reload, NULL);
+    hx_server_set_reload(srv, on_reload, cfg->server.host); /* cfg outlives the server */
     hx_server_set_drain(srv, hx_gateway_worker_drain);
     hx_server_set_worker_reload(srv, hx_gateway_worker_reloaded);
     hx_server_set_main_hooks(srv, on_main_start, on_main_stop, cfg);

@@ -116,6 +116,29 @@ class TestSecureDefaults(DefaultsTestCase):
         self.assertIn("allow_unauthenticated", rec.get("error", ""), rec)
         self.assertEqual(srv.get("/health").status, 200)
 
+    def test_reload_turning_auth_off_on_an_exposed_listener_is_refused(self):
+        # The listener keeps its start address (host changes need a
+        # restart): a new file saying "127.0.0.1, no auth" must not leave
+        # 0.0.0.0 served without keys.
+        key = secret("sk-hapax-defaults-client-key-4")
+        port = free_port()
+        srv = self.server(yaml_of(port, {"server": {"host": "0.0.0.0"},
+                                         "auth": {"enabled": True, "keys": [{"name": "app", "key": key}]}}),
+                          port=port)
+        srv.start()
+        with open(srv.config_path, "w") as f:
+            f.write(yaml_of(port))
+        srv.signal(signal.SIGHUP)
+        rec = srv.wait_log(lambda r: r.get("event") == "config_reload" and r.get("result") in ("failure", "success"),
+                           timeout=10)
+        self.assertIsNotNone(rec, srv.stderr_text()[-3000:])
+        self.assertEqual(rec.get("result"), "failure", rec)
+        self.assertIn("0.0.0.0", rec.get("error", ""), rec)
+        self.assertIn("allow_unauthenticated", rec.get("error", ""), rec)
+        # still protected
+        self.assertJsonError(srv.get("/metrics"), 401, "invalid_api_key")
+        self.assertEqual(srv.get("/metrics", headers={"X-API-Key": key}).status, 403)
+
     def test_metrics_only_for_loopback_clients_while_auth_is_off(self):
         # Behind a trusted proxy on loopback, the client it names decides.
         srv = self.start_server({"rate_limit": {"trusted_proxies": ["127.0.0.1"]}})
