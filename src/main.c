@@ -108,8 +108,8 @@ static void apply_logging(const hx_config *cfg)
  * say so at every start, where it cannot be missed. */
 static void warn_exposure(const hx_config *cfg)
 {
-    if (cfg->auth.enabled || !cfg->server.allow_unauthenticated ||
-        hx_config_host_is_loopback(cfg->server.host))
+    if (!cfg->server.allow_unauthenticated || hx_config_host_is_loopback(cfg->server.host) ||
+        !hx_config_serves_unauthenticated(cfg))
         return;
     HX_LOG_WARN("serving without client authentication on a non-loopback address: anyone who can "
                 "connect may spend the provider keys and read /metrics",
@@ -124,7 +124,8 @@ static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
      * a restart): a reload that turns auth off while that address is not
      * loopback would expose the providers just as a start would. */
     const char *listening = ud;
-    if (!cfg->auth.enabled && !cfg->server.allow_unauthenticated && !hx_config_host_is_loopback(listening)) {
+    if (!cfg->server.allow_unauthenticated && !hx_config_host_is_loopback(listening) &&
+        hx_config_serves_unauthenticated(cfg)) {
         snprintf(err, errlen,
                  "still listening on %.64s (host changes need a restart) with client auth off: configure "
                  "auth keys or set server.allow_unauthenticated: true",

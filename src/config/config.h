@@ -303,6 +303,11 @@ int hx_config_print(const hx_config *cfg, FILE *out);
  * 0.0.0.0, ::, and host names, is not. */
 bool hx_config_host_is_loopback(const char *host);
 
+/* True when a request that spends provider money (a chat, completion or
+ * messages route) can be served without a client key: auth is off, or
+ * such a route's chain (its own, else server.middleware) lacks auth. */
+bool hx_config_serves_unauthenticated(const hx_config *cfg);
+
 /* --host / --port and HAPAX_HOST / HAPAX_PORT: they replace server.host
  * and server.port of every config loaded afterwards (start and reload
  * alike), before validation, so the secure-default checks see them.

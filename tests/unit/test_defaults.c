@@ -92,6 +92,18 @@ static void test_non_loopback_needs_auth_or_opt_in(void **state)
     /* client keys */
     expect_ok("server:\n  host: 0.0.0.0\nauth:\n  enabled: true\n  keys:\n"
               "    - name: a\n      key: k-123\n");
+    /* auth on, but a spending route whose own chain lacks it: still open */
+    hx_config_errors e2;
+    assert_null(load("server:\n  host: 0.0.0.0\n  middleware: [request_id, logging]\n"
+                     "auth:\n  enabled: true\n  keys:\n    - name: a\n      key: k-123\n"
+                     "routes:\n  - path: /v1/chat/completions\n    handler: chat\n    middleware: [auth]\n"
+                     "  - path: /v1/messages\n    handler: messages\n", &e2));
+    assert_true(has_error(&e2, "its middleware lacks auth"));
+    hx_config_errors_free(&e2);
+    expect_ok("server:\n  host: 0.0.0.0\n  middleware: [request_id, logging]\n"
+              "auth:\n  enabled: true\n  keys:\n    - name: a\n      key: k-123\n"
+              "routes:\n  - path: /v1/chat/completions\n    handler: chat\n    middleware: [auth]\n"
+              "  - path: /health\n    handler: health\n");
     /* loopback spellings need neither */
     expect_ok("server:\n  host: localhost\n");
     expect_ok("server:\n  host: \"::1\"\n");
