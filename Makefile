@@ -9,7 +9,7 @@ PYTHON  ?= /usr/bin/python3
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test-deps build asan run test unit integration clean
+.PHONY: all deps test-deps build asan run test unit integration check-build-deps clean
 
 all: build
 
@@ -28,7 +28,7 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Doptimization=2
 
 $(ASAN)/build.ninja:
-	meson setup $(ASAN) --buildtype=debug -Doptimization=1 \
+	meson setup $(ASAN) --buildtype=debug -Doptimization=1 -Dtests=enabled \
 		-Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all
 
 build: deps $(BUILD)/build.ninja
@@ -37,16 +37,26 @@ build: deps $(BUILD)/build.ninja
 asan: test-deps $(ASAN)/build.ninja
 	ninja -C $(ASAN)
 
+# make run CONFIG=path ARGS="--port 9090": another file, extra flags
+# (HAPAX_HOST / HAPAX_PORT in the environment work too).
 run: build
-	./$(BUILD)/hapax --config $(CONFIG)
+	./$(BUILD)/hapax --config $(CONFIG) $(ARGS)
 
-unit: test-deps build asan
+# The release build may have been configured on a machine without cmocka:
+# here the unit tests are required (an error when cmocka is missing).
+unit: test-deps build asan check-build-deps
+	meson configure $(BUILD) -Dtests=enabled
+	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs
 	$(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
 
 integration: test-deps build asan
 	$(PYTHON) tests/integration/run.py --bin $(ASAN)/hapax
 	$(PYTHON) tests/integration/run.py --bin $(BUILD)/hapax
+
+# A build with only the build packages (no cmocka) must configure and build.
+check-build-deps:
+	scripts/check-build-deps.sh
 
 test: unit integration
 

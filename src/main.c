@@ -17,9 +17,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: hapax [--config PATH] [--validate] [--print-config] [--version] [--help]\n"
+            "usage: hapax [--config PATH] [--host ADDR] [--port N] [--validate] [--print-config]\n"
+            "             [--version] [--help]\n"
             "\n"
             "  --config PATH    configuration file (default: " DEFAULT_CONFIG ")\n"
+            "  --host ADDR      listen address, replaces server.host (also HAPAX_HOST)\n"
+            "  --port N         listen port 0..65535, replaces server.port (also HAPAX_PORT)\n"
             "  --validate       check the configuration, print every error, exit\n"
             "  --print-config   print the effective configuration (secrets redacted), exit\n"
             "  --version        print the version, exit\n"
@@ -28,9 +31,30 @@ static void usage(FILE *out)
 
 typedef struct {
     const char *config;
+    const char *host; /* --host, NULL = HAPAX_HOST or the file */
+    const char *port; /* --port, NULL = HAPAX_PORT or the file */
     int validate;
     int print_config;
 } options;
+
+/* "-name VALUE" or "-name=VALUE" (a is argv[*i] with one '-' dropped).
+ * Returns 1 when matched (*out set), 0 when not, -1 when VALUE is missing. */
+static int flag_value(int argc, char **argv, int *i, const char *a, const char *name, const char **out)
+{
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *out = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *out = argv[++*i];
+    return 1;
+}
 
 /* Returns -1 to continue, or an exit code. */
 static int parse_args(int argc, char **argv, options *o)
@@ -39,15 +63,21 @@ static int parse_args(int argc, char **argv, options *o)
         const char *a = argv[i];
         if (a[0] == '-' && a[1] == '-')
             a++; /* accept both -flag and --flag, as the original did */
-        if (strcmp(a, "-config") == 0 || strcmp(a, "-c") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "hapax: %s needs a path\n", argv[i]);
-                usage(stderr);
-                return 2;
-            }
-            o->config = argv[++i];
-        } else if (strncmp(a, "-config=", 8) == 0) {
-            o->config = a + 8;
+        const char *arg0 = argv[i];
+        int m = flag_value(argc, argv, &i, a, "-config", &o->config);
+        if (m == 0)
+            m = flag_value(argc, argv, &i, a, "-c", &o->config);
+        if (m == 0)
+            m = flag_value(argc, argv, &i, a, "-host", &o->host);
+        if (m == 0)
+            m = flag_value(argc, argv, &i, a, "-port", &o->port);
+        if (m < 0) {
+            fprintf(stderr, "hapax: %s needs a value\n", arg0);
+            usage(stderr);
+            return 2;
+        }
+        if (m > 0) {
+            continue;
         } else if (strcmp(a, "-validate") == 0) {
             o->validate = 1;
         } else if (strcmp(a, "-print-config") == 0) {
@@ -74,10 +104,34 @@ static void apply_logging(const hx_config *cfg)
     hx_log_set_json(strcmp(cfg->logging.format, "text") != 0);
 }
 
+/* The operator opted in to serving without client keys beyond loopback:
+ * say so at every start, where it cannot be missed. */
+static void warn_exposure(const hx_config *cfg)
+{
+    if (!cfg->server.allow_unauthenticated || hx_config_host_is_loopback(cfg->server.host) ||
+        !hx_config_serves_unauthenticated(cfg))
+        return;
+    HX_LOG_WARN("serving without client authentication on a non-loopback address: anyone who can "
+                "connect may spend the provider keys and read /metrics",
+                HX_F_STR("event", "security"), HX_F_STR("host", cfg->server.host),
+                HX_F_STR("setting", "server.allow_unauthenticated"));
+}
+
 /* A reloaded config, on the main thread before workers switch to it. */
 static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
 {
-    (void)ud;
+    /* The listener keeps the address it was started on (server.host needs
+     * a restart): a reload that turns auth off while that address is not
+     * loopback would expose the providers just as a start would. */
+    const char *listening = ud;
+    if (!cfg->server.allow_unauthenticated && !hx_config_host_is_loopback(listening) &&
+        hx_config_serves_unauthenticated(cfg)) {
+        snprintf(err, errlen,
+                 "still listening on %.64s (host changes need a restart) with client auth off: configure "
+                 "auth keys or set server.allow_unauthenticated: true",
+                 listening);
+        return -1;
+    }
     hx_gateway *prev = hx_gateway_current();
     hx_gateway *gw = hx_gateway_new(cfg, prev, err, errlen);
     hx_gateway_unref(prev);
@@ -113,7 +167,9 @@ int main(int argc, char **argv)
         return rc;
 
     hx_config_errors errs = {0};
-    hx_config *cfg = hx_config_load_file(o.config, &errs);
+    hx_config *cfg = NULL;
+    if (hx_config_overrides_set(o.host, o.port, &errs) == 0)
+        cfg = hx_config_load_file(o.config, &errs);
     if (cfg == NULL) {
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.items[i]);
@@ -133,6 +189,7 @@ int main(int argc, char **argv)
     }
 
     apply_logging(cfg);
+    warn_exposure(cfg);
     hx_crash_install();
     char err[256];
     hx_gateway *gw = NULL;
@@ -164,7 +221,7 @@ int main(int argc, char **argv)
         return 1;
     }
     hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
-    hx_server_set_reload(srv, on_reload, NULL);
+    hx_server_set_reload(srv, on_reload, cfg->server.host); /* cfg outlives the server */
     hx_server_set_drain(srv, hx_gateway_worker_drain);
     hx_server_set_worker_reload(srv, hx_gateway_worker_reloaded);
     hx_server_set_main_hooks(srv, on_main_start, on_main_stop, cfg);
@@ -175,5 +232,6 @@ int main(int argc, char **argv)
     hx_gateway_publish(NULL);
     hx_metrics_shutdown();
     hx_config_unref(cfg);
+    hx_config_overrides_clear();
     return rc;
 }

@@ -79,6 +79,10 @@ typedef struct {
     hx_strlist middleware;     /* global chain, in order */
     hx_cfg_sys_health health_check;
     hx_cfg_http3 http3;
+    /* Client auth off on a non-loopback host is a config error unless
+     * this is true (an explicit opt-in, warned about at start); it also
+     * opens /metrics to non-loopback clients while auth is off. */
+    bool allow_unauthenticated;
 } hx_cfg_server;
 
 typedef struct {
@@ -295,6 +299,28 @@ size_t hx_config_validate(const hx_config *cfg, hx_config_errors *errs);
 /* Writes the effective configuration as YAML, secrets shown as
  * "[redacted]". Returns 0, or -1 on a write error. */
 int hx_config_print(const hx_config *cfg, FILE *out);
+
+/* True for an address that only this machine can reach: 127.0.0.0/8,
+ * ::1 (also IPv4-mapped 127.x) and "localhost". Anything else, including
+ * 0.0.0.0, ::, and host names, is not. */
+bool hx_config_host_is_loopback(const char *host);
+
+/* True when a request that spends provider money (a chat, completion or
+ * messages route) can be served without a client key: auth is off, or
+ * such a route's chain (its own, else server.middleware) lacks auth. */
+bool hx_config_serves_unauthenticated(const hx_config *cfg);
+
+/* --host / --port and HAPAX_HOST / HAPAX_PORT: they replace server.host
+ * and server.port of every config loaded afterwards (start and reload
+ * alike), before validation, so the secure-default checks see them.
+ * A flag wins over its variable, a variable over the file; an unset or
+ * empty variable is ignored. `host_flag` / `port_flag` may be NULL.
+ * Returns 0, or -1 after adding an error naming the flag or variable
+ * (a port that is not 0..65535, an empty or over-long host). */
+int hx_config_overrides_set(const char *host_flag, const char *port_flag, hx_config_errors *errs);
+void hx_config_overrides_clear(void);
+/* Where the effective host came from: "--host", "HAPAX_HOST" or NULL. */
+const char *hx_config_override_host_source(void);
 
 hx_config *hx_config_ref(hx_config *cfg);
 void hx_config_unref(hx_config *cfg);

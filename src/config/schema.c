@@ -119,12 +119,16 @@ static const hx_field server_fields[] = {
       .msg = "unknown middleware"),
     F(hx_cfg_server, "health_check", health_check, HX_FT_STRUCT, .sub = &sys_health_schema),
     F(hx_cfg_server, "http3", http3, HX_FT_STRUCT, .sub = &http3_schema),
+    F(hx_cfg_server, "allow_unauthenticated", allow_unauthenticated, HX_FT_BOOL),
 };
 TABLE(server_schema, hx_cfg_server, NULL, server_fields);
 
 static void server_defaults(dflt *d, hx_cfg_server *s)
 {
-    dset(d, &s->host, "0.0.0.0");
+    /* Loopback: without client keys nothing that spends provider money
+     * may reach the network unless the operator opts in. */
+    dset(d, &s->host, "127.0.0.1");
+    s->allow_unauthenticated = false;
     s->port = 8080;
     s->read_timeout = 30 * SEC;
     s->write_timeout = 45 * SEC;
@@ -659,7 +663,7 @@ static const char *const *handler_methods(const char *handler)
 int hx__config_finalize(hx_config *cfg)
 {
     dflt d = {true};
-    if (normalise_middleware(&cfg->server.middleware) != 0)
+    if (normalise_middleware(&cfg->server.middleware) != 0 || hx__config_apply_overrides(cfg) != 0)
         return -1;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         hx_cfg_route *r = &cfg->routes[i];

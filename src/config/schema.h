@@ -73,6 +73,9 @@ void hx__kvlist_free(hx_kvlist *l);
 /* Post-load fixes: route methods from the handler, "rate-limit" alias,
  * backup names. 0 or -1 when out of memory. */
 int hx__config_finalize(hx_config *cfg);
+/* Puts the --host/--port/HAPAX_* overrides into cfg (override.c); called
+ * by hx__config_finalize. Returns 0 or -1 when out of memory. */
+int hx__config_apply_overrides(hx_config *cfg);
 
 /* Sorts errs->items[from..n) by the LINE:COL after "name:"; errors without
  * a position keep their order after the others. */

@@ -321,6 +321,52 @@ static void check_chain(vctx *v, const hx_strlist *l, const char *prefix)
     }
 }
 
+static bool list_has(const hx_strlist *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], name) == 0)
+            return true;
+    return false;
+}
+
+bool hx_config_serves_unauthenticated(const hx_config *cfg)
+{
+    if (!cfg->auth.enabled)
+        return true;
+    /* A route's own chain replaces the global one: auth on, but a
+     * spending route whose chain lacks it, is still open. */
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const hx_cfg_route *r = &cfg->routes[i];
+        if (strcmp(r->handler, "chat") != 0 && strcmp(r->handler, "completion") != 0 &&
+            strcmp(r->handler, "messages") != 0)
+            continue;
+        if (!list_has(r->middleware.n ? &r->middleware : &cfg->server.middleware, "auth"))
+            return true;
+    }
+    return false;
+}
+
+/* Secure by default: without client keys on every spending route, only
+ * loopback may be served (the providers' keys would be spent by anyone
+ * who can connect) unless the operator opts in. Checked at start and at
+ * every reload. */
+static void check_exposure(vctx *v)
+{
+    const hx_cfg_server *s = &v->cfg->server;
+    if (s->allow_unauthenticated || !*s->host || hx_config_host_is_loopback(s->host) ||
+        !hx_config_serves_unauthenticated(v->cfg))
+        return;
+    const char *from = hx_config_override_host_source();
+    char shown[80];
+    snprintf(shown, sizeof shown, "%.*s%s%s%s", MAX_SHOWN, s->host, from ? " (from " : "", from ? from : "",
+             from ? ")" : "");
+    verr(v, "server.host",
+         "%s is not a loopback address and client authentication is off%s: anyone who can connect "
+         "would spend the provider keys. Either configure client keys (auth.enabled: true with "
+         "auth.keys) or set server.allow_unauthenticated: true to serve without keys on purpose",
+         shown, v->cfg->auth.enabled ? " for a completion route (its middleware lacks auth)" : "");
+}
+
 static void check_server(vctx *v)
 {
     const hx_cfg_server *s = &v->cfg->server;
@@ -339,6 +385,7 @@ static void check_server(vctx *v)
                                        "disk_threshold or latency_threshold)");
     check_chain(v, &s->middleware, "server.middleware");
     check_http3(v);
+    check_exposure(v);
 }
 
 static void check_backups(vctx *v)

@@ -166,8 +166,10 @@ static bool admit(proxy *p, const hx_provider *pv)
     if (g->cfg->llm.health_check.enabled && !hx_health_ok(g->health[pv->index])) {
         hx_health_snap hs;
         hx_health_snapshot(g->health[pv->index], &hs);
-        char why[200];
-        snprintf(why, sizeof why, "unhealthy (%s)", hs.last_error);
+        char why[640], where[400] = "";
+        if (strstr(hs.last_error, "connect")) /* connection_error, connect_timeout: name the address */
+            hx_gateway_describe_unreachable(pv, where, sizeof where);
+        snprintf(why, sizeof why, "unhealthy (%s%s%s)", hs.last_error, *where ? "; " : "", where);
         px_note_state(p, pv->name, why);
         return false;
     }

@@ -113,6 +113,17 @@ uint64_t hx_gateway_now_ms(void);
  * open, and healthy (health only counts while probes run). */
 bool hx_gateway_provider_up(hx_gateway *g, size_t idx);
 
+/* The provider's endpoint as messages may show it: scheme://host[:port]
+ * and path, never user:password@, ?query or #fragment (keys travel
+ * there). Writes "" when out is too small to be useful (prober.c). */
+void hx_gateway_endpoint_shown(const hx_provider *pv, char *out, size_t n);
+/* What to set or start when pv cannot be reached, or NULL: for Ollama on
+ * its shipped default address, or an endpoint that is the value of
+ * <TYPE>_ENDPOINT (OLLAMA_ENDPOINT...), it names the variable. */
+const char *hx_gateway_provider_hint(const hx_provider *pv, char *buf, size_t n);
+/* "ENDPOINT" or "ENDPOINT: HINT", for a connection failure's message. */
+void hx_gateway_describe_unreachable(const hx_provider *pv, char *out, size_t n);
+
 /* Active probes on this worker's loop (prober.c). */
 int hx_prober_start(hx_gw_worker *w, void *loop);
 void hx_prober_stop(hx_gw_worker *w);

@@ -12,14 +12,18 @@
 #include "obs/sysload.h"
 #include "util/json.h"
 
-/* One provider's entry of /health: status up | down | unusable. */
-static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool *up)
+/* One provider's entry of /health: status up | down | unknown (usable,
+ * but nothing checked it yet: no probe or request had an outcome) |
+ * unusable. `detail` adds the endpoint (no credentials or query), for
+ * whoever may read /metrics: behind auth it stays private. A down provider
+ * gets a hint when there is something obvious to set or start. */
+static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool detail, bool *up)
 {
     const hx_provider *pv = &g->providers.items[i];
     hx_health_snap hs;
     hx_health_snapshot(g->health[i], &hs);
-    *up = hx_gateway_provider_up(g, i);
-    const char *st = !pv->usable ? "unusable" : *up ? "up" : "down";
+    *up = hx_gateway_provider_up(g, i); /* unknown counts: requests try it */
+    const char *st = !pv->usable ? "unusable" : !*up ? "down" : hs.known ? "up" : "unknown";
     int rc = hx_json_cstr(b, pv->name) || hx_buf_append_str(b, ":{\"status\":") || hx_json_cstr(b, st) ||
              hx_buf_append_str(b, ",\"type\":") || hx_json_cstr(b, pv->ad->name) ||
              hx_buf_append_str(b, ",\"model\":") || hx_json_cstr(b, pv->model) ||
@@ -31,6 +35,15 @@ static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool *up)
         rc = hx_buf_printf(b, ",\"latency_ms\":%lld", (long long)hs.last_latency_ms);
     if (rc == 0 && (hs.last_error[0] || !pv->usable))
         rc = hx_buf_append_str(b, ",\"last_error\":") || hx_json_cstr(b, pv->usable ? hs.last_error : pv->reason);
+    char url[256], hint[128];
+    if (rc == 0 && detail && pv->usable) {
+        hx_gateway_endpoint_shown(pv, url, sizeof url);
+        if (*url)
+            rc = hx_buf_append_str(b, ",\"endpoint\":") || hx_json_cstr(b, url);
+    }
+    const char *h = pv->usable && !*up ? hx_gateway_provider_hint(pv, hint, sizeof hint) : NULL;
+    if (rc == 0 && h)
+        rc = hx_buf_append_str(b, ",\"hint\":") || hx_json_cstr(b, h);
     return rc || hx_buf_append(b, "}", 1);
 }
 
@@ -53,8 +66,9 @@ static int system_json(hx_buf *b, const hx_sysload_status *s)
     return rc || hx_buf_append(b, "}", 1);
 }
 
-/* GET /health: ok when every provider can serve, degraded when some can,
- * unavailable (503) when none can. */
+/* GET /health: ok when every provider can serve (up, or unknown: not
+ * checked yet but tried), degraded when some can, unavailable (503) when
+ * none can. */
 static void handle_health(hx_req *r)
 {
     hx_gw_worker *w = r->app;
@@ -63,10 +77,11 @@ static void handle_health(hx_req *r)
     hx_buf b;
     hx_buf_init(&b, 0);
     size_t up = 0, n = w ? w->gw->providers.n : 0;
+    bool detail = n > 0 && hx_auth_metrics_allowed(r);
     int rc = hx_buf_append_str(&b, "{\"providers\":{");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         bool u;
-        rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, &u);
+        rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, detail, &u);
         up += u;
     }
     hx_sysload_status sys;
@@ -97,7 +112,8 @@ static void handle_provider_health(hx_req *r)
         hx_buf b;
         hx_buf_init(&b, 0);
         bool up;
-        int rc = hx_buf_append(&b, "{", 1) || provider_json(&b, w->gw, i, &up) || hx_buf_append_str(&b, "}\n");
+        int rc = hx_buf_append(&b, "{", 1) || provider_json(&b, w->gw, i, hx_auth_metrics_allowed(r), &up) ||
+                 hx_buf_append_str(&b, "}\n");
         hx_res_header(r, "Cache-Control", "no-store");
         if (rc != 0)
             hx_res_error(r, HX_ERR_INTERNAL, NULL);

@@ -2,7 +2,9 @@
  * provider gets its cheapest request (model list; Ollama /api/tags) with
  * `timeout`. Probes run on one worker's loop, never overlap per provider,
  * spend no tokens, and stop when the worker stops. */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/gateway.h"
@@ -38,6 +40,67 @@ void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, in
         return;
     if (hx_health_record(g->health[idx], ok, error, latency_ms, probe))
         log_transition(&g->providers.items[idx], g->health[idx]);
+}
+
+/* ---- what an operator is told about an unreachable provider ---- */
+
+void hx_gateway_endpoint_shown(const hx_provider *pv, char *out, size_t n)
+{
+    const char *u = pv->base_url ? pv->base_url : "";
+    const char *sep = strstr(u, "://");
+    const char *auth = sep ? sep + 3 : u;
+    size_t alen = strcspn(auth, "/?#");
+    /* user:password@host: only what follows the last '@' */
+    const char *host = auth;
+    for (const char *q = auth; q < auth + alen; q++)
+        if (*q == '@')
+            host = q + 1;
+    size_t hlen = alen - (size_t)(host - auth);
+    const char *path = auth + alen;
+    size_t plen = strcspn(path, "?#");
+    int w = snprintf(out, n, "%.*s%.*s%.*s", sep ? (int)(sep + 3 - u) : 0, u, (int)hlen, host, (int)plen, path);
+    if (w < 0 || (size_t)w >= n)
+        snprintf(out, n, "%s", ""); /* a truncated URL would mislead */
+}
+
+/* base_url equal to s, ignoring one trailing '/'. */
+static bool same_url(const char *base, const char *s)
+{
+    size_t a = strlen(base), b = strlen(s);
+    if (a && base[a - 1] == '/')
+        a--;
+    if (b && s[b - 1] == '/')
+        b--;
+    return a == b && strncmp(base, s, a) == 0;
+}
+
+const char *hx_gateway_provider_hint(const hx_provider *pv, char *buf, size_t n)
+{
+    char var[64];
+    const char *type = pv->ad->name;
+    size_t i = 0;
+    for (; type[i] && i < 40; i++)
+        var[i] = (char)toupper((unsigned char)type[i]);
+    snprintf(var + i, sizeof var - i, "_ENDPOINT");
+    /* Read only here, on a failure: hapax never changes its environment. */
+    const char *env = getenv(var);
+    bool ollama = strcmp(type, "ollama") == 0;
+    if (env && *env && same_url(pv->base_url, env))
+        snprintf(buf, n, "%s at this address, or set %s to where it runs",
+                 ollama ? "start Ollama" : "check the provider", var);
+    else if (ollama && same_url(pv->base_url, pv->ad->default_endpoint))
+        snprintf(buf, n, "start Ollama (ollama serve) or set %s", var);
+    else
+        return NULL;
+    return buf;
+}
+
+void hx_gateway_describe_unreachable(const hx_provider *pv, char *out, size_t n)
+{
+    char url[256], hint[128];
+    hx_gateway_endpoint_shown(pv, url, sizeof url);
+    const char *h = hx_gateway_provider_hint(pv, hint, sizeof hint);
+    snprintf(out, n, "%s%s%s", *url ? url : "its endpoint", h ? ": " : "", h ? h : "");
 }
 
 static void on_probe_head(void *ud, int status, const hx_headers *h)

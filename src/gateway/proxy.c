@@ -573,7 +573,16 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
                  why ? why : "");
         hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
-        px_note_failure(p, hx_up_result_str(res));
+        if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
+            /* Nothing answered: say where we tried and what to start or set. */
+            char where[400], st[440];
+            hx_gateway_describe_unreachable(p->prov, where, sizeof where);
+            snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
+            px_record(p, false, hx_up_result_str(res));
+            px_note_state(p, p->prov->name, st);
+        } else {
+            px_note_failure(p, hx_up_result_str(res));
+        }
         /* An upstream that went quiet after its headers had accepted the
          * request: sending it again would bill it twice. */
         px_after_failure(p, res == HX_UP_IDLE_TIMEOUT ? HX_RETRY_NONE

@@ -22,9 +22,19 @@
 
 #define HX_LISTEN_BACKLOG 1024
 
-/* One listening socket with SO_REUSEPORT, so each worker has its own accept
- * queue and the kernel spreads connections across them. */
-static int bind_listener(const char *host, int port, int *bound_port, char *err, size_t errlen)
+/* One listening socket per worker, all in one SO_REUSEPORT group, so each
+ * worker has its own accept queue and the kernel spreads connections.
+ *
+ * The group must not take in a second hapax (it would silently get half
+ * the traffic, maybe with other keys). So the first socket is bound
+ * WITHOUT SO_REUSEPORT and listens at once: that bind is exclusive and
+ * atomic in the kernel (EADDRINUSE when anything listens there, reuseport
+ * or not), and listening at once closes the SO_REUSEADDR loophole (two
+ * bound but not yet listening sockets may share). Only then is
+ * SO_REUSEPORT switched on for it, so the process's own later sockets can
+ * join its group. Another hapax does the same exclusive first bind and
+ * fails, however the two starts interleave: no probe-then-bind window. */
+static int bind_listener(const char *host, int port, bool first, int *bound_port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -39,10 +49,15 @@ static int bind_listener(const char *host, int port, int *bound_port, char *err,
     if (fd < 0)
         goto sys_fail;
     int one = 1;
+    /* SO_REUSEADDR only lets a restart bind over TIME_WAIT leftovers; it
+     * never shares a port that something listens on. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        (!first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0))
         goto sys_fail;
     if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+        goto sys_fail;
+    if (first && (listen(fd, HX_LISTEN_BACKLOG) != 0 ||
+                  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0))
         goto sys_fail;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -52,7 +67,11 @@ static int bind_listener(const char *host, int port, int *bound_port, char *err,
     freeaddrinfo(res);
     return fd;
 sys_fail:
-    snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+    if (errno == EADDRINUSE)
+        snprintf(err, errlen, "cannot listen on %s:%d: address already in use (another hapax or another "
+                 "program listens there)", host, port);
+    else
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
     if (fd >= 0)
         close(fd);
     freeaddrinfo(res);
@@ -90,7 +109,7 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
         w->id = i;
         w->cfg = hx_config_ref(cfg);
         w->router = s->router;
-        w->listen_fd = bind_listener(cfg->server.host, port, &s->port, err, errlen);
+        w->listen_fd = bind_listener(cfg->server.host, port, i == 0, &s->port, err, errlen);
         if (w->listen_fd < 0)
             goto fail;
         port = s->port; /* port 0: every worker shares the first one's port */

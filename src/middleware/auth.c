@@ -347,10 +347,22 @@ void hx_auth_deny_model(hx_req *r, const char *model)
     hx_res_error(r, HX_ERR_FORBIDDEN, msg);
 }
 
+/* With auth off, /metrics is for this machine only (the client behind a
+ * trusted proxy counts, not the proxy) unless the operator opted in. */
+static bool metrics_open_to(hx_req *r)
+{
+    if (r->cfg->server.allow_unauthenticated)
+        return true;
+    hx_client_ip_resolve(r);
+    return hx_config_host_is_loopback(r->client_ip);
+}
+
 bool hx_auth_metrics_allowed(hx_req *r)
 {
     const hx_cfg_auth *a = &r->cfg->auth;
-    if (!a->enabled || !a->metrics_require_auth)
+    if (!a->enabled)
+        return metrics_open_to(r);
+    if (!a->metrics_require_auth)
         return true;
     const hx_cfg_auth_key *k = hx_auth_identify(r, NULL);
     return k != NULL && k->metrics;
@@ -358,6 +370,13 @@ bool hx_auth_metrics_allowed(hx_req *r)
 
 void hx_auth_deny_metrics(hx_req *r)
 {
+    if (!r->cfg->auth.enabled) {
+        log_failure(r, "metrics_not_loopback", NULL);
+        hx_res_error(r, HX_ERR_FORBIDDEN,
+                     "Metrics are served only to loopback clients while client authentication is off: "
+                     "configure auth keys with metrics: true, or set server.allow_unauthenticated: true.");
+        return;
+    }
     int why = HX_AUTH_OK;
     if (hx_auth_identify(r, &why) == NULL) {
         deny_unauthorized(r, why);

@@ -41,12 +41,15 @@ bool hx_auth_model_allowed(const hx_cfg_auth_key *k, const char *model);
 void hx_auth_deny_model(hx_req *r, const char *model);
 
 /* /metrics: when auth.enabled and auth.metrics_require_auth, the request
- * must present a valid key whose `metrics` flag is set. Otherwise true. */
+ * must present a valid key whose `metrics` flag is set. With auth off, only
+ * a loopback client (after trusted proxies) may read it, unless
+ * server.allow_unauthenticated. Otherwise true. */
 bool hx_auth_metrics_allowed(hx_req *r);
 
 /* Answers a request hx_auth_metrics_allowed refused: 401 with
  * WWW-Authenticate for a missing or invalid key, 403 for a valid key
- * without the metrics flag. Logs auth_failure. */
+ * without the metrics flag, 403 to a non-loopback client while auth is
+ * off. Logs auth_failure. */
 void hx_auth_deny_metrics(hx_req *r);
 
 /* Drops every cached digest set (and the config references they hold).

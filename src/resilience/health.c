@@ -49,6 +49,7 @@ bool hx_health_record(hx_health *h, bool ok, const char *error, int64_t latency_
 {
     pthread_mutex_lock(&h->mu);
     bool was = h->s.healthy;
+    h->s.known = true;
     if (probe) {
         h->s.checks++;
         if (!ok)

@@ -2,7 +2,8 @@
  * provider. Thread-safe (a short mutex section per call): every worker
  * records outcomes, one worker runs the probes.
  *
- * A provider starts healthy (nothing is known against it), turns unhealthy
+ * A provider starts healthy (nothing is known against it) but not `known`
+ * (/health says "unknown" until a probe or a request has had an outcome); it turns unhealthy
  * after `failure_threshold` consecutive failures (probes and real requests
  * alike) and healthy again after one success. */
 #ifndef HX_RESILIENCE_HEALTH_H
@@ -15,6 +16,7 @@ typedef struct hx_health hx_health;
 
 typedef struct {
     bool healthy;
+    bool known;                 /* an outcome (probe or request) was recorded */
     int64_t consecutive_failures;
     uint64_t checks;            /* probes run */
     uint64_t probe_failures;

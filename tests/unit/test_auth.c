@@ -305,10 +305,12 @@ static void test_models(void **state)
 
 /* Metrics check on config c with one header; returns the denial status or
  * 0 when allowed. */
-static int metrics_status(hx_config *c, const char *hname, const char *hvalue)
+static int metrics_status_from(hx_config *c, const char *peer, const char *hname, const char *hvalue)
 {
     hx_test_capture cp;
     hx_req *r = new_req(c, &cp, hname, hvalue);
+    if (peer)
+        snprintf(r->peer_ip, sizeof r->peer_ip, "%s", peer);
     int st = 0;
     if (!hx_auth_metrics_allowed(r)) {
         hx_auth_deny_metrics(r);
@@ -320,6 +322,11 @@ static int metrics_status(hx_config *c, const char *hname, const char *hvalue)
     hx_req_unref(r);
     cap_free(&cp);
     return st;
+}
+
+static int metrics_status(hx_config *c, const char *hname, const char *hvalue)
+{
+    return metrics_status_from(c, NULL, hname, hvalue);
 }
 
 static void test_metrics(void **state)
@@ -337,9 +344,17 @@ static void test_metrics(void **state)
     hx_config *open_metrics = load_keys(false, true);
     assert_int_equal(metrics_status(open_metrics, NULL, NULL), 0);
     hx_config_unref(open_metrics);
+    /* Auth off: this machine only (secure defaults), unless opted in. */
     hx_config *no_auth = load_keys(true, false);
-    assert_int_equal(metrics_status(no_auth, NULL, NULL), 0);
+    assert_int_equal(metrics_status(no_auth, NULL, NULL), 403); /* peer 198.51.100.7 */
+    assert_int_equal(metrics_status_from(no_auth, "127.0.0.1", NULL, NULL), 0);
+    assert_int_equal(metrics_status_from(no_auth, "::1", NULL, NULL), 0);
+    assert_int_equal(metrics_status_from(no_auth, "10.1.2.3", NULL, NULL), 403);
+    assert_non_null(strstr(captured_log(), "\"reason\":\"metrics_not_loopback\""));
     hx_config_unref(no_auth);
+    hx_config *opted_in = load("server:\n  allow_unauthenticated: true\n");
+    assert_int_equal(metrics_status(opted_in, NULL, NULL), 0);
+    hx_config_unref(opted_in);
 }
 
 /* A reload: the new config's keys apply to its requests, the old digests

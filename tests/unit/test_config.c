@@ -88,7 +88,7 @@ static void test_default_values(void **state)
     assert_int_equal(c->server.max_body_bytes, 10 * 1024 * 1024);
     assert_int_equal(c->server.shutdown_timeout, 30000);
     assert_int_equal(c->server.max_connections, 10000);
-    assert_string_equal(c->server.host, "0.0.0.0");
+    assert_string_equal(c->server.host, "127.0.0.1");
     assert_int_equal(c->server.middleware.n, 8);
     assert_string_equal(c->server.middleware.items[0], "request_id");
     assert_false(c->server.http3.enabled);
@@ -469,7 +469,7 @@ static void test_merge_replace_values(void **state)
                            "    handler: models\n"
                            "    methods: []\n");
     assert_int_equal(c->server.port, 8080);
-    assert_string_equal(c->server.host, "0.0.0.0");
+    assert_string_equal(c->server.host, "127.0.0.1");
     assert_int_equal(c->server.middleware.n, 2);
     assert_string_equal(c->server.middleware.items[1], "logging");
     assert_int_equal(c->llm.retry.max_retries, 2);

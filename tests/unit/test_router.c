@@ -42,6 +42,7 @@ static void run(hx_test_capture *c, const char *method, const char *path)
     r->method = method;
     r->path = hx_strdup(path);
     r->head_only = strcmp(method, "HEAD") == 0;
+    snprintf(r->peer_ip, sizeof r->peer_ip, "127.0.0.1"); /* /metrics without auth: loopback only */
     r->mw = hx_router_global_mw(rt);
     hx_req_assign_id(r, false);
     hx_router_dispatch(rt, r);
@@ -97,7 +98,7 @@ static void test_metrics_and_llm_front(void **state)
 {
     (void)state;
     hx_test_capture c;
-    run(&c, "GET", "/metrics"); /* auth is off: open */
+    run(&c, "GET", "/metrics"); /* auth is off: open to this (loopback) client */
     assert_int_equal(c.status, 200);
     assert_non_null(strstr(cap_text(&c), "process_start_time_seconds"));
     cap_free(&c);
