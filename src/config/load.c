@@ -22,6 +22,15 @@
 #define MAX_MAP_KEYS 4096  /* free-form maps are checked pairwise for duplicates */
 #define MAX_LIST_ITEMS 4096 /* validation compares list elements pairwise */
 #define MAX_SHOWN 64       /* characters of a bad value quoted in a message */
+/* Nesting of mappings and lists. libyaml's scanner is quadratic in the
+ * nesting depth (100k levels took 23 s), so a first pass over the events
+ * stops at this depth, before the document is built. */
+#define MAX_DEPTH 64
+/* The path (key.path[index]...) of a walk: its keys come from one branch
+ * of the file, so it never outgrows the file plus separators and indexes. */
+#define MAX_PATH_BYTES (MAX_FILE_BYTES + MAX_DEPTH * 32)
+/* The debug line naming the ${VAR}s used. */
+#define MAX_VARS_LINE 4096
 
 typedef struct {
     yaml_document_t *doc;
@@ -598,6 +607,51 @@ static void syntax_error(hx_config_errors *errs, const char *name, const yaml_pa
     *oom = *oom || rc != 0;
 }
 
+/* Pulls events until the end, a syntax error (the document parse that
+ * follows reports it) or nesting deeper than MAX_DEPTH (reported here).
+ * Linear: the scanner reads at most ~1 KiB past the too-deep node. */
+static bool depth_ok(const char *yaml, size_t len, const char *name, hx_config_errors *errs,
+                     bool *oom)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        *oom = true;
+        return false;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
+    int depth = 0;
+    bool ok = true, done = false;
+    while (!done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev))
+            break;
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > MAX_DEPTH) {
+                *oom = *oom || hx_config_errors_add(errs, "%s:%zu:%zu: nesting deeper than %d levels",
+                                                    name, ev.start_mark.line + 1,
+                                                    ev.start_mark.column + 1, MAX_DEPTH) != 0;
+                ok = false;
+                done = true;
+            }
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return ok;
+}
+
 /* Parses exactly one document into *doc; false after reporting why not. */
 static bool parse_one(yaml_parser_t *p, yaml_document_t *doc, const char *name,
                       hx_config_errors *errs, bool *oom)
@@ -636,7 +690,7 @@ static void log_vars(const walk *w)
     if (w->vars.n == 0 || hx_log_min_level() > HX_LOG_DEBUG)
         return;
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, MAX_VARS_LINE);
     for (size_t i = 0; i < w->vars.n; i++)
         if (hx_buf_printf(&b, "%s%s", i ? "," : "", w->vars.items[i]) != 0)
             break;
@@ -652,7 +706,7 @@ static bool walk_document(yaml_document_t *doc, const char *name, hx_config *cfg
                           hx_config_errors *errs, bool *stopped)
 {
     walk w = {.doc = doc, .name = name, .errs = errs, .marks = cfg->marks};
-    hx_buf_init(&w.path, 0);
+    hx_buf_init(&w.path, MAX_PATH_BYTES);
     w.env = (hx_env){.note = note_var, .note_ud = &w};
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (root->type != YAML_MAPPING_NODE)
@@ -679,6 +733,8 @@ static hx_config *load_text(const char *yaml, size_t len, const char *name, cons
         oom = true;
         goto done;
     }
+    if (!depth_ok(yaml, len, name, errs, &oom))
+        goto done;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         oom = true;
@@ -726,9 +782,27 @@ hx_config *hx_config_load_string(const char *yaml, size_t len, const char *name,
 /* Reads at most MAX_FILE_BYTES + 1 bytes; NULL after adding an error. */
 static char *read_file(const char *path, size_t *len, hx_config_errors *errs)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it would
+     * block the main thread: no reload, no state saves, no SIGTERM). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         hx_config_errors_add(errs, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        hx_config_errors_add(errs, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        hx_config_errors_add(errs, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_size > MAX_FILE_BYTES) {
+        hx_config_errors_add(errs, "%s: file is larger than 4 MiB", path);
+        close(fd);
         return NULL;
     }
     char *buf = hx_malloc(MAX_FILE_BYTES + 1);
