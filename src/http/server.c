@@ -21,6 +21,8 @@
 #include "util/alloc.h"
 
 #define HX_LISTEN_BACKLOG 1024
+/* A forced exit (second signal) waits this long for queued log lines. */
+#define HX_FORCED_EXIT_LOG_WAIT_MS 500
 
 /* One listening socket with SO_REUSEPORT, so each worker has its own accept
  * queue and the kernel spreads connections across them. */
@@ -253,6 +255,11 @@ static void on_signal(uv_signal_t *sig, int signum)
     hx_server *s = sig->data;
     if (++s->signals_seen > 1) {
         HX_LOG_WARN("second signal, exiting immediately", HX_F_STR("signal", strsignal(signum)));
+        /* Still save the state file (a few ms on the main thread, which
+         * serves no requests) and write out the queued log lines. */
+        if (s->main_stop)
+            s->main_stop(s->main_ud);
+        hx_log_flush(HX_FORCED_EXIT_LOG_WAIT_MS);
         _exit(1);
     }
     HX_LOG_INFO("shutting down", HX_F_STR("signal", strsignal(signum)),

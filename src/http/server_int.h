@@ -82,6 +82,7 @@ struct hx_server {
     /* reload (reload.c) */
     uv_mutex_t reload_mu;
     uv_signal_t sig_hup;
+    uv_signal_t sig_usr1;     /* log rotation: reopen logging.file */
     uv_fs_event_t watch;
     uv_timer_t reload_timer;
     bool watching;

@@ -295,10 +295,10 @@ static void test_periodic_and_final_save(void **state)
     assert_int_equal(hx_snapshot_start(&loop, dir, 20), -1);
     uv_timer_t stop;
     uv_timer_init(&loop, &stop);
-    uv_timer_start(&stop, on_stop, 110, 0);
+    uv_timer_start(&stop, on_stop, 300, 0); /* generous: fsync is slow on a busy machine */
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
-    /* About five periodic saves, plus the final one. */
+    /* Up to fifteen periodic saves, plus the final one. */
     assert_true(ctr.saves >= 3);
     assert_int_equal(access(file, F_OK), 0);
     hx_snapshot_stop(); /* no-op once stopped */
