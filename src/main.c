@@ -167,6 +167,7 @@ int main(int argc, char **argv)
     hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
     hx_server_set_reload(srv, on_reload, NULL);
     hx_server_set_drain(srv, hx_gateway_worker_drain);
+    hx_server_set_force(srv, hx_gateway_worker_force);
     hx_server_set_worker_reload(srv, hx_gateway_worker_reloaded);
     hx_server_set_main_hooks(srv, on_main_start, on_main_stop, cfg);
     /* From here on no loop writes a log line itself: a writer thread does. */

@@ -147,6 +147,27 @@ void hx_worker_maybe_stop(hx_worker *w)
     uv_stop(&w->loop);
 }
 
+static void on_force_timer(uv_timer_t *t)
+{
+    hx_worker *w = t->data;
+    hx_h1_close_all(w);
+    hx_worker_maybe_stop(w);
+}
+
+/* The shutdown deadline: end what is still being answered, visibly, give
+ * those last bytes a moment, then close everything. */
+static void worker_force(hx_worker *w)
+{
+    if (w->forcing)
+        return;
+    w->forcing = true;
+    if (w->app && w->srv->app_force)
+        w->srv->app_force(w->app);
+    hx_h1_drain(w); /* connections whose answer just ended close after it */
+    if (uv_timer_start(&w->force_timer, on_force_timer, HX_SHUTDOWN_FLUSH_MS, 0) != 0)
+        hx_h1_close_all(w);
+}
+
 /* Runs on the worker's loop when the main thread asks it to drain/force. */
 static void on_worker_wake(uv_async_t *a)
 {
@@ -163,7 +184,7 @@ static void on_worker_wake(uv_async_t *a)
         hx_h1_drain(w);
     }
     if (stopping >= 2)
-        hx_h1_close_all(w);
+        worker_force(w);
     hx_worker_maybe_stop(w);
 }
 
@@ -191,6 +212,11 @@ void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain)
     s->app_drain = drain;
 }
 
+void hx_server_set_force(hx_server *s, hx_worker_fini_fn force)
+{
+    s->app_force = force;
+}
+
 static void worker_main(void *arg)
 {
     hx_worker *w = arg;
@@ -216,8 +242,11 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
     }
     if (rc == 0) {
         w->wake.data = w;
-        rc = uv_tcp_init(&w->loop, &w->listener);
+        rc = uv_timer_init(&w->loop, &w->force_timer);
+        w->force_timer.data = w;
     }
+    if (rc == 0)
+        rc = uv_tcp_init(&w->loop, &w->listener);
     if (rc == 0) {
         w->listener.data = w;
         rc = uv_tcp_open(&w->listener, w->listen_fd);
@@ -323,6 +352,7 @@ int hx_server_run(hx_server *s)
         uv_thread_join(&w->thread);
         /* Now nobody signals this loop any more: close what is left. */
         uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_close((uv_handle_t *)&w->force_timer, NULL);
         hx_h1_worker_close(w);
         worker_close_listener(w);
         if (w->app && s->app_fini)

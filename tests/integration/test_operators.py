@@ -191,3 +191,63 @@ class ShutdownStateTest(HapaxTestCase):
         self.assertTrue(os.path.exists(path), "a forced exit did not save the state file")
         with open(path) as f:
             self.assertEqual(json.load(f)["version"], 1)
+
+
+class ShutdownStreamTest(HapaxTestCase):
+    """At shutdown_timeout an open stream ends visibly: an error event in its
+    client's format, then the final chunk, then the connection closes."""
+
+    def _stream_cut(self, path, body, kind):
+        from test_providers import llm, provider
+        mock = self.start_mock(args=["--chunks", "200"])   # 200 x 200 ms: far past the deadline
+        cfg = llm(provider(kind, mock, fault="slow"))
+        cfg["server"] = {"shutdown_timeout": "1s"}
+        srv = self.start_server(cfg)
+        c = RawConn(srv.port, timeout=REQ_TIMEOUT)
+        self._conns.append(c)
+        c.send(build_request("POST", path, {"Content-Type": "application/json"}, json.dumps(body)))
+        head = c.read_head(timeout=REQ_TIMEOUT)
+        self.assertEqual(head.status, 200, head)
+        c.read_until(b"\n\n", timeout=REQ_TIMEOUT)   # the first event has arrived
+        srv.expected_exit = None
+        srv.signal(signal.SIGTERM)
+        rest = c.read_until_close(timeout=15)
+        rc = srv.wait_exit(10)
+        self.assertEqual(rc, 0, describe_status(rc))
+        return rest
+
+    def test_openai_stream_gets_error_event_and_final_chunk(self):
+        from test_providers import user
+        rest = self._stream_cut("/v1/chat/completions",
+                                {"messages": [user("hi")], "stream": True}, "openai")
+        self.assertIn(b"shutting down", rest, rest[-500:])
+        self.assertIn(b'data: {"error":', rest)
+        self.assertTrue(rest.endswith(b"\r\n0\r\n\r\n"), "no final chunk: %r" % rest[-200:])
+
+    def test_anthropic_stream_gets_error_event_and_final_chunk(self):
+        from test_providers import MODELS, user
+        rest = self._stream_cut("/v1/messages",
+                                {"model": MODELS["anthropic"], "messages": [user("hi")], "max_tokens": 50,
+                                 "stream": True},
+                                "anthropic")
+        self.assertIn(b"event: error", rest, rest[-500:])
+        self.assertIn(b"shutting down", rest)
+        self.assertTrue(rest.endswith(b"\r\n0\r\n\r\n"), "no final chunk: %r" % rest[-200:])
+
+    def test_unanswered_request_gets_503_at_deadline(self):
+        from test_providers import llm, provider, user
+        mock = self.start_mock()
+        cfg = llm(provider("openai", mock, fault="hang"))
+        cfg["server"] = {"shutdown_timeout": "1s"}
+        srv = self.start_server(cfg)
+        c = RawConn(srv.port, timeout=REQ_TIMEOUT)
+        self._conns.append(c)
+        c.send(build_request("POST", "/v1/chat/completions", {"Content-Type": "application/json"},
+                             json.dumps({"messages": [user("hi")]})))
+        mock.wait_stats(lambda s: s["active"] >= 1, timeout=5)
+        srv.expected_exit = None
+        srv.signal(signal.SIGTERM)
+        r = c.read_response("POST", timeout=15)
+        self.assertJsonError(r, 503, r.json()["error"]["code"])
+        self.assertIn("shutting down", r.json()["error"]["message"])
+        self.assertEqual(srv.wait_exit(10), 0)
