@@ -17,15 +17,12 @@
 #include "util/buf.h"
 #include "util/units.h"
 
-#define MAX_FILE_BYTES (4 * 1024 * 1024)
+#define MAX_FILE_BYTES HX__CONFIG_MAX_BYTES
 #define MAX_NODES 100000   /* visits, so alias bombs stop early */
 #define MAX_MAP_KEYS 4096  /* free-form maps are checked pairwise for duplicates */
 #define MAX_LIST_ITEMS 4096 /* validation compares list elements pairwise */
 #define MAX_SHOWN 64       /* characters of a bad value quoted in a message */
-/* Nesting of mappings and lists. libyaml's scanner is quadratic in the
- * nesting depth (100k levels took 23 s), so a first pass over the events
- * stops at this depth, before the document is built. */
-#define MAX_DEPTH 64
+#define MAX_DEPTH HX__CONFIG_MAX_DEPTH
 /* The path (key.path[index]...) of a walk: its keys come from one branch
  * of the file, so it never outgrows the file plus separators and indexes. */
 #define MAX_PATH_BYTES (MAX_FILE_BYTES + MAX_DEPTH * 32)
@@ -607,51 +604,6 @@ static void syntax_error(hx_config_errors *errs, const char *name, const yaml_pa
     *oom = *oom || rc != 0;
 }
 
-/* Pulls events until the end, a syntax error (the document parse that
- * follows reports it) or nesting deeper than MAX_DEPTH (reported here).
- * Linear: the scanner reads at most ~1 KiB past the too-deep node. */
-static bool depth_ok(const char *yaml, size_t len, const char *name, hx_config_errors *errs,
-                     bool *oom)
-{
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        *oom = true;
-        return false;
-    }
-    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
-    int depth = 0;
-    bool ok = true, done = false;
-    while (!done) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev))
-            break;
-        switch (ev.type) {
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (++depth > MAX_DEPTH) {
-                *oom = *oom || hx_config_errors_add(errs, "%s:%zu:%zu: nesting deeper than %d levels",
-                                                    name, ev.start_mark.line + 1,
-                                                    ev.start_mark.column + 1, MAX_DEPTH) != 0;
-                ok = false;
-                done = true;
-            }
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    return ok;
-}
-
 /* Parses exactly one document into *doc; false after reporting why not. */
 static bool parse_one(yaml_parser_t *p, yaml_document_t *doc, const char *name,
                       hx_config_errors *errs, bool *oom)
@@ -733,7 +685,7 @@ static hx_config *load_text(const char *yaml, size_t len, const char *name, cons
         oom = true;
         goto done;
     }
-    if (!depth_ok(yaml, len, name, errs, &oom))
+    if (!hx__config_depth_ok(yaml, len, name, errs, &oom))
         goto done;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -779,67 +731,10 @@ hx_config *hx_config_load_string(const char *yaml, size_t len, const char *name,
     return load_text(yaml, len, name, NULL, errs);
 }
 
-/* Reads at most MAX_FILE_BYTES + 1 bytes; NULL after adding an error. */
-static char *read_file(const char *path, size_t *len, hx_config_errors *errs)
-{
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it would
-     * block the main thread: no reload, no state saves, no SIGTERM). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        hx_config_errors_add(errs, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        hx_config_errors_add(errs, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        hx_config_errors_add(errs, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if (st.st_size > MAX_FILE_BYTES) {
-        hx_config_errors_add(errs, "%s: file is larger than 4 MiB", path);
-        close(fd);
-        return NULL;
-    }
-    char *buf = hx_malloc(MAX_FILE_BYTES + 1);
-    size_t n = 0;
-    while (buf && n <= MAX_FILE_BYTES) {
-        ssize_t r = read(fd, buf + n, MAX_FILE_BYTES + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            hx_config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (buf == NULL) {
-        hx_config_errors_add(errs, "%s: out of memory while loading the configuration", path);
-        goto fail;
-    }
-    if (n > MAX_FILE_BYTES) {
-        hx_config_errors_add(errs, "%s: file is larger than 4 MiB", path);
-        goto fail;
-    }
-    close(fd);
-    *len = n;
-    return buf;
-fail:
-    hx_free(buf);
-    close(fd);
-    return NULL;
-}
-
 hx_config *hx_config_load_file(const char *path, hx_config_errors *errs)
 {
     size_t len;
-    char *text = read_file(path, &len, errs);
+    char *text = hx__config_read_file(path, &len, errs);
     if (text == NULL)
         return NULL;
     hx_config *cfg = load_text(text, len, path, path, errs);
