@@ -109,6 +109,23 @@ class LogSinkTest(HapaxTestCase):
         self.assertIn('"msg":"stopped"', new)
         self.assertEqual(oct(os.stat(log).st_mode & 0o777), oct(0o640))
 
+    def test_fatal_signal_writes_queued_lines_then_crash_line(self):
+        import harness
+        if "asan" in harness.BIN:
+            self.skipTest("sanitizer build: ASan reports fatal signals itself")
+        log = os.path.join(self.workdir, "hapax.log")
+        srv = self.start_server({"logging": {"file": log}})
+        for i in range(20):
+            self.assertEqual(srv.get("/health", headers={"X-Request-ID": "pre-crash-%d" % i}).status, 200)
+        srv.expected_exit = None
+        srv.signal(signal.SIGSEGV)
+        rc = srv.wait_exit(10)
+        self.assertEqual(rc, -signal.SIGSEGV, describe_status(rc))
+        with open(log) as f:
+            text = f.read()
+        self.assertIn('"event":"crash"', text)
+        self.assertIn("pre-crash-19", text[:text.index('"event":"crash"')])
+
 
 class FileSafetyTest(HapaxTestCase):
 
