@@ -399,9 +399,9 @@ void hx_log_reopen(void)
     pthread_cond_signal(&q.wake);
 }
 
-/* Waits until the writer has nothing queued (or exited), at most ms.
- * Caller holds q.mu. True when everything was written. */
-static bool wait_idle_locked(int64_t ms)
+/* Waits at most ms until the writer has exited (until_exit) or has nothing
+ * queued. Caller holds q.mu. True when that happened. */
+static bool wait_writer_locked(int64_t ms, bool until_exit)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -411,10 +411,13 @@ static bool wait_idle_locked(int64_t ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    while (!q.exited && (q.fill->len > 0 || q.writing || q.reopen))
+    for (;;) {
+        bool idle = q.fill->len == 0 && !q.writing && !q.reopen;
+        if (q.exited || (!until_exit && idle))
+            return true;
         if (pthread_cond_timedwait(&q.done, &q.mu, &until) != 0)
-            break;
-    return q.exited || (q.fill->len == 0 && !q.writing);
+            return q.exited || (!until_exit && q.fill->len == 0 && !q.writing);
+    }
 }
 
 bool hx_log_flush(int64_t timeout_ms)
@@ -423,7 +426,7 @@ bool hx_log_flush(int64_t timeout_ms)
         return true;
     pthread_mutex_lock(&q.mu);
     pthread_cond_signal(&q.wake);
-    bool ok = wait_idle_locked(timeout_ms);
+    bool ok = wait_writer_locked(timeout_ms, false);
     pthread_mutex_unlock(&q.mu);
     return ok;
 }
@@ -435,8 +438,7 @@ void hx_log_stop(int64_t timeout_ms)
     pthread_mutex_lock(&q.mu);
     q.stop = true;
     pthread_cond_signal(&q.wake);
-    wait_idle_locked(timeout_ms);
-    bool exited = q.exited;
+    bool exited = wait_writer_locked(timeout_ms, true);
     pthread_mutex_unlock(&q.mu);
     if (!exited) {
         /* The sink is stuck in write(): leave the thread to the exit, and
