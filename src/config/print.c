@@ -100,11 +100,14 @@ static void quoted_url(pctx *p, const char *s)
         return;
     }
     auth += 3;
-    const char *rest = auth + strcspn(auth, "/?#");
+    /* The last '@' before the query ends the userinfo; searching past a
+     * '/' too hides a password someone wrote with a raw '/' in it. */
+    const char *qf = auth + strcspn(auth, "?#");
     const char *at = NULL;
-    for (const char *c = auth; c < rest; c++)
+    for (const char *c = auth; c < qf; c++)
         if (*c == '@')
-            at = c; /* the last '@' ends the userinfo */
+            at = c;
+    const char *rest = (at ? at : auth) + strcspn(at ? at : auth, "/?#");
     pf(p, "\"");
     escaped(p, s, (size_t)(auth - s));
     if (at) {

@@ -930,10 +930,14 @@ static void test_print_redacts_urls(void **state)
         "  backup_providers:\n"
         "    - provider: openai\n"
         "      model: m\n"
-        "      endpoint: \"http://TOKENONLY4@h:1/p?access_token=AT5&Signature=S6&api_key=K7&x=keep\"\n");
+        "      endpoint: \"http://TOKENONLY4@h:1/p?access_token=AT5&Signature=S6&api_key=K7&x=keep\"\n"
+        "    - provider: openai\n"
+        "      model: m2\n"
+        "      name: second\n"
+        "      endpoint: \"https://u:raw/SLASH8@h2/v1\"\n");
     char *out = print_to_string(c);
     static const char *const secrets[] = {"hunter2", "AIzaSECRET1", "optsecret", "TOK2", "SIG3",
-                                          "TOKENONLY4", "AT5", "S6", "K7"};
+                                          "TOKENONLY4", "AT5", "S6", "K7", "SLASH8"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         if (strstr(out, secrets[i]) != NULL)
             fail_msg("--print-config shows %s:\n%s", secrets[i], out);
@@ -941,6 +945,7 @@ static void test_print_redacts_urls(void **state)
     assert_non_null(strstr(out, "\"http://[redacted]@h:1/p?access_token=[redacted]&Signature=[redacted]"
                                 "&api_key=[redacted]&x=keep\""));
     assert_non_null(strstr(out, "\"http://x/?token=[redacted]&sig=[redacted]&a=1\""));
+    assert_non_null(strstr(out, "\"https://u:[redacted]@h2/v1\""));
     assert_non_null(strstr(out, "    \"api_key\": \"[redacted]\"\n"));
     /* Nothing else changes: the output still loads. */
     hx_config *again = load_ok(out);
