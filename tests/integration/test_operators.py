@@ -11,8 +11,8 @@ import subprocess
 import threading
 import time
 
-from harness import (HOST, HapaxTestCase, RawConn, base_config, build_request, child_env,
-                     deep_merge, describe_status, render_yaml, sanitizer_findings, secret, tail)
+from harness import (HapaxTestCase, RawConn, base_config, build_request, child_env, deep_merge,
+                     describe_status, free_port, render_yaml, sanitizer_findings, secret, tail)
 
 REQ_TIMEOUT = 20.0
 
@@ -28,7 +28,7 @@ class LogSinkTest(HapaxTestCase):
         # stderr is a pipe nobody reads: once its 64 KiB are full, a
         # synchronous write(2) blocks the worker that logs. Requests must
         # still be answered; the lines that do not fit are counted.
-        port = self._free_port()
+        port = free_port()
         cfg = deep_merge(base_config(port), {"logging": {"level": "debug"}})
         path = self.write_file("blocked.yaml", render_yaml(cfg) + "\n")
         from harness import BIN
@@ -80,10 +80,6 @@ class LogSinkTest(HapaxTestCase):
         self.assertTrue(warn, "no 'log lines dropped' warning once the sink drained")
         self.assertGreater(warn[-1]["dropped_total"], 0)
         self.assertTrue(any(r.get("msg") == "stopped" for r in recs), "the exit line was not flushed")
-
-    def _free_port(self):
-        from harness import free_port
-        return free_port()
 
     def test_sigusr1_reopens_log_file(self):
         log = os.path.join(self.workdir, "hapax.log")
