@@ -102,6 +102,7 @@ static void apply_logging(const hx_config *cfg)
     int lvl = hx_log_level_parse(cfg->logging.level);
     hx_log_set_level(lvl < 0 ? HX_LOG_INFO : (hx_log_level)lvl);
     hx_log_set_json(strcmp(cfg->logging.format, "text") != 0);
+    hx_log_set_file(cfg->logging.file); /* a reload may move the log */
 }
 
 /* The operator opted in to serving without client keys beyond loopback:
@@ -193,7 +194,7 @@ int main(int argc, char **argv)
     hx_crash_install();
     char err[256];
     hx_gateway *gw = NULL;
-    if (hx_metrics_init() != 0 || hx_gw_metrics_collectors() != 0) {
+    if (hx_metrics_init() != 0 || hx_gw_metrics_collectors() != 0 || hx_log_metrics_register() != 0) {
         HX_LOG_ERROR("cannot start", HX_F_STR("error", "metrics initialisation failed"));
         hx_config_unref(cfg);
         return 1;
@@ -223,8 +224,18 @@ int main(int argc, char **argv)
     hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
     hx_server_set_reload(srv, on_reload, cfg->server.host); /* cfg outlives the server */
     hx_server_set_drain(srv, hx_gateway_worker_drain);
+    hx_server_set_force(srv, hx_gateway_worker_force);
     hx_server_set_worker_reload(srv, hx_gateway_worker_reloaded);
     hx_server_set_main_hooks(srv, on_main_start, on_main_stop, cfg);
+    /* From here on no loop writes a log line itself: a writer thread does. */
+    if (hx_log_start(cfg->logging.file, err, sizeof err) != 0) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", o.config));
+        hx_server_free(srv);
+        hx_middleware_shutdown();
+        hx_gateway_publish(NULL);
+        hx_config_unref(cfg);
+        return 1;
+    }
     HX_LOG_INFO("starting hapax", HX_F_STR("version", HX_VERSION), HX_F_STR("config", o.config));
     rc = hx_server_run(srv);
     hx_server_free(srv);
@@ -233,5 +244,6 @@ int main(int argc, char **argv)
     hx_metrics_shutdown();
     hx_config_unref(cfg);
     hx_config_overrides_clear();
+    hx_log_stop(HX_LOG_EXIT_WAIT_MS);
     return rc;
 }

@@ -216,6 +216,7 @@ typedef struct {
     char *level;               /* debug | info | warn | error */
     char *format;              /* json | text */
     bool access_log;
+    char *file;                /* append log lines here ("" = stderr); reopened on SIGUSR1 */
 } hx_cfg_logging;
 
 typedef struct {

@@ -17,11 +17,17 @@
 #include "util/buf.h"
 #include "util/units.h"
 
-#define MAX_FILE_BYTES (4 * 1024 * 1024)
+#define MAX_FILE_BYTES HX__CONFIG_MAX_BYTES
 #define MAX_NODES 100000   /* visits, so alias bombs stop early */
 #define MAX_MAP_KEYS 4096  /* free-form maps are checked pairwise for duplicates */
 #define MAX_LIST_ITEMS 4096 /* validation compares list elements pairwise */
 #define MAX_SHOWN 64       /* characters of a bad value quoted in a message */
+#define MAX_DEPTH HX__CONFIG_MAX_DEPTH
+/* The path (key.path[index]...) of a walk: its keys come from one branch
+ * of the file, so it never outgrows the file plus separators and indexes. */
+#define MAX_PATH_BYTES (MAX_FILE_BYTES + MAX_DEPTH * 32)
+/* The debug line naming the ${VAR}s used. */
+#define MAX_VARS_LINE 4096
 
 typedef struct {
     yaml_document_t *doc;
@@ -636,7 +642,7 @@ static void log_vars(const walk *w)
     if (w->vars.n == 0 || hx_log_min_level() > HX_LOG_DEBUG)
         return;
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, MAX_VARS_LINE);
     for (size_t i = 0; i < w->vars.n; i++)
         if (hx_buf_printf(&b, "%s%s", i ? "," : "", w->vars.items[i]) != 0)
             break;
@@ -652,7 +658,7 @@ static bool walk_document(yaml_document_t *doc, const char *name, hx_config *cfg
                           hx_config_errors *errs, bool *stopped)
 {
     walk w = {.doc = doc, .name = name, .errs = errs, .marks = cfg->marks};
-    hx_buf_init(&w.path, 0);
+    hx_buf_init(&w.path, MAX_PATH_BYTES);
     w.env = (hx_env){.note = note_var, .note_ud = &w};
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (root->type != YAML_MAPPING_NODE)
@@ -679,6 +685,8 @@ static hx_config *load_text(const char *yaml, size_t len, const char *name, cons
         oom = true;
         goto done;
     }
+    if (!hx__config_depth_ok(yaml, len, name, errs, &oom))
+        goto done;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         oom = true;
@@ -723,49 +731,10 @@ hx_config *hx_config_load_string(const char *yaml, size_t len, const char *name,
     return load_text(yaml, len, name, NULL, errs);
 }
 
-/* Reads at most MAX_FILE_BYTES + 1 bytes; NULL after adding an error. */
-static char *read_file(const char *path, size_t *len, hx_config_errors *errs)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        hx_config_errors_add(errs, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = hx_malloc(MAX_FILE_BYTES + 1);
-    size_t n = 0;
-    while (buf && n <= MAX_FILE_BYTES) {
-        ssize_t r = read(fd, buf + n, MAX_FILE_BYTES + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            hx_config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (buf == NULL) {
-        hx_config_errors_add(errs, "%s: out of memory while loading the configuration", path);
-        goto fail;
-    }
-    if (n > MAX_FILE_BYTES) {
-        hx_config_errors_add(errs, "%s: file is larger than 4 MiB", path);
-        goto fail;
-    }
-    close(fd);
-    *len = n;
-    return buf;
-fail:
-    hx_free(buf);
-    close(fd);
-    return NULL;
-}
-
 hx_config *hx_config_load_file(const char *path, hx_config_errors *errs)
 {
     size_t len;
-    char *text = read_file(path, &len, errs);
+    char *text = hx__config_read_file(path, &len, errs);
     if (text == NULL)
         return NULL;
     hx_config *cfg = load_text(text, len, path, path, errs);

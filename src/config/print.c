@@ -1,11 +1,14 @@
 /* hx_config_print: the effective configuration as YAML that loads back to
- * the same config (secrets excepted: they print as "[redacted]"). */
+ * the same config (secrets excepted: they print as "[redacted]", and so do
+ * passwords and secret query parameters inside URLs). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "config/schema.h"
+#include "obs/log.h"
 #include "util/units.h"
 
 typedef struct {
@@ -23,11 +26,11 @@ static void pf(pctx *p, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A YAML double-quoted scalar. Bytes >= 0x80 pass through (UTF-8). */
-static void quoted(pctx *p, const char *s)
+/* The body of a YAML double-quoted scalar (n bytes of s). Bytes >= 0x80
+ * pass through (UTF-8). */
+static void escaped(pctx *p, const char *s, size_t n)
 {
-    pf(p, "\"");
-    for (; *s; s++) {
+    for (const char *end = s + n; s < end; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
             pf(p, "\\%c", c);
@@ -41,6 +44,91 @@ static void quoted(pctx *p, const char *s)
             pf(p, "\\x%02x", c);
         else
             pf(p, "%c", c);
+    }
+}
+
+static void quoted(pctx *p, const char *s)
+{
+    pf(p, "\"");
+    escaped(p, s, strlen(s));
+    pf(p, "\"");
+}
+
+/* Query parameters that carry credentials (signed URLs, API keys). */
+static bool secret_param(const char *name, size_t n)
+{
+    static const char *const names[] = {"key", "sig", "signature", "code", "auth", "credential",
+                                        "x-amz-signature", "x-amz-credential", "x-goog-signature"};
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp)
+        return n > 0; /* a name this long is not one we know: hide its value */
+    memcpy(tmp, name, n);
+    tmp[n] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(tmp, names[i]) == 0)
+            return true;
+    return hx_log_is_secret_name(tmp); /* api_key, token, access_token, password ... */
+}
+
+/* Query "a=1&key=S&b" with secret values replaced. */
+static void query_redacted(pctx *p, const char *q, size_t n)
+{
+    const char *end = q + n;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        if (eq && secret_param(q, (size_t)(eq - q))) {
+            escaped(p, q, (size_t)(eq - q) + 1);
+            pf(p, "[redacted]");
+        } else {
+            escaped(p, q, (size_t)(stop - q));
+        }
+        if (amp)
+            pf(p, "&");
+        q = amp ? amp + 1 : end;
+    }
+}
+
+/* A URL with its userinfo password (or a bare userinfo, often a token) and
+ * secret query parameters replaced by "[redacted]"; any other string as is. */
+static void quoted_url(pctx *p, const char *s)
+{
+    const char *auth = strstr(s, "://");
+    if (auth == NULL) {
+        quoted(p, s);
+        return;
+    }
+    auth += 3;
+    /* The last '@' before the query ends the userinfo; searching past a
+     * '/' too hides a password someone wrote with a raw '/' in it. */
+    const char *qf = auth + strcspn(auth, "?#");
+    const char *at = NULL;
+    for (const char *c = auth; c < qf; c++)
+        if (*c == '@')
+            at = c;
+    const char *rest = (at ? at : auth) + strcspn(at ? at : auth, "/?#");
+    pf(p, "\"");
+    escaped(p, s, (size_t)(auth - s));
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        if (colon)
+            escaped(p, auth, (size_t)(colon - auth) + 1);
+        pf(p, "[redacted]");
+        auth = at;
+    }
+    escaped(p, auth, (size_t)(rest - auth));
+    const char *q = strchr(rest, '?');
+    const char *frag = strchr(rest, '#');
+    if (q && frag && frag < q)
+        q = NULL;
+    size_t path_len = q ? (size_t)(q - rest) : strlen(rest);
+    escaped(p, rest, path_len);
+    if (q) {
+        size_t qlen = frag ? (size_t)(frag - q) : strlen(q);
+        pf(p, "?");
+        query_redacted(p, q + 1, qlen - 1);
+        escaped(p, q + qlen, strlen(q + qlen));
     }
     pf(p, "\"");
 }
@@ -78,7 +166,10 @@ static void print_scalar(pctx *p, const hx_field *f, const void *v)
         break;
     default: {
         const char *s = *(char *const *)v;
-        quoted(p, (f->flags & HX_FF_SECRET) && *s ? "[redacted]" : s);
+        if ((f->flags & HX_FF_SECRET) && *s)
+            quoted(p, "[redacted]");
+        else
+            quoted_url(p, s);
         break;
     }
     }
@@ -105,8 +196,10 @@ static void print_kvmap(pctx *p, const hx_kvlist *l, int indent)
         pf(p, "%*s", indent, "");
         quoted(p, l->items[i].key);
         pf(p, ": ");
-        if (l->items[i].is_string)
-            quoted(p, l->items[i].value);
+        if (hx_log_is_secret_name(l->items[i].key))
+            quoted(p, "[redacted]");
+        else if (l->items[i].is_string)
+            quoted_url(p, l->items[i].value);
         else
             pf(p, "%s", l->items[i].value);
         pf(p, "\n");

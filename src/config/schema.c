@@ -414,6 +414,7 @@ static const hx_field logging_fields[] = {
     F(hx_cfg_logging, "format", format, HX_FT_STRING, .values = STRS("json", "text"),
       .msg = "invalid log format"),
     F(hx_cfg_logging, "access_log", access_log, HX_FT_BOOL),
+    F(hx_cfg_logging, "file", file, HX_FT_STRING),
 };
 TABLE(logging_schema, hx_cfg_logging, NULL, logging_fields);
 
@@ -432,6 +433,7 @@ static void access_defaults(dflt *d, hx_config *c)
     dset(d, &c->logging.level, "info");
     dset(d, &c->logging.format, "json");
     c->logging.access_log = true;
+    dset(d, &c->logging.file, "");
     c->metrics.enabled = true;
     dset(d, &c->metrics.path, "/metrics");
 }

@@ -95,6 +95,20 @@ struct hx_config_marks {
     size_t n, cap;
 };
 
+/* input.c: the file and its shape, before the document is built. */
+#define HX__CONFIG_MAX_BYTES (4 * 1024 * 1024)
+/* Nesting of mappings and lists. libyaml's scanner is quadratic in the
+ * nesting depth (100k levels took 23 s), so a first pass over the events
+ * stops at this depth, before the document is built. */
+#define HX__CONFIG_MAX_DEPTH 64
+/* The file's bytes (a regular file of at most HX__CONFIG_MAX_BYTES), or
+ * NULL after adding an error. */
+char *hx__config_read_file(const char *path, size_t *len, hx_config_errors *errs);
+/* False after reporting nesting deeper than HX__CONFIG_MAX_DEPTH (or
+ * running out of memory: *oom). Syntax errors are left to the parse. */
+bool hx__config_depth_ok(const char *yaml, size_t len, const char *name, hx_config_errors *errs,
+                         bool *oom);
+
 int hx__marks_add(struct hx_config_marks *m, const char *path, int line, int col);
 /* The mark of path, else of its closest parent ("routes[1].path" falls back
  * to "routes[1]"), else NULL. */

@@ -316,6 +316,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     p->refs = 1;
     p->req = hx_req_ref(r);
     p->gw = gw;
+    px_live_link(p);
     hx_gw_worker_sync(gw);
     p->g = hx_gateway_ref(gw->gw);
     p->canon = canon;

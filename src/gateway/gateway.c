@@ -259,6 +259,11 @@ void hx_gateway_worker_drain(void *worker)
     hx_proxy_drain(worker);
 }
 
+void hx_gateway_worker_force(void *worker)
+{
+    hx_proxy_force(worker);
+}
+
 void hx_gateway_worker_reloaded(void *worker)
 {
     hx_gw_worker_sync(worker);

@@ -60,6 +60,7 @@ typedef struct {
     void *loop;                /* the worker's uv_loop_t */
     struct proxy *waiting;     /* requests waiting for a retry (proxy.c) */
     bool draining;             /* shutdown started: no more retry waits */
+    struct proxy *live;        /* requests being answered (shutdown ends them) */
     struct hx_probe **probes;  /* only on the probing worker */
     size_t nprobes;
 } hx_gw_worker;
@@ -94,11 +95,16 @@ void *hx_gateway_worker_init(void *loop, void *app);
 void hx_gateway_worker_fini(void *worker);
 /* Shutdown started on this worker (hx_server_set_drain). */
 void hx_gateway_worker_drain(void *worker);
+void hx_gateway_worker_force(void *worker);
 /* A reload reached this worker: switch to the new gateway now, so the
  * probes follow the new config even when no request comes. */
 void hx_gateway_worker_reloaded(void *worker);
 /* Requests waiting to retry go on at once (proxy.c). */
 void hx_proxy_drain(hx_gw_worker *w);
+/* Shutdown deadline: every request still being answered ends now, a stream
+ * with an error event in its client's format and a proper end, any other
+ * with 503. */
+void hx_proxy_force(hx_gw_worker *w);
 /* On the worker's thread: moves it to the current gateway if a reload
  * published a new one (and restarts the probes it runs). Cheap otherwise. */
 void hx_gw_worker_sync(hx_gw_worker *w);

@@ -42,6 +42,30 @@ void px_wait_unlink(proxy *p)
     p->wait_prev = p->wait_next = NULL;
 }
 
+void px_live_link(proxy *p)
+{
+    p->live_prev = NULL;
+    p->live_next = p->gw->live;
+    if (p->live_next)
+        p->live_next->live_prev = p;
+    p->gw->live = p;
+    p->live = true;
+}
+
+static void live_unlink(proxy *p)
+{
+    if (!p->live)
+        return;
+    if (p->live_prev)
+        p->live_prev->live_next = p->live_next;
+    else
+        p->gw->live = p->live_next;
+    if (p->live_next)
+        p->live_next->live_prev = p->live_prev;
+    p->live_prev = p->live_next = NULL;
+    p->live = false;
+}
+
 void px_proxy_unref(proxy *p)
 {
     if (--p->refs > 0)
@@ -57,6 +81,7 @@ void px_proxy_unref(proxy *p)
     hx_buf_free(&p->states);
     hx_free(p->chain);
     px_wait_unlink(p);
+    live_unlink(p);
     if (p->retry_timer) {
         p->retry_timer->data = NULL;
         uv_close((uv_handle_t *)p->retry_timer, (uv_close_cb)hx_free);
@@ -93,6 +118,7 @@ void px_finish(proxy *p)
     if (p->finished)
         return;
     p->finished = true;
+    live_unlink(p);
     hx_req *r = p->req;
     px_tpm_settle(p);
     if (p->prov && (r->log_prompt_tokens > 0 || r->log_completion_tokens > 0)) {
@@ -618,3 +644,30 @@ void px_record(proxy *p, bool ok, const char *why)
         hx_metrics_inc(HX_M_PROVIDER_FAILURES, m->failures[hx_gw_fail_class_of(p->up_status, why)], 1);
 }
 
+
+/* ---- shutdown deadline ------------------------------------------------------ */
+
+#define HX_SHUTDOWN_MSG "the gateway is shutting down (server.shutdown_timeout reached)"
+
+void hx_proxy_force(hx_gw_worker *w)
+{
+    while (w->live) {
+        proxy *p = w->live;
+        live_unlink(p); /* progress even if the answer below fails */
+        if (p->finished)
+            continue;
+        px_proxy_ref(p);
+        if (p->head_sent) {
+            /* Mid-stream: the client learns why its stream ends here. */
+            HX_LOG_WARN("stream ended by shutdown", HX_F_STR("request_id", p->req->request_id),
+                        HX_F_STR("provider", p->prov ? p->prov->name : ""));
+            p->render.vt->stream_error(&p->render, "api_error", HX_SHUTDOWN_MSG, &p->out);
+            flush_out(p);
+            hx_res_end(p->req);
+            px_finish(p);
+        } else {
+            px_answer_error(p, HX_ERR_UNAVAILABLE, HX_SHUTDOWN_MSG);
+        }
+        px_proxy_unref(p);
+    }
+}

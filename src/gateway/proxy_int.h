@@ -42,6 +42,8 @@ typedef struct proxy {
     bool finished;
     uint64_t health_noted;     /* providers (bit = index) already reported unhealthy by this request */
     struct proxy *wait_prev, *wait_next; /* in gw->waiting while a retry timer runs */
+    struct proxy *live_prev, *live_next; /* in gw->live until finished */
+    bool live;
     bool any_answered;         /* some upstream produced an HTTP answer */
     bool relay_raw;            /* same wire format both sides: relay the body as it is */
     bool relay_sse;            /* same for a stream: relay each event as it is */
@@ -74,6 +76,7 @@ extern const hx_up_callbacks px_up_cb;
 proxy *px_proxy_ref(proxy *p);
 void px_proxy_unref(proxy *p);
 void px_wait_unlink(proxy *p);
+void px_live_link(proxy *p);
 /* Gives the breaker admission back with a verdict: 1 success, 0 failure,
  * -1 none. */
 void px_breaker_verdict(proxy *p, int v);

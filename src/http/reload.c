@@ -148,6 +148,14 @@ static void on_hup(uv_signal_t *sig, int signum)
     hx_server_reload(sig->data, "signal");
 }
 
+/* logrotate renamed the log file: the writer thread opens it again. */
+static void on_usr1(uv_signal_t *sig, int signum)
+{
+    (void)sig;
+    (void)signum;
+    hx_log_reopen();
+}
+
 static void on_settled(uv_timer_t *t)
 {
     hx_server_reload(t->data, "file");
@@ -180,6 +188,9 @@ void hx_reload_start(hx_server *s)
     uv_fs_event_init(&s->main_loop, &s->watch);
     s->sig_hup.data = s->reload_timer.data = s->watch.data = s;
     uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+    uv_signal_init(&s->main_loop, &s->sig_usr1);
+    s->sig_usr1.data = s;
+    uv_signal_start(&s->sig_usr1, on_usr1, SIGUSR1);
     const char *path = s->cfg->source_path;
     if (path == NULL || split_path(s, path) != 0)
         return;
@@ -193,6 +204,7 @@ void hx_reload_start(hx_server *s)
 void hx_reload_stop(hx_server *s)
 {
     uv_close((uv_handle_t *)&s->sig_hup, NULL);
+    uv_close((uv_handle_t *)&s->sig_usr1, NULL);
     uv_close((uv_handle_t *)&s->reload_timer, NULL);
     uv_close((uv_handle_t *)&s->watch, NULL);
 }

@@ -21,6 +21,8 @@
 #include "util/alloc.h"
 
 #define HX_LISTEN_BACKLOG 1024
+/* A forced exit (second signal) waits this long for queued log lines. */
+#define HX_FORCED_EXIT_LOG_WAIT_MS 500
 
 /* One listening socket per worker, all in one SO_REUSEPORT group, so each
  * worker has its own accept queue and the kernel spreads connections.
@@ -164,6 +166,27 @@ void hx_worker_maybe_stop(hx_worker *w)
     uv_stop(&w->loop);
 }
 
+static void on_force_timer(uv_timer_t *t)
+{
+    hx_worker *w = t->data;
+    hx_h1_close_all(w);
+    hx_worker_maybe_stop(w);
+}
+
+/* The shutdown deadline: end what is still being answered, visibly, give
+ * those last bytes a moment, then close everything. */
+static void worker_force(hx_worker *w)
+{
+    if (w->forcing)
+        return;
+    w->forcing = true;
+    if (w->app && w->srv->app_force)
+        w->srv->app_force(w->app);
+    hx_h1_drain(w); /* connections whose answer just ended close after it */
+    if (uv_timer_start(&w->force_timer, on_force_timer, HX_SHUTDOWN_FLUSH_MS, 0) != 0)
+        hx_h1_close_all(w);
+}
+
 /* Runs on the worker's loop when the main thread asks it to drain/force. */
 static void on_worker_wake(uv_async_t *a)
 {
@@ -180,7 +203,7 @@ static void on_worker_wake(uv_async_t *a)
         hx_h1_drain(w);
     }
     if (stopping >= 2)
-        hx_h1_close_all(w);
+        worker_force(w);
     hx_worker_maybe_stop(w);
 }
 
@@ -208,6 +231,11 @@ void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain)
     s->app_drain = drain;
 }
 
+void hx_server_set_force(hx_server *s, hx_worker_fini_fn force)
+{
+    s->app_force = force;
+}
+
 static void worker_main(void *arg)
 {
     hx_worker *w = arg;
@@ -233,8 +261,11 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
     }
     if (rc == 0) {
         w->wake.data = w;
-        rc = uv_tcp_init(&w->loop, &w->listener);
+        rc = uv_timer_init(&w->loop, &w->force_timer);
+        w->force_timer.data = w;
     }
+    if (rc == 0)
+        rc = uv_tcp_init(&w->loop, &w->listener);
     if (rc == 0) {
         w->listener.data = w;
         rc = uv_tcp_open(&w->listener, w->listen_fd);
@@ -272,6 +303,11 @@ static void on_signal(uv_signal_t *sig, int signum)
     hx_server *s = sig->data;
     if (++s->signals_seen > 1) {
         HX_LOG_WARN("second signal, exiting immediately", HX_F_STR("signal", strsignal(signum)));
+        /* Still save the state file (a few ms on the main thread, which
+         * serves no requests) and write out the queued log lines. */
+        if (s->main_stop)
+            s->main_stop(s->main_ud);
+        hx_log_flush(HX_FORCED_EXIT_LOG_WAIT_MS);
         _exit(1);
     }
     HX_LOG_INFO("shutting down", HX_F_STR("signal", strsignal(signum)),
@@ -335,6 +371,7 @@ int hx_server_run(hx_server *s)
         uv_thread_join(&w->thread);
         /* Now nobody signals this loop any more: close what is left. */
         uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_close((uv_handle_t *)&w->force_timer, NULL);
         hx_h1_worker_close(w);
         worker_close_listener(w);
         if (w->app && s->app_fini)

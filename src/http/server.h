@@ -25,6 +25,11 @@ void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn f
  * drain), with that worker's context: work that would wait (a retry
  * backoff) should finish now. */
 void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain);
+/* Runs on each worker's loop when server.shutdown_timeout is reached,
+ * before its connections are closed: requests still being answered end
+ * now, visibly (a stream gets an error event and its final chunk). Their
+ * output gets HX_SHUTDOWN_FLUSH_MS to reach the clients. */
+void hx_server_set_force(hx_server *s, hx_worker_fini_fn force);
 /* Runs on each worker's loop right after it switched to a reloaded
  * config, with that worker's context (e.g. to restart background work
  * that depends on the config). */

@@ -23,6 +23,9 @@
  * it grew to until it ends: freeing after each write cost 5% of
  * streaming throughput). */
 #define HX_H1_OBUF_KEEP (4 * 1024)
+/* At shutdown_timeout, how long the requests ended by the force hook have
+ * to write their last bytes before every connection is closed. */
+#define HX_SHUTDOWN_FLUSH_MS 1000
 /* How long a closing connection keeps reading (and discarding) so the
  * client sees our last response instead of a reset. */
 #define HX_H1_LINGER_MS 2000
@@ -38,6 +41,8 @@ typedef struct hx_worker {
     int listen_fd;
     bool listener_open;
     uv_async_t wake;
+    uv_timer_t force_timer;  /* shutdown_timeout: the last flush, then close all */
+    bool forcing;
     uv_thread_t thread;
     hx_config *cfg;          /* reference held; swapped by a reload */
     const hx_router *router;
@@ -74,6 +79,7 @@ struct hx_server {
     hx_worker_init_fn app_init;
     hx_worker_fini_fn app_fini;
     hx_worker_fini_fn app_drain;
+    hx_worker_fini_fn app_force;
     hx_worker_fini_fn app_reloaded;
     void *app;
     hx_main_start_fn main_start;
@@ -82,6 +88,7 @@ struct hx_server {
     /* reload (reload.c) */
     uv_mutex_t reload_mu;
     uv_signal_t sig_hup;
+    uv_signal_t sig_usr1;     /* log rotation: reopen logging.file */
     uv_fs_event_t watch;
     uv_timer_t reload_timer;
     bool watching;

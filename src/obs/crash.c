@@ -1,5 +1,7 @@
 #include "obs/crash.h"
 
+#include "obs/log.h"
+
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,9 +19,10 @@
 
 static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
+/* To the log's sink (logging.file or stderr). */
 static void put(const char *s)
 {
-    ssize_t n = write(STDERR_FILENO, s, strlen(s));
+    ssize_t n = write(hx_log_fd(), s, strlen(s));
     (void)n;
 }
 
@@ -39,12 +42,13 @@ static const char *signame(int sig)
  * does not allocate here). */
 static void on_fatal(int sig)
 {
+    hx_log_crash_flush(); /* the lines queued before the crash come first */
     put("{\"level\":\"error\",\"msg\":\"fatal signal, exiting\",\"event\":\"crash\",\"signal\":\"");
     put(signame(sig));
     put("\"}\n");
     void *frames[64];
     int n = backtrace(frames, 64);
-    backtrace_symbols_fd(frames, n, STDERR_FILENO);
+    backtrace_symbols_fd(frames, n, hx_log_fd());
     /* Die of the same signal: default action, unblocked (the handler runs
      * with it blocked), raised again. */
     signal(sig, SIG_DFL);

@@ -1,12 +1,19 @@
 #include "obs/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "obs/metrics.h"
 
 /* A line longer than this is cut and marked; logging never allocates. */
 #define HX_LOG_LINE_MAX 8192
@@ -122,10 +129,10 @@ static void put_value(line_buf *b, const hx_log_field *f, bool json)
     }
 }
 
-void hx_log_write(hx_log_level level, const char *msg, const hx_log_field *fields, int n)
+/* Formats one line into mem (HX_LOG_LINE_MAX bytes); returns its length. */
+static size_t format_line(char *mem, hx_log_level level, const char *msg, const hx_log_field *fields, int n)
 {
-    char mem[HX_LOG_LINE_MAX];
-    line_buf b = {.p = mem, .len = 0, .cap = sizeof mem - 32};
+    line_buf b = {.p = mem, .len = 0, .cap = HX_LOG_LINE_MAX - 32};
     bool json = atomic_load(&use_json);
     int lv = level < HX_LOG_DEBUG || level > HX_LOG_ERROR ? HX_LOG_ERROR : (int)level;
 
@@ -159,22 +166,314 @@ void hx_log_write(hx_log_level level, const char *msg, const hx_log_field *field
         put_value(&b, f, json);
     }
     /* The reserve of 32 bytes past cap always fits the tail. */
-    b.cap = sizeof mem;
+    b.cap = HX_LOG_LINE_MAX;
     if (b.cut)
         puts_(&b, json ? ",\"truncated\":true" : " truncated=true");
     puts_(&b, json ? "}\n" : "\n");
+    return b.len;
+}
 
-    int fd = atomic_load(&out_fd);
-    const char *p = b.p;
-    size_t left = b.len;
+/* Returns -1 on a failed or refused write (the bytes are lost). */
+static int write_all(int fd, const char *p, size_t left)
+{
     while (left > 0) {
         ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
-            break; /* nowhere else to report a failing log sink */
+            return -1;
         p += w;
         left -= (size_t)w;
     }
+    return 0;
 }
+
+/* ---- the asynchronous sink -------------------------------------------------
+ *
+ * Once hx_log_start has run, a line is formatted by its caller and copied
+ * into a bounded in-memory batch (one short mutex section, no system call
+ * unless the writer sleeps); one writer thread swaps the batch out and
+ * writes it. A slow, full or blocked sink therefore never stalls an event
+ * loop: when the batch is full the line is dropped and counted, and the
+ * writer reports the count in the log once it can write again. */
+
+typedef struct {
+    char data[HX_LOG_QUEUE_BYTES];
+    size_t len;
+    uint64_t lines;
+} log_batch;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;  /* a producer or a control call -> the writer */
+    pthread_cond_t done;  /* the writer -> hx_log_flush / hx_log_stop */
+    pthread_t thread;
+    log_batch bufs[2];
+    log_batch *fill;      /* producers append here */
+    bool sleeping;        /* the writer waits for work */
+    bool writing;         /* the writer has a batch out */
+    bool stop;
+    bool exited;
+    bool reopen;
+    char path[PATH_MAX];  /* logging.file; "" = stderr */
+    uint64_t reported;    /* dropped lines already reported in the log */
+} q = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+/* 0 = synchronous (before start, --validate, unit tests), 1 = async, 2 =
+ * stopped with a stuck writer: lines are dropped, never written inline. */
+static atomic_int mode;
+static atomic_uint_least64_t dropped;
+
+void hx_log_write(hx_log_level level, const char *msg, const hx_log_field *fields, int n)
+{
+    char mem[HX_LOG_LINE_MAX];
+    size_t len = format_line(mem, level, msg, fields, n);
+    int m = atomic_load(&mode);
+    if (m == 0) {
+        (void)write_all(atomic_load(&out_fd), mem, len); /* nowhere else to report a failing sink */
+        return;
+    }
+    bool wake = false, ok = false;
+    pthread_mutex_lock(&q.mu);
+    if (m == 1 && !q.exited && q.fill->len + len <= sizeof q.fill->data) {
+        memcpy(q.fill->data + q.fill->len, mem, len);
+        q.fill->len += len;
+        q.fill->lines++;
+        wake = q.sleeping;
+        ok = true;
+    }
+    pthread_mutex_unlock(&q.mu);
+    if (!ok)
+        atomic_fetch_add(&dropped, 1);
+    else if (wake)
+        pthread_cond_signal(&q.wake);
+}
+
+uint64_t hx_log_dropped_total(void) { return atomic_load(&dropped); }
+
+/* Opens the log file for appending. O_NONBLOCK only for the open (a FIFO
+ * without a reader fails instead of hanging); writes then block, in the
+ * writer thread only. */
+static int open_log_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
+    if (fd < 0)
+        return -1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Writer thread: switches to the (new) file; on failure keeps the old sink. */
+static void writer_reopen(void)
+{
+    char path[PATH_MAX];
+    pthread_mutex_lock(&q.mu);
+    memcpy(path, q.path, sizeof path);
+    pthread_mutex_unlock(&q.mu);
+    int fd = path[0] ? open_log_file(path) : STDERR_FILENO;
+    if (fd < 0) {
+        int err = errno;
+        HX_LOG_ERROR("cannot reopen the log file, still writing to the old one", HX_F_STR("path", path),
+                     HX_F_STR("error", strerror(err)));
+        return;
+    }
+    int old = atomic_exchange(&out_fd, fd);
+    if (old != STDERR_FILENO && old != fd)
+        close(old);
+    HX_LOG_INFO("log file reopened", HX_F_STR("event", "log_reopen"),
+                HX_F_STR("path", path[0] ? path : "stderr"));
+}
+
+/* Writer thread: one warning for the lines lost since the last one. */
+static void writer_report_drops(void)
+{
+    uint64_t total = atomic_load(&dropped);
+    if (total == q.reported)
+        return;
+    const hx_log_field f[] = {HX_F_STR("event", "log_dropped"), HX_F_INT("dropped", total - q.reported),
+                              HX_F_INT("dropped_total", total)};
+    char mem[HX_LOG_LINE_MAX];
+    size_t len = format_line(mem, HX_LOG_WARN, "log lines dropped: the log sink could not keep up", f, 3);
+    if (write_all(atomic_load(&out_fd), mem, len) == 0)
+        q.reported = total;
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&q.mu);
+    for (;;) {
+        while (!q.stop && !q.reopen && q.fill->len == 0) {
+            q.sleeping = true;
+            pthread_cond_wait(&q.wake, &q.mu);
+            q.sleeping = false;
+        }
+        if (q.reopen) {
+            q.reopen = false;
+            pthread_mutex_unlock(&q.mu);
+            writer_reopen();
+            pthread_mutex_lock(&q.mu);
+            continue;
+        }
+        if (q.fill->len == 0 && q.stop)
+            break;
+        log_batch *b = q.fill;
+        q.fill = b == &q.bufs[0] ? &q.bufs[1] : &q.bufs[0];
+        q.writing = true;
+        pthread_mutex_unlock(&q.mu);
+        if (write_all(atomic_load(&out_fd), b->data, b->len) != 0)
+            atomic_fetch_add(&dropped, b->lines);
+        b->len = 0;
+        b->lines = 0;
+        writer_report_drops();
+        pthread_mutex_lock(&q.mu);
+        q.writing = false;
+        pthread_cond_broadcast(&q.done);
+    }
+    q.exited = true;
+    pthread_cond_broadcast(&q.done);
+    pthread_mutex_unlock(&q.mu);
+    return NULL;
+}
+
+static void set_path_locked(const char *path)
+{
+    snprintf(q.path, sizeof q.path, "%s", path ? path : "");
+}
+
+int hx_log_start(const char *path, char *err, size_t errlen)
+{
+    if (atomic_load(&mode) != 0)
+        return 0;
+    if (path && strlen(path) >= sizeof q.path) {
+        snprintf(err, errlen, "logging.file: path too long");
+        return -1;
+    }
+    if (path && *path) {
+        int fd = open_log_file(path);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
+            return -1;
+        }
+        atomic_store(&out_fd, fd);
+    }
+    pthread_mutex_lock(&q.mu);
+    set_path_locked(path);
+    q.fill = &q.bufs[0];
+    q.stop = q.exited = q.reopen = false;
+    q.reported = atomic_load(&dropped);
+    pthread_mutex_unlock(&q.mu);
+    int rc = pthread_create(&q.thread, NULL, writer_main, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the log writer thread: %s", strerror(rc));
+        return -1;
+    }
+    atomic_store(&mode, 1);
+    return 0;
+}
+
+void hx_log_set_file(const char *path)
+{
+    if (atomic_load(&mode) != 1)
+        return;
+    pthread_mutex_lock(&q.mu);
+    if (strcmp(q.path, path ? path : "") != 0) {
+        set_path_locked(path);
+        q.reopen = true;
+    }
+    pthread_mutex_unlock(&q.mu);
+    pthread_cond_signal(&q.wake);
+}
+
+void hx_log_reopen(void)
+{
+    if (atomic_load(&mode) != 1)
+        return;
+    pthread_mutex_lock(&q.mu);
+    q.reopen = true;
+    pthread_mutex_unlock(&q.mu);
+    pthread_cond_signal(&q.wake);
+}
+
+/* Waits at most ms until the writer has exited (until_exit) or has nothing
+ * queued. Caller holds q.mu. True when that happened. */
+static bool wait_writer_locked(int64_t ms, bool until_exit)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    for (;;) {
+        bool idle = q.fill->len == 0 && !q.writing && !q.reopen;
+        if (q.exited || (!until_exit && idle))
+            return true;
+        if (pthread_cond_timedwait(&q.done, &q.mu, &until) != 0)
+            return q.exited || (!until_exit && q.fill->len == 0 && !q.writing);
+    }
+}
+
+bool hx_log_flush(int64_t timeout_ms)
+{
+    if (atomic_load(&mode) != 1)
+        return true;
+    pthread_mutex_lock(&q.mu);
+    pthread_cond_signal(&q.wake);
+    bool ok = wait_writer_locked(timeout_ms, false);
+    pthread_mutex_unlock(&q.mu);
+    return ok;
+}
+
+void hx_log_stop(int64_t timeout_ms)
+{
+    if (atomic_load(&mode) != 1)
+        return;
+    pthread_mutex_lock(&q.mu);
+    q.stop = true;
+    pthread_cond_signal(&q.wake);
+    bool exited = wait_writer_locked(timeout_ms, true);
+    pthread_mutex_unlock(&q.mu);
+    if (!exited) {
+        /* The sink is stuck in write(): leave the thread to the exit, and
+         * never block the caller with an inline write. */
+        pthread_detach(q.thread);
+        atomic_store(&mode, 2);
+        return;
+    }
+    pthread_join(q.thread, NULL);
+    atomic_store(&mode, 0);
+}
+
+int hx_log_fd(void) { return atomic_load(&out_fd); }
+
+void hx_log_crash_flush(void)
+{
+    if (atomic_load(&mode) != 1 || q.fill == NULL)
+        return;
+    /* Best effort from a signal handler: no lock (the crashing thread may
+     * hold it); a line being copied at this instant may come out torn. */
+    size_t len = q.fill->len;
+    if (len <= sizeof q.fill->data)
+        (void)write_all(atomic_load(&out_fd), q.fill->data, len);
+}
+
+static void collect_log(hx_metrics_writer *w, void *ud)
+{
+    (void)ud;
+    if (hx_metrics_write_family(w, "hapax_log_dropped_lines_total",
+                                "Log lines dropped because the log sink could not keep up",
+                                HX_METRIC_COUNTER) == 0)
+        hx_metrics_write_sample(w, "hapax_log_dropped_lines_total", NULL, (double)hx_log_dropped_total());
+}
+
+int hx_log_metrics_register(void) { return hx_metrics_add_collector(collect_log, NULL); }
 
 bool hx_log_is_secret_name(const char *name)
 {

@@ -5,8 +5,12 @@
  * JSON:  {"ts":"2026-11-27T21:03:39.123Z","level":"info","msg":"listening","host":"0.0.0.0","port":8080}
  * text:  2026-11-27T21:03:39.123Z INFO listening host=0.0.0.0 port=8080
  *
- * Each line is formatted in a local buffer and written with one write(2),
- * so lines from different threads never interleave. Secrets must go through
+ * Each line is formatted in a local buffer, so lines from different threads
+ * never interleave. Before hx_log_start (and in --validate, tests) a line
+ * is written at once with write(2); after it, lines are queued in a bounded
+ * buffer and written by one writer thread, so a slow or blocked sink never
+ * stalls an event loop (lines that do not fit are dropped and counted:
+ * hapax_log_dropped_lines_total, and a warning in the log). Secrets must go through
  * HX_F_SECRET (always printed as "[redacted]") or be left out; callers that
  * log headers or config keys use hx_log_is_secret_name() to decide. */
 #ifndef HX_OBS_LOG_H
@@ -73,6 +77,35 @@ int hx_log_level_parse(const char *s);
 
 /* Test hook: send lines to this fd instead of stderr (-1 restores). */
 void hx_log_set_fd(int fd);
+
+/* Bytes queued for the writer thread before lines are dropped (two such
+ * buffers: one filling, one being written). */
+#define HX_LOG_QUEUE_BYTES (1024 * 1024)
+/* How long exit waits for a stuck sink before leaving lines unwritten. */
+#define HX_LOG_EXIT_WAIT_MS 2000
+
+/* Switches to asynchronous writing: opens `path` for appending (NULL or ""
+ * keeps stderr, or the fd of hx_log_set_fd) and starts the writer thread.
+ * Returns 0, or -1 with the reason in err. Main thread, once. */
+int hx_log_start(const char *path, char *err, size_t errlen);
+/* A reloaded logging.file: switches to it when it changed. */
+void hx_log_set_file(const char *path);
+/* Reopens logging.file (SIGUSR1, after a rotation renamed it). No-op when
+ * logging to stderr. Asynchronous: done by the writer thread. */
+void hx_log_reopen(void);
+/* Waits up to timeout_ms until every queued line is written; true if so. */
+bool hx_log_flush(int64_t timeout_ms);
+/* Writes what is queued (waiting up to timeout_ms for a stuck sink), stops
+ * the writer and returns to synchronous writing. */
+void hx_log_stop(int64_t timeout_ms);
+/* Lines dropped since start (the batch was full or the sink failed). */
+uint64_t hx_log_dropped_total(void);
+/* Registers hapax_log_dropped_lines_total with the metrics. */
+int hx_log_metrics_register(void);
+/* The fd lines go to, and a best-effort write of the queued lines: for the
+ * fatal-signal handler only (async-signal-safe, takes no lock). */
+int hx_log_fd(void);
+void hx_log_crash_flush(void);
 
 /* True when a header or config key names a secret (authorization,
  * x-api-key, api_key, password, token, secret, cookie ...), compared

@@ -203,10 +203,11 @@ static int open_tmp_locked(const char *dir, char *path, size_t size)
             errno = ENAMETOOLONG;
             return -1;
         }
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, HX_SNAPSHOT_MODE);
         if (fd >= 0) {
-            /* The umask must not make the state unreadable to operators. */
-            if (fchmod(fd, 0644) != 0) {
+            /* The file holds client IPs and key names: owner only, whatever
+             * the umask (a permissive one must not widen it). */
+            if (fchmod(fd, HX_SNAPSHOT_MODE) != 0) {
                 close(fd);
                 unlink(path);
                 return -1;
@@ -309,7 +310,9 @@ static void remove_stale_tmp(const char *dir)
  * does not exist, 2 when too large, -1 on error. */
 static int read_file(const char *path, char **out, size_t *outlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the file's place must not hang start-up; it
+     * fails the S_ISREG check below and is kept aside as corrupt. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? 1 : -1;
     struct stat st;

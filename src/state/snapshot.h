@@ -6,8 +6,8 @@
  *
  * Each module registers a named section with a save and a restore callback.
  * A save never leaves a half-written file: it writes a temp file in the same
- * directory (mode 0644), fsyncs it, renames it over the state file and
- * fsyncs the directory. A kill -9 at any point leaves either the old or the
+ * directory (mode 0600: it holds client IPs and key names), fsyncs it,
+ * renames it over the state file and fsyncs the directory. A kill -9 at any point leaves either the old or the
  * new file; a stray temp file is removed by the next hx_snapshot_restore.
  *
  * Threads: register/unregister/save/restore may be called from any thread
@@ -24,6 +24,8 @@
 #define HX_SNAPSHOT_FILE "hapax-state.json"
 #define HX_SNAPSHOT_VERSION 1
 #define HX_SNAPSHOT_MAX_SECTIONS 16
+/* The state file and its temp file: owner read/write only. */
+#define HX_SNAPSHOT_MODE 0600
 /* A state file larger than this is treated as corrupt. */
 #define HX_SNAPSHOT_MAX_BYTES (64u * 1024u * 1024u)
 

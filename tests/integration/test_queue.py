@@ -200,7 +200,7 @@ class TestStateFile(QueueTestCase):
             self.assertLess(time.monotonic(), deadline, "the open breaker never reached the state file")
             time.sleep(0.05)
         self.assertEqual(os.stat(state_dir).st_mode & 0o777, 0o755)
-        self.assertEqual(os.stat(os.path.join(state_dir, "hapax-state.json")).st_mode & 0o777, 0o644)
+        self.assertEqual(os.stat(os.path.join(state_dir, "hapax-state.json")).st_mode & 0o777, 0o600)
         srv.kill()
         srv.expected_exit = None
         before = mock.stats()["requests"]

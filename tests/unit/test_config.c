@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -867,6 +869,91 @@ static void test_load_file_errors(void **state)
     unlink(path);
 }
 
+/* ---- hardening (issue 9) ---- */
+
+/* Deep nesting is rejected at the 65th level with a position, in linear
+ * time: 100k levels took 23 s before the depth pass. */
+static void test_deep_nesting_rejected_fast(void **state)
+{
+    (void)state;
+    size_t depth = 100000;
+    char *yaml = malloc(2 * depth + 16);
+    assert_non_null(yaml);
+    size_t n = (size_t)sprintf(yaml, "server: ");
+    memset(yaml + n, '[', depth);
+    memset(yaml + n + depth, ']', depth);
+    strcpy(yaml + n + 2 * depth, "\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* The top-level mapping is level 1: the 64th "[" is level 65. */
+    load_bad(yaml, "test.yaml:1:72: nesting deeper than 64 levels");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(secs < 3.0); /* generous: milliseconds in practice */
+    free(yaml);
+
+    /* Block style too; 64 levels are still fine as far as depth goes. */
+    char block[16384];
+    n = (size_t)sprintf(block, "llm:\n  options:\n");
+    for (int i = 0; i < 70; i++)
+        n += (size_t)sprintf(block + n, "%*sk%d:\n", 4 + 2 * i, "", i);
+    sprintf(block + n, "%*sv: 1\n", 4 + 2 * 70, "");
+    load_bad(block, "nesting deeper than 64 levels");
+    load_bad("server: [[[[[[[[[[]]]]]]]]]]\n", "server: expected a mapping");
+}
+
+static void test_load_file_fifo_does_not_block(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/hx_test_fifo_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    hx_config_errors e = {0};
+    alarm(10); /* a blocking open would hang the suite: fail it instead */
+    assert_null(hx_config_load_file(path, &e));
+    alarm(0);
+    assert_true(has_error(&e, "not a regular file"));
+    hx_config_errors_free(&e);
+    unlink(path);
+}
+
+static void test_print_redacts_urls(void **state)
+{
+    (void)state;
+    hx_config *c = load_ok(
+        "llm:\n"
+        "  endpoint: https://bob:hunter2@api.example.com/v1?key=AIzaSECRET1&alt=sse#frag\n"
+        "  options: {api_key: optsecret, note: \"http://x/?token=TOK2&sig=SIG3&a=1\"}\n"
+        "  backup_providers:\n"
+        "    - provider: openai\n"
+        "      model: m\n"
+        "      endpoint: \"http://TOKENONLY4@h:1/p?access_token=AT5&Signature=S6&api_key=K7&x=keep\"\n"
+        "    - provider: openai\n"
+        "      model: m2\n"
+        "      name: second\n"
+        "      endpoint: \"https://u:raw/SLASH8@h2/v1\"\n");
+    char *out = print_to_string(c);
+    static const char *const secrets[] = {"hunter2", "AIzaSECRET1", "optsecret", "TOK2", "SIG3",
+                                          "TOKENONLY4", "AT5", "S6", "K7", "SLASH8"};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        if (strstr(out, secrets[i]) != NULL)
+            fail_msg("--print-config shows %s:\n%s", secrets[i], out);
+    assert_non_null(strstr(out, "\"https://bob:[redacted]@api.example.com/v1?key=[redacted]&alt=sse#frag\""));
+    assert_non_null(strstr(out, "\"http://[redacted]@h:1/p?access_token=[redacted]&Signature=[redacted]"
+                                "&api_key=[redacted]&x=keep\""));
+    assert_non_null(strstr(out, "\"http://x/?token=[redacted]&sig=[redacted]&a=1\""));
+    assert_non_null(strstr(out, "\"https://u:[redacted]@h2/v1\""));
+    assert_non_null(strstr(out, "    \"api_key\": \"[redacted]\"\n"));
+    /* Nothing else changes: the output still loads. */
+    hx_config *again = load_ok(out);
+    hx_config_unref(again);
+    free(out);
+    hx_config_unref(c);
+}
+
 /* ---- allocation failures ---- */
 
 static const char *const oom_yaml =
@@ -924,6 +1011,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_values),
+        cmocka_unit_test(test_deep_nesting_rejected_fast),
+        cmocka_unit_test(test_load_file_fifo_does_not_block),
+        cmocka_unit_test(test_print_redacts_urls),
         cmocka_unit_test(test_ref_unref),
         cmocka_unit_test(test_load_full_yaml),
         cmocka_unit_test(test_invalid_port),

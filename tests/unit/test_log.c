@@ -4,10 +4,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "obs/log.h"
@@ -144,6 +146,71 @@ static void test_level_parse(void **state)
     assert_int_equal(hx_log_level_parse(NULL), -1);
 }
 
+/* A sink nobody reads (a full pipe): logging returns at once, the lines
+ * past the queue are counted, and once the sink drains the loss is
+ * reported and everything queued is written by stop. */
+static void test_async_full_sink_drops_and_reports(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    hx_log_set_fd(p[1]);
+    hx_log_set_level(HX_LOG_INFO);
+    char err[128];
+    assert_int_equal(hx_log_start(NULL, err, sizeof err), 0);
+    uint64_t before = hx_log_dropped_total();
+    char big[1024];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* ~4 MiB of lines: the 64 KiB pipe and the 2 x 1 MiB queue overflow. */
+    for (int i = 0; i < 4000; i++)
+        HX_LOG_INFO("filler", HX_F_STR("v", big), HX_F_INT("i", i));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 5); /* never blocked on the sink */
+    assert_true(hx_log_dropped_total() > before);
+    assert_false(hx_log_flush(100)); /* still stuck */
+
+    /* Drain in this thread while stop writes the rest. */
+    int fl = fcntl(p[0], F_GETFL);
+    fcntl(p[0], F_SETFL, fl | O_NONBLOCK);
+    size_t cap = 8u << 20, got = 0;
+    char *all = malloc(cap + 1);
+    assert_non_null(all);
+    for (int spins = 0; spins < 20000; spins++) {
+        ssize_t n = read(p[0], all + got, cap - got);
+        if (n > 0) {
+            got += (size_t)n;
+            spins = 0;
+        } else if (hx_log_flush(1)) {
+            break;
+        }
+    }
+    hx_log_stop(1000);
+    for (;;) { /* make room: the next line is written inline */
+        ssize_t n = read(p[0], all + got, cap - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    HX_LOG_INFO("after-stop", HX_F_INT("n", 1)); /* stopped cleanly: synchronous again, not dropped */
+    close(p[1]);
+    hx_log_set_fd(-1);
+    for (;;) {
+        ssize_t n = read(p[0], all + got, cap - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(p[0]);
+    all[got] = '\0';
+    assert_non_null(strstr(all, "\"event\":\"log_dropped\""));
+    assert_non_null(strstr(all, "\"i\":0}"));
+    assert_non_null(strstr(all, "after-stop"));
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +221,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_line_is_cut_but_valid, setup, teardown),
         cmocka_unit_test(test_secret_names),
         cmocka_unit_test(test_level_parse),
+        cmocka_unit_test(test_async_full_sink_drops_and_reports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
