@@ -4,11 +4,13 @@
  * (parser paused, bytes kept) until the current response has ended, so
  * responses always leave in request order. Two timers per connection: `rt`
  * for read / idle / linger deadlines, `wt` for a write that stalls. */
+#include <fcntl.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http/request.h"
 #include "http/server_int.h"
@@ -32,6 +34,7 @@ struct h1_conn {
     enum rt_mode rt_mode;
     hx_buf url, hname, hval;
     bool in_value;
+    bool in_trailers;     /* header callbacks now carry chunked trailers */
     size_t header_bytes;
     hx_err err;           /* error found by a parser callback */
     bool err_set;
@@ -187,13 +190,19 @@ void hx_h1_worker_init(hx_worker *w)
 {
     uv_check_init(&w->loop, &w->flush_check);
     uv_idle_init(&w->loop, &w->flush_idle);
-    w->flush_check.data = w->flush_idle.data = w;
+    uv_timer_init(&w->loop, &w->accept_timer);
+    w->flush_check.data = w->flush_idle.data = w->accept_timer.data = w;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 void hx_h1_worker_close(hx_worker *w)
 {
     uv_close((uv_handle_t *)&w->flush_check, NULL);
     uv_close((uv_handle_t *)&w->flush_idle, NULL);
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
+    w->spare_fd = -1;
 }
 
 /* Queues up to three pieces. Returns HX_RES_* */
@@ -231,7 +240,7 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
 {
     h1_conn *c = r->tp_ctx;
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, HX_H1_HEAD_MAX);
     if (c->w->draining || !c->keep_alive)
         c->close_after = true;
     bool no_body = status < 200 || status == 204 || status == 304;
@@ -322,6 +331,17 @@ static void tp_abort(hx_req *r)
 }
 
 static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort};
+
+/* Connections the descriptor limit leaves room for: the reserve off, then
+ * half of the rest for the upstream socket each proxied request holds. */
+long hx_fd_conn_cap(unsigned long nofile, int nworkers)
+{
+    unsigned long reserve = HX_FD_RESERVE_BASE + HX_FD_RESERVE_PER_WORKER * (unsigned long)(nworkers > 0 ? nworkers : 1);
+    if (nofile <= reserve + 2)
+        return 1;
+    unsigned long cap = (nofile - reserve) / 2;
+    return cap > LONG_MAX ? LONG_MAX : (long)cap;
+}
 
 /* ---- connection lifetime ---------------------------------------------- */
 
@@ -474,10 +494,14 @@ static hx_req *ensure_req(h1_conn *c)
 static int on_message_begin(http_parser *p)
 {
     h1_conn *c = p->data;
+    /* Bounds from the current config: a reload may have changed them. */
+    size_t hmax = (size_t)c->w->cfg->server.max_header_bytes;
     hx_buf_reset(&c->url);
     hx_buf_reset(&c->hname);
     hx_buf_reset(&c->hval);
+    c->url.max = c->hname.max = c->hval.max = hmax;
     c->in_value = false;
+    c->in_trailers = false;
     c->header_bytes = 0;
     return ensure_req(c) ? 0 : fail_cb(c, HX_ERR_INTERNAL);
 }
@@ -508,11 +532,34 @@ static int push_header(h1_conn *c)
     return rc;
 }
 
+/* RFC 9110 5.6.2: a field name is a token. http-parser lets a space
+ * through ("Content-Length : 5" is read as Content-Length), so the bytes
+ * are checked here; RFC 9112 5.1 asks for 400. */
+static bool is_token(const char *at, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  (ch != '\0' && strchr(extra, ch) != NULL);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     h1_conn *c = p->data;
     if (count_header_bytes(c, n))
         return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    if (!is_token(at, n))
+        return fail_cb(c, HX_ERR_BAD_REQUEST);
+    /* Trailers are counted against the header limit and dropped: they
+     * arrive after the request was authenticated by its real headers and
+     * must never be mistaken for them (X-API-Key, X-Forwarded-For). */
+    if (c->in_trailers)
+        return 0;
     if (c->in_value && push_header(c) != 0)
         return fail_cb(c, HX_ERR_INTERNAL);
     return hx_buf_append(&c->hname, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
@@ -523,6 +570,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     h1_conn *c = p->data;
     if (count_header_bytes(c, n))
         return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    if (c->in_trailers)
+        return 0;
     c->in_value = true;
     return hx_buf_append(&c->hval, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
 }
@@ -546,14 +595,39 @@ static int set_target(hx_req *r, const char *url, size_t len)
     return r->path && (!q || r->query) ? 0 : -1;
 }
 
+/* What http-parser lets through and RFC 9112 does not: a version other
+ * than 1.0 / 1.1 (505), a missing Host on 1.1 or two of them (3.2), and
+ * chunked framing on 1.0 (6.1). Returns 0 or the fail_cb result. */
+static int check_framing(h1_conn *c, const http_parser *p)
+{
+    const hx_headers *h = &c->req->headers;
+    if (p->http_major != 1 || p->http_minor > 1)
+        return fail_cb(c, HX_ERR_HTTP_VERSION);
+    size_t hosts = 0;
+    bool te = false;
+    for (size_t i = 0; i < h->n; i++) {
+        hosts += strcasecmp(h->items[i].name, "host") == 0;
+        te = te || strcasecmp(h->items[i].name, "transfer-encoding") == 0;
+    }
+    if (hosts > 1 || (hosts == 0 && p->http_minor == 1))
+        return fail_cb(c, HX_ERR_BAD_REQUEST);
+    if (p->http_minor == 0 && (te || (p->flags & F_CHUNKED)))
+        return fail_cb(c, HX_ERR_BAD_REQUEST);
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     h1_conn *c = p->data;
     hx_req *r = c->req;
     if (push_header(c) != 0 || set_target(r, c->url.data ? c->url.data : "", c->url.len) != 0)
         return fail_cb(c, HX_ERR_INTERNAL);
+    c->in_trailers = true;
     r->method = http_method_str((enum http_method)p->method);
-    r->http_minor = p->http_major == 1 ? p->http_minor : 1;
+    /* An error answer goes out as HTTP/1.1 unless the client spoke 1.0. */
+    r->http_minor = p->http_major == 1 && p->http_minor == 0 ? 0 : 1;
+    if (check_framing(c, p) != 0)
+        return -1;
     r->head_only = p->method == HTTP_HEAD;
     c->keep_alive = http_should_keep_alive(p) != 0;
     hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
@@ -683,11 +757,12 @@ static h1_conn *conn_new(hx_worker *w)
     if (c == NULL)
         return NULL;
     c->w = w;
-    hx_buf_init(&c->in, 0);
-    hx_buf_init(&c->obuf, 0);
-    hx_buf_init(&c->url, 0);
-    hx_buf_init(&c->hname, 0);
-    hx_buf_init(&c->hval, 0);
+    size_t hmax = (size_t)w->cfg->server.max_header_bytes;
+    hx_buf_init(&c->in, HX_H1_IN_MAX);
+    hx_buf_init(&c->obuf, HX_H1_OBUF_MAX);
+    hx_buf_init(&c->url, hmax);
+    hx_buf_init(&c->hname, hmax);
+    hx_buf_init(&c->hval, hmax);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     uv_tcp_init(&w->loop, &c->tcp);
@@ -716,48 +791,127 @@ static void init_settings(void)
     settings.on_message_complete = on_message_complete;
 }
 
-void hx_h1_on_connection(uv_stream_t *listener, int status)
+static void peer_name(h1_conn *c)
 {
-    hx_worker *w = listener->data;
-    if (status < 0 || w->draining)
-        return;
-    init_settings();
-    h1_conn *c = conn_new(w);
-    if (c == NULL)
-        return; /* the pending connection stays in the backlog */
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
-            c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
-            c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
+        c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
+        c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
+}
+
+static int spare_open(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Takes the connection libuv accepted for this listener. Returns false,
+ * leaving it pending, when there is no spare descriptor or no memory for
+ * it; libuv then stops polling the listener until uv_accept is called. */
+static bool accept_one(hx_worker *w)
+{
+    if (w->spare_fd < 0 && (w->spare_fd = spare_open()) < 0)
+        return false; /* the fd table is still full */
+    h1_conn *c = conn_new(w);
+    if (c == NULL)
+        return false;
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return true;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    peer_name(c);
     long max = (long)w->cfg->server.max_connections;
+    if (w->srv->fd_conn_cap > 0 && w->srv->fd_conn_cap < max)
+        max = w->srv->fd_conn_cap;
     if (atomic_fetch_add(&w->srv->conns, 1) >= max) {
         atomic_fetch_sub(&w->srv->conns, 1);
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
-        return;
+        return true;
     }
     c->counted = true;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
-        return;
+        return true;
     }
     rt_arm(c, RT_READ);
+    return true;
+}
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    hx_worker *w = t->data;
+    if (!w->accept_paused || w->draining)
+        return;
+    if (!accept_one(w)) {
+        uv_timer_start(&w->accept_timer, on_accept_retry, HX_ACCEPT_RETRY_MS, 0);
+        return;
+    }
+    w->accept_paused = false; /* uv_accept resumed polling */
+}
+
+static void accept_pause(hx_worker *w)
+{
+    uint64_t now = uv_now(&w->loop);
+    if (!w->accept_paused && (w->pause_logged == 0 || now - w->pause_logged >= HX_ACCEPT_LOG_EVERY_MS)) {
+        w->pause_logged = now;
+        HX_LOG_WARN("cannot take a new connection now, pausing the listener",
+                    HX_F_INT("worker", w->id), HX_F_INT("retry_ms", HX_ACCEPT_RETRY_MS),
+                    HX_F_BOOL("fd_exhausted", w->spare_fd < 0));
+    }
+    w->accept_paused = true;
+    uv_timer_start(&w->accept_timer, on_accept_retry, HX_ACCEPT_RETRY_MS, 0);
+}
+
+/* The process is out of descriptors and libuv's own spare is spent:
+ * libuv retries accept at once, so free one descriptor for it. The
+ * connection it then accepts finds no spare and pauses the listener. */
+static void shed_emfile(hx_worker *w)
+{
+    if (w->spare_fd >= 0) {
+        close(w->spare_fd);
+        w->spare_fd = -1;
+        return;
+    }
+    /* Another thread took the freed descriptor: give up a connection
+     * that is closing anyway, else an idle one (as nginx does). */
+    h1_conn *idle = NULL;
+    for (h1_conn *c = w->conns; c; c = c->next) {
+        if (c->lingering) {
+            conn_close(c);
+            return;
+        }
+        if (idle == NULL && c->state == ST_IDLE && c->req == NULL && c->in.len == 0 && c->out_pending == 0)
+            idle = c;
+    }
+    if (idle)
+        conn_close(idle);
+}
+
+void hx_h1_on_connection(uv_stream_t *listener, int status)
+{
+    hx_worker *w = listener->data;
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        shed_emfile(w);
+        return;
+    }
+    if (status < 0 || w->draining)
+        return;
+    init_settings();
+    if (!accept_one(w))
+        accept_pause(w);
 }
 
 void hx_h1_drain(hx_worker *w)
 {
+    uv_timer_stop(&w->accept_timer); /* the listener is closed with its pending connection */
     h1_conn *c = w->conns;
     while (c) {
         h1_conn *next = c->next;

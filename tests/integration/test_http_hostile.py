@@ -1,0 +1,131 @@
+"""Hostile HTTP/1.1 clients (issue 9): chunked trailers that pose as
+request headers, framing http-parser lets through (RFC 9112), descriptor
+exhaustion at the accept path."""
+
+import json
+import os
+import resource
+import signal
+import socket
+import time
+
+from harness import HOST, HapaxServer, HapaxTestCase, _die_with_parent, secret
+
+KEY = secret("hx-hostile-trailer-key-7f3a")
+BODY = b'{"messages":[{"role":"user","content":"hi"}]}'
+
+
+def chunked_with_trailers(body, trailers):
+    """A chunked body whose last chunk is followed by `trailers` (pairs)."""
+    out = b"%x\r\n" % len(body) + body + b"\r\n0\r\n"
+    for name, value in trailers:
+        out += name.encode() + b": " + value.encode() + b"\r\n"
+    return out + b"\r\n"
+
+
+def chat_with_trailers(trailers, headers=b""):
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n" + headers + b"\r\n" + chunked_with_trailers(BODY, trailers))
+
+
+class TrailerTest(HapaxTestCase):
+    """Item 1: trailers never reach the request's header list."""
+
+    def test_trailer_api_key_does_not_authenticate(self):
+        srv = self.start_server({"auth": {"enabled": True, "keys": [{"name": "app", "key": KEY}]}})
+        # A second trailer follows the key: before the fix the parser
+        # pushed every trailer but the last into the headers.
+        for trailers in ([("X-API-Key", KEY), ("X-Filler", "1")],
+                         [("Authorization", "Bearer " + KEY), ("X-Filler", "1")],
+                         [("X-API-Key", KEY)]):
+            with self.subTest(trailers=[t[0] for t in trailers]):
+                c = self.conn(srv)
+                c.send(chat_with_trailers(trailers))
+                resp = c.read_response("POST")
+                self.assertJsonError(resp, 401, "invalid_api_key")
+                c.close()
+
+    def test_trailer_x_forwarded_for_is_not_the_client(self):
+        srv = self.start_server({"rate_limit": {"enabled": True, "requests_per_minute": 600, "burst": 100,
+                                                "trusted_proxies": ["127.0.0.1"]}})
+        c = self.conn(srv)
+        c.send(chat_with_trailers([("X-Forwarded-For", "203.0.113.77"), ("X-Filler", "1")],
+                                  b"X-Request-ID: trailer-xff-1\r\n"))
+        resp = c.read_response("POST")
+        self.assertGreater(resp.status, 0)
+        rec = srv.wait_log(lambda r: r.get("request_id") == "trailer-xff-1" and r.get("msg") == "request")
+        self.assertIsNotNone(rec, "no access-log line for the request")
+        self.assertEqual(rec.get("client_ip"), "127.0.0.1",
+                         "a trailer chose the client address: %r" % rec)
+        self.assertNotIn("203.0.113.77", srv.stderr_text())
+
+    def test_real_header_x_forwarded_for_still_used(self):
+        # The control: the same value as a header is honoured from a trusted proxy.
+        srv = self.start_server({"rate_limit": {"enabled": True, "requests_per_minute": 600, "burst": 100,
+                                                "trusted_proxies": ["127.0.0.1"]}})
+        c = self.conn(srv)
+        c.send(chat_with_trailers([("X-Filler", "1")],
+                                  b"X-Request-ID: header-xff-1\r\nX-Forwarded-For: 203.0.113.78\r\n"))
+        c.read_response("POST")
+        rec = srv.wait_log(lambda r: r.get("request_id") == "header-xff-1" and r.get("msg") == "request")
+        self.assertIsNotNone(rec)
+        self.assertEqual(rec.get("client_ip"), "203.0.113.78", rec)
+
+    def test_trailers_count_against_header_limit(self):
+        srv = self.start_server({"server": {"max_header_bytes": 4096}})
+        c = self.conn(srv)
+        c.send(chat_with_trailers([("X-Pad-%d" % i, "p" * 200) for i in range(40)]))
+        resp = c.read_response("POST")
+        self.assertJsonError(resp, 431, "headers_too_large")
+        self.assertClosedAfter(c)
+
+
+class FramingTest(HapaxTestCase):
+    """Item 2: what RFC 9112 forbids is answered 400 / 505 and closed."""
+
+    CASES = [
+        ("space before colon", b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+         400, "malformed_request", "HTTP/1.1"),
+        ("space in name", b"GET /health HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+         400, "malformed_request", "HTTP/1.1"),
+        ("non-token in name", b"GET /health HTTP/1.1\r\nHost: x\r\nX(y): v\r\n\r\n",
+         400, "malformed_request", "HTTP/1.1"),
+        ("no Host on 1.1", b"GET /health HTTP/1.1\r\nUser-Agent: t\r\n\r\n",
+         400, "malformed_request", "HTTP/1.1"),
+        ("two Host", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+         400, "malformed_request", "HTTP/1.1"),
+        ("two Host on 1.0", b"GET /health HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+         400, "malformed_request", "HTTP/1.0"),
+        ("HTTP/1.9", b"GET /health HTTP/1.9\r\nHost: x\r\n\r\n",
+         505, "http_version_not_supported", "HTTP/1.1"),
+        ("HTTP/2.0", b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+         505, "http_version_not_supported", "HTTP/1.1"),
+        ("1.0 chunked", b"POST /health HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         400, "malformed_request", "HTTP/1.0"),
+    ]
+
+    def test_rejected_and_closed(self):
+        srv = self.start_server()
+        for name, raw, status, code, version in self.CASES:
+            with self.subTest(case=name):
+                c = self.conn(srv)
+                c.send(raw)
+                resp = c.read_response("GET")
+                self.assertEqual(resp.version, version, resp)
+                self.assertJsonError(resp, status, code)
+                self.assertTrue(resp.has_token("Connection", "close"), resp)
+                self.assertClosedAfter(c, what=name)
+                c.close()
+
+    def test_valid_requests_still_served(self):
+        srv = self.start_server()
+        for raw in (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /health HTTP/1.0\r\n\r\n",
+                    b"GET /health HTTP/1.1\r\nhost: x\r\nX-Odd_Name.~!#$%&'*+^`|: v\r\n\r\n",
+                    b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"):
+            with self.subTest(raw=raw):
+                c = self.conn(srv)
+                c.send(raw)
+                resp = c.read_response("GET")
+                self.assertEqual(resp.status, 200, resp)
+                c.close()
