@@ -4,13 +4,11 @@
  * (parser paused, bytes kept) until the current response has ended, so
  * responses always leave in request order. Two timers per connection: `rt`
  * for read / idle / linger deadlines, `wt` for a write that stalls. */
-#include <fcntl.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "http/request.h"
 #include "http/server_int.h"
@@ -190,19 +188,15 @@ void hx_h1_worker_init(hx_worker *w)
 {
     uv_check_init(&w->loop, &w->flush_check);
     uv_idle_init(&w->loop, &w->flush_idle);
-    uv_timer_init(&w->loop, &w->accept_timer);
-    w->flush_check.data = w->flush_idle.data = w->accept_timer.data = w;
-    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->flush_check.data = w->flush_idle.data = w;
+    hx_accept_init(w);
 }
 
 void hx_h1_worker_close(hx_worker *w)
 {
     uv_close((uv_handle_t *)&w->flush_check, NULL);
     uv_close((uv_handle_t *)&w->flush_idle, NULL);
-    uv_close((uv_handle_t *)&w->accept_timer, NULL);
-    if (w->spare_fd >= 0)
-        close(w->spare_fd);
-    w->spare_fd = -1;
+    hx_accept_close(w);
 }
 
 /* Queues up to three pieces. Returns HX_RES_* */
@@ -331,17 +325,6 @@ static void tp_abort(hx_req *r)
 }
 
 static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort};
-
-/* Connections the descriptor limit leaves room for: the reserve off, then
- * half of the rest for the upstream socket each proxied request holds. */
-long hx_fd_conn_cap(unsigned long nofile, int nworkers)
-{
-    unsigned long reserve = HX_FD_RESERVE_BASE + HX_FD_RESERVE_PER_WORKER * (unsigned long)(nworkers > 0 ? nworkers : 1);
-    if (nofile <= reserve + 2)
-        return 1;
-    unsigned long cap = (nofile - reserve) / 2;
-    return cap > LONG_MAX ? LONG_MAX : (long)cap;
-}
 
 /* ---- connection lifetime ---------------------------------------------- */
 
@@ -532,28 +515,12 @@ static int push_header(h1_conn *c)
     return rc;
 }
 
-/* RFC 9110 5.6.2: a field name is a token. http-parser lets a space
- * through ("Content-Length : 5" is read as Content-Length), so the bytes
- * are checked here; RFC 9112 5.1 asks for 400. */
-static bool is_token(const char *at, size_t n)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)at[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  (ch != '\0' && strchr(extra, ch) != NULL);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     h1_conn *c = p->data;
     if (count_header_bytes(c, n))
         return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
-    if (!is_token(at, n))
+    if (!hx_h1_is_token(at, n))
         return fail_cb(c, HX_ERR_BAD_REQUEST);
     /* Trailers are counted against the header limit and dropped: they
      * arrive after the request was authenticated by its real headers and
@@ -595,27 +562,6 @@ static int set_target(hx_req *r, const char *url, size_t len)
     return r->path && (!q || r->query) ? 0 : -1;
 }
 
-/* What http-parser lets through and RFC 9112 does not: a version other
- * than 1.0 / 1.1 (505), a missing Host on 1.1 or two of them (3.2), and
- * chunked framing on 1.0 (6.1). Returns 0 or the fail_cb result. */
-static int check_framing(h1_conn *c, const http_parser *p)
-{
-    const hx_headers *h = &c->req->headers;
-    if (p->http_major != 1 || p->http_minor > 1)
-        return fail_cb(c, HX_ERR_HTTP_VERSION);
-    size_t hosts = 0;
-    bool te = false;
-    for (size_t i = 0; i < h->n; i++) {
-        hosts += strcasecmp(h->items[i].name, "host") == 0;
-        te = te || strcasecmp(h->items[i].name, "transfer-encoding") == 0;
-    }
-    if (hosts > 1 || (hosts == 0 && p->http_minor == 1))
-        return fail_cb(c, HX_ERR_BAD_REQUEST);
-    if (p->http_minor == 0 && (te || (p->flags & F_CHUNKED)))
-        return fail_cb(c, HX_ERR_BAD_REQUEST);
-    return 0;
-}
-
 static int on_headers_complete(http_parser *p)
 {
     h1_conn *c = p->data;
@@ -626,8 +572,9 @@ static int on_headers_complete(http_parser *p)
     r->method = http_method_str((enum http_method)p->method);
     /* An error answer goes out as HTTP/1.1 unless the client spoke 1.0. */
     r->http_minor = p->http_major == 1 && p->http_minor == 0 ? 0 : 1;
-    if (check_framing(c, p) != 0)
-        return -1;
+    hx_err bad = hx_h1_framing_error(p->http_major, p->http_minor, (p->flags & F_CHUNKED) != 0, &r->headers);
+    if (bad != HX_ERR__COUNT)
+        return fail_cb(c, bad);
     r->head_only = p->method == HTTP_HEAD;
     c->keep_alive = http_should_keep_alive(p) != 0;
     hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
@@ -749,10 +696,24 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     parse_input(c);
 }
 
-/* ---- accept -------------------------------------------------------------- */
+/* ---- new connections (accept.c takes them from the listener) ---------- */
 
-static h1_conn *conn_new(hx_worker *w)
+static void init_settings(void)
 {
+    if (settings.on_message_complete)
+        return;
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
+
+h1_conn *hx_h1_conn_new(hx_worker *w)
+{
+    init_settings();
     h1_conn *c = hx_calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
@@ -778,17 +739,14 @@ static h1_conn *conn_new(hx_worker *w)
     return c;
 }
 
-static void init_settings(void)
+uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 {
-    if (settings.on_message_complete)
-        return;
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
+    return (uv_stream_t *)&c->tcp;
+}
+
+void hx_h1_conn_discard(h1_conn *c)
+{
+    conn_close(c);
 }
 
 static void peer_name(h1_conn *c)
@@ -806,112 +764,44 @@ static void peer_name(h1_conn *c)
     }
 }
 
-static int spare_open(void)
+void hx_h1_conn_start(h1_conn *c, long max_conns)
 {
-    return open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-/* Takes the connection libuv accepted for this listener. Returns false,
- * leaving it pending, when there is no spare descriptor or no memory for
- * it; libuv then stops polling the listener until uv_accept is called. */
-static bool accept_one(hx_worker *w)
-{
-    if (w->spare_fd < 0 && (w->spare_fd = spare_open()) < 0)
-        return false; /* the fd table is still full */
-    h1_conn *c = conn_new(w);
-    if (c == NULL)
-        return false;
-    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return true;
-    }
+    hx_worker *w = c->w;
     uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c);
-    long max = (long)w->cfg->server.max_connections;
-    if (w->srv->fd_conn_cap > 0 && w->srv->fd_conn_cap < max)
-        max = w->srv->fd_conn_cap;
-    if (atomic_fetch_add(&w->srv->conns, 1) >= max) {
+    if (atomic_fetch_add(&w->srv->conns, 1) >= max_conns) {
         atomic_fetch_sub(&w->srv->conns, 1);
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
-        return true;
+        return;
     }
     c->counted = true;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
-        return true;
+        return;
     }
     rt_arm(c, RT_READ);
-    return true;
 }
 
-static void on_accept_retry(uv_timer_t *t)
+bool hx_h1_shed_one(hx_worker *w)
 {
-    hx_worker *w = t->data;
-    if (!w->accept_paused || w->draining)
-        return;
-    if (!accept_one(w)) {
-        uv_timer_start(&w->accept_timer, on_accept_retry, HX_ACCEPT_RETRY_MS, 0);
-        return;
-    }
-    w->accept_paused = false; /* uv_accept resumed polling */
-}
-
-static void accept_pause(hx_worker *w)
-{
-    uint64_t now = uv_now(&w->loop);
-    if (!w->accept_paused && (w->pause_logged == 0 || now - w->pause_logged >= HX_ACCEPT_LOG_EVERY_MS)) {
-        w->pause_logged = now;
-        HX_LOG_WARN("cannot take a new connection now, pausing the listener",
-                    HX_F_INT("worker", w->id), HX_F_INT("retry_ms", HX_ACCEPT_RETRY_MS),
-                    HX_F_BOOL("fd_exhausted", w->spare_fd < 0));
-    }
-    w->accept_paused = true;
-    uv_timer_start(&w->accept_timer, on_accept_retry, HX_ACCEPT_RETRY_MS, 0);
-}
-
-/* The process is out of descriptors and libuv's own spare is spent:
- * libuv retries accept at once, so free one descriptor for it. The
- * connection it then accepts finds no spare and pauses the listener. */
-static void shed_emfile(hx_worker *w)
-{
-    if (w->spare_fd >= 0) {
-        close(w->spare_fd);
-        w->spare_fd = -1;
-        return;
-    }
-    /* Another thread took the freed descriptor: give up a connection
-     * that is closing anyway, else an idle one (as nginx does). */
     h1_conn *idle = NULL;
     for (h1_conn *c = w->conns; c; c = c->next) {
         if (c->lingering) {
             conn_close(c);
-            return;
+            return true;
         }
         if (idle == NULL && c->state == ST_IDLE && c->req == NULL && c->in.len == 0 && c->out_pending == 0)
             idle = c;
     }
     if (idle)
         conn_close(idle);
-}
-
-void hx_h1_on_connection(uv_stream_t *listener, int status)
-{
-    hx_worker *w = listener->data;
-    if (status == UV_EMFILE || status == UV_ENFILE) {
-        shed_emfile(w);
-        return;
-    }
-    if (status < 0 || w->draining)
-        return;
-    init_settings();
-    if (!accept_one(w))
-        accept_pause(w);
+    return idle != NULL;
 }
 
 void hx_h1_drain(hx_worker *w)
 {
-    uv_timer_stop(&w->accept_timer); /* the listener is closed with its pending connection */
+    hx_accept_stop(w);
     h1_conn *c = w->conns;
     while (c) {
         h1_conn *next = c->next;

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "http/request.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -125,8 +126,23 @@ void hx_reload_stop(hx_server *s);
 void hx_reload_worker_apply(hx_worker *w);
 void hx_reload_free(hx_server *s);
 
-/* h1.c */
+/* accept.c: the listener's callback, and the per-worker state behind it. */
 void hx_h1_on_connection(uv_stream_t *listener, int status);
+void hx_accept_init(hx_worker *w);
+/* Shutdown: no more retries (the listener closes). */
+void hx_accept_stop(hx_worker *w);
+void hx_accept_close(hx_worker *w);
+
+/* h1.c: a connection for the listener's next client (NULL: no memory). */
+h1_conn *hx_h1_conn_new(hx_worker *w);
+uv_stream_t *hx_h1_conn_stream(h1_conn *c);
+/* The accept failed: closes the connection. */
+void hx_h1_conn_discard(h1_conn *c);
+/* Accepted: starts reading, or answers 503 past `max_conns`. */
+void hx_h1_conn_start(h1_conn *c, long max_conns);
+/* Out of descriptors: closes a lingering, else an idle connection.
+ * Returns false when there is none. */
+bool hx_h1_shed_one(hx_worker *w);
 /* Output batching handles of a worker (created before it runs, closed
  * after it stopped). */
 void hx_h1_worker_init(hx_worker *w);
@@ -138,6 +154,13 @@ long hx_fd_conn_cap(unsigned long nofile, int nworkers);
 void hx_h1_drain(hx_worker *w);
 /* Shutdown timeout: close every connection now. */
 void hx_h1_close_all(hx_worker *w);
+/* h1_rules.c. RFC 9110 5.6.2: a field name is a token (http-parser lets
+ * a space through: "Content-Length : 5" was read as Content-Length). */
+bool hx_h1_is_token(const char *at, size_t n);
+/* What RFC 9112 forbids in a request head and http-parser accepts: a
+ * version other than 1.0 / 1.1 (505), a missing Host on 1.1, two Host,
+ * Transfer-Encoding on 1.0 (400). HX_ERR__COUNT when the head is fine. */
+hx_err hx_h1_framing_error(int major, int minor, bool chunked, const hx_headers *h);
 /* server.c: called when a worker's last connection is gone while draining. */
 void hx_worker_maybe_stop(hx_worker *w);
 

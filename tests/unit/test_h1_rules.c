@@ -1,0 +1,63 @@
+/* RFC 9112 checks the HTTP/1.1 adapter adds on top of http-parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "http/server_int.h"
+
+static void test_token(void **state)
+{
+    (void)state;
+    assert_true(hx_h1_is_token("Content-Length", 14));
+    assert_true(hx_h1_is_token("X-Odd_Name.~!#$%&'*+^`|", 23));
+    assert_false(hx_h1_is_token("Content-Length ", 15)); /* "Content-Length : 5" */
+    assert_false(hx_h1_is_token("Bad Name", 8));
+    assert_false(hx_h1_is_token("X(y)", 4));
+    assert_false(hx_h1_is_token("a\tb", 3));
+    assert_false(hx_h1_is_token("a\0b", 3));
+    assert_false(hx_h1_is_token("caf\xc3\xa9", 5));
+}
+
+static hx_err framing(int major, int minor, bool chunked, const char *const *names)
+{
+    hx_headers h = {0};
+    for (size_t i = 0; names[i]; i++)
+        assert_int_equal(hx_headers_add(&h, names[i], "v"), 0);
+    hx_err e = hx_h1_framing_error(major, minor, chunked, &h);
+    hx_headers_free(&h);
+    return e;
+}
+
+static void test_framing(void **state)
+{
+    (void)state;
+    const char *none[] = {NULL};
+    const char *host[] = {"Host", NULL};
+    const char *hosts[] = {"host", "Accept", "HOST", NULL};
+    const char *te[] = {"Transfer-Encoding", NULL};
+    assert_int_equal(framing(1, 1, false, host), HX_ERR__COUNT);
+    assert_int_equal(framing(1, 0, false, none), HX_ERR__COUNT); /* 1.0 needs no Host */
+    assert_int_equal(framing(1, 1, true, host), HX_ERR__COUNT);
+    assert_int_equal(framing(1, 1, false, none), HX_ERR_BAD_REQUEST);
+    assert_int_equal(framing(1, 1, false, hosts), HX_ERR_BAD_REQUEST);
+    assert_int_equal(framing(1, 0, false, hosts), HX_ERR_BAD_REQUEST);
+    assert_int_equal(framing(1, 0, true, none), HX_ERR_BAD_REQUEST);
+    assert_int_equal(framing(1, 0, false, te), HX_ERR_BAD_REQUEST);
+    assert_int_equal(framing(1, 9, false, host), HX_ERR_HTTP_VERSION);
+    assert_int_equal(framing(2, 0, false, host), HX_ERR_HTTP_VERSION);
+    assert_int_equal(framing(0, 9, false, none), HX_ERR_HTTP_VERSION);
+    assert_int_equal(hx_err_get(HX_ERR_HTTP_VERSION)->status, 505);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_framing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
