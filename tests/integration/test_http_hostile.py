@@ -238,3 +238,22 @@ class DescriptorExhaustionTest(HapaxTestCase):
         srv.signal(signal.SIGTERM)
         rc = srv.wait_exit(15)
         self.assertEqual(rc, 0, "hapax did not exit cleanly on SIGTERM (status %r)" % rc)
+
+
+class BufferBoundsTest(HapaxTestCase):
+    """Item 5: every buffer of the HTTP layer has a bound (DESIGN 7): no
+    hx_buf_init(..., 0) in src/http/."""
+
+    def test_no_unbounded_buffer_in_src_http(self):
+        import re
+        from harness import REPO_ROOT
+        d = os.path.join(REPO_ROOT, "src", "http")
+        found = []
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".c"):
+                continue
+            with open(os.path.join(d, name)) as f:
+                for no, line in enumerate(f, 1):
+                    if re.search(r"hx_buf_init\([^;]*,\s*0\s*\)", line):
+                        found.append("%s:%d: %s" % (name, no, line.strip()))
+        self.assertEqual(found, [], "unbounded buffers:\n" + "\n".join(found))

@@ -7,7 +7,10 @@
 
 #include <string.h>
 
+#include "capture.h"
+#include "config/config.h"
 #include "http/server_int.h"
+#include "util/alloc.h"
 
 static void test_token(void **state)
 {
@@ -53,11 +56,45 @@ static void test_framing(void **state)
     assert_int_equal(hx_err_get(HX_ERR_HTTP_VERSION)->status, 505);
 }
 
+/* The error envelope buffer is bounded (HX_RES_ERROR_MAX): a message too
+ * long for it is replaced by the error's default message. */
+static void test_error_envelope_bounded(void **state)
+{
+    (void)state;
+    hx_config *cfg = hx_config_default();
+    assert_non_null(cfg);
+    size_t n = HX_RES_ERROR_MAX * 4;
+    char *msg = hx_malloc(n + 1);
+    assert_non_null(msg);
+    memset(msg, 'm', n);
+    msg[n] = '\0';
+    hx_test_capture c;
+    cap_init(&c);
+    hx_req *r = hx_req_new(&cap_tp, &c, cfg);
+    assert_non_null(r);
+    hx_res_error(r, HX_ERR_INVALID_REQUEST, msg);
+    assert_int_equal(c.status, 400);
+    assert_true(c.body.len <= HX_RES_ERROR_MAX);
+    assert_non_null(strstr(cap_text(&c), hx_err_get(HX_ERR_INVALID_REQUEST)->message));
+    hx_req_unref(r);
+    cap_reset(&c);
+    /* A message that fits is kept. */
+    r = hx_req_new(&cap_tp, &c, cfg);
+    assert_non_null(r);
+    hx_res_error(r, HX_ERR_INVALID_REQUEST, "short and specific");
+    assert_non_null(strstr(cap_text(&c), "short and specific"));
+    hx_req_unref(r);
+    cap_free(&c);
+    hx_free(msg);
+    hx_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_error_envelope_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
