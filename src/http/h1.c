@@ -42,6 +42,8 @@ struct h1_conn {
     bool shut;
     bool lingering;
     bool read_stopped;
+    bool parse_held;
+    bool overflow;        /* output passed its bound: close at the next flush */      /* the client reads no answers: take no new request */
     bool in_parse;
     bool chunked_out;
     bool busy;
@@ -69,6 +71,7 @@ static void rt_arm(h1_conn *c, enum rt_mode mode);
 static void begin_linger(h1_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void resume_input(h1_conn *c);
 
 /* ---- transport (hx_transport) ----------------------------------------- */
 
@@ -98,6 +101,10 @@ static void wrote(h1_conn *c, size_t len)
     }
     if (c->out_pending == 0 && c->close_after && c->state != ST_HANDLING)
         begin_linger(c);
+    else if (c->parse_held && c->out_pending <= HX_H1_LOW_WATER && c->state == ST_IDLE) {
+        c->parse_held = false;
+        resume_input(c);
+    }
 }
 
 static void on_write(uv_write_t *uw, int status)
@@ -132,6 +139,12 @@ static void on_write_timeout(uv_timer_t *t)
 static void flush_conn(h1_conn *c)
 {
     c->flush_queued = false;
+    if (c->overflow && !c->closing) {
+        HX_LOG_WARN("response output passed its bound, closing connection",
+                    HX_F_INT("max_bytes", HX_H1_OBUF_MAX), HX_F_INT("pending_bytes", (int64_t)c->out_pending));
+        conn_close(c);
+        return;
+    }
     if (c->closing || c->obuf.len == 0)
         return;
     /* Most answers fit the socket buffer: a direct write needs no write
@@ -199,6 +212,18 @@ void hx_h1_worker_close(hx_worker *w)
     hx_accept_close(w);
 }
 
+static void queue_flush(h1_conn *c)
+{
+    if (c->flush_queued)
+        return;
+    hx_worker *w = c->w;
+    c->flush_queued = true;
+    c->flush_next = w->flush_head;
+    w->flush_head = c;
+    uv_check_start(&w->flush_check, on_flush_check);
+    uv_idle_start(&w->flush_idle, on_flush_idle);
+}
+
 /* Queues up to three pieces. Returns HX_RES_* */
 static int queue_write(h1_conn *c, const char *a, size_t alen, const char *b, size_t blen,
                        const char *d, size_t dlen)
@@ -206,17 +231,18 @@ static int queue_write(h1_conn *c, const char *a, size_t alen, const char *b, si
     if (c->closing)
         return HX_RES_EGONE;
     size_t len = alen + blen + dlen;
+    size_t old = c->obuf.len;
     if (hx_buf_append(&c->obuf, a, alen) != 0 || (blen && hx_buf_append(&c->obuf, b, blen) != 0) ||
-        (dlen && hx_buf_append(&c->obuf, d, dlen) != 0))
+        (dlen && hx_buf_append(&c->obuf, d, dlen) != 0)) {
+        /* Out of memory or past HX_H1_OBUF_MAX: the answer cannot be
+         * completed. The flush closes the connection once the caller,
+         * still inside its write, has returned. */
+        c->obuf.len = old;
+        c->overflow = true;
+        queue_flush(c);
         return HX_RES_ENOMEM;
-    if (!c->flush_queued) {
-        hx_worker *w = c->w;
-        c->flush_queued = true;
-        c->flush_next = w->flush_head;
-        w->flush_head = c;
-        uv_check_start(&w->flush_check, on_flush_check);
-        uv_idle_start(&w->flush_idle, on_flush_idle);
     }
+    queue_flush(c);
     c->out_pending += len;
     if (c->req)
         c->req->bytes_out += len;
@@ -298,13 +324,15 @@ static void finish_request(h1_conn *c)
      * output buffer (a thousand of them add up). */
     if (c->obuf.len == 0 && c->obuf.cap > HX_H1_OBUF_KEEP)
         hx_buf_free(&c->obuf);
-    if (c->read_stopped) {
-        c->read_stopped = false;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    }
     rt_arm(c, RT_IDLE);
-    if (!c->in_parse && c->in.len > 0)
-        parse_input(c);
+    /* A pipelining client that does not read its answers gets no more
+     * until it does (wrote() resumes): its output stays bounded. */
+    if (c->out_pending > HX_H1_HIGH_WATER) {
+        c->parse_held = true;
+        return;
+    }
+    if (!c->in_parse)
+        resume_input(c);
 }
 
 static int tp_end(hx_req *r)
@@ -638,7 +666,7 @@ static hx_err parser_error_to_hx(h1_conn *c, enum http_errno e)
 static void parse_input(h1_conn *c)
 {
     c->in_parse = true;
-    while (!c->closing && c->in.len > 0 && (c->state == ST_IDLE || c->state == ST_READING)) {
+    while (!c->closing && !c->parse_held && c->in.len > 0 && (c->state == ST_IDLE || c->state == ST_READING)) {
         if (c->state == ST_IDLE) {
             c->state = ST_READING;
             rt_arm(c, RT_READ);
@@ -659,6 +687,18 @@ static void parse_input(h1_conn *c)
         hx_buf_consume(&c->in, n);
     }
     c->in_parse = false;
+    if (c->read_stopped && !c->closing && !c->shut && c->in.len <= HX_H1_PENDING_MAX) {
+        c->read_stopped = false; /* what was queued is parsed down: read again */
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+/* Parses what is queued, or (nothing queued) reads again. */
+static void resume_input(h1_conn *c)
+{
+    if (c->closing || c->in_parse)
+        return;
+    parse_input(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -685,7 +725,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->state == ST_HANDLING) {
+    if (c->state == ST_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
             uv_read_stop(s);

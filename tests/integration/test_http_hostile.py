@@ -257,3 +257,60 @@ class BufferBoundsTest(HapaxTestCase):
                     if re.search(r"hx_buf_init\([^;]*,\s*0\s*\)", line):
                         found.append("%s:%d: %s" % (name, no, line.strip()))
         self.assertEqual(found, [], "unbounded buffers:\n" + "\n".join(found))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class PipelineFloodTest(HapaxTestCase):
+    """Item 5: a client that pipelines requests and never reads the
+    answers holds a bounded amount of the gateway's memory (the output
+    buffer had no bound; every answer was queued)."""
+
+    def test_unread_pipelined_answers_stay_bounded(self):
+        from harness import RawConn, SANITIZER_ENV
+        # A small ASan quarantine, so RSS shows what is held, not what
+        # was freed recently (no effect on the release build).
+        asan = SANITIZER_ENV["ASAN_OPTIONS"] + ":quarantine_size_mb=4"
+        srv = self.start_server({"logging": {"access_log": False}}, env={"ASAN_OPTIONS": asan})
+        base = rss_kib(srv.proc.pid)
+        c = RawConn(srv.port, rcvbuf=4096)
+        self._conns.append(c)
+        one = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        batch = one * 2000
+        c.sock.setblocking(False)
+        sent, stalled_since = 0, None
+        deadline = time.monotonic() + 20
+        while sent < 400000 * len(one) and time.monotonic() < deadline:
+            try:
+                sent += c.sock.send(batch)
+                stalled_since = None
+            except BlockingIOError:
+                # The gateway stopped reading: that is the bound at work.
+                if stalled_since is None:
+                    stalled_since = time.monotonic()
+                elif time.monotonic() - stalled_since > 2.0:
+                    break
+                time.sleep(0.05)
+        sent //= len(one)
+        time.sleep(1.0)
+        grown_mib = (rss_kib(srv.proc.pid) - base) / 1024.0
+        self.assertTrue(srv.alive())
+        # 400k answers of ~400 bytes would be ~150 MiB if all were queued.
+        self.assertLess(grown_mib, 24, "RSS grew by %.1f MiB for one client that reads nothing "
+                        "(%d requests sent)" % (grown_mib, sent))
+        # The connection still works once the client reads.
+        c.sock.setblocking(True)
+        c.sock.settimeout(5)
+        got = 0
+        while got < 5:
+            r = c.read_response("GET", timeout=10)
+            self.assertEqual(r.status, 200, r)
+            got += 1
+        c.close()
+        self.assertEqual(srv.get("/health").status, 200)
