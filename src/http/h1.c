@@ -42,8 +42,8 @@ struct h1_conn {
     bool shut;
     bool lingering;
     bool read_stopped;
-    bool parse_held;
-    bool overflow;        /* output passed its bound: close at the next flush */      /* the client reads no answers: take no new request */
+    bool parse_held;      /* the client reads no answers: take no new request */
+    bool overflow;        /* output passed its bound: close at the next flush */
     bool in_parse;
     bool chunked_out;
     bool busy;
