@@ -2,14 +2,16 @@
 request headers, framing http-parser lets through (RFC 9112), descriptor
 exhaustion at the accept path."""
 
-import json
 import os
+import re
 import resource
 import signal
 import socket
+import subprocess
 import time
 
-from harness import HOST, HapaxServer, HapaxTestCase, _die_with_parent, secret
+from harness import (HOST, REPO_ROOT, SANITIZER_ENV, HapaxServer, HapaxTestCase, RawConn,
+                     _die_with_parent, child_env, secret)
 
 KEY = secret("hx-hostile-trailer-key-7f3a")
 BODY = b'{"messages":[{"role":"user","content":"hi"}]}'
@@ -144,8 +146,6 @@ class LimitedServer(HapaxServer):
         def preexec():
             _die_with_parent()
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        import subprocess
-        from harness import child_env
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(
@@ -245,8 +245,6 @@ class BufferBoundsTest(HapaxTestCase):
     hx_buf_init(..., 0) in src/http/."""
 
     def test_no_unbounded_buffer_in_src_http(self):
-        import re
-        from harness import REPO_ROOT
         d = os.path.join(REPO_ROOT, "src", "http")
         found = []
         for name in sorted(os.listdir(d)):
@@ -273,7 +271,6 @@ class PipelineFloodTest(HapaxTestCase):
     buffer had no bound; every answer was queued)."""
 
     def test_unread_pipelined_answers_stay_bounded(self):
-        from harness import RawConn, SANITIZER_ENV
         # A small ASan quarantine, so RSS shows what is held, not what
         # was freed recently (no effect on the release build).
         asan = SANITIZER_ENV["ASAN_OPTIONS"] + ":quarantine_size_mb=4"
