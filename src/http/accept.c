@@ -62,6 +62,8 @@ static bool accept_one(hx_worker *w)
     h1_conn *c = hx_h1_conn_new(w);
     if (c == NULL)
         return false;
+    /* Into a fresh handle uv_accept cannot fail (libuv 1.44 only fails
+     * when the handle already has another fd or options to apply). */
     if (uv_accept((uv_stream_t *)&w->listener, hx_h1_conn_stream(c)) != 0) {
         hx_h1_conn_discard(c);
         return true;
