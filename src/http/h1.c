@@ -429,7 +429,6 @@ static void begin_linger(h1_conn *c)
 /* ---- timers ------------------------------------------------------------ */
 
 static hx_req *ensure_req(h1_conn *c);
-static int set_target(hx_req *r, const char *url, size_t len);
 
 static void send_error(h1_conn *c, hx_err e)
 {
@@ -437,7 +436,7 @@ static void send_error(h1_conn *c, hx_err e)
     c->close_after = true;
     c->state = ST_DISCARD;
     if (r && r->path == NULL)
-        set_target(r, c->url.data ? c->url.data : "", c->url.len);
+        hx_h1_set_target(r, c->url.data ? c->url.data : "", c->url.len);
     if (r && r->request_id[0] == '\0')
         hx_req_assign_id(r, false); /* the headers never completed */
     if (r == NULL || hx_res_error(r, e, NULL) < 0) {
@@ -571,30 +570,11 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return hx_buf_append(&c->hval, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
 }
 
-/* Splits the request target into path and query. Absolute-form targets
- * ("http://host/p") keep only their path. */
-static int set_target(hx_req *r, const char *url, size_t len)
-{
-    const char *s = url;
-    const char *end = url + len;
-    if (len > 7 && (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0)) {
-        s = memchr(s + 8 > end ? end : s + 8, '/', (size_t)(end - (s + 8 > end ? end : s + 8)));
-        if (s == NULL)
-            s = end;
-    }
-    const char *q = memchr(s, '?', (size_t)(end - s));
-    const char *pend = q ? q : end;
-    r->path = pend > s ? hx_strndup(s, (size_t)(pend - s)) : hx_strdup("/");
-    if (q)
-        r->query = hx_strndup(q + 1, (size_t)(end - q - 1));
-    return r->path && (!q || r->query) ? 0 : -1;
-}
-
 static int on_headers_complete(http_parser *p)
 {
     h1_conn *c = p->data;
     hx_req *r = c->req;
-    if (push_header(c) != 0 || set_target(r, c->url.data ? c->url.data : "", c->url.len) != 0)
+    if (push_header(c) != 0 || hx_h1_set_target(r, c->url.data ? c->url.data : "", c->url.len) != 0)
         return fail_cb(c, HX_ERR_INTERNAL);
     c->in_trailers = true;
     r->method = http_method_str((enum http_method)p->method);

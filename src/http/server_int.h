@@ -161,6 +161,9 @@ bool hx_h1_is_token(const char *at, size_t n);
  * version other than 1.0 / 1.1 (505), a missing Host on 1.1, two Host,
  * Transfer-Encoding on 1.0 (400). HX_ERR__COUNT when the head is fine. */
 hx_err hx_h1_framing_error(int major, int minor, bool chunked, const hx_headers *h);
+/* Sets r->path and r->query from the request target; an absolute-form
+ * target ("http://host/p") keeps only its path. Returns 0 or -1. */
+int hx_h1_set_target(hx_req *r, const char *url, size_t len);
 /* server.c: called when a worker's last connection is gone while draining. */
 void hx_worker_maybe_stop(hx_worker *w);
 

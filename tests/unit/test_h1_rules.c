@@ -56,6 +56,36 @@ static void test_framing(void **state)
     assert_int_equal(hx_err_get(HX_ERR_HTTP_VERSION)->status, 505);
 }
 
+static void check_target(hx_config *cfg, const char *url, const char *path, const char *query)
+{
+    hx_test_capture c;
+    cap_init(&c);
+    hx_req *r = hx_req_new(&cap_tp, &c, cfg);
+    assert_non_null(r);
+    assert_int_equal(hx_h1_set_target(r, url, strlen(url)), 0);
+    assert_string_equal(r->path, path);
+    if (query)
+        assert_string_equal(r->query, query);
+    else
+        assert_null(r->query);
+    hx_req_unref(r);
+    cap_free(&c);
+}
+
+static void test_target(void **state)
+{
+    (void)state;
+    hx_config *cfg = hx_config_default();
+    assert_non_null(cfg);
+    check_target(cfg, "/v1/models", "/v1/models", NULL);
+    check_target(cfg, "/p?a=1&b", "/p", "a=1&b");
+    check_target(cfg, "", "/", NULL);
+    check_target(cfg, "?x", "/", "x");
+    check_target(cfg, "http://example.com/health?q", "/health", "q");
+    check_target(cfg, "HTTPS://example.com", "/", NULL);
+    hx_config_unref(cfg);
+}
+
 /* The error envelope buffer is bounded (HX_RES_ERROR_MAX): a message too
  * long for it is replaced by the error's default message. */
 static void test_error_envelope_bounded(void **state)
@@ -95,6 +125,7 @@ int main(void)
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_error_envelope_bounded),
+        cmocka_unit_test(test_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
