@@ -136,16 +136,17 @@ class FramingTest(HapaxTestCase):
 class LimitedServer(HapaxServer):
     """hapax run with RLIMIT_NOFILE lowered (soft and hard) before exec."""
 
-    def __init__(self, workdir, nofile, **kw):
+    def __init__(self, workdir, nofile, hard=None, **kw):
         super().__init__(workdir, **kw)
         self.nofile = nofile
+        self.hard = hard or nofile
 
     def start(self, wait_ready=True):
-        nofile = self.nofile
+        limits = (self.nofile, self.hard)
 
         def preexec():
             _die_with_parent()
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(
@@ -182,10 +183,20 @@ class DescriptorExhaustionTest(HapaxTestCase):
     NOFILE = 256
     CLIENTS = 400
 
-    def start_limited(self, overrides):
-        srv = LimitedServer(self.workdir, self.NOFILE, name="limited", overrides=overrides)
+    def start_limited(self, overrides, hard=None):
+        srv = LimitedServer(self.workdir, self.NOFILE, hard=hard, name="limited", overrides=overrides)
         self._servers.append(srv)
         return srv.start()
+
+    def test_soft_limit_raised_to_hard(self):
+        srv = self.start_limited({"server": {"workers": 2}}, hard=1024)
+        with open("/proc/%d/limits" % srv.proc.pid) as f:
+            line = [ln for ln in f if ln.startswith("Max open files")][0]
+        self.assertEqual(line.split()[3:5], ["1024", "1024"], line)
+        warn = srv.wait_log(lambda r: "max_connections" in r.get("msg", "") and "rlimit_nofile" in r)
+        self.assertIsNotNone(warn, "no warning about max_connections above the descriptor limit")
+        self.assertEqual(warn.get("rlimit_nofile"), 1024, warn)
+        self.assertEqual(warn.get("effective_max_connections"), (1024 - 32 - 2 * 8) // 2, warn)
 
     def test_idle_clients_beyond_fd_limit(self):
         # Default max_connections (10000); the read timeout is long enough
