@@ -25,6 +25,7 @@ static const hx_err_info table[HX_ERR__COUNT] = {
     [HX_ERR_QUEUE_TIMEOUT] = {503, "api_error", "queue_timeout", "The request waited too long in the queue."},
     [HX_ERR_OVERLOADED] = {503, "api_error", "overloaded", "The server is overloaded; retry later."},
     [HX_ERR_GATEWAY_TIMEOUT] = {504, "timeout_error", "gateway_timeout", "The upstream provider did not answer in time."},
+    [HX_ERR_HTTP_VERSION] = {505, "invalid_request_error", "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served on this port."},
 };
 
 const hx_err_info *hx_err_get(hx_err e)
@@ -90,6 +91,7 @@ const char *hx_http_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }

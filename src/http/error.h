@@ -31,6 +31,7 @@ typedef enum {
     HX_ERR_QUEUE_TIMEOUT,       /* 503 queue_timeout: waited max_wait */
     HX_ERR_OVERLOADED,          /* 503 overloaded: load shedding (server.health_check) */
     HX_ERR_GATEWAY_TIMEOUT,     /* 504 */
+    HX_ERR_HTTP_VERSION,        /* 505 */
     HX_ERR__COUNT
 } hx_err;
 

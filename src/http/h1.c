@@ -32,6 +32,7 @@ struct h1_conn {
     enum rt_mode rt_mode;
     hx_buf url, hname, hval;
     bool in_value;
+    bool in_trailers;     /* header callbacks now carry chunked trailers */
     size_t header_bytes;
     hx_err err;           /* error found by a parser callback */
     bool err_set;
@@ -41,6 +42,8 @@ struct h1_conn {
     bool shut;
     bool lingering;
     bool read_stopped;
+    bool parse_held;      /* the client reads no answers: take no new request */
+    bool overflow;        /* output passed its bound: close at the next flush */
     bool in_parse;
     bool chunked_out;
     bool busy;
@@ -68,6 +71,7 @@ static void rt_arm(h1_conn *c, enum rt_mode mode);
 static void begin_linger(h1_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void resume_input(h1_conn *c);
 
 /* ---- transport (hx_transport) ----------------------------------------- */
 
@@ -97,6 +101,10 @@ static void wrote(h1_conn *c, size_t len)
     }
     if (c->out_pending == 0 && c->close_after && c->state != ST_HANDLING)
         begin_linger(c);
+    else if (c->parse_held && c->out_pending <= HX_H1_LOW_WATER && c->state == ST_IDLE) {
+        c->parse_held = false;
+        resume_input(c);
+    }
 }
 
 static void on_write(uv_write_t *uw, int status)
@@ -131,6 +139,12 @@ static void on_write_timeout(uv_timer_t *t)
 static void flush_conn(h1_conn *c)
 {
     c->flush_queued = false;
+    if (c->overflow && !c->closing) {
+        HX_LOG_WARN("response output passed its bound, closing connection",
+                    HX_F_INT("max_bytes", HX_H1_OBUF_MAX), HX_F_INT("pending_bytes", (int64_t)c->out_pending));
+        conn_close(c);
+        return;
+    }
     if (c->closing || c->obuf.len == 0)
         return;
     /* Most answers fit the socket buffer: a direct write needs no write
@@ -188,12 +202,26 @@ void hx_h1_worker_init(hx_worker *w)
     uv_check_init(&w->loop, &w->flush_check);
     uv_idle_init(&w->loop, &w->flush_idle);
     w->flush_check.data = w->flush_idle.data = w;
+    hx_accept_init(w);
 }
 
 void hx_h1_worker_close(hx_worker *w)
 {
     uv_close((uv_handle_t *)&w->flush_check, NULL);
     uv_close((uv_handle_t *)&w->flush_idle, NULL);
+    hx_accept_close(w);
+}
+
+static void queue_flush(h1_conn *c)
+{
+    if (c->flush_queued)
+        return;
+    hx_worker *w = c->w;
+    c->flush_queued = true;
+    c->flush_next = w->flush_head;
+    w->flush_head = c;
+    uv_check_start(&w->flush_check, on_flush_check);
+    uv_idle_start(&w->flush_idle, on_flush_idle);
 }
 
 /* Queues up to three pieces. Returns HX_RES_* */
@@ -203,17 +231,18 @@ static int queue_write(h1_conn *c, const char *a, size_t alen, const char *b, si
     if (c->closing)
         return HX_RES_EGONE;
     size_t len = alen + blen + dlen;
+    size_t old = c->obuf.len;
     if (hx_buf_append(&c->obuf, a, alen) != 0 || (blen && hx_buf_append(&c->obuf, b, blen) != 0) ||
-        (dlen && hx_buf_append(&c->obuf, d, dlen) != 0))
+        (dlen && hx_buf_append(&c->obuf, d, dlen) != 0)) {
+        /* Out of memory or past HX_H1_OBUF_MAX: the answer cannot be
+         * completed. The flush closes the connection once the caller,
+         * still inside its write, has returned. */
+        c->obuf.len = old;
+        c->overflow = true;
+        queue_flush(c);
         return HX_RES_ENOMEM;
-    if (!c->flush_queued) {
-        hx_worker *w = c->w;
-        c->flush_queued = true;
-        c->flush_next = w->flush_head;
-        w->flush_head = c;
-        uv_check_start(&w->flush_check, on_flush_check);
-        uv_idle_start(&w->flush_idle, on_flush_idle);
     }
+    queue_flush(c);
     c->out_pending += len;
     if (c->req)
         c->req->bytes_out += len;
@@ -231,7 +260,7 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
 {
     h1_conn *c = r->tp_ctx;
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, HX_H1_HEAD_MAX);
     if (c->w->draining || !c->keep_alive)
         c->close_after = true;
     bool no_body = status < 200 || status == 204 || status == 304;
@@ -295,13 +324,15 @@ static void finish_request(h1_conn *c)
      * output buffer (a thousand of them add up). */
     if (c->obuf.len == 0 && c->obuf.cap > HX_H1_OBUF_KEEP)
         hx_buf_free(&c->obuf);
-    if (c->read_stopped) {
-        c->read_stopped = false;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    }
     rt_arm(c, RT_IDLE);
-    if (!c->in_parse && c->in.len > 0)
-        parse_input(c);
+    /* A pipelining client that does not read its answers gets no more
+     * until it does (wrote() resumes): its output stays bounded. */
+    if (c->out_pending > HX_H1_HIGH_WATER) {
+        c->parse_held = true;
+        return;
+    }
+    if (!c->in_parse)
+        resume_input(c);
 }
 
 static int tp_end(hx_req *r)
@@ -398,7 +429,6 @@ static void begin_linger(h1_conn *c)
 /* ---- timers ------------------------------------------------------------ */
 
 static hx_req *ensure_req(h1_conn *c);
-static int set_target(hx_req *r, const char *url, size_t len);
 
 static void send_error(h1_conn *c, hx_err e)
 {
@@ -406,7 +436,7 @@ static void send_error(h1_conn *c, hx_err e)
     c->close_after = true;
     c->state = ST_DISCARD;
     if (r && r->path == NULL)
-        set_target(r, c->url.data ? c->url.data : "", c->url.len);
+        hx_h1_set_target(r, c->url.data ? c->url.data : "", c->url.len);
     if (r && r->request_id[0] == '\0')
         hx_req_assign_id(r, false); /* the headers never completed */
     if (r == NULL || hx_res_error(r, e, NULL) < 0) {
@@ -474,10 +504,14 @@ static hx_req *ensure_req(h1_conn *c)
 static int on_message_begin(http_parser *p)
 {
     h1_conn *c = p->data;
+    /* Bounds from the current config: a reload may have changed them. */
+    size_t hmax = (size_t)c->w->cfg->server.max_header_bytes;
     hx_buf_reset(&c->url);
     hx_buf_reset(&c->hname);
     hx_buf_reset(&c->hval);
+    c->url.max = c->hname.max = c->hval.max = hmax;
     c->in_value = false;
+    c->in_trailers = false;
     c->header_bytes = 0;
     return ensure_req(c) ? 0 : fail_cb(c, HX_ERR_INTERNAL);
 }
@@ -513,6 +547,13 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     h1_conn *c = p->data;
     if (count_header_bytes(c, n))
         return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    if (!hx_h1_is_token(at, n))
+        return fail_cb(c, HX_ERR_BAD_REQUEST);
+    /* Trailers are counted against the header limit and dropped: they
+     * arrive after the request was authenticated by its real headers and
+     * must never be mistaken for them (X-API-Key, X-Forwarded-For). */
+    if (c->in_trailers)
+        return 0;
     if (c->in_value && push_header(c) != 0)
         return fail_cb(c, HX_ERR_INTERNAL);
     return hx_buf_append(&c->hname, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
@@ -523,37 +564,25 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     h1_conn *c = p->data;
     if (count_header_bytes(c, n))
         return fail_cb(c, HX_ERR_HEADERS_TOO_LARGE);
+    if (c->in_trailers)
+        return 0;
     c->in_value = true;
     return hx_buf_append(&c->hval, at, n) == 0 ? 0 : fail_cb(c, HX_ERR_INTERNAL);
-}
-
-/* Splits the request target into path and query. Absolute-form targets
- * ("http://host/p") keep only their path. */
-static int set_target(hx_req *r, const char *url, size_t len)
-{
-    const char *s = url;
-    const char *end = url + len;
-    if (len > 7 && (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0)) {
-        s = memchr(s + 8 > end ? end : s + 8, '/', (size_t)(end - (s + 8 > end ? end : s + 8)));
-        if (s == NULL)
-            s = end;
-    }
-    const char *q = memchr(s, '?', (size_t)(end - s));
-    const char *pend = q ? q : end;
-    r->path = pend > s ? hx_strndup(s, (size_t)(pend - s)) : hx_strdup("/");
-    if (q)
-        r->query = hx_strndup(q + 1, (size_t)(end - q - 1));
-    return r->path && (!q || r->query) ? 0 : -1;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     h1_conn *c = p->data;
     hx_req *r = c->req;
-    if (push_header(c) != 0 || set_target(r, c->url.data ? c->url.data : "", c->url.len) != 0)
+    if (push_header(c) != 0 || hx_h1_set_target(r, c->url.data ? c->url.data : "", c->url.len) != 0)
         return fail_cb(c, HX_ERR_INTERNAL);
+    c->in_trailers = true;
     r->method = http_method_str((enum http_method)p->method);
-    r->http_minor = p->http_major == 1 ? p->http_minor : 1;
+    /* An error answer goes out as HTTP/1.1 unless the client spoke 1.0. */
+    r->http_minor = p->http_major == 1 && p->http_minor == 0 ? 0 : 1;
+    hx_err bad = hx_h1_framing_error(p->http_major, p->http_minor, (p->flags & F_CHUNKED) != 0, &r->headers);
+    if (bad != HX_ERR__COUNT)
+        return fail_cb(c, bad);
     r->head_only = p->method == HTTP_HEAD;
     c->keep_alive = http_should_keep_alive(p) != 0;
     hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
@@ -617,7 +646,7 @@ static hx_err parser_error_to_hx(h1_conn *c, enum http_errno e)
 static void parse_input(h1_conn *c)
 {
     c->in_parse = true;
-    while (!c->closing && c->in.len > 0 && (c->state == ST_IDLE || c->state == ST_READING)) {
+    while (!c->closing && !c->parse_held && c->in.len > 0 && (c->state == ST_IDLE || c->state == ST_READING)) {
         if (c->state == ST_IDLE) {
             c->state = ST_READING;
             rt_arm(c, RT_READ);
@@ -638,6 +667,18 @@ static void parse_input(h1_conn *c)
         hx_buf_consume(&c->in, n);
     }
     c->in_parse = false;
+    if (c->read_stopped && !c->closing && !c->shut && c->in.len <= HX_H1_PENDING_MAX) {
+        c->read_stopped = false; /* what was queued is parsed down: read again */
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+/* Parses what is queued, or (nothing queued) reads again. */
+static void resume_input(h1_conn *c)
+{
+    if (c->closing || c->in_parse)
+        return;
+    parse_input(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -664,7 +705,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->state == ST_HANDLING) {
+    if (c->state == ST_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
             uv_read_stop(s);
@@ -675,19 +716,34 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     parse_input(c);
 }
 
-/* ---- accept -------------------------------------------------------------- */
+/* ---- new connections (accept.c takes them from the listener) ---------- */
 
-static h1_conn *conn_new(hx_worker *w)
+static void init_settings(void)
 {
+    if (settings.on_message_complete)
+        return;
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
+
+h1_conn *hx_h1_conn_new(hx_worker *w)
+{
+    init_settings();
     h1_conn *c = hx_calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
     c->w = w;
-    hx_buf_init(&c->in, 0);
-    hx_buf_init(&c->obuf, 0);
-    hx_buf_init(&c->url, 0);
-    hx_buf_init(&c->hname, 0);
-    hx_buf_init(&c->hval, 0);
+    size_t hmax = (size_t)w->cfg->server.max_header_bytes;
+    hx_buf_init(&c->in, HX_H1_IN_MAX);
+    hx_buf_init(&c->obuf, HX_H1_OBUF_MAX);
+    hx_buf_init(&c->url, hmax);
+    hx_buf_init(&c->hname, hmax);
+    hx_buf_init(&c->hval, hmax);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     uv_tcp_init(&w->loop, &c->tcp);
@@ -703,46 +759,37 @@ static h1_conn *conn_new(hx_worker *w)
     return c;
 }
 
-static void init_settings(void)
+uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 {
-    if (settings.on_message_complete)
-        return;
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
+    return (uv_stream_t *)&c->tcp;
 }
 
-void hx_h1_on_connection(uv_stream_t *listener, int status)
+void hx_h1_conn_discard(h1_conn *c)
 {
-    hx_worker *w = listener->data;
-    if (status < 0 || w->draining)
-        return;
-    init_settings();
-    h1_conn *c = conn_new(w);
-    if (c == NULL)
-        return; /* the pending connection stays in the backlog */
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
+    conn_close(c);
+}
+
+static void peer_name(h1_conn *c)
+{
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
-            c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
-            c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
+        c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
+        c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
-    long max = (long)w->cfg->server.max_connections;
-    if (atomic_fetch_add(&w->srv->conns, 1) >= max) {
+}
+
+void hx_h1_conn_start(h1_conn *c, long max_conns)
+{
+    hx_worker *w = c->w;
+    uv_tcp_nodelay(&c->tcp, 1);
+    peer_name(c);
+    if (atomic_fetch_add(&w->srv->conns, 1) >= max_conns) {
         atomic_fetch_sub(&w->srv->conns, 1);
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
@@ -756,8 +803,25 @@ void hx_h1_on_connection(uv_stream_t *listener, int status)
     rt_arm(c, RT_READ);
 }
 
+bool hx_h1_shed_one(hx_worker *w)
+{
+    h1_conn *idle = NULL;
+    for (h1_conn *c = w->conns; c; c = c->next) {
+        if (c->lingering) {
+            conn_close(c);
+            return true;
+        }
+        if (idle == NULL && c->state == ST_IDLE && c->req == NULL && c->in.len == 0 && c->out_pending == 0)
+            idle = c;
+    }
+    if (idle)
+        conn_close(idle);
+    return idle != NULL;
+}
+
 void hx_h1_drain(hx_worker *w)
 {
+    hx_accept_stop(w);
     h1_conn *c = w->conns;
     while (c) {
         h1_conn *next = c->next;

@@ -24,6 +24,9 @@
 #include "util/buf.h"
 
 #define HX_REQUEST_ID_MAX 128
+/* Largest JSON error envelope hx_res_error sends; a longer message is
+ * replaced by the error's default one. */
+#define HX_RES_ERROR_MAX (16 * 1024)
 
 typedef struct {
     char *name;

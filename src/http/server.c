@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +81,30 @@ sys_fail:
     return -1;
 }
 
+/* Raises the soft descriptor limit to the hard one when allowed, then
+ * keeps client connections below what it leaves room for: past it the
+ * workers would meet EMFILE instead of answering 503. */
+static void fd_limit_connections(hx_server *s, const hx_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    s->fd_conn_cap = hx_fd_conn_cap((unsigned long)rl.rlim_cur, s->nworkers);
+    if (cfg->server.max_connections > s->fd_conn_cap)
+        HX_LOG_WARN("server.max_connections is above what the file-descriptor limit allows; using the lower value",
+                    HX_F_INT("max_connections", cfg->server.max_connections),
+                    HX_F_INT("effective_max_connections", s->fd_conn_cap),
+                    HX_F_INT("rlimit_nofile", (int64_t)rl.rlim_cur));
+}
+
 static int cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -96,6 +121,7 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
     s->cfg = hx_config_ref(cfg);
     uv_mutex_init(&s->reload_mu);
     s->nworkers = cfg->server.workers > 0 ? (int)cfg->server.workers : cpu_count();
+    fd_limit_connections(s, cfg);
     s->router = hx_router_build(cfg, hx_handlers_lookup, hx_middleware_lookup, err, errlen);
     if (s->router == NULL)
         goto fail;

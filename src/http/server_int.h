@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "http/request.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -29,6 +30,26 @@
 /* How long a closing connection keeps reading (and discarding) so the
  * client sees our last response instead of a reset. */
 #define HX_H1_LINGER_MS 2000
+/* Bounds of the per-connection buffers (DESIGN 7). The input buffer holds
+ * at most the pending bytes plus one read; the output buffer one whole
+ * answer (the gateway relays bodies of up to 64 MiB in one piece) plus
+ * what a stream queued past the high-water mark; a response head is
+ * small. URL and header name/value buffers take server.max_header_bytes. */
+#define HX_H1_IN_MAX (HX_H1_PENDING_MAX + HX_H1_READ_BUF)
+#define HX_H1_OBUF_MAX (80 * 1024 * 1024)
+#define HX_H1_HEAD_MAX (64 * 1024)
+
+/* A listener that cannot take a connection (no descriptor, no memory)
+ * leaves it pending, which stops libuv polling it, and retries after
+ * this long: no busy loop, and never deaf for good. */
+#define HX_ACCEPT_RETRY_MS 100
+#define HX_ACCEPT_LOG_EVERY_MS 10000
+/* Descriptors kept out of reach of client connections: stdio, log and
+ * state files, config watch, and per worker its epoll, eventfd, listener,
+ * spare descriptor and curl multi. Half of the rest is left for upstream
+ * sockets (a proxied request holds one per client connection). */
+#define HX_FD_RESERVE_BASE 32
+#define HX_FD_RESERVE_PER_WORKER 8
 
 typedef struct hx_server hx_server;
 typedef struct h1_conn h1_conn;
@@ -53,6 +74,10 @@ typedef struct hx_worker {
     h1_conn *flush_head;     /* connections with output to write this turn */
     uv_check_t flush_check;
     uv_idle_t flush_idle;
+    uv_timer_t accept_timer; /* retries a paused accept */
+    bool accept_paused;      /* a connection waits in the listener */
+    uint64_t pause_logged;   /* loop time of the last pause warning */
+    int spare_fd;            /* given up at EMFILE so an accept can succeed; -1 when spent */
     size_t nconns;
     bool draining;
     bool stopped;
@@ -68,6 +93,7 @@ struct hx_server {
     hx_worker *workers;
     int port;
     atomic_long conns;        /* open client connections, all workers */
+    long fd_conn_cap;         /* connections the fd limit allows (0 = no cap) */
     atomic_int stopping;      /* 1 = draining, 2 = forcing */
     atomic_int workers_done;
     uv_loop_t main_loop;
@@ -107,16 +133,44 @@ void hx_reload_stop(hx_server *s);
 void hx_reload_worker_apply(hx_worker *w);
 void hx_reload_free(hx_server *s);
 
-/* h1.c */
+/* accept.c: the listener's callback, and the per-worker state behind it. */
 void hx_h1_on_connection(uv_stream_t *listener, int status);
+void hx_accept_init(hx_worker *w);
+/* Shutdown: no more retries (the listener closes). */
+void hx_accept_stop(hx_worker *w);
+void hx_accept_close(hx_worker *w);
+
+/* h1.c: a connection for the listener's next client (NULL: no memory). */
+h1_conn *hx_h1_conn_new(hx_worker *w);
+uv_stream_t *hx_h1_conn_stream(h1_conn *c);
+/* The accept failed: closes the connection. */
+void hx_h1_conn_discard(h1_conn *c);
+/* Accepted: starts reading, or answers 503 past `max_conns`. */
+void hx_h1_conn_start(h1_conn *c, long max_conns);
+/* Out of descriptors: closes a lingering, else an idle connection.
+ * Returns false when there is none. */
+bool hx_h1_shed_one(hx_worker *w);
 /* Output batching handles of a worker (created before it runs, closed
  * after it stopped). */
 void hx_h1_worker_init(hx_worker *w);
 void hx_h1_worker_close(hx_worker *w);
+/* Connections RLIMIT_NOFILE leaves room for with `nworkers` workers
+ * (the reserve and upstream half taken off); at least 1. */
+long hx_fd_conn_cap(unsigned long nofile, int nworkers);
 /* Shutdown: close idle connections, let busy ones finish and then close. */
 void hx_h1_drain(hx_worker *w);
 /* Shutdown timeout: close every connection now. */
 void hx_h1_close_all(hx_worker *w);
+/* h1_rules.c. RFC 9110 5.6.2: a field name is a token (http-parser lets
+ * a space through: "Content-Length : 5" was read as Content-Length). */
+bool hx_h1_is_token(const char *at, size_t n);
+/* What RFC 9112 forbids in a request head and http-parser accepts: a
+ * version other than 1.0 / 1.1 (505), a missing Host on 1.1, two Host,
+ * Transfer-Encoding on 1.0 (400). HX_ERR__COUNT when the head is fine. */
+hx_err hx_h1_framing_error(int major, int minor, bool chunked, const hx_headers *h);
+/* Sets r->path and r->query from the request target; an absolute-form
+ * target ("http://host/p") keeps only its path. Returns 0 or -1. */
+int hx_h1_set_target(hx_req *r, const char *url, size_t len);
 /* server.c: called when a worker's last connection is gone while draining. */
 void hx_worker_maybe_stop(hx_worker *w);
 
