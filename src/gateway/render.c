@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "util/alloc.h"
+#include "util/json.h"
 
 void hx_render_init(hx_render *r, const hx_render_vt *vt, bool stream, bool include_usage, const char *model)
 {
@@ -68,8 +69,9 @@ int hx_render_collect(hx_render *r, const hx_event *ev)
         snprintf(r->finish, sizeof r->finish, "%s", ev->finish ? ev->finish : "stop");
         return 0;
     case HX_EV_USAGE:
-        r->prompt_tokens = ev->prompt_tokens;
-        r->completion_tokens = ev->completion_tokens;
+        /* Clamped again: renderers print these and their sum. */
+        r->prompt_tokens = hx_tokens_add(ev->prompt_tokens, 0);
+        r->completion_tokens = hx_tokens_add(ev->completion_tokens, 0);
         r->has_usage = true;
         return 0;
     case HX_EV_ERROR:
