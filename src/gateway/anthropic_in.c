@@ -62,7 +62,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
     json_object *src = aj_get(b, "source");
     const char *st = in_str(src, "type");
     hx_buf url;
-    hx_buf_init(&url, 0);
+    hx_buf_init(&url, HX_IN_FIELD_MAX);
     if (st && strcmp(st, "base64") == 0) {
         const char *mt = in_str(src, "media_type"), *data = in_str(src, "data");
         if (mt == NULL || data == NULL) {
@@ -133,7 +133,7 @@ static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
     if (id == NULL)
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.tool_use_id: expected a string", i, j);
     hx_buf t;
-    hx_buf_init(&t, 0);
+    hx_buf_init(&t, HX_IN_FIELD_MAX);
     if (tool_result_text(c, aj_get(b, "content"), i, j, &t) != 0) {
         hx_buf_free(&t);
         return -1;
@@ -220,7 +220,7 @@ static int tool_call(in_conv *c, json_object *calls, json_object *b, size_t i, s
     if (input != NULL && !is_type(input, json_type_object))
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.input: expected an object", i, j);
     hx_buf args;
-    hx_buf_init(&args, 0);
+    hx_buf_init(&args, HX_IN_FIELD_MAX);
     if (input ? hx_json_append(&args, input) != 0 : hx_buf_append_str(&args, "{}") != 0) {
         hx_buf_free(&args);
         return OOM(c->err, c->errlen);
@@ -260,7 +260,7 @@ static int push_assistant(in_conv *c, const hx_buf *text, json_object *calls)
 static int assistant_message(in_conv *c, json_object *content, size_t i)
 {
     hx_buf text;
-    hx_buf_init(&text, 0);
+    hx_buf_init(&text, HX_IN_FIELD_MAX);
     json_object *calls = json_object_new_array();
     int rc = calls ? 0 : OOM(c->err, c->errlen);
     size_t n = json_object_array_length(content);
@@ -334,7 +334,7 @@ static int in_system(in_conv *c, json_object *body)
     if (!is_type(sys, json_type_array))
         return hx_fail(c->err, c->errlen, "system: expected a string or an array of text blocks");
     hx_buf t;
-    hx_buf_init(&t, 0);
+    hx_buf_init(&t, HX_IN_FIELD_MAX);
     for (size_t i = 0; i < json_object_array_length(sys); i++) {
         json_object *b = json_object_array_get_idx(sys, i), *s = aj_get(b, "text");
         const char *type = in_str(b, "type");

@@ -112,6 +112,11 @@ static void handle_provider_health(hx_req *r)
     hx_res_error(r, HX_ERR_NOT_FOUND, "No provider has this name.");
 }
 
+/* The /metrics text (every series of every worker) and the /v1/models
+ * list (providers and aliases): far above what a configuration makes. */
+#define METRICS_TEXT_MAX ((size_t)64 << 20)
+#define MODELS_TEXT_MAX ((size_t)4 << 20)
+
 /* GET /metrics: the Prometheus text format. With auth on (and
  * auth.metrics_require_auth), only a key with `metrics: true` reads it. */
 static void handle_metrics(hx_req *r)
@@ -121,7 +126,7 @@ static void handle_metrics(hx_req *r)
         return;
     }
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, METRICS_TEXT_MAX);
     if (hx_metrics_render(&b) != 0)
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
     else {
@@ -273,7 +278,7 @@ static void handle_models(hx_req *r)
     if (w)
         hx_gw_worker_sync(w);
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, MODELS_TEXT_MAX);
     bool first = true;
     int rc = hx_buf_append_str(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; w && rc == 0 && i < w->gw->providers.n; i++) {

@@ -15,7 +15,7 @@ void hx_render_init(hx_render *r, const hx_render_vt *vt, bool stream, bool incl
     r->include_usage = include_usage;
     snprintf(r->model, sizeof r->model, "%s", model ? model : "");
     r->created = (int64_t)time(NULL);
-    hx_buf_init(&r->text, 0);
+    hx_buf_init(&r->text, HX_RENDER_TEXT_MAX);
 }
 
 void hx_render_free(hx_render *r)
@@ -36,7 +36,7 @@ static hx_tool_acc *tool_at(hx_render *r, int index)
     while (r->ntools <= index) {
         hx_tool_acc *t = &r->tools[r->ntools++];
         memset(t, 0, sizeof *t);
-        hx_buf_init(&t->args, 0);
+        hx_buf_init(&t->args, HX_RENDER_TEXT_MAX);
     }
     return &r->tools[index];
 }

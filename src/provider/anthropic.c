@@ -347,6 +347,8 @@ static void anth_error_message(const char *body, size_t len, char *out, size_t o
         return;
     }
     json_object_put(o);
+    if (body == NULL)
+        len = 0;
     size_t k = 0, i = 0, lim = outlen - 1 < 200 ? outlen - 1 : 200;
     while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
         i++;
