@@ -219,6 +219,8 @@ static int v_container(vstate *v, char close, int object)
 {
     if (++v->depth > v->max_depth)
         return fail_at(v, v->p, HX_JSON_E_DEPTH, NULL);
+    if (object && (v->elements += HX_JSON_OBJECT_WEIGHT - 1) > v->max_elements) /* v_value counted one */
+        return fail_at(v, v->p, HX_JSON_E_ELEMENTS, NULL);
     v->p++;
     skip_ws(v);
     if (v->p < v->end && *v->p == close) {
@@ -295,7 +297,8 @@ void hx_json_report_text(const hx_json_report *rep, const hx_json_limits *lim, c
     case HX_JSON_E_SYNTAX: snprintf(out, outlen, "%s (byte %zu)", rep->why, rep->offset); break;
     case HX_JSON_E_DEPTH: snprintf(out, outlen, "nested deeper than %d levels (byte %zu)", v.max_depth, rep->offset); break;
     case HX_JSON_E_ELEMENTS:
-        snprintf(out, outlen, "more than %zu values (objects, arrays, strings, numbers) in one body", v.max_elements);
+        snprintf(out, outlen, "more than %zu values in one body (an object counts as %d)", v.max_elements,
+                 HX_JSON_OBJECT_WEIGHT);
         break;
     case HX_JSON_E_INTEGER: snprintf(out, outlen, "integer out of range (byte %zu)", rep->offset); break;
     }

@@ -83,15 +83,23 @@ static void test_depth_and_values(void **state)
     assert_int_equal(check("[[[[1]]]]", &lim, &rep), HX_JSON_E_DEPTH);
     assert_int_equal(check("{\"a\":{\"b\":{\"c\":{}}}}", &lim, NULL), HX_JSON_E_DEPTH);
 
-    /* every value counts, containers included: {, [, 1, 2, {}, "s" */
-    assert_int_equal(check("{\"a\":[1,2,{}],\"b\":\"s\"}", NULL, &rep), HX_JSON_OK);
+    /* every value counts, containers included: [, 1, 2, [], "s", null */
+    assert_int_equal(check("[1,2,[],\"s\",null]", NULL, &rep), HX_JSON_OK);
     assert_int_equal(rep.elements, 6);
+    /* an object counts as HX_JSON_OBJECT_WEIGHT: {, [, 1, 2, {}, "s" */
+    assert_int_equal(check("{\"a\":[1,2,{}],\"b\":\"s\"}", NULL, &rep), HX_JSON_OK);
+    assert_int_equal(rep.elements, 4 + 2 * HX_JSON_OBJECT_WEIGHT);
     lim = (hx_json_limits){.max_elements = 6};
-    assert_int_equal(check("{\"a\":[1,2,{}],\"b\":\"s\"}", &lim, NULL), HX_JSON_OK);
-    assert_int_equal(check("{\"a\":[1,2,{},3],\"b\":\"s\"}", &lim, &rep), HX_JSON_E_ELEMENTS);
+    assert_int_equal(check("[1,2,[],\"s\",null]", &lim, NULL), HX_JSON_OK);
+    assert_int_equal(check("[1,2,[],\"s\",null,3]", &lim, &rep), HX_JSON_E_ELEMENTS);
     char text[160];
     hx_json_report_text(&rep, &lim, text, sizeof text);
     assert_non_null(strstr(text, "more than 6 values"));
+    assert_int_equal(check("[{}]", &lim, NULL), HX_JSON_E_ELEMENTS);
+    lim.max_elements = 1 + HX_JSON_OBJECT_WEIGHT;
+    assert_int_equal(check("[{}]", &lim, NULL), HX_JSON_OK);
+    assert_int_equal(check("[{},1]", &lim, NULL), HX_JSON_E_ELEMENTS);
+    lim.max_elements = 6;
     /* hx_json_parse itself is bounded too */
     assert_null(hx_json_parse_limits("[1,2,3,4,5,6,7]", 15, &lim));
     json_object *o = hx_json_parse_limits("[1,2,3,4,5]", 11, &lim);
