@@ -301,3 +301,23 @@ class UpstreamUsageTest(HapaxTestCase):
                 self.assertEqual(r.status, 200, r)
         # still serving (the sanitizer build aborted on the overflow before)
         self.assertEqual(srv.get("/health").status, 200)
+
+
+class JsonConfigTest(HapaxTestCase):
+
+    def test_limits_validated_and_printed(self):
+        ok = self.write_file("ok.yaml", "server:\n  max_json_depth: 1024\n  max_json_elements: 1000000\n")
+        res = self.cli(["--config", ok, "--print-config"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("max_json_depth: 1024", res.stdout)
+        self.assertIn("max_json_elements: 1000000", res.stdout)
+        bad = self.write_file("bad.yaml", "server:\n  max_json_depth: 0\n  max_json_elements: 1000001\n")
+        res = self.cli(["--config", bad, "--validate"])
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        out = res.stdout + res.stderr
+        self.assertIn("server.max_json_depth", out)
+        self.assertIn("server.max_json_elements", out)
+        res = self.cli(["--config", os.path.join(harness.REPO_ROOT, "config", "hapax.yaml"), "--print-config"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("max_json_depth: 64", res.stdout)
+        self.assertIn("max_json_elements: 100000", res.stdout)
