@@ -243,8 +243,12 @@ static int v_container(vstate *v, char close, int object)
         if (v_value(v) != 0)
             return -1;
         skip_ws(v);
-        if (v->p >= v->end || (*v->p != close && *v->p != ','))
-            return bad_char(v, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        if (v->p >= v->end || (*v->p != close && *v->p != ',')) {
+            const char *want = object ? "expected ',' or '}'" : "expected ',' or ']'";
+            if (v->p < v->end && (*v->p == '}' || *v->p == ']')) /* the wrong bracket */
+                return fail_at(v, v->p, HX_JSON_E_SYNTAX, want);
+            return bad_char(v, want);
+        }
         if (*v->p++ == close) {
             v->depth--;
             return 0;

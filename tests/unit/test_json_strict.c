@@ -56,6 +56,9 @@ static void test_non_json_extensions_refused(void **state)
     expect_syntax("{\"a\"", NULL);
     expect_syntax("", "end of input");
     expect_syntax("[tru]", NULL);
+    expect_syntax("[1}", "expected ',' or ']'");
+    expect_syntax("{\"a\":1]", "expected ',' or '}'");
+    expect_syntax("{\"a\":}", "missing value");
     /* json-c keeps member names as C strings: "model\u0000" would be a
      * second "model" only json-c sees */
     expect_syntax("{\"model\\u0000\":\"x\"}", "NUL");
