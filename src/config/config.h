@@ -73,6 +73,8 @@ typedef struct {
     int64_t idle_timeout;      /* ms */
     int64_t max_header_bytes;
     int64_t max_body_bytes;
+    int64_t max_json_depth;    /* nesting of a client JSON body → 400 */
+    int64_t max_json_elements; /* values in a client JSON body → 413 */
     int64_t shutdown_timeout;  /* ms */
     int64_t max_connections;
     int64_t workers;           /* 0 = number of CPUs */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/json.h"
 
 #define DMAX INT64_MAX
 #define KIB ((int64_t)1 << 10)
@@ -111,6 +112,8 @@ static const hx_field server_fields[] = {
       .neg_msg = "negative max header bytes"),
     F(hx_cfg_server, "max_body_bytes", max_body_bytes, HX_FT_SIZE, R(KIB, GIB),
       .neg_msg = "negative max body bytes"),
+    F(hx_cfg_server, "max_json_depth", max_json_depth, HX_FT_INT, R(1, HX_JSON_DEPTH_CAP)),
+    F(hx_cfg_server, "max_json_elements", max_json_elements, HX_FT_INT, R(1, HX_JSON_ELEMENTS_CAP)),
     F(hx_cfg_server, "shutdown_timeout", shutdown_timeout, HX_FT_DURATION, R(0, DMAX),
       .neg_msg = "negative shutdown timeout"),
     F(hx_cfg_server, "max_connections", max_connections, HX_FT_INT, R(1, 1000000)),
@@ -135,6 +138,8 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
     s->idle_timeout = 60 * SEC;
     s->max_header_bytes = 2 * MIB;
     s->max_body_bytes = 10 * MIB;
+    s->max_json_depth = HX_JSON_MAX_DEPTH;
+    s->max_json_elements = HX_JSON_MAX_ELEMENTS;
     s->shutdown_timeout = 30 * SEC;
     s->max_connections = 10000;
     s->workers = 0;

@@ -18,6 +18,21 @@ typedef struct {
     size_t errlen;
 } in_conv;
 
+/* String member k, or NULL, also when it holds a NUL: these are names,
+ * ids and types that meet C strings (a NUL would separate what is checked
+ * from what is sent). */
+static const char *in_str(json_object *o, const char *k)
+{
+    const char *s = aj_str(o, k);
+    return s && strlen(s) == (size_t)json_object_get_string_len(aj_get(o, k)) ? s : NULL;
+}
+
+/* Appends the text of a string object (NUL and all). */
+static int append_text(hx_buf *out, json_object *s)
+{
+    return hx_buf_append(out, json_object_get_string(s), (size_t)json_object_get_string_len(s));
+}
+
 static bool is_type(json_object *o, json_type t)
 {
     return o != NULL && json_object_is_type(o, t);
@@ -45,11 +60,11 @@ static int push_msg(in_conv *c, const char *role, const char *key, json_object *
 static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
 {
     json_object *src = aj_get(b, "source");
-    const char *st = aj_str(src, "type");
+    const char *st = in_str(src, "type");
     hx_buf url;
-    hx_buf_init(&url, 0);
+    hx_buf_init(&url, HX_IN_FIELD_MAX);
     if (st && strcmp(st, "base64") == 0) {
-        const char *mt = aj_str(src, "media_type"), *data = aj_str(src, "data");
+        const char *mt = in_str(src, "media_type"), *data = in_str(src, "data");
         if (mt == NULL || data == NULL) {
             hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.source: media_type and data are required", i, j);
             return NULL;
@@ -59,7 +74,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
             return NULL;
         }
     } else if (st && strcmp(st, "url") == 0) {
-        const char *u = aj_str(src, "url");
+        const char *u = in_str(src, "url");
         if (u == NULL) {
             hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.source.url: expected a string", i, j);
             return NULL;
@@ -97,16 +112,16 @@ static int tool_result_text(in_conv *c, json_object *content, size_t i, size_t j
     if (content == NULL)
         return 0;
     if (is_type(content, json_type_string))
-        return hx_buf_append_str(out, json_object_get_string(content)) == 0 ? 0 : OOM(c->err, c->errlen);
+        return append_text(out, content) == 0 ? 0 : OOM(c->err, c->errlen);
     if (!is_type(content, json_type_array))
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.content: expected a string or an array", i, j);
     for (size_t k = 0; k < json_object_array_length(content); k++) {
-        json_object *b = json_object_array_get_idx(content, k);
-        const char *t = aj_str(b, "text"), *type = aj_str(b, "type");
-        if (type == NULL || strcmp(type, "text") != 0 || t == NULL)
+        json_object *b = json_object_array_get_idx(content, k), *t = aj_get(b, "text");
+        const char *type = in_str(b, "type");
+        if (type == NULL || strcmp(type, "text") != 0 || !is_type(t, json_type_string))
             return hx_fail(c->err, c->errlen,
                         "messages.%zu.content.%zu.content.%zu: only text blocks are supported in tool results", i, j, k);
-        if (hx_buf_append_str(out, t) != 0)
+        if (append_text(out, t) != 0)
             return OOM(c->err, c->errlen);
     }
     return 0;
@@ -114,11 +129,11 @@ static int tool_result_text(in_conv *c, json_object *content, size_t i, size_t j
 
 static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
 {
-    const char *id = aj_str(b, "tool_use_id");
+    const char *id = in_str(b, "tool_use_id");
     if (id == NULL)
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.tool_use_id: expected a string", i, j);
     hx_buf t;
-    hx_buf_init(&t, 0);
+    hx_buf_init(&t, HX_IN_FIELD_MAX);
     if (tool_result_text(c, aj_get(b, "content"), i, j, &t) != 0) {
         hx_buf_free(&t);
         return -1;
@@ -162,7 +177,7 @@ static int user_message(in_conv *c, json_object *content, size_t i)
     int rc = 0;
     for (size_t j = 0; rc == 0 && j < n; j++) {
         json_object *b = json_object_array_get_idx(content, j);
-        const char *type = aj_str(b, "type");
+        const char *type = in_str(b, "type");
         if (type == NULL) {
             rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
         } else if (strcmp(type, "tool_result") == 0) {
@@ -198,14 +213,14 @@ static int user_message(in_conv *c, json_object *content, size_t i)
 /* A tool_use block → an OpenAI tool call (arguments = JSON text of input). */
 static int tool_call(in_conv *c, json_object *calls, json_object *b, size_t i, size_t j)
 {
-    const char *id = aj_str(b, "id"), *name = aj_str(b, "name");
+    const char *id = in_str(b, "id"), *name = in_str(b, "name");
     json_object *input = aj_get(b, "input");
     if (id == NULL || name == NULL)
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: tool_use needs a string id and name", i, j);
     if (input != NULL && !is_type(input, json_type_object))
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.input: expected an object", i, j);
     hx_buf args;
-    hx_buf_init(&args, 0);
+    hx_buf_init(&args, HX_IN_FIELD_MAX);
     if (input ? hx_json_append(&args, input) != 0 : hx_buf_append_str(&args, "{}") != 0) {
         hx_buf_free(&args);
         return OOM(c->err, c->errlen);
@@ -245,20 +260,21 @@ static int push_assistant(in_conv *c, const hx_buf *text, json_object *calls)
 static int assistant_message(in_conv *c, json_object *content, size_t i)
 {
     hx_buf text;
-    hx_buf_init(&text, 0);
+    hx_buf_init(&text, HX_IN_FIELD_MAX);
     json_object *calls = json_object_new_array();
     int rc = calls ? 0 : OOM(c->err, c->errlen);
     size_t n = json_object_array_length(content);
     for (size_t j = 0; rc == 0 && j < n; j++) {
         json_object *b = json_object_array_get_idx(content, j);
-        const char *type = aj_str(b, "type");
+        const char *type = in_str(b, "type");
         if (type == NULL) {
             rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
         } else if (strcmp(type, "text") == 0) {
-            const char *t = aj_str(b, "text");
-            rc = t == NULL ? hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j)
-                 : hx_buf_append_str(&text, t) != 0 ? OOM(c->err, c->errlen)
-                                                     : 0;
+            json_object *t = aj_get(b, "text");
+            rc = !is_type(t, json_type_string)
+                     ? hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j)
+                 : append_text(&text, t) != 0 ? OOM(c->err, c->errlen)
+                                              : 0;
         } else if (strcmp(type, "tool_use") == 0) {
             rc = tool_call(c, calls, b, i, j);
         } else if (strcmp(type, "thinking") != 0 && strcmp(type, "redacted_thinking") != 0) {
@@ -287,7 +303,7 @@ static int in_messages(in_conv *c, json_object *body)
         return hx_fail(c->err, c->errlen, "messages: at least one message is required");
     for (size_t i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(msgs, i), *content = aj_get(m, "content");
-        const char *role = aj_str(m, "role");
+        const char *role = in_str(m, "role");
         if (!is_type(m, json_type_object))
             return hx_fail(c->err, c->errlen, "messages.%zu: expected an object", i);
         if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
@@ -318,15 +334,15 @@ static int in_system(in_conv *c, json_object *body)
     if (!is_type(sys, json_type_array))
         return hx_fail(c->err, c->errlen, "system: expected a string or an array of text blocks");
     hx_buf t;
-    hx_buf_init(&t, 0);
+    hx_buf_init(&t, HX_IN_FIELD_MAX);
     for (size_t i = 0; i < json_object_array_length(sys); i++) {
-        json_object *b = json_object_array_get_idx(sys, i);
-        const char *type = aj_str(b, "type"), *s = aj_str(b, "text");
-        if (type == NULL || strcmp(type, "text") != 0 || s == NULL) {
+        json_object *b = json_object_array_get_idx(sys, i), *s = aj_get(b, "text");
+        const char *type = in_str(b, "type");
+        if (type == NULL || strcmp(type, "text") != 0 || !is_type(s, json_type_string)) {
             hx_buf_free(&t);
             return hx_fail(c->err, c->errlen, "system.%zu: expected a text block", i);
         }
-        if ((t.len && s[0] && hx_buf_append(&t, "\n\n", 2) != 0) || hx_buf_append_str(&t, s) != 0) {
+        if ((t.len && json_object_get_string_len(s) && hx_buf_append(&t, "\n\n", 2) != 0) || append_text(&t, s) != 0) {
             hx_buf_free(&t);
             return OOM(c->err, c->errlen);
         }
@@ -341,7 +357,7 @@ static int in_tool_choice(json_object *body, json_object *out, char *err, size_t
     json_object *tc = aj_get(body, "tool_choice"), *v = NULL;
     if (tc == NULL)
         return 0;
-    const char *type = aj_str(tc, "type"), *name = aj_str(tc, "name");
+    const char *type = in_str(tc, "type"), *name = in_str(tc, "name");
     if (type && strcmp(type, "auto") == 0)
         v = json_object_new_string("auto");
     else if (type && strcmp(type, "any") == 0)
@@ -379,7 +395,7 @@ static int in_tools(json_object *body, json_object *out, char *err, size_t errle
         return OOM(err, errlen);
     for (size_t i = 0; i < json_object_array_length(tools); i++) {
         json_object *t = json_object_array_get_idx(tools, i), *schema = aj_get(t, "input_schema");
-        const char *name = aj_str(t, "name"), *type = aj_str(t, "type");
+        const char *name = in_str(t, "name"), *type = in_str(t, "type");
         json_object *desc = aj_get(t, "description");
         if (type && strcmp(type, "custom") != 0)
             return hx_fail(err, errlen, "tools.%zu.type: tool type \"%s\" is not supported", i, type);
@@ -449,6 +465,8 @@ static int in_head(json_object *body, json_object *out, hx_in_info *info, char *
         return hx_fail(err, errlen, "model: expected a non-empty string");
     if ((size_t)json_object_get_string_len(model) >= sizeof info->model)
         return hx_fail(err, errlen, "model: name too long");
+    if (strlen(json_object_get_string(model)) != (size_t)json_object_get_string_len(model))
+        return hx_fail(err, errlen, "model: must not contain NUL characters");
     snprintf(info->model, sizeof info->model, "%s", json_object_get_string(model));
     if (stream && !is_type(stream, json_type_boolean))
         return hx_fail(err, errlen, "stream: expected a boolean");

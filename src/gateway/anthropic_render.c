@@ -47,7 +47,7 @@ static int flush_frame(hx_buf *out, const char *event, hx_buf *d, int rc)
 static int message_start(hx_render *r, hx_buf *out)
 {
     hx_buf d;
-    hx_buf_init(&d, 0);
+    hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     ensure_id(r);
     r->started = true;
     int rc = hx_buf_append_str(&d, "{\"type\":\"message_start\",\"message\":{\"id\":") ||
@@ -65,7 +65,7 @@ static int block_stop(hx_render *r, hx_buf *out)
     if (r->block_kind == BK_NONE)
         return 0;
     hx_buf d;
-    hx_buf_init(&d, 0);
+    hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     r->block_kind = BK_NONE;
     int rc = hx_buf_printf(&d, "{\"type\":\"content_block_stop\",\"index\":%d}", r->block_index - 1);
     return flush_frame(out, "content_block_stop", &d, rc);
@@ -74,7 +74,7 @@ static int block_stop(hx_render *r, hx_buf *out)
 static int block_start(hx_render *r, hx_buf *out, const hx_event *ev)
 {
     hx_buf d;
-    hx_buf_init(&d, 0);
+    hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     if (block_stop(r, out) != 0)
         return -1;
     int rc = hx_buf_printf(&d, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":", r->block_index);
@@ -101,7 +101,7 @@ static int block_start(hx_render *r, hx_buf *out, const hx_event *ev)
 static int block_delta(hx_render *r, hx_buf *out, const hx_event *ev)
 {
     hx_buf d;
-    hx_buf_init(&d, 0);
+    hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     bool text = ev->type == HX_EV_TEXT;
     int rc = hx_buf_printf(&d, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":",
                            r->block_index - 1, text ? "text_delta" : "input_json_delta", text ? "text" : "partial_json") ||
@@ -149,7 +149,7 @@ static int anth_stream_end(hx_render *r, hx_buf *out)
     if (block_stop(r, out) != 0)
         return -1;
     hx_buf d;
-    hx_buf_init(&d, 0);
+    hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     int rc = hx_buf_printf(&d, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
                                "\"usage\":{",
                            stop_reason(r->finish));
@@ -168,7 +168,7 @@ static int anth_stream_error(hx_render *r, const char *type, const char *message
 {
     (void)r;
     hx_buf d;
-    hx_buf_init(&d, 0);
+    hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     const char *t = type ? type : "api_error", *m = message ? message : "upstream error";
     int rc = hx_buf_append_str(&d, "{\"type\":\"error\",\"error\":{\"type\":") || put_str(&d, t, strlen(t)) ||
              hx_buf_append_str(&d, ",\"message\":") || put_str(&d, m, strlen(m)) || hx_buf_append_str(&d, "}}");

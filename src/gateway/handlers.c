@@ -1,6 +1,9 @@
 #include "gateway/handlers.h"
 
 #include <json-c/json.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -80,7 +83,7 @@ static void handle_health(hx_req *r)
     bool detail = n > 0 && hx_auth_metrics_allowed(r);
     int rc = hx_buf_append_str(&b, "{\"providers\":{");
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        bool u;
+        bool u = false; /* unset when the "," append fails and || skips provider_json */
         rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, detail, &u);
         up += u;
     }
@@ -125,6 +128,11 @@ static void handle_provider_health(hx_req *r)
     hx_res_error(r, HX_ERR_NOT_FOUND, "No provider has this name.");
 }
 
+/* The /metrics text (every series of every worker) and the /v1/models
+ * list (providers and aliases): far above what a configuration makes. */
+#define METRICS_TEXT_MAX ((size_t)64 << 20)
+#define MODELS_TEXT_MAX ((size_t)4 << 20)
+
 /* GET /metrics: the Prometheus text format. With auth on (and
  * auth.metrics_require_auth), only a key with `metrics: true` reads it. */
 static void handle_metrics(hx_req *r)
@@ -134,7 +142,7 @@ static void handle_metrics(hx_req *r)
         return;
     }
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, METRICS_TEXT_MAX);
     if (hx_metrics_render(&b) != 0)
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
     else {
@@ -157,40 +165,72 @@ static bool is_json_type(const char *ct)
     return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
 }
 
-/* LLM tokens count against the client's tokens_per_minute once known. */
+/* LLM tokens count against the client's tokens_per_minute once known
+ * (both clamped from the upstream's numbers; the sum saturates). */
 static void debit_tokens(hx_req *r, void *ud)
 {
     (void)ud;
-    int64_t t = r->log_prompt_tokens + r->log_completion_tokens;
+    int64_t t = hx_tokens_add(r->log_prompt_tokens, r->log_completion_tokens);
     if (t > 0)
         hx_ratelimit_debit_tokens(r, t);
 }
 
+/* A request whose JSON was this large hands its memory back when it ends:
+ * json-c's many small blocks stay in glibc's arenas otherwise, and each
+ * worker thread has its own (RSS would keep every worker's high-water
+ * mark). Below these, the memory is simply reused. */
+#define TRIM_MIN_ELEMENTS 20000
+#define TRIM_MIN_BODY ((size_t)4 << 20)
+
+static void trim_memory(hx_req *r, void *ud)
+{
+    (void)r;
+    (void)ud;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+/* The strict RFC 8259 check with the configured limits, before anything
+ * is built: 400 (syntax, depth, integer range) or 413 (too many values). */
+static int check_json(hx_req *r, const char *bad_json_msg, const hx_json_limits *lim, size_t *elements)
+{
+    hx_json_report rep;
+    if (r->body.len > 0 && hx_json_check(r->body.data, r->body.len, lim, &rep) == HX_JSON_OK) {
+        *elements = rep.elements;
+        return 0;
+    }
+    char why[160], msg[256];
+    if (r->body.len == 0)
+        snprintf(why, sizeof why, "the body is empty");
+    else
+        hx_json_report_text(&rep, lim, why, sizeof why);
+    snprintf(msg, sizeof msg, "%s: %s", bad_json_msg, why);
+    hx_res_error(r, r->body.len && rep.status == HX_JSON_E_ELEMENTS ? HX_ERR_BODY_TOO_LARGE : HX_ERR_INVALID_REQUEST,
+                 msg);
+    return -1;
+}
+
 /* JSON in, canonical request out (NULL for a plain OpenAI chat body: the
  * scan read what routing needs, and the proxy builds the object only if a
- * provider cannot take the body as it is). Answers 400 itself and returns
- * -1 on a bad body. */
+ * provider cannot take the body as it is). Answers 400/413 itself and
+ * returns -1 on a bad body. */
 static int read_request(hx_req *r, inbound_fn parse, const char *bad_json_msg, json_object **canon,
                         hx_in_info *info)
 {
+    const hx_json_limits lim = {.max_depth = (int)r->cfg->server.max_json_depth,
+                                .max_elements = (size_t)r->cfg->server.max_json_elements,
+                                .int_range = true};
+    size_t elements = 0;
+    if (check_json(r, bad_json_msg, &lim, &elements) != 0)
+        return -1;
+    if (elements >= TRIM_MIN_ELEMENTS || r->body.len >= TRIM_MIN_BODY)
+        hx_req_on_finish(r, trim_memory, NULL); /* best effort: no slot, no trim */
     if (parse == hx_in_openai_chat && hx_in_openai_chat_scan(r->body.data, r->body.len, info) == 1)
         return 0;
-    json_tokener *tok = json_tokener_new_ex(HX_JSON_MAX_DEPTH);
-    if (tok == NULL) {
-        hx_res_error(r, HX_ERR_INTERNAL, NULL);
-        return -1;
-    }
-    json_object *body = json_tokener_parse_ex(tok, r->body.data ? r->body.data : "", (int)r->body.len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t used = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (body == NULL || jerr != json_tokener_success || used != r->body.len) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s: %s", bad_json_msg,
-                 r->body.len == 0 ? "the body is empty"
-                 : jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the JSON value");
-        json_object_put(body);
-        hx_res_error(r, HX_ERR_INVALID_REQUEST, msg);
+    json_object *body = hx_json_parse_limits(r->body.data, r->body.len, &lim);
+    if (body == NULL) { /* the check passed: json-c ran out of memory */
+        hx_res_error(r, HX_ERR_INTERNAL, "out of memory reading the request body");
         return -1;
     }
     char err[256];
@@ -254,7 +294,7 @@ static void handle_models(hx_req *r)
     if (w)
         hx_gw_worker_sync(w);
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, MODELS_TEXT_MAX);
     bool first = true;
     int rc = hx_buf_append_str(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; w && rc == 0 && i < w->gw->providers.n; i++) {

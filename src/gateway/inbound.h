@@ -10,6 +10,12 @@
 
 #include "gateway/render.h"
 
+/* A string an inbound parser builds from parts of the body (joined text
+ * blocks, an image data URL, tool input as JSON text): never much longer
+ * than the body, which server.max_body_bytes caps at 1 GiB (json-c may
+ * escape '/' as "\/", hence twice that). */
+#define HX_IN_FIELD_MAX ((size_t)2 << 30)
+
 typedef struct {
     bool stream;          /* the client asked for a streamed answer */
     bool include_usage;   /* usage in the stream (OpenAI stream_options) */

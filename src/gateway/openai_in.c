@@ -29,20 +29,29 @@ static const char *opt_string_len(json_object *body, const char *key, int *wrong
     return json_object_get_string(v);
 }
 
-static const char *opt_string(json_object *body, const char *key, int *wrong)
+/* The model name as auth and routing see it: exactly what the upstream
+ * gets, so no NUL (a C string would end there) and no truncation. */
+static int read_model(json_object *body, hx_in_info *info, char *err, size_t errlen)
 {
+    int wrong = 0;
     size_t len;
-    return opt_string_len(body, key, wrong, &len);
+    const char *model = opt_string_len(body, "model", &wrong, &len);
+    if (wrong)
+        return bad(err, errlen, "%s", "model: expected a string");
+    if (model && memchr(model, '\0', len))
+        return bad(err, errlen, "%s", "model: must not contain NUL characters");
+    if (model && len >= sizeof info->model)
+        return bad(err, errlen, "%s", "model: name too long");
+    memcpy(info->model, model ? model : "", model ? len : 0);
+    info->model[model ? len : 0] = '\0';
+    return 0;
 }
 
 /* model, stream and stream_options.include_usage, shared by both shapes. */
 static int read_common(json_object *body, hx_in_info *info, char *err, size_t errlen)
 {
-    int wrong = 0;
-    const char *model = opt_string(body, "model", &wrong);
-    if (wrong)
-        return bad(err, errlen, "%s", "model: expected a string");
-    snprintf(info->model, sizeof info->model, "%s", model ? model : "");
+    if (read_model(body, info, err, errlen) != 0)
+        return -1;
     json_object *v, *so;
     info->stream = false;
     if (json_object_object_get_ex(body, "stream", &v) && !json_object_is_type(v, json_type_null)) {
@@ -55,6 +64,13 @@ static int read_common(json_object *body, hx_in_info *info, char *err, size_t er
         json_object_object_get_ex(so, "include_usage", &v))
         info->include_usage = json_object_get_boolean(v);
     return 0;
+}
+
+/* A JSON string equal to lit (lengths compared: "user\u0000x" is not "user"). */
+static bool str_is(json_object *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)json_object_get_string_len(s) == n && memcmp(json_object_get_string(s), lit, n) == 0;
 }
 
 static int check_messages(json_object *msgs, char *err, size_t errlen)
@@ -70,9 +86,8 @@ static int check_messages(json_object *msgs, char *err, size_t errlen)
             return bad(err, errlen, "%s: expected an object", where);
         if (!json_object_object_get_ex(m, "role", &role) || !json_object_is_type(role, json_type_string))
             return bad(err, errlen, "%s.role: expected a string", where);
-        const char *r = json_object_get_string(role);
-        if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant") && strcmp(r, "tool") &&
-            strcmp(r, "developer") && strcmp(r, "function"))
+        if (!str_is(role, "system") && !str_is(role, "user") && !str_is(role, "assistant") && !str_is(role, "tool") &&
+            !str_is(role, "developer") && !str_is(role, "function"))
             return bad(err, errlen, "%s.role: must be system, developer, user, assistant or tool", where);
     }
     return 0;

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "util/alloc.h"
+#include "util/json.h"
 
 void hx_render_init(hx_render *r, const hx_render_vt *vt, bool stream, bool include_usage, const char *model)
 {
@@ -14,7 +15,7 @@ void hx_render_init(hx_render *r, const hx_render_vt *vt, bool stream, bool incl
     r->include_usage = include_usage;
     snprintf(r->model, sizeof r->model, "%s", model ? model : "");
     r->created = (int64_t)time(NULL);
-    hx_buf_init(&r->text, 0);
+    hx_buf_init(&r->text, HX_RENDER_TEXT_MAX);
 }
 
 void hx_render_free(hx_render *r)
@@ -35,7 +36,7 @@ static hx_tool_acc *tool_at(hx_render *r, int index)
     while (r->ntools <= index) {
         hx_tool_acc *t = &r->tools[r->ntools++];
         memset(t, 0, sizeof *t);
-        hx_buf_init(&t->args, 0);
+        hx_buf_init(&t->args, HX_RENDER_TEXT_MAX);
     }
     return &r->tools[index];
 }
@@ -68,8 +69,9 @@ int hx_render_collect(hx_render *r, const hx_event *ev)
         snprintf(r->finish, sizeof r->finish, "%s", ev->finish ? ev->finish : "stop");
         return 0;
     case HX_EV_USAGE:
-        r->prompt_tokens = ev->prompt_tokens;
-        r->completion_tokens = ev->completion_tokens;
+        /* Clamped again: renderers print these and their sum. */
+        r->prompt_tokens = hx_tokens_add(ev->prompt_tokens, 0);
+        r->completion_tokens = hx_tokens_add(ev->completion_tokens, 0);
         r->has_usage = true;
         return 0;
     case HX_EV_ERROR:

@@ -14,6 +14,15 @@
 #include "util/buf.h"
 
 #define HX_RENDER_MAX_TOOLS 64
+/* The collected text of an answer, and the arguments of one tool call:
+ * never more than the upstream body that carried them (the adapters'
+ * body caps are 64 MiB). */
+#define HX_RENDER_TEXT_MAX ((size_t)64 << 20)
+/* One rendered stream event: an SSE event from upstream (at most
+ * HX_STREAM_EVENT_MAX, 4 MiB) escaped (at most 6 bytes per byte) plus its
+ * framing. A larger one (an Ollama line of control bytes) fails the
+ * stream as if memory ran out. */
+#define HX_RENDER_FRAME_MAX ((size_t)32 << 20)
 
 typedef struct hx_render hx_render;
 

@@ -25,7 +25,7 @@ static int usage_obj(hx_render *r, hx_buf *out)
 {
     return hx_buf_printf(out, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}",
                          (long long)r->prompt_tokens, (long long)r->completion_tokens,
-                         (long long)(r->prompt_tokens + r->completion_tokens));
+                         (long long)hx_tokens_add(r->prompt_tokens, r->completion_tokens));
 }
 
 /* ---- chat.completion.chunk ------------------------------------------------- */

@@ -105,10 +105,18 @@ static const char *map_stop(const char *s)
     return "stop";
 }
 
+/* Counts are clamped and their sum saturates (hx_json_tokens): an
+ * upstream's 1e308 or INT64_MAX must not overflow anything downstream. */
+static int64_t usage_count(json_object *usage, const char *k)
+{
+    return hx_json_tokens(aj_get(usage, k));
+}
+
 static int64_t input_tokens(json_object *usage)
 {
-    return aj_int(usage, "input_tokens") + aj_int(usage, "cache_creation_input_tokens") +
-           aj_int(usage, "cache_read_input_tokens");
+    return hx_tokens_add(hx_tokens_add(usage_count(usage, "input_tokens"),
+                                       usage_count(usage, "cache_creation_input_tokens")),
+                         usage_count(usage, "cache_read_input_tokens"));
 }
 
 static int emit_error_obj(anth_parser *ps, json_object *o)
@@ -199,7 +207,7 @@ static int on_event(anth_parser *ps, const char *type, json_object *o)
     if (strcmp(type, "message_start") == 0) {
         json_object *m = aj_get(o, "message");
         ps->in_tok = input_tokens(aj_get(m, "usage"));
-        ps->out_tok = aj_int(aj_get(m, "usage"), "output_tokens");
+        ps->out_tok = usage_count(aj_get(m, "usage"), "output_tokens");
         hx_event ev = {.type = HX_EV_META, .id = aj_str(m, "id"), .name = aj_str(m, "model")};
         return emit(ps, &ev);
     }
@@ -218,7 +226,7 @@ static int on_event(anth_parser *ps, const char *type, json_object *o)
         if (sr)
             snprintf(ps->stop, sizeof ps->stop, "%s", sr);
         if (aj_get(u, "output_tokens"))
-            ps->out_tok = aj_int(u, "output_tokens");
+            ps->out_tok = usage_count(u, "output_tokens");
         if (aj_get(u, "input_tokens"))
             ps->in_tok = input_tokens(u);
         return 0;
@@ -298,7 +306,7 @@ static int parse_message(anth_parser *ps, json_object *o)
         return -1;
     snprintf(ps->stop, sizeof ps->stop, "%s", aj_str(o, "stop_reason") ? aj_str(o, "stop_reason") : "");
     ps->in_tok = input_tokens(aj_get(o, "usage"));
-    ps->out_tok = aj_int(aj_get(o, "usage"), "output_tokens");
+    ps->out_tok = usage_count(aj_get(o, "usage"), "output_tokens");
     return emit_finish_usage(ps);
 }
 
@@ -339,6 +347,8 @@ static void anth_error_message(const char *body, size_t len, char *out, size_t o
         return;
     }
     json_object_put(o);
+    if (body == NULL)
+        len = 0;
     size_t k = 0, i = 0, lim = outlen - 1 < 200 ? outlen - 1 : 200;
     while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
         i++;

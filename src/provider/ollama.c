@@ -17,9 +17,9 @@
 #include "provider/provider.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
+#include "util/json.h"
 
 #define OLL_BODY_MAX ((size_t)64 * 1024 * 1024)
-#define OLL_JSON_DEPTH 64
 #define OLL_EXCERPT_MAX 200
 #define OLL_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -27,27 +27,12 @@
  * Shared helpers
  * ------------------------------------------------------------------------ */
 
-/* Parses exactly one JSON value filling s[0..n) (trailing whitespace
- * allowed). NULL when it is not JSON, is incomplete or out of memory. */
+/* Parses exactly one JSON value filling s[0..n) (whitespace around it
+ * allowed): strict RFC 8259 with bounded depth and value count
+ * (hx_json_parse). NULL when it is not JSON or out of memory. */
 static json_object *parse_exact(const char *s, size_t n)
 {
-    if (n == 0 || n > (size_t)0x7fffffff)
-        return NULL;
-    json_tokener *tok = json_tokener_new_ex(OLL_JSON_DEPTH);
-    if (tok == NULL)
-        return NULL;
-    json_object *o = json_tokener_parse_ex(tok, s, (int)n);
-    if (o != NULL) {
-        size_t end = json_tokener_get_parse_end(tok);
-        while (end < n && isspace((unsigned char)s[end]))
-            end++;
-        if (end != n) {
-            json_object_put(o);
-            o = NULL;
-        }
-    }
-    json_tokener_free(tok);
-    return o;
+    return n ? hx_json_parse(s, n) : NULL;
 }
 
 static json_object *get(json_object *o, const char *key)
@@ -636,8 +621,8 @@ static int emit_finish(oll_parser *ps, json_object *o)
     if (pt == NULL && ct == NULL)
         return 0;
     hx_event uv = {.type = HX_EV_USAGE,
-                   .prompt_tokens = pt ? json_object_get_int64(pt) : 0,
-                   .completion_tokens = ct ? json_object_get_int64(ct) : 0};
+                   .prompt_tokens = hx_json_tokens(pt), /* clamped, never negative */
+                   .completion_tokens = hx_json_tokens(ct)};
     return emit(ps, &uv);
 }
 

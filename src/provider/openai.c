@@ -183,14 +183,14 @@ static int emit_meta(oa_parser *ps, json_object *o)
 
 static int emit_usage(oa_parser *ps, json_object *o)
 {
-    json_object *u, *pt, *ct;
+    json_object *u, *pt = NULL, *ct = NULL;
     if (!json_object_object_get_ex(o, "usage", &u) || !json_object_is_type(u, json_type_object))
         return 0;
     json_object_object_get_ex(u, "prompt_tokens", &pt);
     json_object_object_get_ex(u, "completion_tokens", &ct);
     return emit(ps, (hx_event){.type = HX_EV_USAGE,
-                               .prompt_tokens = pt ? json_object_get_int64(pt) : 0,
-                               .completion_tokens = ct ? json_object_get_int64(ct) : 0});
+                               .prompt_tokens = hx_json_tokens(pt),   /* clamped: */
+                               .completion_tokens = hx_json_tokens(ct)}); /* 1e308 → max */
 }
 
 /* tool_calls of a message (whole) or of a delta (pieces). */
