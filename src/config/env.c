@@ -197,7 +197,7 @@ int hx_env_expand(const char *in, size_t len, const hx_env *env, char **out, siz
                   bool *had_ref, hx_env_error *err)
 {
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, HX_ENV_MAX_VALUE + 1); /* put() refuses past the value limit first */
     *err = (hx_env_error){0};
     *out = NULL;
     xctx x = {.env = env, .err = err, .out = &b};

@@ -72,13 +72,16 @@ static int system_json(hx_buf *b, const hx_sysload_status *s)
 /* GET /health: ok when every provider can serve (up, or unknown: not
  * checked yet but tried), degraded when some can, unavailable (503) when
  * none can. */
+/* A /health answer: a few hundred bytes per provider. */
+#define HEALTH_TEXT_MAX ((size_t)1 << 20)
+
 static void handle_health(hx_req *r)
 {
     hx_gw_worker *w = r->app;
     if (w)
         hx_gw_worker_sync(w);
     hx_buf b;
-    hx_buf_init(&b, 0);
+    hx_buf_init(&b, HEALTH_TEXT_MAX);
     size_t up = 0, n = w ? w->gw->providers.n : 0;
     bool detail = n > 0 && hx_auth_metrics_allowed(r);
     int rc = hx_buf_append_str(&b, "{\"providers\":{");
@@ -113,7 +116,7 @@ static void handle_provider_health(hx_req *r)
         if (strcmp(w->gw->providers.items[i].name, name) != 0)
             continue;
         hx_buf b;
-        hx_buf_init(&b, 0);
+        hx_buf_init(&b, HEALTH_TEXT_MAX);
         bool up;
         int rc = hx_buf_append(&b, "{", 1) || provider_json(&b, w->gw, i, hx_auth_metrics_allowed(r), &up) ||
                  hx_buf_append_str(&b, "}\n");

@@ -423,6 +423,9 @@ static bool step_ran(const hx_req *r)
     return false;
 }
 
+/* The most a client can owe, in minutes of its tokens_per_minute. */
+#define TPM_MAX_DEBT_MINUTES 60
+
 /* Moves r's client tokens bucket by -delta (a refund when delta < 0, never
  * above capacity). Returns the capacity, or 0 when r has no tokens limit. */
 static int64_t tpm_adjust(hx_req *r, int64_t delta)
@@ -447,6 +450,10 @@ static int64_t tpm_adjust(hx_req *r, int64_t delta)
         e->tpm.level -= (double)delta;
         if (e->tpm.level > l.tpm_cap)
             e->tpm.level = l.tpm_cap;
+        /* Debt is real usage, but an upstream reporting absurd counts must
+         * not lock a client out for years: at most TPM_MAX_DEBT_MINUTES. */
+        if (e->tpm.level < -(double)l.tpm_cap * TPM_MAX_DEBT_MINUTES)
+            e->tpm.level = -(double)l.tpm_cap * TPM_MAX_DEBT_MINUTES;
         entry_set_full_at(e, &l);
     }
     pthread_mutex_unlock(&s->mu);

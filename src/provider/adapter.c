@@ -8,7 +8,7 @@ void hx_up_request_init(hx_up_request *r)
 {
     memset(r, 0, sizeof *r);
     r->method = "POST";
-    hx_buf_init(&r->body, 0);
+    hx_buf_init(&r->body, HX_UP_REQUEST_BODY_MAX);
 }
 
 void hx_up_request_free(hx_up_request *r)

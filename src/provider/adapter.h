@@ -82,6 +82,10 @@ const hx_adapter *hx_adapter_find(const char *name);
 /* Bound of text gathered from one message or answer (the request and the
  * answer bodies are bounded more tightly already). */
 #define HX_PROVIDER_TEXT_MAX (64 * 1024 * 1024)
+/* Bound of an upstream request body and of the client text it carries: the
+ * client body is at most server.max_body_bytes (1 GB), and re-encoding it
+ * (escapes, added members) stays well inside this. */
+#define HX_UP_REQUEST_BODY_MAX ((size_t)4 << 30)
 
 /* Helpers shared by adapters (adapter.c). */
 /* Joins base URL and path with exactly one '/' between them. */

@@ -228,7 +228,7 @@ static int conv_tool_result(anth_conv *c, json_object *m, size_t i)
     if (id == NULL)
         return hx_fail(c->err, c->errlen, "messages.%zu.tool_call_id is required", i);
     hx_buf t;
-    hx_buf_init(&t, 0);
+    hx_buf_init(&t, HX_UP_REQUEST_BODY_MAX);
     json_object *blocks = json_object_new_array(), *b = json_object_new_object();
     int rc = blocks && b && hx_content_text(aj_get(m, "content"), &t) == 0 ? 0 : -1;
     if (rc == 0)
@@ -275,7 +275,7 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
         rc = user_blocks(c, content, i, blocks);
     } else {
         hx_buf t;
-        hx_buf_init(&t, 0);
+        hx_buf_init(&t, HX_UP_REQUEST_BODY_MAX);
         rc = hx_content_text(content, &t) == 0 ? 0 : hx_fail(c->err, c->errlen, "out of memory");
         if (rc == 0 && t.len && aj_push(blocks, text_block(t.data, t.len)) != 0)
             rc = hx_fail(c->err, c->errlen, "out of memory");
@@ -297,7 +297,7 @@ static int conv_messages(json_object *canon, json_object *out, char *err, size_t
     if (msgs == NULL || !json_object_is_type(msgs, json_type_array))
         return hx_fail(err, errlen, "messages: expected an array");
     anth_conv c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen};
-    hx_buf_init(&c.system, 0);
+    hx_buf_init(&c.system, HX_UP_REQUEST_BODY_MAX);
     if (c.msgs == NULL)
         return hx_fail(err, errlen, "out of memory");
     int rc = 0;

@@ -292,6 +292,20 @@ static void test_xff(void **state)
     cap_free(&c);
 }
 
+/* An upstream that reports 2^53 tokens puts the client in debt for at most
+ * an hour (60 x 600 tokens at 10 per second: 3601 s), not for millennia. */
+static void test_tokens_debt_bounded(void **state)
+{
+    (void)state;
+    hx_test_capture c = {0};
+    call k = {.key = KEY_TOK, .debit = (int64_t)1 << 53};
+    assert_int_equal(run(&k, &c, NULL), 200);
+    k.debit = 0;
+    assert_int_equal(run(&k, &c, NULL), 429);
+    assert_string_equal(cap_header_or_empty(&c, "Retry-After"), "3601");
+    cap_free(&c);
+}
+
 static void test_tokens_bucket(void **state)
 {
     (void)state;
@@ -510,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_xff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_reserve_settle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_debt_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_bounded_and_idle_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_never_exceed_capacity, setup, teardown),
