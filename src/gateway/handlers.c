@@ -65,7 +65,7 @@ static void handle_health(hx_req *r)
     size_t up = 0, n = w ? w->gw->providers.n : 0;
     int rc = hx_buf_append_str(&b, "{\"providers\":{");
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        bool u;
+        bool u = false; /* unset when the comma could not be appended */
         rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, &u);
         up += u;
     }

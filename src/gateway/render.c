@@ -40,6 +40,14 @@ static hx_tool_acc *tool_at(hx_render *r, int index)
     return &r->tools[index];
 }
 
+/* Far above any real count, far below INT64_MAX / 2. */
+#define TOKENS_MAX ((int64_t)1 << 50)
+
+static int64_t clamp_tokens(int64_t n)
+{
+    return n < 0 ? 0 : n > TOKENS_MAX ? TOKENS_MAX : n;
+}
+
 int hx_render_collect(hx_render *r, const hx_event *ev)
 {
     hx_tool_acc *t;
@@ -68,8 +76,9 @@ int hx_render_collect(hx_render *r, const hx_event *ev)
         snprintf(r->finish, sizeof r->finish, "%s", ev->finish ? ev->finish : "stop");
         return 0;
     case HX_EV_USAGE:
-        r->prompt_tokens = ev->prompt_tokens;
-        r->completion_tokens = ev->completion_tokens;
+        /* Upstream counts are untrusted: clamped, their sum cannot overflow. */
+        r->prompt_tokens = clamp_tokens(ev->prompt_tokens);
+        r->completion_tokens = clamp_tokens(ev->completion_tokens);
         r->has_usage = true;
         return 0;
     case HX_EV_ERROR:
