@@ -1,13 +1,15 @@
 /* HTTP/1.1 target: bytes in, answers out, through the real connection code
  * (src/http/h1.c: accept, http-parser, pipelining, chunked bodies, limits,
- * keep-alive) and the router with the default routes and middleware, on a
- * private uv loop. The client end is a Unix socket pair (no TIME_WAIT, so
+ * keep-alive), the router with the default routes, and the middleware
+ * (CORS, rate limits, client keys and the queue switched on), on a private
+ * uv loop. The client end is an abstract Unix socket (no TIME_WAIT, so
  * millions of connections are fine); every handler echoes the request,
  * streamed (chunked) for POST, whole otherwise.
  *
  * Per input: connect, send everything, half-close, read until the server
  * closes. Invariants: the server always closes (never hangs), every answer
- * starts with a status line, and no connection outlives its input. */
+ * starts with a status line, and no connection outlives its input.
+ * HX_FUZZ_HTTP_DUMP=1 prints what the server sent (to look at a seed). */
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include "http/request.h"
 #include "http/server_int.h"
 #include "middleware/middleware.h"
+#include "obs/metrics.h"
 #include "util/alloc.h"
 
 static hx_server srv;
@@ -64,7 +67,13 @@ static void setup(void)
     hx_fuzz_setup();
     static const char yaml[] =
         "server:\n  max_header_bytes: 4KB\n  max_body_bytes: 16KB\n  read_timeout: 5s\n"
-        "  write_timeout: 5s\n  idle_timeout: 5s\n";
+        "  write_timeout: 5s\n  idle_timeout: 5s\n"
+        "cors:\n  enabled: true\n  allow_origins: [\"http://a.example\"]\n  allow_credentials: true\n"
+        "auth:\n  enabled: true\n  keys:\n    - name: fuzz\n      key: sk-fuzz-client\n"
+        "      models: [llama2]\n    - name: all\n      key: sk-fuzz-all\n"
+        "rate_limit:\n  enabled: true\n  requests_per_minute: 100000000\n  burst: 100000000\n"
+        "  trusted_proxies: [\"0.0.0.0/0\"]\n"
+        "queue:\n  enabled: true\n";
     hx_config_errors errs = {0};
     hx_config *cfg = hx_config_load_string(yaml, sizeof yaml - 1, "fuzz-http.yaml", &errs);
     hx_config_errors_free(&errs);
@@ -73,6 +82,10 @@ static void setup(void)
     wk = calloc(1, sizeof *wk);
     if (rt == NULL || wk == NULL) {
         fprintf(stderr, "fuzz http: set-up failed\n");
+        abort();
+    }
+    if (hx_metrics_init() != 0 || hx_middleware_init(cfg) != 0) {
+        fprintf(stderr, "fuzz http: middleware set-up failed\n");
         abort();
     }
     http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes + 4096);
@@ -85,6 +98,7 @@ static void setup(void)
     wk->router = rt;
     uv_loop_init(&wk->loop);
     hx_h1_worker_init(wk);
+    hx_middleware_worker_init(&wk->loop);
 
     /* An abstract Unix socket: no file to clean up, no TIME_WAIT. */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -178,6 +192,8 @@ int hx_fuzz_http(const uint8_t *data, size_t size)
         uv_run(&wk->loop, UV_RUN_NOWAIT);
     FUZZ_CHECK(wk->conns == NULL);
     check_output(&got);
+    if (getenv("HX_FUZZ_HTTP_DUMP"))
+        fwrite(got.data ? got.data : "", 1, got.len, stderr);
     hx_buf_free(&got);
     return 0;
 }
