@@ -9,7 +9,7 @@ PYTHON  ?= /usr/bin/python3
 FUZZ    ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 8
-FUZZ_TARGETS = json stream inbound config http
+FUZZ_TARGETS = json stream inbound config request http
 
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -168,11 +168,14 @@ static int read_request(hx_req *r, inbound_fn parse, const char *bad_json_msg, j
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    if (body == NULL || jerr != json_tokener_success || used != r->body.len) {
+    /* json-c alone takes NaN, comments, "1." ... and would forward them. */
+    bool strict = body != NULL && hx_json_valid(r->body.data, r->body.len);
+    if (body == NULL || jerr != json_tokener_success || used != r->body.len || !strict) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s: %s", bad_json_msg,
                  r->body.len == 0 ? "the body is empty"
-                 : jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "data after the JSON value");
+                 : jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+                 : used != r->body.len ? "data after the JSON value" : "not strict JSON (RFC 8259)");
         json_object_put(body);
         hx_res_error(r, HX_ERR_INVALID_REQUEST, msg);
         return -1;

@@ -17,6 +17,7 @@
 #include "provider/provider.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
+#include "util/json.h"
 
 #define OLL_BODY_MAX ((size_t)64 * 1024 * 1024)
 #define OLL_JSON_DEPTH 64
@@ -31,8 +32,8 @@
  * allowed). NULL when it is not JSON, is incomplete or out of memory. */
 static json_object *parse_exact(const char *s, size_t n)
 {
-    if (n == 0 || n > (size_t)0x7fffffff)
-        return NULL;
+    if (n == 0 || n > (size_t)0x7fffffff || !hx_json_valid(s, n))
+        return NULL; /* strict RFC 8259: json-c alone is lenient */
     json_tokener *tok = json_tokener_new_ex(OLL_JSON_DEPTH);
     if (tok == NULL)
         return NULL;

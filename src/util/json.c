@@ -46,7 +46,9 @@ int hx_json_cstr(hx_buf *out, const char *s)
 
 json_object *hx_json_parse(const char *s, size_t len)
 {
-    if (s == NULL || len > (size_t)0x7fffffff)
+    /* json-c alone takes NaN, comments, "1." ... and writes them back out
+     * (found by fuzzing: an upstream's {"a":[1.]} reached the client). */
+    if (s == NULL || len > (size_t)0x7fffffff || !hx_json_valid(s, len))
         return NULL;
     json_tokener *tok = json_tokener_new_ex(HX_JSON_MAX_DEPTH);
     if (tok == NULL)

@@ -28,8 +28,11 @@ int hx_fuzz_config(const uint8_t *data, size_t size)
     hx_config_errors errs = {0};
     hx_config *c = hx_config_load_string((const char *)data, size, "fuzz.yaml", &errs);
     if (c == NULL) {
+        /* An expanded value never appears in a message (HXF_KEY holds a
+         * secret; only the text itself may quote it). */
+        bool quoted = memmem(data, size, "sk-fuzz-env", 11) != NULL;
         for (size_t i = 0; i < errs.n; i++)
-            FUZZ_CHECK(errs.items[i] != NULL && strstr(errs.items[i], "sk-fuzz") == NULL);
+            FUZZ_CHECK(errs.items[i] != NULL && (quoted || strstr(errs.items[i], "sk-fuzz-env") == NULL));
         hx_config_errors_free(&errs);
     } else {
         FUZZ_CHECK(errs.n == 0);

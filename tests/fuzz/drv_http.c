@@ -25,7 +25,6 @@
 #include "http/request.h"
 #include "http/server_int.h"
 #include "middleware/middleware.h"
-#include "obs/metrics.h"
 #include "util/alloc.h"
 
 static hx_server srv;
@@ -64,28 +63,12 @@ static hx_handler_fn lookup(const char *name)
 
 static void setup(void)
 {
-    hx_fuzz_setup();
-    static const char yaml[] =
-        "server:\n  max_header_bytes: 4KB\n  max_body_bytes: 16KB\n  read_timeout: 5s\n"
-        "  write_timeout: 5s\n  idle_timeout: 5s\n"
-        "cors:\n  enabled: true\n  allow_origins: [\"http://a.example\"]\n  allow_credentials: true\n"
-        "auth:\n  enabled: true\n  keys:\n    - name: fuzz\n      key: sk-fuzz-client\n"
-        "      models: [llama2]\n    - name: all\n      key: sk-fuzz-all\n"
-        "rate_limit:\n  enabled: true\n  requests_per_minute: 100000000\n  burst: 100000000\n"
-        "  trusted_proxies: [\"0.0.0.0/0\"]\n"
-        "queue:\n  enabled: true\n";
-    hx_config_errors errs = {0};
-    hx_config *cfg = hx_config_load_string(yaml, sizeof yaml - 1, "fuzz-http.yaml", &errs);
-    hx_config_errors_free(&errs);
+    hx_config *cfg = hx_fuzz_mw_config();
     char err[256];
     hx_router *rt = cfg ? hx_router_build(cfg, lookup, hx_middleware_lookup, err, sizeof err) : NULL;
     wk = calloc(1, sizeof *wk);
     if (rt == NULL || wk == NULL) {
         fprintf(stderr, "fuzz http: set-up failed\n");
-        abort();
-    }
-    if (hx_metrics_init() != 0 || hx_middleware_init(cfg) != 0) {
-        fprintf(stderr, "fuzz http: middleware set-up failed\n");
         abort();
     }
     http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes + 4096);

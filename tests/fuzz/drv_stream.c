@@ -133,8 +133,11 @@ static void provider(const hx_adapter *ad, bool stream, const char *body, size_t
         if (rc == 0) {
             hx_buf b;
             hx_buf_init(&b, 0);
-            if (s.c[i].vt->body(&s.c[i], &b) == 0)
+            if (s.c[i].vt->body(&s.c[i], &b) == 0) {
+                if (!hx_json_valid(b.data, b.len) && getenv("HX_FUZZ_DUMP"))
+                    fprintf(stderr, "renderer %d: %.*s\n", i, (int)b.len, b.data);
                 FUZZ_CHECK(hx_json_valid(b.data, b.len));
+            }
             hx_buf_free(&b);
         }
         hx_render_free(&s.r[i]);

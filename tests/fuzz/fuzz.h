@@ -27,11 +27,16 @@ extern int hx_fuzz_torture;
 
 /* One-time set-up of a driver (idempotent). */
 void hx_fuzz_setup(void);
+/* The config of the request targets (every middleware on, small limits),
+ * loaded once with the middleware's process state. */
+struct hx_config;
+struct hx_config *hx_fuzz_mw_config(void);
 
 int hx_fuzz_json(const uint8_t *data, size_t size);
 int hx_fuzz_stream(const uint8_t *data, size_t size);
 int hx_fuzz_inbound(const uint8_t *data, size_t size);
 int hx_fuzz_config(const uint8_t *data, size_t size);
 int hx_fuzz_http(const uint8_t *data, size_t size);
+int hx_fuzz_request(const uint8_t *data, size_t size);
 
 #endif

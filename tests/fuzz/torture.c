@@ -27,6 +27,7 @@ static const struct {
     {"stream", hx_fuzz_stream},
     {"inbound", hx_fuzz_inbound},
     {"config", hx_fuzz_config},
+    {"request", hx_fuzz_request},
 };
 
 /* Past this many allocations in one input the corpus file is too big for
