@@ -1,0 +1,28 @@
+"""Regressions for what the fuzz targets (tests/fuzz) found that shows at
+the HTTP surface: json-c alone accepts non-standard JSON (1., NaN,
+comments, single quotes, trailing commas) and would forward it; every
+inbound API answers 400 instead, and the provider sees nothing."""
+
+from test_providers import ProviderTestCase
+
+LENIENT = [
+    '{"messages":[{"role":"user","content":"x"}],"temperature":1.}',
+    '{"messages":[{"role":"user","content":"x"}],"temperature":NaN}',
+    '{"messages":[{"role":"user","content":"x"}] /* c */}',
+    '{"messages":[{"role":"user","content":"x"}],}',
+    "{'messages':[{'role':'user','content':'x'}]}",
+]
+
+
+class LenientJsonTest(ProviderTestCase):
+
+    def test_non_standard_json_is_400_on_every_api(self):
+        mock, srv = self.start_pair("openai")
+        for path, extra in (("/v1/chat/completions", ""), ("/v1/completions", ""),
+                            ("/v1/messages", ',"max_tokens":5,"model":"m"')):
+            for body in LENIENT:
+                b = body[:-1] + extra + "}" if body.endswith("}") else body
+                r = self.post(srv, path, b)
+                err = self.assertJsonError(r, 400, "invalid_request")
+                self.assertEqual(err["type"], "invalid_request_error", (path, b, r))
+        self.assertIsNone(mock.last(), "a non-standard body reached the provider")
