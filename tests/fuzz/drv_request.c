@@ -6,7 +6,8 @@
  * Input: "METHOD TARGET" on the first line, then "Name: value" lines up to
  * an empty line, then the body.
  * Invariants: every request is answered exactly once (synchronously, as
- * every step here is), and no configured client key reaches the answer. */
+ * every step here is), and no configured client key the client did not
+ * send reaches the answer. */
 #include <string.h>
 #include <uv.h>
 
@@ -145,13 +146,12 @@ int hx_fuzz_request(const uint8_t *data, size_t size)
         hx_req_unref(r);
     }
     uv_run(&loop, UV_RUN_NOWAIT);
-    /* A 404 may quote the path: keys count only when the target held none. */
-    const char *nl = memchr(data, '\n', size);
-    size_t first = nl ? (size_t)(nl - (const char *)data) : size;
-    if (c.out.len && memmem(data, first, "sk-fuzz-", 8) == NULL) {
-        FUZZ_CHECK(memmem(c.out.data, c.out.len, "sk-fuzz-client", 14) == NULL);
-        FUZZ_CHECK(memmem(c.out.data, c.out.len, "sk-fuzz-all", 11) == NULL);
-    }
+    /* A configured key the client did not send never reaches the answer
+     * (the client's own bytes may come back: X-Request-ID, a 404 path). */
+    static const char *const keys[] = {"sk-fuzz-client", "sk-fuzz-all"};
+    for (size_t i = 0; c.out.len && i < 2; i++)
+        if (memmem(data, size, keys[i], strlen(keys[i])) == NULL)
+            FUZZ_CHECK(memmem(c.out.data, c.out.len, keys[i], strlen(keys[i])) == NULL);
     hx_buf_free(&c.out);
     hx_router_free(rt);
     return 0;
