@@ -102,6 +102,13 @@ int hx_fuzz_json(const uint8_t *data, size_t size)
         FUZZ_CHECK(b.len >= 2);
         /* invalid UTF-8 is passed through, so only the syntax is checked */
         FUZZ_CHECK(hx_json_valid(b.data, b.len));
+        /* and json-c reads back exactly the bytes written */
+        json_object *back = hx_json_parse(b.data, b.len);
+        FUZZ_CHECK(back != NULL && json_object_is_type(back, json_type_string));
+        if (back && json_object_is_type(back, json_type_string))
+            FUZZ_CHECK((size_t)json_object_get_string_len(back) == size &&
+                       memcmp(json_object_get_string(back), s, size) == 0);
+        json_object_put(back);
     }
     hx_buf_free(&b);
     json_object_put(o);
