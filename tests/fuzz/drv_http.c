@@ -11,6 +11,7 @@
  * starts with a status line, and no connection outlives its input.
  * HX_FUZZ_HTTP_DUMP=1 prints what the server sent (to look at a seed). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <http_parser.h>
@@ -148,14 +149,28 @@ int hx_fuzz_http(const uint8_t *data, size_t size)
     size_t off = 0;
     int eof = 0;
     double start = now_s();
-    /* Send everything (the server may answer and close before the end). */
+    /* Send everything (the server may answer and close before the end).
+     * For half the inputs (by a hash of the bytes), in small pieces with
+     * the loop run in between, so requests also straddle reads. */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < size && i < 64; i++)
+        h = (h ^ data[i]) * 16777619u;
+    bool pieces = (h & 1) != 0;
     while (off < size && !eof) {
-        ssize_t n = write(fd, data + off, size - off);
+        size_t want = size - off;
+        if (pieces) {
+            h = h * 1103515245u + 12345u;
+            size_t k = 1 + (h >> 16) % 61;
+            want = k < want ? k : want;
+        }
+        ssize_t n = write(fd, data + off, want);
         if (n > 0)
             off += (size_t)n;
         else if (n < 0 && errno != EAGAIN && errno != EINTR)
             break; /* the server closed: what is left is never read */
         uv_run(&wk->loop, UV_RUN_NOWAIT);
+        if (pieces)
+            uv_run(&wk->loop, UV_RUN_NOWAIT); /* the write callbacks too */
         eof = drain(fd, &got);
     }
     shutdown(fd, SHUT_WR);
