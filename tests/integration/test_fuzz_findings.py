@@ -26,3 +26,20 @@ class LenientJsonTest(ProviderTestCase):
                 err = self.assertJsonError(r, 400, "invalid_request")
                 self.assertEqual(err["type"], "invalid_request_error", (path, b, r))
         self.assertIsNone(mock.last(), "a non-standard body reached the provider")
+
+
+class ExpandedValueNotQuotedTest(ProviderTestCase):
+    """The config target found an invalid enum value quoted in --validate's
+    error even when it came from ${VAR}: a key put in the wrong variable
+    was printed."""
+
+    def test_validate_names_the_variable_not_its_value(self):
+        secret = "sk-live-0123456789abcdef"
+        path = self.write_file("env.yaml", "llm:\n  provider: ${HX_TEST_PROVIDER}\n"
+                                           "logging:\n  level: ${HX_TEST_PROVIDER}\n")
+        r = self.cli(["--config", path, "--validate"], env={"HX_TEST_PROVIDER": secret})
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("llm.provider", r.stderr)
+        self.assertIn("logging.level", r.stderr)
+        self.assertNotIn(secret, r.stderr + r.stdout)
+        self.assertNotIn(secret[:12], r.stderr + r.stdout)
