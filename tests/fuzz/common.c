@@ -7,8 +7,21 @@
 #include "middleware/middleware.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "util/alloc.h"
 
 int hx_fuzz_torture;
+unsigned long hx_fuzz_fail_n;
+int hx_fuzz_fail_sticky;
+unsigned long hx_fuzz_armed_at;
+int hx_fuzz_hung;
+
+void hx_fuzz_arm(void)
+{
+    if (hx_fuzz_fail_n == 0)
+        return;
+    hx_fuzz_armed_at = hx_alloc_count();
+    hx_alloc_fail_at(hx_fuzz_fail_n, hx_fuzz_fail_sticky);
+}
 
 void hx_fuzz_setup(void)
 {

@@ -25,6 +25,18 @@ extern int hx_fuzz_torture;
         }                                                                             \
     } while (0)
 
+/* Torture of a driver with a part that must not fail (the http target's
+ * accept: a failed accept leaves the client in the backlog): the torture
+ * sets hx_fuzz_fail_n and the driver arms the failure itself with
+ * hx_fuzz_arm() once past that part. hx_fuzz_armed_at is the allocation
+ * count when armed (0: never armed); hx_fuzz_hung counts runs that never
+ * finished (a connection the server never closed). */
+extern unsigned long hx_fuzz_fail_n;
+extern int hx_fuzz_fail_sticky;
+extern unsigned long hx_fuzz_armed_at;
+extern int hx_fuzz_hung;
+void hx_fuzz_arm(void);
+
 /* One-time set-up of a driver (idempotent). */
 void hx_fuzz_setup(void);
 /* The config of the request targets (every middleware on, small limits),

@@ -6,8 +6,12 @@
  * failing too. Success is finishing: no crash, no hang, and (ASan build)
  * no leak reported at exit.
  *
- * Usage: torture CORPUS_DIR [TARGET...] (default: every target but http,
- * whose failed accept leaves a connection in the backlog by design). */
+ * The http target arms its failures only once its connection is accepted
+ * (hx_fuzz_arm): a failed accept is a known defect of its own (issue 9,
+ * "a worker goes deaf"). A connection the server never closes fails the
+ * run.
+ *
+ * Usage: torture CORPUS_DIR [TARGET...] (default: every target). */
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,12 +26,14 @@ typedef int (*driver_fn)(const uint8_t *, size_t);
 static const struct {
     const char *name;
     driver_fn fn;
+    bool deferred; /* arms its failures itself (hx_fuzz_arm) */
 } targets[] = {
-    {"json", hx_fuzz_json},
-    {"stream", hx_fuzz_stream},
-    {"inbound", hx_fuzz_inbound},
-    {"config", hx_fuzz_config},
-    {"request", hx_fuzz_request},
+    {"json", hx_fuzz_json, false},
+    {"stream", hx_fuzz_stream, false},
+    {"inbound", hx_fuzz_inbound, false},
+    {"config", hx_fuzz_config, false},
+    {"request", hx_fuzz_request, false},
+    {"http", hx_fuzz_http, true},
 };
 
 /* Past this many allocations in one input the corpus file is too big for
@@ -59,21 +65,33 @@ static unsigned char *read_all(const char *path, size_t *len)
 }
 
 /* Returns the number of failure points swept. */
-static unsigned long sweep(driver_fn fn, const unsigned char *d, size_t len, int sticky)
+static unsigned long sweep(driver_fn fn, bool deferred, const unsigned char *d, size_t len, int sticky)
 {
     unsigned long n;
     for (n = 1; n <= MAX_N; n++) {
         unsigned long before = hx_alloc_count();
-        hx_alloc_fail_at(n, sticky);
+        if (deferred) {
+            hx_fuzz_fail_n = n;
+            hx_fuzz_fail_sticky = sticky;
+            hx_fuzz_armed_at = 0;
+        } else {
+            hx_alloc_fail_at(n, sticky);
+        }
         fn(d, len);
         hx_alloc_fail_at(0, 0);
+        hx_fuzz_fail_n = 0;
+        if (deferred) {
+            if (hx_fuzz_armed_at == 0)
+                break;
+            before = hx_fuzz_armed_at;
+        }
         if (hx_alloc_count() - before < n)
             break; /* the run never reached its Nth allocation */
     }
     return n - 1;
 }
 
-static int run_target(const char *root, const char *name, driver_fn fn)
+static int run_target(const char *root, const char *name, driver_fn fn, bool deferred)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
@@ -96,8 +114,8 @@ static int run_target(const char *root, const char *name, driver_fn fn)
         hx_fuzz_torture = 0;
         fn(d, len); /* normal run: the driver's checks hold */
         hx_fuzz_torture = 1;
-        unsigned long a = sweep(fn, d, len, 0);
-        unsigned long b = sweep(fn, d, len, 1);
+        unsigned long a = sweep(fn, deferred, d, len, 0);
+        unsigned long b = sweep(fn, deferred, d, len, 1);
         hx_fuzz_torture = 0;
         if (a >= MAX_N)
             fprintf(stderr, "torture: %s: more than %d allocations, sweep cut short\n", path, MAX_N);
@@ -110,6 +128,11 @@ static int run_target(const char *root, const char *name, driver_fn fn)
     closedir(dp);
     printf("torture %-8s %4lu inputs, %7lu failure points, at most %lu allocations per input\n", name,
            files, points, most);
+    if (hx_fuzz_hung) {
+        fprintf(stderr, "torture %s: %d runs left a connection open\n", name, hx_fuzz_hung);
+        hx_fuzz_hung = 0;
+        return -1;
+    }
     return files > 0 ? 0 : -1;
 }
 
@@ -124,7 +147,7 @@ int main(int argc, char **argv)
         bool want = argc == 2;
         for (int a = 2; a < argc; a++)
             want |= strcmp(argv[a], targets[i].name) == 0;
-        if (want && run_target(argv[1], targets[i].name, targets[i].fn) != 0)
+        if (want && run_target(argv[1], targets[i].name, targets[i].fn, targets[i].deferred) != 0)
             rc = 1;
     }
     return rc;
