@@ -17,6 +17,7 @@
 #include <http_parser.h>
 #include <poll.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -127,12 +128,100 @@ static int drain(int fd, hx_buf *got)
     }
 }
 
-/* Every response in the output starts with a status line: check the first. */
+/* Length of the header block at p (through the blank line), 0 if none. */
+static size_t head_len(const char *p, size_t n)
+{
+    const char *e = memmem(p, n, "\r\n\r\n", 4);
+    return e ? (size_t)(e - p) + 4 : 0;
+}
+
+/* Value of header `name` (lower-case) in a header block, or NULL. */
+static const char *head_get(const char *h, size_t n, const char *name, size_t *vlen)
+{
+    size_t nl = strlen(name);
+    for (const char *p = memchr(h, '\n', n); p && p + 1 < h + n; p = memchr(p + 1, '\n', (size_t)(h + n - p - 1))) {
+        const char *line = p + 1;
+        if ((size_t)(h + n - line) > nl + 1 && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1, *e = memchr(v, '\r', (size_t)(h + n - v));
+            while (v < e && *v == ' ')
+                v++;
+            *vlen = e ? (size_t)(e - v) : 0;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* Walks the responses one by one: status line, well-formed header lines
+ * (no bare CR or LF: nothing a client sent may split a header), and a
+ * body framed by Content-Length or chunked encoding. The output may end
+ * early only where it was cut at the cap. */
 static void check_output(const hx_buf *got)
 {
     if (got->len == 0)
         return;
-    FUZZ_CHECK(got->len >= 12 && memcmp(got->data, "HTTP/1.", 7) == 0);
+    const char *p = got->data, *end = got->data + got->len;
+    bool capped = got->len >= 65536;
+    while (p && p < end) {
+        size_t left = (size_t)(end - p);
+        FUZZ_CHECK(left >= 12 && memcmp(p, "HTTP/1.", 7) == 0);
+        if (left < 12 || memcmp(p, "HTTP/1.", 7) != 0)
+            return;
+        size_t hl = head_len(p, left);
+        FUZZ_CHECK(hl > 0 || capped);
+        if (hl == 0)
+            return;
+        for (size_t i = 0; i + 4 < hl; i++) {
+            if (p[i] == '\r')
+                FUZZ_CHECK(p[i + 1] == '\n');
+            if (p[i] == '\n')
+                FUZZ_CHECK(i > 0 && p[i - 1] == '\r');
+        }
+        int status = atoi(p + 9);
+        const char *body = p + hl;
+        size_t vl;
+        const char *cl = head_get(p, hl, "content-length", &vl);
+        const char *te = head_get(p, hl, "transfer-encoding", &vl);
+        if (status < 200 || status == 204 || status == 304) {
+            p = body;
+        } else if (te) {
+            /* chunks: hex size CRLF data CRLF ... 0 CRLF CRLF */
+            const char *q = body;
+            for (;;) {
+                const char *crlf = memmem(q, (size_t)(end - q), "\r\n", 2);
+                FUZZ_CHECK(crlf != NULL || capped);
+                if (crlf == NULL)
+                    return;
+                size_t n = strtoul(q, NULL, 16);
+                q = crlf + 2;
+                if ((size_t)(end - q) < n + 2) {
+                    FUZZ_CHECK(capped);
+                    return;
+                }
+                FUZZ_CHECK(q[n] == '\r' && q[n + 1] == '\n');
+                q += n + 2;
+                if (n == 0)
+                    break;
+            }
+            p = q;
+        } else if (cl) {
+            size_t n = strtoul(cl, NULL, 10);
+            /* a HEAD answer has the length and no body: the next response
+             * starts right away */
+            bool head = body == end || ((size_t)(end - body) >= 7 && memcmp(body, "HTTP/1.", 7) == 0 &&
+                        ((size_t)(end - body) < n + 7 || memcmp(body + n, "HTTP/1.", 7) != 0));
+            if (head) {
+                p = body;
+            } else if ((size_t)(end - body) < n) {
+                FUZZ_CHECK(capped);
+                p = NULL;
+            } else {
+                p = body + n;
+            }
+        } else {
+            p = NULL; /* body until close */
+        }
+    }
 }
 
 int hx_fuzz_http(const uint8_t *data, size_t size)
