@@ -17,6 +17,11 @@ for t in "$@"; do
     art="$build/fuzz-artifacts/$t"
     mkdir -p "$work" "$art"
     log="$build/fuzz-$t.log"
+    case $t in
+        http|request) dict="$root/dict/http.dict" ;;
+        config) dict="$root/dict/config.dict" ;;
+        *) dict="$root/dict/json.dict" ;;
+    esac
     # 1. the committed corpus, each input once
     if ! "$bin" -runs=0 "$corpus" > "$log" 2>&1; then
         echo "fuzz $t: a committed corpus input fails (log: $log)"; tail -30 "$log"
@@ -24,7 +29,7 @@ for t in "$@"; do
     fi
     # 2. fuzzing, bounded in time, memory and per-input time
     if nice -n 10 "$bin" -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
-        -artifact_prefix="$art/" -print_final_stats=1 "$work" "$corpus" > "$log" 2>&1; then
+        -artifact_prefix="$art/" -print_final_stats=1 -dict="$dict" "$work" "$corpus" > "$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         echo "fuzz $t: clean, ${runs:-?} inputs in ${secs}s"
     else
