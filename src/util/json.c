@@ -115,7 +115,9 @@ static int v_string(vstate *v)
                 for (int i = 0; i < 4; i++, v->p++)
                     if (v->p >= v->end || !((*v->p >= '0' && *v->p <= '9') || ((*v->p | 32) >= 'a' && (*v->p | 32) <= 'f')))
                         return -1;
-            } else if (!strchr("\"\\/bfnrt", e)) {
+            } else if (e == '\0' || !strchr("\"\\/bfnrt", e)) {
+                /* strchr finds the terminator: a NUL after a backslash
+                 * passed as an escape (found by fuzzing) */
                 return -1;
             }
         }

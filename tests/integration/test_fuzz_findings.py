@@ -27,6 +27,16 @@ class LenientJsonTest(ProviderTestCase):
                 self.assertEqual(err["type"], "invalid_request_error", (path, b, r))
         self.assertIsNone(mock.last(), "a non-standard body reached the provider")
 
+    def test_backslash_nul_is_not_an_escape(self):
+        # The scanner took "\\<NUL>" for an escape (strchr finds the
+        # terminator) and relayed the body as it was.
+        mock, srv = self.start_pair("openai")
+        body = b'{"model":"gpt-test","messages":[{"role":"user","content":"a\\\x00b"}]}'
+        self.assertIn(b"\\\x00", body)
+        r = self.post(srv, "/v1/chat/completions", body)
+        self.assertJsonError(r, 400, "invalid_request")
+        self.assertIsNone(mock.last(), "invalid JSON reached the provider")
+
 
 class ExpandedValueNotQuotedTest(ProviderTestCase):
     """The config target found an invalid enum value quoted in --validate's
