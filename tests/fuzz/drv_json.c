@@ -87,7 +87,13 @@ int hx_fuzz_json(const uint8_t *data, size_t size)
     bool valid = hx_json_valid(s, size);
     json_object *o = hx_json_parse(s, size);
     if (valid) {
-        FUZZ_CHECK(o != NULL);
+        /* json-c's null is a NULL object */
+        size_t a = 0, b = size;
+        while (a < b && strchr(" \t\r\n", s[a]) && s[a])
+            a++;
+        while (b > a && strchr(" \t\r\n", s[b - 1]) && s[b - 1])
+            b--;
+        FUZZ_CHECK(o != NULL || (b - a == 4 && memcmp(s + a, "null", 4) == 0));
         if (o != NULL)
             walk_compare(s, size, o, 0);
     }
