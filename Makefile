@@ -5,11 +5,16 @@ BUILD   ?= build
 ASAN    ?= build-asan
 CONFIG  ?= config/hapax.yaml
 PYTHON  ?= /usr/bin/python3
+# libFuzzer build (clang, ASan+UBSan), only for `make fuzz` / `make test`.
+FUZZ    ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 8
+FUZZ_TARGETS = json stream inbound config request http
 
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test-deps build asan run test unit integration check-build-deps clean
+.PHONY: all deps test-deps build asan run test unit integration check-build-deps fuzz fuzz-build fuzz-test clean
 
 all: build
 
@@ -30,6 +35,13 @@ $(BUILD)/build.ninja:
 $(ASAN)/build.ninja:
 	meson setup $(ASAN) --buildtype=debug -Doptimization=1 -Dtests=enabled \
 		-Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all
+
+# Everything in it is instrumented for coverage (fuzzer-no-link); only the
+# targets link libFuzzer itself.
+$(FUZZ)/build.ninja:
+	CC=clang meson setup $(FUZZ) --buildtype=debug -Doptimization=1 -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		"-Dc_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=all"
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -58,7 +70,19 @@ integration: test-deps build asan
 check-build-deps:
 	scripts/check-build-deps.sh
 
-test: unit integration
+
+fuzz-build: test-deps $(FUZZ)/build.ninja
+	ninja -C $(FUZZ) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+
+# Each target over its committed corpus, then FUZZ_SECONDS of fuzzing.
+fuzz: fuzz-build
+	$(SAN_ENV) tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The short run `make test` does: keeps the targets building and clean.
+fuzz-test: fuzz-build
+	$(SAN_ENV) tests/fuzz/run.sh $(FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZ_TARGETS)
+
+test: unit integration fuzz-test
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

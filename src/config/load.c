@@ -182,6 +182,12 @@ static int scalar_text(walk *w, const yaml_node_t *n, const char *what, bool kee
             werr(w, m, "%s", e.msg);
         return -1;
     }
+    if (*had_ref) {
+        /* Validation must not quote what a variable held (a secret). */
+        hx_mark *mk = (hx_mark *)hx__marks_find(w->marks, w->path.data ? w->path.data : "");
+        if (mk)
+            mk->expanded = true;
+    }
     if (*had_ref && xl == 0 && keep_empty_ref) {
         hx_free(*out);
         *out = NULL;

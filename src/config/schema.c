@@ -703,7 +703,7 @@ int hx__marks_add(struct hx_config_marks *m, const char *path, int line, int col
     char *p = hx_strdup(path);
     if (p == NULL)
         return -1;
-    m->items[m->n++] = (hx_mark){p, line, col};
+    m->items[m->n++] = (hx_mark){p, line, col, false};
     return 0;
 }
 

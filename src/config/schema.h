@@ -87,6 +87,7 @@ typedef struct {
     char *path;
     int line;   /* 1-based */
     int col;    /* 1-based */
+    bool expanded; /* the value came from ${...}: never quoted in messages */
 } hx_mark;
 
 struct hx_config_marks {

@@ -196,8 +196,13 @@ static void check_enum(vctx *v, const hx_field *f, const char *path, const char 
     for (size_t i = 0; f->values[i] && used < sizeof allowed; i++)
         used += (size_t)snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "",
                                  f->values[i]);
-    verr(v, path, "%s: %.*s%s (allowed: %s)", f->msg ? f->msg : "invalid value", MAX_SHOWN, s,
-         strlen(s) > MAX_SHOWN ? "..." : "", allowed);
+    const hx_mark *mk = hx__marks_find(v->cfg->marks, path);
+    if (mk && mk->expanded) /* found by fuzzing: a variable's value was quoted */
+        verr(v, path, "%s: the value of its ${...} (allowed: %s)", f->msg ? f->msg : "invalid value",
+             allowed);
+    else
+        verr(v, path, "%s: %.*s%s (allowed: %s)", f->msg ? f->msg : "invalid value", MAX_SHOWN, s,
+             strlen(s) > MAX_SHOWN ? "..." : "", allowed);
 }
 
 static void check_struct(vctx *v, const hx_schema *s, const char *base, const char *prefix);

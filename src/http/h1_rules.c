@@ -51,6 +51,11 @@ int hx_h1_set_target(hx_req *r, const char *url, size_t len)
     }
     const char *q = memchr(s, '?', (size_t)(end - s));
     const char *pend = q ? q : end;
+    /* Called again by send_error when the path failed: the query of the
+     * first call must not leak (found by the allocation torture). */
+    hx_free(r->path);
+    hx_free(r->query);
+    r->query = NULL;
     r->path = pend > s ? hx_strndup(s, (size_t)(pend - s)) : hx_strdup("/");
     if (q)
         r->query = hx_strndup(q + 1, (size_t)(end - q - 1));

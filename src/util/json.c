@@ -148,7 +148,7 @@ static int v_string(vstate *v, bool key)
                     return fail_at(v, at, HX_JSON_E_SYNTAX, "invalid \\u escape in a string");
             if (key && memcmp(v->p - 4, "0000", 4) == 0)
                 return fail_at(v, at, HX_JSON_E_SYNTAX, "NUL (\\u0000) in a member name");
-        } else if (!strchr("\"\\/bfnrt", e)) {
+        } else if (e == '\0' || !strchr("\"\\/bfnrt", e)) { /* strchr finds the terminator (fuzzing) */
             return fail_at(v, at, HX_JSON_E_SYNTAX, "invalid escape in a string");
         }
     }
@@ -228,6 +228,10 @@ static int v_container(vstate *v, char close, int object)
         v->depth--;
         return 0;
     }
+    /* Its members sit one level deeper, as json-c counts (found by fuzzing:
+     * 64 nested arrays around a number passed here, not in the parser). */
+    if (v->depth >= HX_JSON_MAX_DEPTH)
+        return -1;
     for (;;) {
         skip_ws(v);
         if (object) {
