@@ -228,10 +228,6 @@ static int v_container(vstate *v, char close, int object)
         v->depth--;
         return 0;
     }
-    /* Its members sit one level deeper, as json-c counts (found by fuzzing:
-     * 64 nested arrays around a number passed here, not in the parser). */
-    if (v->depth >= HX_JSON_MAX_DEPTH)
-        return -1;
     for (;;) {
         skip_ws(v);
         if (object) {
