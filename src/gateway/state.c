@@ -11,6 +11,7 @@
 #include "gateway/gateway.h"
 #include "obs/log.h"
 #include "state/snapshot.h"
+#include "util/json.h"
 
 static int64_t wall_ms(void)
 {
@@ -19,29 +20,16 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Adds v under k; takes v (put on failure). 0, or -1 when v is NULL (its
- * constructor ran out of memory) or the add failed. */
-static int add(json_object *o, const char *k, json_object *v)
-{
-    if (v == NULL)
-        return -1;
-    if (json_object_object_add(o, k, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
-
 static json_object *breaker_state(const hx_breaker_snap *bs, uint64_t now)
 {
     json_object *b = json_object_new_object();
     if (b == NULL)
         return NULL;
     int64_t left = bs->open_until_ms > now ? (int64_t)(bs->open_until_ms - now) : 0;
-    if (add(b, "state", json_object_new_string(hx_breaker_state_name(bs->state))) != 0 ||
-        add(b, "consecutive_failures", json_object_new_int64(bs->consecutive_failures)) != 0 ||
-        add(b, "open_remaining_ms", json_object_new_int64(left)) != 0 ||
-        add(b, "trips", json_object_new_int64((int64_t)bs->trips)) != 0) {
+    if (hx_json_set(b, "state", json_object_new_string(hx_breaker_state_name(bs->state))) != 0 ||
+        hx_json_set(b, "consecutive_failures", json_object_new_int64(bs->consecutive_failures)) != 0 ||
+        hx_json_set(b, "open_remaining_ms", json_object_new_int64(left)) != 0 ||
+        hx_json_set(b, "trips", json_object_new_int64((int64_t)bs->trips)) != 0) {
         json_object_put(b);
         return NULL;
     }
@@ -53,10 +41,10 @@ static json_object *health_state(const hx_health_snap *hs)
     json_object *h = json_object_new_object();
     if (h == NULL)
         return NULL;
-    if (add(h, "healthy", json_object_new_boolean(hs->healthy)) != 0 ||
-        add(h, "consecutive_failures", json_object_new_int64(hs->consecutive_failures)) != 0 ||
-        add(h, "last_error", json_object_new_string(hs->last_error)) != 0 ||
-        add(h, "last_change_unix", json_object_new_int64(hs->last_change_unix)) != 0) {
+    if (hx_json_set(h, "healthy", json_object_new_boolean(hs->healthy)) != 0 ||
+        hx_json_set(h, "consecutive_failures", json_object_new_int64(hs->consecutive_failures)) != 0 ||
+        hx_json_set(h, "last_error", json_object_new_string(hs->last_error)) != 0 ||
+        hx_json_set(h, "last_change_unix", json_object_new_int64(hs->last_change_unix)) != 0) {
         json_object_put(h);
         return NULL;
     }
@@ -72,7 +60,7 @@ static json_object *provider_state(hx_gateway *g, size_t i, uint64_t now)
     json_object *o = json_object_new_object();
     if (o == NULL)
         return NULL;
-    if (add(o, "breaker", breaker_state(&bs, now)) != 0 || add(o, "health", health_state(&hs)) != 0) {
+    if (hx_json_set(o, "breaker", breaker_state(&bs, now)) != 0 || hx_json_set(o, "health", health_state(&hs)) != 0) {
         json_object_put(o);
         return NULL;
     }
@@ -89,11 +77,11 @@ static int save_providers(json_object *out, void *ud)
     json_object *ps = json_object_new_object();
     int rc = ps ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < g->providers.n; i++)
-        rc = add(ps, g->providers.items[i].name, provider_state(g, i, now));
-    if (rc == 0 && add(out, "saved_unix_ms", json_object_new_int64(wall_ms())) != 0)
+        rc = hx_json_set(ps, g->providers.items[i].name, provider_state(g, i, now));
+    if (rc == 0 && hx_json_set(out, "saved_unix_ms", json_object_new_int64(wall_ms())) != 0)
         rc = -1;
     if (rc == 0) {
-        rc = add(out, "providers", ps);
+        rc = hx_json_set(out, "providers", ps);
         ps = NULL; /* taken by add, even when it failed */
     }
     json_object_put(ps);

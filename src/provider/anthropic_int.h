@@ -10,19 +10,14 @@
 #include <stdint.h>
 
 #include "provider/adapter.h"
+#include "util/json.h"
 
 #define HX_ANTH_VERSION "2023-06-01"
 
 /* Adds v under k; takes v's reference even on failure (v NULL → -1). */
 static inline int aj_set(json_object *o, const char *k, json_object *v)
 {
-    if (v == NULL)
-        return -1;
-    if (json_object_object_add(o, k, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
+    return hx_json_set(o, k, v);
 }
 
 /* Appends v; takes v's reference even on failure (v NULL → -1). */

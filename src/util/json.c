@@ -340,6 +340,17 @@ json_object *hx_json_parse_limits(const char *s, size_t len, const hx_json_limit
     return o;
 }
 
+int hx_json_set(json_object *o, const char *k, json_object *v)
+{
+    if (v == NULL)
+        return -1;
+    if (json_object_object_add(o, k, v) != 0) {
+        json_object_put(v);
+        return -1;
+    }
+    return 0;
+}
+
 json_object *hx_json_parse(const char *s, size_t len)
 {
     return hx_json_parse_limits(s, len, NULL);

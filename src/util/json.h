@@ -75,6 +75,10 @@ void hx_json_report_text(const hx_json_report *rep, const hx_json_limits *lim, c
  * hx_json_check with the default limits first. NULL on any error. The
  * caller puts the result. */
 json_object *hx_json_parse(const char *s, size_t len);
+/* Adds v under k in object o, taking v's reference even on failure.
+ * 0, or -1 when v is NULL (its constructor ran out of memory) or the add
+ * failed: chains of constructors need one check at the end. */
+int hx_json_set(json_object *o, const char *k, json_object *v);
 /* The same with lim (already checked by the caller or not). */
 json_object *hx_json_parse_limits(const char *s, size_t len, const hx_json_limits *lim);
 

@@ -11,6 +11,7 @@ import threading
 import time
 
 from harness import HapaxTestCase, RawConn, secret
+from test_providers import sse_events
 
 PATH = "/v1/chat/completions"
 REQ_TIMEOUT = 20.0
@@ -26,25 +27,6 @@ def chat_body(said="hello there", stream=False, **extra):
         b["stream"] = True
     b.update(extra)
     return json.dumps(b)
-
-
-def sse_events(body):
-    """[(event name or None, data)] as an SSE client parses them."""
-    out = []
-    for block in body.decode("utf-8").split("\n\n"):
-        if not block.strip():
-            continue
-        name, data = None, []
-        for line in block.split("\n"):
-            k, _, v = line.partition(":")
-            if v.startswith(" "):
-                v = v[1:]
-            if k == "event":
-                name = v
-            elif k == "data":
-                data.append(v)
-        out.append((name, "\n".join(data)))
-    return out
 
 
 class HostileUpstreamCase(HapaxTestCase):
