@@ -10,251 +10,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/h1_int.h"
 #include "http/request.h"
 #include "http/server_int.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 
-enum conn_state { ST_IDLE, ST_READING, ST_HANDLING, ST_DISCARD };
-enum rt_mode { RT_NONE, RT_READ, RT_IDLE, RT_LINGER };
-
-struct h1_conn {
-    uv_tcp_t tcp;
-    uv_timer_t rt;
-    uv_timer_t wt;
-    uv_shutdown_t shutdown_req;
-    hx_worker *w;
-    h1_conn *prev, *next;
-    http_parser parser;
-    hx_buf in;            /* received, not yet parsed */
-    hx_req *req;          /* being parsed or handled */
-    enum conn_state state;
-    enum rt_mode rt_mode;
-    hx_buf url, hname, hval;
-    bool in_value;
-    bool in_trailers;     /* header callbacks now carry chunked trailers */
-    size_t header_bytes;
-    hx_err err;           /* error found by a parser callback */
-    bool err_set;
-    bool keep_alive;
-    bool close_after;     /* close once the current output is flushed */
-    bool closing;
-    bool shut;
-    bool lingering;
-    bool read_stopped;
-    bool parse_held;      /* the client reads no answers: take no new request */
-    bool overflow;        /* output passed its bound: close at the next flush */
-    bool in_parse;
-    bool chunked_out;
-    bool busy;
-    bool counted;
-    size_t out_pending;   /* in obuf + handed to libuv, not yet written */
-    hx_buf obuf;          /* output of this loop turn, flushed in one write */
-    char peer_ip[48];
-    int peer_port;
-    h1_conn *flush_next;
-    bool flush_queued;
-    int open_handles;
-};
-
-typedef struct {
-    uv_write_t w;
-    h1_conn *c;
-    size_t len;
-    char *data;
-} wreq;
-
 static http_parser_settings settings;
 static void parse_input(h1_conn *c);
-static void conn_close(h1_conn *c);
 static void rt_arm(h1_conn *c, enum rt_mode mode);
-static void begin_linger(h1_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void resume_input(h1_conn *c);
 
 /* ---- transport (hx_transport) ----------------------------------------- */
-
-static void update_date(hx_worker *w)
-{
-    time_t now = time(NULL);
-    if (now == w->date_sec)
-        return;
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    w->date_sec = now;
-}
-
-/* `len` bytes of output reached the socket. */
-static void wrote(h1_conn *c, size_t len)
-{
-    c->out_pending -= len;
-    if (c->out_pending == 0)
-        uv_timer_stop(&c->wt);
-    else
-        uv_timer_again(&c->wt); /* progress: the stall clock starts over */
-    if (c->busy && c->out_pending <= HX_H1_LOW_WATER) {
-        c->busy = false;
-        if (c->req && c->req->on_drain)
-            c->req->on_drain(c->req, c->req->cb_ud);
-    }
-    if (c->out_pending == 0 && c->close_after && c->state != ST_HANDLING)
-        begin_linger(c);
-    else if (c->parse_held && c->out_pending <= HX_H1_LOW_WATER && c->state == ST_IDLE) {
-        c->parse_held = false;
-        resume_input(c);
-    }
-}
-
-static void on_write(uv_write_t *uw, int status)
-{
-    wreq *wr = (wreq *)uw;
-    h1_conn *c = wr->c;
-    size_t len = wr->len;
-    hx_free(wr->data);
-    hx_free(wr);
-    if (c->closing) {
-        c->out_pending -= len;
-        return;
-    }
-    if (status < 0) {
-        c->out_pending -= len;
-        conn_close(c);
-        return;
-    }
-    wrote(c, len);
-}
-
-static void on_write_timeout(uv_timer_t *t)
-{
-    h1_conn *c = t->data;
-    HX_LOG_INFO("write timeout, closing connection", HX_F_INT("pending_bytes", (int64_t)c->out_pending));
-    conn_close(c);
-}
-
-/* Output is gathered per connection during a loop turn and written once,
- * after all callbacks of the turn have run (the check phase): a streamed
- * answer whose upstream chunks arrive together leaves in one write. */
-static void flush_conn(h1_conn *c)
-{
-    c->flush_queued = false;
-    if (c->overflow && !c->closing) {
-        HX_LOG_WARN("response output passed its bound, closing connection",
-                    HX_F_INT("max_bytes", HX_H1_OBUF_MAX), HX_F_INT("pending_bytes", (int64_t)c->out_pending));
-        conn_close(c);
-        return;
-    }
-    if (c->closing || c->obuf.len == 0)
-        return;
-    /* Most answers fit the socket buffer: a direct write needs no write
-     * request and spares libuv's epoll_ctl round after each uv_write.
-     * uv_try_write refuses (EAGAIN) while earlier uv_writes are queued,
-     * so the order of bytes is kept. */
-    uv_buf_t direct = uv_buf_init(c->obuf.data, (unsigned)c->obuf.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
-    if (n < 0 && n != UV_EAGAIN) {
-        conn_close(c);
-        return;
-    }
-    if (n > 0) {
-        hx_buf_consume(&c->obuf, (size_t)n);
-        wrote(c, (size_t)n);
-        if (c->closing || c->obuf.len == 0)
-            return;
-    }
-    wreq *wr = hx_malloc(sizeof *wr);
-    if (wr == NULL) {
-        conn_close(c);
-        return;
-    }
-    wr->c = c;
-    wr->data = hx_buf_steal(&c->obuf, &wr->len);
-    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)wr->len);
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
-        c->out_pending -= wr->len;
-        hx_free(wr->data);
-        hx_free(wr);
-        conn_close(c);
-    }
-}
-
-static void on_flush_check(uv_check_t *h)
-{
-    hx_worker *w = h->data;
-    while (w->flush_head) {
-        h1_conn *c = w->flush_head;
-        w->flush_head = c->flush_next;
-        c->flush_next = NULL;
-        flush_conn(c);
-    }
-    uv_check_stop(&w->flush_check);
-    uv_idle_stop(&w->flush_idle);
-}
-
-static void on_flush_idle(uv_idle_t *h)
-{
-    (void)h; /* only keeps the loop from blocking while output waits */
-}
-
-void hx_h1_worker_init(hx_worker *w)
-{
-    uv_check_init(&w->loop, &w->flush_check);
-    uv_idle_init(&w->loop, &w->flush_idle);
-    w->flush_check.data = w->flush_idle.data = w;
-    hx_accept_init(w);
-}
-
-void hx_h1_worker_close(hx_worker *w)
-{
-    uv_close((uv_handle_t *)&w->flush_check, NULL);
-    uv_close((uv_handle_t *)&w->flush_idle, NULL);
-    hx_accept_close(w);
-}
-
-static void queue_flush(h1_conn *c)
-{
-    if (c->flush_queued)
-        return;
-    hx_worker *w = c->w;
-    c->flush_queued = true;
-    c->flush_next = w->flush_head;
-    w->flush_head = c;
-    uv_check_start(&w->flush_check, on_flush_check);
-    uv_idle_start(&w->flush_idle, on_flush_idle);
-}
-
-/* Queues up to three pieces. Returns HX_RES_* */
-static int queue_write(h1_conn *c, const char *a, size_t alen, const char *b, size_t blen,
-                       const char *d, size_t dlen)
-{
-    if (c->closing)
-        return HX_RES_EGONE;
-    size_t len = alen + blen + dlen;
-    size_t old = c->obuf.len;
-    if (hx_buf_append(&c->obuf, a, alen) != 0 || (blen && hx_buf_append(&c->obuf, b, blen) != 0) ||
-        (dlen && hx_buf_append(&c->obuf, d, dlen) != 0)) {
-        /* Out of memory or past HX_H1_OBUF_MAX: the answer cannot be
-         * completed. The flush closes the connection once the caller,
-         * still inside its write, has returned. */
-        c->obuf.len = old;
-        c->overflow = true;
-        queue_flush(c);
-        return HX_RES_ENOMEM;
-    }
-    queue_flush(c);
-    c->out_pending += len;
-    if (c->req)
-        c->req->bytes_out += len;
-    int64_t wto = c->w->cfg->server.write_timeout;
-    if (wto > 0 && !uv_is_active((uv_handle_t *)&c->wt))
-        uv_timer_start(&c->wt, on_write_timeout, (uint64_t)wto, (uint64_t)wto);
-    if (c->out_pending > HX_H1_HIGH_WATER) {
-        c->busy = true;
-        return HX_RES_BUSY;
-    }
-    return HX_RES_OK;
-}
 
 static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
 {
@@ -265,7 +33,7 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
         c->close_after = true;
     bool no_body = status < 200 || status == 204 || status == 304;
     c->chunked_out = false;
-    update_date(c->w);
+    hx_h1_update_date(c->w);
     int ok = hx_buf_printf(&b, "HTTP/1.%d %d %s\r\nDate: %s\r\n", r->http_minor, status,
                            hx_http_reason(status), c->w->date) == 0;
     for (size_t i = 0; ok && i < h->n; i++)
@@ -285,7 +53,7 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
         ok = hx_buf_append_str(&b, "Connection: keep-alive\r\n") == 0;
     if (ok)
         ok = hx_buf_append(&b, "\r\n", 2) == 0;
-    int rc = ok ? queue_write(c, b.data, b.len, NULL, 0, NULL, 0) : HX_RES_ENOMEM;
+    int rc = ok ? hx_h1_queue_write(c, b.data, b.len, NULL, 0, NULL, 0) : HX_RES_ENOMEM;
     hx_buf_free(&b);
     return rc;
 }
@@ -294,10 +62,10 @@ static int tp_body(hx_req *r, const void *data, size_t len)
 {
     h1_conn *c = r->tp_ctx;
     if (!c->chunked_out)
-        return queue_write(c, data, len, NULL, 0, NULL, 0);
+        return hx_h1_queue_write(c, data, len, NULL, 0, NULL, 0);
     char pre[24];
     int n = snprintf(pre, sizeof pre, "%zx\r\n", len);
-    return queue_write(c, pre, (size_t)n, data, len, "\r\n", 2);
+    return hx_h1_queue_write(c, pre, (size_t)n, data, len, "\r\n", 2);
 }
 
 /* The response is complete: move on to the next request or close. */
@@ -316,7 +84,7 @@ static void finish_request(h1_conn *c)
     if (c->close_after || c->state == ST_DISCARD) {
         c->state = ST_DISCARD;
         if (c->out_pending == 0)
-            begin_linger(c);
+            hx_h1_begin_linger(c);
         return;
     }
     c->state = ST_IDLE;
@@ -332,7 +100,7 @@ static void finish_request(h1_conn *c)
         return;
     }
     if (!c->in_parse)
-        resume_input(c);
+        hx_h1_resume_input(c);
 }
 
 static int tp_end(hx_req *r)
@@ -340,7 +108,7 @@ static int tp_end(hx_req *r)
     h1_conn *c = r->tp_ctx;
     int rc = HX_RES_OK;
     if (c->chunked_out)
-        rc = queue_write(c, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
+        rc = hx_h1_queue_write(c, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
     finish_request(c);
     return rc < 0 ? rc : HX_RES_OK;
 }
@@ -349,7 +117,7 @@ static void tp_abort(hx_req *r)
 {
     h1_conn *c = r->tp_ctx;
     r->on_abort = NULL; /* the handler asked for it: no callback back */
-    conn_close(c);
+    hx_h1_conn_close(c);
 }
 
 static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort};
@@ -371,7 +139,7 @@ static void on_handle_closed(uv_handle_t *h)
     hx_worker_maybe_stop(w);
 }
 
-static void conn_close(h1_conn *c)
+void hx_h1_conn_close(h1_conn *c)
 {
     if (c->closing)
         return;
@@ -406,13 +174,13 @@ static void on_shutdown(uv_shutdown_t *s, int status)
     if (c->closing)
         return;
     if (status < 0)
-        conn_close(c);
+        hx_h1_conn_close(c);
 }
 
 /* Output done on a connection we are closing: send FIN, then keep reading
  * and discarding for a while so unread input does not turn into a reset
  * that destroys our last response on the client's side. */
-static void begin_linger(h1_conn *c)
+void hx_h1_begin_linger(h1_conn *c)
 {
     if (c->shut || c->closing)
         return;
@@ -420,7 +188,7 @@ static void begin_linger(h1_conn *c)
     c->lingering = true;
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        conn_close(c);
+        hx_h1_conn_close(c);
         return;
     }
     rt_arm(c, RT_LINGER);
@@ -441,7 +209,7 @@ static void send_error(h1_conn *c, hx_err e)
         hx_req_assign_id(r, false); /* the headers never completed */
     if (r == NULL || hx_res_error(r, e, NULL) < 0) {
         if (!c->closing)
-            conn_close(c);
+            hx_h1_conn_close(c);
     }
 }
 
@@ -457,7 +225,7 @@ static void on_rt(uv_timer_t *t)
         return;
     }
     if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
-        conn_close(c);
+        hx_h1_conn_close(c);
 }
 
 static void rt_arm(h1_conn *c, enum rt_mode mode)
@@ -592,7 +360,7 @@ static int on_headers_complete(http_parser *p)
     const char *expect = hx_headers_get(&r->headers, "expect");
     if (expect && has_body && r->http_minor >= 1 && strcasecmp(expect, "100-continue") == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (queue_write(c, cont, sizeof cont - 1, NULL, 0, NULL, 0) < 0)
+        if (hx_h1_queue_write(c, cont, sizeof cont - 1, NULL, 0, NULL, 0) < 0)
             return fail_cb(c, HX_ERR_INTERNAL);
         r->bytes_out = 0; /* interim response is not part of this response */
     }
@@ -674,7 +442,7 @@ static void parse_input(h1_conn *c)
 }
 
 /* Parses what is queued, or (nothing queued) reads again. */
-static void resume_input(h1_conn *c)
+void hx_h1_resume_input(h1_conn *c)
 {
     if (c->closing || c->in_parse)
         return;
@@ -694,7 +462,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing)
         return;
     if (nread < 0) {
-        conn_close(c); /* EOF or error; an in-flight request is aborted */
+        hx_h1_conn_close(c); /* EOF or error; an in-flight request is aborted */
         return;
     }
     if (nread == 0)
@@ -702,7 +470,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->lingering || c->state == ST_DISCARD)
         return;
     if (hx_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
-        conn_close(c);
+        hx_h1_conn_close(c);
         return;
     }
     if (c->state == ST_HANDLING || c->parse_held) {
@@ -766,7 +534,7 @@ uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 
 void hx_h1_conn_discard(h1_conn *c)
 {
-    conn_close(c);
+    hx_h1_conn_close(c);
 }
 
 static void peer_name(h1_conn *c)
@@ -797,7 +565,7 @@ void hx_h1_conn_start(h1_conn *c, long max_conns)
     }
     c->counted = true;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
+        hx_h1_conn_close(c);
         return;
     }
     rt_arm(c, RT_READ);
@@ -808,14 +576,14 @@ bool hx_h1_shed_one(hx_worker *w)
     h1_conn *idle = NULL;
     for (h1_conn *c = w->conns; c; c = c->next) {
         if (c->lingering) {
-            conn_close(c);
+            hx_h1_conn_close(c);
             return true;
         }
         if (idle == NULL && c->state == ST_IDLE && c->req == NULL && c->in.len == 0 && c->out_pending == 0)
             idle = c;
     }
     if (idle)
-        conn_close(idle);
+        hx_h1_conn_close(idle);
     return idle != NULL;
 }
 
@@ -826,7 +594,7 @@ void hx_h1_drain(hx_worker *w)
     while (c) {
         h1_conn *next = c->next;
         if (c->state == ST_IDLE && c->in.len == 0 && c->out_pending == 0)
-            conn_close(c);
+            hx_h1_conn_close(c);
         else
             c->close_after = true;
         c = next;
@@ -836,5 +604,5 @@ void hx_h1_drain(hx_worker *w)
 void hx_h1_close_all(hx_worker *w)
 {
     while (w->conns)
-        conn_close(w->conns);
+        hx_h1_conn_close(w->conns);
 }
