@@ -186,6 +186,14 @@ static void check_double(vctx *v, const hx_field *f, const char *path, double x)
          hx_units_format_double(max, hi, sizeof hi), hx_units_format_double(x, a, sizeof a));
 }
 
+/* s, or a stand-in when the value at path came from ${...}: what a
+ * variable holds may be a secret (found by fuzzing). */
+static const char *shown(const vctx *v, const char *path, const char *s)
+{
+    const hx_mark *mk = hx__marks_find(v->cfg->marks, path);
+    return mk && mk->expanded ? "(the value of its ${...})" : s;
+}
+
 static void check_enum(vctx *v, const hx_field *f, const char *path, const char *s)
 {
     if (!f->values || in_list(s, f->values) || (*s == '\0' && (f->flags & HX_FF_EMPTY_OK)))
@@ -501,13 +509,13 @@ static void check_routes(vctx *v)
         const hx_cfg_route *r = &c->routes[i];
         if (!*r->path)
             verr(v, pathf(path, "routes[%zu].path", i), "empty path in route %zu", i);
-        else if (r->path[0] != '/')
-            verr(v, pathf(path, "routes[%zu].path", i), "must start with '/': %.*s", MAX_SHOWN,
-                 r->path);
+        const char *rp = shown(v, pathf(path, "routes[%zu].path", i), r->path);
+        if (*r->path && r->path[0] != '/')
+            verr(v, path, "must start with '/': %.*s", MAX_SHOWN, rp);
         for (size_t j = 0; *r->path && j < i; j++)
             if (strcmp(r->path, c->routes[j].path) == 0)
                 verr(v, pathf(path, "routes[%zu].path", i), "duplicate path %.*s (also routes[%zu])",
-                     MAX_SHOWN, r->path, j);
+                     MAX_SHOWN, rp, j);
         if (!*r->handler)
             verr(v, pathf(path, "routes[%zu].handler", i), "empty handler in route %zu", i);
         for (const char *q = r->version; *q; q++)

@@ -46,10 +46,13 @@ class ExpandedValueNotQuotedTest(ProviderTestCase):
     def test_validate_names_the_variable_not_its_value(self):
         secret = "sk-live-0123456789abcdef"
         path = self.write_file("env.yaml", "llm:\n  provider: ${HX_TEST_PROVIDER}\n"
-                                           "logging:\n  level: ${HX_TEST_PROVIDER}\n")
+                                           "logging:\n  level: ${HX_TEST_PROVIDER}\n"
+                                           "routes:\n  - path: x${HX_TEST_PROVIDER}\n"
+                                           "    handler: chat\n")
         r = self.cli(["--config", path, "--validate"], env={"HX_TEST_PROVIDER": secret})
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("llm.provider", r.stderr)
         self.assertIn("logging.level", r.stderr)
+        self.assertIn("routes[0].path", r.stderr)
         self.assertNotIn(secret, r.stderr + r.stdout)
         self.assertNotIn(secret[:12], r.stderr + r.stdout)
