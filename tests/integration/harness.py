@@ -664,9 +664,25 @@ class HapaxServer:
         except FileNotFoundError:
             return ""
 
+    def settled_stderr_text(self, quiet=0.03, limit=1.0):
+        """stderr once it stopped growing for `quiet` seconds (at most
+        `limit`): a log writer thread writes lines a moment after the answer
+        that caused them went out."""
+        text = self.stderr_text()
+        if not self.alive():
+            return text
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            again = self.stderr_text()
+            if len(again) == len(text):
+                break
+            text = again
+        return text
+
     def log_lines(self):
         """Non-empty stderr lines (complete lines only)."""
-        text = self.stderr_text()
+        text = self.settled_stderr_text()
         if text and not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
         return [ln for ln in text.split("\n") if ln.strip()]

@@ -342,6 +342,7 @@ class TestRoutesAndClients(ReloadTestCase):
         recs = srv.logs()[0]
         ok = [x for x in recs if x.get("msg") == "request" and x.get("path") == "/v1/chat/completions"
               and x.get("status") == 200]
-        fail = [x for x in recs if x.get("event") == "auth_failure"]
+        fail = srv.wait_log(lambda x: x.get("event") == "auth_failure")
         self.assertEqual(ok[0]["client_ip"], "203.0.113.9", ok)
-        self.assertEqual(fail[0]["client_ip"], "203.0.113.9", fail)
+        self.assertIsNotNone(fail, recs)
+        self.assertEqual(fail["client_ip"], "203.0.113.9", fail)
