@@ -8,7 +8,8 @@ PYTHON  ?= /usr/bin/python3
 # libFuzzer build (clang, ASan+UBSan), only for `make fuzz` / `make test`.
 FUZZ    ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TEST_SECONDS ?= 8
+# make test: a fixed number of inputs from a fixed seed (repeatable).
+FUZZ_TEST_RUNS ?= 20000
 FUZZ_TARGETS = json stream inbound config request http
 
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
@@ -80,7 +81,7 @@ fuzz: fuzz-build
 
 # The short run `make test` does: keeps the targets building and clean.
 fuzz-test: fuzz-build
-	$(SAN_ENV) tests/fuzz/run.sh $(FUZZ) $(FUZZ_TEST_SECONDS) $(FUZZ_TARGETS)
+	$(SAN_ENV) tests/fuzz/run.sh $(FUZZ) runs=$(FUZZ_TEST_RUNS) $(FUZZ_TARGETS)
 
 test: unit integration fuzz-test
 

@@ -370,14 +370,16 @@ static void check_exposure(vctx *v)
         !hx_config_serves_unauthenticated(v->cfg))
         return;
     const char *from = hx_config_override_host_source();
-    char shown[80];
-    snprintf(shown, sizeof shown, "%.*s%s%s%s", MAX_SHOWN, s->host, from ? " (from " : "", from ? from : "",
+    /* A host from --host/HAPAX_HOST is quoted; one from ${...} is not. */
+    const char *host = from ? s->host : shown(v, "server.host", s->host);
+    char what[80];
+    snprintf(what, sizeof what, "%.*s%s%s%s", MAX_SHOWN, host, from ? " (from " : "", from ? from : "",
              from ? ")" : "");
     verr(v, "server.host",
          "%s is not a loopback address and client authentication is off%s: anyone who can connect "
          "would spend the provider keys. Either configure client keys (auth.enabled: true with "
          "auth.keys) or set server.allow_unauthenticated: true to serve without keys on purpose",
-         shown, v->cfg->auth.enabled ? " for a completion route (its middleware lacks auth)" : "");
+         what, v->cfg->auth.enabled ? " for a completion route (its middleware lacks auth)" : "");
 }
 
 static void check_server(vctx *v)

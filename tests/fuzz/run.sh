@@ -1,8 +1,11 @@
 #!/bin/sh
 # Runs the libFuzzer targets of a fuzz build (see `make fuzz`):
 #   tests/fuzz/run.sh BUILD_DIR SECONDS TARGET...
+#   tests/fuzz/run.sh BUILD_DIR runs=N TARGET...
 # For each target: every committed corpus input once (regressions), then
-# SECONDS of fuzzing from that corpus. New inputs go to BUILD_DIR/fuzz-work
+# SECONDS of fuzzing from that corpus, or N inputs from a fixed seed: the
+# same inputs on every run, so `make test` is a repeatable gate while
+# `make fuzz` explores. New inputs go to BUILD_DIR/fuzz-work
 # (kept between runs, never committed); a crash leaves its input in
 # BUILD_DIR/fuzz-artifacts/TARGET/ and fails the run. Exit status: 0 when
 # every target stayed clean.
@@ -28,10 +31,15 @@ for t in "$@"; do
         failed="$failed $t"; continue
     fi
     # 2. fuzzing, bounded in time, memory and per-input time
-    if nice -n 10 "$bin" -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
+    case $secs in
+        runs=*) bound="-runs=${secs#runs=} -seed=1" ;;
+        *) bound="-max_total_time=$secs" ;;
+    esac
+    # shellcheck disable=SC2086
+    if nice -n 10 "$bin" $bound -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
         -artifact_prefix="$art/" -print_final_stats=1 -dict="$dict" "$work" "$corpus" > "$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-        echo "fuzz $t: clean, ${runs:-?} inputs in ${secs}s"
+        echo "fuzz $t: clean, ${runs:-?} inputs ($secs)"
     else
         echo "fuzz $t: FAILED (log: $log; the input is in $art/:" \
              "fix, then commit it to tests/fuzz/corpus/$t/ as a regression seed)"

@@ -48,11 +48,13 @@ class ExpandedValueNotQuotedTest(ProviderTestCase):
         path = self.write_file("env.yaml", "llm:\n  provider: ${HX_TEST_PROVIDER}\n"
                                            "logging:\n  level: ${HX_TEST_PROVIDER}\n"
                                            "routes:\n  - path: x${HX_TEST_PROVIDER}\n"
-                                           "    handler: chat\n")
+                                           "    handler: chat\n"
+                                           "server:\n  host: ${HX_TEST_PROVIDER}\n")
         r = self.cli(["--config", path, "--validate"], env={"HX_TEST_PROVIDER": secret})
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("llm.provider", r.stderr)
         self.assertIn("logging.level", r.stderr)
         self.assertIn("routes[0].path", r.stderr)
+        self.assertIn("server.host", r.stderr)  # not loopback, no auth (found again by the config target)
         self.assertNotIn(secret, r.stderr + r.stdout)
         self.assertNotIn(secret[:12], r.stderr + r.stdout)
