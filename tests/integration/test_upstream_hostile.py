@@ -31,6 +31,16 @@ def chat_body(said="hello there", stream=False, **extra):
 
 class HostileUpstreamCase(HapaxTestCase):
 
+    def anthropic_stream_text(self, srv):
+        """(response, streamed text) of a streamed /v1/messages request."""
+        body = json.dumps({"model": "gpt-test", "max_tokens": 50, "stream": True,
+                           "messages": [{"role": "user", "content": "hi"}]})
+        r = self.post(srv, body, path="/v1/messages")
+        self.assertEqual(r.status, 200, r)
+        text = "".join(json.loads(d)["delta"].get("text", "") for n, d in sse_events(r.body)
+                       if n == "content_block_delta")
+        return r, text
+
     def pair(self, kind="openai", fault=None, llm_extra=None, extra=None, mock_args=None):
         mock = self.start_mock(args=mock_args)
         base = mock.url + ("/fault/%s" % fault if fault else "")
@@ -119,12 +129,7 @@ class TestSecretScrubbing(HostileUpstreamCase):
     def test_stream_echoing_key_translated_is_redacted(self):
         # Same stream, rendered for an Anthropic client (the canonical path).
         mock, srv = self.pair("openai", fault="echo-key-stream")
-        body = json.dumps({"model": "gpt-test", "max_tokens": 50, "stream": True,
-                           "messages": [{"role": "user", "content": "hi"}]})
-        r = self.post(srv, body, path="/v1/messages")
-        self.assertEqual(r.status, 200, r)
-        text = "".join(json.loads(d)["delta"].get("text", "") for n, d in sse_events(r.body)
-                       if n == "content_block_delta")
+        r, text = self.anthropic_stream_text(srv)
         self.assertEqual(text, "your key was Bearer [redacted]")
         self.assertNoSecrets(r.body, srv)
 
@@ -150,12 +155,7 @@ class TestMultilineSSE(HostileUpstreamCase):
 
     def test_multiline_data_translated(self):
         mock, srv = self.pair("openai", fault="multiline-sse")
-        body = json.dumps({"model": "gpt-test", "max_tokens": 50, "stream": True,
-                           "messages": [{"role": "user", "content": "hi"}]})
-        r = self.post(srv, body, path="/v1/messages")
-        self.assertEqual(r.status, 200, r)
-        text = "".join(json.loads(d)["delta"].get("text", "") for n, d in sse_events(r.body)
-                       if n == "content_block_delta")
+        r, text = self.anthropic_stream_text(srv)
         self.assertEqual(text, "multi line")
 
 
