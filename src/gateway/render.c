@@ -75,6 +75,10 @@ int hx_render_collect(hx_render *r, const hx_event *ev)
         r->has_usage = true;
         return 0;
     case HX_EV_ERROR:
+    case HX_EV_THINKING:
+    case HX_EV_THINKING_SIGNATURE:
+    case HX_EV_REDACTED_THINKING:
+    case HX_EV_REFUSAL:
         return 0;
     }
     return 0;

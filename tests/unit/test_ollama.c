@@ -127,6 +127,14 @@ static int rec_sink(void *ud, const hx_event *e)
     case HX_EV_ERROR:
         hx_buf_printf(&b, "ERROR %.*s", (int)e->len, e->text);
         break;
+    case HX_EV_THINKING:
+        hx_buf_printf(&b, "THINK %.*s", (int)e->len, e->text);
+        break;
+    case HX_EV_THINKING_SIGNATURE:
+    case HX_EV_REDACTED_THINKING:
+    case HX_EV_REFUSAL:
+        hx_buf_printf(&b, "OTHER %d %.*s", (int)e->type, (int)e->len, e->text);
+        break;
     }
     assert_non_null(b.data);
     r->ev[r->n++] = hx_buf_steal(&b, NULL);

@@ -355,6 +355,18 @@ static int rec_sink(void *ud, const hx_event *ev)
     case HX_EV_ERROR:
         rc = hx_buf_printf(&r->log, "ERROR %.*s\n", (int)ev->len, ev->text);
         break;
+    case HX_EV_THINKING:
+        rc = hx_buf_printf(&r->log, "THINK %.*s\n", (int)ev->len, ev->text);
+        break;
+    case HX_EV_THINKING_SIGNATURE:
+        rc = hx_buf_printf(&r->log, "SIG %.*s\n", (int)ev->len, ev->text);
+        break;
+    case HX_EV_REDACTED_THINKING:
+        rc = hx_buf_printf(&r->log, "REDACTED %.*s\n", (int)ev->len, ev->text);
+        break;
+    case HX_EV_REFUSAL:
+        rc = hx_buf_printf(&r->log, "REFUSAL %.*s\n", (int)ev->len, ev->text);
+        break;
     }
     assert_int_equal(rc, 0);
     if (r->stop_after && ++r->count >= r->stop_after)
