@@ -231,11 +231,14 @@ static const hx_field provider_health_fields[] = {
 TABLE(provider_health_schema, hx_cfg_provider_health, NULL, provider_health_fields);
 
 static const hx_field llm_fields[] = {
+    F(hx_cfg_llm, "name", name, HX_FT_STRING),
     F(hx_cfg_llm, "provider", provider, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
       .values = provider_names, .msg = "invalid LLM provider"),
     F(hx_cfg_llm, "model", model, HX_FT_STRING),
     F(hx_cfg_llm, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
     F(hx_cfg_llm, "endpoint", endpoint, HX_FT_STRING),
+    F(hx_cfg_llm, "aliases", aliases, HX_FT_STRLIST),
+    F(hx_cfg_llm, "model_map", model_map, HX_FT_KVMAP),
     F(hx_cfg_llm, "system_prompt", system_prompt, HX_FT_STRING),
     F(hx_cfg_llm, "max_context_tokens", max_context_tokens, HX_FT_INT, R(0, DMAX),
       .neg_msg = "negative max context tokens"),
@@ -261,6 +264,7 @@ static void redis_defaults(dflt *d, hx_cfg_redis *r)
 
 static void llm_defaults(dflt *d, hx_cfg_llm *l)
 {
+    dset(d, &l->name, "");
     dset(d, &l->provider, "ollama");
     dset(d, &l->model, "llama2");
     dset(d, &l->api_key, "");
