@@ -473,7 +473,7 @@ static int route_init(void *e)
 static const hx_field route_fields[] = {
     F(hx_cfg_route, "path", path, HX_FT_STRING),
     F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
-      .values = STRS("completion", "chat", "messages", "models", "health", "provider_health",
+      .values = STRS("completion", "chat", "messages", "models", "model", "health", "provider_health",
                      "metrics"),
       .msg = "invalid handler"),
     F(hx_cfg_route, "version", version, HX_FT_STRING),
@@ -497,6 +497,7 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/v1/completions", "completion", STRS("POST")},
         {"/v1/messages", "messages", STRS("POST")},
         {"/v1/models", "models", STRS("GET", "HEAD")},
+        {"/v1/models/{id...}", "model", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
@@ -660,7 +661,7 @@ static const char *const *handler_methods(const char *handler)
     static const char *const post[] = {"POST", NULL};
     static const char *const get[] = {"GET", "HEAD", NULL};
     static const char *const post_handlers[] = {"completion", "chat", "messages", NULL};
-    static const char *const get_handlers[] = {"health", "models", "metrics", "provider_health",
+    static const char *const get_handlers[] = {"health", "models", "model", "metrics", "provider_health",
                                                NULL};
     for (size_t i = 0; post_handlers[i]; i++)
         if (strcmp(handler, post_handlers[i]) == 0)
