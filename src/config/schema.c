@@ -357,9 +357,14 @@ static void misc_defaults(dflt *d, hx_config *c)
     hx_cfg_cors *k = &c->cors;
     dlist(d, &k->allow_origins, STRS("*"));
     dlist(d, &k->allow_methods, STRS("GET", "POST", "PUT", "DELETE", "OPTIONS"));
-    dlist(d, &k->allow_headers, STRS("Accept", "Authorization", "Content-Type", "X-CSRF-Token",
-                                     "X-API-Key", "X-Request-ID"));
-    dlist(d, &k->expose_headers, STRS("X-Request-ID", "X-Response-Time", "X-Hapax-Provider"));
+    /* What the official OpenAI and Anthropic SDKs send from a browser. */
+    dlist(d, &k->allow_headers, STRS("Accept", "Authorization", "Content-Type", "X-CSRF-Token", "X-API-Key",
+                                     "X-Request-ID", "User-Agent", "X-Stainless-*", "anthropic-version",
+                                     "anthropic-beta", "anthropic-dangerous-direct-browser-access",
+                                     "OpenAI-Organization", "OpenAI-Project", "Idempotency-Key"));
+    dlist(d, &k->expose_headers, STRS("X-Request-ID", "Request-ID", "X-Response-Time", "X-Hapax-Provider",
+                                      "X-Hapax-Attempts", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                                      "RateLimit-Reset"));
     k->max_age = 10 * MIN;
 }
 

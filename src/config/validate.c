@@ -573,6 +573,14 @@ static void check_features(vctx *v)
         if (strcmp(c->cors.allow_origins.items[i], "*") == 0)
             verr(v, "cors.allow_credentials",
                  "cannot be true when allow_origins contains \"*\" (browsers reject it)");
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < c->cors.expose_headers.n; i++) {
+        const char *h = c->cors.expose_headers.items[i];
+        size_t n = strlen(h);
+        if (n > 1 && h[n - 1] == '*')
+            verr(v, pathf(path, "cors.expose_headers[%zu]", i),
+                 "browsers take no patterns here: list the header names (patterns work in allow_headers)");
+    }
     if (c->rate_limit.enabled && c->rate_limit.limits.requests_per_minute <= 0 &&
         c->rate_limit.limits.tokens_per_minute <= 0)
         verr(v, "rate_limit", "set requests_per_minute or tokens_per_minute when enabled");

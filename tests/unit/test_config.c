@@ -593,6 +593,15 @@ static void test_ranges(void **state)
     hx_config_unref(c);
 }
 
+/* Browsers expand no patterns in Access-Control-Expose-Headers. */
+static void test_cors_expose_patterns_refused(void **state)
+{
+    (void)state;
+    load_bad("cors:\n  expose_headers: [X-Request-ID, 'RateLimit-*']\n",
+             "cors.expose_headers[1]: browsers take no patterns here");
+    hx_config_unref(load_ok("cors:\n  allow_headers: ['X-Stainless-*']\n  expose_headers: ['*']\n"));
+}
+
 static void test_backups_and_auth_keys(void **state)
 {
     (void)state;
@@ -1042,6 +1051,7 @@ int main(void)
         cmocka_unit_test(test_cors_wildcard_with_credentials),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_backups_and_auth_keys),
+        cmocka_unit_test(test_cors_expose_patterns_refused),
         cmocka_unit_test(test_http3_validation),
         cmocka_unit_test(test_validate_built_config_has_no_position),
         cmocka_unit_test(test_print_redacts_and_round_trips),
