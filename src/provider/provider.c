@@ -67,7 +67,8 @@ int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char 
         return -1;
     }
     out->model_map = &l->model_map;
-    if (fill(&out->items[0], l->name, l->provider, l->model, l->api_key, l->endpoint, &l->aliases, 0, err, errlen) != 0)
+    if (fill(&out->items[0], l->name, l->provider, l->model, l->api_key, l->endpoint, &l->aliases, 0, err,
+             errlen) != 0)
         goto fail;
     out->n = 1;
     for (size_t i = 0; i < l->n_backup_providers; i++) {
@@ -200,12 +201,6 @@ size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, c
         n = chain_exact(ps, model, idx, send, cap);
     }
     return n ? n : chain_wildcard(ps, model, idx, send, cap);
-}
-
-bool hx_providers_serves(const hx_providers *ps, const char *model)
-{
-    int idx[1];
-    return hx_providers_chain(ps, model, idx, NULL, 1) > 0;
 }
 
 /* The k-th name for the sample: each provider's model, then the aliases,

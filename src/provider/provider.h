@@ -46,9 +46,6 @@ void hx_providers_free(hx_providers *ps);
  * cap; returns how many; 0 when the model is unknown. */
 size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, const char **send, size_t cap);
 
-/* Whether any rule of hx_providers_chain serves `model`. */
-bool hx_providers_serves(const hx_providers *ps, const char *model);
-
 /* A few served model names for an error message ("a, b, c, ..."); always
  * NUL-terminated, cut at a name boundary. */
 void hx_providers_sample(const hx_providers *ps, char *out, size_t outlen);

@@ -278,8 +278,8 @@ static void test_preflight_sdk_headers(void **state)
     capture c;
     run(&c, "OPTIONS",
         (const char *const[]){"Origin", "https://app.example.com", "Access-Control-Request-Method", "POST",
-                              "Access-Control-Request-Headers", " x-stainless-os , x-evil,content-type,X-STAINLESS-LANG",
-                              NULL});
+                              "Access-Control-Request-Headers",
+                              " x-stainless-os , x-evil,content-type,X-STAINLESS-LANG", NULL});
     assert_int_equal(c.cap.status, 204);
     assert_string_equal(hdr(&c, "access-control-allow-headers"), "Content-Type, x-stainless-os, X-STAINLESS-LANG");
     cap_free(&c.cap);
