@@ -426,10 +426,14 @@ static void check_backups(vctx *v)
             if (*b->name && strcmp(b->name, l->backup_providers[j].name) == 0)
                 verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
                      "duplicate backup provider name \"%s\"", b->name);
-        /* A name the primary took explicitly is not renamed: it is an error. */
-        if (*l->name && strcmp(b->name, l->name) == 0)
-            verr(v, pathf(path, "llm.backup_providers[%zu].name", i), "duplicate provider name \"%s\" (also llm.name)",
-                 b->name);
+        /* Names are unique across providers. Only a backup that kept its
+         * default name (its type) meeting the primary's default name is
+         * renamed ("openai-2", provider.c); chosen names are never. */
+        const char *primary = *l->name ? l->name : l->provider;
+        bool chosen = *l->name || strcmp(b->name, b->provider) != 0;
+        if (chosen && strcmp(b->name, primary) == 0)
+            verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
+                 "duplicate provider name \"%s\" (also the primary's, llm.name)", b->name);
         check_aliases(v, &b->aliases, pathf(at, "llm.backup_providers[%zu]", i));
     }
 }

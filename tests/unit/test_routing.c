@@ -208,9 +208,14 @@ static void test_model_map_validation(void **state)
     /* names on the primary: aliases and a name unique across providers */
     load_bad("llm:\n  name: main\n  aliases: ['']\n", "llm.aliases[0]: empty alias");
     load_bad("llm:\n  name: main\n  backup_providers:\n    - {name: main, provider: openai, model: m}\n",
-             "llm.backup_providers[0].name: duplicate provider name \"main\" (also llm.name)");
+             "llm.backup_providers[0].name: duplicate provider name \"main\" (also the primary's, llm.name)");
     load_bad("llm:\n  name: openai\n  backup_providers:\n    - {provider: openai, model: m}\n",
              "duplicate provider name \"openai\"");
+    load_bad("llm:\n  provider: ollama\n  backup_providers:\n    - {name: ollama, provider: openai, model: m}\n",
+             "llm.backup_providers[0].name: duplicate provider name \"ollama\"");
+    /* two providers of one type, neither named: the backup becomes "openai-2" (test_openai) */
+    hx_config_unref(load_cfg("llm:\n  provider: openai\n  model: a\n  backup_providers:\n"
+                             "    - {provider: openai, model: b}\n"));
 }
 
 int main(void)
