@@ -100,10 +100,11 @@ static int allow_headers(hx_req *r, const hx_cfg_cors *c)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < c->allow_headers.n; i++)
         if (!is_pattern(c->allow_headers.items[i]))
-            rc = (b.len && hx_buf_append_str(&b, ", ")) || hx_buf_append_str(&b, c->allow_headers.items[i]) ? -1 : 0;
+            rc = (b.len && hx_buf_append_str(&b, ", ")) || hx_buf_append_str(&b, c->allow_headers.items[i])
+                     ? -1 : 0;
     const char *q = hx_headers_get(&r->headers, "access-control-request-headers");
     while (rc == 0 && q && *q) {
-        while (*q == ' ' || *q == '	' || *q == ',')
+        while (*q == ' ' || *q == '\t' || *q == ',')
             q++;
         size_t len = strcspn(q, ", \t");
         if (len && pattern_allows(&c->allow_headers, q, len))
