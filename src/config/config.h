@@ -124,14 +124,17 @@ typedef struct {
     char *model;
     char *api_key;             /* secret */
     char *endpoint;
-    hx_strlist aliases;        /* model names a request may use for this chain */
+    hx_strlist aliases;        /* model names a request may use; "prefix*" matches a prefix */
 } hx_cfg_backup;
 
 typedef struct {
+    char *name;                /* "" = the provider type */
     char *provider;
     char *model;
     char *api_key;             /* secret */
     char *endpoint;
+    hx_strlist aliases;        /* as a backup's: other names, "prefix*" wildcards */
+    hx_kvlist model_map;       /* client model name -> a served model name */
     char *system_prompt;
     int64_t max_context_tokens;
     hx_cfg_cache cache;

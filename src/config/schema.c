@@ -231,11 +231,14 @@ static const hx_field provider_health_fields[] = {
 TABLE(provider_health_schema, hx_cfg_provider_health, NULL, provider_health_fields);
 
 static const hx_field llm_fields[] = {
+    F(hx_cfg_llm, "name", name, HX_FT_STRING),
     F(hx_cfg_llm, "provider", provider, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
       .values = provider_names, .msg = "invalid LLM provider"),
     F(hx_cfg_llm, "model", model, HX_FT_STRING),
     F(hx_cfg_llm, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
     F(hx_cfg_llm, "endpoint", endpoint, HX_FT_STRING),
+    F(hx_cfg_llm, "aliases", aliases, HX_FT_STRLIST),
+    F(hx_cfg_llm, "model_map", model_map, HX_FT_KVMAP),
     F(hx_cfg_llm, "system_prompt", system_prompt, HX_FT_STRING),
     F(hx_cfg_llm, "max_context_tokens", max_context_tokens, HX_FT_INT, R(0, DMAX),
       .neg_msg = "negative max context tokens"),
@@ -261,6 +264,7 @@ static void redis_defaults(dflt *d, hx_cfg_redis *r)
 
 static void llm_defaults(dflt *d, hx_cfg_llm *l)
 {
+    dset(d, &l->name, "");
     dset(d, &l->provider, "ollama");
     dset(d, &l->model, "llama2");
     dset(d, &l->api_key, "");
@@ -353,9 +357,14 @@ static void misc_defaults(dflt *d, hx_config *c)
     hx_cfg_cors *k = &c->cors;
     dlist(d, &k->allow_origins, STRS("*"));
     dlist(d, &k->allow_methods, STRS("GET", "POST", "PUT", "DELETE", "OPTIONS"));
-    dlist(d, &k->allow_headers, STRS("Accept", "Authorization", "Content-Type", "X-CSRF-Token",
-                                     "X-API-Key", "X-Request-ID"));
-    dlist(d, &k->expose_headers, STRS("X-Request-ID", "X-Response-Time", "X-Hapax-Provider"));
+    /* What the official OpenAI and Anthropic SDKs send from a browser. */
+    dlist(d, &k->allow_headers, STRS("Accept", "Authorization", "Content-Type", "X-CSRF-Token", "X-API-Key",
+                                     "X-Request-ID", "User-Agent", "X-Stainless-*", "anthropic-version",
+                                     "anthropic-beta", "anthropic-dangerous-direct-browser-access",
+                                     "OpenAI-Organization", "OpenAI-Project", "Idempotency-Key"));
+    dlist(d, &k->expose_headers, STRS("X-Request-ID", "Request-ID", "X-Response-Time", "X-Hapax-Provider",
+                                      "X-Hapax-Attempts", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                                      "RateLimit-Reset"));
     k->max_age = 10 * MIN;
 }
 
@@ -469,7 +478,7 @@ static int route_init(void *e)
 static const hx_field route_fields[] = {
     F(hx_cfg_route, "path", path, HX_FT_STRING),
     F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
-      .values = STRS("completion", "chat", "messages", "models", "health", "provider_health",
+      .values = STRS("completion", "chat", "messages", "models", "model", "health", "provider_health",
                      "metrics"),
       .msg = "invalid handler"),
     F(hx_cfg_route, "version", version, HX_FT_STRING),
@@ -493,6 +502,7 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/v1/completions", "completion", STRS("POST")},
         {"/v1/messages", "messages", STRS("POST")},
         {"/v1/models", "models", STRS("GET", "HEAD")},
+        {"/v1/models/{id...}", "model", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
@@ -656,7 +666,7 @@ static const char *const *handler_methods(const char *handler)
     static const char *const post[] = {"POST", NULL};
     static const char *const get[] = {"GET", "HEAD", NULL};
     static const char *const post_handlers[] = {"completion", "chat", "messages", NULL};
-    static const char *const get_handlers[] = {"health", "models", "metrics", "provider_health",
+    static const char *const get_handlers[] = {"health", "models", "model", "metrics", "provider_health",
                                                NULL};
     for (size_t i = 0; post_handlers[i]; i++)
         if (strcmp(handler, post_handlers[i]) == 0)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "config/config.h"
+#include "config/model_names.h"
 #include "config/schema.h"
 #include "util/alloc.h"
 #include "util/units.h"
@@ -403,10 +404,18 @@ static void check_server(vctx *v)
     check_exposure(v);
 }
 
+static void check_aliases(vctx *v, const hx_strlist *aliases, const char *at)
+{
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < aliases->n; i++)
+        if (aliases->items[i][0] == '\0')
+            verr(v, pathf(path, "%s.aliases[%zu]", at, i), "empty alias");
+}
+
 static void check_backups(vctx *v)
 {
     const hx_cfg_llm *l = &v->cfg->llm;
-    char path[PATH_MAX_LEN];
+    char path[PATH_MAX_LEN], at[PATH_MAX_LEN];
     for (size_t i = 0; i < l->n_backup_providers; i++) {
         const hx_cfg_backup *b = &l->backup_providers[i];
         if (!*b->provider)
@@ -417,6 +426,81 @@ static void check_backups(vctx *v)
             if (*b->name && strcmp(b->name, l->backup_providers[j].name) == 0)
                 verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
                      "duplicate backup provider name \"%s\"", b->name);
+        /* Names are unique across providers. Only a backup that kept its
+         * default name (its type) meeting the primary's default name is
+         * renamed ("openai-2", provider.c); chosen names are never. */
+        const char *primary = *l->name ? l->name : l->provider;
+        bool chosen = *l->name || strcmp(b->name, b->provider) != 0;
+        if (chosen && strcmp(b->name, primary) == 0)
+            verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
+                 "duplicate provider name \"%s\" (also the primary's, llm.name)", b->name);
+        check_aliases(v, &b->aliases, pathf(at, "llm.backup_providers[%zu]", i));
+    }
+}
+
+/* One provider's routing names, for the model map's checks. */
+typedef struct {
+    const char *name, *model;
+    const hx_strlist *aliases;
+    bool ollama;
+} route_names;
+
+static route_names provider_names_at(const hx_cfg_llm *l, size_t i)
+{
+    if (i == 0)
+        return (route_names){*l->name ? l->name : l->provider, l->model, &l->aliases,
+                             strcmp(l->provider, "ollama") == 0};
+    const hx_cfg_backup *b = &l->backup_providers[i - 1];
+    return (route_names){b->name, b->model, &b->aliases, strcmp(b->provider, "ollama") == 0};
+}
+
+/* The provider (its name) that serves `model` by an exact name, or with
+ * `wildcards` also by a wildcard alias; NULL when none does. The same rules
+ * as the provider chain (provider.h). */
+static const char *served_by(const hx_cfg_llm *l, const char *model, bool wildcards)
+{
+    for (size_t i = 0; i <= l->n_backup_providers; i++) {
+        route_names r = provider_names_at(l, i);
+        if (hx_model_same(r.model, model, r.ollama) || strcmp(r.name, model) == 0)
+            return r.name;
+        for (size_t j = 0; j < r.aliases->n; j++)
+            if (hx_model_same(r.aliases->items[j], model, r.ollama) ||
+                (wildcards && hx_model_wildcard_match(r.aliases->items[j], model)))
+                return r.name;
+    }
+    return NULL;
+}
+
+/* llm.model_map: each name maps straight to a model some provider serves;
+ * a name a provider serves already would never be looked up. */
+static void check_model_map(vctx *v)
+{
+    const hx_cfg_llm *l = &v->cfg->llm;
+    const hx_kvlist *m = &l->model_map;
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < m->n; i++) {
+        const char *from = m->items[i].key, *to = m->items[i].value;
+        pathf(path, "llm.model_map.%s", from);
+        const char *by = served_by(l, from, false);
+        if (*from == '\0' || strcmp(from, "default") == 0)
+            verr(v, path, "\"%.*s\" cannot be mapped (it names the whole chain)", MAX_SHOWN, from);
+        else if (by)
+            verr(v, path, "\"%.*s\" is served by provider %s already: remove the entry or that name", MAX_SHOWN,
+                 from, by);
+        if (*to == '\0') {
+            verr(v, path, "empty target model");
+            continue;
+        }
+        const char *ts = shown(v, path, to);
+        bool again = false;
+        for (size_t j = 0; j < m->n && !again; j++)
+            again = strcmp(m->items[j].key, to) == 0;
+        if (again)
+            verr(v, path, "maps to \"%.*s\", which is mapped too: map each name straight to a served model",
+                 MAX_SHOWN, ts);
+        else if (served_by(l, to, true) == NULL)
+            verr(v, path, "maps to \"%.*s\", which no provider serves (its model, name or aliases)", MAX_SHOWN,
+                 ts);
     }
 }
 
@@ -441,7 +525,9 @@ static void check_llm(vctx *v)
     if (h->enabled && h->failure_threshold < 1)
         verr(v, "llm.health_check.failure_threshold",
              "must be at least 1 when health checks are enabled");
+    check_aliases(v, &l->aliases, "llm");
     check_backups(v);
+    check_model_map(v);
 }
 
 static bool is_hex64(const char *s)
@@ -491,6 +577,14 @@ static void check_features(vctx *v)
         if (strcmp(c->cors.allow_origins.items[i], "*") == 0)
             verr(v, "cors.allow_credentials",
                  "cannot be true when allow_origins contains \"*\" (browsers reject it)");
+    char path[PATH_MAX_LEN];
+    for (size_t i = 0; i < c->cors.expose_headers.n; i++) {
+        const char *h = c->cors.expose_headers.items[i];
+        size_t n = strlen(h);
+        if (n > 1 && h[n - 1] == '*')
+            verr(v, pathf(path, "cors.expose_headers[%zu]", i),
+                 "browsers take no patterns here: list the header names (patterns work in allow_headers)");
+    }
     if (c->rate_limit.enabled && c->rate_limit.limits.requests_per_minute <= 0 &&
         c->rate_limit.limits.tokens_per_minute <= 0)
         verr(v, "rate_limit", "set requests_per_minute or tokens_per_minute when enabled");

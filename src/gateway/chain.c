@@ -109,7 +109,11 @@ static int start_attempt(proxy *p)
 {
     hx_req *r = p->req;
     const hx_cfg_llm *l = &r->cfg->llm;
-    const hx_provider *pv = p->prov;
+    /* The builders ask for pv->model: a view of the provider with the model
+     * this chain entry sends (a wildcard route sends the client's name). */
+    hx_provider view = *p->prov;
+    view.model = (char *)p->prov_model;
+    const hx_provider *pv = &view;
     px_reset_attempt(p);
     hx_up_request ur;
     hx_up_request_init(&ur);
@@ -196,6 +200,7 @@ void px_next_attempt(proxy *p)
     /* A provider that was tried and failed hands over: a failover. */
     const hx_provider *from = p->prov && p->tries > 0 ? p->prov : NULL;
     while (p->pos < p->nchain) {
+        p->prov_model = p->chain_model[p->pos];
         p->prov = &p->g->providers.items[p->chain[p->pos++]];
         p->tries = 0;
         if (admit(p, p->prov) && start_attempt(p) == 0) {
@@ -277,19 +282,27 @@ void px_after_failure(proxy *p, hx_retry_class cls)
     p->gw->waiting = p;
 }
 
-/* Drops from the chain the providers a model-restricted key may not use: a
- * provider is allowed when its model, its name or one of its aliases is in
- * the key's `models`. Returns what is left. */
+/* Drops from the chain the providers a model-restricted key may not use.
+ * A model the client named and the key allows is served by every entry of
+ * its chain (the operator routed that name there: alias, model map,
+ * wildcard); otherwise (the default chain) a provider is allowed when the
+ * model it would be asked for, its name or one of its aliases is in the
+ * key's `models`. Returns what is left. */
 static size_t keep_allowed(proxy *p, const hx_cfg_auth_key *k)
 {
+    const char *asked = p->info.model;
+    if (*asked && strcmp(asked, "default") != 0 && hx_auth_model_allowed(k, asked))
+        return p->nchain;
     size_t out = 0;
     for (size_t i = 0; i < p->nchain; i++) {
         const hx_provider *pv = &p->g->providers.items[p->chain[i]];
-        bool ok = hx_auth_model_allowed(k, pv->model) || hx_auth_model_allowed(k, pv->name);
+        bool ok = hx_auth_model_allowed(k, p->chain_model[i]) || hx_auth_model_allowed(k, pv->name);
         for (size_t j = 0; !ok && pv->aliases && j < pv->aliases->n; j++)
             ok = hx_auth_model_allowed(k, pv->aliases->items[j]);
-        if (ok)
+        if (ok) {
+            p->chain_model[out] = p->chain_model[i];
             p->chain[out++] = p->chain[i];
+        }
     }
     p->nchain = out;
     return out;
@@ -335,11 +348,13 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
     size_t np = p->g->providers.n;
     p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
-    if (p->chain == NULL) {
+    p->chain_model = hx_calloc(np ? np : 1, sizeof *p->chain_model);
+    if (p->chain == NULL || p->chain_model == NULL) {
         px_answer_error(p, HX_ERR_INTERNAL, NULL);
         return;
     }
-    p->nchain = hx_providers_chain(&p->g->providers, info->model, p->chain, np);
+    /* chain_model may point into p->info.model: p outlives every attempt. */
+    p->nchain = hx_providers_chain(&p->g->providers, p->info.model, p->chain, p->chain_model, np);
     if (p->nchain > 0 && r->auth_key && r->auth_key->models.n > 0 && keep_allowed(p, r->auth_key) == 0) {
         /* Failover must not reach a model the client key may not use. */
         hx_auth_deny_model(r, info->model[0] ? info->model : r->cfg->llm.model);
@@ -347,9 +362,10 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
         return;
     }
     if (p->nchain == 0) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway: GET /v1/models lists the models",
-                 info->model);
+        char msg[700], some[256];
+        hx_providers_sample(&p->g->providers, some, sizeof some);
+        snprintf(msg, sizeof msg, "The model '%s' is not served by this gateway; it serves %s (GET /v1/models lists "
+                 "them all)", info->model, some);
         px_answer_error(p, HX_ERR_MODEL_NOT_FOUND, msg);
         return;
     }

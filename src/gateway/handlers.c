@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "gateway/gateway.h"
+#include "gateway/models.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
 #include "obs/metrics.h"
@@ -131,10 +132,9 @@ static void handle_provider_health(hx_req *r)
     hx_res_error(r, HX_ERR_NOT_FOUND, "No provider has this name.");
 }
 
-/* The /metrics text (every series of every worker) and the /v1/models
- * list (providers and aliases): far above what a configuration makes. */
+/* The /metrics text (every series of every worker): far above what a
+ * configuration makes. */
 #define METRICS_TEXT_MAX ((size_t)64 << 20)
-#define MODELS_TEXT_MAX ((size_t)4 << 20)
 
 /* GET /metrics: the Prometheus text format. With auth on (and
  * auth.metrics_require_auth), only a key with `metrics: true` reads it. */
@@ -286,39 +286,6 @@ static void handle_completion(hx_req *r)
 }
 static void handle_messages(hx_req *r) { handle_llm(r, HX_API_MESSAGES, hx_in_anthropic, "Invalid JSON body"); }
 
-static int model_entry(hx_buf *b, bool *first, const char *id, const char *owner)
-{
-    int rc = hx_buf_append_str(b, *first ? "{\"id\":" : ",{\"id\":") || hx_json_cstr(b, id) ||
-             hx_buf_append_str(b, ",\"object\":\"model\",\"created\":0,\"owned_by\":") || hx_json_cstr(b, owner) ||
-             hx_buf_append(b, "}", 1);
-    *first = false;
-    return rc;
-}
-
-static void handle_models(hx_req *r)
-{
-    hx_gw_worker *w = r->app;
-    if (w)
-        hx_gw_worker_sync(w);
-    hx_buf b;
-    hx_buf_init(&b, MODELS_TEXT_MAX);
-    bool first = true;
-    int rc = hx_buf_append_str(&b, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; w && rc == 0 && i < w->gw->providers.n; i++) {
-        const hx_provider *p = &w->gw->providers.items[i];
-        rc = model_entry(&b, &first, p->model, p->name);
-        for (size_t j = 0; rc == 0 && p->aliases && j < p->aliases->n; j++)
-            rc = model_entry(&b, &first, p->aliases->items[j], p->name);
-    }
-    if (rc == 0)
-        rc = hx_buf_append_str(&b, "]}\n");
-    if (rc != 0)
-        hx_res_error(r, HX_ERR_INTERNAL, NULL);
-    else
-        hx_res_send(r, 200, "application/json", b.data, b.len);
-    hx_buf_free(&b);
-}
-
 /* Each handler with the error dialect of its clients. */
 static const struct {
     const char *name;
@@ -328,7 +295,8 @@ static const struct {
     {"completion", {handle_completion, NULL, NULL}},
     {"chat", {handle_chat, NULL, NULL}},
     {"messages", {handle_messages, NULL, NULL}},
-    {"models", {handle_models, NULL, NULL}},
+    {"models", {hx_handle_models, NULL, NULL}},
+    {"model", {hx_handle_model, NULL, NULL}},
     {"provider_health", {handle_provider_health, NULL, NULL}},
     {"metrics", {handle_metrics, NULL, NULL}},
 };

@@ -80,6 +80,7 @@ void px_proxy_unref(proxy *p)
     hx_buf_free(&p->errbody);
     hx_buf_free(&p->states);
     hx_free(p->chain);
+    hx_free(p->chain_model);
     px_wait_unlink(p);
     live_unlink(p);
     if (p->retry_timer) {

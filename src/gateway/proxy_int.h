@@ -26,9 +26,11 @@ typedef struct proxy {
     json_object *canon;
     hx_in_info info;
     int *chain;                /* provider indexes, in order */
+    const char **chain_model;  /* the model name to ask chain[i] for */
     size_t nchain;
     size_t pos;
     const hx_provider *prov;
+    const char *prov_model;    /* chain_model of prov */
     void *parser;
     const hx_adapter *parser_ad; /* the adapter that made `parser` */
     hx_up_call *call;

@@ -18,6 +18,7 @@ static const struct {
 typedef struct {
     char *path;
     size_t prefix_len;  /* > 0: "/a/{name}" matches "/a/" + one segment */
+    bool rest;          /* "/a/{name...}": the rest of the path, '/' included */
     hx_handler_fn fn;
     hx_err_render_fn err_render;
     const char *id_header;
@@ -162,6 +163,7 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
             goto oom;
         const char *brace = strchr(r->path, '{');
         r->prefix_len = brace ? (size_t)(brace - r->path) : 0;
+        r->rest = brace && strstr(brace, "...}") != NULL;
         rt->n++;
         for (size_t j = 0; j < cr->methods.n; j++)
             r->methods |= method_bit(cr->methods.items[j]);
@@ -207,7 +209,7 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
     for (size_t i = 0; i < rt->n && !found; i++) {
         const route *c = &rt->routes[i];
         if (c->prefix_len ? strncmp(c->path, r->path, c->prefix_len) == 0 && r->path[c->prefix_len] &&
-                                strchr(r->path + c->prefix_len, '/') == NULL
+                                (c->rest || strchr(r->path + c->prefix_len, '/') == NULL)
                           : strcmp(c->path, r->path) == 0)
             found = c;
     }

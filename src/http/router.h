@@ -1,6 +1,7 @@
 /* Route table built from the config's `routes`: exact path match (a path
  * with a "{name}" part matches one segment there, e.g.
- * /health/providers/{name}), method
+ * /health/providers/{name}; "{name...}" matches the rest of the path, '/'
+ * included, e.g. /v1/models/{id...} for meta-llama/Llama-3-8b), method
  * check (405 with Allow), per-route middleware set. HEAD is served by a
  * route's GET handler with the body suppressed. */
 #ifndef HX_HTTP_ROUTER_H

@@ -79,6 +79,10 @@ static int arr_add(json_object *a, json_object *v)
 
 static int fail_req(char *err, size_t errlen, const char *msg)
 {
+    /* The chain puts the provider's name in front of this message: the
+     * adapter's own "ollama: " would say it twice. */
+    if (strncmp(msg, "ollama: ", 8) == 0)
+        msg += 8;
     if (err && errlen)
         snprintf(err, errlen, "%s", msg);
     return -1;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/model_names.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 
@@ -65,7 +66,9 @@ int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (fill(&out->items[0], l->provider, l->provider, l->model, l->api_key, l->endpoint, NULL, 0, err, errlen) != 0)
+    out->model_map = &l->model_map;
+    if (fill(&out->items[0], l->name, l->provider, l->model, l->api_key, l->endpoint, &l->aliases, 0, err,
+             errlen) != 0)
         goto fail;
     out->n = 1;
     for (size_t i = 0; i < l->n_backup_providers; i++) {
@@ -112,22 +115,134 @@ void hx_providers_free(hx_providers *ps)
     ps->n = 0;
 }
 
-static bool serves(const hx_provider *p, const char *model)
+/* Rule 2 of hx_providers_chain. */
+static bool serves_exact(const hx_provider *p, const char *model)
 {
-    if (strcmp(p->model, model) == 0 || strcmp(p->name, model) == 0)
+    bool ollama = p->ad == &hx_adapter_ollama;
+    if (hx_model_same(p->model, model, ollama) || strcmp(p->name, model) == 0)
         return true;
     for (size_t i = 0; p->aliases && i < p->aliases->n; i++)
-        if (strcmp(p->aliases->items[i], model) == 0)
+        if (hx_model_same(p->aliases->items[i], model, ollama))
             return true;
     return false;
 }
 
-size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, size_t cap)
+/* Rule 4: the best wildcard alias of p for model (0 = none). */
+static size_t wildcard_score(const hx_provider *p, const char *model)
+{
+    size_t best = 0;
+    for (size_t i = 0; p->aliases && i < p->aliases->n; i++) {
+        size_t s = hx_model_wildcard_match(p->aliases->items[i], model);
+        if (s > best)
+            best = s;
+    }
+    return best;
+}
+
+static size_t chain_exact(const hx_providers *ps, const char *model, int *idx, const char **send, size_t cap)
 {
     size_t n = 0;
-    bool all = model == NULL || *model == '\0' || strcmp(model, "default") == 0;
     for (size_t i = 0; i < ps->n && n < cap; i++)
-        if (all || serves(&ps->items[i], model))
+        if (serves_exact(&ps->items[i], model)) {
+            if (send)
+                send[n] = ps->items[i].model;
             idx[n++] = (int)i;
+        }
     return n;
+}
+
+/* Wildcard matches by descending prefix length, ties in chain order; the
+ * provider is asked for the model by the name asked. */
+static size_t chain_wildcard(const hx_providers *ps, const char *model, int *idx, const char **send, size_t cap)
+{
+    size_t n = 0, level = (size_t)-1;
+    for (;;) {
+        size_t next = 0;
+        for (size_t i = 0; i < ps->n; i++) {
+            size_t s = wildcard_score(&ps->items[i], model);
+            if (s < level && s > next)
+                next = s;
+        }
+        if (next == 0)
+            return n;
+        for (size_t i = 0; i < ps->n && n < cap; i++)
+            if (wildcard_score(&ps->items[i], model) == next) {
+                if (send)
+                    send[n] = model;
+                idx[n++] = (int)i;
+            }
+        level = next;
+    }
+}
+
+static const char *mapped(const hx_providers *ps, const char *model)
+{
+    for (size_t i = 0; ps->model_map && i < ps->model_map->n; i++)
+        if (strcmp(ps->model_map->items[i].key, model) == 0)
+            return ps->model_map->items[i].value;
+    return NULL;
+}
+
+size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, const char **send, size_t cap)
+{
+    if (model == NULL || *model == '\0' || strcmp(model, "default") == 0) {
+        size_t n = 0;
+        for (; n < ps->n && n < cap; n++) {
+            if (send)
+                send[n] = ps->items[n].model;
+            idx[n] = (int)n;
+        }
+        return n;
+    }
+    size_t n = chain_exact(ps, model, idx, send, cap);
+    const char *to = n ? NULL : mapped(ps, model);
+    if (to) { /* validation made sure the target is served and not mapped again */
+        model = to;
+        n = chain_exact(ps, model, idx, send, cap);
+    }
+    return n ? n : chain_wildcard(ps, model, idx, send, cap);
+}
+
+/* The k-th name for the sample: each provider's model, then the aliases,
+ * then the model map's names; NULL past the end. */
+static const char *sample_name(const hx_providers *ps, size_t k)
+{
+    if (k < ps->n)
+        return ps->items[k].model;
+    k -= ps->n;
+    for (size_t i = 0; i < ps->n; i++) {
+        size_t na = ps->items[i].aliases ? ps->items[i].aliases->n : 0;
+        if (k < na)
+            return ps->items[i].aliases->items[k];
+        k -= na;
+    }
+    return ps->model_map && k < ps->model_map->n ? ps->model_map->items[k].key : NULL;
+}
+
+#define SAMPLE_NAMES 5
+
+void hx_providers_sample(const hx_providers *ps, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    size_t used = 0, shown = 0;
+    bool more = false;
+    const char *nm;
+    for (size_t k = 0; !more && (nm = sample_name(ps, k)) != NULL; k++) {
+        bool seen = false;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = strcmp(sample_name(ps, j), nm) == 0;
+        if (seen || *nm == '\0')
+            continue;
+        size_t need = (used ? 2 : 0) + strlen(nm);
+        if (shown == SAMPLE_NAMES || used + need + sizeof ", ..." > outlen) {
+            more = true;
+            break;
+        }
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", nm);
+        shown++;
+    }
+    if (more && used + sizeof ", ..." <= outlen)
+        snprintf(out + used, outlen - used, "%s...", used ? ", " : "");
 }

@@ -25,6 +25,7 @@ struct hx_provider {
 typedef struct {
     hx_provider *items;
     size_t n;
+    const hx_kvlist *model_map; /* borrowed from the config: client name -> served name */
 } hx_providers;
 
 /* Builds the list from cfg. Logs one warning per unusable provider when
@@ -32,10 +33,21 @@ typedef struct {
 int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char *err, size_t errlen);
 void hx_providers_free(hx_providers *ps);
 
-/* The chain for a requested model: NULL/""/"default" → every provider in
- * order; a name equal to a provider's model or one of its aliases → the
- * providers that serve it, in order. Fills idx (capacity cap) and returns
- * how many; 0 when the model is unknown. */
-size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, size_t cap);
+/* The chain for a requested model, first rule that finds a provider:
+ *  1. NULL/""/"default": every provider in order;
+ *  2. exact: a provider's model, name or a non-wildcard alias (for Ollama
+ *     ":latest" is implied on either side): those providers, in order;
+ *  3. llm.model_map: the mapped name, by rules 2 and 4;
+ *  4. wildcard aliases ("claude-*"): the matching providers, longest prefix
+ *     first, then in chain order.
+ * Fills idx and, when `send` is not NULL, send[i]: the model name to ask
+ * provider idx[i] for (its configured model; for a wildcard match the name
+ * asked, which is `model` itself or a string of the model map). Capacity
+ * cap; returns how many; 0 when the model is unknown. */
+size_t hx_providers_chain(const hx_providers *ps, const char *model, int *idx, const char **send, size_t cap);
+
+/* A few served model names for an error message ("a, b, c, ..."); always
+ * NUL-terminated, cut at a name boundary. */
+void hx_providers_sample(const hx_providers *ps, char *out, size_t outlen);
 
 #endif

@@ -563,6 +563,9 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Providers see who calls them (requests and probes alike); a
+     * User-Agent in the request's own headers still wins. */
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "hapax/" HX_VERSION);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -716,6 +716,40 @@ class TestCors(ProtectionCase):
                 self.assertIsNone(r.header("Access-Control-Allow-Origin"), r)
                 self.assertIsNone(r.header("Access-Control-Allow-Methods"), r)
 
+    def test_sdk_preflights_pass_with_default_headers(self):
+        """The preflights the official SDKs make from a browser (header
+        names as browsers send them), with the default allow_headers: every
+        requested header is allowed by name (browsers take no patterns), and
+        the answers expose the ids and rate-limit headers SDKs read."""
+        extra = {"cors": {"enabled": True, "allow_origins": [APP]}}
+        mock, srv = self.pair(extra=extra)
+        sdks = {
+            "openai": "authorization,content-type,user-agent,x-stainless-arch,x-stainless-lang,"
+                      "x-stainless-os,x-stainless-package-version,x-stainless-retry-count,"
+                      "x-stainless-runtime,x-stainless-runtime-version,x-stainless-timeout",
+            "anthropic": "anthropic-dangerous-direct-browser-access,anthropic-version,content-type,"
+                         "user-agent,x-api-key,x-stainless-arch,x-stainless-lang,x-stainless-os,"
+                         "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
+                         "x-stainless-runtime-version,x-stainless-timeout",
+        }
+        for sdk, wanted in sdks.items():
+            for path in (PATH, "/v1/messages", "/v1/models/x"):
+                with self.subTest(sdk=sdk, path=path):
+                    r = preflight(srv, APP, "GET" if "models" in path else "POST", wanted, path=path)
+                    self.assertEqual(r.status, 204, r)
+                    self.assertEqual(r.header("Access-Control-Allow-Origin"), APP, r)
+                    for h in wanted.split(","):
+                        self.assertTrue(r.has_token("Access-Control-Allow-Headers", h), (h, r))
+                    self.assertFalse(r.has_token("Access-Control-Allow-Headers", "X-Stainless-*"), r)
+        r = preflight(srv, APP, "POST", "x-evil,content-type")
+        self.assertEqual(r.status, 204, r)
+        self.assertFalse(r.has_token("Access-Control-Allow-Headers", "x-evil"), r)
+        r = self.post_chat(srv, {"Origin": APP})
+        self.assertEqual(r.status, 200, r)
+        for h in ("X-Request-ID", "Request-ID", "X-Hapax-Provider", "X-Hapax-Attempts", "Retry-After",
+                  "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+            self.assertTrue(r.has_token("Access-Control-Expose-Headers", h), (h, r))
+
     def test_credentials_echo_the_origin(self):
         b = "https://b.example"
         mock, srv = self.pair(extra=cors(allow_origins=[APP, b], allow_credentials=True))

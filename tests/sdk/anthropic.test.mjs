@@ -182,3 +182,18 @@ test('a stream that breaks mid-way makes the SDK throw APIError', T, async () =>
   const full = expected('openai', 'this stream will break');
   assert.ok(text.length > 0 && full.startsWith(text) && text !== full, `partial text: ${JSON.stringify(text)}`);
 });
+
+test('models.retrieve and models.list in the Anthropic shape', T, async () => {
+  const m = await client.models.retrieve('claude-3-5-haiku-latest');
+  assert.equal(m.type, 'model');
+  assert.equal(m.id, 'claude-3-5-haiku-latest');
+  assert.equal(m.display_name, 'claude-3-5-haiku-latest');
+  assert.equal(typeof m.created_at, 'string');
+  const ids = [];
+  for await (const x of client.models.list()) ids.push(x.id);
+  assert.ok(ids.includes('claude-3-5-haiku-latest') && ids.includes('llama3.2'), JSON.stringify(ids));
+  await assert.rejects(client.models.retrieve('no-such-model'), (err) => {
+    assert.ok(err instanceof Anthropic.NotFoundError, `got ${err?.constructor?.name}: ${err}`);
+    return true;
+  });
+});

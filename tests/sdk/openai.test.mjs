@@ -271,3 +271,18 @@ test('models.list', T, async () => {
     assert.ok(ids.includes(want), `${want} missing from ${JSON.stringify(ids)}`);
   }
 });
+
+test('models.retrieve (an Ollama model with its implied :latest tag too)', T, async () => {
+  const m = await client.models.retrieve('gpt-4o-mini');
+  assert.equal(m.id, 'gpt-4o-mini');
+  assert.equal(m.object, 'model');
+  assert.equal(typeof m.created, 'number');
+  assert.equal(typeof m.owned_by, 'string');
+  const tagged = await client.models.retrieve('llama3.2:latest');
+  assert.equal(tagged.id, 'llama3.2:latest');
+  await assert.rejects(client.models.retrieve('no-such-model'), (err) => {
+    assert.ok(err instanceof OpenAI.NotFoundError, `got ${err?.constructor?.name}: ${err}`);
+    assert.equal(err.status, 404);
+    return true;
+  });
+});

@@ -113,9 +113,9 @@ static void test_default_values(void **state)
     assert_string_equal(c->logging.level, "info");
     assert_string_equal(c->logging.format, "json");
     assert_int_equal(c->rate_limit.limits.requests_per_minute, 60);
-    /* The original's 3 routes plus the OpenAI and Anthropic APIs and the
-     * per-provider health route. */
-    assert_int_equal(c->n_routes, 7);
+    /* The original's 3 routes plus the OpenAI and Anthropic APIs, one
+     * model by id and the per-provider health route. */
+    assert_int_equal(c->n_routes, 8);
     assert_string_equal(c->routes[0].path, "/v1/chat/completions");
     assert_string_equal(c->routes[0].handler, "chat");
     assert_string_equal(c->routes[1].path, "/v1/completions");
@@ -123,10 +123,12 @@ static void test_default_values(void **state)
     assert_string_equal(c->routes[1].methods.items[0], "POST");
     assert_string_equal(c->routes[2].path, "/v1/messages");
     assert_string_equal(c->routes[3].path, "/v1/models");
-    assert_string_equal(c->routes[4].path, "/health");
-    assert_int_equal(c->routes[4].methods.n, 2);
-    assert_string_equal(c->routes[5].path, "/health/providers/{name}");
-    assert_string_equal(c->routes[6].path, "/metrics");
+    assert_string_equal(c->routes[4].path, "/v1/models/{id...}");
+    assert_string_equal(c->routes[4].handler, "model");
+    assert_string_equal(c->routes[5].path, "/health");
+    assert_int_equal(c->routes[5].methods.n, 2);
+    assert_string_equal(c->routes[6].path, "/health/providers/{name}");
+    assert_string_equal(c->routes[7].path, "/metrics");
     hx_config_errors e = {0};
     assert_int_equal(hx_config_validate(c, &e), 0);
     hx_config_unref(c);
@@ -591,6 +593,15 @@ static void test_ranges(void **state)
     hx_config_unref(c);
 }
 
+/* Browsers expand no patterns in Access-Control-Expose-Headers. */
+static void test_cors_expose_patterns_refused(void **state)
+{
+    (void)state;
+    load_bad("cors:\n  expose_headers: [X-Request-ID, 'RateLimit-*']\n",
+             "cors.expose_headers[1]: browsers take no patterns here");
+    hx_config_unref(load_ok("cors:\n  allow_headers: ['X-Stainless-*']\n  expose_headers: ['*']\n"));
+}
+
 static void test_backups_and_auth_keys(void **state)
 {
     (void)state;
@@ -826,7 +837,7 @@ static void test_example_config_loads(void **state)
     assert_string_equal(c->llm.backup_providers[1].model, "gpt-4o-mini");
     assert_false(c->queue.enabled);
     assert_string_equal(c->logging.level, "info");
-    assert_int_equal(c->n_routes, 7);
+    assert_int_equal(c->n_routes, 8);
     hx_config_unref(c);
     hx_config_errors_free(&e);
 
@@ -1040,6 +1051,7 @@ int main(void)
         cmocka_unit_test(test_cors_wildcard_with_credentials),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_backups_and_auth_keys),
+        cmocka_unit_test(test_cors_expose_patterns_refused),
         cmocka_unit_test(test_http3_validation),
         cmocka_unit_test(test_validate_built_config_has_no_position),
         cmocka_unit_test(test_print_redacts_and_round_trips),

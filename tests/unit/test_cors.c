@@ -122,7 +122,8 @@ static void test_allowed_exact_origin(void **state)
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "http://localhost:3000");
     assert_string_equal(hdr(&c, "vary"), "Origin");
     assert_string_equal(hdr(&c, "access-control-expose-headers"),
-                        "X-Request-ID, X-Response-Time, X-Hapax-Provider");
+                        "X-Request-ID, Request-ID, X-Response-Time, X-Hapax-Provider, X-Hapax-Attempts, "
+                        "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset");
     assert_null(hdr(&c, "access-control-allow-credentials"));
     assert_null(hdr(&c, "access-control-allow-methods")); /* preflight only */
     cap_free(&c.cap);
@@ -201,7 +202,9 @@ static void test_preflight_204(void **state)
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "https://app.example.com");
     assert_string_equal(hdr(&c, "access-control-allow-methods"), "GET, POST, PUT, DELETE, OPTIONS");
     assert_string_equal(hdr(&c, "access-control-allow-headers"),
-                        "Accept, Authorization, Content-Type, X-CSRF-Token, X-API-Key, X-Request-ID");
+                        "Accept, Authorization, Content-Type, X-CSRF-Token, X-API-Key, X-Request-ID, User-Agent, "
+                        "anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access, "
+                        "OpenAI-Organization, OpenAI-Project, Idempotency-Key");
     assert_string_equal(hdr(&c, "access-control-max-age"), "600");
     assert_string_equal(hdr(&c, "access-control-allow-credentials"), "true");
     assert_string_equal(hdr(&c, "vary"),
@@ -214,6 +217,81 @@ static void test_preflight_204(void **state)
     assert_int_equal(c.cap.status, 204);
     assert_string_equal(hdr(&c, "access-control-allow-origin"), "*");
     assert_null(hdr(&c, "access-control-allow-credentials"));
+    cap_free(&c.cap);
+}
+
+/* Is `name` a token of the comma-separated list (any case)? */
+static bool has_token(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        if (len == n && strncasecmp(p, name, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+/* The preflights the official SDKs make from a browser (header names as
+ * browsers send them: lower case, sorted, no spaces) pass with the default
+ * allow_headers; a pattern allows what it matches and nothing else. */
+static void test_preflight_sdk_headers(void **state)
+{
+    (void)state;
+    use_origins(exact_origins, 2, false);
+    static const char *const sdk[] = {
+        /* openai 4.x */
+        "authorization,content-type,openai-organization,openai-project,user-agent,x-stainless-arch,"
+        "x-stainless-helper-method,x-stainless-lang,x-stainless-os,x-stainless-package-version,"
+        "x-stainless-retry-count,x-stainless-runtime,x-stainless-runtime-version,x-stainless-timeout",
+        /* @anthropic-ai/sdk */
+        "anthropic-beta,anthropic-dangerous-direct-browser-access,anthropic-version,content-type,"
+        "idempotency-key,user-agent,x-api-key,x-stainless-arch,x-stainless-lang,x-stainless-os,"
+        "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
+        "x-stainless-runtime-version,x-stainless-timeout",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        capture c;
+        run(&c, "OPTIONS",
+            (const char *const[]){"Origin", "https://app.example.com", "Access-Control-Request-Method", "POST",
+                                  "Access-Control-Request-Headers", sdk[i], NULL});
+        assert_int_equal(c.cap.status, 204);
+        const char *allowed = hdr(&c, "access-control-allow-headers");
+        assert_non_null(allowed);
+        char one[64];
+        for (const char *p = sdk[i]; *p;) {
+            size_t len = strcspn(p, ",");
+            snprintf(one, sizeof one, "%.*s", (int)len, p);
+            if (!has_token(allowed, one))
+                fail_msg("%s is not allowed: %s", one, allowed);
+            p += len + (p[len] == ',');
+        }
+        assert_false(has_token(allowed, "x-stainless-*")); /* browsers take no patterns */
+        cap_free(&c.cap);
+    }
+    /* only a pattern: the requested names it matches, nothing else */
+    static char *pat[] = {"X-Stainless-*", "Content-Type"};
+    cfg->cors.allow_headers = (hx_strlist){pat, 2};
+    capture c;
+    run(&c, "OPTIONS",
+        (const char *const[]){"Origin", "https://app.example.com", "Access-Control-Request-Method", "POST",
+                              "Access-Control-Request-Headers",
+                              " x-stainless-os , x-evil,content-type,X-STAINLESS-LANG", NULL});
+    assert_int_equal(c.cap.status, 204);
+    assert_string_equal(hdr(&c, "access-control-allow-headers"), "Content-Type, x-stainless-os, X-STAINLESS-LANG");
+    cap_free(&c.cap);
+    /* a requested list whose answer would pass its bound: 403, not 500 */
+    static char big[12000];
+    size_t used = 0;
+    while (used + 40 < sizeof big)
+        used += (size_t)snprintf(big + used, sizeof big - used, "x-stainless-%zu,", used);
+    run(&c, "OPTIONS",
+        (const char *const[]){"Origin", "https://app.example.com", "Access-Control-Request-Method", "POST",
+                              "Access-Control-Request-Headers", big, NULL});
+    assert_int_equal(c.cap.status, 403);
     cap_free(&c.cap);
 }
 
@@ -320,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_origin_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preflight_204, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preflight_bad_method_403, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preflight_sdk_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preflight_origin_not_allowed_403, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options_without_request_method_is_actual, setup,
                                         teardown),

@@ -1582,7 +1582,7 @@ static const char CHAIN_YAML[] = "llm:\n"
 static void expect_chain(const hx_providers *ps, const char *model, const char *want)
 {
     int idx[8];
-    size_t n = hx_providers_chain(ps, model, idx, 8);
+    size_t n = hx_providers_chain(ps, model, idx, NULL, 8);
     char got[64] = "";
     for (size_t i = 0; i < n; i++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", i ? "," : "", idx[i]);
@@ -1630,7 +1630,7 @@ static void test_providers_chain(void **state)
     expect_chain(&ps, "Haiku", ""); /* exact match */
     /* the capacity is respected */
     int idx[2] = {-1, -1};
-    assert_int_equal(hx_providers_chain(&ps, "default", idx, 1), 1);
+    assert_int_equal(hx_providers_chain(&ps, "default", idx, NULL, 1), 1);
     assert_int_equal(idx[0], 0);
     assert_int_equal(idx[1], -1);
     hx_providers_free(&ps);

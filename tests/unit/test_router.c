@@ -109,6 +109,38 @@ static void test_metrics_and_llm_front(void **state)
     cap_free(&c);
 }
 
+/* GET /v1/models/{id...}: ids with '/' (raw or %2F) reach the model
+ * handler; a "{name}" route still takes one segment only. */
+static void test_model_route_takes_slashes(void **state)
+{
+    (void)state;
+    hx_test_capture c;
+    run(&c, "GET", "/v1/models/meta-llama/Llama-3-8b");
+    assert_int_equal(c.status, 404);
+    assert_non_null(strstr(cap_text(&c), "\"model_not_found\""));
+    assert_non_null(strstr(cap_text(&c), "'meta-llama/Llama-3-8b'"));
+    cap_free(&c);
+    run(&c, "GET", "/v1/models/meta-llama%2FLlama-3-8b");
+    assert_non_null(strstr(cap_text(&c), "'meta-llama/Llama-3-8b'"));
+    cap_free(&c);
+    run(&c, "GET", "/v1/models/x%00y"); /* a NUL is no model name */
+    assert_int_equal(c.status, 404);
+    assert_non_null(strstr(cap_text(&c), "(unreadable id)"));
+    cap_free(&c);
+    run(&c, "DELETE", "/v1/models/llama3.2:latest");
+    assert_int_equal(c.status, 405);
+    assert_string_equal(cap_header_or_empty(&c, "allow"), "GET, HEAD");
+    cap_free(&c);
+    run(&c, "GET", "/v1/models/");
+    assert_int_equal(c.status, 404);
+    assert_non_null(strstr(cap_text(&c), "\"not_found\""));
+    cap_free(&c);
+    run(&c, "GET", "/health/providers/a/b");
+    assert_int_equal(c.status, 404);
+    assert_non_null(strstr(cap_text(&c), "\"not_found\""));
+    cap_free(&c);
+}
+
 static void test_mw_mask(void **state)
 {
     (void)state;
@@ -259,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_unknown_handler_rejected),
         cmocka_unit_test(test_route_required_headers),
         cmocka_unit_test(test_route_version_prefix),
+        cmocka_unit_test(test_model_route_takes_slashes),
         cmocka_unit_test(test_internal_error_containment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
