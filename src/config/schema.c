@@ -492,12 +492,12 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/v1/chat/completions", "chat", STRS("POST")},
         {"/v1/completions", "completion", STRS("POST")},
         {"/v1/messages", "messages", STRS("POST")},
-        {"/v1/messages/count_tokens", "count_tokens", STRS("POST")},
-        {"/v1/embeddings", "embeddings", STRS("POST")},
         {"/v1/models", "models", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
+        {"/v1/embeddings", "embeddings", STRS("POST")},
+        {"/v1/messages/count_tokens", "count_tokens", STRS("POST")},
     };
     size_t n = sizeof def / sizeof def[0];
     c->routes = hx_calloc(n, sizeof *c->routes);

@@ -20,8 +20,7 @@ static json_object *member(json_object *o, const char *key)
     return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-/* model: a string without NULs that fits in info->model ("" when absent
- * and allowed: the default chain). */
+/* model: a string without NULs that fits in info->model. */
 static int read_model(json_object *body, bool required, hx_in_info *info, char *err, size_t errlen)
 {
     json_object *m = member(body, "model");
@@ -116,7 +115,8 @@ int hx_in_embeddings(json_object *body, json_object **canon, hx_in_info *info, c
     *canon = NULL;
     if (!is_type(body, json_type_object))
         return hx_fail(err, errlen, "the body must be a JSON object");
-    if (read_model(body, false, info, err, errlen) != 0 || check_input(member(body, "input"), err, errlen) != 0 ||
+    /* model is required, as at OpenAI: the default chain serves chat models */
+    if (read_model(body, true, info, err, errlen) != 0 || check_input(member(body, "input"), err, errlen) != 0 ||
         check_options(body, err, errlen) != 0)
         return -1;
     json_object *st = member(body, "stream");

@@ -163,6 +163,7 @@ class EmbeddingsTest(HapaxTestCase):
     def test_bad_inputs(self):
         mock, srv = self.pair("openai")
         cases = [
+            ({"input": "x", "model": None}, "model: is required"),
             ({"model": "m"}, "input"),
             ({"input": ""}, "input"),
             ({"input": []}, "input"),
@@ -181,6 +182,8 @@ class EmbeddingsTest(HapaxTestCase):
         ]
         for body, needle in cases:
             with self.subTest(body=str(body)[:60]):
+                if "model" not in body:
+                    body = dict(body, model=MODELS["openai"])
                 r = self.post(srv, body)
                 err = self.assertJsonError(r, 400, "invalid_request")
                 self.assertIn(needle, err["message"])
