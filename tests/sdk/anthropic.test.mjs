@@ -182,3 +182,20 @@ test('a stream that breaks mid-way makes the SDK throw APIError', T, async () =>
   const full = expected('openai', 'this stream will break');
   assert.ok(text.length > 0 && full.startsWith(text) && text !== full, `partial text: ${JSON.stringify(text)}`);
 });
+
+test('messages.countTokens via an anthropic provider (native)', T, async () => {
+  const r = await client.messages.countTokens({
+    model: 'claude-3-5-haiku-latest',
+    system: 'be brief',
+    messages: [{ role: 'user', content: 'count these four words' }],
+  });
+  assert.deepEqual(r, { input_tokens: 6 });
+});
+
+test('messages.countTokens via an ollama provider is an estimate', T, async () => {
+  const { data, response } = await client.messages
+    .countTokens({ model: 'llama3.2', messages: [{ role: 'user', content: 'abcdefgh' }] })
+    .withResponse();
+  assert.equal(response.headers.get('x-hapax-token-estimate'), 'true');
+  assert.deepEqual(data, { input_tokens: 6 });
+});
