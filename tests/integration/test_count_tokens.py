@@ -126,3 +126,17 @@ class CountTokensTest(HapaxTestCase):
         r = self.post(srv, body(MODELS["anthropic"]), headers={"x-api-key": "hx-client-key-0123456789"})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(mock.last()["headers"]["x-api-key"], KEYS["anthropic"])
+
+    def test_counting_spends_no_tokens(self):
+        # 5 tokens a minute: one charged request would put the client in
+        # debt (429 after it); counting, native or estimated, costs nothing.
+        mock = self.start_mock()
+        cfg = llm(provider("anthropic", mock), [provider("ollama", mock)])
+        cfg["rate_limit"] = {"enabled": True, "requests_per_minute": 600, "burst": 100, "tokens_per_minute": 5}
+        srv = self.start_server(cfg)
+        for i, model in enumerate([MODELS["anthropic"], MODELS["ollama"]] * 2):
+            rid = "ct-%d" % i
+            r = self.post(srv, body(model, text="one two three four five six seven " * 20),
+                          headers={"X-Request-ID": rid})
+            self.assertEqual(r.status, 200, r)
+            self.assertIsNotNone(srv.wait_log(lambda l, rid=rid: l.get("request_id") == rid and "status" in l))

@@ -220,3 +220,19 @@ class EmbeddingsTest(HapaxTestCase):
         self.assertEqual(r.status, 200, r)
         line = srv.wait_log(lambda l: l.get("path") == EMB and "prompt_tokens" in l)
         self.assertEqual(line["prompt_tokens"], 4, line)
+
+    def test_tokens_debited(self):
+        # 5 tokens a minute: an answer with 6 prompt tokens puts the
+        # client in debt, so the next request gets 429.
+        mock = self.start_mock()
+        cfg = llm(provider("openai", mock))
+        cfg["rate_limit"] = {"enabled": True, "requests_per_minute": 600, "burst": 100, "tokens_per_minute": 5}
+        srv = self.start_server(cfg)
+        r = self.post(srv, {"model": MODELS["openai"], "input": "one two three four five six"},
+                      headers={"X-Request-ID": "emb-1"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["usage"]["prompt_tokens"], 6)
+        self.assertIsNotNone(srv.wait_log(lambda l: l.get("request_id") == "emb-1" and "status" in l))
+        r = self.post(srv, {"model": MODELS["openai"], "input": "x"})
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(mock.stats()["requests"], 1)
