@@ -8,6 +8,7 @@ import json
 import struct
 
 from harness import HapaxTestCase
+from test_protection import parse_metrics, samples
 from test_providers import KEYS, MODELS, REQ_TIMEOUT, llm, provider
 
 EMB = "/v1/embeddings"
@@ -220,6 +221,9 @@ class EmbeddingsTest(HapaxTestCase):
         self.assertEqual(r.status, 200, r)
         line = srv.wait_log(lambda l: l.get("path") == EMB and "prompt_tokens" in l)
         self.assertEqual(line["prompt_tokens"], 4, line)
+        m = parse_metrics(srv.get("/metrics").body.decode())
+        self.assertEqual(samples(m, "hapax_tokens_total", provider="ollama", kind="prompt"), [4])
+        self.assertEqual(samples(m, "hapax_provider_requests_total", provider="ollama", outcome="success"), [1])
 
     def test_tokens_debited(self):
         # 5 tokens a minute: an answer with 6 prompt tokens puts the
