@@ -311,8 +311,13 @@ int hx_config_print(const hx_config *cfg, FILE *out);
  * 0.0.0.0, ::, and host names, is not. */
 bool hx_config_host_is_loopback(const char *host);
 
-/* True when a request that spends provider money (a chat, completion or
- * messages route) can be served without a client key: auth is off, or
+/* The handlers whose requests reach providers with their keys (chat,
+ * completion, messages, embeddings, count_tokens): auth, queue and the
+ * exposure check treat them alike. */
+bool hx_config_handler_spends(const char *handler);
+
+/* True when a request that spends provider money (a chat, completion,
+ * messages, embeddings or count_tokens route) can be served without a client key: auth is off, or
  * such a route's chain (its own, else server.middleware) lacks auth. */
 bool hx_config_serves_unauthenticated(const hx_config *cfg);
 

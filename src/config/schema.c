@@ -478,8 +478,8 @@ static int route_init(void *e)
 static const hx_field route_fields[] = {
     F(hx_cfg_route, "path", path, HX_FT_STRING),
     F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
-      .values = STRS("completion", "chat", "messages", "models", "model", "health", "provider_health",
-                     "metrics"),
+      .values = STRS("completion", "chat", "messages", "embeddings", "count_tokens", "models", "model", "health",
+                     "provider_health", "metrics"),
       .msg = "invalid handler"),
     F(hx_cfg_route, "version", version, HX_FT_STRING),
     F(hx_cfg_route, "methods", methods, HX_FT_STRLIST,
@@ -506,6 +506,8 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
+        {"/v1/embeddings", "embeddings", STRS("POST")},
+        {"/v1/messages/count_tokens", "count_tokens", STRS("POST")},
     };
     size_t n = sizeof def / sizeof def[0];
     c->routes = hx_calloc(n, sizeof *c->routes);
@@ -665,7 +667,8 @@ static const char *const *handler_methods(const char *handler)
 {
     static const char *const post[] = {"POST", NULL};
     static const char *const get[] = {"GET", "HEAD", NULL};
-    static const char *const post_handlers[] = {"completion", "chat", "messages", NULL};
+    static const char *const post_handlers[] = {"completion", "chat", "messages", "embeddings", "count_tokens",
+                                                NULL};
     static const char *const get_handlers[] = {"health", "models", "model", "metrics", "provider_health",
                                                NULL};
     for (size_t i = 0; post_handlers[i]; i++)

@@ -343,6 +343,12 @@ static bool list_has(const hx_strlist *l, const char *name)
     return false;
 }
 
+bool hx_config_handler_spends(const char *h)
+{
+    return strcmp(h, "chat") == 0 || strcmp(h, "completion") == 0 || strcmp(h, "messages") == 0 ||
+           strcmp(h, "embeddings") == 0 || strcmp(h, "count_tokens") == 0;
+}
+
 bool hx_config_serves_unauthenticated(const hx_config *cfg)
 {
     if (!cfg->auth.enabled)
@@ -351,8 +357,7 @@ bool hx_config_serves_unauthenticated(const hx_config *cfg)
      * spending route whose chain lacks it, is still open. */
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const hx_cfg_route *r = &cfg->routes[i];
-        if (strcmp(r->handler, "chat") != 0 && strcmp(r->handler, "completion") != 0 &&
-            strcmp(r->handler, "messages") != 0)
+        if (!hx_config_handler_spends(r->handler))
             continue;
         if (!list_has(r->middleware.n ? &r->middleware : &cfg->server.middleware, "auth"))
             return true;

@@ -31,8 +31,14 @@ void px_reset_attempt(proxy *p)
     hx_render_free(&p->render);
 }
 
+static void answer_unserved(proxy *p);
+
 static void give_up(proxy *p)
 {
+    if (p->unserved == p->nchain) {
+        answer_unserved(p);
+        return;
+    }
     if (!p->any_answered) {
         /* Nothing could even be asked: say what to set or start, and when
          * breakers are open, when to come back. */
@@ -89,10 +95,17 @@ static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, cha
 {
     const hx_native *nv = pv->ad->native[p->info.api];
     p->native = nv;
+    p->translated = NULL;
     if (nv && nv->build && nv->build(pv, pv->model, p->req, p->info.stream, ur, err, errlen) == 0)
         return 0;
     hx_up_request_free(ur);
     hx_up_request_init(ur);
+    const hx_translated *tr = pv->ad->translated[p->info.api];
+    if (tr && tr->build && !api_has_canon(p->info.api)) {
+        p->native = NULL;
+        p->translated = tr;
+        return tr->build(pv, p->canon, ur, err, errlen);
+    }
     if (!api_has_canon(p->info.api)) {
         snprintf(err, errlen, "this provider (%s) does not serve the %s API", pv->ad->name,
                  hx_api_name(p->info.api));
@@ -149,7 +162,7 @@ static int start_attempt(proxy *p)
     if (p->tries++ > 0)
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
-    p->relay_raw = p->native && !p->info.stream;
+    p->relay_raw = (p->native || p->translated) && !p->info.stream;
     p->relay_sse = p->native && p->info.stream;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
     snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
@@ -195,6 +208,27 @@ static bool admit(proxy *p, const hx_provider *pv)
     return true;
 }
 
+/* Can pv's wire format serve the client's API at all (natively, through
+ * the canonical request, or by translation)? */
+static bool serves(const proxy *p, const hx_provider *pv)
+{
+    hx_api api = p->info.api;
+    return pv->ad->native[api] || pv->ad->translated[api] || api_has_canon(api);
+}
+
+/* No provider of the chain has the API: 400 naming each one and why. */
+static void answer_unserved(proxy *p)
+{
+    char msg[1024];
+    size_t n = (size_t)snprintf(msg, sizeof msg, "no configured provider serves %s:", hx_api_name(p->info.api));
+    for (size_t i = 0; i < p->nchain && n < sizeof msg; i++) {
+        const hx_provider *pv = &p->g->providers.items[p->chain[i]];
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%s %s (%s) has no %s API", i ? ";" : "", pv->name,
+                              pv->ad->name, hx_api_name(p->info.api));
+    }
+    px_answer_error(p, HX_ERR_INVALID_REQUEST, msg);
+}
+
 void px_next_attempt(proxy *p)
 {
     /* A provider that was tried and failed hands over: a failover. */
@@ -203,6 +237,18 @@ void px_next_attempt(proxy *p)
         p->prov_model = p->chain_model[p->pos];
         p->prov = &p->g->providers.items[p->chain[p->pos++]];
         p->tries = 0;
+        if (!serves(p, p->prov)) {
+            char why[96];
+            snprintf(why, sizeof why, "has no %s API (%s)", hx_api_name(p->info.api), p->prov->ad->name);
+            px_note_state(p, p->prov->name, why);
+            p->unserved++;
+            continue;
+        }
+        const hx_translated *tr = p->prov->ad->translated[p->info.api];
+        if (tr && tr->local && !p->prov->ad->native[p->info.api]) {
+            px_answer_local(p, tr); /* needs no upstream: neither health nor breaker apply */
+            return;
+        }
         if (admit(p, p->prov) && start_attempt(p) == 0) {
             if (from)
                 hx_metrics_inc(HX_M_FAILOVERS, p->g->pm[from->index].failovers, 1);

@@ -285,6 +285,11 @@ static void handle_completion(hx_req *r)
     handle_llm(r, HX_API_COMPLETIONS, hx_in_completions, "Invalid completion request format");
 }
 static void handle_messages(hx_req *r) { handle_llm(r, HX_API_MESSAGES, hx_in_anthropic, "Invalid JSON body"); }
+static void handle_embeddings(hx_req *r) { handle_llm(r, HX_API_EMBEDDINGS, hx_in_embeddings, "Invalid JSON body"); }
+static void handle_count_tokens(hx_req *r)
+{
+    handle_llm(r, HX_API_COUNT_TOKENS, hx_in_count_tokens, "Invalid JSON body");
+}
 
 /* Each handler with the error dialect of its clients. */
 static const struct {
@@ -295,6 +300,9 @@ static const struct {
     {"completion", {handle_completion, NULL, NULL}},
     {"chat", {handle_chat, NULL, NULL}},
     {"messages", {handle_messages, NULL, NULL}},
+    {"embeddings", {handle_embeddings, NULL, NULL}},
+    /* TODO(coordinator): hx_err_render_anthropic once the "anthropic" branch lands. */
+    {"count_tokens", {handle_count_tokens, NULL, "request-id"}},
     {"models", {hx_handle_models, NULL, NULL}},
     {"model", {hx_handle_model, NULL, NULL}},
     {"provider_health", {handle_provider_health, NULL, NULL}},

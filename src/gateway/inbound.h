@@ -39,4 +39,12 @@ int hx_in_openai_chat_scan(const char *body, size_t len, hx_in_info *info);
 int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
 int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
 
+/* APIs without a canonical form (embeddings_in.c): the body is checked
+ * and *canon is the body itself (a new reference), which translating
+ * adapters build from. */
+/* Inputs of one embeddings request (OpenAI's own limit). */
+#define HX_EMBED_INPUTS_MAX 2048
+int hx_in_embeddings(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+int hx_in_count_tokens(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+
 #endif

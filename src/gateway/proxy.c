@@ -197,6 +197,28 @@ void px_answer_error(proxy *p, hx_err e, const char *msg)
     px_finish(p);
 }
 
+void px_answer_local(proxy *p, const hx_translated *tr)
+{
+    hx_req *r = p->req;
+    hx_buf body;
+    hx_buf_init(&body, HX_RENDER_BODY_MAX);
+    char err[256];
+    snprintf(r->log_provider, sizeof r->log_provider, "%s", p->prov->name);
+    snprintf(r->log_model, sizeof r->log_model, "%s", p->prov->model);
+    if (tr->local(p->canon, &body, err, sizeof err) != 0) {
+        hx_buf_free(&body);
+        px_answer_error(p, HX_ERR_INTERNAL, err);
+        return;
+    }
+    p->usage_seen = true; /* nothing was spent */
+    px_log_failures(p);
+    hx_res_header(r, tr->local_header, "true");
+    px_set_provider_headers(p);
+    hx_res_send(r, 200, "application/json", body.data, body.len);
+    hx_buf_free(&body);
+    px_finish(p);
+}
+
 /* ---- client side ------------------------------------------------------------- */
 
 /* Sends what the renderer produced. Returns HX_UP_CONTINUE, HX_UP_PAUSE
@@ -455,7 +477,18 @@ static void succeed_raw(proxy *p)
 {
     hx_req *r = p->req;
     p->relay = (hx_relay){.want_usage = p->info.include_usage};
-    if (p->native->body(&p->relay, p->out.data ? p->out.data : "", p->out.len) != 0) {
+    hx_buf conv; /* a translated answer, in the client's format */
+    hx_buf_init(&conv, HX_RENDER_BODY_MAX);
+    const char *data = p->out.data ? p->out.data : "";
+    int rc = p->translated ? p->translated->convert(p->prov, p->canon, data, p->out.len, &conv, &p->relay)
+                           : p->native->body(&p->relay, data, p->out.len);
+    if (p->translated) {
+        hx_buf_free(&p->out);
+        p->out = conv; /* same bound kind: released with the proxy */
+    } else {
+        hx_buf_free(&conv);
+    }
+    if (rc != 0) {
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s", p->prov->name,
                  p->relay.err[0] ? p->relay.err : "upstream returned malformed JSON");

@@ -48,7 +48,8 @@ typedef struct proxy {
     bool live;
     bool any_answered;         /* some upstream produced an HTTP answer */
     const hx_native *native;   /* the provider speaks the client's API: its answer is relayed */
-    bool relay_raw;            /* native, not streamed: relay the body as it is */
+    const hx_translated *translated; /* the provider serves the client's API by translation */
+    bool relay_raw;            /* native or translated, not streamed: hold the whole body */
     bool relay_sse;            /* native, streamed: relay each event as it is */
     hx_relay relay;            /* what the relayed answer told us */
     hx_sse sse;
@@ -71,6 +72,7 @@ typedef struct proxy {
     int tries;                 /* attempts on the current provider */
     uv_timer_t *retry_timer;   /* backoff before retrying the same provider */
     uint64_t open_wait_ms;     /* shortest wait until a skipped breaker admits */
+    size_t unserved;           /* providers of the chain without the client's API */
 } proxy;
 
 /* proxy.c */
@@ -90,6 +92,8 @@ void px_note_failure(proxy *p, const char *why);
 void px_answer_error(proxy *p, hx_err e, const char *msg);
 void px_log_failures(proxy *p);
 void px_set_provider_headers(proxy *p);
+/* Answers with what the translation makes without an upstream call. */
+void px_answer_local(proxy *p, const hx_translated *tr);
 void px_on_client_drain(hx_req *r, void *ud);
 void px_on_client_abort(hx_req *r, void *ud);
 /* Passive evidence (health, breaker, metrics) of the current attempt. */

@@ -9,7 +9,7 @@
 
 static bool is_llm(const char *h)
 {
-    return strcmp(h, "chat") == 0 || strcmp(h, "completion") == 0 || strcmp(h, "messages") == 0;
+    return hx_config_handler_spends(h);
 }
 
 static bool is_open(const char *h)

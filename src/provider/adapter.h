@@ -80,6 +80,27 @@ typedef struct {
     int (*body)(hx_relay *rl, const char *data, size_t len);
 } hx_native;
 
+/* How an adapter serves a client API that has no canonical form and that
+ * it does not speak natively (Ollama's /api/embed for OpenAI embeddings):
+ * the upstream request is built from the client's parsed, validated body,
+ * and the whole non-streamed 2xx answer is converted into the client's
+ * format. The proxy holds the answer like a relayed one (relay_raw), then
+ * calls convert instead of hx_native.body. */
+typedef struct {
+    /* body: the client's parsed body (borrowed). 0, or -1 with a
+     * client-facing reason in err (a field this provider cannot carry). */
+    int (*build)(const hx_provider *p, json_object *body, hx_up_request *out, char *err, size_t errlen);
+    /* The upstream's answer data[0..len) → the client's answer, appended to
+     * out; rl gets the usage. 0, or -1 (rl->err: the answer is malformed). */
+    int (*convert)(const hx_provider *p, json_object *body, const char *data, size_t len, hx_buf *out,
+                   hx_relay *rl);
+    /* Instead of build/convert: the answer made without an upstream call
+     * (count_tokens' estimate), appended to out; the response carries the
+     * header `local_header: true` telling the client so. 0 or -1 (err). */
+    int (*local)(json_object *body, hx_buf *out, char *err, size_t errlen);
+    const char *local_header;
+} hx_translated;
+
 typedef struct hx_adapter {
     const char *name;             /* "openai" | "anthropic" | "ollama" */
     const char *default_endpoint; /* base URL used when `endpoint` is empty */
@@ -95,6 +116,9 @@ typedef struct hx_adapter {
     /* The client APIs this wire format serves natively (NULL = through
      * the canonical request, or not at all). */
     const hx_native *native[HX_API__COUNT];
+    /* The APIs without a canonical form it serves by translation (NULL =
+     * native, or not at all). */
+    const hx_translated *translated[HX_API__COUNT];
     /* The cheapest request that proves the provider answers (model list;
      * Ollama /api/tags). Never spends tokens. */
     int (*build_probe)(const hx_provider *p, hx_up_request *out);
@@ -114,6 +138,11 @@ typedef struct hx_adapter {
      * written to out; falls back to a short excerpt. Never includes keys. */
     void (*error_message)(const char *body, size_t len, char *out, size_t outlen);
 } hx_adapter;
+
+/* count_tokens answered locally by an estimate (count_estimate.c), for
+ * the wire formats that have no count call; the estimate itself: */
+extern const hx_translated hx_count_estimate;
+int hx_count_estimate_tokens(json_object *body, int64_t *tokens);
 
 extern const hx_adapter hx_adapter_openai;
 extern const hx_adapter hx_adapter_anthropic;

@@ -62,5 +62,11 @@ json_object *hx_anth_parse_json(const char *s, size_t len);
 int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
                        size_t errlen);
 int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
+/* Headers of a native (passthrough) call: x-api-key from the provider's
+ * config (never the client's), the client's anthropic-version (default
+ * HX_ANTH_VERSION) and anthropic-beta. Shared by every native Anthropic
+ * API (messages, count_tokens). */
+int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *h);
+extern const hx_native hx_anth_native_count_tokens;
 
 #endif

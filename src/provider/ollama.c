@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "provider/adapter.h"
+#include "provider/ollama_int.h"
 #include "provider/provider.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
@@ -427,7 +428,7 @@ static int check_n(json_object *canon, char *err, size_t errlen)
  * Request: assembly
  * ------------------------------------------------------------------------ */
 
-static int start_request(const hx_provider *p, const char *path, const char *method, hx_up_request *out)
+int hx_oll_start_request(const hx_provider *p, const char *path, const char *method, hx_up_request *out)
 {
     const char *base = p->base_url && *p->base_url ? p->base_url : hx_adapter_ollama.default_endpoint;
     out->method = method;
@@ -489,7 +490,7 @@ static int ollama_build_chat(const hx_provider *p, json_object *canon, bool stre
     json_object *root = build_body(p, canon, stream, err, errlen);
     int rc = root ? 0 : -1;
     if (rc == 0)
-        rc = start_request(p, "api/chat", "POST", out);
+        rc = hx_oll_start_request(p, "api/chat", "POST", out);
     if (rc == 0)
         rc = hx_headers_add(&out->headers, "Content-Type", "application/json");
     if (rc == 0)
@@ -507,7 +508,7 @@ static int ollama_build_chat(const hx_provider *p, json_object *canon, bool stre
 static int ollama_build_probe(const hx_provider *p, hx_up_request *out)
 {
     hx_up_request_init(out);
-    if (start_request(p, "api/tags", "GET", out) != 0) {
+    if (hx_oll_start_request(p, "api/tags", "GET", out) != 0) {
         hx_up_request_free(out);
         hx_up_request_init(out);
         return -1;
@@ -772,6 +773,7 @@ const hx_adapter hx_adapter_ollama = {
     .default_endpoint = "http://localhost:11434",
     .key_required = false,
     .build_chat = ollama_build_chat,
+    .translated = {[HX_API_EMBEDDINGS] = &hx_oll_embeddings, [HX_API_COUNT_TOKENS] = &hx_count_estimate},
     .build_probe = ollama_build_probe,
     .parser_new = ollama_parser_new,
     .parser_feed = ollama_parser_feed,

@@ -168,6 +168,43 @@ static const hx_native native_chat = {
     .body = chat_body,
 };
 
+/* ---- the embeddings API, natively ----------------------------------------- */
+
+/* The client's body as it is (model replaced): encoding_format, dimensions,
+ * user and any member a compatible server knows reach it unchanged. */
+static int embeddings_build(const hx_provider *p, const char *model, const hx_req *r, bool stream,
+                            hx_up_request *out, char *err, size_t errlen)
+{
+    (void)stream;
+    out->method = "POST";
+    out->url = endpoint_url(p, "embeddings");
+    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
+        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int embeddings_body(hx_relay *rl, const char *data, size_t len)
+{
+    if (!hx_json_valid(data, len) || memmem(data, len, "\"data\"", 6) == NULL) {
+        snprintf(rl->err, sizeof rl->err, "upstream returned malformed JSON");
+        return -1;
+    }
+    int64_t pt = hx_json_find_int(data, len, "prompt_tokens");
+    rl->prompt_tokens = pt > 0 ? pt : 0;
+    rl->completion_tokens = 0;
+    rl->usage_seen = pt >= 0;
+    return 0;
+}
+
+static const hx_native native_embeddings = {
+    .path = "embeddings",
+    .build = embeddings_build,
+    .body = embeddings_body,
+};
+
 static int build_probe(const hx_provider *p, hx_up_request *out)
 {
     out->method = "GET";
@@ -397,7 +434,8 @@ const hx_adapter hx_adapter_openai = {
     .default_endpoint = "https://api.openai.com/v1",
     .key_required = true,
     .build_chat = build_chat,
-    .native = {[HX_API_CHAT] = &native_chat},
+    .native = {[HX_API_CHAT] = &native_chat, [HX_API_EMBEDDINGS] = &native_embeddings},
+    .translated = {[HX_API_COUNT_TOKENS] = &hx_count_estimate},
     .build_probe = build_probe,
     .parser_new = parser_new,
     .parser_feed = parser_feed,

@@ -2,6 +2,8 @@
  * with its scan, completions, Anthropic messages) into the canonical
  * request, then through each provider's request builder (openai,
  * anthropic, ollama; streamed and not) and their native builds.
+ * Also the embeddings and count_tokens checks with Ollama's embeddings
+ * translation and the token estimate.
  * Invariant: every upstream body built is one valid JSON value. */
 #include <string.h>
 
@@ -61,6 +63,49 @@ static void build_all(json_object *canon, const char *body, size_t len)
 
 typedef int (*inbound_fn)(json_object *, json_object **, hx_in_info *, char *, size_t);
 
+/* The APIs without a canonical form: the embeddings check, Ollama's
+ * /api/embed build (valid JSON) and the same text as its answer (a
+ * conversion is valid JSON or refused with a reason); the count_tokens
+ * check and the local estimate (at least 1). */
+static void fuzz_uncanonical(json_object *o, const char *body, size_t size)
+{
+    json_object *canon = NULL;
+    hx_in_info info = {0};
+    char err[256] = "";
+    if (hx_in_embeddings(o, &canon, &info, err, sizeof err) == 0) {
+        hx_provider p;
+        memset(&p, 0, sizeof p);
+        p.name = "ollama";
+        p.ad = &hx_adapter_ollama;
+        p.model = "fuzz-up";
+        p.api_key = "";
+        p.base_url = "http://localhost:11434";
+        const hx_translated *tr = hx_adapter_ollama.translated[HX_API_EMBEDDINGS];
+        hx_up_request req;
+        hx_up_request_init(&req);
+        if (tr->build(&p, canon, &req, err, sizeof err) == 0)
+            FUZZ_CHECK(hx_json_valid(req.body.data, req.body.len));
+        hx_up_request_free(&req);
+        hx_buf out;
+        hx_buf_init(&out, (size_t)1 << 26);
+        hx_relay rl = {0};
+        if (tr->convert(&p, canon, body, size, &out, &rl) == 0)
+            FUZZ_CHECK(hx_json_valid(out.data, out.len));
+        else
+            FUZZ_CHECK(rl.err[0] != '\0');
+        hx_buf_free(&out);
+    } else {
+        FUZZ_CHECK(canon == NULL && err[0] != '\0');
+    }
+    json_object_put(canon);
+    canon = NULL;
+    if (hx_in_count_tokens(o, &canon, &info, err, sizeof err) == 0) {
+        int64_t t = 0;
+        FUZZ_CHECK(hx_count_estimate_tokens(canon, &t) == 0 && t >= 1);
+    }
+    json_object_put(canon);
+}
+
 int hx_fuzz_inbound(const uint8_t *data, size_t size)
 {
     hx_fuzz_setup();
@@ -87,6 +132,7 @@ int hx_fuzz_inbound(const uint8_t *data, size_t size)
         }
         json_object_put(canon);
     }
+    fuzz_uncanonical(o, body, size);
     json_object_put(o);
     return 0;
 }

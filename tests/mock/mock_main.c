@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <uv.h>
 
+#include "mock_embed.h"
 #include "mock_formats.h"
 #include "mock_http.h"
 
@@ -31,7 +32,7 @@ typedef struct {
     long delay_ms, retry_after; /* -1: default */
 } fault;
 
-enum { R_NOTFOUND, R_GENERATE, R_MODELS, R_TAGS };
+enum { R_NOTFOUND, R_GENERATE, R_MODELS, R_TAGS, R_OAI_EMBED, R_OLL_EMBED, R_COUNT };
 
 static struct {
     uv_loop_t *loop;
@@ -175,6 +176,28 @@ static void handle_generate(mock_conn *c, mf_endpoint ep, const fault *f)
     send_body(c, 200, "application/json", NULL, f);
 }
 
+/* Embeddings and count_tokens: one whole JSON answer (mock_embed.c). */
+static void handle_embed(mock_conn *c, int r, mf_family fam, const fault *f)
+{
+    if (!check_auth(c, fam, 1))
+        return;
+    json_object *body = parse_json(&c->body);
+    if (!body || !json_object_is_type(body, json_type_object)) {
+        json_object_put(body);
+        mock_send_error(c, fam, 400, "We could not parse the JSON body of your request.", NULL);
+        return;
+    }
+    const char *err = "bad request";
+    c->ev.len = 0;
+    int st = r == R_COUNT ? me_count_tokens(body, &c->ev, &err) : me_embeddings(r == R_OLL_EMBED, body, &c->ev, &err);
+    json_object_put(body);
+    if (st != 200) {
+        mock_send_error(c, fam, st, err, NULL);
+        return;
+    }
+    send_body(c, 200, "application/json", NULL, f);
+}
+
 static int route(mock_conn *c, const char *p, size_t n, mf_endpoint *ep, mf_family *fam, int *post)
 {
     *post = 1;
@@ -189,6 +212,12 @@ static int route(mock_conn *c, const char *p, size_t n, mf_endpoint *ep, mf_fami
         return *fam = FAM_ANTHROPIC, *ep = EP_ANTHROPIC, R_GENERATE;
     if (path_is(p, n, "/api/chat"))
         return *ep = EP_OLLAMA_CHAT, R_GENERATE;
+    if (path_is(p, n, "/v1/embeddings"))
+        return R_OAI_EMBED;
+    if (path_is(p, n, "/api/embed"))
+        return R_OLL_EMBED;
+    if (path_is(p, n, "/v1/messages/count_tokens"))
+        return *fam = FAM_ANTHROPIC, R_COUNT;
     *post = 0;
     if (path_is(p, n, "/api/tags"))
         return R_TAGS;
@@ -392,6 +421,10 @@ static void handle_api(mock_conn *c, const char *p, size_t n)
     }
     if (r == R_GENERATE) {
         handle_generate(c, ep, &f);
+        return;
+    }
+    if (r == R_OAI_EMBED || r == R_OLL_EMBED || r == R_COUNT) {
+        handle_embed(c, r, fam, &f);
         return;
     }
     if (r == R_NOTFOUND) {

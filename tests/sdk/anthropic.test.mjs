@@ -197,3 +197,20 @@ test('models.retrieve and models.list in the Anthropic shape', T, async () => {
     return true;
   });
 });
+
+test('messages.countTokens via an anthropic provider (native)', T, async () => {
+  const r = await client.messages.countTokens({
+    model: 'claude-3-5-haiku-latest',
+    system: 'be brief',
+    messages: [{ role: 'user', content: 'count these four words' }],
+  });
+  assert.deepEqual(r, { input_tokens: 6 });
+});
+
+test('messages.countTokens via an ollama provider is an estimate', T, async () => {
+  const { data, response } = await client.messages
+    .countTokens({ model: 'llama3.2', messages: [{ role: 'user', content: 'abcdefgh' }] })
+    .withResponse();
+  assert.equal(response.headers.get('x-hapax-token-estimate'), 'true');
+  assert.deepEqual(data, { input_tokens: 6 });
+});

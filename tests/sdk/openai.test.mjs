@@ -286,3 +286,43 @@ test('models.retrieve (an Ollama model with its implied :latest tag too)', T, as
     return true;
   });
 });
+
+// The mock's deterministic vector (tests/mock/README.md, "Deterministic embeddings").
+const mockVector = (text, dims = 8) => {
+  let h = 2166136261;
+  for (const b of Buffer.from(text, 'utf8')) h = Math.imul(h ^ b, 16777619) >>> 0;
+  return Array.from({ length: dims }, (_, j) => Number(((((h + 7919 * j) >>> 0) % 2001 - 1000) / 1000).toFixed(3)));
+};
+
+for (const [model, family] of [
+  ['gpt-4o-mini', 'openai'],
+  ['llama3.2', 'ollama'],
+]) {
+  // The SDK asks for base64 by default and decodes it: through Ollama the
+  // gateway does the encoding.
+  test(`embeddings.create via ${family} (SDK default: base64)`, T, async () => {
+    const r = await client.embeddings.create({ model, input: ['first text', 'second'] });
+    assert.equal(r.object, 'list');
+    assert.equal(r.data.length, 2);
+    assert.equal(r.data[1].index, 1);
+    assert.deepEqual(Array.from(r.data[0].embedding), mockVector('first text').map(Math.fround));
+    assert.deepEqual(Array.from(r.data[1].embedding), mockVector('second').map(Math.fround));
+    assert.equal(r.usage.prompt_tokens, 3);
+  });
+}
+
+test('embeddings.create with encoding_format float via ollama', T, async () => {
+  const r = await client.embeddings.create({ model: 'llama3.2', input: 'plain floats', encoding_format: 'float' });
+  assert.deepEqual(r.data[0].embedding, mockVector('plain floats'));
+});
+
+test('embeddings.create via an anthropic-only model is a BadRequestError naming why', T, async () => {
+  await assert.rejects(
+    client.embeddings.create({ model: 'claude-3-5-haiku-latest', input: 'x' }),
+    (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, `got ${err?.constructor?.name}: ${err}`);
+      assert.match(err.message, /has no embeddings API/);
+      return true;
+    },
+  );
+});

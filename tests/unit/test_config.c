@@ -114,8 +114,9 @@ static void test_default_values(void **state)
     assert_string_equal(c->logging.format, "json");
     assert_int_equal(c->rate_limit.limits.requests_per_minute, 60);
     /* The original's 3 routes plus the OpenAI and Anthropic APIs, one
-     * model by id and the per-provider health route. */
-    assert_int_equal(c->n_routes, 8);
+     * model by id, the per-provider health route, embeddings and
+     * count_tokens. */
+    assert_int_equal(c->n_routes, 10);
     assert_string_equal(c->routes[0].path, "/v1/chat/completions");
     assert_string_equal(c->routes[0].handler, "chat");
     assert_string_equal(c->routes[1].path, "/v1/completions");
@@ -129,6 +130,11 @@ static void test_default_values(void **state)
     assert_int_equal(c->routes[5].methods.n, 2);
     assert_string_equal(c->routes[6].path, "/health/providers/{name}");
     assert_string_equal(c->routes[7].path, "/metrics");
+    assert_string_equal(c->routes[8].path, "/v1/embeddings");
+    assert_string_equal(c->routes[8].handler, "embeddings");
+    assert_string_equal(c->routes[8].methods.items[0], "POST");
+    assert_string_equal(c->routes[9].path, "/v1/messages/count_tokens");
+    assert_string_equal(c->routes[9].handler, "count_tokens");
     hx_config_errors e = {0};
     assert_int_equal(hx_config_validate(c, &e), 0);
     hx_config_unref(c);
@@ -837,7 +843,7 @@ static void test_example_config_loads(void **state)
     assert_string_equal(c->llm.backup_providers[1].model, "gpt-4o-mini");
     assert_false(c->queue.enabled);
     assert_string_equal(c->logging.level, "info");
-    assert_int_equal(c->n_routes, 8);
+    assert_int_equal(c->n_routes, 10);
     hx_config_unref(c);
     hx_config_errors_free(&e);
 
