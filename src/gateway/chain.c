@@ -216,6 +216,31 @@ static bool serves(const proxy *p, const hx_provider *pv)
     return pv->ad->native[api] || pv->ad->translated[api] || api_has_canon(api);
 }
 
+/* A provider that answers locally (a token estimate) goes after every one
+ * that can give the real answer, whatever the chain order: stable, in
+ * place. */
+static void local_answers_last(proxy *p)
+{
+    size_t n = 0, nl = 0;
+    int local[64];
+    const char *local_model[64];
+    for (size_t i = 0; i < p->nchain; i++) {
+        const hx_adapter *ad = p->g->providers.items[p->chain[i]].ad;
+        const hx_translated *tr = ad->translated[p->info.api];
+        if (tr && tr->local && !ad->native[p->info.api] && nl < 64) {
+            local[nl] = p->chain[i];
+            local_model[nl++] = p->chain_model[i];
+        } else {
+            p->chain[n] = p->chain[i];
+            p->chain_model[n++] = p->chain_model[i];
+        }
+    }
+    for (size_t i = 0; i < nl; i++) {
+        p->chain[n] = local[i];
+        p->chain_model[n++] = local_model[i];
+    }
+}
+
 /* No provider of the chain has the API: 400 naming each one and why. */
 static void answer_unserved(proxy *p)
 {
@@ -415,6 +440,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
         px_answer_error(p, HX_ERR_MODEL_NOT_FOUND, msg);
         return;
     }
+    local_answers_last(p);
     r->on_abort = px_on_client_abort;
     r->on_drain = px_on_client_drain;
     r->cb_ud = p;

@@ -84,6 +84,19 @@ class CountTokensTest(HapaxTestCase):
         self.assertEqual(r.json()["input_tokens"], (40 + tools_chars + 3) // 4 + 1600 + 4)
         self.assertEqual(mock.stats()["requests"], 0)
 
+    def test_real_count_before_any_estimate(self):
+        # openai first in the chain, but an Anthropic provider can count for
+        # real: it is asked first, the estimate only if it fails.
+        mock = self.start_mock()
+        cfg = llm(provider("openai", mock, aliases=None),
+                  [provider("anthropic", mock, model=MODELS["openai"], name="counter")])
+        srv = self.start_server(cfg)
+        r = self.post(srv, body(MODELS["openai"]))
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("X-Hapax-Token-Estimate"), r)
+        self.assertEqual(r.header("X-Hapax-Provider"), "counter")
+        self.assertEqual(mock.last()["path"], "/v1/messages/count_tokens")
+
     def test_failover_anthropic_down_to_estimate(self):
         mock = self.start_mock()
         cfg = llm(provider("anthropic", mock, fault="500", model="m"),
