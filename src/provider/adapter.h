@@ -96,4 +96,19 @@ int hx_content_text(json_object *content, hx_buf *out);
 /* Serialises compactly (no slash escaping) and appends to out. */
 int hx_json_append(hx_buf *out, json_object *o);
 
+/* Faithful translation (docs/providers.md): a canonical member a provider
+ * cannot carry refuses the request by name. */
+/* A value that asks for nothing (null, false, 0, "", {} or []): a provider
+ * without the feature carries its meaning by doing nothing. */
+bool hx_canon_neutral(json_object *v);
+/* Writes "<field> is not supported by provider <name> (<format>)" to err;
+ * returns -1. */
+int hx_canon_refuse(const hx_provider *p, char *err, size_t errlen, const char *field);
+/* The same with a reason appended after ": ". */
+int hx_canon_refuse_why(const hx_provider *p, char *err, size_t errlen, const char *field, const char *why);
+/* Anthropic `thinking` → an OpenAI reasoning_effort level ("low",
+ * "medium", "high") from its budget_tokens; NULL when thinking is off
+ * (type "disabled") or malformed (*bad set). */
+const char *hx_canon_effort_of(json_object *thinking, bool *bad);
+
 #endif

@@ -62,5 +62,10 @@ json_object *hx_anth_parse_json(const char *s, size_t len);
 int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
                        size_t errlen);
 int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
+/* The members beyond messages, tools and sampling (anthropic_params.c):
+ * thinking, output_config, metadata, service_tier; every other member the
+ * canonical request carries must ask for nothing, else it is refused by
+ * name. Call after max_tokens is in out. 0 or -1 with err. */
+int hx_anth_conv_extras(const hx_provider *p, json_object *canon, json_object *out, char *err, size_t errlen);
 
 #endif

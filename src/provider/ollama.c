@@ -131,15 +131,15 @@ static int add_image(json_object *part, json_object *images, char *err, size_t e
     else
         url = get_str(iu, "url");
     if (url == NULL)
-        return fail_req(err, errlen, "ollama: image_url part without a url");
+        return fail_req(err, errlen, "image_url part without a url");
     if (strncasecmp(url, "data:", 5) != 0)
-        return fail_req(err, errlen, "ollama: image URLs must be data: URLs");
+        return fail_req(err, errlen, "image URLs must be data: URLs");
     const char *comma = strchr(url, ',');
     size_t hlen = comma ? (size_t)(comma - url) : 0;
     if (comma == NULL || hlen < 5 + 7 || strncasecmp(comma - 7, ";base64", 7) != 0)
-        return fail_req(err, errlen, "ollama: image data URLs must be base64");
+        return fail_req(err, errlen, "image data URLs must be base64");
     if (comma[1] == '\0')
-        return fail_req(err, errlen, "ollama: empty image data URL");
+        return fail_req(err, errlen, "empty image data URL");
     return arr_add(images, json_object_new_string(comma + 1));
 }
 
@@ -180,7 +180,7 @@ static json_object *parse_arguments(json_object *args, char *err, size_t errlen)
     if (json_object_is_type(args, json_type_object))
         return json_object_get(args);
     if (!json_object_is_type(args, json_type_string)) {
-        fail_req(err, errlen, "ollama: tool call arguments must be a JSON string");
+        fail_req(err, errlen, "tool call arguments must be a JSON string");
         return NULL;
     }
     const char *s = json_object_get_string(args);
@@ -192,7 +192,7 @@ static json_object *parse_arguments(json_object *args, char *err, size_t errlen)
     json_object *o = parse_exact(s, n);
     if (o == NULL || !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
-        fail_req(err, errlen, "ollama: tool call arguments must be a JSON object");
+        fail_req(err, errlen, "tool call arguments must be a JSON object");
         return NULL;
     }
     return o;
@@ -201,7 +201,7 @@ static json_object *parse_arguments(json_object *args, char *err, size_t errlen)
 static int map_tool_calls(json_object *calls, json_object *msg, char *err, size_t errlen)
 {
     if (!json_object_is_type(calls, json_type_array))
-        return fail_req(err, errlen, "ollama: tool_calls must be an array");
+        return fail_req(err, errlen, "tool_calls must be an array");
     json_object *out = json_object_new_array();
     if (out == NULL)
         return -1;
@@ -211,7 +211,7 @@ static int map_tool_calls(json_object *calls, json_object *msg, char *err, size_
         const char *name = get_str(fn, "name");
         if (name == NULL) {
             json_object_put(out);
-            return fail_req(err, errlen, "ollama: tool call without a function name");
+            return fail_req(err, errlen, "tool call without a function name");
         }
         json_object *call = json_object_new_object(), *f = json_object_new_object();
         json_object *args = parse_arguments(get(fn, "arguments"), err, errlen);
@@ -263,12 +263,12 @@ static json_object *map_message(json_object *messages, size_t idx, char *err, si
 {
     json_object *src = json_object_array_get_idx(messages, idx);
     if (!json_object_is_type(src, json_type_object)) {
-        fail_req(err, errlen, "ollama: each message must be an object");
+        fail_req(err, errlen, "each message must be an object");
         return NULL;
     }
     const char *role = map_role(get_str(src, "role"));
     if (role == NULL) {
-        fail_req(err, errlen, "ollama: unsupported message role");
+        fail_req(err, errlen, "unsupported message role");
         return NULL;
     }
     json_object *msg = json_object_new_object();
@@ -298,7 +298,7 @@ static int map_messages(json_object *canon, json_object *root, char *err, size_t
 {
     json_object *messages = get(canon, "messages");
     if (messages == NULL || !json_object_is_type(messages, json_type_array))
-        return fail_req(err, errlen, "ollama: messages must be an array");
+        return fail_req(err, errlen, "messages must be an array");
     json_object *out = json_object_new_array();
     if (out == NULL)
         return -1;
@@ -325,7 +325,7 @@ static int copy_number(json_object *canon, const char *from, json_object *opts, 
         return 0;
     if (!is_number(v)) {
         char msg[96];
-        snprintf(msg, sizeof msg, "ollama: %s must be a number", from);
+        snprintf(msg, sizeof msg, "%s must be a number", from);
         return fail_req(err, errlen, msg);
     }
     return obj_add(opts, to, json_object_get(v));
@@ -345,10 +345,10 @@ static int copy_stop(json_object *canon, json_object *opts, char *err, size_t er
         return obj_add(opts, "stop", a);
     }
     if (!json_object_is_type(stop, json_type_array))
-        return fail_req(err, errlen, "ollama: stop must be a string or an array of strings");
+        return fail_req(err, errlen, "stop must be a string or an array of strings");
     for (size_t i = 0; i < json_object_array_length(stop); i++)
         if (!json_object_is_type(json_object_array_get_idx(stop, i), json_type_string))
-            return fail_req(err, errlen, "ollama: stop must be a string or an array of strings");
+            return fail_req(err, errlen, "stop must be a string or an array of strings");
     return obj_add(opts, "stop", json_object_get(stop));
 }
 
@@ -383,7 +383,7 @@ static int map_tools(json_object *canon, json_object *root, char *err, size_t er
     if (tools == NULL)
         return 0;
     if (!json_object_is_type(tools, json_type_array))
-        return fail_req(err, errlen, "ollama: tools must be an array");
+        return fail_req(err, errlen, "tools must be an array");
     const char *choice = get_str(canon, "tool_choice");
     if (json_object_array_length(tools) == 0 || (choice && strcmp(choice, "none") == 0))
         return 0;
@@ -397,7 +397,7 @@ static int map_format(json_object *canon, json_object *root, char *err, size_t e
         return 0;
     const char *type = get_str(rf, "type");
     if (type == NULL)
-        return fail_req(err, errlen, "ollama: response_format needs a type");
+        return fail_req(err, errlen, "response_format needs a type");
     if (strcmp(type, "text") == 0)
         return 0;
     if (strcmp(type, "json_object") == 0)
@@ -405,18 +405,83 @@ static int map_format(json_object *canon, json_object *root, char *err, size_t e
     if (strcmp(type, "json_schema") == 0) {
         json_object *schema = get(get(rf, "json_schema"), "schema");
         if (schema == NULL || !json_object_is_type(schema, json_type_object))
-            return fail_req(err, errlen, "ollama: response_format json_schema needs a schema object");
+            return fail_req(err, errlen, "response_format json_schema needs a schema object");
         return obj_add(root, "format", json_object_get(schema));
     }
-    return fail_req(err, errlen, "ollama: unsupported response_format type");
+    return fail_req(err, errlen, "unsupported response_format type");
 }
 
-static int check_n(json_object *canon, char *err, size_t errlen)
+/* Members build_body reads. */
+static const char *const handled[] = {
+    "model", "messages", "stream", "stream_options", "temperature", "top_p", "seed", "presence_penalty",
+    "frequency_penalty", "top_k", "max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice",
+    "parallel_tool_calls", "response_format", "n", "reasoning_effort", "thinking", "user", "metadata", "service_tier",
+};
+
+/* Every member is carried or asks for nothing; the rest is refused by
+ * name (docs/providers.md). user and metadata.user_id identify the end
+ * user to a provider that bills and polices them: a local Ollama has
+ * neither, so they change nothing and are not sent. */
+static int check_members(const hx_provider *p, json_object *canon, char *err, size_t errlen)
 {
+    json_object_object_foreach(canon, k, v) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof handled / sizeof handled[0] && !known; i++)
+            known = strcmp(handled[i], k) == 0;
+        if (!known && !hx_canon_neutral(v))
+            return hx_canon_refuse(p, err, errlen, k);
+    }
     json_object *n = get(canon, "n");
-    if (n && json_object_is_type(n, json_type_int) && json_object_get_int64(n) > 1)
-        return fail_req(err, errlen, "ollama: n > 1 is not supported");
+    if (n && !(json_object_is_type(n, json_type_int) && json_object_get_int64(n) == 1))
+        return hx_canon_refuse_why(p, err, errlen, "n", "one choice per request");
+    json_object *tc = get(canon, "tool_choice");
+    const char *choice = get_str(canon, "tool_choice");
+    if (tc && !(choice && (strcmp(choice, "auto") == 0 || strcmp(choice, "none") == 0)))
+        return hx_canon_refuse_why(p, err, errlen, "tool_choice", "Ollama cannot force a tool call");
+    json_object *pt = get(canon, "parallel_tool_calls");
+    if (pt && json_object_is_type(pt, json_type_boolean) && !json_object_get_boolean(pt))
+        return hx_canon_refuse(p, err, errlen, "parallel_tool_calls false");
+    json_object *md = get(canon, "metadata");
+    if (md && json_object_is_type(md, json_type_object)) {
+        json_object_object_foreach(md, mk, mv) {
+            (void)mv;
+            if (strcmp(mk, "user_id") != 0)
+                return hx_canon_refuse(p, err, errlen, "metadata");
+        }
+    }
+    const char *tier = get_str(canon, "service_tier");
+    if (get(canon, "service_tier") &&
+        !(tier && (strcmp(tier, "auto") == 0 || strcmp(tier, "default") == 0 || strcmp(tier, "standard_only") == 0)))
+        return hx_canon_refuse_why(p, err, errlen, "service_tier", "Ollama has one tier");
     return 0;
+}
+
+/* reasoning_effort or an Anthropic client's thinking → think: a level
+ * ("low", "medium", "high": gpt-oss takes them, other thinking models
+ * take any level as true) or false. */
+static int map_think(const hx_provider *p, json_object *canon, json_object *root, char *err, size_t errlen)
+{
+    json_object *th = get(canon, "thinking"), *re = get(canon, "reasoning_effort");
+    const char *level = NULL;
+    if (th) {
+        bool bad;
+        level = hx_canon_effort_of(th, &bad);
+        if (bad)
+            return hx_canon_refuse_why(p, err, errlen, "thinking", "expected type enabled with budget_tokens, adaptive or disabled");
+    } else if (re) {
+        const char *e = json_object_is_type(re, json_type_string) ? json_object_get_string(re) : "";
+        if (strcmp(e, "minimal") == 0 || strcmp(e, "low") == 0)
+            level = "low";
+        else if (strcmp(e, "medium") == 0)
+            level = "medium";
+        else if (strcmp(e, "high") == 0 || strcmp(e, "xhigh") == 0)
+            level = "high";
+        else if (strcmp(e, "none") != 0)
+            return hx_canon_refuse_why(p, err, errlen, "reasoning_effort", "expected none, minimal, low, medium, high or xhigh");
+    } else {
+        return 0;
+    }
+    return obj_add(root, "think", level ? json_object_new_string(level) : json_object_new_boolean(0));
 }
 
 /* ------------------------------------------------------------------------
@@ -446,17 +511,17 @@ static int start_request(const hx_provider *p, const char *path, const char *met
 static json_object *build_body(const hx_provider *p, json_object *canon, bool stream, char *err, size_t errlen)
 {
     if (!json_object_is_type(canon, json_type_object)) {
-        fail_req(err, errlen, "ollama: request must be a JSON object");
+        fail_req(err, errlen, "request must be a JSON object");
         return NULL;
     }
     if (p->model == NULL || *p->model == '\0') {
-        fail_req(err, errlen, "ollama: no model configured");
+        fail_req(err, errlen, "no model configured");
         return NULL;
     }
     json_object *root = json_object_new_object();
     if (root == NULL)
         return NULL;
-    int rc = check_n(canon, err, errlen);
+    int rc = check_members(p, canon, err, errlen);
     if (rc == 0)
         rc = obj_add(root, "model", json_object_new_string(p->model));
     if (rc == 0)
@@ -469,6 +534,8 @@ static json_object *build_body(const hx_provider *p, json_object *canon, bool st
         rc = map_tools(canon, root, err, errlen);
     if (rc == 0)
         rc = map_format(canon, root, err, errlen);
+    if (rc == 0)
+        rc = map_think(p, canon, root, err, errlen);
     if (rc != 0) {
         json_object_put(root);
         return NULL;
@@ -495,7 +562,7 @@ static int ollama_build_chat(const hx_provider *p, json_object *canon, bool stre
         hx_up_request_free(out);
         hx_up_request_init(out);
         if (err && errlen && err[0] == '\0')
-            fail_req(err, errlen, "ollama: out of memory");
+            fail_req(err, errlen, "out of memory");
     }
     return rc;
 }
@@ -587,6 +654,14 @@ static int emit_tool_call(oll_parser *ps, json_object *call)
 
 static int emit_message(oll_parser *ps, json_object *msg)
 {
+    json_object *thinking = get(msg, "thinking");
+    if (thinking && json_object_is_type(thinking, json_type_string) && json_object_get_string_len(thinking) > 0) {
+        hx_event ev = {.type = HX_EV_THINKING,
+                       .text = json_object_get_string(thinking),
+                       .len = (size_t)json_object_get_string_len(thinking)};
+        if (emit(ps, &ev) != 0)
+            return -1;
+    }
     json_object *content = get(msg, "content");
     if (content && json_object_is_type(content, json_type_string) && json_object_get_string_len(content) > 0) {
         hx_event ev = {.type = HX_EV_TEXT,

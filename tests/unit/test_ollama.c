@@ -288,10 +288,10 @@ static void test_build_images(void **state)
 
     build_err("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
               "\"image_url\":{\"url\":\"https://example.com/cat.png\"}}]}]}",
-              "ollama: image URLs must be data: URLs");
+              "image URLs must be data: URLs");
     build_err("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
               "\"image_url\":{\"url\":\"data:text/plain,hello\"}}]}]}",
-              "ollama: image data URLs must be base64");
+              "image data URLs must be base64");
 }
 
 static void test_build_tool_calls(void **state)
@@ -324,10 +324,10 @@ static void test_build_tool_calls(void **state)
 
     build_err("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
               "\"function\":{\"name\":\"f\",\"arguments\":\"{not json\"}}]}]}",
-              "ollama: tool call arguments must be a JSON object");
+              "tool call arguments must be a JSON object");
     build_err("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
               "\"function\":{\"name\":\"f\",\"arguments\":\"[1,2]\"}}]}]}",
-              "ollama: tool call arguments must be a JSON object");
+              "tool call arguments must be a JSON object");
 }
 
 static void test_build_tools_and_format(void **state)
@@ -370,15 +370,15 @@ static void test_build_tools_and_format(void **state)
 static void test_build_errors(void **state)
 {
     (void)state;
-    build_err("{\"model\":\"m\"}", "ollama: messages must be an array");
-    build_err("{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "ollama: unsupported message role");
-    build_err("{\"messages\":[],\"n\":2}", "ollama: n > 1 is not supported");
-    build_err("{\"messages\":[],\"temperature\":\"hot\"}", "ollama: temperature must be a number");
-    build_err("{\"messages\":[],\"stop\":[1]}", "ollama: stop must be a string or an array of strings");
+    build_err("{\"model\":\"m\"}", "messages must be an array");
+    build_err("{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "unsupported message role");
+    build_err("{\"messages\":[],\"n\":2}", "n is not supported by provider ollama (ollama): one choice per request");
+    build_err("{\"messages\":[],\"temperature\":\"hot\"}", "temperature must be a number");
+    build_err("{\"messages\":[],\"stop\":[1]}", "stop must be a string or an array of strings");
     build_err("{\"messages\":[],\"response_format\":{\"type\":\"json_schema\"}}",
-              "ollama: response_format json_schema needs a schema object");
+              "response_format json_schema needs a schema object");
     build_err("{\"messages\":[],\"response_format\":{\"type\":\"yaml\"}}",
-              "ollama: unsupported response_format type");
+              "unsupported response_format type");
 }
 
 static void test_build_auth_and_probe(void **state)
@@ -430,7 +430,7 @@ static void test_build_alloc_failures(void **state)
         int rc = hx_adapter_ollama.build_chat(&p, canon, true, &req, err, sizeof err);
         hx_alloc_fail_at(0, 0);
         if (rc != 0) {
-            assert_string_equal(err, "ollama: out of memory");
+            assert_string_equal(err, "out of memory");
             assert_null(req.url);
             failures++;
         }
