@@ -132,3 +132,25 @@ const char *hx_canon_effort_of(json_object *thinking, bool *bad)
     int64_t b = json_object_get_int64(budget);
     return b >= 16384 ? "high" : b >= 4096 ? "medium" : "low";
 }
+
+int hx_canon_check_message(const hx_provider *p, json_object *m, size_t i, const char *const *allowed, char *err,
+                           size_t errlen)
+{
+    if (!json_object_is_type(m, json_type_object))
+        return 0; /* the builder says what is wrong with it */
+    json_object *role = NULL;
+    json_object_object_get_ex(m, "role", &role);
+    const char *r = json_object_is_type(role, json_type_string) ? json_object_get_string(role) : "";
+    bool tool = strcmp(r, "tool") == 0 || strcmp(r, "function") == 0;
+    json_object_object_foreach(m, k, v) {
+        bool ok = hx_canon_neutral(v) || (tool && strcmp(k, "name") == 0);
+        for (size_t j = 0; !ok && allowed[j]; j++)
+            ok = strcmp(allowed[j], k) == 0;
+        if (!ok) {
+            char field[160];
+            snprintf(field, sizeof field, "messages.%zu.%.100s", i, k);
+            return hx_canon_refuse(p, err, errlen, field);
+        }
+    }
+    return 0;
+}

@@ -106,6 +106,12 @@ bool hx_canon_neutral(json_object *v);
 int hx_canon_refuse(const hx_provider *p, char *err, size_t errlen, const char *field);
 /* The same with a reason appended after ": ". */
 int hx_canon_refuse_why(const hx_provider *p, char *err, size_t errlen, const char *field, const char *why);
+/* Message i of the canonical request: every member outside `allowed`
+ * (NULL-terminated) must ask for nothing, else it is refused as
+ * "messages.<i>.<member>". A message's `name` (a participant's name) is
+ * allowed only on tool results (the function's name). 0 or -1. */
+int hx_canon_check_message(const hx_provider *p, json_object *m, size_t i, const char *const *allowed, char *err,
+                           size_t errlen);
 /* Anthropic `thinking` → an OpenAI reasoning_effort level ("low",
  * "medium", "high") from its budget_tokens; NULL when thinking is off
  * (type "disabled") or malformed (*bad set). */

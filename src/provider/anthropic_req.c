@@ -21,6 +21,7 @@ typedef struct {
     hx_buf system;
     json_object *sys_blocks;   /* the same as blocks, sent when one is cached */
     bool sys_cache;
+    const hx_provider *p;
     char *err;
     size_t errlen;
 } anth_conv;
@@ -297,8 +298,13 @@ static int conv_system_blocks(anth_conv *c, json_object *m, json_object *content
     return 0;
 }
 
+/* What a canonical message may carry to Anthropic. */
+static const char *const msg_members[] = {"role", "content", "tool_calls", "tool_call_id", "cache_control", NULL};
+
 static int conv_message(anth_conv *c, json_object *m, size_t i)
 {
+    if (hx_canon_check_message(c->p, m, i, msg_members, c->err, c->errlen) != 0)
+        return -1;
     const char *role = aj_str(m, "role");
     json_object *content = aj_get(m, "content");
     if (role == NULL)
@@ -345,12 +351,13 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
     return conv_emit(c, user ? "user" : "assistant", blocks, from_string);
 }
 
-static int conv_messages(json_object *canon, json_object *out, char *err, size_t errlen)
+static int conv_messages(const hx_provider *p, json_object *canon, json_object *out, char *err, size_t errlen)
 {
     json_object *msgs = aj_get(canon, "messages");
     if (msgs == NULL || !json_object_is_type(msgs, json_type_array))
         return hx_fail(err, errlen, "messages: expected an array");
-    anth_conv c = {.msgs = json_object_new_array(), .sys_blocks = json_object_new_array(), .err = err, .errlen = errlen};
+    anth_conv c = {.msgs = json_object_new_array(), .sys_blocks = json_object_new_array(), .p = p, .err = err,
+                   .errlen = errlen};
     hx_buf_init(&c.system, HX_UP_REQUEST_BODY_MAX);
     if (c.msgs == NULL || c.sys_blocks == NULL) {
         json_object_put(c.msgs);
@@ -515,7 +522,7 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
     if (rc == 0 && aj_set(body, "model", json_object_new_string(p->model ? p->model : "")) != 0)
         rc = hx_fail(err, errlen, "out of memory");
     if (rc == 0)
-        rc = conv_messages(canon, body, err, errlen);
+        rc = conv_messages(p, canon, body, err, errlen);
     if (rc == 0)
         rc = conv_params(canon, body, stream, err, errlen);
     if (rc == 0)

@@ -259,9 +259,15 @@ static const char *tool_name_for(json_object *messages, size_t upto, const char 
     return NULL;
 }
 
-static json_object *map_message(json_object *messages, size_t idx, char *err, size_t errlen)
+/* What a canonical message may carry to Ollama (cache_control: Ollama
+ * reuses a cached prompt prefix by itself). */
+static const char *const msg_members[] = {"role", "content", "tool_calls", "tool_call_id", "cache_control", NULL};
+
+static json_object *map_message(const hx_provider *p, json_object *messages, size_t idx, char *err, size_t errlen)
 {
     json_object *src = json_object_array_get_idx(messages, idx);
+    if (hx_canon_check_message(p, src, idx, msg_members, err, errlen) != 0)
+        return NULL;
     if (!json_object_is_type(src, json_type_object)) {
         fail_req(err, errlen, "each message must be an object");
         return NULL;
@@ -294,7 +300,7 @@ static json_object *map_message(json_object *messages, size_t idx, char *err, si
     return msg;
 }
 
-static int map_messages(json_object *canon, json_object *root, char *err, size_t errlen)
+static int map_messages(const hx_provider *p, json_object *canon, json_object *root, char *err, size_t errlen)
 {
     json_object *messages = get(canon, "messages");
     if (messages == NULL || !json_object_is_type(messages, json_type_array))
@@ -304,7 +310,7 @@ static int map_messages(json_object *canon, json_object *root, char *err, size_t
         return -1;
     size_t n = json_object_array_length(messages);
     for (size_t i = 0; i < n; i++) {
-        if (arr_add(out, map_message(messages, i, err, errlen)) != 0) {
+        if (arr_add(out, map_message(p, messages, i, err, errlen)) != 0) {
             json_object_put(out);
             return -1;
         }
@@ -525,7 +531,7 @@ static json_object *build_body(const hx_provider *p, json_object *canon, bool st
     if (rc == 0)
         rc = obj_add(root, "model", json_object_new_string(p->model));
     if (rc == 0)
-        rc = map_messages(canon, root, err, errlen);
+        rc = map_messages(p, canon, root, err, errlen);
     if (rc == 0)
         rc = obj_add(root, "stream", json_object_new_boolean(stream));
     if (rc == 0)

@@ -261,6 +261,30 @@ static void test_anth_cache_control(void **state)
     json_object_put(b);
 }
 
+/* Members of a message: carried, asking for nothing, or refused by name. */
+static void test_message_members(void **state)
+{
+    (void)state;
+    hx_provider ps[] = {anth_provider(), oll_provider()};
+    for (size_t i = 0; i < 2; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "messages.0.name is not supported by provider %s (%s)", ps[i].name,
+                 ps[i].ad->name);
+        xbuild_refused(&ps[i], "{\"messages\":[{\"role\":\"user\",\"name\":\"alice\",\"content\":\"Hi\"}]}", want);
+        snprintf(want, sizeof want, "messages.1.reasoning_content is not supported by provider %s (%s)", ps[i].name,
+                 ps[i].ad->name);
+        xbuild_refused(&ps[i], "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\","
+                               "\"content\":\"A\",\"reasoning_content\":\"r\"},{\"role\":\"user\",\"content\":\"B\"}]}",
+                       want);
+        /* a tool result's name is its function's; null members ask for nothing */
+        json_object *b = xbuild_ok(&ps[i], "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+                                           "{\"role\":\"assistant\",\"content\":null,\"refusal\":null,\"tool_calls\":[{\"id\":\"c1\","
+                                           "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                                           "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"name\":\"f\",\"content\":\"ok\"}]}");
+        json_object_put(b);
+    }
+}
+
 /* ---- OpenAI and Ollama: request --------------------------------------------------- */
 
 static void test_openai_translated_members(void **state)
@@ -577,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_anth_refused_by_name),
         cmocka_unit_test(test_anth_mapped_members),
         cmocka_unit_test(test_anth_cache_control),
+        cmocka_unit_test(test_message_members),
         cmocka_unit_test(test_openai_translated_members),
         cmocka_unit_test(test_ollama_translated_members),
         cmocka_unit_test(test_parse_anthropic_thinking_usage),
