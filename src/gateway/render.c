@@ -81,24 +81,9 @@ int hx_render_close_thinking(hx_render *r, const char *sig, size_t siglen)
     return push_thinking(r, "thinking", "thinking", s, n, sig ? sig : "", sig ? siglen : 0);
 }
 
-int hx_render_collect(hx_render *r, const hx_event *ev)
+static int collect_reasoning(hx_render *r, const hx_event *ev)
 {
-    hx_tool_acc *t;
     switch (ev->type) {
-    case HX_EV_META:
-        if (ev->id && ev->id[0] && r->id[0] == '\0')
-            snprintf(r->id, sizeof r->id, "%s", ev->id);
-        if (ev->name && ev->name[0])
-            snprintf(r->model, sizeof r->model, "%s", ev->name);
-        if (ev->prompt_tokens > 0 || ev->cache_read_tokens > 0 || ev->cache_write_tokens > 0) {
-            r->meta_prompt_tokens = hx_tokens_add(ev->prompt_tokens, 0);
-            r->meta_cache_read_tokens = hx_tokens_add(ev->cache_read_tokens, 0);
-            r->meta_cache_write_tokens = hx_tokens_add(ev->cache_write_tokens, 0);
-            r->has_meta_usage = true;
-        }
-        return 0;
-    case HX_EV_TEXT:
-        return hx_buf_append(&r->text, ev->text, ev->len);
     case HX_EV_THINKING:
         return hx_buf_append(&r->reasoning, ev->text, ev->len);
     case HX_EV_THINKING_SIGNATURE:
@@ -109,6 +94,15 @@ int hx_render_collect(hx_render *r, const hx_event *ev)
         return push_thinking(r, "redacted_thinking", "data", ev->text, ev->len, NULL, 0);
     case HX_EV_REFUSAL:
         return hx_buf_append(&r->refusal, ev->text, ev->len);
+    default:
+        return 0;
+    }
+}
+
+static int collect_event(hx_render *r, const hx_event *ev)
+{
+    hx_tool_acc *t;
+    switch (ev->type) {
     case HX_EV_TOOL_CALL:
         if ((t = tool_at(r, ev->index)) == NULL)
             return -1;
@@ -137,10 +131,38 @@ int hx_render_collect(hx_render *r, const hx_event *ev)
         r->reasoning_tokens = hx_tokens_add(ev->reasoning_tokens, 0);
         r->has_usage = true;
         return 0;
-    case HX_EV_ERROR:
+    default:
         return 0;
     }
-    return 0;
+}
+
+int hx_render_collect(hx_render *r, const hx_event *ev)
+{
+    switch (ev->type) {
+    case HX_EV_META:
+        if (ev->id && ev->id[0] && r->id[0] == '\0')
+            snprintf(r->id, sizeof r->id, "%s", ev->id);
+        if (ev->name && ev->name[0])
+            snprintf(r->model, sizeof r->model, "%s", ev->name);
+        if (ev->prompt_tokens > 0 || ev->cache_read_tokens > 0 || ev->cache_write_tokens > 0) {
+            r->meta_prompt_tokens = hx_tokens_add(ev->prompt_tokens, 0);
+            r->meta_cache_read_tokens = hx_tokens_add(ev->cache_read_tokens, 0);
+            r->meta_cache_write_tokens = hx_tokens_add(ev->cache_write_tokens, 0);
+            r->has_meta_usage = true;
+        }
+        return 0;
+    case HX_EV_TEXT:
+        return hx_buf_append(&r->text, ev->text, ev->len);
+    case HX_EV_THINKING:
+    case HX_EV_THINKING_SIGNATURE:
+    case HX_EV_REDACTED_THINKING:
+    case HX_EV_REFUSAL:
+        /* Only a body needs them gathered (streams render each event):
+         * a stream's count of blocks is not bounded by a body's size. */
+        return r->stream ? 0 : collect_reasoning(r, ev);
+    default:
+        return collect_event(r, ev);
+    }
 }
 
 int hx_sse_frame(hx_buf *out, const char *event, const char *json, size_t len)
