@@ -185,7 +185,8 @@ static int legacy_stream_event(hx_render *r, const hx_event *ev, hx_buf *out)
     if (hx_render_collect(r, ev) != 0)
         return -1;
     ensure_id(r, "cmpl-");
-    if (ev->type == HX_EV_TEXT)
+    /* A refusal is text in a format without a refusal field. */
+    if (ev->type == HX_EV_TEXT || ev->type == HX_EV_REFUSAL)
         return legacy_chunk(r, out, ev->text, ev->len, NULL);
     if (ev->type == HX_EV_FINISH)
         return legacy_chunk(r, out, "", 0, ev->finish ? ev->finish : "stop");
@@ -195,9 +196,17 @@ static int legacy_stream_event(hx_render *r, const hx_event *ev, hx_buf *out)
     return 0;
 }
 
+/* A refusal is the answer's text where the format has no refusal field. */
+static int refusal_as_text(hx_render *r)
+{
+    return r->refusal.len ? hx_buf_append(&r->text, r->refusal.data, r->refusal.len) : 0;
+}
+
 static int legacy_body(hx_render *r, hx_buf *out)
 {
     ensure_id(r, "cmpl-");
+    if (refusal_as_text(r) != 0)
+        return -1;
     return head(r, out, "text_completion") || hx_buf_append_str(out, "{\"text\":") ||
            hx_json_str(out, r->text.data ? r->text.data : "", r->text.len) ||
            hx_buf_append_str(out, ",\"index\":0,\"logprobs\":null,\"finish_reason\":") ||
@@ -217,6 +226,8 @@ const hx_render_vt hx_render_openai_legacy = {
 
 static int hapax_body(hx_render *r, hx_buf *out)
 {
+    if (refusal_as_text(r) != 0)
+        return -1;
     return hx_buf_append_str(out, "{\"content\":") || hx_json_str(out, r->text.data ? r->text.data : "", r->text.len) ||
            hx_buf_append_str(out, "}\n");
 }

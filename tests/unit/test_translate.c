@@ -484,6 +484,28 @@ static void test_render_openai_reasoning(void **state)
     hx_render_free(&r);
 }
 
+/* Formats without a refusal field show it as the answer's text. */
+static void test_render_refusal_as_text(void **state)
+{
+    (void)state;
+    const hx_render_vt *vts[] = {&hx_render_openai_legacy, &hx_render_hapax};
+    for (size_t i = 0; i < 2; i++) {
+        hx_render r;
+        hx_buf out;
+        hx_render_init(&r, vts[i], false, false, "m");
+        hx_buf_init(&out, 0);
+        hx_event evs[] = {ev_meta("c1", "m"), ev_of(HX_EV_REFUSAL, "I can't."), ev_finish("stop")};
+        for (size_t j = 0; j < 3; j++)
+            assert_int_equal(hx_render_collect(&r, &evs[j]), 0);
+        assert_int_equal(r.vt->body(&r, &out), 0);
+        json_object *b = jparse(out.data);
+        assert_string_equal(str_at(b, i == 0 ? "choices.0.text" : "content"), "I can't.");
+        json_object_put(b);
+        hx_buf_free(&out);
+        hx_render_free(&r);
+    }
+}
+
 /* The JSON of the data line that follows "event: NAME\n", the nth one. */
 static json_object *anth_frame(const hx_buf *out, const char *name, int nth)
 {
@@ -609,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_parse_ollama_thinking),
         cmocka_unit_test(test_render_openai_reasoning),
         cmocka_unit_test(test_render_anthropic_thinking_usage),
+        cmocka_unit_test(test_render_refusal_as_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
