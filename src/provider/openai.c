@@ -88,6 +88,29 @@ static json_object *without_cache(json_object *arr)
     return copy;
 }
 
+/* An Anthropic client's structured output arrives as a json_schema
+ * response_format without the name OpenAI requires: it gets one, and
+ * strict (Anthropic always enforces the schema). 1 when added here. */
+static int named_schema(json_object *rf, json_object *body, char *err, size_t errlen)
+{
+    json_object *type = NULL, *js = NULL, *copy = NULL;
+    if (!json_object_object_get_ex(rf, "type", &type) || !json_object_is_type(type, json_type_string) ||
+        strcmp(json_object_get_string(type), "json_schema") != 0 || !json_object_object_get_ex(rf, "json_schema", &js) ||
+        !json_object_is_type(js, json_type_object) || json_object_object_get_ex(js, "name", NULL))
+        return 0;
+    json_object *njs = NULL;
+    if (json_object_deep_copy(rf, &copy, NULL) != 0 || !json_object_object_get_ex(copy, "json_schema", &njs) ||
+        json_object_object_add(njs, "name", json_object_new_string("response")) != 0 ||
+        (!json_object_object_get_ex(njs, "strict", NULL) &&
+         json_object_object_add(njs, "strict", json_object_new_boolean(1)) != 0) ||
+        json_object_object_add(body, "response_format", copy) != 0) {
+        json_object_put(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 1;
+}
+
 /* An Anthropic client's members in OpenAI's terms: thinking →
  * reasoning_effort, metadata.user_id → user, service_tier standard_only →
  * default. 1 when k was handled here (added or left out), 0 when it goes
@@ -121,6 +144,8 @@ static int translate_member(const hx_provider *p, json_object *canon, const char
         json_object_object_add(body, "service_tier", json_object_new_string("default"));
         return 1;
     }
+    if (strcmp(k, "response_format") == 0)
+        return named_schema(v, body, err, errlen);
     if ((strcmp(k, "messages") == 0 || strcmp(k, "tools") == 0) && is_openai_proper(p)) {
         json_object *c = without_cache(v);
         if (c == NULL || json_object_object_add(body, k, c) != 0) {

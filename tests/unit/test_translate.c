@@ -310,6 +310,19 @@ static void test_openai_translated_members(void **state)
     b = xbuild_ok(&p, "{" MSGS ",\"thinking\":{\"type\":\"disabled\"}}");
     assert_false(has(b, "reasoning_effort"));
     json_object_put(b);
+    /* an Anthropic client's output_config.format (canonical json_schema without a name) */
+    b = xbuild_ok(&p, "{" MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+                      "{\"type\":\"object\"}}}}");
+    assert_string_equal(str_at(b, "response_format.json_schema.name"), "response");
+    assert_true(bool_at(b, "response_format.json_schema.strict"));
+    assert_string_equal(str_at(b, "response_format.json_schema.schema.type"), "object");
+    json_object_put(b);
+    /* an OpenAI client's own json_schema goes as it is */
+    b = xbuild_ok(&p, "{" MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\","
+                      "\"schema\":{\"type\":\"object\"}}}}");
+    assert_string_equal(str_at(b, "response_format.json_schema.name"), "n");
+    assert_false(has(b, "response_format.json_schema.strict"));
+    json_object_put(b);
     /* a compatible server (vLLM) takes top_k and the markers */
     hx_provider v = oa_provider("http://vllm:8000/v1", "");
     b = xbuild_ok(&v, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"D\","
