@@ -10,7 +10,9 @@
 #include "util/json.h"
 #include "util/uuid.h"
 
-enum { BK_NONE, BK_TEXT, BK_TOOL };
+/* BK_SIGNED: a thinking block whose signature went out; more thinking
+ * starts a new block. */
+enum { BK_NONE, BK_TEXT, BK_TOOL, BK_THINKING, BK_SIGNED };
 
 static void ensure_id(hx_render *r)
 {
@@ -18,8 +20,11 @@ static void ensure_id(hx_render *r)
         hx_random_id(r->id, sizeof r->id, "msg_");
 }
 
-static const char *stop_reason(const char *finish)
+static const char *stop_reason(const hx_render *r)
 {
+    const char *finish = r->finish;
+    if (strcmp(finish, "stop") == 0 && r->has_stop_seq)
+        return "stop_sequence";
     if (strcmp(finish, "length") == 0)
         return "max_tokens";
     if (strcmp(finish, "tool_calls") == 0)
@@ -44,19 +49,35 @@ static int flush_frame(hx_buf *out, const char *event, hx_buf *d, int rc)
     return rc;
 }
 
+/* Anthropic's usage members from canonical counts: its input_tokens
+ * excludes what was read from or written to the prompt cache. */
+static int usage_members(hx_buf *d, int64_t prompt, int64_t cache_read, int64_t cache_write)
+{
+    int64_t in = prompt - cache_read - cache_write;
+    if (hx_buf_printf(d, "\"input_tokens\":%lld", (long long)(in > 0 ? in : 0)))
+        return -1;
+    if (cache_write > 0 && hx_buf_printf(d, ",\"cache_creation_input_tokens\":%lld", (long long)cache_write))
+        return -1;
+    if (cache_read > 0 && hx_buf_printf(d, ",\"cache_read_input_tokens\":%lld", (long long)cache_read))
+        return -1;
+    return 0;
+}
+
 static int message_start(hx_render *r, hx_buf *out)
 {
     hx_buf d;
     hx_buf_init(&d, HX_RENDER_FRAME_MAX);
     ensure_id(r);
     r->started = true;
+    /* The input count when the upstream said it up front (Anthropic's
+     * message_start); else 0 here and the real one in message_delta. */
     int rc = hx_buf_append_str(&d, "{\"type\":\"message_start\",\"message\":{\"id\":") ||
              put_str(&d, r->id, strlen(r->id)) ||
              hx_buf_append_str(&d, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":") ||
              put_str(&d, r->model, strlen(r->model)) ||
-             hx_buf_printf(&d, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-                               "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":0}}}",
-                           (long long)(r->has_usage ? r->prompt_tokens : 0));
+             hx_buf_append_str(&d, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{") ||
+             usage_members(&d, r->meta_prompt_tokens, r->meta_cache_read_tokens, r->meta_cache_write_tokens) ||
+             hx_buf_append_str(&d, ",\"output_tokens\":0}}}");
     return flush_frame(out, "message_start", &d, rc ? -1 : 0);
 }
 
@@ -78,9 +99,16 @@ static int block_start(hx_render *r, hx_buf *out, const hx_event *ev)
     if (block_stop(r, out) != 0)
         return -1;
     int rc = hx_buf_printf(&d, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":", r->block_index);
-    if (ev->type == HX_EV_TEXT) {
+    if (ev->type == HX_EV_TEXT || ev->type == HX_EV_REFUSAL) {
         r->block_kind = BK_TEXT;
         rc = rc || hx_buf_append_str(&d, "{\"type\":\"text\",\"text\":\"\"}}");
+    } else if (ev->type == HX_EV_THINKING || ev->type == HX_EV_THINKING_SIGNATURE) {
+        r->block_kind = BK_THINKING;
+        rc = rc || hx_buf_append_str(&d, "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}");
+    } else if (ev->type == HX_EV_REDACTED_THINKING) {
+        r->block_kind = BK_SIGNED; /* complete as it starts: closed by the next block */
+        rc = rc || hx_buf_append_str(&d, "{\"type\":\"redacted_thinking\",\"data\":") ||
+             put_str(&d, ev->text, ev->len) || hx_buf_append_str(&d, "}}");
     } else {
         char gen[40];
         const char *id = ev->id;
@@ -102,9 +130,15 @@ static int block_delta(hx_render *r, hx_buf *out, const hx_event *ev)
 {
     hx_buf d;
     hx_buf_init(&d, HX_RENDER_FRAME_MAX);
-    bool text = ev->type == HX_EV_TEXT;
+    const char *type = "input_json_delta", *key = "partial_json";
+    if (ev->type == HX_EV_TEXT || ev->type == HX_EV_REFUSAL)
+        type = "text_delta", key = "text";
+    else if (ev->type == HX_EV_THINKING)
+        type = "thinking_delta", key = "thinking";
+    else if (ev->type == HX_EV_THINKING_SIGNATURE)
+        type = "signature_delta", key = "signature";
     int rc = hx_buf_printf(&d, "{\"type\":\"content_block_delta\",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":",
-                           r->block_index - 1, text ? "text_delta" : "input_json_delta", text ? "text" : "partial_json") ||
+                           r->block_index - 1, type, key) ||
              put_str(&d, ev->text, ev->len) || hx_buf_append_str(&d, "}}");
     return flush_frame(out, "content_block_delta", &d, rc ? -1 : 0);
 }
@@ -121,11 +155,25 @@ static int anth_stream_event(hx_render *r, const hx_event *ev, hx_buf *out)
         return -1;
     switch (ev->type) {
     case HX_EV_TEXT:
+    case HX_EV_REFUSAL: /* Anthropic has no refusal text: it is text (docs/providers.md) */
         if (ev->len == 0)
             return 0;
         if (r->block_kind != BK_TEXT && block_start(r, out, ev) != 0)
             return -1;
         return block_delta(r, out, ev);
+    case HX_EV_THINKING:
+        if (ev->len == 0)
+            return 0;
+        if (r->block_kind != BK_THINKING && block_start(r, out, ev) != 0)
+            return -1;
+        return block_delta(r, out, ev);
+    case HX_EV_THINKING_SIGNATURE:
+        if (r->block_kind != BK_THINKING && block_start(r, out, ev) != 0)
+            return -1;
+        r->block_kind = BK_SIGNED;
+        return block_delta(r, out, ev);
+    case HX_EV_REDACTED_THINKING:
+        return block_start(r, out, ev);
     case HX_EV_TOOL_CALL:
         if (r->block_kind == BK_TOOL && r->state == ev->index)
             return 0;
@@ -150,11 +198,17 @@ static int anth_stream_end(hx_render *r, hx_buf *out)
         return -1;
     hx_buf d;
     hx_buf_init(&d, HX_RENDER_FRAME_MAX);
-    int rc = hx_buf_printf(&d, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
-                               "\"usage\":{",
-                           stop_reason(r->finish));
+    int rc = hx_buf_printf(&d, "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":",
+                           stop_reason(r));
+    if (rc == 0)
+        rc = r->has_stop_seq ? put_str(&d, r->stop_seq.data, r->stop_seq.len) : hx_buf_append_str(&d, "null");
+    if (rc == 0)
+        rc = hx_buf_append_str(&d, "},\"usage\":{");
+    /* The input count also here: an OpenAI or Ollama upstream tells it
+     * only at the end. */
     if (rc == 0 && r->has_usage)
-        rc = hx_buf_printf(&d, "\"input_tokens\":%lld,", (long long)r->prompt_tokens);
+        rc = usage_members(&d, r->prompt_tokens, r->cache_read_tokens, r->cache_write_tokens) ||
+             hx_buf_append(&d, ",", 1);
     if (rc == 0)
         rc = hx_buf_printf(&d, "\"output_tokens\":%lld}}", (long long)(r->has_usage ? r->completion_tokens : 0));
     if (flush_frame(out, "message_delta", &d, rc) != 0)
@@ -204,11 +258,25 @@ static json_object *tool_block(const hx_tool_acc *t)
     return b;
 }
 
+/* Thinking blocks first, as Anthropic orders them; the refusal text
+ * (an OpenAI upstream's) follows the answer text. */
 static json_object *body_content(hx_render *r)
 {
+    if (hx_render_close_thinking(r, NULL, 0) != 0)
+        return NULL;
     json_object *content = json_object_new_array();
     if (content == NULL)
         return NULL;
+    size_t nth = r->thinking ? json_object_array_length(r->thinking) : 0;
+    for (size_t i = 0; i < nth; i++)
+        if (aj_push(content, json_object_get(json_object_array_get_idx(r->thinking, i))) != 0) {
+            json_object_put(content);
+            return NULL;
+        }
+    if (r->refusal.len && hx_buf_append(&r->text, r->refusal.data, r->refusal.len) != 0) {
+        json_object_put(content);
+        return NULL;
+    }
     if (r->text.len) {
         json_object *b = json_object_new_object();
         if (b == NULL || aj_push(content, b) != 0 || aj_set(b, "type", json_object_new_string("text")) != 0 ||
@@ -238,12 +306,19 @@ static int anth_body(hx_render *r, hx_buf *out)
         json_object_put(usage);
         return -1;
     }
+    int64_t in = r->prompt_tokens - r->cache_read_tokens - r->cache_write_tokens;
     int rc = aj_set(o, "id", json_object_new_string(r->id)) || aj_set(o, "type", json_object_new_string("message")) ||
              aj_set(o, "role", json_object_new_string("assistant")) ||
              aj_set(o, "model", json_object_new_string(r->model)) || aj_set(o, "content", body_content(r)) ||
-             aj_set(o, "stop_reason", json_object_new_string(stop_reason(r->finish))) ||
-             json_object_object_add(o, "stop_sequence", NULL) ||
-             aj_set(usage, "input_tokens", json_object_new_int64(r->prompt_tokens)) ||
+             aj_set(o, "stop_reason", json_object_new_string(stop_reason(r))) ||
+             (r->has_stop_seq ? aj_set(o, "stop_sequence", json_object_new_string_len(r->stop_seq.data ? r->stop_seq.data : "",
+                                                                                     (int)r->stop_seq.len))
+                              : json_object_object_add(o, "stop_sequence", NULL)) ||
+             aj_set(usage, "input_tokens", json_object_new_int64(in > 0 ? in : 0)) ||
+             (r->cache_write_tokens > 0 &&
+              aj_set(usage, "cache_creation_input_tokens", json_object_new_int64(r->cache_write_tokens))) ||
+             (r->cache_read_tokens > 0 &&
+              aj_set(usage, "cache_read_input_tokens", json_object_new_int64(r->cache_read_tokens))) ||
              aj_set(usage, "output_tokens", json_object_new_int64(r->completion_tokens));
     if (rc == 0)
         rc = aj_set(o, "usage", usage);

@@ -135,7 +135,13 @@ static int start_attempt(proxy *p)
     if (built != 0) {
         px_note_state(p, pv->name, err);
         p->last_err = HX_ERR_INVALID_REQUEST;
-        snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);
+        /* A refusal already names the provider (hx_canon_refuse): not twice. */
+        char named[160];
+        snprintf(named, sizeof named, "provider %s (", pv->name);
+        if (strstr(err, named))
+            snprintf(p->last_msg, sizeof p->last_msg, "%s", err);
+        else
+            snprintf(p->last_msg, sizeof p->last_msg, "%s: %s", pv->name, err);
         p->any_answered = true; /* the request itself is the problem */
         hx_up_request_free(&ur);
         return -1;

@@ -7,6 +7,7 @@
 #ifndef HX_GATEWAY_RENDER_H
 #define HX_GATEWAY_RENDER_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -58,9 +59,24 @@ struct hx_render {
     hx_tool_acc tools[HX_RENDER_MAX_TOOLS];
     int ntools;
     char finish[32];
+    hx_buf stop_seq;           /* the stop sequence that ended it (FINISH text) */
+    bool has_stop_seq;
+    hx_buf reasoning;          /* every THINKING text (OpenAI reasoning_content) */
+    size_t think_mark;         /* where the open thinking block starts in reasoning */
+    json_object *thinking;     /* closed thinking / redacted_thinking blocks, in
+                                  order (Anthropic body); NULL until the first */
+    hx_buf refusal;            /* REFUSAL text */
     int64_t prompt_tokens;
     int64_t completion_tokens;
+    int64_t cache_read_tokens;
+    int64_t cache_write_tokens;
+    int64_t reasoning_tokens;
     bool has_usage;
+    /* the upstream's input count known up front (META, Anthropic) */
+    int64_t meta_prompt_tokens;
+    int64_t meta_cache_read_tokens;
+    int64_t meta_cache_write_tokens;
+    bool has_meta_usage;
     /* per-format streaming state */
     int state;
     int block_index;
@@ -72,8 +88,12 @@ struct hx_render {
 /* model: the model name to report (the provider's model). */
 void hx_render_init(hx_render *r, const hx_render_vt *vt, bool stream, bool include_usage, const char *model);
 /* Records an event into the collected answer (id/model from META, text,
- * tools, finish, usage). 0 or -1 (no memory / too many tool calls). */
+ * thinking, refusal, tools, finish, usage). 0 or -1 (no memory / too many
+ * tool calls). */
 int hx_render_collect(hx_render *r, const hx_event *ev);
+/* Closes the open thinking block (text since think_mark) into r->thinking
+ * with its signature (NULL: none was sent, "" is written). 0 or -1. */
+int hx_render_close_thinking(hx_render *r, const char *sig, size_t siglen);
 void hx_render_free(hx_render *r);
 
 /* SSE framing helpers: "event: NAME\ndata: JSON\n\n" (name may be NULL). */

@@ -21,11 +21,22 @@ static int head(hx_render *r, hx_buf *out, const char *object)
            hx_json_cstr(out, r->model) || hx_buf_append_str(out, ",\"choices\":[");
 }
 
+/* OpenAI's usage; the details only when the upstream reported them (a
+ * cache write has no OpenAI field: it stays inside prompt_tokens). */
 static int usage_obj(hx_render *r, hx_buf *out)
 {
-    return hx_buf_printf(out, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}",
-                         (long long)r->prompt_tokens, (long long)r->completion_tokens,
-                         (long long)hx_tokens_add(r->prompt_tokens, r->completion_tokens));
+    if (hx_buf_printf(out, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld",
+                      (long long)r->prompt_tokens, (long long)r->completion_tokens,
+                      (long long)hx_tokens_add(r->prompt_tokens, r->completion_tokens)))
+        return -1;
+    if (r->cache_read_tokens > 0 &&
+        hx_buf_printf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%lld}", (long long)r->cache_read_tokens))
+        return -1;
+    if (r->reasoning_tokens > 0 &&
+        hx_buf_printf(out, ",\"completion_tokens_details\":{\"reasoning_tokens\":%lld}",
+                      (long long)r->reasoning_tokens))
+        return -1;
+    return hx_buf_append(out, "}", 1);
 }
 
 /* ---- chat.completion.chunk ------------------------------------------------- */
@@ -59,6 +70,18 @@ static int chat_stream_event(hx_render *r, const hx_event *ev, hx_buf *out)
     switch (ev->type) {
     case HX_EV_TEXT:
         return chunk_begin(r, out) || hx_buf_append_str(out, "{\"content\":") || hx_json_str(out, ev->text, ev->len) ||
+               hx_buf_append(out, "}", 1) || chunk_end(out, NULL);
+    case HX_EV_THINKING:
+        /* reasoning_content: the field of OpenAI-compatible servers
+         * (DeepSeek, vLLM, llama.cpp); OpenAI itself shows no reasoning. */
+        if (ev->len == 0)
+            return 0;
+        return chunk_begin(r, out) || hx_buf_append_str(out, "{\"reasoning_content\":") ||
+               hx_json_str(out, ev->text, ev->len) || hx_buf_append(out, "}", 1) || chunk_end(out, NULL);
+    case HX_EV_REFUSAL:
+        if (ev->len == 0)
+            return 0;
+        return chunk_begin(r, out) || hx_buf_append_str(out, "{\"refusal\":") || hx_json_str(out, ev->text, ev->len) ||
                hx_buf_append(out, "}", 1) || chunk_end(out, NULL);
     case HX_EV_TOOL_CALL:
         return chunk_begin(r, out) ||
@@ -118,12 +141,18 @@ static int chat_body(hx_render *r, hx_buf *out)
     ensure_id(r, "chatcmpl-");
     if (head(r, out, "chat.completion") || hx_buf_append_str(out, "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"))
         return -1;
-    if (r->text.len || r->ntools == 0) {
+    if (r->text.len || (r->ntools == 0 && r->refusal.len == 0)) {
         if (hx_json_str(out, r->text.data ? r->text.data : "", r->text.len))
             return -1;
     } else if (hx_buf_append_str(out, "null")) {
         return -1;
     }
+    if (r->reasoning.len && (hx_buf_append_str(out, ",\"reasoning_content\":") ||
+                             hx_json_str(out, r->reasoning.data, r->reasoning.len)))
+        return -1;
+    if (hx_buf_append_str(out, ",\"refusal\":") ||
+        (r->refusal.len ? hx_json_str(out, r->refusal.data, r->refusal.len) : hx_buf_append_str(out, "null")))
+        return -1;
     if (r->ntools && tool_calls_json(r, out))
         return -1;
     if (hx_buf_append_str(out, "},\"logprobs\":null,\"finish_reason\":") ||
@@ -156,7 +185,8 @@ static int legacy_stream_event(hx_render *r, const hx_event *ev, hx_buf *out)
     if (hx_render_collect(r, ev) != 0)
         return -1;
     ensure_id(r, "cmpl-");
-    if (ev->type == HX_EV_TEXT)
+    /* A refusal is text in a format without a refusal field. */
+    if (ev->type == HX_EV_TEXT || ev->type == HX_EV_REFUSAL)
         return legacy_chunk(r, out, ev->text, ev->len, NULL);
     if (ev->type == HX_EV_FINISH)
         return legacy_chunk(r, out, "", 0, ev->finish ? ev->finish : "stop");
@@ -166,9 +196,17 @@ static int legacy_stream_event(hx_render *r, const hx_event *ev, hx_buf *out)
     return 0;
 }
 
+/* A refusal is the answer's text where the format has no refusal field. */
+static int refusal_as_text(hx_render *r)
+{
+    return r->refusal.len ? hx_buf_append(&r->text, r->refusal.data, r->refusal.len) : 0;
+}
+
 static int legacy_body(hx_render *r, hx_buf *out)
 {
     ensure_id(r, "cmpl-");
+    if (refusal_as_text(r) != 0)
+        return -1;
     return head(r, out, "text_completion") || hx_buf_append_str(out, "{\"text\":") ||
            hx_json_str(out, r->text.data ? r->text.data : "", r->text.len) ||
            hx_buf_append_str(out, ",\"index\":0,\"logprobs\":null,\"finish_reason\":") ||
@@ -188,6 +226,8 @@ const hx_render_vt hx_render_openai_legacy = {
 
 static int hapax_body(hx_render *r, hx_buf *out)
 {
+    if (refusal_as_text(r) != 0)
+        return -1;
     return hx_buf_append_str(out, "{\"content\":") || hx_json_str(out, r->text.data ? r->text.data : "", r->text.len) ||
            hx_buf_append_str(out, "}\n");
 }

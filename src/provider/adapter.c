@@ -1,7 +1,9 @@
 #include "provider/adapter.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "provider/provider.h"
 #include "util/alloc.h"
 #include "util/json.h"
 
@@ -92,4 +94,85 @@ int hx_json_append(hx_buf *out, json_object *o)
     size_t len = 0;
     const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     return s ? hx_buf_append(out, s, len) : -1;
+}
+
+bool hx_canon_neutral(json_object *v)
+{
+    switch (v ? json_object_get_type(v) : json_type_null) {
+    case json_type_null:
+        return true;
+    case json_type_boolean:
+        return !json_object_get_boolean(v);
+    case json_type_int:
+        return json_object_get_int64(v) == 0;
+    case json_type_double:
+        return json_object_get_double(v) == 0.0;
+    case json_type_string:
+        return json_object_get_string_len(v) == 0;
+    case json_type_object:
+        return json_object_object_length(v) == 0;
+    case json_type_array:
+        return json_object_array_length(v) == 0;
+    }
+    return false;
+}
+
+int hx_canon_refuse_why(const hx_provider *p, char *err, size_t errlen, const char *field, const char *why)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s is not supported by provider %s (%s)%s%s", field, p->name ? p->name : "",
+                 p->ad ? p->ad->name : "", why ? ": " : "", why ? why : "");
+    return -1;
+}
+
+int hx_canon_refuse(const hx_provider *p, char *err, size_t errlen, const char *field)
+{
+    return hx_canon_refuse_why(p, err, errlen, field, NULL);
+}
+
+const char *hx_canon_effort_of(json_object *thinking, bool *bad)
+{
+    json_object *type = NULL, *budget = NULL;
+    *bad = false;
+    if (!json_object_is_type(thinking, json_type_object) || !json_object_object_get_ex(thinking, "type", &type) ||
+        !json_object_is_type(type, json_type_string)) {
+        *bad = true;
+        return NULL;
+    }
+    const char *t = json_object_get_string(type);
+    if (strcmp(t, "disabled") == 0)
+        return NULL;
+    if (strcmp(t, "adaptive") == 0)
+        return "medium"; /* the model decides: OpenAI's default level */
+    if (strcmp(t, "enabled") != 0 || !json_object_object_get_ex(thinking, "budget_tokens", &budget) ||
+        !json_object_is_type(budget, json_type_int)) {
+        *bad = true;
+        return NULL;
+    }
+    /* The inverse of the Anthropic adapter's budgets (1024 / 4096 / 16384):
+     * the nearest level at or below the budget. */
+    int64_t b = json_object_get_int64(budget);
+    return b >= 16384 ? "high" : b >= 4096 ? "medium" : "low";
+}
+
+int hx_canon_check_message(const hx_provider *p, json_object *m, size_t i, const char *const *allowed, char *err,
+                           size_t errlen)
+{
+    if (!json_object_is_type(m, json_type_object))
+        return 0; /* the builder says what is wrong with it */
+    json_object *role = NULL;
+    json_object_object_get_ex(m, "role", &role);
+    const char *r = json_object_is_type(role, json_type_string) ? json_object_get_string(role) : "";
+    bool tool = strcmp(r, "tool") == 0 || strcmp(r, "function") == 0;
+    json_object_object_foreach(m, k, v) {
+        bool ok = hx_canon_neutral(v) || (tool && strcmp(k, "name") == 0);
+        for (size_t j = 0; !ok && allowed[j]; j++)
+            ok = strcmp(allowed[j], k) == 0;
+        if (!ok) {
+            char field[160];
+            snprintf(field, sizeof field, "messages.%zu.%.100s", i, k);
+            return hx_canon_refuse(p, err, errlen, field);
+        }
+    }
+    return 0;
 }

@@ -174,4 +174,25 @@ int hx_native_body(const hx_req *r, const char *model, hx_buf *out);
 /* Serialises compactly (no slash escaping) and appends to out. */
 int hx_json_append(hx_buf *out, json_object *o);
 
+/* Faithful translation (docs/providers.md): a canonical member a provider
+ * cannot carry refuses the request by name. */
+/* A value that asks for nothing (null, false, 0, "", {} or []): a provider
+ * without the feature carries its meaning by doing nothing. */
+bool hx_canon_neutral(json_object *v);
+/* Writes "<field> is not supported by provider <name> (<format>)" to err;
+ * returns -1. */
+int hx_canon_refuse(const hx_provider *p, char *err, size_t errlen, const char *field);
+/* The same with a reason appended after ": ". */
+int hx_canon_refuse_why(const hx_provider *p, char *err, size_t errlen, const char *field, const char *why);
+/* Message i of the canonical request: every member outside `allowed`
+ * (NULL-terminated) must ask for nothing, else it is refused as
+ * "messages.<i>.<member>". A message's `name` (a participant's name) is
+ * allowed only on tool results (the function's name). 0 or -1. */
+int hx_canon_check_message(const hx_provider *p, json_object *m, size_t i, const char *const *allowed, char *err,
+                           size_t errlen);
+/* Anthropic `thinking` → an OpenAI reasoning_effort level ("low",
+ * "medium", "high") from its budget_tokens; NULL when thinking is off
+ * (type "disabled") or malformed (*bad set). */
+const char *hx_canon_effort_of(json_object *thinking, bool *bad);
+
 #endif

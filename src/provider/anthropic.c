@@ -43,7 +43,9 @@ typedef struct {
     int cur_block;   /* Anthropic index of the open tool_use block, -1 */
     int cur_tool;    /* its canonical tool index */
     char stop[32];
-    int64_t in_tok, out_tok;
+    hx_buf stop_seq;  /* the matched stop sequence (stop_reason stop_sequence) */
+    bool has_stop_seq;
+    int64_t in_tok, out_tok, cache_read, cache_write;
     hx_event_sink sink;
     void *ud;
     char err[256];
@@ -57,6 +59,7 @@ static void *anth_parser_new(bool stream)
     ps->stream = stream;
     ps->cur_block = -1;
     hx_buf_init(&ps->body, ANTH_BODY_MAX);
+    hx_buf_init(&ps->stop_seq, HX_PROVIDER_TEXT_MAX);
     hx_sse_init(&ps->sse);
     return ps;
 }
@@ -67,6 +70,7 @@ static void anth_parser_free(void *p)
     if (ps == NULL)
         return;
     hx_buf_free(&ps->body);
+    hx_buf_free(&ps->stop_seq);
     hx_sse_free(&ps->sse);
     hx_free(ps);
 }
@@ -112,11 +116,36 @@ static int64_t usage_count(json_object *usage, const char *k)
     return hx_json_tokens(aj_get(usage, k));
 }
 
-static int64_t input_tokens(json_object *usage)
+/* Canonical prompt tokens (event.h) include the cached parts; Anthropic's
+ * input_tokens excludes them: read_usage adds them back. */
+/* Takes the counts a usage object carries (message_delta repeats only
+ * some of them). */
+static void read_usage(anth_parser *ps, json_object *u)
 {
-    return hx_tokens_add(hx_tokens_add(usage_count(usage, "input_tokens"),
-                                       usage_count(usage, "cache_creation_input_tokens")),
-                         usage_count(usage, "cache_read_input_tokens"));
+    if (aj_get(u, "output_tokens"))
+        ps->out_tok = usage_count(u, "output_tokens");
+    if (aj_get(u, "cache_read_input_tokens"))
+        ps->cache_read = usage_count(u, "cache_read_input_tokens");
+    if (aj_get(u, "cache_creation_input_tokens"))
+        ps->cache_write = usage_count(u, "cache_creation_input_tokens");
+    if (aj_get(u, "input_tokens"))
+        ps->in_tok = hx_tokens_add(hx_tokens_add(usage_count(u, "input_tokens"), ps->cache_read), ps->cache_write);
+}
+
+/* stop_reason and stop_sequence of a message or a message_delta. */
+static int read_stop(anth_parser *ps, json_object *o)
+{
+    const char *sr = aj_str(o, "stop_reason");
+    json_object *seq = aj_get(o, "stop_sequence");
+    if (sr)
+        snprintf(ps->stop, sizeof ps->stop, "%s", sr);
+    if (seq && json_object_is_type(seq, json_type_string)) {
+        hx_buf_reset(&ps->stop_seq);
+        if (hx_buf_append(&ps->stop_seq, json_object_get_string(seq), (size_t)json_object_get_string_len(seq)) != 0)
+            return perr(ps, "out of memory");
+        ps->has_stop_seq = true;
+    }
+    return 0;
 }
 
 static int emit_error_obj(anth_parser *ps, json_object *o)
@@ -150,8 +179,25 @@ static int emit_tool(anth_parser *ps, int index, json_object *block)
 static int emit_finish_usage(anth_parser *ps)
 {
     hx_event f = {.type = HX_EV_FINISH, .finish = map_stop(ps->stop[0] ? ps->stop : NULL)};
-    hx_event u = {.type = HX_EV_USAGE, .prompt_tokens = ps->in_tok, .completion_tokens = ps->out_tok};
+    if (ps->has_stop_seq && strcmp(ps->stop, "stop_sequence") == 0) {
+        f.text = ps->stop_seq.data ? ps->stop_seq.data : "";
+        f.len = ps->stop_seq.len;
+    }
+    hx_event u = {.type = HX_EV_USAGE, .prompt_tokens = ps->in_tok, .completion_tokens = ps->out_tok,
+                  .cache_read_tokens = ps->cache_read, .cache_write_tokens = ps->cache_write};
     return emit(ps, &f) != 0 || emit(ps, &u) != 0 ? -1 : 0;
+}
+
+/* A string member as an event of `type` (nothing when empty). */
+static int emit_str(anth_parser *ps, hx_ev_type type, json_object *o, const char *k, bool empty_too)
+{
+    json_object *t = aj_get(o, k);
+    if (t == NULL || !json_object_is_type(t, json_type_string))
+        return perr(ps, "malformed event from upstream");
+    if (json_object_get_string_len(t) == 0 && !empty_too)
+        return 0;
+    hx_event ev = {.type = type, .text = json_object_get_string(t), .len = (size_t)json_object_get_string_len(t)};
+    return emit(ps, &ev);
 }
 
 static int on_block_start(anth_parser *ps, json_object *o)
@@ -170,8 +216,18 @@ static int on_block_start(anth_parser *ps, json_object *o)
         ps->cur_block = (int)aj_int(o, "index");
         ps->cur_tool = ps->ntools++;
         return emit_tool(ps, ps->cur_tool, b);
+    } else if (strcmp(type, "thinking") == 0) {
+        /* The text and signature come as deltas; a start that carries
+         * them already is taken too. */
+        if (aj_get(b, "thinking") && emit_str(ps, HX_EV_THINKING, b, "thinking", false) != 0)
+            return -1;
+        json_object *sig = aj_get(b, "signature");
+        if (sig && json_object_is_type(sig, json_type_string) && json_object_get_string_len(sig) > 0)
+            return emit_str(ps, HX_EV_THINKING_SIGNATURE, b, "signature", false);
+    } else if (strcmp(type, "redacted_thinking") == 0) {
+        return emit_str(ps, HX_EV_REDACTED_THINKING, b, "data", true);
     }
-    return 0; /* thinking and other blocks are not part of the canonical answer */
+    return 0; /* other blocks (server tools) are not part of the canonical answer */
 }
 
 static int on_block_delta(anth_parser *ps, json_object *o)
@@ -199,16 +255,23 @@ static int on_block_delta(anth_parser *ps, json_object *o)
                        .len = (size_t)json_object_get_string_len(t)};
         return emit(ps, &ev);
     }
-    return 0; /* thinking_delta, signature_delta, ... */
+    if (strcmp(type, "thinking_delta") == 0)
+        return emit_str(ps, HX_EV_THINKING, d, "thinking", false);
+    if (strcmp(type, "signature_delta") == 0)
+        return emit_str(ps, HX_EV_THINKING_SIGNATURE, d, "signature", false);
+    return 0; /* citations_delta and future delta types */
 }
 
 static int on_event(anth_parser *ps, const char *type, json_object *o)
 {
     if (strcmp(type, "message_start") == 0) {
         json_object *m = aj_get(o, "message");
-        ps->in_tok = input_tokens(aj_get(m, "usage"));
-        ps->out_tok = usage_count(aj_get(m, "usage"), "output_tokens");
-        hx_event ev = {.type = HX_EV_META, .id = aj_str(m, "id"), .name = aj_str(m, "model")};
+        read_usage(ps, aj_get(m, "usage"));
+        /* The input is known up front: the Anthropic renderer shows it in
+         * its own message_start. */
+        hx_event ev = {.type = HX_EV_META, .id = aj_str(m, "id"), .name = aj_str(m, "model"),
+                       .prompt_tokens = ps->in_tok, .cache_read_tokens = ps->cache_read,
+                       .cache_write_tokens = ps->cache_write};
         return emit(ps, &ev);
     }
     if (strcmp(type, "content_block_start") == 0)
@@ -221,15 +284,8 @@ static int on_event(anth_parser *ps, const char *type, json_object *o)
         return 0;
     }
     if (strcmp(type, "message_delta") == 0) {
-        const char *sr = aj_str(aj_get(o, "delta"), "stop_reason");
-        json_object *u = aj_get(o, "usage");
-        if (sr)
-            snprintf(ps->stop, sizeof ps->stop, "%s", sr);
-        if (aj_get(u, "output_tokens"))
-            ps->out_tok = usage_count(u, "output_tokens");
-        if (aj_get(u, "input_tokens"))
-            ps->in_tok = input_tokens(u);
-        return 0;
+        read_usage(ps, aj_get(o, "usage"));
+        return read_stop(ps, aj_get(o, "delta"));
     }
     if (strcmp(type, "message_stop") == 0) {
         ps->done = true;
@@ -279,34 +335,34 @@ static int parse_message(anth_parser *ps, json_object *o)
         return emit_error_obj(ps, o);
     if (content == NULL || !json_object_is_type(content, json_type_array))
         return perr(ps, "malformed answer from upstream: no content");
-    hx_event meta = {.type = HX_EV_META, .id = aj_str(o, "id"), .name = aj_str(o, "model")};
+    read_usage(ps, aj_get(o, "usage"));
+    if (read_stop(ps, o) != 0)
+        return -1;
+    hx_event meta = {.type = HX_EV_META, .id = aj_str(o, "id"), .name = aj_str(o, "model"),
+                     .prompt_tokens = ps->in_tok, .cache_read_tokens = ps->cache_read,
+                     .cache_write_tokens = ps->cache_write};
     if (emit(ps, &meta) != 0)
         return -1;
-    hx_buf text;
-    hx_buf_init(&text, HX_PROVIDER_TEXT_MAX);
+    /* Blocks in their order: thinking before the text it led to. */
     size_t n = json_object_array_length(content);
     for (size_t i = 0; i < n; i++) {
         json_object *b = json_object_array_get_idx(content, i);
-        const char *t = aj_str(b, "text");
-        if (t && strcmp(aj_str(b, "type") ? aj_str(b, "type") : "", "text") == 0 &&
-            hx_buf_append(&text, t, (size_t)json_object_get_string_len(aj_get(b, "text"))) != 0) {
-            hx_buf_free(&text);
-            return perr(ps, "out of memory");
-        }
-    }
-    hx_event te = {.type = HX_EV_TEXT, .text = text.data, .len = text.len};
-    int rc = text.len ? emit(ps, &te) : 0;
-    hx_buf_free(&text);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        json_object *b = json_object_array_get_idx(content, i);
-        if (strcmp(aj_str(b, "type") ? aj_str(b, "type") : "", "tool_use") == 0)
+        const char *type = aj_str(b, "type");
+        int rc = 0;
+        if (type == NULL)
+            continue;
+        if (strcmp(type, "text") == 0 && aj_get(b, "text"))
+            rc = emit_str(ps, HX_EV_TEXT, b, "text", false);
+        else if (strcmp(type, "tool_use") == 0)
             rc = emit_tool(ps, ps->ntools++, b);
+        else if (strcmp(type, "thinking") == 0)
+            rc = emit_str(ps, HX_EV_THINKING, b, "thinking", false) ||
+                 emit_str(ps, HX_EV_THINKING_SIGNATURE, b, "signature", true);
+        else if (strcmp(type, "redacted_thinking") == 0)
+            rc = emit_str(ps, HX_EV_REDACTED_THINKING, b, "data", true);
+        if (rc != 0)
+            return -1;
     }
-    if (rc != 0)
-        return -1;
-    snprintf(ps->stop, sizeof ps->stop, "%s", aj_str(o, "stop_reason") ? aj_str(o, "stop_reason") : "");
-    ps->in_tok = input_tokens(aj_get(o, "usage"));
-    ps->out_tok = usage_count(aj_get(o, "usage"), "output_tokens");
     return emit_finish_usage(ps);
 }
 

@@ -69,4 +69,10 @@ int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
 int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *h);
 extern const hx_native hx_anth_native_count_tokens;
 
+/* The members beyond messages, tools and sampling (anthropic_params.c):
+ * thinking, output_config, metadata, service_tier; every other member the
+ * canonical request carries must ask for nothing, else it is refused by
+ * name. Call after max_tokens is in out. 0 or -1 with err. */
+int hx_anth_conv_extras(const hx_provider *p, json_object *canon, json_object *out, char *err, size_t errlen);
+
 #endif

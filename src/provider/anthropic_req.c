@@ -19,6 +19,9 @@ typedef struct {
     const char *last_role;
     bool last_from_string;     /* it came from one string content: collapse */
     hx_buf system;
+    json_object *sys_blocks;   /* the same as blocks, sent when one is cached */
+    bool sys_cache;
+    const hx_provider *p;
     char *err;
     size_t errlen;
 } anth_conv;
@@ -85,6 +88,25 @@ static json_object *text_block(const char *s, size_t len)
         return NULL;
     }
     return b;
+}
+
+/* Prompt-caching markers (an Anthropic client's, kept in the canonical
+ * request on parts, system and tools) go back where they were. */
+static int keep_cache(json_object *b, json_object *from)
+{
+    json_object *cc = aj_get(from, "cache_control");
+    return cc == NULL ? 0 : aj_set(b, "cache_control", json_object_get(cc));
+}
+
+/* The cache_control of the last part of a content array that has one. */
+static json_object *parts_cache(json_object *content)
+{
+    json_object *cc = NULL;
+    if (content && json_object_is_type(content, json_type_array))
+        for (size_t j = 0; j < json_object_array_length(content); j++)
+            if (aj_get(json_object_array_get_idx(content, j), "cache_control"))
+                cc = json_object_array_get_idx(content, j);
+    return cc;
 }
 
 /* The `source` of an image block from a data: or http(s) URL. */
@@ -180,6 +202,10 @@ static int user_blocks(anth_conv *c, json_object *content, size_t i, json_object
             return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: content part type \"%s\" is not supported by anthropic",
                         i, j, type ? type : "");
         }
+        if (keep_cache(b, part) != 0) {
+            json_object_put(b);
+            return hx_fail(c->err, c->errlen, "out of memory");
+        }
         if (aj_push(blocks, b) != 0)
             return hx_fail(c->err, c->errlen, "out of memory");
     }
@@ -233,7 +259,8 @@ static int conv_tool_result(anth_conv *c, json_object *m, size_t i)
     int rc = blocks && b && hx_content_text(aj_get(m, "content"), &t) == 0 ? 0 : -1;
     if (rc == 0)
         rc = aj_set(b, "type", json_object_new_string("tool_result")) | aj_set(b, "tool_use_id", json_object_new_string(id)) |
-             aj_set(b, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len));
+             aj_set(b, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) |
+             keep_cache(b, aj_get(m, "cache_control") ? m : parts_cache(aj_get(m, "content")));
     hx_buf_free(&t);
     if (rc != 0 || aj_push(blocks, b) != 0) {
         if (rc != 0)
@@ -244,8 +271,40 @@ static int conv_tool_result(anth_conv *c, json_object *m, size_t i)
     return conv_emit(c, "user", blocks, false);
 }
 
+/* A system message's text blocks, with their cache_control (a message-level
+ * one marks its last block). */
+static int conv_system_blocks(anth_conv *c, json_object *m, json_object *content)
+{
+    size_t n = content && json_object_is_type(content, json_type_array) ? json_object_array_length(content) : 1;
+    json_object *last = NULL;
+    for (size_t j = 0; j < n; j++) {
+        json_object *part = json_object_is_type(content, json_type_array) ? json_object_array_get_idx(content, j) : NULL;
+        json_object *t = part ? aj_get(part, "text") : content;
+        const char *type = part ? aj_str(part, "type") : "text";
+        if (t == NULL || !json_object_is_type(t, json_type_string) || type == NULL || strcmp(type, "text") != 0 ||
+            json_object_get_string_len(t) == 0)
+            continue;
+        json_object *b = text_block(json_object_get_string(t), (size_t)json_object_get_string_len(t));
+        if (aj_push(c->sys_blocks, b) != 0 || keep_cache(b, part) != 0)
+            return hx_fail(c->err, c->errlen, "out of memory");
+        c->sys_cache = c->sys_cache || aj_get(part, "cache_control");
+        last = b;
+    }
+    if (last && aj_get(m, "cache_control")) {
+        c->sys_cache = true;
+        if (keep_cache(last, m) != 0)
+            return hx_fail(c->err, c->errlen, "out of memory");
+    }
+    return 0;
+}
+
+/* What a canonical message may carry to Anthropic. */
+static const char *const msg_members[] = {"role", "content", "tool_calls", "tool_call_id", "cache_control", NULL};
+
 static int conv_message(anth_conv *c, json_object *m, size_t i)
 {
+    if (hx_canon_check_message(c->p, m, i, msg_members, c->err, c->errlen) != 0)
+        return -1;
     const char *role = aj_str(m, "role");
     json_object *content = aj_get(m, "content");
     if (role == NULL)
@@ -260,7 +319,7 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
             c->system.len = before; /* empty: no separator */
         if (c->system.data)
             c->system.data[c->system.len] = '\0';
-        return 0;
+        return conv_system_blocks(c, m, content);
     }
     if (strcmp(role, "tool") == 0)
         return conv_tool_result(c, m, i);
@@ -277,7 +336,8 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
         hx_buf t;
         hx_buf_init(&t, HX_UP_REQUEST_BODY_MAX);
         rc = hx_content_text(content, &t) == 0 ? 0 : hx_fail(c->err, c->errlen, "out of memory");
-        if (rc == 0 && t.len && aj_push(blocks, text_block(t.data, t.len)) != 0)
+        json_object *tb = rc == 0 && t.len ? text_block(t.data, t.len) : NULL;
+        if (rc == 0 && t.len && (aj_push(blocks, tb) != 0 || keep_cache(tb, parts_cache(content)) != 0))
             rc = hx_fail(c->err, c->errlen, "out of memory");
         hx_buf_free(&t);
         if (rc == 0 && aj_get(m, "tool_calls"))
@@ -291,15 +351,19 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
     return conv_emit(c, user ? "user" : "assistant", blocks, from_string);
 }
 
-static int conv_messages(json_object *canon, json_object *out, char *err, size_t errlen)
+static int conv_messages(const hx_provider *p, json_object *canon, json_object *out, char *err, size_t errlen)
 {
     json_object *msgs = aj_get(canon, "messages");
     if (msgs == NULL || !json_object_is_type(msgs, json_type_array))
         return hx_fail(err, errlen, "messages: expected an array");
-    anth_conv c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen};
+    anth_conv c = {.msgs = json_object_new_array(), .sys_blocks = json_object_new_array(), .p = p, .err = err,
+                   .errlen = errlen};
     hx_buf_init(&c.system, HX_UP_REQUEST_BODY_MAX);
-    if (c.msgs == NULL)
+    if (c.msgs == NULL || c.sys_blocks == NULL) {
+        json_object_put(c.msgs);
+        json_object_put(c.sys_blocks);
         return hx_fail(err, errlen, "out of memory");
+    }
     int rc = 0;
     size_t n = json_object_array_length(msgs);
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -308,13 +372,19 @@ static int conv_messages(json_object *canon, json_object *out, char *err, size_t
         conv_finish_last(&c);
     if (rc == 0 && json_object_array_length(c.msgs) == 0)
         rc = hx_fail(err, errlen, "messages: at least one non-system message with content is required");
-    if (rc == 0 && c.system.len && aj_set(out, "system", json_object_new_string_len(c.system.data, (int)c.system.len)) != 0)
+    if (rc == 0 && c.sys_cache) {
+        rc = aj_set(out, "system", c.sys_blocks) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
+        c.sys_blocks = NULL;
+    } else if (rc == 0 && c.system.len &&
+               aj_set(out, "system", json_object_new_string_len(c.system.data, (int)c.system.len)) != 0) {
         rc = hx_fail(err, errlen, "out of memory");
+    }
     if (rc == 0) {
         rc = aj_set(out, "messages", c.msgs) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
         c.msgs = NULL;
     }
     json_object_put(c.msgs);
+    json_object_put(c.sys_blocks);
     hx_buf_free(&c.system);
     return rc;
 }
@@ -388,7 +458,8 @@ static int conv_tools(json_object *canon, json_object *out, char *err, size_t er
         json_object *params = aj_get(fn, "parameters"), *o = json_object_new_object();
         if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "name", json_object_new_string(name)) != 0 ||
             (desc && aj_set(o, "description", json_object_new_string(desc)) != 0) ||
-            aj_set(o, "input_schema", params ? json_object_get(params) : default_schema()) != 0)
+            aj_set(o, "input_schema", params ? json_object_get(params) : default_schema()) != 0 ||
+            keep_cache(o, aj_get(t, "cache_control") ? t : fn) != 0)
             return hx_fail(err, errlen, "out of memory");
     }
     return conv_tool_choice(canon, out, err, errlen);
@@ -428,14 +499,6 @@ static int conv_params(json_object *canon, json_object *out, bool stream, char *
         if (json_object_array_length(arr) == 0)
             json_object_object_del(out, "stop_sequences");
     }
-    if ((v = aj_get(canon, "n")) != NULL && json_object_get_int64(v) > 1)
-        return hx_fail(err, errlen, "n > 1 is not supported by anthropic");
-    const char *user = aj_str(canon, "user");
-    if (user && user[0]) {
-        json_object *md = json_object_new_object();
-        if (md == NULL || aj_set(out, "metadata", md) != 0 || aj_set(md, "user_id", json_object_new_string(user)) != 0)
-            return hx_fail(err, errlen, "out of memory");
-    }
     if (stream && aj_set(out, "stream", json_object_new_boolean(1)) != 0)
         return hx_fail(err, errlen, "out of memory");
     return 0;
@@ -470,9 +533,11 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
     if (rc == 0 && aj_set(body, "model", json_object_new_string(p->model ? p->model : "")) != 0)
         rc = hx_fail(err, errlen, "out of memory");
     if (rc == 0)
-        rc = conv_messages(canon, body, err, errlen);
+        rc = conv_messages(p, canon, body, err, errlen);
     if (rc == 0)
         rc = conv_params(canon, body, stream, err, errlen);
+    if (rc == 0)
+        rc = hx_anth_conv_extras(p, canon, body, err, errlen);
     if (rc == 0)
         rc = conv_tools(canon, body, err, errlen);
     if (rc == 0 && ((out->url = hx_url_join(p->base_url ? p->base_url : "", "messages")) == NULL ||

@@ -136,15 +136,15 @@ static int add_image(json_object *part, json_object *images, char *err, size_t e
     else
         url = get_str(iu, "url");
     if (url == NULL)
-        return fail_req(err, errlen, "ollama: image_url part without a url");
+        return fail_req(err, errlen, "image_url part without a url");
     if (strncasecmp(url, "data:", 5) != 0)
-        return fail_req(err, errlen, "ollama: image URLs must be data: URLs");
+        return fail_req(err, errlen, "image URLs must be data: URLs");
     const char *comma = strchr(url, ',');
     size_t hlen = comma ? (size_t)(comma - url) : 0;
     if (comma == NULL || hlen < 5 + 7 || strncasecmp(comma - 7, ";base64", 7) != 0)
-        return fail_req(err, errlen, "ollama: image data URLs must be base64");
+        return fail_req(err, errlen, "image data URLs must be base64");
     if (comma[1] == '\0')
-        return fail_req(err, errlen, "ollama: empty image data URL");
+        return fail_req(err, errlen, "empty image data URL");
     return arr_add(images, json_object_new_string(comma + 1));
 }
 
@@ -185,7 +185,7 @@ static json_object *parse_arguments(json_object *args, char *err, size_t errlen)
     if (json_object_is_type(args, json_type_object))
         return json_object_get(args);
     if (!json_object_is_type(args, json_type_string)) {
-        fail_req(err, errlen, "ollama: tool call arguments must be a JSON string");
+        fail_req(err, errlen, "tool call arguments must be a JSON string");
         return NULL;
     }
     const char *s = json_object_get_string(args);
@@ -197,7 +197,7 @@ static json_object *parse_arguments(json_object *args, char *err, size_t errlen)
     json_object *o = parse_exact(s, n);
     if (o == NULL || !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
-        fail_req(err, errlen, "ollama: tool call arguments must be a JSON object");
+        fail_req(err, errlen, "tool call arguments must be a JSON object");
         return NULL;
     }
     return o;
@@ -206,7 +206,7 @@ static json_object *parse_arguments(json_object *args, char *err, size_t errlen)
 static int map_tool_calls(json_object *calls, json_object *msg, char *err, size_t errlen)
 {
     if (!json_object_is_type(calls, json_type_array))
-        return fail_req(err, errlen, "ollama: tool_calls must be an array");
+        return fail_req(err, errlen, "tool_calls must be an array");
     json_object *out = json_object_new_array();
     if (out == NULL)
         return -1;
@@ -216,7 +216,7 @@ static int map_tool_calls(json_object *calls, json_object *msg, char *err, size_
         const char *name = get_str(fn, "name");
         if (name == NULL) {
             json_object_put(out);
-            return fail_req(err, errlen, "ollama: tool call without a function name");
+            return fail_req(err, errlen, "tool call without a function name");
         }
         json_object *call = json_object_new_object(), *f = json_object_new_object();
         json_object *args = parse_arguments(get(fn, "arguments"), err, errlen);
@@ -264,16 +264,22 @@ static const char *tool_name_for(json_object *messages, size_t upto, const char 
     return NULL;
 }
 
-static json_object *map_message(json_object *messages, size_t idx, char *err, size_t errlen)
+/* What a canonical message may carry to Ollama (cache_control: Ollama
+ * reuses a cached prompt prefix by itself). */
+static const char *const msg_members[] = {"role", "content", "tool_calls", "tool_call_id", "cache_control", NULL};
+
+static json_object *map_message(const hx_provider *p, json_object *messages, size_t idx, char *err, size_t errlen)
 {
     json_object *src = json_object_array_get_idx(messages, idx);
+    if (hx_canon_check_message(p, src, idx, msg_members, err, errlen) != 0)
+        return NULL;
     if (!json_object_is_type(src, json_type_object)) {
-        fail_req(err, errlen, "ollama: each message must be an object");
+        fail_req(err, errlen, "each message must be an object");
         return NULL;
     }
     const char *role = map_role(get_str(src, "role"));
     if (role == NULL) {
-        fail_req(err, errlen, "ollama: unsupported message role");
+        fail_req(err, errlen, "unsupported message role");
         return NULL;
     }
     json_object *msg = json_object_new_object();
@@ -299,17 +305,17 @@ static json_object *map_message(json_object *messages, size_t idx, char *err, si
     return msg;
 }
 
-static int map_messages(json_object *canon, json_object *root, char *err, size_t errlen)
+static int map_messages(const hx_provider *p, json_object *canon, json_object *root, char *err, size_t errlen)
 {
     json_object *messages = get(canon, "messages");
     if (messages == NULL || !json_object_is_type(messages, json_type_array))
-        return fail_req(err, errlen, "ollama: messages must be an array");
+        return fail_req(err, errlen, "messages must be an array");
     json_object *out = json_object_new_array();
     if (out == NULL)
         return -1;
     size_t n = json_object_array_length(messages);
     for (size_t i = 0; i < n; i++) {
-        if (arr_add(out, map_message(messages, i, err, errlen)) != 0) {
+        if (arr_add(out, map_message(p, messages, i, err, errlen)) != 0) {
             json_object_put(out);
             return -1;
         }
@@ -330,7 +336,7 @@ static int copy_number(json_object *canon, const char *from, json_object *opts, 
         return 0;
     if (!is_number(v)) {
         char msg[96];
-        snprintf(msg, sizeof msg, "ollama: %s must be a number", from);
+        snprintf(msg, sizeof msg, "%s must be a number", from);
         return fail_req(err, errlen, msg);
     }
     return obj_add(opts, to, json_object_get(v));
@@ -350,10 +356,10 @@ static int copy_stop(json_object *canon, json_object *opts, char *err, size_t er
         return obj_add(opts, "stop", a);
     }
     if (!json_object_is_type(stop, json_type_array))
-        return fail_req(err, errlen, "ollama: stop must be a string or an array of strings");
+        return fail_req(err, errlen, "stop must be a string or an array of strings");
     for (size_t i = 0; i < json_object_array_length(stop); i++)
         if (!json_object_is_type(json_object_array_get_idx(stop, i), json_type_string))
-            return fail_req(err, errlen, "ollama: stop must be a string or an array of strings");
+            return fail_req(err, errlen, "stop must be a string or an array of strings");
     return obj_add(opts, "stop", json_object_get(stop));
 }
 
@@ -388,7 +394,7 @@ static int map_tools(json_object *canon, json_object *root, char *err, size_t er
     if (tools == NULL)
         return 0;
     if (!json_object_is_type(tools, json_type_array))
-        return fail_req(err, errlen, "ollama: tools must be an array");
+        return fail_req(err, errlen, "tools must be an array");
     const char *choice = get_str(canon, "tool_choice");
     if (json_object_array_length(tools) == 0 || (choice && strcmp(choice, "none") == 0))
         return 0;
@@ -402,7 +408,7 @@ static int map_format(json_object *canon, json_object *root, char *err, size_t e
         return 0;
     const char *type = get_str(rf, "type");
     if (type == NULL)
-        return fail_req(err, errlen, "ollama: response_format needs a type");
+        return fail_req(err, errlen, "response_format needs a type");
     if (strcmp(type, "text") == 0)
         return 0;
     if (strcmp(type, "json_object") == 0)
@@ -410,18 +416,10 @@ static int map_format(json_object *canon, json_object *root, char *err, size_t e
     if (strcmp(type, "json_schema") == 0) {
         json_object *schema = get(get(rf, "json_schema"), "schema");
         if (schema == NULL || !json_object_is_type(schema, json_type_object))
-            return fail_req(err, errlen, "ollama: response_format json_schema needs a schema object");
+            return fail_req(err, errlen, "response_format json_schema needs a schema object");
         return obj_add(root, "format", json_object_get(schema));
     }
-    return fail_req(err, errlen, "ollama: unsupported response_format type");
-}
-
-static int check_n(json_object *canon, char *err, size_t errlen)
-{
-    json_object *n = get(canon, "n");
-    if (n && json_object_is_type(n, json_type_int) && json_object_get_int64(n) > 1)
-        return fail_req(err, errlen, "ollama: n > 1 is not supported");
-    return 0;
+    return fail_req(err, errlen, "unsupported response_format type");
 }
 
 /* ------------------------------------------------------------------------
@@ -451,21 +449,21 @@ int hx_oll_start_request(const hx_provider *p, const char *path, const char *met
 static json_object *build_body(const hx_provider *p, json_object *canon, bool stream, char *err, size_t errlen)
 {
     if (!json_object_is_type(canon, json_type_object)) {
-        fail_req(err, errlen, "ollama: request must be a JSON object");
+        fail_req(err, errlen, "request must be a JSON object");
         return NULL;
     }
     if (p->model == NULL || *p->model == '\0') {
-        fail_req(err, errlen, "ollama: no model configured");
+        fail_req(err, errlen, "no model configured");
         return NULL;
     }
     json_object *root = json_object_new_object();
     if (root == NULL)
         return NULL;
-    int rc = check_n(canon, err, errlen);
+    int rc = hx_oll_check_members(p, canon, err, errlen);
     if (rc == 0)
         rc = obj_add(root, "model", json_object_new_string(p->model));
     if (rc == 0)
-        rc = map_messages(canon, root, err, errlen);
+        rc = map_messages(p, canon, root, err, errlen);
     if (rc == 0)
         rc = obj_add(root, "stream", json_object_new_boolean(stream));
     if (rc == 0)
@@ -474,6 +472,8 @@ static json_object *build_body(const hx_provider *p, json_object *canon, bool st
         rc = map_tools(canon, root, err, errlen);
     if (rc == 0)
         rc = map_format(canon, root, err, errlen);
+    if (rc == 0)
+        rc = hx_oll_map_think(p, canon, root, err, errlen);
     if (rc != 0) {
         json_object_put(root);
         return NULL;
@@ -500,7 +500,7 @@ static int ollama_build_chat(const hx_provider *p, json_object *canon, bool stre
         hx_up_request_free(out);
         hx_up_request_init(out);
         if (err && errlen && err[0] == '\0')
-            fail_req(err, errlen, "ollama: out of memory");
+            fail_req(err, errlen, "out of memory");
     }
     return rc;
 }
@@ -592,6 +592,14 @@ static int emit_tool_call(oll_parser *ps, json_object *call)
 
 static int emit_message(oll_parser *ps, json_object *msg)
 {
+    json_object *thinking = get(msg, "thinking");
+    if (thinking && json_object_is_type(thinking, json_type_string) && json_object_get_string_len(thinking) > 0) {
+        hx_event ev = {.type = HX_EV_THINKING,
+                       .text = json_object_get_string(thinking),
+                       .len = (size_t)json_object_get_string_len(thinking)};
+        if (emit(ps, &ev) != 0)
+            return -1;
+    }
     json_object *content = get(msg, "content");
     if (content && json_object_is_type(content, json_type_string) && json_object_get_string_len(content) > 0) {
         hx_event ev = {.type = HX_EV_TEXT,

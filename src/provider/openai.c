@@ -53,6 +53,111 @@ static int add_auth(const hx_provider *p, hx_up_request *out)
     return rc;
 }
 
+/* OpenAI itself (not a compatible server): no top_k, no cache_control
+ * markers (it caches prompts by itself). */
+static bool is_openai_proper(const hx_provider *p)
+{
+    return strstr(p->base_url, "api.openai.com") != NULL || is_azure(p);
+}
+
+/* A copy of an array of objects without their (and their content parts')
+ * cache_control members; a new reference to arr when none has one. */
+static json_object *without_cache(json_object *arr)
+{
+    size_t n = json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
+    bool any = false;
+    for (size_t i = 0; i < n && !any; i++) {
+        json_object *e = json_object_array_get_idx(arr, i), *c = NULL;
+        any = json_object_object_get_ex(e, "cache_control", NULL);
+        if (json_object_object_get_ex(e, "content", &c) && json_object_is_type(c, json_type_array))
+            for (size_t j = 0; j < json_object_array_length(c) && !any; j++)
+                any = json_object_object_get_ex(json_object_array_get_idx(c, j), "cache_control", NULL);
+    }
+    if (!any)
+        return json_object_get(arr);
+    json_object *copy = NULL;
+    if (json_object_deep_copy(arr, &copy, NULL) != 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(copy, i), *c = NULL;
+        json_object_object_del(e, "cache_control");
+        if (json_object_object_get_ex(e, "content", &c) && json_object_is_type(c, json_type_array))
+            for (size_t j = 0; j < json_object_array_length(c); j++)
+                json_object_object_del(json_object_array_get_idx(c, j), "cache_control");
+    }
+    return copy;
+}
+
+/* An Anthropic client's structured output arrives as a json_schema
+ * response_format without the name OpenAI requires: it gets one, and
+ * strict (Anthropic always enforces the schema). 1 when added here. */
+static int named_schema(json_object *rf, json_object *body, char *err, size_t errlen)
+{
+    json_object *type = NULL, *js = NULL, *copy = NULL;
+    if (!json_object_object_get_ex(rf, "type", &type) || !json_object_is_type(type, json_type_string) ||
+        strcmp(json_object_get_string(type), "json_schema") != 0 || !json_object_object_get_ex(rf, "json_schema", &js) ||
+        !json_object_is_type(js, json_type_object) || json_object_object_get_ex(js, "name", NULL))
+        return 0;
+    json_object *njs = NULL;
+    if (json_object_deep_copy(rf, &copy, NULL) != 0 || !json_object_object_get_ex(copy, "json_schema", &njs) ||
+        json_object_object_add(njs, "name", json_object_new_string("response")) != 0 ||
+        (!json_object_object_get_ex(njs, "strict", NULL) &&
+         json_object_object_add(njs, "strict", json_object_new_boolean(1)) != 0) ||
+        json_object_object_add(body, "response_format", copy) != 0) {
+        json_object_put(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 1;
+}
+
+/* An Anthropic client's members in OpenAI's terms: thinking →
+ * reasoning_effort, metadata.user_id → user, service_tier standard_only →
+ * default. 1 when k was handled here (added or left out), 0 when it goes
+ * as it is, -1 on error. */
+static int translate_member(const hx_provider *p, json_object *canon, const char *k, json_object *v,
+                            json_object *body, char *err, size_t errlen)
+{
+    if (strcmp(k, "top_k") == 0 && is_openai_proper(p))
+        return v ? hx_canon_refuse_why(p, err, errlen, "top_k", "OpenAI has no top_k") : 1;
+    if (strcmp(k, "thinking") == 0) {
+        bool bad;
+        const char *effort = hx_canon_effort_of(v, &bad);
+        if (bad)
+            return hx_canon_refuse_why(p, err, errlen, "thinking", "expected type enabled with budget_tokens, adaptive or disabled");
+        if (effort && !json_object_object_get_ex(canon, "reasoning_effort", NULL))
+            json_object_object_add(body, "reasoning_effort", json_object_new_string(effort));
+        return 1; /* disabled: no reasoning_effort, the model's default */
+    }
+    if (strcmp(k, "metadata") == 0 && json_object_is_type(v, json_type_object) &&
+        json_object_object_length(v) == 1 && json_object_object_get_ex(v, "user_id", NULL)) {
+        /* Anthropic's end-user id is OpenAI's `user`; OpenAI's metadata
+         * needs store and means something else. */
+        json_object *uid = NULL;
+        json_object_object_get_ex(v, "user_id", &uid);
+        if (!json_object_object_get_ex(canon, "user", NULL) && uid)
+            json_object_object_add(body, "user", json_object_get(uid));
+        return 1;
+    }
+    if (strcmp(k, "service_tier") == 0 && json_object_is_type(v, json_type_string) &&
+        strcmp(json_object_get_string(v), "standard_only") == 0) {
+        json_object_object_add(body, "service_tier", json_object_new_string("default"));
+        return 1;
+    }
+    if (strcmp(k, "response_format") == 0)
+        return named_schema(v, body, err, errlen);
+    if ((strcmp(k, "messages") == 0 || strcmp(k, "tools") == 0) && is_openai_proper(p)) {
+        json_object *c = without_cache(v);
+        if (c == NULL || json_object_object_add(body, k, c) != 0) {
+            json_object_put(c);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static int build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
                       size_t errlen)
 {
@@ -62,11 +167,15 @@ static int build_chat(const hx_provider *p, json_object *canon, bool stream, hx_
     json_object_object_foreach(canon, k, v) {
         if (strcmp(k, "model") == 0 || strcmp(k, "stream") == 0 || strcmp(k, "stream_options") == 0)
             continue;
-        /* OpenAI itself rejects top_k (it may come from an Anthropic
-         * client); compatible servers such as vLLM accept it. */
-        if (strcmp(k, "top_k") == 0 && strstr(p->base_url, "api.openai.com") != NULL)
-            continue;
-        json_object_object_add(body, k, json_object_get(v));
+        /* OpenAI rejects top_k (an Anthropic client's): refused by name;
+         * compatible servers such as vLLM take it. */
+        int t = translate_member(p, canon, k, v, body, err, errlen);
+        if (t < 0) {
+            json_object_put(body);
+            return -1;
+        }
+        if (t == 0)
+            json_object_object_add(body, k, json_object_get(v));
     }
     json_object_object_add(body, "model", json_object_new_string(p->model));
     if (stream) {
@@ -103,8 +212,8 @@ static int chat_build(const hx_provider *p, const char *model, const hx_req *r, 
 {
     const hx_buf *b = &r->body;
     snprintf(err, errlen, "the body is rebuilt");
-    if (stream || (strstr(p->base_url, "api.openai.com") != NULL && memmem(b->data, b->len, "\"top_k\"", 7) != NULL))
-        return -1; /* top_k must be dropped: see build_chat */
+    if (stream || (is_openai_proper(p) && memmem(b->data, b->len, "\"top_k\"", 7) != NULL))
+        return -1; /* top_k is refused by name: see build_chat */
     out->method = "POST";
     out->url = endpoint_url(p, "chat/completions");
     if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
@@ -282,16 +391,38 @@ static int emit_meta(oa_parser *ps, json_object *o)
     return emit(ps, (hx_event){.type = HX_EV_META, .id = str_of(o, "id"), .name = str_of(o, "model")});
 }
 
+/* Member k of object o, or NULL. */
+static json_object *member(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, k, &v))
+        return v;
+    return NULL;
+}
+
 static int emit_usage(oa_parser *ps, json_object *o)
 {
-    json_object *u, *pt = NULL, *ct = NULL;
-    if (!json_object_object_get_ex(o, "usage", &u) || !json_object_is_type(u, json_type_object))
+    json_object *u = member(o, "usage");
+    if (u == NULL || !json_object_is_type(u, json_type_object))
         return 0;
-    json_object_object_get_ex(u, "prompt_tokens", &pt);
-    json_object_object_get_ex(u, "completion_tokens", &ct);
     return emit(ps, (hx_event){.type = HX_EV_USAGE,
-                               .prompt_tokens = hx_json_tokens(pt),   /* clamped: */
-                               .completion_tokens = hx_json_tokens(ct)}); /* 1e308 → max */
+                               /* clamped: 1e308 → max */
+                               .prompt_tokens = hx_json_tokens(member(u, "prompt_tokens")),
+                               .completion_tokens = hx_json_tokens(member(u, "completion_tokens")),
+                               .cache_read_tokens =
+                                   hx_json_tokens(member(member(u, "prompt_tokens_details"), "cached_tokens")),
+                               .reasoning_tokens = hx_json_tokens(
+                                   member(member(u, "completion_tokens_details"), "reasoning_tokens"))});
+}
+
+/* A non-empty string member of m as an event of `type`. */
+static int emit_text_member(oa_parser *ps, json_object *m, const char *k, hx_ev_type type)
+{
+    json_object *v = member(m, k);
+    if (v == NULL || !json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
+        return 0;
+    return emit(ps, (hx_event){.type = type, .text = json_object_get_string(v),
+                               .len = (size_t)json_object_get_string_len(v)});
 }
 
 /* tool_calls of a message (whole) or of a delta (pieces). */
@@ -326,19 +457,29 @@ static int emit_error_obj(oa_parser *ps, json_object *err)
 /* One choice of a chunk (delta) or of a whole response (message). */
 static int emit_choice(oa_parser *ps, json_object *choice, const char *part)
 {
-    json_object *m, *content, *tcs;
+    json_object *m, *tcs;
     if (json_object_object_get_ex(choice, part, &m) && json_object_is_type(m, json_type_object)) {
-        if (json_object_object_get_ex(m, "content", &content) && json_object_is_type(content, json_type_string) &&
-            json_object_get_string_len(content) > 0 &&
-            emit(ps, (hx_event){.type = HX_EV_TEXT, .text = json_object_get_string(content),
-                                .len = (size_t)json_object_get_string_len(content)}))
+        /* Reasoning first, as it was produced: reasoning_content (DeepSeek,
+         * vLLM, llama.cpp) or reasoning (OpenRouter, Ollama's /v1). */
+        if (emit_text_member(ps, m, "reasoning_content", HX_EV_THINKING) ||
+            emit_text_member(ps, m, "reasoning", HX_EV_THINKING) || emit_text_member(ps, m, "content", HX_EV_TEXT) ||
+            emit_text_member(ps, m, "refusal", HX_EV_REFUSAL))
             return -1;
         if (json_object_object_get_ex(m, "tool_calls", &tcs) && emit_tool_calls(ps, tcs))
             return -1;
     }
     const char *finish = str_of(choice, "finish_reason");
-    if (finish && emit(ps, (hx_event){.type = HX_EV_FINISH, .finish = finish}))
-        return -1;
+    if (finish) {
+        /* vLLM names the stop string that matched in stop_reason. */
+        json_object *seq = member(choice, "stop_reason");
+        hx_event f = {.type = HX_EV_FINISH, .finish = finish};
+        if (strcmp(finish, "stop") == 0 && seq && json_object_is_type(seq, json_type_string)) {
+            f.text = json_object_get_string(seq);
+            f.len = (size_t)json_object_get_string_len(seq);
+        }
+        if (emit(ps, f))
+            return -1;
+    }
     return 0;
 }
 

@@ -100,7 +100,12 @@ static inline int rec_sink(void *ud, const hx_event *ev)
     int rc = 0;
     switch (ev->type) {
     case HX_EV_META:
-        rc = hx_buf_printf(&r->log, "META %s %s\n", ev->id ? ev->id : "-", ev->name ? ev->name : "-");
+        rc = hx_buf_printf(&r->log, "META %s %s", ev->id ? ev->id : "-", ev->name ? ev->name : "-");
+        if (rc == 0 && (ev->prompt_tokens || ev->cache_read_tokens || ev->cache_write_tokens))
+            rc = hx_buf_printf(&r->log, " in=%lld cr=%lld cw=%lld", (long long)ev->prompt_tokens,
+                               (long long)ev->cache_read_tokens, (long long)ev->cache_write_tokens);
+        if (rc == 0)
+            rc = hx_buf_printf(&r->log, "\n");
         break;
     case HX_EV_TEXT:
         rc = hx_buf_printf(&r->log, "TEXT %.*s\n", (int)ev->len, ev->text);
@@ -112,10 +117,16 @@ static inline int rec_sink(void *ud, const hx_event *ev)
         rc = hx_buf_printf(&r->log, "ARGS %d %.*s\n", ev->index, (int)ev->len, ev->text);
         break;
     case HX_EV_FINISH:
-        rc = hx_buf_printf(&r->log, "FINISH %s\n", ev->finish);
+        rc = ev->text ? hx_buf_printf(&r->log, "FINISH %s seq=%.*s\n", ev->finish, (int)ev->len, ev->text)
+                      : hx_buf_printf(&r->log, "FINISH %s\n", ev->finish);
         break;
     case HX_EV_USAGE:
-        rc = hx_buf_printf(&r->log, "USAGE %lld %lld\n", (long long)ev->prompt_tokens, (long long)ev->completion_tokens);
+        rc = hx_buf_printf(&r->log, "USAGE %lld %lld", (long long)ev->prompt_tokens, (long long)ev->completion_tokens);
+        if (rc == 0 && (ev->cache_read_tokens || ev->cache_write_tokens || ev->reasoning_tokens))
+            rc = hx_buf_printf(&r->log, " cr=%lld cw=%lld rt=%lld", (long long)ev->cache_read_tokens,
+                               (long long)ev->cache_write_tokens, (long long)ev->reasoning_tokens);
+        if (rc == 0)
+            rc = hx_buf_printf(&r->log, "\n");
         break;
     case HX_EV_ERROR:
         rc = hx_buf_printf(&r->log, "ERROR %.*s\n", (int)ev->len, ev->text);

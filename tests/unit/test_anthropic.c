@@ -50,7 +50,8 @@ static void test_build_basic(void **state)
                            "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"Be kind.\"}]},"
                            "{\"role\":\"user\",\"content\":\"Hi\"}],"
                            "\"temperature\":0.70,\"top_p\":1e-1,\"stop\":\"END\",\"user\":\"u-7\","
-                           "\"seed\":3,\"response_format\":{\"type\":\"text\"}}",
+                           "\"seed\":null,\"presence_penalty\":0,\"logprobs\":false,\"n\":1,"
+                           "\"response_format\":{\"type\":\"text\"}}",
                            false, &req);
     assert_string_equal(req.method, "POST");
     assert_string_equal(req.url, "https://api.anthropic.com/v1/messages");
@@ -249,7 +250,8 @@ static void test_build_errors(void **state)
     build_fails("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}", "\"input_audio\" is not supported");
     build_fails("{\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}", "messages.0.tool_call_id is required");
     build_fails("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}", "max_tokens must be a positive integer");
-    build_fails("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}", "n > 1");
+    build_fails("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}",
+                "n is not supported by provider anthropic (anthropic): one choice per request");
     build_fails("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{}}]}",
                 "tools.0.function.name is required");
 }
@@ -289,14 +291,19 @@ static void test_parse_full(void **state)
         "\"stop_reason\":\"tool_use\",\"stop_sequence\":null,"
         "\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":5,\"output_tokens\":7}}";
     assert_int_equal(run_parser(false, body, 7, &r, err, sizeof err), 0);
-    assert_string_equal(r.log.data, "META msg_1 claude-x\n"
-                                    "TEXT Hello world\n"
+    /* Blocks in their order, thinking included; prompt tokens include the
+     * cached ones (event.h), which are also reported apart. */
+    assert_string_equal(r.log.data, "META msg_1 claude-x in=15 cr=5 cw=0\n"
+                                    "THINK hmm\n"
+                                    "SIG s\n"
+                                    "TEXT Hello \n"
                                     "CALL 0 toolu_a f\n"
                                     "ARGS 0 {\"x\":[1,2]}\n"
+                                    "TEXT world\n"
                                     "CALL 1 toolu_b g\n"
                                     "ARGS 1 {}\n"
                                     "FINISH tool_calls\n"
-                                    "USAGE 15 7\n");
+                                    "USAGE 15 7 cr=5 cw=0 rt=0\n");
     hx_buf_free(&r.log);
 }
 
@@ -312,7 +319,7 @@ static void test_parse_stop_reasons(void **state)
         snprintf(body, sizeof body,
                  "{\"id\":\"m\",\"model\":\"c\",\"content\":[],\"stop_reason\":\"%s\",\"usage\":{\"input_tokens\":1,\"output_tokens\":2}}",
                  map[i][0]);
-        snprintf(want, sizeof want, "META m c\nFINISH %s\nUSAGE 1 2\n", map[i][1]);
+        snprintf(want, sizeof want, "META m c in=1 cr=0 cw=0\nFINISH %s\nUSAGE 1 2\n", map[i][1]);
         rec r = {0};
         hx_buf_init(&r.log, 0);
         assert_int_equal(run_parser(false, body, 0, &r, err, sizeof err), 0);
@@ -377,7 +384,7 @@ static const char STREAM[] =
     "event: message_stop\n"
     "data: {\"type\":\"message_stop\"}\n\n";
 
-static const char STREAM_EVENTS[] = "META msg_01 claude-3\n"
+static const char STREAM_EVENTS[] = "META msg_01 claude-3 in=25 cr=0 cw=0\n"
                                     "TEXT Hello\n"
                                     "TEXT  w\xc3\xb6rld\n"
                                     "CALL 0 toolu_1 get_weather\n"
@@ -423,7 +430,7 @@ static void test_parse_stream_errors(void **state)
              "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n");
     assert_int_equal(run_parser(true, body, 3, &r, err, sizeof err), -1);
     assert_string_equal(err, "Overloaded");
-    assert_string_equal(r.log.data, "META msg_01 claude-3\nERROR Overloaded\n");
+    assert_string_equal(r.log.data, "META msg_01 claude-3 in=25 cr=0 cw=0\nERROR Overloaded\n");
 
     /* malformed data */
     hx_buf_reset(&r.log);
@@ -444,7 +451,7 @@ static void test_parse_stream_errors(void **state)
     hx_buf_reset(&r.log);
     r.stop_after = 2;
     assert_int_equal(run_parser(true, STREAM, 0, &r, err, sizeof err), -1);
-    assert_string_equal(r.log.data, "META msg_01 claude-3\nTEXT Hello\n");
+    assert_string_equal(r.log.data, "META msg_01 claude-3 in=25 cr=0 cw=0\nTEXT Hello\n");
 
     /* a delta for a tool block that was never opened */
     hx_buf_reset(&r.log);

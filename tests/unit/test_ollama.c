@@ -372,7 +372,7 @@ static void test_build_errors(void **state)
     (void)state;
     build_err("{\"model\":\"m\"}", "messages must be an array");
     build_err("{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "unsupported message role");
-    build_err("{\"messages\":[],\"n\":2}", "n > 1 is not supported");
+    build_err("{\"messages\":[],\"n\":2}", "n is not supported by provider ollama (ollama): one choice per request");
     build_err("{\"messages\":[],\"temperature\":\"hot\"}", "temperature must be a number");
     build_err("{\"messages\":[],\"stop\":[1]}", "stop must be a string or an array of strings");
     build_err("{\"messages\":[],\"response_format\":{\"type\":\"json_schema\"}}",

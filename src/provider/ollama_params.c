@@ -1,0 +1,97 @@
+/* Ollama adapter, request side: what the canonical request may carry to
+ * Ollama (docs/providers.md, "Translation") and reasoning → `think`. */
+#include <stdbool.h>
+#include <string.h>
+
+#include "provider/ollama_int.h"
+#include "provider/provider.h"
+#include "util/json.h"
+
+/* Member k of o; a JSON null counts as absent. */
+static json_object *get(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    if (o == NULL || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, k, &v))
+        return NULL;
+    return v;
+}
+
+static const char *get_str(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* Members build_body reads. */
+static const char *const handled[] = {
+    "model", "messages", "stream", "stream_options", "temperature", "top_p", "seed", "presence_penalty",
+    "frequency_penalty", "top_k", "max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice",
+    "parallel_tool_calls", "response_format", "n", "reasoning_effort", "thinking", "user", "metadata", "service_tier",
+};
+
+/* Every member is carried or asks for nothing; the rest is refused by
+ * name (docs/providers.md). user and metadata.user_id identify the end
+ * user to a provider that bills and polices them: a local Ollama has
+ * neither, so they change nothing and are not sent. */
+int hx_oll_check_members(const hx_provider *p, json_object *canon, char *err, size_t errlen)
+{
+    json_object_object_foreach(canon, k, v) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof handled / sizeof handled[0] && !known; i++)
+            known = strcmp(handled[i], k) == 0;
+        if (!known && !hx_canon_neutral(v))
+            return hx_canon_refuse(p, err, errlen, k);
+    }
+    json_object *n = get(canon, "n");
+    if (n && !(json_object_is_type(n, json_type_int) && json_object_get_int64(n) == 1))
+        return hx_canon_refuse_why(p, err, errlen, "n", "one choice per request");
+    json_object *tc = get(canon, "tool_choice");
+    const char *choice = get_str(canon, "tool_choice");
+    if (tc && !(choice && (strcmp(choice, "auto") == 0 || strcmp(choice, "none") == 0)))
+        return hx_canon_refuse_why(p, err, errlen, "tool_choice", "Ollama cannot force a tool call");
+    json_object *pt = get(canon, "parallel_tool_calls");
+    if (pt && json_object_is_type(pt, json_type_boolean) && !json_object_get_boolean(pt))
+        return hx_canon_refuse(p, err, errlen, "parallel_tool_calls false");
+    json_object *md = get(canon, "metadata");
+    if (md && json_object_is_type(md, json_type_object)) {
+        json_object_object_foreach(md, mk, mv) {
+            (void)mv;
+            if (strcmp(mk, "user_id") != 0)
+                return hx_canon_refuse(p, err, errlen, "metadata");
+        }
+    }
+    const char *tier = get_str(canon, "service_tier");
+    if (get(canon, "service_tier") &&
+        !(tier && (strcmp(tier, "auto") == 0 || strcmp(tier, "default") == 0 || strcmp(tier, "standard_only") == 0)))
+        return hx_canon_refuse_why(p, err, errlen, "service_tier", "Ollama has one tier");
+    return 0;
+}
+
+/* reasoning_effort or an Anthropic client's thinking → think: a level
+ * ("low", "medium", "high": gpt-oss takes them, other thinking models
+ * take any level as true) or false. */
+int hx_oll_map_think(const hx_provider *p, json_object *canon, json_object *root, char *err, size_t errlen)
+{
+    json_object *th = get(canon, "thinking"), *re = get(canon, "reasoning_effort");
+    const char *level = NULL;
+    if (th) {
+        bool bad;
+        level = hx_canon_effort_of(th, &bad);
+        if (bad)
+            return hx_canon_refuse_why(p, err, errlen, "thinking", "expected type enabled with budget_tokens, adaptive or disabled");
+    } else if (re) {
+        const char *e = json_object_is_type(re, json_type_string) ? json_object_get_string(re) : "";
+        if (strcmp(e, "minimal") == 0 || strcmp(e, "low") == 0)
+            level = "low";
+        else if (strcmp(e, "medium") == 0)
+            level = "medium";
+        else if (strcmp(e, "high") == 0 || strcmp(e, "xhigh") == 0)
+            level = "high";
+        else if (strcmp(e, "none") != 0)
+            return hx_canon_refuse_why(p, err, errlen, "reasoning_effort", "expected none, minimal, low, medium, high or xhigh");
+    } else {
+        return 0;
+    }
+    return hx_json_set(root, "think", level ? json_object_new_string(level) : json_object_new_boolean(0));
+}
+
