@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gateway/anthropic_err.h"
 #include "gateway/gateway.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
@@ -327,7 +328,7 @@ static const struct {
     {"health", {handle_health, NULL, NULL}},
     {"completion", {handle_completion, NULL, NULL}},
     {"chat", {handle_chat, NULL, NULL}},
-    {"messages", {handle_messages, NULL, NULL}},
+    {"messages", {handle_messages, hx_err_render_anthropic, "request-id"}},
     {"models", {handle_models, NULL, NULL}},
     {"provider_health", {handle_provider_health, NULL, NULL}},
     {"metrics", {handle_metrics, NULL, NULL}},

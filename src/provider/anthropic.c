@@ -367,6 +367,7 @@ const hx_adapter hx_adapter_anthropic = {
     .default_endpoint = "https://api.anthropic.com/v1",
     .key_required = true,
     .build_chat = hx_anth_build_chat,
+    .native = {[HX_API_MESSAGES] = &hx_anth_native_messages},
     .build_probe = hx_anth_build_probe,
     .parser_new = anth_parser_new,
     .parser_feed = anth_parser_feed,

@@ -63,4 +63,7 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
                        size_t errlen);
 int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
 
+/* The Messages API spoken natively (anthropic_native.c). */
+extern const hx_native hx_anth_native_messages;
+
 #endif
