@@ -345,3 +345,26 @@ class AnthropicOnlyFailoverTest(_Scripted):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["content"], [{"type": "text", "text": "openai"}])
 
+    def test_translated_for_openai(self):
+        """A PDF document becomes an OpenAI file part, output_config.format
+        response_format, a cached system block a part with its marker."""
+        srv = self.chain(False)
+        body = {"model": "default", "max_tokens": 5,
+                "system": [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}],
+                "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+                "messages": [{"role": "user", "content": [
+                    {"type": "document", "title": "r.pdf",
+                     "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0K"}},
+                    {"type": "text", "text": "Summarise"}]}]}
+        r = self.post(srv, json.dumps(body))
+        self.assertEqual(r.status, 200, r)
+        path, _, raw = self.up.seen[-1]
+        self.assertEqual(path, "/v1/chat/completions")
+        up = json.loads(raw)
+        self.assertEqual(up["messages"][0]["content"], [{"type": "text", "text": "S",
+                                                         "cache_control": {"type": "ephemeral"}}])
+        self.assertEqual(up["messages"][1]["content"][0],
+                         {"type": "file", "file": {"filename": "r.pdf",
+                                                   "file_data": "data:application/pdf;base64,JVBERi0K"}})
+        self.assertEqual(up["response_format"], {"type": "json_schema",
+                                                 "json_schema": {"name": "response", "schema": {"type": "object"}}})
