@@ -640,6 +640,18 @@ static int in_format(json_object *f, const char *where, json_object *out, hx_in_
     return 0;
 }
 
+/* Member k goes into the canonical request as it is (of type t). */
+static int keep_member(json_object *body, json_object *out, const char *k, json_type t, const char *what, char *err,
+                       size_t errlen)
+{
+    json_object *v = aj_get(body, k);
+    if (v == NULL)
+        return 0;
+    if (!is_type(v, t))
+        return hx_fail(err, errlen, "%s: expected %s", k, what);
+    return aj_set(out, k, json_object_get(v)) == 0 ? 0 : OOM(err, errlen);
+}
+
 /* Members with a canonical meaning beyond messages and sampling: thinking
  * and service_tier go as they are, output_config.format → response_format;
  * any other top-level member is recorded as only native. */
@@ -652,13 +664,8 @@ static int in_extras(json_object *body, json_object *out, hx_in_info *info, char
     const char *other = other_member(body, known);
     if (other)
         only_native(info, "%.60s", other);
-    if ((v = aj_get(body, "thinking")) != NULL &&
-        (!is_type(v, json_type_object) ? hx_fail(err, errlen, "thinking: expected an object")
-                                       : aj_set(out, "thinking", json_object_get(v)) != 0 ? OOM(err, errlen) : 0))
-        return -1;
-    if ((v = aj_get(body, "service_tier")) != NULL &&
-        (!is_type(v, json_type_string) ? hx_fail(err, errlen, "service_tier: expected a string")
-                                       : aj_set(out, "service_tier", json_object_get(v)) != 0 ? OOM(err, errlen) : 0))
+    if (keep_member(body, out, "thinking", json_type_object, "an object", err, errlen) != 0 ||
+        keep_member(body, out, "service_tier", json_type_string, "a string", err, errlen) != 0)
         return -1;
     if (oc && !is_type(oc, json_type_object))
         return hx_fail(err, errlen, "output_config: expected an object");
