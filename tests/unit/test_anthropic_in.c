@@ -230,23 +230,25 @@ static void test_inbound_bad(void **state)
 
 /* What has a canonical meaning goes into the canonical request under the
  * names the builders read. */
+static const char FIDELITY[] =
+    "{\"model\":\"m\",\"max_tokens\":2048,\"top_k\":5,\"service_tier\":\"standard_only\","
+    "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},"
+    "\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":{\"type\":\"object\"}}},"
+    "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\"},\"strict\":true,"
+    "\"cache_control\":{\"type\":\"ephemeral\"}}],"
+    "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"title\":\"r.pdf\","
+    "\"source\":{\"type\":\"base64\",\"media_type\":\"application/pdf\",\"data\":\"JVBE\"},"
+    "\"cache_control\":{\"type\":\"ephemeral\"}},"
+    "{\"type\":\"text\",\"text\":\"sum\",\"cache_control\":{\"type\":\"ephemeral\"}},"
+    "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://x.test/i.png\"}}]},"
+    "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\",\"input\":{}}]},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"is_error\":true,"
+    "\"content\":\"boom\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]}";
+
 static void test_inbound_fidelity(void **state)
 {
     (void)state;
-    json_object *body = jparse(
-        "{\"model\":\"m\",\"max_tokens\":2048,\"top_k\":5,\"service_tier\":\"standard_only\","
-        "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},"
-        "\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":{\"type\":\"object\"}}},"
-        "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\"},\"strict\":true,"
-        "\"cache_control\":{\"type\":\"ephemeral\"}}],"
-        "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"title\":\"r.pdf\","
-        "\"source\":{\"type\":\"base64\",\"media_type\":\"application/pdf\",\"data\":\"JVBE\"},"
-        "\"cache_control\":{\"type\":\"ephemeral\"}},"
-        "{\"type\":\"text\",\"text\":\"sum\",\"cache_control\":{\"type\":\"ephemeral\"}},"
-        "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://x.test/i.png\"}}]},"
-        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\",\"input\":{}}]},"
-        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"is_error\":true,"
-        "\"content\":\"boom\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]}"),
+    json_object *body = jparse(FIDELITY),
                 *c = NULL;
     hx_in_info info;
     char err[256] = "";
@@ -587,10 +589,23 @@ static void oom_render(void)
     }
 }
 
+/* Documents, markers, structured output and tool errors under failing
+ * allocations too. */
+static void oom_fidelity(void)
+{
+    json_object *body = json_tokener_parse(FIDELITY), *c = NULL;
+    hx_in_info info;
+    char err[128];
+    if (hx_in_anthropic(body, &c, &info, err, sizeof err) == 0)
+        json_object_put(c);
+    json_object_put(body);
+}
+
 static void test_alloc_failures(void **state)
 {
     (void)state;
     each_failure(oom_build);
+    each_failure(oom_fidelity);
     each_failure(oom_render);
 }
 
