@@ -64,6 +64,12 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
 int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
 
 /* The Messages API spoken natively (anthropic_native.c). */
+/* The headers of a native Anthropic request (messages, count_tokens): the
+ * provider's x-api-key (never the client's), the client's
+ * anthropic-version (HX_ANTH_VERSION when it sent none) and every
+ * anthropic-beta. 0, or -1 (out of memory, or a client value that is not
+ * one short line: then the request is rebuilt). */
+int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *out);
 extern const hx_native hx_anth_native_messages;
 
 #endif

@@ -46,22 +46,28 @@ static int forward_betas(const hx_req *r, hx_headers *out)
     return 0;
 }
 
+int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *out)
+{
+    const char *ver = hx_headers_get(&r->headers, "anthropic-version");
+    if (ver && !header_ok(ver))
+        return -1;
+    if ((p->api_key && p->api_key[0] && hx_headers_add(out, "x-api-key", p->api_key) != 0) ||
+        hx_headers_add(out, "anthropic-version", ver ? ver : HX_ANTH_VERSION) != 0 || forward_betas(r, out) != 0)
+        return -1;
+    return 0;
+}
+
 static int msg_build(const hx_provider *p, const char *model, const hx_req *r, bool stream, hx_up_request *out,
                      char *err, size_t errlen)
 {
     (void)stream; /* the client's body says it: it goes as it is */
-    const char *ver = hx_headers_get(&r->headers, "anthropic-version");
     hx_up_request_init(out);
     snprintf(err, errlen, "the body is rebuilt");
-    if (ver && !header_ok(ver))
-        return -1;
     out->method = "POST";
     out->url = hx_url_join(p->base_url ? p->base_url : "", "messages");
     if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
         hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 ||
-        (p->api_key && p->api_key[0] && hx_headers_add(&out->headers, "x-api-key", p->api_key) != 0) ||
-        hx_headers_add(&out->headers, "anthropic-version", ver ? ver : HX_ANTH_VERSION) != 0 ||
-        forward_betas(r, &out->headers) != 0) {
+        hx_anth_native_headers(p, r, &out->headers) != 0) {
         hx_up_request_free(out);
         hx_up_request_init(out);
         return -1;
