@@ -1,5 +1,6 @@
 /* Inbound Anthropic Messages API: the request → the canonical (OpenAI Chat
  * Completions shape) request. Its renderer is in anthropic_render.c. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,9 +15,64 @@
 
 typedef struct {
     json_object *msgs; /* canonical messages */
+    hx_in_info *info;
+    bool skip; /* the last block had no canonical form (recorded) */
     char *err;
     size_t errlen;
 } in_conv;
+
+/* What has no canonical meaning is not refused here: an Anthropic provider
+ * takes the body as it is. The first such member is recorded, and any
+ * other provider refuses the request naming it (chain.c). */
+static void only_native(hx_in_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void only_native(hx_in_info *info, const char *fmt, ...)
+{
+    if (info->untranslatable[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(info->untranslatable, sizeof info->untranslatable, fmt, ap);
+    va_end(ap);
+}
+
+/* A value that asks for nothing (null, false, {} or []). */
+static bool neutral(json_object *v)
+{
+    if (v == NULL)
+        return true;
+    if (json_object_is_type(v, json_type_boolean))
+        return !json_object_get_boolean(v);
+    if (json_object_is_type(v, json_type_object))
+        return json_object_object_length(v) == 0;
+    if (json_object_is_type(v, json_type_array))
+        return json_object_array_length(v) == 0;
+    return false;
+}
+
+/* The first member of o outside `known` (NULL-terminated) that asks for
+ * something, or NULL. citations {enabled: false} asks for nothing. */
+static const char *other_member(json_object *o, const char *const *known)
+{
+    json_object_object_foreach(o, k, v) {
+        bool ok = neutral(v);
+        for (size_t i = 0; !ok && known[i]; i++)
+            ok = strcmp(known[i], k) == 0;
+        json_object *en = NULL;
+        if (!ok && strcmp(k, "citations") == 0 && json_object_object_get_ex(v, "enabled", &en))
+            ok = neutral(en) && json_object_object_length(v) == 1;
+        if (!ok)
+            return k;
+    }
+    return NULL;
+}
+
+/* A block's prompt-caching marker goes onto its canonical part (tool,
+ * message) under the same name. */
+static int keep_cache(json_object *to, json_object *from)
+{
+    json_object *cc = aj_get(from, "cache_control");
+    return cc == NULL ? 0 : aj_set(to, "cache_control", json_object_get(cc));
+}
 
 /* String member k, or NULL, also when it holds a NUL: these are names,
  * ids and types that meet C strings (a NUL would separate what is checked
@@ -83,6 +139,11 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
             OOM(c->err, c->errlen);
             return NULL;
         }
+    } else if (st) {
+        /* a file_id source: only Anthropic knows the file */
+        only_native(c->info, "messages.%zu.content.%zu.source (an image from a \"%.20s\" source)", i, j, st);
+        c->skip = true;
+        return NULL;
     } else {
         hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.source.type: expected \"base64\" or \"url\"", i, j);
         return NULL;
@@ -106,7 +167,47 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
     return p;
 }
 
-/* Text of a tool_result's content: a string or an array of text blocks. */
+/* A base64 PDF document → an OpenAI file part (its title as the file
+ * name, which the model sees as OpenAI shows it); any other document has
+ * no canonical form. *part stays NULL when the block is only native. */
+static int document_part(in_conv *c, json_object *b, size_t i, size_t j, json_object **part)
+{
+    static const char *const known[] = {"type", "source", "title", "cache_control", NULL};
+    json_object *src = aj_get(b, "source");
+    const char *st = in_str(src, "type"), *mt = in_str(src, "media_type"), *data = in_str(src, "data");
+    const char *title = in_str(b, "title"), *other = other_member(b, known);
+    *part = NULL;
+    if (!st || strcmp(st, "base64") != 0 || !mt || strcmp(mt, "application/pdf") != 0 || !data) {
+        only_native(c->info, "messages.%zu.content.%zu (a document from a \"%.20s\" source)", i, j, st ? st : "");
+        return 0;
+    }
+    if (other) {
+        only_native(c->info, "messages.%zu.content.%zu.%.40s", i, j, other);
+        return 0;
+    }
+    hx_buf url;
+    hx_buf_init(&url, HX_IN_FIELD_MAX);
+    json_object *p = json_object_new_object(), *f = json_object_new_object();
+    int rc = p && f && hx_buf_printf(&url, "data:application/pdf;base64,%s", data) == 0 ? 0 : -1;
+    if (rc == 0 && aj_set(p, "file", f) != 0)
+        rc = -1;
+    else if (rc != 0)
+        json_object_put(f);
+    if (rc == 0)
+        rc = aj_set(p, "type", json_object_new_string("file")) ||
+             aj_set(f, "filename", json_object_new_string(title && title[0] ? title : "document.pdf")) ||
+             aj_set(f, "file_data", json_object_new_string_len(url.data, (int)url.len)) || keep_cache(p, b);
+    hx_buf_free(&url);
+    if (rc != 0) {
+        json_object_put(p);
+        return OOM(c->err, c->errlen);
+    }
+    *part = p;
+    return 0;
+}
+
+/* Text of a tool_result's content: a string or an array of text blocks
+ * (an image or document in a result has no canonical form). */
 static int tool_result_text(in_conv *c, json_object *content, size_t i, size_t j, hx_buf *out)
 {
     if (content == NULL)
@@ -118,20 +219,34 @@ static int tool_result_text(in_conv *c, json_object *content, size_t i, size_t j
     for (size_t k = 0; k < json_object_array_length(content); k++) {
         json_object *b = json_object_array_get_idx(content, k), *t = aj_get(b, "text");
         const char *type = in_str(b, "type");
-        if (type == NULL || strcmp(type, "text") != 0 || !is_type(t, json_type_string))
-            return hx_fail(c->err, c->errlen,
-                        "messages.%zu.content.%zu.content.%zu: only text blocks are supported in tool results", i, j, k);
+        if (type == NULL)
+            return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.content.%zu.type: expected a string", i, j, k);
+        if (strcmp(type, "text") != 0) {
+            only_native(c->info, "messages.%zu.content.%zu.content.%zu (a \"%.20s\" block in a tool result)", i, j, k,
+                        type);
+            continue;
+        }
+        if (!is_type(t, json_type_string))
+            return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.content.%zu.text: expected a string", i, j, k);
         if (append_text(out, t) != 0)
             return OOM(c->err, c->errlen);
     }
     return 0;
 }
 
+/* tool_result → a canonical tool message; is_error and cache_control go
+ * with it under their own names. */
 static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
 {
-    const char *id = in_str(b, "tool_use_id");
+    static const char *const known[] = {"type", "tool_use_id", "content", "is_error", "cache_control", NULL};
+    const char *id = in_str(b, "tool_use_id"), *other = other_member(b, known);
+    json_object *ie = aj_get(b, "is_error");
     if (id == NULL)
         return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.tool_use_id: expected a string", i, j);
+    if (ie && !is_type(ie, json_type_boolean))
+        return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.is_error: expected a boolean", i, j);
+    if (other)
+        only_native(c->info, "messages.%zu.content.%zu.%.40s", i, j, other);
     hx_buf t;
     hx_buf_init(&t, HX_IN_FIELD_MAX);
     if (tool_result_text(c, aj_get(b, "content"), i, j, &t) != 0) {
@@ -141,7 +256,9 @@ static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
     json_object *m = json_object_new_object();
     int rc = m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string("tool")) != 0 ||
                      aj_set(m, "tool_call_id", json_object_new_string(id)) != 0 ||
-                     aj_set(m, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) != 0
+                     aj_set(m, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) != 0 ||
+                     (ie && json_object_get_boolean(ie) && aj_set(m, "is_error", json_object_new_boolean(1)) != 0) ||
+                     keep_cache(m, b) != 0
                  ? OOM(c->err, c->errlen)
                  : 0;
     hx_buf_free(&t);
@@ -162,12 +279,52 @@ static int flush_user(in_conv *c, json_object **parts)
     return push_msg(c, "user", "content", p);
 }
 
-static int text_part(json_object *parts, json_object *text)
+static json_object *text_part(json_object *text)
 {
     json_object *p = json_object_new_object();
-    if (p == NULL || aj_push(parts, p) != 0 || aj_set(p, "type", json_object_new_string("text")) != 0)
-        return -1;
-    return aj_set(p, "text", json_object_get(text));
+    if (p == NULL || aj_set(p, "type", json_object_new_string("text")) != 0 ||
+        aj_set(p, "text", json_object_get(text)) != 0) {
+        json_object_put(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* One block of a user message → a canonical part in *part (NULL: nothing
+ * to add, e.g. a block only Anthropic knows). */
+static int user_part(in_conv *c, json_object *b, const char *type, size_t i, size_t j, json_object **part)
+{
+    static const char *const text_known[] = {"type", "text", "cache_control", NULL};
+    static const char *const image_known[] = {"type", "source", "cache_control", NULL};
+    const char *other = NULL;
+    *part = NULL;
+    if (strcmp(type, "text") == 0) {
+        json_object *t = aj_get(b, "text");
+        if (!is_type(t, json_type_string))
+            return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
+        other = other_member(b, text_known);
+        *part = text_part(t);
+    } else if (strcmp(type, "image") == 0) {
+        other = other_member(b, image_known);
+        c->skip = false;
+        *part = image_part(c, b, i, j);
+        if (*part == NULL)
+            return c->skip ? 0 : -1;
+    } else if (strcmp(type, "document") == 0) {
+        return document_part(c, b, i, j, part);
+    } else {
+        /* search_result, container_upload, server tool blocks... */
+        only_native(c->info, "messages.%zu.content.%zu (a \"%.20s\" block)", i, j, type);
+        return 0;
+    }
+    if (*part == NULL || keep_cache(*part, b) != 0) {
+        json_object_put(*part);
+        *part = NULL;
+        return OOM(c->err, c->errlen);
+    }
+    if (other)
+        only_native(c->info, "messages.%zu.content.%zu.%.40s", i, j, other);
+    return 0;
 }
 
 static int user_message(in_conv *c, json_object *content, size_t i)
@@ -176,7 +333,7 @@ static int user_message(in_conv *c, json_object *content, size_t i)
     size_t n = json_object_array_length(content);
     int rc = 0;
     for (size_t j = 0; rc == 0 && j < n; j++) {
-        json_object *b = json_object_array_get_idx(content, j);
+        json_object *b = json_object_array_get_idx(content, j), *p = NULL;
         const char *type = in_str(b, "type");
         if (type == NULL) {
             rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
@@ -188,21 +345,10 @@ static int user_message(in_conv *c, json_object *content, size_t i)
         }
         if (rc == 0 && parts == NULL && (parts = json_object_new_array()) == NULL)
             rc = OOM(c->err, c->errlen);
-        if (rc != 0)
-            break;
-        if (strcmp(type, "text") == 0) {
-            json_object *t = aj_get(b, "text");
-            if (!is_type(t, json_type_string))
-                rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
-            else if (text_part(parts, t) != 0)
-                rc = OOM(c->err, c->errlen);
-        } else if (strcmp(type, "image") == 0) {
-            json_object *p = image_part(c, b, i, j);
-            rc = p == NULL ? -1 : aj_push(parts, p) == 0 ? 0 : OOM(c->err, c->errlen);
-        } else {
-            rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: unsupported block type \"%s\" in a user message",
-                      i, j, type);
-        }
+        if (rc == 0)
+            rc = user_part(c, b, type, i, j, &p);
+        if (rc == 0 && p && aj_push(parts, p) != 0)
+            rc = OOM(c->err, c->errlen);
     }
     if (rc == 0)
         return flush_user(c, &parts);
@@ -259,31 +405,43 @@ static int push_assistant(in_conv *c, const hx_buf *text, json_object *calls)
 
 static int assistant_message(in_conv *c, json_object *content, size_t i)
 {
+    static const char *const text_known[] = {"type", "text", "cache_control", NULL};
+    static const char *const use_known[] = {"type", "id", "name", "input", "cache_control", NULL};
     hx_buf text;
     hx_buf_init(&text, HX_IN_FIELD_MAX);
-    json_object *calls = json_object_new_array();
+    json_object *calls = json_object_new_array(), *cache = NULL;
     int rc = calls ? 0 : OOM(c->err, c->errlen);
     size_t n = json_object_array_length(content);
     for (size_t j = 0; rc == 0 && j < n; j++) {
         json_object *b = json_object_array_get_idx(content, j);
-        const char *type = in_str(b, "type");
+        const char *type = in_str(b, "type"), *other = NULL;
         if (type == NULL) {
             rc = hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.type: expected a string", i, j);
         } else if (strcmp(type, "text") == 0) {
             json_object *t = aj_get(b, "text");
+            other = other_member(b, text_known);
             rc = !is_type(t, json_type_string)
                      ? hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j)
                  : append_text(&text, t) != 0 ? OOM(c->err, c->errlen)
                                               : 0;
         } else if (strcmp(type, "tool_use") == 0) {
+            other = other_member(b, use_known);
             rc = tool_call(c, calls, b, i, j);
         } else if (strcmp(type, "thinking") != 0 && strcmp(type, "redacted_thinking") != 0) {
-            rc = hx_fail(c->err, c->errlen,
-                      "messages.%zu.content.%zu.type: unsupported block type \"%s\" in an assistant message", i, j, type);
-        }
+            /* server_tool_use, web_search_tool_result, mcp_tool_use... */
+            only_native(c->info, "messages.%zu.content.%zu (a \"%.20s\" block)", i, j, type);
+        } /* earlier thinking: for Anthropic only (docs/providers.md) */
+        if (other)
+            only_native(c->info, "messages.%zu.content.%zu.%.40s", i, j, other);
+        if (aj_get(b, "cache_control"))
+            cache = aj_get(b, "cache_control"); /* the message's marker: its last one */
     }
     if (rc == 0)
         rc = push_assistant(c, &text, calls);
+    if (rc == 0 && cache) {
+        json_object *m = json_object_array_get_idx(c->msgs, json_object_array_length(c->msgs) - 1);
+        rc = aj_set(m, "cache_control", json_object_get(cache)) == 0 ? 0 : OOM(c->err, c->errlen);
+    }
     hx_buf_free(&text);
     json_object_put(calls);
     return rc;
@@ -293,6 +451,7 @@ static int assistant_message(in_conv *c, json_object *content, size_t i)
 
 static int in_messages(in_conv *c, json_object *body)
 {
+    static const char *const known[] = {"role", "content", NULL};
     json_object *msgs = aj_get(body, "messages");
     if (msgs == NULL)
         return hx_fail(c->err, c->errlen, "messages is required");
@@ -303,13 +462,15 @@ static int in_messages(in_conv *c, json_object *body)
         return hx_fail(c->err, c->errlen, "messages: at least one message is required");
     for (size_t i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(msgs, i), *content = aj_get(m, "content");
-        const char *role = in_str(m, "role");
+        const char *role = in_str(m, "role"), *other;
         if (!is_type(m, json_type_object))
             return hx_fail(c->err, c->errlen, "messages.%zu: expected an object", i);
         if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
             return hx_fail(c->err, c->errlen, "messages.%zu.role: expected \"user\" or \"assistant\"", i);
         if (content == NULL)
             return hx_fail(c->err, c->errlen, "messages.%zu.content is required", i);
+        if ((other = other_member(m, known)) != NULL)
+            only_native(c->info, "messages.%zu.%.40s", i, other);
         int rc;
         if (is_type(content, json_type_string))
             rc = push_msg(c, role, "content", json_object_get(content));
@@ -323,10 +484,12 @@ static int in_messages(in_conv *c, json_object *body)
     return 0;
 }
 
-/* system (string or text blocks) → the leading system message. */
+/* system (string or text blocks) → the leading system message: one string,
+ * or its text parts when a block carries a cache_control marker. */
 static int in_system(in_conv *c, json_object *body)
 {
-    json_object *sys = aj_get(body, "system");
+    static const char *const known[] = {"type", "text", "cache_control", NULL};
+    json_object *sys = aj_get(body, "system"), *parts = NULL;
     if (sys == NULL)
         return 0;
     if (is_type(sys, json_type_string))
@@ -335,19 +498,34 @@ static int in_system(in_conv *c, json_object *body)
         return hx_fail(c->err, c->errlen, "system: expected a string or an array of text blocks");
     hx_buf t;
     hx_buf_init(&t, HX_IN_FIELD_MAX);
-    for (size_t i = 0; i < json_object_array_length(sys); i++) {
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < json_object_array_length(sys); i++) {
         json_object *b = json_object_array_get_idx(sys, i), *s = aj_get(b, "text");
-        const char *type = in_str(b, "type");
+        const char *type = in_str(b, "type"), *other = other_member(b, known);
         if (type == NULL || strcmp(type, "text") != 0 || !is_type(s, json_type_string)) {
-            hx_buf_free(&t);
-            return hx_fail(c->err, c->errlen, "system.%zu: expected a text block", i);
+            rc = hx_fail(c->err, c->errlen, "system.%zu: expected a text block", i);
+            break;
         }
-        if ((t.len && json_object_get_string_len(s) && hx_buf_append(&t, "\n\n", 2) != 0) || append_text(&t, s) != 0) {
-            hx_buf_free(&t);
-            return OOM(c->err, c->errlen);
-        }
+        if (other)
+            only_native(c->info, "system.%zu.%.40s", i, other);
+        if ((t.len && json_object_get_string_len(s) && hx_buf_append(&t, "\n\n", 2) != 0) || append_text(&t, s) != 0)
+            rc = OOM(c->err, c->errlen);
+        if (rc == 0 && aj_get(b, "cache_control") && parts == NULL && (parts = json_object_new_array()) == NULL)
+            rc = OOM(c->err, c->errlen);
     }
-    int rc = t.len ? push_msg(c, "system", "content", json_object_new_string_len(t.data, (int)t.len)) : 0;
+    /* Markers need the blocks kept apart: the parts, all of them. */
+    for (size_t i = 0; rc == 0 && parts && i < json_object_array_length(sys); i++) {
+        json_object *b = json_object_array_get_idx(sys, i), *p = text_part(aj_get(b, "text"));
+        if (aj_push(parts, p) != 0 || keep_cache(p, b) != 0)
+            rc = OOM(c->err, c->errlen);
+    }
+    if (rc == 0 && parts) {
+        rc = push_msg(c, "system", "content", parts);
+        parts = NULL;
+    } else if (rc == 0 && t.len) {
+        rc = push_msg(c, "system", "content", json_object_new_string_len(t.data, (int)t.len));
+    }
+    json_object_put(parts);
     hx_buf_free(&t);
     return rc;
 }
@@ -384,7 +562,45 @@ static int in_tool_choice(json_object *body, json_object *out, char *err, size_t
     return 0;
 }
 
-static int in_tools(json_object *body, json_object *out, char *err, size_t errlen)
+
+/* A custom tool → a function tool (cache_control kept on it, strict into
+ * the function); server tools (web_search_*, bash_*, code_execution_*...)
+ * have no canonical form. */
+static int in_tool(json_object *t, size_t i, json_object *arr, hx_in_info *info, char *err, size_t errlen)
+{
+    static const char *const known[] = {"type", "name", "description", "input_schema", "cache_control", "strict",
+                                        NULL};
+    json_object *schema = aj_get(t, "input_schema"), *desc = aj_get(t, "description"), *strict = aj_get(t, "strict");
+    const char *name = in_str(t, "name"), *type = in_str(t, "type"), *other;
+    if (type && strcmp(type, "custom") != 0) {
+        only_native(info, "tools.%zu (a \"%.40s\" tool)", i, type);
+        return 0;
+    }
+    if (name == NULL)
+        return hx_fail(err, errlen, "tools.%zu.name: expected a string", i);
+    if (!is_type(schema, json_type_object))
+        return hx_fail(err, errlen, "tools.%zu.input_schema: expected an object", i);
+    if (desc && !is_type(desc, json_type_string))
+        return hx_fail(err, errlen, "tools.%zu.description: expected a string", i);
+    if (strict && !is_type(strict, json_type_boolean))
+        return hx_fail(err, errlen, "tools.%zu.strict: expected a boolean", i);
+    if ((other = other_member(t, known)) != NULL)
+        only_native(info, "tools.%zu.%.40s", i, other);
+    json_object *o = json_object_new_object(), *fn = json_object_new_object();
+    if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "function", fn) != 0) {
+        json_object_put(fn);
+        return OOM(err, errlen);
+    }
+    if (fn == NULL || aj_set(o, "type", json_object_new_string("function")) != 0 ||
+        aj_set(fn, "name", json_object_new_string(name)) != 0 ||
+        (desc && aj_set(fn, "description", json_object_get(desc)) != 0) ||
+        aj_set(fn, "parameters", json_object_get(schema)) != 0 ||
+        (strict && aj_set(fn, "strict", json_object_get(strict)) != 0) || keep_cache(o, t) != 0)
+        return OOM(err, errlen);
+    return 0;
+}
+
+static int in_tools(json_object *body, json_object *out, hx_in_info *info, char *err, size_t errlen)
 {
     json_object *tools = aj_get(body, "tools"), *arr;
     if (tools != NULL && !is_type(tools, json_type_array))
@@ -393,30 +609,74 @@ static int in_tools(json_object *body, json_object *out, char *err, size_t errle
         return 0; /* tool_choice means nothing without tools */
     if ((arr = json_object_new_array()) == NULL || aj_set(out, "tools", arr) != 0)
         return OOM(err, errlen);
-    for (size_t i = 0; i < json_object_array_length(tools); i++) {
-        json_object *t = json_object_array_get_idx(tools, i), *schema = aj_get(t, "input_schema");
-        const char *name = in_str(t, "name"), *type = in_str(t, "type");
-        json_object *desc = aj_get(t, "description");
-        if (type && strcmp(type, "custom") != 0)
-            return hx_fail(err, errlen, "tools.%zu.type: tool type \"%s\" is not supported", i, type);
-        if (name == NULL)
-            return hx_fail(err, errlen, "tools.%zu.name: expected a string", i);
-        if (!is_type(schema, json_type_object))
-            return hx_fail(err, errlen, "tools.%zu.input_schema: expected an object", i);
-        if (desc && !is_type(desc, json_type_string))
-            return hx_fail(err, errlen, "tools.%zu.description: expected a string", i);
-        json_object *o = json_object_new_object(), *fn = json_object_new_object();
-        if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "function", fn) != 0) {
-            json_object_put(fn);
-            return OOM(err, errlen);
-        }
-        if (fn == NULL || aj_set(o, "type", json_object_new_string("function")) != 0 ||
-            aj_set(fn, "name", json_object_new_string(name)) != 0 ||
-            (desc && aj_set(fn, "description", json_object_get(desc)) != 0) ||
-            aj_set(fn, "parameters", json_object_get(schema)) != 0)
-            return OOM(err, errlen);
-    }
+    for (size_t i = 0; i < json_object_array_length(tools); i++)
+        if (in_tool(json_object_array_get_idx(tools, i), i, arr, info, err, errlen) != 0)
+            return -1;
     return in_tool_choice(body, out, err, errlen);
+}
+
+/* output_config.format (or the earlier beta's output_format): Anthropic's
+ * structured output → response_format json_schema (OpenAI needs a name). */
+static int in_format(json_object *f, const char *where, json_object *out, hx_in_info *info, char *err,
+                     size_t errlen)
+{
+    const char *type = in_str(f, "type");
+    json_object *schema = aj_get(f, "schema");
+    if (type == NULL || strcmp(type, "json_schema") != 0) {
+        only_native(info, "%s (type \"%.20s\")", where, type ? type : "");
+        return 0;
+    }
+    if (!is_type(schema, json_type_object))
+        return hx_fail(err, errlen, "%s.schema: expected an object", where);
+    json_object *rf = json_object_new_object(), *js = json_object_new_object();
+    if (rf == NULL || js == NULL || aj_set(out, "response_format", rf) != 0) {
+        json_object_put(js);
+        return OOM(err, errlen);
+    }
+    if (aj_set(rf, "type", json_object_new_string("json_schema")) != 0 || aj_set(rf, "json_schema", js) != 0 ||
+        aj_set(js, "name", json_object_new_string("response")) != 0 ||
+        aj_set(js, "schema", json_object_get(schema)) != 0)
+        return OOM(err, errlen);
+    return 0;
+}
+
+/* Member k goes into the canonical request as it is (of type t). */
+static int keep_member(json_object *body, json_object *out, const char *k, json_type t, const char *what, char *err,
+                       size_t errlen)
+{
+    json_object *v = aj_get(body, k);
+    if (v == NULL)
+        return 0;
+    if (!is_type(v, t))
+        return hx_fail(err, errlen, "%s: expected %s", k, what);
+    return aj_set(out, k, json_object_get(v)) == 0 ? 0 : OOM(err, errlen);
+}
+
+/* Members with a canonical meaning beyond messages and sampling: thinking
+ * and service_tier go as they are, output_config.format → response_format;
+ * any other top-level member is recorded as only native. */
+static int in_extras(json_object *body, json_object *out, hx_in_info *info, char *err, size_t errlen)
+{
+    static const char *const known[] = {"model", "messages", "system", "max_tokens", "stream", "temperature",
+                                        "top_p", "top_k", "stop_sequences", "metadata", "tools", "tool_choice",
+                                        "thinking", "service_tier", "output_config", "output_format", NULL};
+    json_object *v, *oc = aj_get(body, "output_config");
+    const char *other = other_member(body, known);
+    if (other)
+        only_native(info, "%.60s", other);
+    if (keep_member(body, out, "thinking", json_type_object, "an object", err, errlen) != 0 ||
+        keep_member(body, out, "service_tier", json_type_string, "a string", err, errlen) != 0)
+        return -1;
+    if (oc && !is_type(oc, json_type_object))
+        return hx_fail(err, errlen, "output_config: expected an object");
+    static const char *const oc_known[] = {"format", NULL};
+    if (oc && (other = other_member(oc, oc_known)) != NULL)
+        only_native(info, "output_config.%.40s", other);
+    if ((v = aj_get(oc, "format")) != NULL && in_format(v, "output_config.format", out, info, err, errlen) != 0)
+        return -1;
+    if ((v = aj_get(body, "output_format")) != NULL && in_format(v, "output_format", out, info, err, errlen) != 0)
+        return -1;
+    return 0;
 }
 
 static int in_params(json_object *body, json_object *out, char *err, size_t errlen)
@@ -450,7 +710,8 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
         json_object *u = aj_get(v, "user_id");
         if (!is_type(v, json_type_object) || (u && !is_type(u, json_type_string)))
             return hx_fail(err, errlen, "metadata: expected an object with a string user_id");
-        if (u && aj_set(out, "user", json_object_get(u)) != 0)
+        /* user for the builders that know OpenAI's name, metadata as sent */
+        if ((u && aj_set(out, "user", json_object_get(u)) != 0) || aj_set(out, "metadata", json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     return 0;
@@ -484,6 +745,7 @@ static int in_head(json_object *body, json_object *out, hx_in_info *info, char *
     return 0;
 }
 
+
 int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen)
 {
     *canon = NULL;
@@ -491,18 +753,20 @@ int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, ch
     if (!is_type(body, json_type_object))
         return hx_fail(err, errlen, "request body must be a JSON object");
     json_object *out = json_object_new_object();
-    in_conv c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen};
+    in_conv c = {.msgs = json_object_new_array(), .info = info, .err = err, .errlen = errlen};
     int rc = out && c.msgs ? 0 : OOM(err, errlen);
     if (rc == 0)
         rc = in_head(body, out, info, err, errlen);
     if (rc == 0)
         rc = in_params(body, out, err, errlen);
     if (rc == 0)
+        rc = in_extras(body, out, info, err, errlen);
+    if (rc == 0)
         rc = in_system(&c, body);
     if (rc == 0)
         rc = in_messages(&c, body);
     if (rc == 0)
-        rc = in_tools(body, out, err, errlen);
+        rc = in_tools(body, out, info, err, errlen);
     if (rc == 0) {
         rc = aj_set(out, "messages", c.msgs) == 0 ? 0 : OOM(err, errlen);
         c.msgs = NULL;

@@ -106,6 +106,11 @@ static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, cha
         p->translated = tr;
         return tr->build(pv, p->canon, ur, err, errlen);
     }
+    if (p->info.untranslatable[0]) {
+        snprintf(err, errlen, "%s is not supported by provider %s (%s): it has no equivalent outside the %s API",
+                 p->info.untranslatable, pv->name, pv->ad->name, hx_api_name(p->info.api));
+        return -1;
+    }
     if (!api_has_canon(p->info.api)) {
         snprintf(err, errlen, "this provider (%s) does not serve the %s API", pv->ad->name,
                  hx_api_name(p->info.api));

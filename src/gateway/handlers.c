@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gateway/anthropic_err.h"
 #include "gateway/gateway.h"
 #include "gateway/models.h"
 #include "middleware/auth.h"
@@ -299,10 +300,9 @@ static const struct {
     {"health", {handle_health, NULL, NULL}},
     {"completion", {handle_completion, NULL, NULL}},
     {"chat", {handle_chat, NULL, NULL}},
-    {"messages", {handle_messages, NULL, NULL}},
+    {"messages", {handle_messages, hx_err_render_anthropic, "request-id"}},
     {"embeddings", {handle_embeddings, NULL, NULL}},
-    /* TODO(coordinator): hx_err_render_anthropic once the "anthropic" branch lands. */
-    {"count_tokens", {handle_count_tokens, NULL, "request-id"}},
+    {"count_tokens", {handle_count_tokens, hx_err_render_anthropic, "request-id"}},
     {"models", {hx_handle_models, NULL, NULL}},
     {"model", {hx_handle_model, NULL, NULL}},
     {"provider_health", {handle_provider_health, NULL, NULL}},

@@ -23,6 +23,11 @@ typedef struct {
     bool include_usage;   /* usage in the stream (OpenAI stream_options) */
     char model[256];      /* model the client named ("" = default chain) */
     const hx_render_vt *render;
+    /* The first member the request carries that has no canonical meaning
+     * (an Anthropic server tool, a container...): only a provider speaking
+     * the client's API natively can serve it; any other refuses the
+     * request naming it ("" = none). */
+    char untranslatable[128];
 } hx_in_info;
 
 /* Each returns 0 and a new canonical object in *canon (caller puts it), or

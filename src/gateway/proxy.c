@@ -562,6 +562,29 @@ static void succeed(proxy *p)
     px_finish(p);
 }
 
+/* The upstream refused a request in the client's own API: its error goes
+ * to the client as the upstream wrote it (type, message, status), with the
+ * gateway's request id. False when the adapter cannot (then the gateway's
+ * own error is sent). */
+static bool relay_error(proxy *p)
+{
+    if (p->native == NULL || p->native->error_body == NULL || p->up_status < 400 || p->up_status > 499)
+        return false;
+    hx_buf b;
+    hx_buf_init(&b, HX_RELAY_ERROR_MAX);
+    if (p->native->error_body(p->errbody.data ? p->errbody.data : "", p->errbody.len, p->req->request_id, &b) != 0) {
+        hx_buf_free(&b);
+        return false;
+    }
+    px_log_failures(p);
+    px_set_provider_headers(p);
+    p->req->error_code = hx_err_get(p->last_err)->code; /* access log and metrics */
+    hx_res_send(p->req, p->up_status, "application/json", b.data, b.len);
+    hx_buf_free(&b);
+    px_finish(p);
+    return true;
+}
+
 static void on_up_done(void *ud, hx_up_result res, const char *detail)
 {
     proxy *p = ud;
@@ -611,7 +634,8 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         } else {
             px_breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
             px_note_state(p, p->prov->name, st);
-            px_answer_error(p, p->last_err, p->last_msg);
+            if (!relay_error(p))
+                px_answer_error(p, p->last_err, p->last_msg);
         }
     } else {
         p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);

@@ -17,6 +17,9 @@
 #define HX_TPM_DEFAULT_COMPLETION 256
 /* Largest non-streamed answer relayed as it is. */
 #define HX_RELAY_BODY_MAX (64 * 1024 * 1024)
+/* An upstream's error body re-written for the client: its message escaped
+ * again (at most 6 bytes per byte) and the framing. */
+#define HX_RELAY_ERROR_MAX (6 * HX_ERRBODY_MAX + 1024)
 
 typedef struct proxy {
     int refs;

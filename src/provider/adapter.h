@@ -78,6 +78,11 @@ typedef struct {
     const char *stream_end;
     /* A whole non-streamed 2xx answer: 0 (usage filled) or -1 (rl->err). */
     int (*body)(hx_relay *rl, const char *data, size_t len);
+    /* Optional: the upstream refused the request itself (a 4xx that is not
+     * failed over): its error body, already in the client's format, with
+     * the gateway's request_id, appended to out; 0 (sent with the
+     * upstream's status) or -1 (the gateway's own error is sent). */
+    int (*error_body)(const char *data, size_t len, const char *request_id, hx_buf *out);
 } hx_native;
 
 /* How an adapter serves a client API that has no canonical form and that

@@ -423,7 +423,7 @@ const hx_adapter hx_adapter_anthropic = {
     .default_endpoint = "https://api.anthropic.com/v1",
     .key_required = true,
     .build_chat = hx_anth_build_chat,
-    .native = {[HX_API_COUNT_TOKENS] = &hx_anth_native_count_tokens},
+    .native = {[HX_API_MESSAGES] = &hx_anth_native_messages, [HX_API_COUNT_TOKENS] = &hx_anth_native_count_tokens},
     .build_probe = hx_anth_build_probe,
     .parser_new = anth_parser_new,
     .parser_feed = anth_parser_feed,

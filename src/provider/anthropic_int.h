@@ -62,11 +62,6 @@ json_object *hx_anth_parse_json(const char *s, size_t len);
 int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
                        size_t errlen);
 int hx_anth_build_probe(const hx_provider *p, hx_up_request *out);
-/* Headers of a native (passthrough) call: x-api-key from the provider's
- * config (never the client's), the client's anthropic-version (default
- * HX_ANTH_VERSION) and anthropic-beta. Shared by every native Anthropic
- * API (messages, count_tokens). */
-int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *h);
 extern const hx_native hx_anth_native_count_tokens;
 
 /* The members beyond messages, tools and sampling (anthropic_params.c):
@@ -74,5 +69,14 @@ extern const hx_native hx_anth_native_count_tokens;
  * canonical request carries must ask for nothing, else it is refused by
  * name. Call after max_tokens is in out. 0 or -1 with err. */
 int hx_anth_conv_extras(const hx_provider *p, json_object *canon, json_object *out, char *err, size_t errlen);
+
+/* The Messages API spoken natively (anthropic_native.c). */
+/* The headers of a native Anthropic request (messages, count_tokens): the
+ * provider's x-api-key (never the client's), the client's
+ * anthropic-version (HX_ANTH_VERSION when it sent none) and every
+ * anthropic-beta. 0, or -1 (out of memory, or a client value that is not
+ * one short line: then the request is rebuilt). */
+int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *out);
+extern const hx_native hx_anth_native_messages;
 
 #endif

@@ -511,17 +511,6 @@ static int auth_headers(const hx_provider *p, hx_headers *h)
     return hx_headers_add(h, "anthropic-version", HX_ANTH_VERSION);
 }
 
-int hx_anth_native_headers(const hx_provider *p, const hx_req *r, hx_headers *h)
-{
-    const char *v = hx_headers_get(&r->headers, "anthropic-version");
-    const char *beta = hx_headers_get(&r->headers, "anthropic-beta");
-    if (p->api_key && p->api_key[0] && hx_headers_add(h, "x-api-key", p->api_key) != 0)
-        return -1;
-    if (hx_headers_add(h, "anthropic-version", v && *v ? v : HX_ANTH_VERSION) != 0)
-        return -1;
-    return beta && *beta ? hx_headers_add(h, "anthropic-beta", beta) : 0;
-}
-
 int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out, char *err,
                        size_t errlen)
 {

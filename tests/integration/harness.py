@@ -1021,6 +1021,8 @@ class HapaxTestCase(unittest.TestCase):
         self.assertIn("error", doc, resp)
         err = doc["error"]
         self.assertIsInstance(err, dict, resp)
+        if doc.get("type") == "error":
+            return self._anthropic_error(resp, doc, status, code)
         for key in ("message", "type", "code", "request_id"):
             self.assertIn(key, err, "error object lacks %r: %r" % (key, resp))
             self.assertIsInstance(err[key], str, "error.%s is not a string: %r" % (key, resp))
@@ -1029,6 +1031,28 @@ class HapaxTestCase(unittest.TestCase):
         self.assertEqual(err["code"], code, "error code: %r" % resp)
         self.assertEqual(err["request_id"], resp.header("X-Request-ID"),
                          "error.request_id differs from X-Request-ID: %r" % resp)
+        return err
+
+    # Anthropic's error types (the /v1/messages dialect) by status; the
+    # gateway's own overload answers are overloaded_error.
+    ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                       404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                       504: "timeout_error"}
+
+    def _anthropic_error(self, resp, doc, status, code):
+        """The Anthropic dialect: {"type":"error","error":{"type","message"},
+        "request_id"}, with the request-id header."""
+        err = doc["error"]
+        self.assertEqual(set(doc), {"type", "error", "request_id"}, resp)
+        for key in ("message", "type"):
+            self.assertIsInstance(err.get(key), str, "error.%s is not a string: %r" % (key, resp))
+        self.assertTrue(err["message"], resp)
+        want = self.ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        if code in ("queue_full", "queue_timeout", "overloaded", "too_many_connections"):
+            want = "overloaded_error"
+        self.assertEqual(err["type"], want, "error type: %r" % resp)
+        self.assertEqual(doc["request_id"], resp.header("X-Request-ID"), resp)
+        self.assertEqual(resp.header("request-id"), resp.header("X-Request-ID"), resp)
         return err
 
     def assertClosedAfter(self, conn, timeout=DEFAULT_TIMEOUT, what="the response"):

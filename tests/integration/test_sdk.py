@@ -82,7 +82,9 @@ class SdkTest(SdkBase):
                  "api_key": "sk-test-rl", "endpoint": m.endpoint("openai", "429")},
                 {"provider": "openai", "name": "broken-stream", "model": "bs-model",
                  "api_key": "sk-test-bs", "endpoint": b.endpoint("openai", "reset")},
-            ]}})
+            ] + [{"provider": "anthropic", "name": "ant-%s" % f, "model": "ant-%s-model" % f,
+                  "api_key": "sk-ant-test", "endpoint": m.endpoint("anthropic", f)}
+                 for f in ("400", "500", "529")]}})
 
 
 

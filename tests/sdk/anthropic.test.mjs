@@ -10,6 +10,8 @@
 //   rl-model                 provider "ratelimited": endpoint /fault/429 (always 429, Retry-After)
 //   bs-model                 provider "broken-stream": endpoint /fault/reset (streams break
 //                            after two content chunks)
+//   ant-400-model, ant-500-model, ant-529-model
+//                            anthropic providers whose upstream always answers that status
 // The mock answers "Hello from the mock <family> provider. You said: <the
 // first 8 words of the last user message>" in 8 chunks; with tools it calls
 // get_weather({"location":"Paris"}).
@@ -147,6 +149,7 @@ test('a rate-limited provider -> RateLimitError (429)', T, async () => {
     (err) => {
       assert.ok(err instanceof Anthropic.RateLimitError, `got ${err?.constructor?.name}: ${err}`);
       assert.equal(err.status, 429);
+      assert.equal(err.type, 'rate_limit_error');
       return true;
     },
   );
@@ -214,3 +217,31 @@ test('messages.countTokens via an ollama provider is an estimate', T, async () =
   assert.equal(response.headers.get('x-hapax-token-estimate'), 'true');
   assert.deepEqual(data, { input_tokens: 6 });
 });
+
+// Errors in Anthropic's own format (issue 10 item 5): the SDK's error class
+// by status, its `type` from the body, `requestID` from the request-id header.
+const hi = { max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+for (const [name, body, cls, status, type] of [
+  ['an unknown model', { model: 'no-such-model', ...hi }, 'NotFoundError', 404, 'not_found_error'],
+  ['no max_tokens', { model: 'claude-3-5-haiku-latest', messages: hi.messages }, 'BadRequestError', 400,
+    'invalid_request_error'],
+  ["the Anthropic upstream's own 400", { model: 'ant-400-model', ...hi }, 'BadRequestError', 400,
+    'invalid_request_error'],
+  ['an upstream 500', { model: 'ant-500-model', ...hi }, 'InternalServerError', 502, 'api_error'],
+  ['an upstream 529 (overloaded)', { model: 'ant-529-model', ...hi }, 'InternalServerError', 502, 'api_error'],
+]) {
+  test(`${name} -> ${cls} with type ${type} and the request id`, T, async () => {
+    await assert.rejects(client.messages.create(body), (err) => {
+      assert.ok(err instanceof Anthropic[cls], `got ${err?.constructor?.name}: ${err}`);
+      assert.equal(err.status, status);
+      assert.equal(err.type, type);
+      assert.equal(err.error.type, 'error');
+      assert.equal(typeof err.error.error.message, 'string');
+      assert.ok(!err.error.error.message.startsWith('{'), err.error.error.message); // readable, not escaped JSON
+      assert.ok(err.requestID, 'no request-id header');
+      assert.equal(err.requestID, err.headers.get('x-request-id'));
+      assert.equal(err.error.request_id, err.requestID);
+      return true;
+    });
+  });
+}

@@ -66,5 +66,9 @@ test('anthropic: the key travels as x-api-key', T, async () => {
 test('anthropic: a wrong key is an AuthenticationError (401)', T, async () => {
   await assert.rejects(
     anthropic('not-a-hapax-key').messages.create({ model: 'claude-3-5-haiku-latest', max_tokens: 64, ...ask }),
-    (err) => err instanceof Anthropic.AuthenticationError && err.status === 401);
+    (err) =>
+      err instanceof Anthropic.AuthenticationError &&
+      err.status === 401 &&
+      err.type === 'authentication_error' &&
+      err.requestID === err.headers.get('x-request-id'));
 });

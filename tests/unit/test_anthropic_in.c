@@ -46,7 +46,13 @@ static void test_inbound_good(void **state)
     assert_string_equal(str_at(c, "user"), "u-1");
     assert_int_equal(len_at(c, "messages"), 7);
     assert_string_equal(str_at(c, "messages.0.role"), "system");
-    assert_string_equal(str_at(c, "messages.0.content"), "Be brief.\n\nBe kind.");
+    /* a cached system block keeps the blocks apart, its marker on its part */
+    assert_string_equal(str_at(c, "messages.0.content.0.text"), "Be brief.");
+    assert_null(at(c, "messages.0.content.0.cache_control"));
+    assert_string_equal(str_at(c, "messages.0.content.1.text"), "Be kind.");
+    assert_string_equal(str_at(c, "messages.0.content.1.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(c, "metadata.user_id"), "u-1");
+    assert_string_equal(info.untranslatable, "");
     assert_string_equal(str_at(c, "messages.1.role"), "user");
     assert_string_equal(str_at(c, "messages.1.content.0.text"), "What is this?");
     assert_string_equal(str_at(c, "messages.1.content.1.type"), "image_url");
@@ -77,7 +83,7 @@ static void test_inbound_good(void **state)
     hx_up_request req;
     assert_int_equal(hx_adapter_anthropic.build_chat(&p, c, info.stream, &req, err, sizeof err), 0);
     json_object *up = jparse(req.body.data);
-    assert_string_equal(str_at(up, "system"), "Be brief.\n\nBe kind.");
+    assert_non_null(at(up, "system")); /* its cached form is the builder's (test_anthropic.c) */
     assert_int_equal(len_at(up, "messages"), 5);
     assert_string_equal(str_at(up, "messages.0.content.1.source.media_type"), "image/png");
     assert_string_equal(str_at(up, "messages.0.content.2.source.url"), "https://x.test/a.png");
@@ -176,19 +182,10 @@ static void test_inbound_bad(void **state)
         {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}]}", "messages.0.content.0.type: expected a string"},
         {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":1}]}]}",
          "messages.0.content.0.text: expected a string"},
-        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"source\":{}}]}]}",
-         "messages.0.content.0.type: unsupported block type \"document\""},
-        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"file\"}}]}]}",
-         "messages.0.content.0.source.type: expected \"base64\" or \"url\""},
         {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\"}}]}]}",
          "messages.0.content.0.source: media_type and data are required"},
         {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"content\":\"r\"}]}]}",
          "messages.0.content.0.tool_use_id: expected a string"},
-        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t\","
-         "\"content\":[{\"type\":\"image\"}]}]}]}",
-         "messages.0.content.0.content.0: only text blocks"},
-        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\"}]}]}",
-         "messages.0.content.0.type: unsupported block type \"tool_use\" in a user message"},
         {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
          "[{\"type\":\"tool_use\",\"id\":\"t\"}]}]}",
          "messages.1.content.0: tool_use needs a string id and name"},
@@ -204,10 +201,19 @@ static void test_inbound_bad(void **state)
         {"{" HEAD "\"tools\":{}," MSG "}", "tools: expected an array"},
         {"{" HEAD "\"tools\":[{\"name\":\"x\"}]," MSG "}", "tools.0.input_schema: expected an object"},
         {"{" HEAD "\"tools\":[{\"input_schema\":{}}]," MSG "}", "tools.0.name: expected a string"},
-        {"{" HEAD "\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]," MSG "}",
-         "tools.0.type: tool type \"web_search_20250305\" is not supported"},
         {"{" HEAD "\"tools\":[{\"name\":\"f\",\"input_schema\":{}}],\"tool_choice\":{\"type\":\"tool\"}," MSG "}",
          "tool_choice: expected"},
+        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}",
+         "messages.0.content.0.source.type: expected \"base64\" or \"url\""},
+        {"{" HEAD "\"thinking\":true," MSG "}", "thinking: expected an object"},
+        {"{" HEAD "\"service_tier\":1," MSG "}", "service_tier: expected a string"},
+        {"{" HEAD "\"output_config\":[]," MSG "}", "output_config: expected an object"},
+        {"{" HEAD "\"output_config\":{\"format\":{\"type\":\"json_schema\"}}," MSG "}",
+         "output_config.format.schema: expected an object"},
+        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t\","
+         "\"is_error\":\"yes\"}]}]}",
+         "messages.0.content.0.is_error: expected a boolean"},
+        {"{" HEAD "\"tools\":[{\"name\":\"f\",\"input_schema\":{},\"strict\":1}]," MSG "}", "tools.0.strict: expected a boolean"},
     };
 #undef MSG
 #undef HEAD
@@ -220,6 +226,112 @@ static void test_inbound_bad(void **state)
             fail_msg("case %zu: rc %d, err \"%s\", want \"%s\"", i, rc, err, cases[i][1]);
         json_object_put(body);
     }
+}
+
+/* What has a canonical meaning goes into the canonical request under the
+ * names the builders read. */
+static const char FIDELITY[] =
+    "{\"model\":\"m\",\"max_tokens\":2048,\"top_k\":5,\"service_tier\":\"standard_only\","
+    "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},"
+    "\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":{\"type\":\"object\"}}},"
+    "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\"},\"strict\":true,"
+    "\"cache_control\":{\"type\":\"ephemeral\"}}],"
+    "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"title\":\"r.pdf\","
+    "\"source\":{\"type\":\"base64\",\"media_type\":\"application/pdf\",\"data\":\"JVBE\"},"
+    "\"cache_control\":{\"type\":\"ephemeral\"}},"
+    "{\"type\":\"text\",\"text\":\"sum\",\"cache_control\":{\"type\":\"ephemeral\"}},"
+    "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://x.test/i.png\"}}]},"
+    "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\",\"input\":{}}]},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"is_error\":true,"
+    "\"content\":\"boom\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]}";
+
+static void test_inbound_fidelity(void **state)
+{
+    (void)state;
+    json_object *body = jparse(FIDELITY),
+                *c = NULL;
+    hx_in_info info;
+    char err[256] = "";
+    assert_int_equal(hx_in_anthropic(body, &c, &info, err, sizeof err), 0);
+    assert_string_equal(info.untranslatable, "");
+    assert_int_equal(int_at(c, "top_k"), 5);
+    assert_string_equal(str_at(c, "service_tier"), "standard_only");
+    assert_string_equal(compact(at(c, "thinking")), "{\"type\":\"enabled\",\"budget_tokens\":1024}");
+    assert_string_equal(compact(at(c, "response_format")),
+                        "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"response\",\"schema\":{\"type\":\"object\"}}}");
+    assert_true(json_object_get_boolean(at(c, "tools.0.function.strict")));
+    assert_string_equal(str_at(c, "tools.0.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(c, "messages.0.content.0.type"), "file");
+    assert_string_equal(str_at(c, "messages.0.content.0.file.filename"), "r.pdf");
+    assert_string_equal(str_at(c, "messages.0.content.0.file.file_data"), "data:application/pdf;base64,JVBE");
+    assert_string_equal(str_at(c, "messages.0.content.0.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(c, "messages.0.content.1.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(c, "messages.0.content.2.image_url.url"), "https://x.test/i.png");
+    assert_string_equal(str_at(c, "messages.2.role"), "tool");
+    assert_true(json_object_get_boolean(at(c, "messages.2.is_error")));
+    assert_string_equal(str_at(c, "messages.2.content"), "boom");
+    assert_string_equal(str_at(c, "messages.2.cache_control.type"), "ephemeral");
+    json_object_put(c);
+    json_object_put(body);
+}
+
+/* What has no canonical meaning is accepted (an Anthropic provider takes
+ * the body as it is) and named in info.untranslatable: the first one. */
+static void test_inbound_only_native(void **state)
+{
+    (void)state;
+#define MSG "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+#define HEAD "\"model\":\"m\",\"max_tokens\":10,"
+#define USER(b) "\"messages\":[{\"role\":\"user\",\"content\":[" b "]}]"
+    static const char *const cases[][2] = {
+        {"{" HEAD "\"container\":\"c1\"," MSG "}", "container"},
+        {"{" HEAD "\"mcp_servers\":[{\"type\":\"url\"}]," MSG "}", "mcp_servers"},
+        {"{" HEAD "\"context_management\":{\"edits\":[1]}," MSG "}", "context_management"},
+        {"{" HEAD "\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]," MSG "}",
+         "tools.0 (a \"web_search_20250305\" tool)"},
+        {"{" HEAD "\"tools\":[{\"name\":\"f\",\"input_schema\":{},\"defer_loading\":true}]," MSG "}", "tools.0.defer_loading"},
+        {"{" HEAD "\"output_config\":{\"effort\":\"low\"}," MSG "}", "output_config.effort"},
+        {"{" HEAD USER("{\"type\":\"document\",\"source\":{\"type\":\"url\",\"url\":\"https://x/a.pdf\"}}") "}",
+         "messages.0.content.0 (a document from a \"url\" source)"},
+        {"{" HEAD USER("{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":\"text/plain\",\"data\":\"d\"}}") "}",
+         "messages.0.content.0 (a document from a \"text\" source)"},
+        {"{" HEAD USER("{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":\"application/pdf\","
+                      "\"data\":\"d\"},\"citations\":{\"enabled\":true}}") "}",
+         "messages.0.content.0.citations"},
+        {"{" HEAD USER("{\"type\":\"image\",\"source\":{\"type\":\"file\",\"file_id\":\"f\"}}") "}",
+         "messages.0.content.0.source (an image from a \"file\" source)"},
+        {"{" HEAD USER("{\"type\":\"search_result\",\"source\":\"s\"}") "}", "messages.0.content.0 (a \"search_result\" block)"},
+        {"{" HEAD USER("{\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":[{\"type\":\"image\"}]}") "}",
+         "messages.0.content.0.content.0 (a \"image\" block in a tool result)"},
+        {"{" HEAD "\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+         "[{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}]}]}",
+         "messages.1.content.0 (a \"server_tool_use\" block)"},
+        {"{" HEAD "\"system\":[{\"type\":\"text\",\"text\":\"s\",\"citations\":[{}]}]," MSG "}", "system.0.citations"},
+        /* the first one is named */
+        {"{" HEAD "\"container\":\"c\",\"tools\":[{\"type\":\"bash_20250124\",\"name\":\"bash\"}]," MSG "}", "container"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_object *body = jparse(cases[i][0]), *c = NULL;
+        hx_in_info info;
+        char err[256] = "";
+        int rc = hx_in_anthropic(body, &c, &info, err, sizeof err);
+        if (rc != 0 || c == NULL || strcmp(info.untranslatable, cases[i][1]) != 0)
+            fail_msg("case %zu: rc %d, err \"%s\", untranslatable \"%s\", want \"%s\"", i, rc, err, info.untranslatable,
+                     cases[i][1]);
+        json_object_put(c);
+        json_object_put(body);
+    }
+    /* neutral values ask for nothing */
+    json_object *body = jparse("{" HEAD "\"container\":null,\"mcp_servers\":[],\"citations\":false," MSG "}"), *c = NULL;
+    hx_in_info info;
+    char err[256] = "";
+    assert_int_equal(hx_in_anthropic(body, &c, &info, err, sizeof err), 0);
+    assert_string_equal(info.untranslatable, "");
+    json_object_put(c);
+    json_object_put(body);
+#undef MSG
+#undef HEAD
+#undef USER
 }
 
 /* ---- renderer ---------------------------------------------------------------------- */
@@ -477,10 +589,23 @@ static void oom_render(void)
     }
 }
 
+/* Documents, markers, structured output and tool errors under failing
+ * allocations too. */
+static void oom_fidelity(void)
+{
+    json_object *body = json_tokener_parse(FIDELITY), *c = NULL;
+    hx_in_info info;
+    char err[128];
+    if (hx_in_anthropic(body, &c, &info, err, sizeof err) == 0)
+        json_object_put(c);
+    json_object_put(body);
+}
+
 static void test_alloc_failures(void **state)
 {
     (void)state;
     each_failure(oom_build);
+    each_failure(oom_fidelity);
     each_failure(oom_render);
 }
 
@@ -490,6 +615,8 @@ int main(void)
         cmocka_unit_test(test_inbound_good),
         cmocka_unit_test(test_inbound_minimal),
         cmocka_unit_test(test_inbound_bad),
+        cmocka_unit_test(test_inbound_fidelity),
+        cmocka_unit_test(test_inbound_only_native),
         cmocka_unit_test(test_render_stream),
         cmocka_unit_test(test_render_stream_plain),
         cmocka_unit_test(test_render_stream_error),
