@@ -14,6 +14,8 @@
 #define HUGE_CHUNKS 128
 #define SAID_WORDS 8
 #define TOOL_CALL_TOKENS 2
+/* Arguments of every tool call, and the content of a structured answer. */
+#define TOOL_ARGS "{\"location\":\"Paris\"}"
 
 /* ---- buffer ---------------------------------------------------------- */
 
@@ -184,16 +186,59 @@ static int is_tool_result(mf_endpoint ep, json_object *msg)
     return 0;
 }
 
+/* The tool a tool_choice names (OpenAI {"type":"function","function":
+ * {"name"}}, Anthropic {"type":"tool","name"}); "" when it forbids tools
+ * ("none"); NULL when it leaves the choice to the model. */
+static const char *named_tool(json_object *body)
+{
+    json_object *tc = jget(body, "tool_choice");
+    if (json_object_is_type(tc, json_type_string))
+        return strcmp(json_object_get_string(tc), "none") == 0 ? "" : NULL;
+    const char *type = jget_str(tc, "type");
+    if (!type)
+        return NULL;
+    if (strcmp(type, "none") == 0)
+        return "";
+    if (strcmp(type, "function") == 0)
+        return jget_str(jget(tc, "function"), "name");
+    if (strcmp(type, "tool") == 0)
+        return jget_str(tc, "name");
+    return NULL;
+}
+
 static const char *first_tool(mf_endpoint ep, json_object *body)
 {
     json_object *tools = jget(body, "tools");
     if (!json_object_is_type(tools, json_type_array) || json_object_array_length(tools) == 0)
         return NULL;
+    const char *chosen = named_tool(body);
+    if (chosen)
+        return *chosen ? chosen : NULL;
     json_object *t = json_object_array_get_idx(tools, 0);
     const char *name = ep == EP_ANTHROPIC ? NULL : jget_str(jget(t, "function"), "name");
     if (!name)
         name = jget_str(t, "name");
     return name ? name : "tool";
+}
+
+/* Structured output asked for: OpenAI response_format json_object /
+ * json_schema, Anthropic output_config.format (or the older beta
+ * output_format), Ollama format ("json" or a schema). */
+static int wants_json(mf_endpoint ep, json_object *body)
+{
+    if (ep == EP_OAI_CHAT) {
+        const char *t = jget_str(jget(body, "response_format"), "type");
+        return t && (strcmp(t, "json_object") == 0 || strcmp(t, "json_schema") == 0);
+    }
+    if (ep == EP_ANTHROPIC)
+        return jget(jget(body, "output_config"), "format") != NULL || jget(body, "output_format") != NULL;
+    if (ep == EP_OLLAMA_CHAT) {
+        json_object *f = jget(body, "format");
+        if (json_object_is_type(f, json_type_string))
+            return json_object_get_string_len(f) > 0;
+        return json_object_is_type(f, json_type_object);
+    }
+    return 0;
 }
 
 /* Collects all message text into `all` and the last user text into `said`;
@@ -256,6 +301,22 @@ static void build_text(mf_reply *r, const char *said, size_t n, size_t nchunks)
     r->text_len = t.len;
     r->nwords = words;
     r->nchunks = nchunks;
+}
+
+/* A structured-output answer: the JSON object TOOL_ARGS as the content,
+ * streamed in byte slices (it has no spaces to cut at). */
+static void build_json(mf_reply *r, size_t nchunks)
+{
+    static const char obj[] = TOOL_ARGS;
+    r->text = strdup(obj);
+    if (!r->text) {
+        fputs("mock-provider: out of memory\n", stderr);
+        abort();
+    }
+    r->text_len = sizeof obj - 1;
+    r->nwords = 1;
+    r->nchunks = nchunks < r->text_len ? nchunks : r->text_len;
+    r->bytewise = 1;
 }
 
 static void build_huge(mf_reply *r)
@@ -328,6 +389,8 @@ int mf_reply_init(mf_reply *r, mf_endpoint ep, json_object *body, size_t nchunks
     r->prompt_tokens = pw ? (long)pw : 1;
     if (huge)
         build_huge(r);
+    else if (!r->tool && wants_json(ep, body))
+        build_json(r, nchunks);
     else
         build_text(r, said.data, said.len, nchunks);
     r->completion_tokens = r->tool ? TOOL_CALL_TOKENS : (long)r->nchunks;
@@ -354,7 +417,6 @@ int mf_wants_stream(mf_endpoint ep, json_object *body)
 
 /* ---- shared pieces --------------------------------------------------- */
 
-#define TOOL_ARGS "{\"location\":\"Paris\"}"
 static const char *const tool_arg_parts[2] = { "{\"location\":", "\"Paris\"}" };
 
 static void render_created_at(mbuf *b)
