@@ -73,6 +73,30 @@ for (const [label, make] of CLIENTS) {
       assert.equal(last.body.model, model);
     });
 
+    test(`sampling settings reach the upstream, ${tag}`, T, async () => {
+      // the Responses API has no stop sequences (the SDK itself drops them)
+      const stop = label === 'openai responses' ? undefined : ['END'];
+      await generateText({
+        ...COMMON, model: make(model), prompt: 'be precise',
+        temperature: 0.25, maxOutputTokens: 77, stopSequences: stop,
+      });
+      const { body } = await upstreamLast();
+      if (family === 'ollama') {
+        assert.equal(body.options?.temperature, 0.25, JSON.stringify(body));
+        assert.equal(body.options?.num_predict, 77, JSON.stringify(body));
+        assert.deepEqual(body.options?.stop, stop, JSON.stringify(body));
+      } else if (family === 'anthropic') {
+        assert.equal(body.temperature, 0.25, JSON.stringify(body));
+        assert.equal(body.max_tokens, 77, JSON.stringify(body));
+        assert.deepEqual(body.stop_sequences, stop, JSON.stringify(body));
+      } else {
+        assert.equal(body.temperature, 0.25, JSON.stringify(body));
+        assert.equal(body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens, 77,
+                     JSON.stringify(body));
+        assert.deepEqual(typeof body.stop === 'string' ? [body.stop] : body.stop, stop, JSON.stringify(body));
+      }
+    });
+
     test(`streamText, ${tag}`, T, async () => {
       const prompt = 'stream this to me please';
       const r = streamText({ ...COMMON, model: make(model), prompt, onError: () => {} });

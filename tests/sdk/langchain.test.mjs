@@ -7,8 +7,8 @@
 // tests/mock): gpt-4o-mini (openai adapter), claude-3-5-haiku-latest
 // (anthropic adapter), llama3.2 (ollama adapter).
 //
-// ChatOpenAI calls POST /v1/chat/completions, ChatAnthropic POST
-// /v1/messages; each against each upstream: invoke, stream, bindTools (a
+// ChatOpenAI calls POST /v1/chat/completions (with useResponsesApi POST
+// /v1/responses), ChatAnthropic POST /v1/messages; each against each upstream: invoke, stream, bindTools (a
 // tool call and its result, also streamed) and withStructuredOutput (both
 // methods each class offers: a JSON schema and a forced tool).
 // The mock answers "Hello from the mock <family> provider. You said: <the
@@ -40,6 +40,12 @@ const CLIENTS = [
   ['ChatOpenAI',
     (model) => new ChatOpenAI({ model, apiKey: 'sk-test-client-key', maxRetries: 0, timeout: 15000,
                                 configuration: { baseURL: `${root}/v1` } }),
+    ['jsonSchema', 'functionCalling']],
+  // the same class on the Responses API (POST /v1/responses), as LangChain
+  // switches to for built-in tools and some models
+  ['ChatOpenAI (Responses API)',
+    (model) => new ChatOpenAI({ model, apiKey: 'sk-test-client-key', maxRetries: 0, timeout: 15000,
+                                useResponsesApi: true, configuration: { baseURL: `${root}/v1` } }),
     ['jsonSchema', 'functionCalling']],
   ['ChatAnthropic',
     (model) => new ChatAnthropic({ model, apiKey: 'any-key-hapax-does-not-check-it', maxRetries: 0,
@@ -137,3 +143,27 @@ for (const [label, make, methods] of CLIENTS) {
     }
   }
 }
+
+// Errors in the client's own format, so LangChain (and the SDK under it)
+// shows what went wrong: a 404 naming the model; the Anthropic client gets
+// Anthropic's error envelope and a request-id header.
+test('unknown model, ChatOpenAI: NotFoundError naming the model', T, async () => {
+  await assert.rejects(CLIENTS[0][1]('no-such-model').invoke('hi'), (err) => {
+    assert.equal(err.status, 404, `${err}`);
+    assert.equal(err.lc_error_code, 'MODEL_NOT_FOUND');
+    assert.match(err.message, /no-such-model/);
+    return true;
+  });
+});
+
+test('unknown model, ChatAnthropic: Anthropic error envelope and request-id', T, async () => {
+  await assert.rejects(CLIENTS[2][1]('no-such-model').invoke('hi'), (err) => {
+    assert.equal(err.status, 404, `${err}`);
+    assert.equal(err.lc_error_code, 'MODEL_NOT_FOUND');
+    assert.equal(err.error?.type, 'error', JSON.stringify(err.error));
+    assert.equal(err.error?.error?.type, 'not_found_error', JSON.stringify(err.error));
+    assert.match(err.error.error.message, /no-such-model/);
+    assert.ok(err.requestID, 'no request-id header');
+    return true;
+  });
+});
