@@ -26,8 +26,12 @@ test-deps:
 	@scripts/install-deps.sh test
 	@$(MAKE) -s tests/sdk/node_modules/.package-lock.json
 
-# The official SDKs, exactly as pinned by the committed lockfile.
+# The client libraries, exactly as pinned by the committed lockfile. LangChain
+# JS needs Node.js >= 20 (Debian bookworm's own nodejs is 18: use NodeSource).
 tests/sdk/node_modules/.package-lock.json: tests/sdk/package-lock.json
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || \
+		{ echo "error: tests/sdk needs Node.js >= 20, found $$(node --version)" \
+		       "(Debian bookworm's nodejs is 18: install Node 20 from NodeSource)" >&2; exit 1; }
 	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
 
 $(BUILD)/build.ninja:
