@@ -190,6 +190,45 @@ for (const [model, family] of UPSTREAMS) {
   });
 }
 
+// Reasoning asked for through the Anthropic provider (thinking with a
+// budget) reaches every upstream in its own form: Anthropic thinking,
+// OpenAI reasoning_effort, Ollama think.
+for (const [model, family] of UPSTREAMS) {
+  test(`thinking budget reaches the upstream, anthropic -> ${family}`, T, async () => {
+    await generateText({
+      ...COMMON,
+      model: anthropic(model),
+      prompt: 'think about it',
+      maxOutputTokens: 3000,
+      providerOptions: { anthropic: { thinking: { type: 'enabled', budgetTokens: 1024 } } },
+    });
+    const { body } = await upstreamLast();
+    if (family === 'anthropic') assert.deepEqual(body.thinking, { type: 'enabled', budget_tokens: 1024 });
+    else if (family === 'openai') assert.ok(body.reasoning_effort, JSON.stringify(body));
+    else assert.ok(body.think, JSON.stringify(body));
+  });
+}
+
+// Prompt caching: the AI SDK's cacheControl marks reach an Anthropic
+// upstream (Anthropic -> Anthropic keeps the client's body).
+test('cache_control on system and user blocks reaches an Anthropic upstream', T, async () => {
+  const cache = { anthropic: { cacheControl: { type: 'ephemeral' } } };
+  const r = await generateText({
+    ...COMMON,
+    model: anthropic('claude-3-5-haiku-latest'),
+    messages: [
+      { role: 'system', content: 'A long and stable system prompt.', providerOptions: cache },
+      { role: 'user', content: [{ type: 'text', text: 'cache me', providerOptions: cache }] },
+    ],
+  });
+  assert.equal(r.text, expected('anthropic', 'cache me'));
+  const { body } = await upstreamLast();
+  const system = Array.isArray(body.system) ? body.system : [];
+  assert.deepEqual(system.map((b) => b.cache_control), [{ type: 'ephemeral' }], JSON.stringify(body.system));
+  const parts = body.messages[0].content;
+  assert.deepEqual(parts[parts.length - 1].cache_control, { type: 'ephemeral' }, JSON.stringify(parts));
+});
+
 // Errors in the client's own format: the AI SDK reads the message from the
 // error body of the API it called (a 404 naming the model).
 for (const [label, make] of CLIENTS) {
