@@ -86,6 +86,9 @@ class SdkTest(SdkBase):
             "provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai",
             "endpoint": m.endpoint("openai"),
             "connect_timeout": "2s", "first_byte_timeout": "10s", "request_timeout": "30s",
+            # no health probes: a probe (GET /v1/models) between an SDK call
+            # and the test's look at /_mock/last would hide what the SDK sent
+            "health_check": {"enabled": False},
             "backup_providers": [
                 {"provider": "anthropic", "model": "claude-3-5-haiku-latest",
                  "api_key": "sk-ant-test", "endpoint": m.endpoint("anthropic")},

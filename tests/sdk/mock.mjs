@@ -9,7 +9,10 @@ export async function upstreamLast() {
   assert.ok(MOCK_URL, 'MOCK_URL is not set');
   const r = await fetch(`${MOCK_URL}/_mock/last`);
   assert.equal(r.status, 200);
-  return r.json();
+  const last = await r.json();
+  // a health probe (GET /v1/models) in between would hide the SDK's request
+  assert.equal(last?.method, 'POST', `the last upstream request is not an API call: ${JSON.stringify(last)}`);
+  return last;
 }
 
 // The one tool a request forces: named by tool_choice, or the only tool when
