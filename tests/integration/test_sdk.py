@@ -65,13 +65,16 @@ class SdkBase(HapaxTestCase):
             self.fail("node --test %s did not finish within %.0fs; output so far:\n%s"
                       % (filename, NODE_TIMEOUT, (e.stdout or "")[-6000:]))
         out = res.stdout + ("\n--- stderr ---\n" + res.stderr if res.stderr.strip() else "")
+        # every failing test by name first: the tail below may not reach back to all of them
+        failing = re.findall(r"^not ok \d+ - .*$", res.stdout, re.M)
+        head = "failing:\n  %s\n\n" % "\n  ".join(failing) if failing else ""
         passed = re.search(r"^# pass (\d+)$", res.stdout, re.M)
         failed = re.search(r"^# fail (\d+)$", res.stdout, re.M)
         self.assertEqual(res.returncode, 0, "node --test %s failed (exit %d):\n%s"
-                         % (filename, res.returncode, out[-12000:]))
+                         % (filename, res.returncode, head + out[-12000:]))
         self.assertTrue(passed and int(passed.group(1)) > 0,
                         "node --test %s ran no tests:\n%s" % (filename, out[-4000:]))
-        self.assertTrue(failed and int(failed.group(1)) == 0, out[-4000:])
+        self.assertTrue(failed and int(failed.group(1)) == 0, head + out[-4000:])
         return int(passed.group(1))
 
 

@@ -97,7 +97,13 @@ for (const [label, make, methods] of CLIENTS) {
       }
       assert.equal(text(acc.content), expected(family, said));
       assert.ok(pieces >= 2, `expected several chunks, got ${pieces}`);
-      assert.equal(acc.usage_metadata?.input_tokens, words(said), JSON.stringify(acc.usage_metadata));
+      // ChatAnthropic takes input_tokens from message_start only; an OpenAI or
+      // Ollama upstream tells them at the end of its stream, so hapax can put
+      // them in the final message_delta only (which the AI SDK reads: see
+      // ai-sdk.test.mjs "streamText, anthropic -> openai")
+      if (!label.startsWith('ChatAnthropic') || family === 'anthropic') {
+        assert.equal(acc.usage_metadata?.input_tokens, words(said), JSON.stringify(acc.usage_metadata));
+      }
       assert.equal(acc.usage_metadata?.output_tokens, 8);
     });
 
