@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "gateway/render.h"
+#include "provider/adapter.h"
 
 /* A string an inbound parser builds from parts of the body (joined text
  * blocks, an image data URL, tool input as JSON text): never much longer
@@ -17,6 +18,7 @@
 #define HX_IN_FIELD_MAX ((size_t)2 << 30)
 
 typedef struct {
+    hx_api api;           /* the API the client called (set by the handler) */
     bool stream;          /* the client asked for a streamed answer */
     bool include_usage;   /* usage in the stream (OpenAI stream_options) */
     char model[256];      /* model the client named ("" = default chain) */

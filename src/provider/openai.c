@@ -92,17 +92,81 @@ oom:
     return -1;
 }
 
-static int build_passthrough(const hx_provider *p, const char *body, size_t len, hx_up_request *out)
+/* ---- the Chat Completions API, natively --------------------------------- */
+
+/* A non-streamed chat request goes up as the client wrote it (model
+ * replaced). Streams are rebuilt: the gateway adds stream_options to count
+ * the tokens, and the relay drops the usage chunk the client did not ask
+ * for. */
+static int chat_build(const hx_provider *p, const char *model, const hx_req *r, bool stream, hx_up_request *out,
+                      char *err, size_t errlen)
 {
-    if (strstr(p->base_url, "api.openai.com") != NULL && memmem(body, len, "\"top_k\"", 7) != NULL)
-        return -1; /* needs the field dropped: see build_chat */
+    const hx_buf *b = &r->body;
+    snprintf(err, errlen, "the body is rebuilt");
+    if (stream || (strstr(p->base_url, "api.openai.com") != NULL && memmem(b->data, b->len, "\"top_k\"", 7) != NULL))
+        return -1; /* top_k must be dropped: see build_chat */
     out->method = "POST";
     out->url = endpoint_url(p, "chat/completions");
-    if (out->url == NULL || hx_buf_append(&out->body, body, len) != 0 ||
+    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
         hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0)
         return -1;
     return 0;
 }
+
+static void chat_usage(hx_relay *rl, const char *data, size_t len)
+{
+    int64_t pt = hx_json_find_int(data, len, "prompt_tokens");
+    int64_t ct = hx_json_find_int(data, len, "completion_tokens");
+    rl->prompt_tokens = pt > 0 ? pt : 0;
+    rl->completion_tokens = ct > 0 ? ct : 0;
+    rl->usage_seen = pt >= 0 || ct >= 0;
+}
+
+static int chat_stream_event(hx_relay *rl, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    if (rl->done)
+        return 1;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        rl->done = true;
+        return 1; /* the gateway writes its own at the end */
+    }
+    if (len < 2 || data[0] != '{' || !hx_json_valid(data, len)) {
+        snprintf(rl->err, sizeof rl->err, "malformed event from upstream");
+        return -1;
+    }
+    if (len > 9 && memcmp(data, "{\"error\"", 8) == 0) {
+        char m[128];
+        hx_adapter_openai.error_message(data, len, m, sizeof m);
+        snprintf(rl->err, sizeof rl->err, "%s", m);
+        return -1;
+    }
+    if (memmem(data, len, "\"usage\":{", 9) != NULL) {
+        chat_usage(rl, data, len);
+        /* the usage chunk the gateway asked for on the client's behalf */
+        if (!rl->want_usage && memmem(data, len, "\"choices\":[]", 12) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+static int chat_body(hx_relay *rl, const char *data, size_t len)
+{
+    if (!hx_json_valid(data, len) || memmem(data, len, "\"choices\"", 9) == NULL) {
+        snprintf(rl->err, sizeof rl->err, "upstream returned malformed JSON");
+        return -1;
+    }
+    chat_usage(rl, data, len);
+    return 0;
+}
+
+static const hx_native native_chat = {
+    .path = "chat/completions",
+    .build = chat_build,
+    .stream_event = chat_stream_event,
+    .stream_end = "data: [DONE]\n\n",
+    .body = chat_body,
+};
 
 static int build_probe(const hx_provider *p, hx_up_request *out)
 {
@@ -333,7 +397,7 @@ const hx_adapter hx_adapter_openai = {
     .default_endpoint = "https://api.openai.com/v1",
     .key_required = true,
     .build_chat = build_chat,
-    .build_passthrough = build_passthrough,
+    .native = {[HX_API_CHAT] = &native_chat},
     .build_probe = build_probe,
     .parser_new = parser_new,
     .parser_feed = parser_feed,
