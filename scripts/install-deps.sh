@@ -15,10 +15,9 @@ case "${1:-build}" in
 esac
 
 missing=""
-# The SDK end-to-end tests need Node.js >= 20 and npm; only install when
-# there is no node at all. Debian bookworm's nodejs is 18, too old for
-# LangChain JS (tests/sdk): the Makefile then stops with that message;
-# install Node 20 from NodeSource instead.
+# The SDK end-to-end tests need Node.js >= 18.17 and npm (Debian bookworm's
+# nodejs 18.19 or NodeSource's); only install when there is no node at all.
+# An older node is left alone: the Makefile then stops and says so.
 if [ "${1:-build}" = test ] && ! command -v node >/dev/null 2>&1; then
   PKGS="$PKGS nodejs npm"
 fi
