@@ -26,8 +26,15 @@ test-deps:
 	@scripts/install-deps.sh test
 	@$(MAKE) -s tests/sdk/node_modules/.package-lock.json
 
-# The official SDKs, exactly as pinned by the committed lockfile.
+# The client libraries, exactly as pinned by the committed lockfile. They need
+# Node.js >= 18.17 (the AI SDK's undici does), so Debian bookworm's own nodejs
+# 18.19 works; older Node gets this message rather than a failure deep in npm.
+# (Only @vercel/oidc, pulled in by `ai`, declares Node >= 20: npm warns
+# EBADENGINE; the tests never call it, and it loads on 18.19.)
 tests/sdk/node_modules/.package-lock.json: tests/sdk/package-lock.json
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a == 18 && b >= 17) ? 0 : 1)' || \
+		{ echo "error: tests/sdk needs Node.js >= 18.17, found $$(node --version 2>&1)" \
+		       "(Debian bookworm's nodejs package, 18.19, is enough)" >&2; exit 1; }
 	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
 
 $(BUILD)/build.ninja:

@@ -15,8 +15,9 @@ case "${1:-build}" in
 esac
 
 missing=""
-# The SDK end-to-end tests need Node.js and npm (any source: Debian's
-# packages or NodeSource's); only install when there is no node at all.
+# The SDK end-to-end tests need Node.js >= 18.17 and npm (Debian bookworm's
+# nodejs 18.19 or NodeSource's); only install when there is no node at all.
+# An older node is left alone: the Makefile then stops and says so.
 if [ "${1:-build}" = test ] && ! command -v node >/dev/null 2>&1; then
   PKGS="$PKGS nodejs npm"
 fi

@@ -1,21 +1,29 @@
-"""The official OpenAI and Anthropic Node SDKs against hapax.
+"""Four client libraries against hapax: the official OpenAI and Anthropic
+Node SDKs, the Vercel AI SDK and LangChain JS.
 
 Starts the mock provider and hapax with the providers the JS tests expect
 (see the top of tests/sdk/*.test.mjs) and runs each file with
-`node --test`, HAPAX_URL pointing at hapax. Node.js >= 18 and the packages
-from tests/sdk/package-lock.json (`cd tests/sdk && npm ci`) are required:
-when they are missing these tests FAIL (they are not skipped).
+`node --test`, HAPAX_URL pointing at hapax and MOCK_URL at the mock (the
+tests read /_mock/last to see what the upstream received). Node.js >= 18.17
+(Debian bookworm's nodejs 18.19 is enough) and the packages from
+tests/sdk/package-lock.json (`cd tests/sdk && npm ci`) are required: when
+they are missing these tests FAIL (they are not skipped).
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
 
-from harness import REPO_ROOT, HapaxTestCase, child_env, secret
+from harness import REPO_ROOT, HapaxTestCase, child_env, http_request, secret
 
 SDK_DIR = os.path.join(REPO_ROOT, "tests", "sdk")
 NODE_TIMEOUT = 120.0
+NODE_MIN = (18, 17)  # the AI SDK's undici and provider-utils declare >= 18.17
+# Every client library the tests import (package.json's dependencies).
+SDK_PACKAGES = ("openai", "@anthropic-ai/sdk", "ai", "@ai-sdk/openai", "@ai-sdk/anthropic", "zod",
+                "@langchain/core", "@langchain/openai", "@langchain/anthropic")
 
 
 class SdkBase(HapaxTestCase):
@@ -26,13 +34,16 @@ class SdkBase(HapaxTestCase):
         self.node = shutil.which("node")
         if not self.node:
             self.fail("node is not installed (or not in PATH): the SDK end-to-end tests need "
-                      "Node.js >= 18 (e.g. apt-get install nodejs), then `cd tests/sdk && npm ci`")
+                      "Node.js >= %d.%d (Debian's nodejs package is enough), then `cd tests/sdk && npm ci`"
+                      % NODE_MIN)
         ver = subprocess.run([self.node, "--version"], capture_output=True, text=True, timeout=30)
-        m = re.match(r"v(\d+)\.", ver.stdout.strip())
-        if not m or int(m.group(1)) < 18:
-            self.fail("node %r is too old: the SDK tests need Node.js >= 18" % ver.stdout.strip())
-        for pkg in ("openai", os.path.join("@anthropic-ai", "sdk")):
-            if not os.path.isfile(os.path.join(SDK_DIR, "node_modules", pkg, "package.json")):
+        m = re.match(r"v(\d+)\.(\d+)\.", ver.stdout.strip())
+        if not m or (int(m.group(1)), int(m.group(2))) < NODE_MIN:
+            self.fail("node %r is too old: the SDK tests need Node.js >= %d.%d (the AI SDK's "
+                      "undici does; Debian bookworm's nodejs 18.19 is enough)"
+                      % ((ver.stdout.strip(),) + NODE_MIN))
+        for pkg in SDK_PACKAGES:
+            if not os.path.isfile(os.path.join(SDK_DIR, "node_modules", *pkg.split("/"), "package.json")):
                 self.fail("tests/sdk/node_modules/%s is missing: run `cd tests/sdk && npm ci` "
                           "(installs the versions pinned in package-lock.json)" % pkg)
         self.mock = self.start_mock(name="mock")
@@ -41,9 +52,11 @@ class SdkBase(HapaxTestCase):
         path = os.path.join(SDK_DIR, filename)
         self.assertTrue(os.path.isfile(path), path)
         env = child_env(dict({"HAPAX_URL": "http://127.0.0.1:%d" % self.srv.port,
+                         "MOCK_URL": self.mock.url,
                          "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                          "OPENAI_API_KEY": None, "ANTHROPIC_API_KEY": None,
-                         "OPENAI_BASE_URL": None, "ANTHROPIC_BASE_URL": None,
+                         "OPENAI_BASE_URL": None, "ANTHROPIC_BASE_URL": None, "ANTHROPIC_API_URL": None,
+                         "LANGSMITH_TRACING": None, "LANGCHAIN_TRACING_V2": None,
                          "NODE_OPTIONS": None}, **(extra_env or {})))
         try:
             res = subprocess.run([self.node, "--test", "--test-reporter=tap", path],
@@ -53,13 +66,16 @@ class SdkBase(HapaxTestCase):
             self.fail("node --test %s did not finish within %.0fs; output so far:\n%s"
                       % (filename, NODE_TIMEOUT, (e.stdout or "")[-6000:]))
         out = res.stdout + ("\n--- stderr ---\n" + res.stderr if res.stderr.strip() else "")
+        # every failing test by name first: the tail below may not reach back to all of them
+        failing = re.findall(r"^not ok \d+ - .*$", res.stdout, re.M)
+        head = "failing:\n  %s\n\n" % "\n  ".join(failing) if failing else ""
         passed = re.search(r"^# pass (\d+)$", res.stdout, re.M)
         failed = re.search(r"^# fail (\d+)$", res.stdout, re.M)
         self.assertEqual(res.returncode, 0, "node --test %s failed (exit %d):\n%s"
-                         % (filename, res.returncode, out[-12000:]))
+                         % (filename, res.returncode, head + out[-12000:]))
         self.assertTrue(passed and int(passed.group(1)) > 0,
                         "node --test %s ran no tests:\n%s" % (filename, out[-4000:]))
-        self.assertTrue(failed and int(failed.group(1)) == 0, out[-4000:])
+        self.assertTrue(failed and int(failed.group(1)) == 0, head + out[-4000:])
         return int(passed.group(1))
 
 
@@ -74,6 +90,9 @@ class SdkTest(SdkBase):
             "provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-test-openai",
             "endpoint": m.endpoint("openai"),
             "connect_timeout": "2s", "first_byte_timeout": "10s", "request_timeout": "30s",
+            # no health probes: a probe (GET /v1/models) between an SDK call
+            # and the test's look at /_mock/last would hide what the SDK sent
+            "health_check": {"enabled": False},
             "backup_providers": [
                 {"provider": "anthropic", "model": "claude-3-5-haiku-latest",
                  "api_key": "sk-ant-test", "endpoint": m.endpoint("anthropic")},
@@ -112,6 +131,81 @@ class SdkAuthTest(SdkBase):
 
     def test_auth_sdk(self):
         self.run_node("auth.test.mjs", self.keys)
+
+
+class MockForSdkTest(HapaxTestCase):
+    """What the SDKs send that the mock provider must answer sensibly
+    (tests/mock/README.md): structured output gets a JSON object, tool_choice
+    picks the tool. Straight to the mock, no hapax."""
+
+    OBJ = {"location": "Paris"}
+    MSGS = [{"role": "user", "content": "answer as json"}]
+    AUTH = {"openai": {"Authorization": "Bearer k"},
+            "anthropic": {"x-api-key": "k", "anthropic-version": "2023-06-01"}, "ollama": {}}
+    PATH = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages", "ollama": "/api/chat"}
+
+    def setUp(self):
+        super().setUp()
+        self.mock = self.start_mock(name="mock")
+
+    def post(self, family, body):
+        body = dict({"model": "m", "max_tokens": 50, "messages": self.MSGS}, **body)
+        r = http_request(self.mock.port, "POST", self.PATH[family],
+                         headers=dict({"Content-Type": "application/json"}, **self.AUTH[family]),
+                         body=json.dumps(body))
+        self.assertEqual(r.status, 200, r)
+        return r
+
+    def content(self, family, body):
+        """The answer's text, streamed (deltas joined) or not."""
+        r = self.post(family, body)
+        if not body.get("stream", family == "ollama"):
+            d = r.json()
+            return {"openai": lambda: d["choices"][0]["message"]["content"],
+                    "anthropic": lambda: "".join(b.get("text", "") for b in d["content"]),
+                    "ollama": lambda: d["message"]["content"]}[family]()
+        lines = r.body.decode().splitlines()
+        if family == "ollama":
+            return "".join(json.loads(x)["message"]["content"] for x in lines
+                           if x and not json.loads(x)["done"])
+        evs = [json.loads(x[6:]) for x in lines if x.startswith("data: {")]
+        if family == "openai":
+            return "".join(e["choices"][0]["delta"].get("content") or "" for e in evs if e["choices"])
+        return "".join(e["delta"].get("text", "") for e in evs if e["type"] == "content_block_delta")
+
+    def test_structured_output_gets_a_json_object(self):
+        schema = {"type": "json_schema", "schema": {"type": "object"}}
+        asks = [("openai", {"response_format": {"type": "json_object"}}),
+                ("openai", {"response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                                                                                     "schema": {}}}}),
+                ("anthropic", {"output_config": {"format": schema}}),
+                ("anthropic", {"output_format": schema}),
+                ("ollama", {"format": "json"}),
+                ("ollama", {"format": {"type": "object"}})]
+        for family, ask in asks:
+            for stream in (False, True):
+                with self.subTest(family=family, ask=ask, stream=stream):
+                    text = self.content(family, dict(ask, stream=stream))
+                    self.assertEqual(json.loads(text), self.OBJ)
+        # without the ask: prose, as before
+        for family in self.PATH:
+            self.assertTrue(self.content(family, {"stream": False}).startswith("Hello from the mock"))
+        self.assertTrue(self.content("openai", {"response_format": {"type": "text"}}).startswith("Hello"))
+
+    def test_tool_choice_names_the_tool_or_forbids_tools(self):
+        oai_tools = [{"type": "function", "function": {"name": n, "parameters": {}}} for n in ("a", "b")]
+        ant_tools = [{"name": n, "input_schema": {}} for n in ("a", "b")]
+        d = self.post("openai", {"tools": oai_tools,
+                                 "tool_choice": {"type": "function", "function": {"name": "b"}}}).json()
+        self.assertEqual(d["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "b")
+        d = self.post("anthropic", {"tools": ant_tools, "tool_choice": {"type": "tool", "name": "b"}}).json()
+        self.assertEqual(d["content"][0]["name"], "b")
+        d = self.post("openai", {"tools": oai_tools, "tool_choice": "none"}).json()
+        self.assertEqual(d["choices"][0]["finish_reason"], "stop")
+        d = self.post("anthropic", {"tools": ant_tools, "tool_choice": {"type": "none"}}).json()
+        self.assertEqual(d["stop_reason"], "end_turn")
+        d = self.post("anthropic", {"tools": ant_tools, "tool_choice": {"type": "any"}}).json()
+        self.assertEqual(d["content"][0]["name"], "a")
 
 
 # One test per tests/sdk/*.test.mjs (test_openai_sdk, test_anthropic_sdk, ...),

@@ -14,6 +14,8 @@
 #define HUGE_CHUNKS 128
 #define SAID_WORDS 8
 #define TOOL_CALL_TOKENS 2
+/* Arguments of every tool call, and the content of a structured answer. */
+#define TOOL_ARGS "{\"location\":\"Paris\"}"
 
 /* ---- buffer ---------------------------------------------------------- */
 
@@ -184,16 +186,59 @@ static int is_tool_result(mf_endpoint ep, json_object *msg)
     return 0;
 }
 
+/* The tool a tool_choice names (OpenAI {"type":"function","function":
+ * {"name"}}, Anthropic {"type":"tool","name"}); "" when it forbids tools
+ * ("none"); NULL when it leaves the choice to the model. */
+static const char *named_tool(json_object *body)
+{
+    json_object *tc = jget(body, "tool_choice");
+    if (json_object_is_type(tc, json_type_string))
+        return strcmp(json_object_get_string(tc), "none") == 0 ? "" : NULL;
+    const char *type = jget_str(tc, "type");
+    if (!type)
+        return NULL;
+    if (strcmp(type, "none") == 0)
+        return "";
+    if (strcmp(type, "function") == 0)
+        return jget_str(jget(tc, "function"), "name");
+    if (strcmp(type, "tool") == 0)
+        return jget_str(tc, "name");
+    return NULL;
+}
+
 static const char *first_tool(mf_endpoint ep, json_object *body)
 {
     json_object *tools = jget(body, "tools");
     if (!json_object_is_type(tools, json_type_array) || json_object_array_length(tools) == 0)
         return NULL;
+    const char *chosen = named_tool(body);
+    if (chosen)
+        return *chosen ? chosen : NULL;
     json_object *t = json_object_array_get_idx(tools, 0);
     const char *name = ep == EP_ANTHROPIC ? NULL : jget_str(jget(t, "function"), "name");
     if (!name)
         name = jget_str(t, "name");
     return name ? name : "tool";
+}
+
+/* Structured output asked for: OpenAI response_format json_object /
+ * json_schema, Anthropic output_config.format (or the older beta
+ * output_format), Ollama format ("json" or a schema). */
+static int wants_json(mf_endpoint ep, json_object *body)
+{
+    if (ep == EP_OAI_CHAT) {
+        const char *t = jget_str(jget(body, "response_format"), "type");
+        return t && (strcmp(t, "json_object") == 0 || strcmp(t, "json_schema") == 0);
+    }
+    if (ep == EP_ANTHROPIC)
+        return jget(jget(body, "output_config"), "format") != NULL || jget(body, "output_format") != NULL;
+    if (ep == EP_OLLAMA_CHAT) {
+        json_object *f = jget(body, "format");
+        if (json_object_is_type(f, json_type_string))
+            return json_object_get_string_len(f) > 0;
+        return json_object_is_type(f, json_type_object);
+    }
+    return 0;
 }
 
 /* Collects all message text into `all` and the last user text into `said`;
@@ -256,6 +301,22 @@ static void build_text(mf_reply *r, const char *said, size_t n, size_t nchunks)
     r->text_len = t.len;
     r->nwords = words;
     r->nchunks = nchunks;
+}
+
+/* A structured-output answer: the JSON object TOOL_ARGS as the content,
+ * streamed in byte slices (it has no spaces to cut at). */
+static void build_json(mf_reply *r, size_t nchunks)
+{
+    static const char obj[] = TOOL_ARGS;
+    r->text = strdup(obj);
+    if (!r->text) {
+        fputs("mock-provider: out of memory\n", stderr);
+        abort();
+    }
+    r->text_len = sizeof obj - 1;
+    r->nwords = 1;
+    r->nchunks = nchunks < r->text_len ? nchunks : r->text_len;
+    r->bytewise = 1;
 }
 
 static void build_huge(mf_reply *r)
@@ -328,6 +389,8 @@ int mf_reply_init(mf_reply *r, mf_endpoint ep, json_object *body, size_t nchunks
     r->prompt_tokens = pw ? (long)pw : 1;
     if (huge)
         build_huge(r);
+    else if (!r->tool && wants_json(ep, body))
+        build_json(r, nchunks);
     else
         build_text(r, said.data, said.len, nchunks);
     r->completion_tokens = r->tool ? TOOL_CALL_TOKENS : (long)r->nchunks;
@@ -354,7 +417,6 @@ int mf_wants_stream(mf_endpoint ep, json_object *body)
 
 /* ---- shared pieces --------------------------------------------------- */
 
-#define TOOL_ARGS "{\"location\":\"Paris\"}"
 static const char *const tool_arg_parts[2] = { "{\"location\":", "\"Paris\"}" };
 
 static void render_created_at(mbuf *b)
@@ -720,99 +782,4 @@ size_t mf_stream_content_sent(const mf_reply *r)
     if (r->step <= pre)
         return 0;
     return r->step - pre < cc ? r->step - pre : cc;
-}
-
-/* ---- errors and listings --------------------------------------------- */
-
-static void error_kind(mf_family fam, int status, const char **type, const char **code)
-{
-    int anth = fam == FAM_ANTHROPIC;
-    *code = NULL;
-    switch (status) {
-    case 401:
-        *type = anth ? "authentication_error" : "invalid_request_error";
-        *code = "invalid_api_key";
-        break;
-    case 403: *type = "permission_error"; break;
-    case 404:
-        *type = anth ? "not_found_error" : "invalid_request_error";
-        *code = "unknown_url";
-        break;
-    case 413: *type = anth ? "request_too_large" : "invalid_request_error"; break;
-    case 429:
-        *type = "rate_limit_error";
-        *code = "rate_limit_exceeded";
-        break;
-    case 529: *type = anth ? "overloaded_error" : "server_error"; break;
-    default:
-        if (status >= 500)
-            *type = anth ? "api_error" : "server_error";
-        else
-            *type = "invalid_request_error";
-    }
-}
-
-void mf_render_error(mf_family fam, int status, const char *msg, mbuf *out)
-{
-    const char *type, *code;
-    error_kind(fam, status, &type, &code);
-    if (fam == FAM_OLLAMA) {
-        mbuf_str(out, "{\"error\":");
-        mbuf_jcstr(out, msg);
-        mbuf_str(out, "}");
-    } else if (fam == FAM_ANTHROPIC) {
-        mbuf_fmt(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", type);
-        mbuf_jcstr(out, msg);
-        mbuf_str(out, "}}");
-    } else {
-        mbuf_str(out, "{\"error\":{\"message\":");
-        mbuf_jcstr(out, msg);
-        mbuf_fmt(out, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
-        if (code)
-            mbuf_fmt(out, "\"%s\"}}", code);
-        else
-            mbuf_str(out, "null}}");
-    }
-}
-
-void mf_render_models(mf_family fam, mbuf *out)
-{
-    static const char *oai[] = { "gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "mock-model" };
-    static const char *anth[] = { "claude-3-5-sonnet-20241022", "claude-3-5-haiku-20241022",
-                                  "claude-3-opus-20240229" };
-    if (fam == FAM_ANTHROPIC) {
-        mbuf_str(out, "{\"data\":[");
-        for (size_t i = 0; i < sizeof anth / sizeof *anth; i++)
-            mbuf_fmt(out, "%s{\"type\":\"model\",\"id\":\"%s\",\"display_name\":\"%s\","
-                          "\"created_at\":\"2024-10-22T00:00:00Z\"}",
-                     i ? "," : "", anth[i], anth[i]);
-        mbuf_fmt(out, "],\"has_more\":false,\"first_id\":\"%s\",\"last_id\":\"%s\"}", anth[0],
-                 anth[sizeof anth / sizeof *anth - 1]);
-        return;
-    }
-    mbuf_str(out, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < sizeof oai / sizeof *oai; i++)
-        mbuf_fmt(out, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":1700000000,"
-                      "\"owned_by\":\"mock\"}",
-                 i ? "," : "", oai[i]);
-    mbuf_str(out, "]}");
-}
-
-void mf_render_tags(mbuf *out)
-{
-    static const struct {
-        const char *name, *family, *size;
-        long long bytes;
-    } tags[] = { { "llama3.2:latest", "llama", "3.2B", 2019393189LL },
-                 { "qwen2.5:0.5b", "qwen2", "494.03M", 397821319LL } };
-    mbuf_str(out, "{\"models\":[");
-    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++)
-        mbuf_fmt(out, "%s{\"name\":\"%s\",\"model\":\"%s\",\"modified_at\":"
-                      "\"2024-10-01T12:00:00.000000000Z\",\"size\":%lld,\"digest\":"
-                      "\"%064zx\",\"details\":{\"parent_model\":\"\",\"format\":\"gguf\","
-                      "\"family\":\"%s\",\"families\":[\"%s\"],\"parameter_size\":\"%s\","
-                      "\"quantization_level\":\"Q4_K_M\"}}",
-                 i ? "," : "", tags[i].name, tags[i].name, tags[i].bytes, i + 1, tags[i].family,
-                 tags[i].family, tags[i].size);
-    mbuf_str(out, "]}");
 }
