@@ -565,11 +565,13 @@ static int in_tool_choice(json_object *body, json_object *out, char *err, size_t
 
 /* A custom tool → a function tool (cache_control kept on it, strict into
  * the function); server tools (web_search_*, bash_*, code_execution_*...)
- * have no canonical form. */
+ * have no canonical form. eager_input_streaming asks that the tool's input
+ * stream unbuffered: every translated stream already relays argument
+ * fragments as they arrive, so it is met, not dropped. */
 static int in_tool(json_object *t, size_t i, json_object *arr, hx_in_info *info, char *err, size_t errlen)
 {
     static const char *const known[] = {"type", "name", "description", "input_schema", "cache_control", "strict",
-                                        NULL};
+                                        "eager_input_streaming", NULL};
     json_object *schema = aj_get(t, "input_schema"), *desc = aj_get(t, "description"), *strict = aj_get(t, "strict");
     const char *name = in_str(t, "name"), *type = in_str(t, "type"), *other;
     if (type && strcmp(type, "custom") != 0) {

@@ -109,7 +109,11 @@ for (const [label, make, methods] of CLIENTS) {
       if (!label.startsWith('ChatAnthropic') || family === 'anthropic') {
         assert.equal(acc.usage_metadata?.input_tokens, words(said), JSON.stringify(acc.usage_metadata));
       }
-      assert.equal(acc.usage_metadata?.output_tokens, 8);
+      // An Anthropic upstream's stream is relayed as it is: its message_start
+      // already counts 1 output token and ChatAnthropic adds it to the 8 of
+      // message_delta (the same against Anthropic itself).
+      const relayed = label.startsWith('ChatAnthropic') && family === 'anthropic';
+      assert.equal(acc.usage_metadata?.output_tokens, relayed ? 9 : 8);
     });
 
     test(`bindTools: a tool call and its result, ${tag}`, T, async () => {
