@@ -234,8 +234,9 @@ static int tool_result_text(in_conv *c, json_object *content, size_t i, size_t j
     return 0;
 }
 
-/* tool_result → a canonical tool message; is_error and cache_control go
- * with it under their own names. */
+/* tool_result → a canonical tool message (cache_control kept). The
+ * canonical shape says a tool failed the way OpenAI's does, in the text:
+ * is_error: true becomes an "Error: " prefix every provider reads. */
 static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
 {
     static const char *const known[] = {"type", "tool_use_id", "content", "is_error", "cache_control", NULL};
@@ -249,7 +250,8 @@ static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
         only_native(c->info, "messages.%zu.content.%zu.%.40s", i, j, other);
     hx_buf t;
     hx_buf_init(&t, HX_IN_FIELD_MAX);
-    if (tool_result_text(c, aj_get(b, "content"), i, j, &t) != 0) {
+    if ((ie && json_object_get_boolean(ie) && hx_buf_append_str(&t, "Error: ") != 0) ||
+        tool_result_text(c, aj_get(b, "content"), i, j, &t) != 0) {
         hx_buf_free(&t);
         return -1;
     }
@@ -257,7 +259,6 @@ static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
     int rc = m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string("tool")) != 0 ||
                      aj_set(m, "tool_call_id", json_object_new_string(id)) != 0 ||
                      aj_set(m, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) != 0 ||
-                     (ie && json_object_get_boolean(ie) && aj_set(m, "is_error", json_object_new_boolean(1)) != 0) ||
                      keep_cache(m, b) != 0
                  ? OOM(c->err, c->errlen)
                  : 0;

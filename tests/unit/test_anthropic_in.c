@@ -268,8 +268,8 @@ static void test_inbound_fidelity(void **state)
     assert_string_equal(str_at(c, "messages.0.content.1.cache_control.type"), "ephemeral");
     assert_string_equal(str_at(c, "messages.0.content.2.image_url.url"), "https://x.test/i.png");
     assert_string_equal(str_at(c, "messages.2.role"), "tool");
-    assert_true(json_object_get_boolean(at(c, "messages.2.is_error")));
-    assert_string_equal(str_at(c, "messages.2.content"), "boom");
+    assert_null(at(c, "messages.2.is_error"));
+    assert_string_equal(str_at(c, "messages.2.content"), "Error: boom");
     assert_string_equal(str_at(c, "messages.2.cache_control.type"), "ephemeral");
     json_object_put(c);
     json_object_put(body);
