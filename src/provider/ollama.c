@@ -446,22 +446,6 @@ int hx_oll_start_request(const hx_provider *p, const char *path, const char *met
     return 0;
 }
 
-/* A forced tool (fn) goes up as `format`: its parameters schema (a tool
- * without one takes no arguments: an empty object), no `tools`. */
-static int map_forced(json_object *fn, json_object *root)
-{
-    json_object *params = get(fn, "parameters");
-    if (params)
-        return obj_add(root, "format", json_object_get(params));
-    json_object *empty = json_object_new_object();
-    if (empty == NULL || obj_add(empty, "type", json_object_new_string("object")) != 0 ||
-        obj_add(empty, "properties", json_object_new_object()) != 0) {
-        json_object_put(empty);
-        return -1;
-    }
-    return obj_add(root, "format", empty);
-}
-
 /* *forced: the name of the tool the answer must become a call of, or NULL
  * (borrowed from canon). */
 static json_object *build_body(const hx_provider *p, json_object *canon, bool stream, const char **forced, char *err,
@@ -492,7 +476,7 @@ static json_object *build_body(const hx_provider *p, json_object *canon, bool st
     if (rc == 0)
         rc = hx_oll_forced_tool(p, canon, &fn, err, errlen);
     if (rc == 0 && fn) {
-        rc = map_forced(fn, root);
+        rc = hx_oll_map_forced(fn, root);
         *forced = json_object_get_string(get(fn, "name"));
     } else {
         if (rc == 0)

@@ -22,6 +22,8 @@ int hx_oll_check_members(const hx_provider *p, json_object *canon, char *err, si
  * cannot carry ("required" among several tools, an unknown name, or with
  * a response_format). */
 int hx_oll_forced_tool(const hx_provider *p, json_object *canon, json_object **fn, char *err, size_t errlen);
+/* The forced tool fn as `format` in root (its parameters schema). 0 or -1. */
+int hx_oll_map_forced(json_object *fn, json_object *root);
 /* reasoning_effort / thinking → `think` in root. 0 or -1 with err. */
 int hx_oll_map_think(const hx_provider *p, json_object *canon, json_object *root, char *err, size_t errlen);
 

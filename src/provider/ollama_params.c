@@ -123,6 +123,22 @@ int hx_oll_forced_tool(const hx_provider *p, json_object *canon, json_object **f
     return 0;
 }
 
+/* A forced tool (fn) goes up as `format`: its parameters schema (a tool
+ * without one takes no arguments: an empty object), no `tools`. */
+int hx_oll_map_forced(json_object *fn, json_object *root)
+{
+    json_object *params = get(fn, "parameters");
+    if (params)
+        return hx_json_set(root, "format", json_object_get(params));
+    json_object *empty = json_object_new_object();
+    if (empty == NULL || hx_json_set(empty, "type", json_object_new_string("object")) != 0 ||
+        hx_json_set(empty, "properties", json_object_new_object()) != 0) {
+        json_object_put(empty);
+        return -1;
+    }
+    return hx_json_set(root, "format", empty);
+}
+
 /* reasoning_effort or an Anthropic client's thinking → think: a level
  * ("low", "medium", "high": gpt-oss takes them, other thinking models
  * take any level as true) or false. */
