@@ -22,6 +22,9 @@ void px_reset_attempt(proxy *p)
     if (p->parser)
         p->parser_ad->parser_free(p->parser);
     p->parser = NULL;
+    hx_free(p->answer_tool);
+    p->answer_tool = NULL;
+    p->tool_opened = false;
     p->up_status = 0;
     p->retry_after[0] = '\0';
     hx_buf_reset(&p->errbody);
@@ -168,6 +171,8 @@ static int start_attempt(proxy *p)
         p->pos = p->nchain; /* nothing else can be tried either */
         return -1;
     }
+    p->answer_tool = ur.answer_as_tool;
+    ur.answer_as_tool = NULL;
     hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms, l->stream_idle_timeout};
     p->attempt_ns = now;
     if (p->tries++ > 0)

@@ -72,6 +72,7 @@ void px_proxy_unref(proxy *p)
         return;
     if (p->parser)
         p->parser_ad->parser_free(p->parser);
+    hx_free(p->answer_tool);
     hx_render_free(&p->render);
     hx_sse_free(&p->sse);
     hx_scrub_stream_free(&p->scrub);
@@ -266,6 +267,46 @@ void px_on_client_abort(hx_req *r, void *ud)
     px_finish(ud);
 }
 
+static int render_event(proxy *p, const hx_event *ev)
+{
+    if (!p->info.stream)
+        return hx_render_collect(&p->render, ev);
+    return p->render.vt->stream_event(&p->render, ev, &p->out);
+}
+
+/* The call of p->answer_tool, once, before its arguments. */
+static int open_tool(proxy *p)
+{
+    if (p->tool_opened)
+        return 0;
+    p->tool_opened = true;
+    char id[32];
+    hx_random_id(id, sizeof id, "call_");
+    hx_event call = {.type = HX_EV_TOOL_CALL, .index = 0, .id = id, .name = p->answer_tool};
+    return render_event(p, &call);
+}
+
+/* A forced tool went up as a format (Ollama): the JSON text answered is
+ * that tool's call. Text deltas become argument fragments (a stream stays
+ * a stream); a plain stop becomes tool_calls. A stop sequence or the
+ * length limit cut the arguments short: that finish stays as it is. */
+static int as_tool_event(proxy *p, const hx_event *ev)
+{
+    hx_event out = *ev;
+    if (ev->type == HX_EV_TEXT) {
+        if (open_tool(p) != 0)
+            return -1;
+        out.type = HX_EV_TOOL_ARGS;
+        out.index = 0;
+    } else if (ev->type == HX_EV_FINISH) {
+        if (open_tool(p) != 0)
+            return -1;
+        if (ev->finish && strcmp(ev->finish, "stop") == 0 && ev->text == NULL)
+            out.finish = "tool_calls";
+    }
+    return render_event(p, &out);
+}
+
 static int on_event(void *ud, const hx_event *ev)
 {
     proxy *p = ud;
@@ -276,9 +317,9 @@ static int on_event(void *ud, const hx_event *ev)
     } else if (ev->type == HX_EV_TEXT || ev->type == HX_EV_TOOL_ARGS) {
         p->text_bytes += ev->len;
     }
-    if (!p->info.stream)
-        return hx_render_collect(&p->render, ev);
-    return p->render.vt->stream_event(&p->render, ev, &p->out);
+    if (p->answer_tool)
+        return as_tool_event(p, ev);
+    return render_event(p, ev);
 }
 
 /* ---- upstream side ----------------------------------------------------------- */

@@ -55,6 +55,8 @@ typedef struct proxy {
     bool relay_raw;            /* native or translated, not streamed: hold the whole body */
     bool relay_sse;            /* native, streamed: relay each event as it is */
     hx_relay relay;            /* what the relayed answer told us */
+    char *answer_tool;         /* the attempt's answer text becomes a call of this tool (hx_up_request) */
+    bool tool_opened;          /* its TOOL_CALL event was sent */
     hx_sse sse;
     hx_scrub_stream scrub;     /* the config's secrets, out of the upstream's bytes */
     size_t buffered;           /* bytes held against llm.upstream_buffer_budget */

@@ -18,6 +18,8 @@ void hx_up_request_free(hx_up_request *r)
 {
     hx_free(r->url);
     r->url = NULL;
+    hx_free(r->answer_as_tool);
+    r->answer_as_tool = NULL;
     hx_headers_free(&r->headers);
     hx_buf_free(&r->body);
 }

@@ -54,6 +54,10 @@ typedef struct {
     const char *method; /* static string: "POST", "GET" */
     hx_headers headers;
     hx_buf body;
+    /* Set when the request asks the upstream for JSON text in place of a
+     * forced tool call (Ollama's `format`): the name of the tool whose call
+     * the answer's text becomes (the proxy converts the events). Owned. */
+    char *answer_as_tool;
 } hx_up_request;
 
 void hx_up_request_init(hx_up_request *r);

@@ -446,8 +446,13 @@ int hx_oll_start_request(const hx_provider *p, const char *path, const char *met
     return 0;
 }
 
-static json_object *build_body(const hx_provider *p, json_object *canon, bool stream, char *err, size_t errlen)
+/* *forced: the name of the tool the answer must become a call of, or NULL
+ * (borrowed from canon). */
+static json_object *build_body(const hx_provider *p, json_object *canon, bool stream, const char **forced, char *err,
+                               size_t errlen)
 {
+    json_object *fn = NULL;
+    *forced = NULL;
     if (!json_object_is_type(canon, json_type_object)) {
         fail_req(err, errlen, "request must be a JSON object");
         return NULL;
@@ -469,9 +474,16 @@ static json_object *build_body(const hx_provider *p, json_object *canon, bool st
     if (rc == 0)
         rc = map_options(canon, root, err, errlen);
     if (rc == 0)
-        rc = map_tools(canon, root, err, errlen);
-    if (rc == 0)
-        rc = map_format(canon, root, err, errlen);
+        rc = hx_oll_forced_tool(p, canon, &fn, err, errlen);
+    if (rc == 0 && fn) {
+        rc = hx_oll_map_forced(fn, root);
+        *forced = json_object_get_string(get(fn, "name"));
+    } else {
+        if (rc == 0)
+            rc = map_tools(canon, root, err, errlen);
+        if (rc == 0)
+            rc = map_format(canon, root, err, errlen);
+    }
     if (rc == 0)
         rc = hx_oll_map_think(p, canon, root, err, errlen);
     if (rc != 0) {
@@ -487,8 +499,11 @@ static int ollama_build_chat(const hx_provider *p, json_object *canon, bool stre
     if (err && errlen)
         err[0] = '\0';
     hx_up_request_init(out);
-    json_object *root = build_body(p, canon, stream, err, errlen);
+    const char *forced = NULL;
+    json_object *root = build_body(p, canon, stream, &forced, err, errlen);
     int rc = root ? 0 : -1;
+    if (rc == 0 && forced && (out->answer_as_tool = hx_strdup(forced)) == NULL)
+        rc = -1;
     if (rc == 0)
         rc = hx_oll_start_request(p, "api/chat", "POST", out);
     if (rc == 0)

@@ -45,12 +45,12 @@ int hx_oll_check_members(const hx_provider *p, json_object *canon, char *err, si
     json_object *n = get(canon, "n");
     if (n && !(json_object_is_type(n, json_type_int) && json_object_get_int64(n) == 1))
         return hx_canon_refuse_why(p, err, errlen, "n", "one choice per request");
-    json_object *tc = get(canon, "tool_choice");
-    const char *choice = get_str(canon, "tool_choice");
-    if (tc && !(choice && (strcmp(choice, "auto") == 0 || strcmp(choice, "none") == 0)))
-        return hx_canon_refuse_why(p, err, errlen, "tool_choice", "Ollama cannot force a tool call");
+    json_object *fn = NULL;
+    if (hx_oll_forced_tool(p, canon, &fn, err, errlen) != 0)
+        return -1;
+    /* A forced tool is answered by exactly one call: false is met. */
     json_object *pt = get(canon, "parallel_tool_calls");
-    if (pt && json_object_is_type(pt, json_type_boolean) && !json_object_get_boolean(pt))
+    if (fn == NULL && pt && json_object_is_type(pt, json_type_boolean) && !json_object_get_boolean(pt))
         return hx_canon_refuse(p, err, errlen, "parallel_tool_calls false");
     json_object *md = get(canon, "metadata");
     if (md && json_object_is_type(md, json_type_object)) {
@@ -65,6 +65,78 @@ int hx_oll_check_members(const hx_provider *p, json_object *canon, char *err, si
         !(tier && (strcmp(tier, "auto") == 0 || strcmp(tier, "default") == 0 || strcmp(tier, "standard_only") == 0)))
         return hx_canon_refuse_why(p, err, errlen, "service_tier", "Ollama has one tier");
     return 0;
+}
+
+/* The tool with this name among the offered ones (its "function"), or NULL. */
+static json_object *find_tool(json_object *tools, const char *name, size_t name_len)
+{
+    size_t n = tools && json_object_is_type(tools, json_type_array) ? json_object_array_length(tools) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *fn = get(json_object_array_get_idx(tools, i), "function");
+        json_object *nm = get(fn, "name");
+        if (nm && json_object_is_type(nm, json_type_string) && (size_t)json_object_get_string_len(nm) == name_len &&
+            memcmp(json_object_get_string(nm), name, name_len) == 0)
+            return fn;
+    }
+    return NULL;
+}
+
+/* Ollama has no tool_choice; its `format` (a JSON schema the answer must
+ * match) forces one shape, so a forced tool goes up as its parameters
+ * schema and the answer comes back as a call of it (docs/providers.md). */
+int hx_oll_forced_tool(const hx_provider *p, json_object *canon, json_object **fn, char *err, size_t errlen)
+{
+    *fn = NULL;
+    json_object *tc = get(canon, "tool_choice"), *tools = get(canon, "tools");
+    const char *choice = get_str(canon, "tool_choice");
+    if (tc == NULL || (choice && (strcmp(choice, "auto") == 0 || strcmp(choice, "none") == 0)))
+        return 0;
+    size_t ntools = tools && json_object_is_type(tools, json_type_array) ? json_object_array_length(tools) : 0;
+    if (choice && strcmp(choice, "required") == 0) {
+        if (ntools != 1)
+            return hx_canon_refuse_why(p, err, errlen, "tool_choice required",
+                                       "Ollama can force only one schema (format), and several tools are offered");
+        *fn = get(json_object_array_get_idx(tools, 0), "function");
+    } else {
+        json_object *nm = get(get(tc, "function"), "name");
+        const char *type = get_str(tc, "type");
+        if (type == NULL || strcmp(type, "function") != 0 || nm == NULL || !json_object_is_type(nm, json_type_string))
+            return hx_canon_refuse_why(p, err, errlen, "tool_choice", "expected auto, none, required or a function");
+        *fn = find_tool(tools, json_object_get_string(nm), (size_t)json_object_get_string_len(nm));
+        if (*fn == NULL)
+            return hx_canon_refuse_why(p, err, errlen, "tool_choice", "it names no offered tool");
+    }
+    json_object *name = get(*fn, "name"), *params = get(*fn, "parameters");
+    size_t nlen = name && json_object_is_type(name, json_type_string) ? (size_t)json_object_get_string_len(name) : 0;
+    if (nlen == 0 || memchr(json_object_get_string(name), '\0', nlen) ||
+        (params && !json_object_is_type(params, json_type_object))) {
+        *fn = NULL;
+        return hx_canon_refuse_why(p, err, errlen, "tool_choice", "the forced tool needs a name and an object schema");
+    }
+    json_object *rf = get(canon, "response_format");
+    const char *rft = get_str(rf, "type");
+    if (rf && !(rft && strcmp(rft, "text") == 0)) {
+        *fn = NULL;
+        return hx_canon_refuse_why(p, err, errlen, "tool_choice",
+                                   "a forced tool and response_format both need Ollama's one format");
+    }
+    return 0;
+}
+
+/* A forced tool (fn) goes up as `format`: its parameters schema (a tool
+ * without one takes no arguments: an empty object), no `tools`. */
+int hx_oll_map_forced(json_object *fn, json_object *root)
+{
+    json_object *params = get(fn, "parameters");
+    if (params)
+        return hx_json_set(root, "format", json_object_get(params));
+    json_object *empty = json_object_new_object();
+    if (empty == NULL || hx_json_set(empty, "type", json_object_new_string("object")) != 0 ||
+        hx_json_set(empty, "properties", json_object_new_object()) != 0) {
+        json_object_put(empty);
+        return -1;
+    }
+    return hx_json_set(root, "format", empty);
 }
 
 /* reasoning_effort or an Anthropic client's thinking → think: a level

@@ -358,9 +358,70 @@ static void test_ollama_translated_members(void **state)
     json_object_put(b);
     xbuild_refused(&p, "{" MSGS ",\"logprobs\":true}", "logprobs is not supported by provider local (ollama)");
     xbuild_refused(&p, "{" MSGS ",\"logit_bias\":{\"1\":2}}", "logit_bias is not supported by provider local (ollama)");
-    xbuild_refused(&p, "{" MSGS ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
-                       "\"tool_choice\":\"required\"}",
-                   "tool_choice is not supported by provider local (ollama): Ollama cannot force a tool call");
+}
+
+/* Builds an Ollama request; its body (caller puts it) and the tool its
+ * answer becomes a call of ("" = none) in tool[64]. */
+static json_object *oll_build_forced(const char *canon_json, char tool[64])
+{
+    hx_provider p = oll_provider();
+    hx_up_request req;
+    hx_up_request_init(&req);
+    json_object *canon = jparse(canon_json);
+    char err[256] = "";
+    int rc = p.ad->build_chat(&p, canon, true, &req, err, sizeof err);
+    json_object_put(canon);
+    if (rc != 0)
+        fail_msg("build_chat failed: %s", err);
+    snprintf(tool, 64, "%s", req.answer_as_tool ? req.answer_as_tool : "");
+    json_object *body = jparse(req.body.data);
+    hx_up_request_free(&req);
+    return body;
+}
+
+#define WEATHER_TOOL                                                                                            \
+    "{\"type\":\"function\",\"function\":{\"name\":\"weather\",\"parameters\":{\"type\":\"object\","                     \
+    "\"properties\":{\"location\":{\"type\":\"string\"}},\"required\":[\"location\"]}}}"
+#define OTHER_TOOL "{\"type\":\"function\",\"function\":{\"name\":\"other\"}}"
+
+/* Ollama has no tool_choice: a forced tool goes up as `format` (its schema,
+ * no tools) and the builder names the tool the answer becomes a call of. */
+static void test_ollama_forced_tool(void **state)
+{
+    (void)state;
+    char tool[64];
+    json_object *b = oll_build_forced("{" MSGS ",\"tools\":[" OTHER_TOOL "," WEATHER_TOOL "],"
+                                      "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"weather\"}},"
+                                      "\"parallel_tool_calls\":false}", tool);
+    assert_string_equal(tool, "weather");
+    assert_false(has(b, "tools"));
+    assert_string_equal(str_at(b, "format.type"), "object");
+    assert_string_equal(str_at(b, "format.properties.location.type"), "string");
+    assert_string_equal(str_at(b, "format.required.0"), "location");
+    json_object_put(b);
+    /* required with the one tool offered; a tool without parameters takes {} */
+    b = oll_build_forced("{" MSGS ",\"tools\":[" OTHER_TOOL "],\"tool_choice\":\"required\"}", tool);
+    assert_string_equal(tool, "other");
+    assert_false(has(b, "tools"));
+    assert_string_equal(str_at(b, "format.type"), "object");
+    json_object_put(b);
+    /* not forced: tools as they are, no format, nothing converted */
+    b = oll_build_forced("{" MSGS ",\"tools\":[" WEATHER_TOOL "],\"tool_choice\":\"auto\"}", tool);
+    assert_string_equal(tool, "");
+    assert_true(has(b, "tools"));
+    assert_false(has(b, "format"));
+    json_object_put(b);
+    hx_provider p = oll_provider();
+    xbuild_refused(&p, "{" MSGS ",\"tools\":[" WEATHER_TOOL "," OTHER_TOOL "],\"tool_choice\":\"required\"}",
+                   "tool_choice required is not supported by provider local (ollama): Ollama can force only one "
+                   "schema (format), and several tools are offered");
+    xbuild_refused(&p, "{" MSGS ",\"tools\":[" WEATHER_TOOL "],"
+                       "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}}",
+                   "tool_choice is not supported by provider local (ollama): it names no offered tool");
+    xbuild_refused(&p, "{" MSGS ",\"tools\":[" WEATHER_TOOL "],\"tool_choice\":\"required\","
+                       "\"response_format\":{\"type\":\"json_object\"}}",
+                   "tool_choice is not supported by provider local (ollama): a forced tool and response_format both "
+                   "need Ollama's one format");
 }
 
 /* ---- answers: parsers -------------------------------------------------------------- */
@@ -639,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_message_members),
         cmocka_unit_test(test_openai_translated_members),
         cmocka_unit_test(test_ollama_translated_members),
+        cmocka_unit_test(test_ollama_forced_tool),
         cmocka_unit_test(test_parse_anthropic_thinking_usage),
         cmocka_unit_test(test_parse_openai_reasoning_refusal),
         cmocka_unit_test(test_parse_ollama_thinking),
