@@ -230,6 +230,13 @@ static const hx_field provider_health_fields[] = {
 };
 TABLE(provider_health_schema, hx_cfg_provider_health, NULL, provider_health_fields);
 
+static const hx_field responses_fields[] = {
+    F(hx_cfg_responses, "max_stored", max_stored, HX_FT_INT, R(0, 10000000)),
+    F(hx_cfg_responses, "max_bytes", max_bytes, HX_FT_SIZE, R(0, 64 * GIB)),
+    F(hx_cfg_responses, "ttl", ttl, HX_FT_DURATION, R(SEC, (int64_t)365 * 24 * 60 * MIN)),
+};
+TABLE(responses_schema, hx_cfg_responses, NULL, responses_fields);
+
 static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "provider", provider, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
       .values = provider_names, .msg = "invalid LLM provider"),
@@ -249,6 +256,7 @@ static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "request_timeout", request_timeout, HX_FT_DURATION, R(1, DMAX)),
     F(hx_cfg_llm, "stream_idle_timeout", stream_idle_timeout, HX_FT_DURATION, R(0, DMAX)),
     F(hx_cfg_llm, "upstream_buffer_budget", upstream_buffer_budget, HX_FT_SIZE, R(MIB, 64 * GIB)),
+    F(hx_cfg_llm, "responses", responses, HX_FT_STRUCT, .sub = &responses_schema),
 };
 TABLE(llm_schema, hx_cfg_llm, NULL, llm_fields);
 
@@ -286,6 +294,7 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->request_timeout = 300 * SEC;
     l->stream_idle_timeout = 60 * SEC;
     l->upstream_buffer_budget = 256 * MIB;
+    l->responses = (hx_cfg_responses){.max_stored = 10000, .max_bytes = 64 * MIB, .ttl = 24 * 60 * MIN};
 }
 
 /* ---- providers, circuit_breaker, queue, cors ---- */
@@ -469,7 +478,7 @@ static int route_init(void *e)
 static const hx_field route_fields[] = {
     F(hx_cfg_route, "path", path, HX_FT_STRING),
     F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
-      .values = STRS("completion", "chat", "messages", "models", "health", "provider_health",
+      .values = STRS("completion", "chat", "messages", "responses", "models", "health", "provider_health",
                      "metrics"),
       .msg = "invalid handler"),
     F(hx_cfg_route, "version", version, HX_FT_STRING),
@@ -492,6 +501,8 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/v1/chat/completions", "chat", STRS("POST")},
         {"/v1/completions", "completion", STRS("POST")},
         {"/v1/messages", "messages", STRS("POST")},
+        {"/v1/responses", "responses", STRS("POST")},
+        {"/v1/responses/{id}", "responses", STRS("GET", "DELETE")},
         {"/v1/models", "models", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
@@ -655,7 +666,7 @@ static const char *const *handler_methods(const char *handler)
 {
     static const char *const post[] = {"POST", NULL};
     static const char *const get[] = {"GET", "HEAD", NULL};
-    static const char *const post_handlers[] = {"completion", "chat", "messages", NULL};
+    static const char *const post_handlers[] = {"completion", "chat", "messages", "responses", NULL};
     static const char *const get_handlers[] = {"health", "models", "metrics", "provider_health",
                                                NULL};
     for (size_t i = 0; post_handlers[i]; i++)

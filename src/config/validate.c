@@ -351,7 +351,7 @@ bool hx_config_serves_unauthenticated(const hx_config *cfg)
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const hx_cfg_route *r = &cfg->routes[i];
         if (strcmp(r->handler, "chat") != 0 && strcmp(r->handler, "completion") != 0 &&
-            strcmp(r->handler, "messages") != 0)
+            strcmp(r->handler, "messages") != 0 && strcmp(r->handler, "responses") != 0)
             continue;
         if (!list_has(r->middleware.n ? &r->middleware : &cfg->server.middleware, "auth"))
             return true;

@@ -139,6 +139,7 @@ static int start_attempt(proxy *p)
     if (p->tries++ > 0)
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
+    p->render.ctx = p->info.ctx;
     p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
     p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
@@ -310,6 +311,8 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     proxy *p = gw ? hx_calloc(1, sizeof *p) : NULL;
     if (p == NULL) {
         json_object_put(canon);
+        if (info->ctx_free)
+            info->ctx_free(info->ctx);
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
         return;
     }
@@ -327,6 +330,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     hx_sse_init(&p->sse);
     hx_scrub_stream_init(&p->scrub);
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
+    p->render.ctx = info->ctx;
     size_t np = p->g->providers.n;
     p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
     if (p->chain == NULL) {

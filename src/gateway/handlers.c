@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "gateway/gateway.h"
+#include "gateway/responses.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
 #include "obs/metrics.h"
@@ -271,16 +272,30 @@ static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
     const char *model = info.model[0] ? info.model : r->cfg->llm.model;
     if (r->auth_key && !hx_auth_model_allowed(r->auth_key, model)) {
         json_object_put(canon);
+        if (info.ctx_free)
+            info.ctx_free(info.ctx);
         hx_auth_deny_model(r, model);
         return;
     }
     hx_req_on_finish(r, debit_tokens, NULL);
-    hx_proxy_start(r, canon, &info);
+    if (parse == hx_in_responses)
+        hx_responses_start(r, canon, &info);
+    else
+        hx_proxy_start(r, canon, &info);
 }
 
 static void handle_chat(hx_req *r) { handle_llm(r, hx_in_openai_chat, "Invalid JSON body"); }
 static void handle_completion(hx_req *r) { handle_llm(r, hx_in_completions, "Invalid completion request format"); }
 static void handle_messages(hx_req *r) { handle_llm(r, hx_in_anthropic, "Invalid JSON body"); }
+
+/* POST /v1/responses; GET and DELETE /v1/responses/{id}. */
+static void handle_responses(hx_req *r)
+{
+    if (strcmp(r->method, "POST") == 0)
+        handle_llm(r, hx_in_responses, "Invalid JSON body");
+    else
+        hx_responses_by_id(r);
+}
 
 static int model_entry(hx_buf *b, bool *first, const char *id, const char *owner)
 {
@@ -323,6 +338,7 @@ static const struct {
     {"completion", handle_completion},
     {"chat", handle_chat},
     {"messages", handle_messages},
+    {"responses", handle_responses},
     {"models", handle_models},
     {"provider_health", handle_provider_health},
     {"metrics", handle_metrics},

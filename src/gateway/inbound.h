@@ -21,6 +21,12 @@ typedef struct {
     bool include_usage;   /* usage in the stream (OpenAI stream_options) */
     char model[256];      /* model the client named ("" = default chain) */
     const hx_render_vt *render;
+    /* The inbound API's own state for its renderer (the Responses API's
+     * hx_resp_ctx), owned: freed with ctx_free when the request ends. */
+    void *ctx;
+    void (*ctx_free)(void *ctx);
+    bool native_off;      /* never relay the body natively (it refers to gateway state) */
+    bool canonical_off;   /* only a provider speaking this API natively may serve */
 } hx_in_info;
 
 /* Each returns 0 and a new canonical object in *canon (caller puts it), or

@@ -1,0 +1,250 @@
+/* The Responses API around the proxy: the process's responses store,
+ * previous_response_id (the stored conversation prepended before the
+ * request goes to a provider), storing completed responses, and
+ * GET / DELETE /v1/responses/{id}. */
+#include "gateway/responses.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "util/json.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+
+/* ---- the store ----------------------------------------------------------------- */
+
+static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
+static hx_resp_store *store;
+static hx_resp_store_limits store_lim;
+
+hx_resp_store *hx_responses_store(const hx_config *cfg)
+{
+    hx_resp_store_limits lim = {(size_t)cfg->llm.responses.max_stored, (size_t)cfg->llm.responses.max_bytes,
+                                cfg->llm.responses.ttl};
+    pthread_mutex_lock(&store_mu);
+    if (store == NULL)
+        store = hx_resp_store_memory_new(&lim);
+    else if (memcmp(&lim, &store_lim, sizeof lim) != 0)
+        hx_resp_store_memory_limits(store, &lim); /* a reload changed them */
+    if (store)
+        store_lim = lim;
+    hx_resp_store *s = store;
+    pthread_mutex_unlock(&store_mu);
+    return s;
+}
+
+/* The inside of a JSON array text "[a,b]" → "a,b" (may be empty). */
+static void array_inside(const char *s, size_t n, const char **in, size_t *len)
+{
+    while (n && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        *in = s + 1;
+        *len = n - 2;
+    } else {
+        *in = s;
+        *len = 0;
+    }
+}
+
+/* No ud: a shared backend may answer after the request is gone. */
+static void on_saved(void *ud, int status)
+{
+    (void)ud;
+    if (status != 0)
+        HX_LOG_WARN("a response was not stored", HX_F_STR("why", "larger than llm.responses.max_bytes, or out of memory"));
+}
+
+void hx_resp_save(hx_resp_ctx *rx, const char *response, size_t rlen, const char *out_msg, size_t mlen)
+{
+    if (rx == NULL || !rx->store || rx->st == NULL)
+        return;
+    /* The conversation so far: the stored one, this input, this answer. */
+    hx_buf conv;
+    hx_buf_init(&conv, HX_RESP_CONV_MAX);
+    const char *a, *b;
+    size_t alen, blen;
+    array_inside(rx->prefix.data ? rx->prefix.data : "", rx->prefix.len, &a, &alen);
+    array_inside(rx->input.data ? rx->input.data : "", rx->input.len, &b, &blen);
+    int rc = hx_buf_append(&conv, "[", 1) || hx_buf_append(&conv, a, alen) ||
+             (alen && blen && hx_buf_append(&conv, ",", 1)) || hx_buf_append(&conv, b, blen) ||
+             ((alen || blen) && hx_buf_append(&conv, ",", 1)) || hx_buf_append(&conv, out_msg, mlen) ||
+             hx_buf_append(&conv, "]", 1);
+    hx_resp_entry e = {response, rlen, conv.data, conv.len};
+    if (rc != 0 || rx->st->vt->put(rx->st, rx->id, rx->owner ? rx->owner : "", &e, on_saved, NULL) != 0)
+        on_saved(NULL, -1);
+    hx_buf_free(&conv);
+}
+
+/* ---- POST: previous_response_id ------------------------------------------------ */
+
+static const char *owner_of(const hx_req *r)
+{
+    return r->auth_key && r->auth_key->name ? r->auth_key->name : "";
+}
+
+typedef struct {
+    hx_req *r;
+    json_object *canon;
+    hx_in_info info;
+} pending;
+
+static void pending_drop(pending *pd)
+{
+    json_object_put(pd->canon);
+    if (pd->info.ctx_free)
+        pd->info.ctx_free(pd->info.ctx);
+    hx_req_unref(pd->r);
+    hx_free(pd);
+}
+
+static void not_found(hx_req *r, const char *param, const char *id)
+{
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s: no stored response has the id '%.128s' (unknown, expired, deleted, or stored by "
+             "another key)", param, id);
+    hx_res_error(r, HX_ERR_NOT_FOUND, msg);
+}
+
+static void on_prev(void *ud, int status, const hx_resp_entry *e)
+{
+    pending *pd = ud;
+    hx_req *r = pd->r;
+    hx_resp_ctx *rx = pd->info.ctx;
+    if (r->aborted) {
+        pending_drop(pd);
+        return;
+    }
+    if (status == 0 && pd->canon && hx_resp_splice(pd->canon, rx, e->conversation, e->conversation_len) == 0) {
+        /* Our conversation: no provider knows it, so it goes the canonical way. */
+        pd->info.native_off = true;
+        hx_proxy_start(r, pd->canon, &pd->info);
+        pd->canon = NULL;
+        pd->info.ctx = NULL;
+        pd->info.ctx_free = NULL;
+    } else if (status == 0) {
+        hx_res_error(r, pd->canon ? HX_ERR_INTERNAL : HX_ERR_INVALID_REQUEST,
+                     pd->canon ? "the stored conversation could not be read" : rx->canon_err);
+    } else if (status == 1 && hx_responses_native_chain(r, &pd->info)) {
+        /* Perhaps the provider's own: only a native provider may answer. */
+        pd->info.canonical_off = true;
+        hx_proxy_start(r, pd->canon, &pd->info);
+        pd->canon = NULL;
+        pd->info.ctx = NULL;
+        pd->info.ctx_free = NULL;
+    } else if (status == 1) {
+        not_found(r, "previous_response_id", rx->prev_id);
+    } else {
+        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+    }
+    pending_drop(pd);
+}
+
+void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
+{
+    hx_resp_ctx *rx = info->ctx;
+    hx_resp_store *st = hx_responses_store(r->cfg);
+    rx->owner = hx_strdup(owner_of(r));
+    rx->st = rx->store ? st : NULL;
+    if (rx->owner == NULL || (rx->prev_id && st == NULL)) {
+        json_object_put(canon);
+        hx_resp_ctx_free(rx);
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    if (rx->prev_id == NULL && canon == NULL && !hx_responses_native_chain(r, info)) {
+        /* Only the canonical path could serve, and it cannot carry this. */
+        hx_res_error(r, HX_ERR_INVALID_REQUEST, rx->canon_err);
+        hx_resp_ctx_free(rx);
+        return;
+    }
+    if (rx->prev_id == NULL) {
+        hx_proxy_start(r, canon, info);
+        return;
+    }
+    pending *pd = hx_calloc(1, sizeof *pd);
+    if (pd == NULL) {
+        json_object_put(canon);
+        hx_resp_ctx_free(rx);
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    *pd = (pending){hx_req_ref(r), canon, *info};
+    if (st->vt->get(st, rx->prev_id, rx->owner, on_prev, pd) != 0) {
+        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+        pending_drop(pd);
+    }
+}
+
+/* ---- GET and DELETE /v1/responses/{id} ----------------------------------------- */
+
+static void on_get(void *ud, int status, const hx_resp_entry *e)
+{
+    hx_req *r = ud;
+    if (status == 0) {
+        hx_res_header(r, "Cache-Control", "no-store");
+        hx_res_send(r, 200, "application/json", e->response, e->response_len);
+    } else if (status == 1) {
+        not_found(r, "response_id", r->route_param);
+    } else {
+        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+    }
+    hx_req_unref(r);
+}
+
+static void on_del(void *ud, int status)
+{
+    hx_req *r = ud;
+    if (status == 0) {
+        hx_buf b;
+        hx_buf_init(&b, 512);
+        if (hx_buf_append_str(&b, "{\"id\":") || hx_json_cstr(&b, r->route_param) ||
+            hx_buf_append_str(&b, ",\"object\":\"response\",\"deleted\":true}\n"))
+            hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        else
+            hx_res_send(r, 200, "application/json", b.data, b.len);
+        hx_buf_free(&b);
+    } else if (status == 1) {
+        not_found(r, "response_id", r->route_param);
+    } else {
+        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be changed");
+    }
+    hx_req_unref(r);
+}
+
+void hx_responses_by_id(hx_req *r)
+{
+    const char *id = r->route_param;
+    hx_resp_store *st = hx_responses_store(r->cfg);
+    if (id == NULL || *id == '\0' || strlen(id) >= sizeof ((hx_resp_ctx *)0)->id) {
+        hx_res_error(r, HX_ERR_NOT_FOUND, "response_id: expected a response id in the path");
+        return;
+    }
+    if (strcmp(r->method, "GET") == 0 && r->query && strstr(r->query, "stream=true")) {
+        hx_res_error(r, HX_ERR_INVALID_REQUEST, "stream: replaying a stored response as events is not supported");
+        return;
+    }
+    if (st == NULL) {
+        hx_res_error(r, HX_ERR_INTERNAL, NULL);
+        return;
+    }
+    int rc = strcmp(r->method, "DELETE") == 0
+                 ? st->vt->del(st, id, owner_of(r), on_del, hx_req_ref(r))
+                 : st->vt->get(st, id, owner_of(r), on_get, hx_req_ref(r));
+    if (rc != 0) {
+        hx_req_unref(r);
+        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+    }
+}
+
+bool hx_responses_native_chain(hx_req *r, const hx_in_info *info)
+{
+    (void)r;
+    (void)info;
+    return false; /* until the providers' native Responses path exists */
+}
