@@ -501,12 +501,12 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/v1/chat/completions", "chat", STRS("POST")},
         {"/v1/completions", "completion", STRS("POST")},
         {"/v1/messages", "messages", STRS("POST")},
-        {"/v1/responses", "responses", STRS("POST")},
-        {"/v1/responses/{id}", "responses", STRS("GET", "DELETE")},
         {"/v1/models", "models", STRS("GET", "HEAD")},
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
+        {"/v1/responses", "responses", STRS("POST")},
+        {"/v1/responses/{id}", "responses", STRS("GET", "DELETE")},
     };
     size_t n = sizeof def / sizeof def[0];
     c->routes = hx_calloc(n, sizeof *c->routes);

@@ -372,6 +372,8 @@ static int close_items(hx_render *r, rr_state *s, hx_buf *out)
 {
     if (s->closed)
         return 0;
+    if (s->nitems == 0 && ensure_part(r, s, out, false)) /* an empty answer is an empty message */
+        return -1;
     s->closed = true;
     const char *why = NULL;
     const char *status = incomplete(r, &why) ? "incomplete" : "completed";
@@ -453,8 +455,6 @@ static int stream_end(hx_render *r, hx_buf *out)
 {
     rr_state *s = state(r);
     if (s == NULL || ensure_created(r, s, out))
-        return -1;
-    if (s->nitems == 0 && ensure_part(r, s, out, false)) /* an empty answer is an empty message */
         return -1;
     if (close_items(r, s, out))
         return -1;

@@ -113,9 +113,9 @@ static void test_default_values(void **state)
     assert_string_equal(c->logging.level, "info");
     assert_string_equal(c->logging.format, "json");
     assert_int_equal(c->rate_limit.limits.requests_per_minute, 60);
-    /* The original's 3 routes plus the OpenAI and Anthropic APIs and the
-     * per-provider health route. */
-    assert_int_equal(c->n_routes, 7);
+    /* The original's 3 routes plus the OpenAI and Anthropic APIs, the
+     * per-provider health route and the Responses API. */
+    assert_int_equal(c->n_routes, 9);
     assert_string_equal(c->routes[0].path, "/v1/chat/completions");
     assert_string_equal(c->routes[0].handler, "chat");
     assert_string_equal(c->routes[1].path, "/v1/completions");
@@ -127,6 +127,14 @@ static void test_default_values(void **state)
     assert_int_equal(c->routes[4].methods.n, 2);
     assert_string_equal(c->routes[5].path, "/health/providers/{name}");
     assert_string_equal(c->routes[6].path, "/metrics");
+    assert_string_equal(c->routes[7].path, "/v1/responses");
+    assert_string_equal(c->routes[7].handler, "responses");
+    assert_string_equal(c->routes[7].methods.items[0], "POST");
+    assert_string_equal(c->routes[8].path, "/v1/responses/{id}");
+    assert_int_equal(c->routes[8].methods.n, 2);
+    assert_int_equal(c->llm.responses.max_stored, 10000);
+    assert_int_equal(c->llm.responses.max_bytes, 64 << 20);
+    assert_int_equal(c->llm.responses.ttl, 24 * 3600 * 1000);
     hx_config_errors e = {0};
     assert_int_equal(hx_config_validate(c, &e), 0);
     hx_config_unref(c);
@@ -826,7 +834,7 @@ static void test_example_config_loads(void **state)
     assert_string_equal(c->llm.backup_providers[1].model, "gpt-4o-mini");
     assert_false(c->queue.enabled);
     assert_string_equal(c->logging.level, "info");
-    assert_int_equal(c->n_routes, 7);
+    assert_int_equal(c->n_routes, 9);
     hx_config_unref(c);
     hx_config_errors_free(&e);
 
