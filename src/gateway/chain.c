@@ -300,6 +300,8 @@ static void tpm_reserve(proxy *p)
     int64_t mt = b->len ? hx_json_find_int(b->data, b->len, "max_tokens") : -1;
     if (mt <= 0 && b->len)
         mt = hx_json_find_int(b->data, b->len, "max_completion_tokens");
+    if (mt <= 0 && b->len)
+        mt = hx_json_find_int(b->data, b->len, "max_output_tokens"); /* Responses API */
     if (mt <= 0 || mt > INT32_MAX)
         mt = HX_TPM_DEFAULT_COMPLETION;
     p->tpm_reserved = hx_ratelimit_reserve_tokens(p->req, p->prompt_estimate + mt);
