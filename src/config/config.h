@@ -132,6 +132,7 @@ typedef struct {
     char *api_key;             /* secret */
     char *endpoint;
     hx_strlist aliases;        /* model names a request may use for this chain */
+    char *responses_api;       /* auto | native | translate: how /v1/responses reaches it */
 } hx_cfg_backup;
 
 typedef struct {
@@ -153,6 +154,7 @@ typedef struct {
     int64_t stream_idle_timeout;    /* ms: longest gap between upstream body bytes (0 = none) */
     int64_t upstream_buffer_budget; /* bytes of non-streamed upstream answers held by the process */
     hx_cfg_responses responses;
+    char *responses_api;       /* the primary's: auto | native | translate */
 } hx_cfg_llm;
 
 typedef struct {

@@ -208,6 +208,7 @@ static int backup_init(void *e)
     dset(&d, &b->model, "");
     dset(&d, &b->api_key, "");
     dset(&d, &b->endpoint, "");
+    dset(&d, &b->responses_api, "auto");
     return d.ok ? 0 : -1;
 }
 
@@ -219,6 +220,8 @@ static const hx_field backup_fields[] = {
     F(hx_cfg_backup, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
     F(hx_cfg_backup, "endpoint", endpoint, HX_FT_STRING),
     F(hx_cfg_backup, "aliases", aliases, HX_FT_STRLIST),
+    F(hx_cfg_backup, "responses_api", responses_api, HX_FT_STRING, .values = STRS("auto", "native", "translate"),
+      .msg = "invalid responses_api (auto, native or translate)"),
 };
 TABLE(backup_schema, hx_cfg_backup, backup_init, backup_fields);
 
@@ -257,6 +260,8 @@ static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "stream_idle_timeout", stream_idle_timeout, HX_FT_DURATION, R(0, DMAX)),
     F(hx_cfg_llm, "upstream_buffer_budget", upstream_buffer_budget, HX_FT_SIZE, R(MIB, 64 * GIB)),
     F(hx_cfg_llm, "responses", responses, HX_FT_STRUCT, .sub = &responses_schema),
+    F(hx_cfg_llm, "responses_api", responses_api, HX_FT_STRING, .values = STRS("auto", "native", "translate"),
+      .msg = "invalid responses_api (auto, native or translate)"),
 };
 TABLE(llm_schema, hx_cfg_llm, NULL, llm_fields);
 
@@ -295,6 +300,7 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->stream_idle_timeout = 60 * SEC;
     l->upstream_buffer_budget = 256 * MIB;
     l->responses = (hx_cfg_responses){.max_stored = 10000, .max_bytes = 64 * MIB, .ttl = 24 * 60 * MIN};
+    dset(d, &l->responses_api, "auto");
 }
 
 /* ---- providers, circuit_breaker, queue, cors ---- */

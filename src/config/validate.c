@@ -417,7 +417,13 @@ static void check_backups(vctx *v)
             if (*b->name && strcmp(b->name, l->backup_providers[j].name) == 0)
                 verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
                      "duplicate backup provider name \"%s\"", b->name);
+        if (strcmp(b->responses_api, "native") == 0 && strcmp(b->provider, "openai") != 0)
+            verr(v, pathf(path, "llm.backup_providers[%zu].responses_api", i),
+                 "native needs provider openai (only OpenAI-compatible servers may have /responses)");
     }
+    if (strcmp(l->responses_api, "native") == 0 && strcmp(l->provider, "openai") != 0)
+        verr(v, "llm.responses_api", "native needs provider openai (only OpenAI-compatible servers may have "
+                                     "/responses)");
 }
 
 static void check_llm(vctx *v)

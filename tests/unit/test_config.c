@@ -217,6 +217,27 @@ static void test_empty_provider_and_model(void **state)
     load_bad("llm:\n  provider: groq\n", "invalid LLM provider: groq (allowed: openai, anthropic, ollama)");
 }
 
+/* llm.responses (the store's bounds) and responses_api per provider. */
+static void test_responses_keys(void **state)
+{
+    (void)state;
+    hx_config *c = load_ok("llm:\n  provider: openai\n  responses_api: native\n  responses:\n    max_stored: 5\n"
+                           "    max_bytes: 1MB\n    ttl: 10m\n  backup_providers:\n    - provider: openai\n"
+                           "      model: m\n      responses_api: translate\n");
+    assert_int_equal(c->llm.responses.max_stored, 5);
+    assert_int_equal(c->llm.responses.max_bytes, 1 << 20);
+    assert_int_equal(c->llm.responses.ttl, 600000);
+    assert_string_equal(c->llm.responses_api, "native");
+    assert_string_equal(c->llm.backup_providers[0].responses_api, "translate");
+    hx_config_unref(c);
+    load_bad("llm:\n  responses_api: sometimes\n", "invalid responses_api (auto, native or translate)");
+    load_bad("llm:\n  provider: ollama\n  responses_api: native\n", "llm.responses_api: native needs provider openai");
+    load_bad("llm:\n  backup_providers:\n    - provider: anthropic\n      model: m\n      responses_api: native\n",
+             "llm.backup_providers[0].responses_api: native needs provider openai");
+    load_bad("llm:\n  responses:\n    ttl: 0s\n", "llm.responses.ttl");
+    load_bad("llm:\n  responses:\n    max_stored: -1\n", "llm.responses.max_stored");
+}
+
 static void test_empty_route_path(void **state)
 {
     (void)state;
@@ -1027,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_invalid_port),
         cmocka_unit_test(test_invalid_log_level_and_format),
         cmocka_unit_test(test_empty_provider_and_model),
+        cmocka_unit_test(test_responses_keys),
         cmocka_unit_test(test_empty_route_path),
         cmocka_unit_test(test_env_port),
         cmocka_unit_test(test_env_unset_keeps_default),

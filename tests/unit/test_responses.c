@@ -581,6 +581,36 @@ static void test_save_conversation(void **state)
     s->vt->destroy(s);
 }
 
+/* ---- which providers take the body as it is ------------------------------------------- */
+
+static void test_responses_native_providers(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "llm:\n  provider: openai\n  model: a\n  api_key: sk-test-1\n"
+        "  backup_providers:\n"
+        "    - {provider: openai, name: ob, model: b, api_key: sk-test-2, endpoint: \"http://127.0.0.1:1/v1\"}\n"
+        "    - {provider: openai, name: oc, model: c, api_key: sk-test-3, endpoint: \"http://127.0.0.1:1/v1\", "
+        "responses_api: native}\n"
+        "    - {provider: openai, name: od, model: d, api_key: sk-test-4, responses_api: translate}\n"
+        "    - {provider: anthropic, model: e, api_key: sk-test-5}\n";
+    hx_config_errors e = {0};
+    hx_config *cfg = hx_config_load_string(yaml, strlen(yaml), "t.yaml", &e);
+    assert_non_null(cfg);
+    hx_providers ps;
+    char err[128];
+    assert_int_equal(hx_providers_build(cfg, &ps, false, err, sizeof err), 0);
+    assert_int_equal(ps.n, 5);
+    assert_true(ps.items[0].responses_native);   /* auto: OpenAI itself */
+    assert_false(ps.items[1].responses_native);  /* auto: another server may lack /responses */
+    assert_true(ps.items[2].responses_native);   /* native */
+    assert_false(ps.items[3].responses_native);  /* translate */
+    assert_false(ps.items[4].responses_native);  /* not OpenAI */
+    hx_providers_free(&ps);
+    hx_config_unref(cfg);
+    hx_config_errors_free(&e);
+}
+
 /* ---- allocation failures -------------------------------------------------------------- */
 
 static void oom_all(void)
@@ -642,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_store_bytes),
         cmocka_unit_test(test_save_conversation),
+        cmocka_unit_test(test_responses_native_providers),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
