@@ -57,22 +57,6 @@ static void give_up(proxy *p)
     px_answer_error(p, p->last_err, p->last_msg);
 }
 
-/* The client spoke this provider's wire format and named its model, and
- * nothing needs adding (streams get stream_options): send its body as is. */
-static bool passthrough_ok(const proxy *p, const hx_provider *pv)
-{
-    const hx_buf *b = &p->req->body;
-    if (p->info.stream || !pv->ad->build_passthrough || p->info.render != &hx_render_openai_chat ||
-        pv->ad != &hx_adapter_openai || strcmp(p->info.model, pv->model) != 0 || b->len == 0)
-        return false;
-    /* A duplicated "model" key could route on one value and reach an
-     * upstream that reads the other: such bodies are rebuilt. */
-    const char *first = memmem(b->data, b->len, "\"model\"", 7);
-    return first && memmem(first + 7, b->len - (size_t)(first + 7 - b->data), "\"model\"", 7) == NULL;
-}
-
-/* Builds and starts one attempt on p->prov. Returns 0 when the call is
- * running; -1 when this provider cannot take the request (noted). */
 /* A plain OpenAI chat body arrives unparsed (the handler's scan): build
  * the canonical object the first time a provider needs one. */
 static int ensure_canon(proxy *p, char *err, size_t errlen)
@@ -91,6 +75,47 @@ static int ensure_canon(proxy *p, char *err, size_t errlen)
     return 0;
 }
 
+/* Does the API have the canonical (Chat Completions) form? */
+static bool api_has_canon(hx_api api)
+{
+    return api == HX_API_CHAT || api == HX_API_COMPLETIONS || api == HX_API_MESSAGES || api == HX_API_RESPONSES;
+}
+
+/* The upstream request for pv: the client's own body when pv speaks the
+ * client's API natively and the body may go as it is (the answer is then
+ * relayed as it is), else built from the canonical request. 0, or -1 with
+ * the reason in err. */
+static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, char *err, size_t errlen)
+{
+    const hx_native *nv = pv->ad->native[p->info.api];
+    /* The Responses API natively only where the provider has it
+     * (responses_api), and never for a conversation of the gateway's store. */
+    if (p->info.native_off || (p->info.api == HX_API_RESPONSES && !pv->responses_native))
+        nv = NULL;
+    p->native = nv;
+    if (nv && nv->build && nv->build(pv, pv->model, p->req, p->info.stream, ur, err, errlen) == 0)
+        return 0;
+    hx_up_request_free(ur);
+    hx_up_request_init(ur);
+    if (p->info.api == HX_API_RESPONSES) {
+        p->native = NULL; /* a chat answer is no Response: rendered, not relayed */
+        if (p->info.canonical_off) {
+            snprintf(err, errlen, "%s", p->info.canonical_why ? p->info.canonical_why : "no canonical form");
+            return -1;
+        }
+    }
+    if (!api_has_canon(p->info.api)) {
+        snprintf(err, errlen, "this provider (%s) does not serve the %s API", pv->ad->name,
+                 hx_api_name(p->info.api));
+        return -1;
+    }
+    if (ensure_canon(p, err, errlen) != 0)
+        return -1;
+    return pv->ad->build_chat(pv, p->canon, p->info.stream, ur, err, errlen);
+}
+
+/* Builds and starts one attempt on p->prov. Returns 0 when the call is
+ * running; -1 when this provider cannot take the request (noted). */
 static int start_attempt(proxy *p)
 {
     hx_req *r = p->req;
@@ -100,15 +125,7 @@ static int start_attempt(proxy *p)
     hx_up_request ur;
     hx_up_request_init(&ur);
     char err[256];
-    int built = -1;
-    if (passthrough_ok(p, pv))
-        built = pv->ad->build_passthrough(pv, r->body.data, r->body.len, &ur);
-    if (built != 0) {
-        hx_up_request_free(&ur);
-        hx_up_request_init(&ur);
-        if (ensure_canon(p, err, sizeof err) == 0)
-            built = pv->ad->build_chat(pv, p->canon, p->info.stream, &ur, err, sizeof err);
-    }
+    int built = build_request(p, pv, &ur, err, sizeof err);
     if (built != 0) {
         px_note_state(p, pv->name, err);
         p->last_err = HX_ERR_INVALID_REQUEST;
@@ -140,8 +157,8 @@ static int start_attempt(proxy *p)
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->render.ctx = p->info.ctx;
-    p->relay_raw = !p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
-    p->relay_sse = p->info.stream && p->info.render == &hx_render_openai_chat && pv->ad == &hx_adapter_openai;
+    p->relay_raw = p->native && !p->info.stream;
+    p->relay_sse = p->native && p->info.stream;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
     snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
     r->log_attempts++;

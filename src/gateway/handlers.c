@@ -246,7 +246,7 @@ static int read_request(hx_req *r, inbound_fn parse, const char *bad_json_msg, j
 }
 
 /* Common front of every LLM endpoint: JSON in, canonical request out. */
-static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
+static void handle_llm(hx_req *r, hx_api api, inbound_fn parse, const char *bad_json_msg)
 {
     const char *why;
     if (hx_sysload_shedding(&why)) {
@@ -266,6 +266,7 @@ static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
     hx_in_info info = {0};
     if (read_request(r, parse, bad_json_msg, &canon, &info) != 0)
         return;
+    info.api = api;
     /* A key limited to some models names what it may ask for (the
      * default chain serves llm.model); the proxy then also keeps failover
      * to providers the key may use. */
@@ -284,15 +285,18 @@ static void handle_llm(hx_req *r, inbound_fn parse, const char *bad_json_msg)
         hx_proxy_start(r, canon, &info);
 }
 
-static void handle_chat(hx_req *r) { handle_llm(r, hx_in_openai_chat, "Invalid JSON body"); }
-static void handle_completion(hx_req *r) { handle_llm(r, hx_in_completions, "Invalid completion request format"); }
-static void handle_messages(hx_req *r) { handle_llm(r, hx_in_anthropic, "Invalid JSON body"); }
+static void handle_chat(hx_req *r) { handle_llm(r, HX_API_CHAT, hx_in_openai_chat, "Invalid JSON body"); }
+static void handle_completion(hx_req *r)
+{
+    handle_llm(r, HX_API_COMPLETIONS, hx_in_completions, "Invalid completion request format");
+}
+static void handle_messages(hx_req *r) { handle_llm(r, HX_API_MESSAGES, hx_in_anthropic, "Invalid JSON body"); }
 
 /* POST /v1/responses; GET and DELETE /v1/responses/{id}. */
 static void handle_responses(hx_req *r)
 {
     if (strcmp(r->method, "POST") == 0)
-        handle_llm(r, hx_in_responses, "Invalid JSON body");
+        handle_llm(r, HX_API_RESPONSES, hx_in_responses, "Invalid JSON body");
     else
         hx_responses_by_id(r);
 }
@@ -330,24 +334,25 @@ static void handle_models(hx_req *r)
     hx_buf_free(&b);
 }
 
+/* Each handler with the error dialect of its clients. */
 static const struct {
     const char *name;
-    hx_handler_fn fn;
+    hx_handler_def def;
 } handlers[] = {
-    {"health", handle_health},
-    {"completion", handle_completion},
-    {"chat", handle_chat},
-    {"messages", handle_messages},
-    {"responses", handle_responses},
-    {"models", handle_models},
-    {"provider_health", handle_provider_health},
-    {"metrics", handle_metrics},
+    {"health", {handle_health, NULL, NULL}},
+    {"completion", {handle_completion, NULL, NULL}},
+    {"chat", {handle_chat, NULL, NULL}},
+    {"messages", {handle_messages, NULL, NULL}},
+    {"responses", {handle_responses, hx_resp_err_render, NULL}},
+    {"models", {handle_models, NULL, NULL}},
+    {"provider_health", {handle_provider_health, NULL, NULL}},
+    {"metrics", {handle_metrics, NULL, NULL}},
 };
 
-hx_handler_fn hx_handlers_lookup(const char *name)
+const hx_handler_def *hx_handlers_lookup(const char *name)
 {
     for (size_t i = 0; name && i < sizeof handlers / sizeof handlers[0]; i++)
         if (strcmp(handlers[i].name, name) == 0)
-            return handlers[i].fn;
+            return &handlers[i].def;
     return NULL;
 }

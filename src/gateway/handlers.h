@@ -5,6 +5,6 @@
 #include "http/router.h"
 
 /* Returns the handler for a config name, or NULL when the name is unknown. */
-hx_handler_fn hx_handlers_lookup(const char *name);
+const hx_handler_def *hx_handlers_lookup(const char *name);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "gateway/render.h"
+#include "provider/adapter.h"
 
 /* A string an inbound parser builds from parts of the body (joined text
  * blocks, an image data URL, tool input as JSON text): never much longer
@@ -17,6 +18,7 @@
 #define HX_IN_FIELD_MAX ((size_t)2 << 30)
 
 typedef struct {
+    hx_api api;           /* the API the client called (set by the handler) */
     bool stream;          /* the client asked for a streamed answer */
     bool include_usage;   /* usage in the stream (OpenAI stream_options) */
     char model[256];      /* model the client named ("" = default chain) */
@@ -27,6 +29,7 @@ typedef struct {
     void (*ctx_free)(void *ctx);
     bool native_off;      /* never relay the body natively (it refers to gateway state) */
     bool canonical_off;   /* only a provider speaking this API natively may serve */
+    const char *canonical_why; /* why (in ctx's memory), for the other providers' refusal */
 } hx_in_info;
 
 /* Each returns 0 and a new canonical object in *canon (caller puts it), or

@@ -286,8 +286,7 @@ static void on_up_head(void *ud, int status, const hx_headers *h)
     if (status >= 200 && status < 300 && p->relay_sse) {
         hx_sse_free(&p->sse);
         hx_sse_init(&p->sse);
-        p->sse_done = false;
-        p->relay_err[0] = '\0';
+        p->relay = (hx_relay){.want_usage = p->info.include_usage};
     } else if (status >= 200 && status < 300 && !p->relay_raw) {
         p->parser = p->prov->ad->parser_new(p->info.stream);
         p->parser_ad = p->prov->ad;
@@ -311,39 +310,32 @@ static size_t text_len(const char *d, size_t n, const char *key, size_t klen)
     return total;
 }
 
-/* One event of an OpenAI stream relayed to an OpenAI client: checked,
- * counted, passed on as it is (no parse into events, no re-rendering). */
+/* The usage a relayed answer reported, for the access log and the limits. */
+static void relay_usage(proxy *p)
+{
+    if (!p->relay.usage_seen)
+        return;
+    p->req->log_prompt_tokens = hx_tokens_add(p->relay.prompt_tokens, 0);
+    p->req->log_completion_tokens = hx_tokens_add(p->relay.completion_tokens, 0);
+    p->usage_seen = true;
+}
+
+/* One event of a stream in the client's own API: checked and counted by
+ * the adapter's native hooks, passed on as it is (its event name kept; no
+ * parse into events, no re-rendering). */
 static int on_relay_event(void *ud, const char *event, const char *data, size_t len)
 {
-    (void)event;
     proxy *p = ud;
-    if (p->sse_done)
-        return 0;
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        p->sse_done = true;
-        return 0;
-    }
-    if (!hx_json_valid(data, len) || len < 2 || data[0] != '{') {
-        snprintf(p->relay_err, sizeof p->relay_err, "malformed event from upstream");
+    int rc = p->native->stream_event(&p->relay, event, data, len);
+    relay_usage(p);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
+    p->text_bytes += text_len(data, len, "\"content\":\"", 11) + text_len(data, len, "\"arguments\":\"", 13) +
+                     text_len(data, len, "\"text\":\"", 8) + text_len(data, len, "\"partial_json\":\"", 16) +
+                     text_len(data, len, "\"delta\":\"", 9);
+    if (event && *event && (hx_buf_append_str(&p->out, "event: ") || hx_buf_append_str(&p->out, event) ||
+                  hx_buf_append(&p->out, "\n", 1)))
         return -1;
-    }
-    if (len > 9 && memcmp(data, "{\"error\"", 8) == 0) {
-        char m[128];
-        p->prov->ad->error_message(data, len, m, sizeof m);
-        snprintf(p->relay_err, sizeof p->relay_err, "%s", m);
-        return -1;
-    }
-    if (memmem(data, len, "\"usage\":{", 9) != NULL) {
-        int64_t pt = hx_json_find_int(data, len, "prompt_tokens");
-        int64_t ct = hx_json_find_int(data, len, "completion_tokens");
-        p->req->log_prompt_tokens = pt > 0 ? pt : 0;
-        p->req->log_completion_tokens = ct > 0 ? ct : 0;
-        p->usage_seen = true;
-        /* the usage chunk we asked for on the client's behalf */
-        if (!p->info.include_usage && memmem(data, len, "\"choices\":[]", 12) != NULL)
-            return 0;
-    }
-    p->text_bytes += text_len(data, len, "\"content\":\"", 11) + text_len(data, len, "\"arguments\":\"", 13);
     /* Checked JSON: a multi-line data value goes out as one valid line. */
     return hx_sse_write_data(&p->out, data, len, 1);
 }
@@ -384,8 +376,8 @@ static int up_data(proxy *p, const char *data, size_t len)
         return hx_buf_append(&p->out, data, len) == 0 ? HX_UP_CONTINUE : HX_UP_STOP;
     if (p->relay_sse) {
         if (hx_sse_feed(&p->sse, data, len, on_relay_event, p) != 0) {
-            if (!p->relay_err[0])
-                snprintf(p->relay_err, sizeof p->relay_err, "malformed event from upstream");
+            if (!p->relay.err[0])
+                snprintf(p->relay.err, sizeof p->relay.err, "malformed event from upstream");
             return HX_UP_STOP;
         }
         return flush_out(p);
@@ -458,23 +450,21 @@ static hx_err transport_err(hx_up_result res)
     }
 }
 
-/* An OpenAI answer to an OpenAI client: checked, counted, sent as it is
- * (no parse into events and no re-rendering). */
+/* An answer in the client's own API: checked, counted, sent as it is (no
+ * parse into events and no re-rendering). */
 static void succeed_raw(proxy *p)
 {
     hx_req *r = p->req;
-    if (!hx_json_valid(p->out.data, p->out.len) || memmem(p->out.data, p->out.len, "\"choices\"", 9) == NULL) {
+    p->relay = (hx_relay){.want_usage = p->info.include_usage};
+    if (p->native->body(&p->relay, p->out.data ? p->out.data : "", p->out.len) != 0) {
         p->last_err = HX_ERR_BAD_GATEWAY;
-        snprintf(p->last_msg, sizeof p->last_msg, "provider %s: upstream returned malformed JSON", p->prov->name);
+        snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s", p->prov->name,
+                 p->relay.err[0] ? p->relay.err : "upstream returned malformed JSON");
         px_note_failure(p, "malformed response");
         px_after_failure(p, HX_RETRY_SERVER_ERROR);
         return;
     }
-    int64_t pt = hx_json_find_int(p->out.data, p->out.len, "prompt_tokens");
-    int64_t ct = hx_json_find_int(p->out.data, p->out.len, "completion_tokens");
-    r->log_prompt_tokens = pt > 0 ? pt : 0;
-    r->log_completion_tokens = ct > 0 ? ct : 0;
-    p->usage_seen = pt >= 0 || ct >= 0;
+    relay_usage(p);
     px_record(p, true, NULL);
     px_set_provider_headers(p);
     hx_res_send(r, 200, "application/json", p->out.data, p->out.len);
@@ -491,20 +481,20 @@ static void succeed(proxy *p)
     }
     bool ended_ok;
     if (p->relay_sse) {
-        if (hx_sse_end(&p->sse, on_relay_event, p) != 0 && !p->relay_err[0])
-            snprintf(p->relay_err, sizeof p->relay_err, "malformed event from upstream");
-        if (!p->relay_err[0] && !p->sse_done)
-            snprintf(p->relay_err, sizeof p->relay_err, "upstream stream ended early");
-        ended_ok = !p->relay_err[0];
-        if (ended_ok)
-            hx_buf_append_str(&p->out, "data: [DONE]\n\n");
+        if (hx_sse_end(&p->sse, on_relay_event, p) != 0 && !p->relay.err[0])
+            snprintf(p->relay.err, sizeof p->relay.err, "malformed event from upstream");
+        if (!p->relay.err[0] && !p->relay.done)
+            snprintf(p->relay.err, sizeof p->relay.err, "upstream stream ended early");
+        ended_ok = !p->relay.err[0];
+        if (ended_ok && p->native->stream_end)
+            hx_buf_append_str(&p->out, p->native->stream_end);
     } else {
         ended_ok = ad->parser_end(p->parser, on_event, p) == 0;
     }
     if (!ended_ok) {
         char m[300];
         snprintf(m, sizeof m, "provider %s: %s", p->prov->name,
-                 p->relay_sse ? p->relay_err : ad->parser_error(p->parser));
+                 p->relay_sse ? p->relay.err : ad->parser_error(p->parser));
         if (p->head_sent) {
             px_record(p, false, "malformed stream");
             p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
@@ -563,7 +553,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         /* The first byte has gone: no retry, end the stream visibly. */
         char m[300];
         snprintf(m, sizeof m, "provider %s failed mid-stream: %s", p->prov->name,
-                 p->relay_sse && p->relay_err[0] ? p->relay_err
+                 p->relay_sse && p->relay.err[0] ? p->relay.err
                  : p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser)
                                                      : hx_up_result_str(res));
         hx_scrub_cstr(p->g->scrub, m, sizeof m);
@@ -595,7 +585,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
         if (res != HX_UP_CONNECT_ERROR)
             p->any_answered = true; /* reached, then failed: not "nothing to ask" */
-        const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay_err[0] ? p->relay_err
+        const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay.err[0] ? p->relay.err
                           : res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser)
                                                               : detail;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),

@@ -45,9 +45,10 @@ typedef struct proxy {
     struct proxy *live_prev, *live_next; /* in gw->live until finished */
     bool live;
     bool any_answered;         /* some upstream produced an HTTP answer */
-    bool relay_raw;            /* same wire format both sides: relay the body as it is */
-    bool relay_sse;            /* same for a stream: relay each event as it is */
-    bool sse_done;             /* the relayed stream sent [DONE] */
+    const hx_native *native;   /* the provider speaks the client's API: its answer is relayed */
+    bool relay_raw;            /* native, not streamed: relay the body as it is */
+    bool relay_sse;            /* native, streamed: relay each event as it is */
+    hx_relay relay;            /* what the relayed answer told us */
     hx_sse sse;
     hx_scrub_stream scrub;     /* the config's secrets, out of the upstream's bytes */
     size_t buffered;           /* bytes held against llm.upstream_buffer_budget */
@@ -57,7 +58,6 @@ typedef struct proxy {
     uint64_t text_bytes;       /* answer text relayed to the client */
     bool usage_seen;           /* the upstream reported its usage */
     bool billable;             /* a provider accepted the request (2xx) */
-    char relay_err[160];
     char rate_limited[32];     /* Retry-After of a provider that answered 429 ("" = none) */
     bool saw_429;
     hx_err last_err;

@@ -132,7 +132,11 @@ static void on_prev(void *ud, int status, const hx_resp_entry *e)
                      pd->canon ? "the stored conversation could not be read" : rx->canon_err);
     } else if (status == 1 && hx_responses_native_chain(r, &pd->info)) {
         /* Perhaps the provider's own: only a native provider may answer. */
+        if (!rx->canon_err[0])
+            snprintf(rx->canon_err, sizeof rx->canon_err, "previous_response_id: '%.128s' is not in this "
+                     "gateway's store, and this provider has no Responses API of its own", rx->prev_id);
         pd->info.canonical_off = true;
+        pd->info.canonical_why = rx->canon_err;
         hx_proxy_start(r, pd->canon, &pd->info);
         pd->canon = NULL;
         pd->info.ctx = NULL;
@@ -162,6 +166,11 @@ void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
         hx_res_error(r, HX_ERR_INVALID_REQUEST, rx->canon_err);
         hx_resp_ctx_free(rx);
         return;
+    }
+    if (canon == NULL) {
+        /* Only a provider that takes the body as it is can serve it. */
+        info->canonical_off = true;
+        info->canonical_why = rx->canon_err;
     }
     if (rx->prev_id == NULL) {
         hx_proxy_start(r, canon, info);
@@ -244,7 +253,40 @@ void hx_responses_by_id(hx_req *r)
 
 bool hx_responses_native_chain(hx_req *r, const hx_in_info *info)
 {
-    (void)r;
-    (void)info;
-    return false; /* until the providers' native Responses path exists */
+    hx_gw_worker *w = r->app;
+    if (w == NULL)
+        return false;
+    hx_gw_worker_sync(w);
+    const hx_providers *ps = &w->gw->providers;
+    int idx[64];
+    size_t n = hx_providers_chain(ps, info->model, idx, sizeof idx / sizeof idx[0]);
+    for (size_t i = 0; i < n; i++)
+        if (ps->items[idx[i]].responses_native && ps->items[idx[i]].usable)
+            return true;
+    return false;
+}
+
+/* ---- the error dialect ------------------------------------------------------------ */
+
+/* The parameter an error is about: our messages begin with it
+ * ("tools[0].type: ..."), else null. */
+static size_t param_len(const char *m)
+{
+    size_t n = strspn(m, "abcdefghijklmnopqrstuvwxyz_.[]0123456789");
+    return n > 0 && n < 96 && m[n] == ':' && m[n + 1] == ' ' ? n : 0;
+}
+
+int hx_resp_err_render(hx_buf *out, hx_err e, const char *message, const char *request_id)
+{
+    const hx_err_info *info = hx_err_get(e);
+    const char *m = message ? message : info->message;
+    size_t pl = param_len(m);
+    int rc = hx_buf_append_str(out, "{\"error\":{\"message\":") || hx_json_cstr(out, m) ||
+             hx_buf_append_str(out, ",\"type\":") || hx_json_cstr(out, info->type) ||
+             hx_buf_append_str(out, ",\"param\":") ||
+             (pl ? hx_json_str(out, m, pl) : hx_buf_append_str(out, "null")) ||
+             hx_buf_append_str(out, ",\"code\":") || hx_json_cstr(out, info->code) ||
+             hx_buf_append_str(out, ",\"request_id\":") || hx_json_cstr(out, request_id ? request_id : "") ||
+             hx_buf_append_str(out, "}}\n");
+    return rc ? -1 : 0;
 }

@@ -72,6 +72,10 @@ void hx_responses_by_id(hx_req *r);
  * natively (the client's body may go to it as it is). */
 bool hx_responses_native_chain(hx_req *r, const hx_in_info *info);
 
+/* The Responses API's error body: OpenAI's envelope with `param` (the
+ * member the message begins with, or null). hx_err_render's contract. */
+int hx_resp_err_render(hx_buf *out, hx_err e, const char *message, const char *request_id);
+
 extern const hx_render_vt hx_render_responses;
 
 #endif

@@ -48,6 +48,11 @@ const hx_err_info *hx_err_get(hx_err e);
  * NULL uses the default. Returns 0 or -1 (out of memory). */
 int hx_err_render(hx_buf *out, hx_err e, const char *message, const char *request_id);
 
+/* An error dialect: writes the error body a route's clients understand
+ * (hx_err_render is OpenAI's; the application adds others, e.g.
+ * Anthropic's). Same contract as hx_err_render. */
+typedef int (*hx_err_render_fn)(hx_buf *out, hx_err e, const char *message, const char *request_id);
+
 /* The reason phrase for a status code ("Not Found"). */
 const char *hx_http_reason(int status);
 

@@ -427,8 +427,9 @@ int hx_res_error(hx_req *r, hx_err e, const char *message)
     hx_buf b;
     hx_buf_init(&b, HX_RES_ERROR_MAX);
     /* A message too long for the bound falls back to the default one. */
-    if (hx_err_render(&b, e, message, r->request_id) != 0 &&
-        (message == NULL || (hx_buf_reset(&b), hx_err_render(&b, e, NULL, r->request_id) != 0))) {
+    hx_err_render_fn render = r->err_render ? r->err_render : hx_err_render;
+    if (render(&b, e, message, r->request_id) != 0 &&
+        (message == NULL || (hx_buf_reset(&b), render(&b, e, NULL, r->request_id) != 0))) {
         hx_buf_free(&b);
         r->tp->abort(r);
         return HX_RES_ENOMEM;

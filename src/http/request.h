@@ -118,6 +118,7 @@ struct hx_req {
     uint64_t bytes_in;
     uint64_t bytes_out;
     const char *error_code;      /* for the access log: code of the error sent */
+    hx_err_render_fn err_render; /* the route's error dialect (NULL = OpenAI's envelope) */
     /* set by the gateway for the access log */
     char log_provider[64];
     char log_model[128];

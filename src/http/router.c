@@ -19,6 +19,8 @@ typedef struct {
     char *path;
     size_t prefix_len;  /* > 0: "/a/{name}" matches "/a/" + one segment */
     hx_handler_fn fn;
+    hx_err_render_fn err_render;
+    const char *id_header;
     unsigned methods;
     unsigned mw;
     hx_step_fn steps[HX_REQ_MAX_STEPS];
@@ -147,11 +149,14 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
             if (strcmp(path, "/metrics") == 0)
                 path = cfg->metrics.path;
         }
-        r->fn = lookup(cr->handler);
-        if (r->fn == NULL) {
+        const hx_handler_def *def = lookup(cr->handler);
+        if (def == NULL) {
             snprintf(err, errlen, "route %s: unknown handler '%s'", cr->path, cr->handler);
             goto fail;
         }
+        r->fn = def->fn;
+        r->err_render = def->err_render;
+        r->id_header = def->id_header;
         r->path = versioned_path(path, cr->version);
         if (r->path == NULL)
             goto oom;
@@ -221,6 +226,9 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
         return;
     }
     r->mw = found->mw;
+    r->err_render = found->err_render;
+    if (found->id_header)
+        hx_res_header(r, found->id_header, r->request_id);
     r->route_label = found->path;
     r->route_param = found->prefix_len ? r->path + found->prefix_len : NULL;
     r->allow = found->allow;

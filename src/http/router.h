@@ -10,8 +10,16 @@
 #include "http/request.h"
 
 typedef hx_step_fn hx_handler_fn;
-/* Maps a handler name from the config to its function (NULL = unknown). */
-typedef hx_handler_fn (*hx_handler_lookup_fn)(const char *name);
+/* What a handler name stands for: its function and the dialect its
+ * clients speak, applied to every answer of its routes (the middleware's
+ * 401/429 too). */
+typedef struct {
+    hx_handler_fn fn;
+    hx_err_render_fn err_render; /* error bodies (NULL = OpenAI's envelope) */
+    const char *id_header;       /* also carries the request id (e.g. Anthropic's "request-id"), or NULL */
+} hx_handler_def;
+/* Maps a handler name from the config to its definition (NULL = unknown). */
+typedef const hx_handler_def *(*hx_handler_lookup_fn)(const char *name);
 /* Maps a middleware name to its step for a route with `handler`, or NULL
  * for the middleware that act on the response only (request_id,
  * request_timer, panic_recovery, logging: HX_MW_* flags), for a middleware

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/json.h"
 
 void hx_up_request_init(hx_up_request *r)
 {
@@ -17,6 +18,27 @@ void hx_up_request_free(hx_up_request *r)
     r->url = NULL;
     hx_headers_free(&r->headers);
     hx_buf_free(&r->body);
+}
+
+const char *hx_api_name(hx_api api)
+{
+    static const char *const names[HX_API__COUNT] = {
+        [HX_API_CHAT] = "chat completions", [HX_API_COMPLETIONS] = "completions",
+        [HX_API_MESSAGES] = "messages", [HX_API_RESPONSES] = "responses",
+        [HX_API_EMBEDDINGS] = "embeddings", [HX_API_COUNT_TOKENS] = "count_tokens",
+    };
+    return (unsigned)api < HX_API__COUNT ? names[api] : "unknown";
+}
+
+int hx_native_body(const hx_req *r, const char *model, hx_buf *out)
+{
+    hx_buf v;
+    hx_buf_init(&v, HX_UP_REQUEST_BODY_MAX);
+    int rc = hx_json_str(&v, model, strlen(model)) == 0 && r->body.len > 0
+                 ? hx_json_replace_member(r->body.data, r->body.len, "model", v.data, v.len, out)
+                 : -1;
+    hx_buf_free(&v);
+    return rc;
 }
 
 const hx_adapter *hx_adapter_find(const char *name)

@@ -21,6 +21,32 @@
 
 typedef struct hx_provider hx_provider;
 
+/* The client APIs hapax serves. Chat, completions, messages and responses
+ * have a canonical form (the Chat Completions shape); embeddings and
+ * count_tokens go only to providers that serve them. */
+typedef enum {
+    HX_API_CHAT = 0,      /* OpenAI Chat Completions */
+    HX_API_COMPLETIONS,   /* OpenAI legacy completions / the Hapax shape */
+    HX_API_MESSAGES,      /* Anthropic Messages */
+    HX_API_RESPONSES,     /* OpenAI Responses */
+    HX_API_EMBEDDINGS,    /* OpenAI embeddings */
+    HX_API_COUNT_TOKENS,  /* Anthropic messages/count_tokens */
+    HX_API__COUNT
+} hx_api;
+
+/* "chat", "messages"... for messages and logs. */
+const char *hx_api_name(hx_api api);
+
+/* What a relayed answer (same wire format both sides) told the gateway. */
+typedef struct {
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    bool usage_seen;
+    bool done;       /* the stream's final event was seen */
+    bool want_usage; /* chat: the client asked for the usage chunk */
+    char err[160];   /* why the answer is malformed, or the upstream's stream error */
+} hx_relay;
+
 /* An upstream HTTP request, owned by whoever filled it
  * (hx_up_request_free releases it). */
 typedef struct {
@@ -32,6 +58,27 @@ typedef struct {
 
 void hx_up_request_init(hx_up_request *r);
 void hx_up_request_free(hx_up_request *r);
+
+/* How an adapter speaks one client API natively: the client's body goes
+ * up with only its model replaced, and the answer comes back as it is. */
+typedef struct {
+    const char *path; /* appended to the provider's base URL: "chat/completions" */
+    /* The upstream request from the client's own body (r->body), `model`
+     * replacing its "model" at text level (numbers and unknown members
+     * untouched), with the client headers this API forwards. Returns 0, or
+     * -1 with a reason in err when the body may not go as it is (then the
+     * canonical build is used, when the API has one). */
+    int (*build)(const hx_provider *p, const char *model, const hx_req *r, bool stream, hx_up_request *out,
+                 char *err, size_t errlen);
+    /* One event of a relayed stream (event = its "event:" name, "" = none):
+     * 0 pass it on as it is, 1 drop it, -1 fail (rl->err). Sets rl->done on
+     * the final event and fills the usage. */
+    int (*stream_event)(hx_relay *rl, const char *event, const char *data, size_t len);
+    /* Written after a complete relayed stream ("data: [DONE]\n\n"), or NULL. */
+    const char *stream_end;
+    /* A whole non-streamed 2xx answer: 0 (usage filled) or -1 (rl->err). */
+    int (*body)(hx_relay *rl, const char *data, size_t len);
+} hx_native;
 
 typedef struct hx_adapter {
     const char *name;             /* "openai" | "anthropic" | "ollama" */
@@ -45,11 +92,9 @@ typedef struct hx_adapter {
      * of memory). */
     int (*build_chat)(const hx_provider *p, json_object *canon, bool stream, hx_up_request *out,
                       char *err, size_t errlen);
-    /* Optional (NULL when the format differs from the client's): the
-     * client's own body, already in this wire format and naming this
-     * provider's model, sent unchanged. Returns 0, or -1 when the body may
-     * not go as it is (then build_chat is used). */
-    int (*build_passthrough)(const hx_provider *p, const char *body, size_t len, hx_up_request *out);
+    /* The client APIs this wire format serves natively (NULL = through
+     * the canonical request, or not at all). */
+    const hx_native *native[HX_API__COUNT];
     /* The cheapest request that proves the provider answers (model list;
      * Ollama /api/tags). Never spends tokens. */
     int (*build_probe)(const hx_provider *p, hx_up_request *out);
@@ -93,6 +138,10 @@ char *hx_url_join(const char *base, const char *path);
 /* Text of a message "content" that may be a string or an array of parts
  * ({"type":"text","text":...}); other parts are skipped. Appends to out. */
 int hx_content_text(json_object *content, hx_buf *out);
+/* The client's body (r->body, a validated JSON object) with `model` as its
+ * top-level "model", appended to out. 0, or -1 (see hx_json_replace_member:
+ * the caller then rebuilds the body from the canonical request). */
+int hx_native_body(const hx_req *r, const char *model, hx_buf *out);
 /* Serialises compactly (no slash escaping) and appends to out. */
 int hx_json_append(hx_buf *out, json_object *o);
 

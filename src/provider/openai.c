@@ -92,17 +92,158 @@ oom:
     return -1;
 }
 
-static int build_passthrough(const hx_provider *p, const char *body, size_t len, hx_up_request *out)
+/* ---- the Chat Completions API, natively --------------------------------- */
+
+/* A non-streamed chat request goes up as the client wrote it (model
+ * replaced). Streams are rebuilt: the gateway adds stream_options to count
+ * the tokens, and the relay drops the usage chunk the client did not ask
+ * for. */
+static int chat_build(const hx_provider *p, const char *model, const hx_req *r, bool stream, hx_up_request *out,
+                      char *err, size_t errlen)
 {
-    if (strstr(p->base_url, "api.openai.com") != NULL && memmem(body, len, "\"top_k\"", 7) != NULL)
-        return -1; /* needs the field dropped: see build_chat */
+    const hx_buf *b = &r->body;
+    snprintf(err, errlen, "the body is rebuilt");
+    if (stream || (strstr(p->base_url, "api.openai.com") != NULL && memmem(b->data, b->len, "\"top_k\"", 7) != NULL))
+        return -1; /* top_k must be dropped: see build_chat */
     out->method = "POST";
     out->url = endpoint_url(p, "chat/completions");
-    if (out->url == NULL || hx_buf_append(&out->body, body, len) != 0 ||
+    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
         hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0)
         return -1;
     return 0;
 }
+
+static void chat_usage(hx_relay *rl, const char *data, size_t len)
+{
+    int64_t pt = hx_json_find_int(data, len, "prompt_tokens");
+    int64_t ct = hx_json_find_int(data, len, "completion_tokens");
+    rl->prompt_tokens = pt > 0 ? pt : 0;
+    rl->completion_tokens = ct > 0 ? ct : 0;
+    rl->usage_seen = pt >= 0 || ct >= 0;
+}
+
+static int chat_stream_event(hx_relay *rl, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    if (rl->done)
+        return 1;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        rl->done = true;
+        return 1; /* the gateway writes its own at the end */
+    }
+    if (len < 2 || data[0] != '{' || !hx_json_valid(data, len)) {
+        snprintf(rl->err, sizeof rl->err, "malformed event from upstream");
+        return -1;
+    }
+    if (len > 9 && memcmp(data, "{\"error\"", 8) == 0) {
+        char m[128];
+        hx_adapter_openai.error_message(data, len, m, sizeof m);
+        snprintf(rl->err, sizeof rl->err, "%s", m);
+        return -1;
+    }
+    if (memmem(data, len, "\"usage\":{", 9) != NULL) {
+        chat_usage(rl, data, len);
+        /* the usage chunk the gateway asked for on the client's behalf */
+        if (!rl->want_usage && memmem(data, len, "\"choices\":[]", 12) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+static int chat_body(hx_relay *rl, const char *data, size_t len)
+{
+    if (!hx_json_valid(data, len) || memmem(data, len, "\"choices\"", 9) == NULL) {
+        snprintf(rl->err, sizeof rl->err, "upstream returned malformed JSON");
+        return -1;
+    }
+    chat_usage(rl, data, len);
+    return 0;
+}
+
+static const hx_native native_chat = {
+    .path = "chat/completions",
+    .build = chat_build,
+    .stream_event = chat_stream_event,
+    .stream_end = "data: [DONE]\n\n",
+    .body = chat_body,
+};
+
+/* ---- the Responses API, natively ------------------------------------------ */
+
+/* The body as the client wrote it (model replaced) to {base}/responses:
+ * built-in tools, previous_response_id of OpenAI's own store and every
+ * other member reach OpenAI unchanged. */
+static int responses_build(const hx_provider *p, const char *model, const hx_req *r, bool stream,
+                           hx_up_request *out, char *err, size_t errlen)
+{
+    (void)stream;
+    out->method = "POST";
+    out->url = endpoint_url(p, "responses");
+    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
+        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0) {
+        snprintf(err, errlen, "out of memory building the upstream request");
+        return -1;
+    }
+    return 0;
+}
+
+/* Usage of a Response object: its last "usage" member (after the output,
+ * whose text cannot hold an unescaped quote). */
+static void responses_usage(hx_relay *rl, const char *data, size_t len)
+{
+    const char *u = NULL, *q = data, *end = data + len;
+    while ((q = memmem(q, (size_t)(end - q), "\"usage\":{", 9)) != NULL)
+        u = q++;
+    if (u == NULL)
+        return;
+    int64_t in = hx_json_find_int(u, (size_t)(end - u), "input_tokens");
+    int64_t out = hx_json_find_int(u, (size_t)(end - u), "output_tokens");
+    rl->prompt_tokens = in > 0 ? in : 0;
+    rl->completion_tokens = out > 0 ? out : 0;
+    rl->usage_seen = in >= 0 || out >= 0;
+}
+
+static bool is_event(const char *event, const char *name)
+{
+    return event && strcmp(event, name) == 0;
+}
+
+/* Every event goes on as it is; the stream ends with response.completed,
+ * response.incomplete, response.failed or an `error` event (relayed too:
+ * the client reads the upstream's own failure in its own format). */
+static int responses_stream_event(hx_relay *rl, const char *event, const char *data, size_t len)
+{
+    if (rl->done)
+        return 1;
+    if (len < 2 || data[0] != '{' || !hx_json_valid(data, len)) {
+        snprintf(rl->err, sizeof rl->err, "malformed event from upstream");
+        return -1;
+    }
+    if (is_event(event, "response.completed") || is_event(event, "response.incomplete") ||
+        is_event(event, "response.failed") || is_event(event, "error")) {
+        responses_usage(rl, data, len);
+        rl->done = true;
+    }
+    return 0;
+}
+
+static int responses_body(hx_relay *rl, const char *data, size_t len)
+{
+    if (len < 2 || data[0] != '{' || !hx_json_valid(data, len) || memmem(data, len, "\"output\"", 8) == NULL) {
+        snprintf(rl->err, sizeof rl->err, "upstream returned malformed JSON");
+        return -1;
+    }
+    responses_usage(rl, data, len);
+    return 0;
+}
+
+static const hx_native native_responses = {
+    .path = "responses",
+    .build = responses_build,
+    .stream_event = responses_stream_event,
+    .stream_end = NULL,
+    .body = responses_body,
+};
 
 static int build_probe(const hx_provider *p, hx_up_request *out)
 {
@@ -333,7 +474,7 @@ const hx_adapter hx_adapter_openai = {
     .default_endpoint = "https://api.openai.com/v1",
     .key_required = true,
     .build_chat = build_chat,
-    .build_passthrough = build_passthrough,
+    .native = {[HX_API_CHAT] = &native_chat, [HX_API_RESPONSES] = &native_responses},
     .build_probe = build_probe,
     .parser_new = parser_new,
     .parser_feed = parser_feed,

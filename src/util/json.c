@@ -410,6 +410,40 @@ int64_t hx_json_find_int(const char *s, size_t len, const char *key)
     return -1;
 }
 
+int hx_json_replace_member(const char *s, size_t len, const char *key, const char *value, size_t vlen,
+                           hx_buf *out)
+{
+    size_t kl = strlen(key), pos = 0;
+    hx_json_member m, found = {0};
+    int n = 0, rc;
+    while ((rc = hx_json_next_member(s, len, &pos, &m)) == 1) {
+        if (m.key_escaped)
+            return -1;
+        if (m.klen == kl && memcmp(m.key, key, kl) == 0 && n++ == 0)
+            found = m;
+    }
+    if (rc < 0 || n > 1)
+        return -1;
+    if (n == 1)
+        return hx_buf_append(out, s, (size_t)(found.val - s)) || hx_buf_append(out, value, vlen) ||
+                       hx_buf_append(out, found.val + found.vlen, len - (size_t)(found.val + found.vlen - s))
+                   ? -1
+                   : 0;
+    const char *open = memchr(s, '{', len);
+    if (open == NULL)
+        return -1;
+    size_t after = (size_t)(open + 1 - s);
+    size_t i = after;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    bool empty = i < len && s[i] == '}';
+    if (hx_buf_append(out, s, after) || hx_buf_append(out, "\"", 1) || hx_buf_append(out, key, kl) ||
+        hx_buf_append(out, "\":", 2) || hx_buf_append(out, value, vlen) || (!empty && hx_buf_append(out, ",", 1)) ||
+        hx_buf_append(out, s + after, len - after))
+        return -1;
+    return 0;
+}
+
 /* ---- walking ------------------------------------------------------------- */
 
 /* A walk is inside the container it walks (depth 1), with the default

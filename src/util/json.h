@@ -113,6 +113,15 @@ int hx_json_next_member(const char *s, size_t len, size_t *pos, hx_json_member *
 /* Next element of the array s[0..len); same contract. */
 int hx_json_next_element(const char *s, size_t len, size_t *pos, const char **val, size_t *vlen);
 
+/* Copies the object text s[0..len) (validated) to out with the top-level
+ * member `key` set to the JSON text value[0..vlen): replaced where it is,
+ * or inserted first when absent; everything else is kept byte for byte.
+ * Returns 0, or -1 when s is not an object, when `key` appears more than
+ * once or any top-level name is escaped (a reader might see another
+ * value than the one replaced), or out of memory. */
+int hx_json_replace_member(const char *s, size_t len, const char *key, const char *value, size_t vlen,
+                           hx_buf *out);
+
 /* The first integer value of a member named `key` anywhere in the text
  * ("usage":{"prompt_tokens":12,...} → 12), or -1; clamped to
  * HX_JSON_TOKENS_MAX. A scan, not a parse: only for bookkeeping on bodies

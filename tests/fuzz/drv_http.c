@@ -57,10 +57,12 @@ static void echo(hx_req *r)
     hx_buf_free(&b);
 }
 
-static hx_handler_fn lookup(const char *name)
+static const hx_handler_def echo_def = {echo, NULL, NULL};
+
+static const hx_handler_def *lookup(const char *name)
 {
     (void)name;
-    return echo;
+    return &echo_def;
 }
 
 static void setup(void)

@@ -1,7 +1,7 @@
 /* Inbound target: a client body through each inbound parser (OpenAI chat
  * with its scan, completions, Anthropic messages, Responses) into the canonical
  * request, then through each provider's request builder (openai,
- * anthropic, ollama; streamed and not) and the passthrough check.
+ * anthropic, ollama; streamed and not) and their native builds.
  * Invariant: every upstream body built is one valid JSON value. */
 #include <string.h>
 
@@ -41,12 +41,21 @@ static void build_all(json_object *canon, const char *body, size_t len)
             }
             hx_up_request_free(&req);
         }
-        if (ads[i]->build_passthrough && len > 0) {
-            hx_up_request req;
-            hx_up_request_init(&req);
-            if (ads[i]->build_passthrough(&p, body, len, &req) == 0)
-                FUZZ_CHECK(req.body.len > 0);
-            hx_up_request_free(&req);
+        /* the native builds: the client's body with the model replaced */
+        hx_req r;
+        memset(&r, 0, sizeof r);
+        r.body.data = (char *)body;
+        r.body.len = len;
+        for (int api = 0; api < HX_API__COUNT; api++) {
+            const hx_native *nv = ads[i]->native[api];
+            for (int stream = 0; nv && nv->build && stream < 2; stream++) {
+                hx_up_request req;
+                hx_up_request_init(&req);
+                char err[256];
+                if (nv->build(&p, "fuzz-up", &r, stream, &req, err, sizeof err) == 0)
+                    FUZZ_CHECK(hx_json_valid(req.body.data, req.body.len));
+                hx_up_request_free(&req);
+            }
         }
     }
 }

@@ -62,10 +62,12 @@ static void echo(hx_req *r)
     hx_res_send(r, 200, "text/plain", msg, (size_t)n);
 }
 
-static hx_handler_fn lookup(const char *name)
+static const hx_handler_def echo_def = {echo, NULL, NULL};
+
+static const hx_handler_def *lookup(const char *name)
 {
     (void)name;
-    return echo;
+    return &echo_def;
 }
 
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};

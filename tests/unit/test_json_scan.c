@@ -62,6 +62,32 @@ static int full_parse(const char *body, hx_in_info *info)
     return rc;
 }
 
+static char *replaced(const char *s)
+{
+    static char out[256];
+    hx_buf b;
+    hx_buf_init(&b, 1024);
+    int rc = hx_json_replace_member(s, strlen(s), "model", "\"m2\"", 4, &b);
+    snprintf(out, sizeof out, "%s", rc == 0 ? (b.data ? b.data : "") : "(refused)");
+    hx_buf_free(&b);
+    return out;
+}
+
+/* The model of a relayed body is replaced at text level: everything else
+ * byte for byte; ambiguous bodies are refused (then rebuilt). */
+static void test_replace_member(void **state)
+{
+    (void)state;
+    assert_string_equal(replaced("{\"model\":\"a\",\"t\":1.50}"), "{\"model\":\"m2\",\"t\":1.50}");
+    assert_string_equal(replaced("{ \"x\":{\"model\":1}, \"model\" : \"a\" }"),
+                        "{ \"x\":{\"model\":1}, \"model\" : \"m2\" }");
+    assert_string_equal(replaced("{\"t\":1e5}"), "{\"model\":\"m2\",\"t\":1e5}");
+    assert_string_equal(replaced(" { } "), " {\"model\":\"m2\" } ");
+    assert_string_equal(replaced("{\"model\":\"a\",\"model\":\"b\"}"), "(refused)");
+    assert_string_equal(replaced("{\"mod\\u0065l\":\"a\"}"), "(refused)");
+    assert_string_equal(replaced("[1]"), "(refused)");
+}
+
 static void test_scan_agrees_with_the_parse(void **state)
 {
     (void)state;
@@ -117,6 +143,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_members_and_elements),
+        cmocka_unit_test(test_replace_member),
         cmocka_unit_test(test_scan_agrees_with_the_parse),
         cmocka_unit_test(test_scan_leaves_the_unusual_to_the_parse),
     };
