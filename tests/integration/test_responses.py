@@ -372,3 +372,158 @@ class ResponsesMidStreamTest(ResponsesBase):
         self.assertEqual(failed["status"], "failed")
         self.assertEqual(failed["error"]["code"], "server_error")
         self.assertNotIn("response.completed", names)
+
+
+# ---------------------------------------------------------------------------
+# the native path: an OpenAI-compatible upstream with /responses
+
+NATIVE_RESPONSE = ('{"id":"resp_upstream1","object":"response","created_at":1,"status":"completed",'
+                   '"model":"gpt-native","output":[{"type":"message","id":"msg_u","status":"completed",'
+                   '"role":"assistant","content":[{"type":"output_text","text":"native hi","annotations":[]}]}],'
+                   '"usage":{"input_tokens":11,"output_tokens":3,"total_tokens":14},"x_vendor":1.50}')
+NATIVE_EVENTS = [
+    ("response.created", '{"type":"response.created","sequence_number":0,"response":{"id":"resp_upstream1",'
+                         '"object":"response","status":"in_progress","output":[]}}'),
+    ("response.web_search_call.searching", '{"type":"response.web_search_call.searching","sequence_number":1,'
+                                           '"output_index":0,"item_id":"ws_1"}'),
+    ("response.output_text.delta", '{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_u",'
+                                   '"output_index":1,"content_index":0,"delta":"native hi"}'),
+    ("response.completed", '{"type":"response.completed","sequence_number":3,"response":' + NATIVE_RESPONSE + '}'),
+]
+
+
+class _NativeUpstream(http.server.BaseHTTPRequestHandler):
+    seen = []  # (path, body) of every request
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n)
+        _NativeUpstream.seen.append((self.path, raw))
+        req = json.loads(raw or b"{}")
+        if self.path.endswith("/responses"):
+            if req.get("stream"):
+                data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
+                ctype = "text/event-stream"
+            else:
+                data, ctype = NATIVE_RESPONSE, "application/json"
+        else:
+            data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-native","choices":'
+                    '[{"index":0,"message":{"role":"assistant","content":"chat hi"},"finish_reason":"stop"}],'
+                    '"usage":{"prompt_tokens":2,"completion_tokens":2}}')
+            ctype = "application/json"
+            if req.get("stream"):
+                head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-native","choices":'
+                data = "".join("data: %s\n\n" % e for e in (
+                    head + '[{"index":0,"delta":{"content":"chat hi"},"finish_reason":null}]}',
+                    head + '[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+                    head + '[],"usage":{"prompt_tokens":2,"completion_tokens":2}}')) + "data: [DONE]\n\n"
+                ctype = "text/event-stream"
+        body = data.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+class ResponsesNativeTest(ResponsesBase):
+
+    def setUp(self):
+        super().setUp()
+        _NativeUpstream.seen = []
+        self.up = http.server.ThreadingHTTPServer((HOST, 0), _NativeUpstream)
+        self.up.daemon_threads = True
+        threading.Thread(target=self.up.serve_forever, daemon=True).start()
+        self.addCleanup(self.up.server_close)
+        self.addCleanup(self.up.shutdown)
+
+    def start_native(self, mode="native", backups=()):
+        self.mock = self.start_mock()
+        prim = {"provider": "openai", "model": "gpt-native", "api_key": "sk-native-test",
+                "endpoint": "http://%s:%d/v1" % (HOST, self.up.server_address[1]), "responses_api": mode}
+        return self.start_server(llm(prim, [provider(b, self.mock) for b in backups]))
+
+    def test_body_and_answer_go_as_they_are(self):
+        srv = self.start_native()
+        sent = ('{"model":"gpt-native","input":"hi","tools":[{"type":"web_search_preview"}],'
+                '"temperature":0.70,"x_unknown":{"a":[1,2]}}')
+        r = srv.request("POST", "/v1/responses", headers={"Content-Type": "application/json"}, body=sent,
+                        timeout=REQ_TIMEOUT)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body.decode(), NATIVE_RESPONSE)
+        path, body = _NativeUpstream.seen[-1]
+        self.assertEqual(path, "/v1/responses")
+        self.assertEqual(body.decode(), sent)
+
+    def test_stream_is_relayed_with_its_event_names(self):
+        srv = self.start_native()
+        r = self.post(srv, {"model": "gpt-native", "input": "hi", "stream": True,
+                            "tools": [{"type": "web_search_preview"}]})
+        self.assertEqual(r.status, 200, r)
+        want = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
+        self.assertEqual(r.body.decode(), want)  # nothing added (no [DONE])
+        self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/responses")
+
+    def test_translate_mode_uses_chat_completions(self):
+        srv = self.start_native(mode="translate")
+        d = self.post(srv, {"model": "gpt-native", "input": "hi"}).json()
+        self.assertEqual(d["output"][0]["content"][0]["text"], "chat hi")
+        self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/chat/completions")
+        self.assertResponsesError(self.post(srv, {"model": "gpt-native", "input": "hi",
+                                                  "tools": [{"type": "web_search_preview"}]}), 400,
+                                  "tools[0].type: web_search_preview")
+
+    def test_auto_is_translate_for_another_endpoint(self):
+        srv = self.start_native(mode="auto")
+        self.post(srv, {"model": "gpt-native", "input": "hi", "stream": True})
+        self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/chat/completions")
+
+    def test_previous_response_id(self):
+        """Ours: the canonical path with the stored conversation; not ours:
+        the provider's own store may know it."""
+        srv = self.start_native(backups=("anthropic",))
+        first = self.post(srv, {"model": MODELS["anthropic"], "input": "first turn"}).json()
+        r = self.post(srv, {"model": "gpt-native", "input": "second", "previous_response_id": first["id"]})
+        self.assertEqual(r.status, 200, r)
+        path, body = _NativeUpstream.seen[-1]
+        self.assertEqual(path, "/v1/chat/completions")
+        msgs = json.loads(body)["messages"]
+        self.assertEqual(msgs[0], {"role": "user", "content": "first turn"})
+        self.assertEqual(msgs[-1], {"role": "user", "content": "second"})
+        self.assertEqual(r.json()["output"][0]["content"][0]["text"], "chat hi")
+        r = self.post(srv, {"model": "gpt-native", "input": "x", "previous_response_id": "resp_upstream1"})
+        self.assertEqual(r.status, 200, r)
+        path, body = _NativeUpstream.seen[-1]
+        self.assertEqual(path, "/v1/responses")
+        self.assertEqual(json.loads(body)["previous_response_id"], "resp_upstream1")
+        # the same unknown id for the model only the anthropic provider serves: 404
+        self.assertResponsesError(self.post(srv, {"model": MODELS["anthropic"], "input": "x",
+                                                  "previous_response_id": "resp_upstream1"}), 404,
+                                  "previous_response_id")
+
+    def test_built_in_tool_refused_by_the_other_providers(self):
+        """A chain of a native and a translating provider: the native one
+        serves the built-in tool; alone, the other refuses it by name."""
+        srv = self.start_native(backups=("ollama",))
+        r = self.post(srv, {"input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["v"]}]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Hapax-Provider"), "openai")
+        err = self.assertResponsesError(self.post(srv, {"model": MODELS["ollama"], "input": "x",
+                                                        "tools": [{"type": "file_search"}]}), 400,
+                                        "tools[0].type: file_search")
+        self.assertEqual(err["param"], "tools[0].type")
+
+    def test_errors_carry_param(self):
+        srv = self.start_native(mode="translate")
+        err = self.assertResponsesError(self.post(srv, {"input": "x", "truncation": "auto"}), 400, "truncation")
+        self.assertEqual(err["param"], "truncation")
+        self.assertEqual(err["code"], "invalid_request")
+        err = self.assertResponsesError(srv.get("/v1/responses/resp_none"), 404, "resp_none")
+        self.assertEqual(err["param"], "response_id")
+        bad = srv.request("POST", "/v1/responses", headers={"Content-Type": "application/json"}, body="{not json",
+                          timeout=REQ_TIMEOUT)
+        err = self.assertResponsesError(bad, 400, "Invalid JSON")
+        self.assertIsNone(err["param"])
