@@ -345,6 +345,8 @@ static int in_input(rin *c, json_object *input)
             rc = function_output_item(c, it, w);
         else if (str_eq(type, "reasoning"))
             rc = 0; /* the model's earlier reasoning: chat APIs take no such input (docs/providers.md) */
+        else if (str_eq(type, "item_reference") && in_str(it, "id") && strncmp(in_str(it, "id"), "rs_", 3) == 0)
+            rc = 0; /* a reasoning item by reference (clients that store): the same */
         else
             rc = hx_fail(c->err, c->errlen, "%s.type: %s items are not supported here (message, function_call, "
                          "function_call_output and reasoning are; built-in tools need an OpenAI upstream)", w,

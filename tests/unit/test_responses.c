@@ -12,7 +12,7 @@ static const char FULL[] =
     "\"input\":["
     "{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"What is this?\"},"
     "{\"type\":\"input_image\",\"image_url\":\"data:image/png;base64,iVBOR\",\"detail\":\"low\"}]},"
-    "{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[]},"
+    "{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[]},{\"type\":\"item_reference\",\"id\":\"rs_2\"},"
     "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Checking.\","
     "\"annotations\":[]}]},"
     "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"lookup\",\"arguments\":\"{\\\"q\\\":1}\"},"
@@ -154,7 +154,7 @@ static void test_inbound_refused(void **state)
         {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\"}}}", "text.format", false},
         {"{\"input\":\"x\",\"reasoning\":{\"budget\":5}}", "reasoning.budget", false},
         {"{\"input\":[{\"type\":\"web_search_call\",\"id\":\"w\"}]}", "input[0].type: web_search_call", false},
-        {"{\"input\":[{\"type\":\"item_reference\",\"id\":\"w\"}]}", "input[0].type: item_reference", false},
+        {"{\"input\":[{\"type\":\"item_reference\",\"id\":\"msg_1\"}]}", "input[0].type: item_reference", false},
         {"{\"input\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "input[0].role", false},
         {"{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}", "input[0].content[0].type", false},
         {"{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"file_id\":\"f\"}]}]}",
