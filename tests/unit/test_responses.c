@@ -611,6 +611,67 @@ static void test_responses_native_providers(void **state)
     hx_config_errors_free(&e);
 }
 
+/* The openai adapter's native Responses hooks: events pass as they are,
+ * the final one ends the stream with its usage; bodies are checked. */
+static void test_native_hooks(void **state)
+{
+    (void)state;
+    const hx_native *nv = hx_adapter_openai.native[HX_API_RESPONSES];
+    assert_non_null(nv);
+    assert_null(nv->stream_end);
+    hx_relay rl = {0};
+    const char *delta = "{\"type\":\"response.output_text.delta\",\"delta\":\"\\\"usage\\\":{\\\"input_tokens\\\":99\"}";
+    assert_int_equal(nv->stream_event(&rl, "response.output_text.delta", delta, strlen(delta)), 0);
+    assert_false(rl.done);
+    assert_false(rl.usage_seen); /* text that looks like usage is not usage */
+    const char *done = "{\"type\":\"response.completed\",\"response\":{\"max_output_tokens\":7,\"output\":[],"
+                       "\"usage\":{\"input_tokens\":11,\"output_tokens\":3}}}";
+    assert_int_equal(nv->stream_event(&rl, "response.completed", done, strlen(done)), 0);
+    assert_true(rl.done);
+    assert_true(rl.usage_seen);
+    assert_int_equal(rl.prompt_tokens, 11);
+    assert_int_equal(rl.completion_tokens, 3);
+    assert_int_equal(nv->stream_event(&rl, "response.output_text.delta", delta, strlen(delta)), 1); /* after the end */
+    hx_relay bad = {0};
+    assert_int_equal(nv->stream_event(&bad, "response.output_text.delta", "{nope", 5), -1);
+    assert_non_null(strstr(bad.err, "malformed"));
+    hx_relay err = {0};
+    const char *e = "{\"type\":\"error\",\"code\":\"server_error\",\"message\":\"x\"}";
+    assert_int_equal(nv->stream_event(&err, "error", e, strlen(e)), 0); /* relayed: the client reads it */
+    assert_true(err.done);
+    hx_relay b = {0};
+    const char *body = "{\"id\":\"resp_1\",\"object\":\"response\",\"output\":[],\"usage\":{\"input_tokens\":5,"
+                       "\"output_tokens\":2}}";
+    assert_int_equal(nv->body(&b, body, strlen(body)), 0);
+    assert_int_equal(b.prompt_tokens, 5);
+    assert_int_equal(b.completion_tokens, 2);
+    assert_int_equal(nv->body(&b, "{\"id\":1}", 8), -1);
+}
+
+/* Errors of the route: OpenAI's envelope with the member as `param`. */
+static void test_error_dialect(void **state)
+{
+    (void)state;
+    hx_buf out;
+    hx_buf_init(&out, 0);
+    assert_int_equal(hx_resp_err_render(&out, HX_ERR_INVALID_REQUEST, "tools[0].type: web_search is built in", "rid"), 0);
+    json_object *o = jparse(out.data);
+    assert_string_equal(str_at(o, "error.param"), "tools[0].type");
+    assert_string_equal(str_at(o, "error.message"), "tools[0].type: web_search is built in");
+    assert_string_equal(str_at(o, "error.type"), "invalid_request_error");
+    assert_string_equal(str_at(o, "error.code"), "invalid_request");
+    assert_string_equal(str_at(o, "error.request_id"), "rid");
+    json_object_put(o);
+    hx_buf_reset(&out);
+    assert_int_equal(hx_resp_err_render(&out, HX_ERR_UNAUTHORIZED, NULL, NULL), 0);
+    o = jparse(out.data);
+    assert_true(json_object_object_get_ex(at(o, "error"), "param", NULL));
+    assert_null(at(o, "error.param"));
+    assert_string_equal(str_at(o, "error.type"), "authentication_error");
+    json_object_put(o);
+    hx_buf_free(&out);
+}
+
 /* ---- allocation failures -------------------------------------------------------------- */
 
 static void oom_all(void)
@@ -673,6 +734,8 @@ int main(void)
         cmocka_unit_test(test_store_bytes),
         cmocka_unit_test(test_save_conversation),
         cmocka_unit_test(test_responses_native_providers),
+        cmocka_unit_test(test_native_hooks),
+        cmocka_unit_test(test_error_dialect),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
