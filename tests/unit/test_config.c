@@ -235,6 +235,10 @@ static void test_responses_keys(void **state)
     load_bad("llm:\n  backup_providers:\n    - provider: anthropic\n      model: m\n      responses_api: native\n",
              "llm.backup_providers[0].responses_api: native needs provider openai");
     load_bad("llm:\n  responses:\n    ttl: 0s\n", "llm.responses.ttl");
+    /* a /v1/responses route spends provider keys like the others */
+    load_bad("server:\n  host: 0.0.0.0\nauth:\n  enabled: true\n  keys:\n    - {name: a, key: sk-abcdefgh-1}\n"
+             "routes:\n  - {path: /v1/responses, handler: responses, middleware: [logging]}\n",
+             "for a completion route (its middleware lacks auth)");
     load_bad("llm:\n  responses:\n    max_stored: -1\n", "llm.responses.max_stored");
 }
 
