@@ -214,7 +214,8 @@ static int canon_message(hx_render *r, rr_state *s, hx_buf *out)
         (r->text.len || r->ntools == 0 ? hx_json_str(out, r->text.data ? r->text.data : "", r->text.len)
                                         : hx_buf_append_str(out, "null")))
         return -1;
-    if (s->refusal.len && (hx_buf_append_str(out, ",\"refusal\":") || hx_json_str(out, s->refusal.data, s->refusal.len)))
+    if (s->refusal.len &&
+        (hx_buf_append_str(out, ",\"refusal\":") || hx_json_str(out, s->refusal.data, s->refusal.len)))
         return -1;
     if (r->ntools) {
         if (hx_buf_append_str(out, ",\"tool_calls\":["))

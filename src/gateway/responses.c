@@ -57,7 +57,8 @@ static void on_saved(void *ud, int status)
 {
     (void)ud;
     if (status != 0)
-        HX_LOG_WARN("a response was not stored", HX_F_STR("why", "larger than llm.responses.max_bytes, or out of memory"));
+        HX_LOG_WARN("a response was not stored",
+                    HX_F_STR("why", "larger than llm.responses.max_bytes, or out of memory"));
 }
 
 void hx_resp_save(hx_resp_ctx *rx, const char *response, size_t rlen, const char *out_msg, size_t mlen)

@@ -183,7 +183,8 @@ static int input_content(rin *c, const char *role, json_object *content, const c
         } else {
             json_object_put(parts);
             return hx_fail(c->err, c->errlen, "%s.type: %s parts are not supported (input_text, input_image, "
-                           "input_file are)", w, is_type(type, json_type_string) ? json_object_get_string(type) : "untyped");
+                           "input_file are)", w,
+                           is_type(type, json_type_string) ? json_object_get_string(type) : "untyped");
         }
         if (p == NULL || aj_push(parts, p) != 0) {
             json_object_put(parts);
@@ -374,7 +375,8 @@ static int in_tools(json_object *tools, json_object *out, char *err, size_t errl
         json_object *t = json_object_array_get_idx(tools, i), *type = aj_get(t, "type");
         if (!str_eq(type, "function"))
             return hx_fail(err, errlen, "tools[%zu].type: %s is a built-in OpenAI tool: only an OpenAI upstream with "
-                           "the native Responses API can run it", i, in_str(t, "type") ? in_str(t, "type") : "(missing)");
+                           "the native Responses API can run it", i,
+                           in_str(t, "type") ? in_str(t, "type") : "(missing)");
         if (in_str(t, "name") == NULL)
             return hx_fail(err, errlen, "tools[%zu].name: expected a string", i);
         json_object *fn = json_object_new_object(), *ct = json_object_new_object();
@@ -451,7 +453,8 @@ static int in_text(json_object *text, json_object *out, char *err, size_t errlen
     if (in_str(f, "name") == NULL || !is_type(aj_get(f, "schema"), json_type_object))
         return hx_fail(err, errlen, "text.format: a json_schema format needs a name and a schema object");
     json_object *js = json_object_new_object();
-    if (js == NULL || aj_set(rf, "type", json_object_new_string("json_schema")) != 0 || aj_set(rf, "json_schema", js) != 0)
+    if (js == NULL || aj_set(rf, "type", json_object_new_string("json_schema")) != 0 ||
+        aj_set(rf, "json_schema", js) != 0)
         return OOM(err, errlen);
     json_object_object_foreach(f, fk, fv) {
         if (strcmp(fk, "type") == 0)

@@ -2,6 +2,8 @@
  * renderer (Response object and stream events), the responses store. */
 #include "anth_test.h"
 
+#include <pthread.h>
+
 #include "gateway/responses.h"
 #include "state/responses_store.h"
 
@@ -543,6 +545,61 @@ static void test_store_bytes(void **state)
     s->vt->destroy(s);
 }
 
+/* Several workers at once: puts, gets and deletes of overlapping ids
+ * with eviction going on; the bounds hold and nothing is lost or freed
+ * twice (ASan). */
+typedef struct {
+    hx_resp_store *s;
+    int seed;
+} hammer_arg;
+
+static void on_any(void *ud, int status, const hx_resp_entry *e)
+{
+    (void)status;
+    if (e) /* what is found is whole */
+        *(size_t *)ud += e->response_len == 2 && e->conversation_len == 2 ? 1 : 1000000;
+}
+
+static void *hammer(void *p)
+{
+    hammer_arg *a = p;
+    size_t found = 0;
+    for (int i = 0; i < 3000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "r%d", (i * 7 + a->seed) % 50);
+        hx_resp_entry e = {"{}", 2, "[]", 2};
+        if (i % 3 == 0)
+            a->s->vt->put(a->s, id, "o", &e, NULL, NULL);
+        else if (i % 3 == 1)
+            a->s->vt->get(a->s, id, "o", on_any, &found);
+        else if (i % 17 == 0)
+            a->s->vt->del(a->s, id, "o", NULL, NULL);
+    }
+    return found < 1000000 ? p : NULL;
+}
+
+static void test_store_threads(void **state)
+{
+    (void)state;
+    hx_resp_store_limits lim = {.max_stored = 20, .max_bytes = 1 << 20, .ttl_ms = 60000};
+    hx_resp_store *s = hx_resp_store_memory_new(&lim);
+    pthread_t t[4];
+    hammer_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (hammer_arg){s, i};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *rv;
+        pthread_join(t[i], &rv);
+        assert_ptr_equal(rv, &a[i]);
+    }
+    size_t count, bytes;
+    hx_resp_store_memory_usage(s, &count, &bytes);
+    assert_true(count <= 20);
+    s->vt->destroy(s);
+}
+
 /* A completed response is stored with the conversation it ends: the
  * stored prefix, this input, the assistant's turn. */
 static void test_save_conversation(void **state)
@@ -732,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_render_stream_ends),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_store_bytes),
+        cmocka_unit_test(test_store_threads),
         cmocka_unit_test(test_save_conversation),
         cmocka_unit_test(test_responses_native_providers),
         cmocka_unit_test(test_native_hooks),
