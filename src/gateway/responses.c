@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "util/json.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "util/alloc.h"
 
 /* ---- the store ----------------------------------------------------------------- */
@@ -34,6 +35,23 @@ hx_resp_store *hx_responses_store(const hx_config *cfg)
     hx_resp_store *s = store;
     pthread_mutex_unlock(&store_mu);
     return s;
+}
+
+/* /metrics: what the store holds (0 before the first /v1/responses). */
+void hx_responses_collect(hx_metrics_writer *w, void *ud)
+{
+    (void)ud;
+    size_t count = 0, bytes = 0;
+    pthread_mutex_lock(&store_mu);
+    if (store)
+        hx_resp_store_memory_usage(store, &count, &bytes);
+    pthread_mutex_unlock(&store_mu);
+    hx_metrics_write_family(w, "hapax_responses_stored", "Responses kept for previous_response_id (llm.responses).",
+                            HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_responses_stored", NULL, (double)count);
+    hx_metrics_write_family(w, "hapax_responses_stored_bytes", "Their size in bytes (llm.responses.max_bytes).",
+                            HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_responses_stored_bytes", NULL, (double)bytes);
 }
 
 /* The inside of a JSON array text "[a,b]" → "a,b" (may be empty). */

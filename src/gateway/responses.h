@@ -76,6 +76,10 @@ bool hx_responses_native_chain(hx_req *r, const hx_in_info *info);
  * member the message begins with, or null). hx_err_render's contract. */
 int hx_resp_err_render(hx_buf *out, hx_err e, const char *message, const char *request_id);
 
+/* The store's gauges for /metrics (a hx_metrics_collect_fn). */
+struct hx_metrics_writer;
+void hx_responses_collect(struct hx_metrics_writer *w, void *ud);
+
 extern const hx_render_vt hx_render_responses;
 
 #endif

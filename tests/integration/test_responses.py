@@ -264,6 +264,9 @@ class ResponsesStoreTest(ResponsesBase):
         self.assertEqual(srv.get("/v1/responses/" + ids[0]).status, 404)
         self.assertEqual(srv.get("/v1/responses/" + ids[1]).status, 200)
         self.assertEqual(srv.get("/v1/responses/" + ids[2]).status, 200)
+        metrics = srv.get("/metrics").body.decode()
+        self.assertRegex(metrics, r"(?m)^hapax_responses_stored 2$")
+        self.assertRegex(metrics, r"(?m)^hapax_responses_stored_bytes [1-9][0-9]*$")
 
     def test_store_byte_bound(self):
         """A response larger than max_bytes is answered but not kept."""
