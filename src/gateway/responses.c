@@ -107,10 +107,74 @@ static const char *owner_of(const hx_req *r)
     return r->auth_key && r->auth_key->name ? r->auth_key->name : "";
 }
 
+/* ---- POST: item references, previous_response_id ---------------------------------- */
+
+/* The input's text after its placeholders were filled: messages
+ * [instructions?, input...] of canon. */
+int hx_resp_input_refresh(json_object *canon, hx_resp_ctx *rx)
+{
+    json_object *msgs, *part = json_object_new_array();
+    size_t off = rx->instructions ? 1 : 0;
+    int rc = part && json_object_object_get_ex(canon, "messages", &msgs) ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < rx->ninput; i++) {
+        json_object *m = json_object_array_get_idx(msgs, off + i);
+        rc = m && json_object_array_add(part, json_object_get(m)) == 0 ? 0 : -1;
+    }
+    hx_buf_reset(&rx->input);
+    if (rc == 0)
+        rc = hx_json_append(&rx->input, part);
+    json_object_put(part);
+    return rc;
+}
+
+/* The text of a stored message item: its output_text parts joined. */
+static json_object *message_text(json_object *resp, const char *id)
+{
+    json_object *out, *content, *v;
+    if (!json_object_object_get_ex(resp, "output", &out) || !json_object_is_type(out, json_type_array))
+        return NULL;
+    for (size_t i = 0; i < json_object_array_length(out); i++) {
+        json_object *it = json_object_array_get_idx(out, i);
+        if (!json_object_object_get_ex(it, "id", &v) || strcmp(json_object_get_string(v), id) != 0 ||
+            !json_object_object_get_ex(it, "content", &content) || !json_object_is_type(content, json_type_array))
+            continue;
+        hx_buf t;
+        hx_buf_init(&t, HX_RESP_CONV_MAX);
+        int rc = 0;
+        for (size_t j = 0; rc == 0 && j < json_object_array_length(content); j++)
+            if (json_object_object_get_ex(json_object_array_get_idx(content, j), "text", &v))
+                rc = hx_buf_append(&t, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        json_object *s = rc == 0 ? json_object_new_string_len(t.data ? t.data : "", (int)t.len) : NULL;
+        hx_buf_free(&t);
+        return s;
+    }
+    return NULL;
+}
+
+int hx_resp_fill_ref(json_object *canon, const hx_resp_ctx *rx, const hx_resp_ref *ref, const char *response,
+                     size_t len)
+{
+    json_object *resp = hx_json_parse(response, len), *msgs, *m;
+    if (resp == NULL || !json_object_object_get_ex(canon, "messages", &msgs) ||
+        (m = json_object_array_get_idx(msgs, (rx->instructions ? 1 : 0) + ref->index)) == NULL) {
+        json_object_put(resp);
+        return -1;
+    }
+    json_object *text = message_text(resp, ref->id);
+    json_object_put(resp);
+    if (text == NULL)
+        return 1;
+    return json_object_object_add(m, "content", text) == 0 ? 0 : -1;
+}
+
+/* A request waiting for the store: its item references are looked up one
+ * by one, then its previous_response_id, then it goes to the providers. */
 typedef struct {
     hx_req *r;
     json_object *canon;
     hx_in_info info;
+    int ref;                   /* next item reference to look up */
+    bool prev_done;
 } pending;
 
 static void pending_drop(pending *pd)
@@ -125,47 +189,108 @@ static void pending_drop(pending *pd)
 static void not_found(hx_req *r, const char *param, const char *id)
 {
     char msg[320];
-    snprintf(msg, sizeof msg, "%s: no stored response has the id '%.128s' (unknown, expired, deleted, or stored by "
-             "another key)", param, id);
+    snprintf(msg, sizeof msg, "%s: no stored %s has the id '%.128s' (unknown, expired, deleted, or stored by "
+             "another key)", param, strncmp(param, "input", 5) == 0 ? "item" : "response", id);
     hx_res_error(r, HX_ERR_NOT_FOUND, msg);
+}
+
+/* Sends the request on; pd keeps nothing. */
+static void pending_go(pending *pd)
+{
+    hx_proxy_start(pd->r, pd->canon, &pd->info);
+    pd->canon = NULL;
+    pd->info.ctx = NULL;
+    pd->info.ctx_free = NULL;
+}
+
+/* Something of the request is not in the store: a native provider may
+ * know it (the canonical path is then off), else 404 naming it. Returns
+ * false when the request was answered. */
+static bool unknown_to_store(pending *pd, const char *param, const char *id)
+{
+    hx_resp_ctx *rx = pd->info.ctx;
+    if (!hx_responses_native_chain(pd->r, &pd->info)) {
+        not_found(pd->r, param, id);
+        return false;
+    }
+    if (!rx->canon_err[0])
+        snprintf(rx->canon_err, sizeof rx->canon_err, "%s: '%.128s' is not in this gateway's store, and this "
+                 "provider has no Responses API of its own", param, id);
+    pd->info.canonical_off = true;
+    pd->info.canonical_why = rx->canon_err;
+    return true;
+}
+
+static void pending_step(pending *pd);
+
+static void on_ref(void *ud, int status, const hx_resp_entry *e)
+{
+    pending *pd = ud;
+    hx_resp_ctx *rx = pd->info.ctx;
+    const hx_resp_ref *ref = &rx->refs[pd->ref++];
+    int rc = status == 0 ? hx_resp_fill_ref(pd->canon, rx, ref, e->response, e->response_len) : status;
+    char param[48];
+    snprintf(param, sizeof param, "input[%zu].id", ref->item);
+    if (rc < 0) {
+        hx_res_error(pd->r, HX_ERR_INTERNAL, "the stored response could not be read");
+    } else if (rc == 0 || unknown_to_store(pd, param, ref->id)) {
+        if (pd->ref < rx->nrefs || hx_resp_input_refresh(pd->canon, rx) == 0) {
+            pending_step(pd);
+            return;
+        }
+        hx_res_error(pd->r, HX_ERR_INTERNAL, NULL);
+    }
+    pending_drop(pd);
 }
 
 static void on_prev(void *ud, int status, const hx_resp_entry *e)
 {
     pending *pd = ud;
-    hx_req *r = pd->r;
     hx_resp_ctx *rx = pd->info.ctx;
-    if (r->aborted) {
-        pending_drop(pd);
-        return;
-    }
+    pd->prev_done = true;
     if (status == 0 && pd->canon && hx_resp_splice(pd->canon, rx, e->conversation, e->conversation_len) == 0) {
         /* Our conversation: no provider knows it, so it goes the canonical way. */
         pd->info.native_off = true;
-        hx_proxy_start(r, pd->canon, &pd->info);
-        pd->canon = NULL;
-        pd->info.ctx = NULL;
-        pd->info.ctx_free = NULL;
-    } else if (status == 0) {
-        hx_res_error(r, pd->canon ? HX_ERR_INTERNAL : HX_ERR_INVALID_REQUEST,
+        pending_step(pd);
+        return;
+    }
+    if (status == 0)
+        hx_res_error(pd->r, pd->canon ? HX_ERR_INTERNAL : HX_ERR_INVALID_REQUEST,
                      pd->canon ? "the stored conversation could not be read" : rx->canon_err);
-    } else if (status == 1 && hx_responses_native_chain(r, &pd->info)) {
-        /* Perhaps the provider's own: only a native provider may answer. */
-        if (!rx->canon_err[0])
-            snprintf(rx->canon_err, sizeof rx->canon_err, "previous_response_id: '%.128s' is not in this "
-                     "gateway's store, and this provider has no Responses API of its own", rx->prev_id);
-        pd->info.canonical_off = true;
-        pd->info.canonical_why = rx->canon_err;
-        hx_proxy_start(r, pd->canon, &pd->info);
-        pd->canon = NULL;
-        pd->info.ctx = NULL;
-        pd->info.ctx_free = NULL;
-    } else if (status == 1) {
-        not_found(r, "previous_response_id", rx->prev_id);
-    } else {
-        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+    else if (status < 0)
+        hx_res_error(pd->r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+    else if (unknown_to_store(pd, "previous_response_id", rx->prev_id)) {
+        pending_step(pd);
+        return;
     }
     pending_drop(pd);
+}
+
+static void pending_step(pending *pd)
+{
+    hx_resp_ctx *rx = pd->info.ctx;
+    hx_resp_store *st = hx_responses_store(pd->r->cfg);
+    int rc = 0;
+    if (pd->r->aborted) {
+        pending_drop(pd);
+        return;
+    }
+    if (pd->canon && !pd->info.canonical_off && pd->ref < rx->nrefs) {
+        /* msg_X is the message of resp_X */
+        char id[sizeof rx->id];
+        snprintf(id, sizeof id, "resp_%s", rx->refs[pd->ref].id + 4);
+        rc = st->vt->get(st, id, rx->owner, on_ref, pd);
+    } else if (rx->prev_id && !pd->prev_done) {
+        rc = st->vt->get(st, rx->prev_id, rx->owner, on_prev, pd);
+    } else {
+        pending_go(pd);
+        pending_drop(pd);
+        return;
+    }
+    if (rc != 0) {
+        hx_res_error(pd->r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
+        pending_drop(pd);
+    }
 }
 
 void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
@@ -174,7 +299,7 @@ void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
     hx_resp_store *st = hx_responses_store(r->cfg);
     rx->owner = hx_strdup(owner_of(r));
     rx->st = rx->store ? st : NULL;
-    if (rx->owner == NULL || (rx->prev_id && st == NULL)) {
+    if (rx->owner == NULL || st == NULL) {
         json_object_put(canon);
         hx_resp_ctx_free(rx);
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
@@ -191,10 +316,6 @@ void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
         info->canonical_off = true;
         info->canonical_why = rx->canon_err;
     }
-    if (rx->prev_id == NULL) {
-        hx_proxy_start(r, canon, info);
-        return;
-    }
     pending *pd = hx_calloc(1, sizeof *pd);
     if (pd == NULL) {
         json_object_put(canon);
@@ -202,11 +323,8 @@ void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
         return;
     }
-    *pd = (pending){hx_req_ref(r), canon, *info};
-    if (st->vt->get(st, rx->prev_id, rx->owner, on_prev, pd) != 0) {
-        hx_res_error(r, HX_ERR_UNAVAILABLE, "the responses store could not be read");
-        pending_drop(pd);
-    }
+    *pd = (pending){.r = hx_req_ref(r), .canon = canon, .info = *info};
+    pending_step(pd);
 }
 
 /* ---- GET and DELETE /v1/responses/{id} ----------------------------------------- */

@@ -21,6 +21,16 @@
 #define HX_RESP_ECHO_MAX ((size_t)2 << 30)
 #define HX_RESP_CONV_MAX ((size_t)2 << 30)
 
+/* item_reference items naming an assistant message of the store (clients
+ * that store, like the Vercel AI SDK, send those instead of the text). */
+#define HX_RESP_MAX_REFS 64
+
+typedef struct {
+    char id[64];               /* msg_<hex> of a stored response resp_<hex> */
+    size_t item;               /* its position in `input` (for messages) */
+    size_t index;              /* the placeholder's position among the input's canonical messages */
+} hx_resp_ref;
+
 /* One Responses request, from its parse to its stored answer: owned by
  * the request (hx_in_info.ctx, freed by hx_resp_ctx_free). */
 typedef struct hx_resp_ctx {
@@ -36,6 +46,9 @@ typedef struct hx_resp_ctx {
     hx_buf prefix;             /* the stored conversation of prev_id (JSON array text, "" = none) */
     hx_resp_store *st;         /* where a completed response goes (NULL = nowhere) */
     char canon_err[256];       /* why the canonical form failed ("" = it did not) */
+    hx_resp_ref refs[HX_RESP_MAX_REFS];
+    int nrefs;
+    size_t ninput;             /* canonical messages made from `input` */
 } hx_resp_ctx;
 
 void hx_resp_ctx_free(void *ctx);
@@ -52,6 +65,14 @@ int hx_in_responses(json_object *body, json_object **canon, hx_in_info *info, ch
  * to canon's messages, after its instructions. 0 or -1 (malformed, no
  * memory). */
 int hx_resp_splice(json_object *canon, hx_resp_ctx *rx, const char *conv, size_t len);
+
+/* Fills the placeholder of ref with the text of the stored response's
+ * message item (response: a stored Response object), then, once every
+ * reference is filled, hx_resp_input_refresh rewrites rx->input. 0, 1 (no
+ * such message in that response) or -1 (malformed, no memory). */
+int hx_resp_fill_ref(json_object *canon, const hx_resp_ctx *rx, const hx_resp_ref *ref, const char *response,
+                     size_t len);
+int hx_resp_input_refresh(json_object *canon, hx_resp_ctx *rx);
 
 /* A completed response: stores it (when rx->store) with the conversation
  * it ends. `response` is the Response object text; out_msg the assistant's

@@ -19,6 +19,7 @@ typedef struct {
     json_object *msgs; /* canonical messages */
     char *err;
     size_t errlen;
+    hx_resp_ctx *rx;
 } rin;
 
 static bool is_type(json_object *o, json_type t)
@@ -323,6 +324,30 @@ static int function_output_item(rin *c, json_object *it, const char *where)
     return push(c, m);
 }
 
+/* item_reference: a reasoning item is dropped like the item itself; a
+ * message of the store becomes an assistant turn filled in later
+ * (hx_resp_fill_ref), which function calls after it join. */
+static int item_ref(rin *c, json_object *it, size_t i, const char *where)
+{
+    const char *id = in_str(it, "id");
+    if (id == NULL)
+        return hx_fail(c->err, c->errlen, "%s.id: expected a string", where);
+    if (strncmp(id, "rs_", 3) == 0)
+        return 0;
+    if (strncmp(id, "msg_", 4) != 0 || strlen(id) >= sizeof c->rx->refs[0].id)
+        return hx_fail(c->err, c->errlen, "%s.type: item_reference items must name a message (msg_...) or "
+                       "reasoning (rs_...) of this gateway's responses", where);
+    if (c->rx->nrefs == HX_RESP_MAX_REFS)
+        return hx_fail(c->err, c->errlen, "%s: more than %d item_reference items", where, HX_RESP_MAX_REFS);
+    if (push(c, new_msg("assistant", "content", NULL)) != 0)
+        return -1;
+    hx_resp_ref *ref = &c->rx->refs[c->rx->nrefs++];
+    snprintf(ref->id, sizeof ref->id, "%s", id);
+    ref->item = i;
+    ref->index = json_object_array_length(c->msgs) - 1;
+    return 0;
+}
+
 static int in_input(rin *c, json_object *input)
 {
     if (input == NULL)
@@ -346,8 +371,8 @@ static int in_input(rin *c, json_object *input)
             rc = function_output_item(c, it, w);
         else if (str_eq(type, "reasoning"))
             rc = 0; /* the model's earlier reasoning: chat APIs take no such input (docs/providers.md) */
-        else if (str_eq(type, "item_reference") && in_str(it, "id") && strncmp(in_str(it, "id"), "rs_", 3) == 0)
-            rc = 0; /* a reasoning item by reference (clients that store): the same */
+        else if (str_eq(type, "item_reference"))
+            rc = item_ref(c, it, i, w);
         else
             rc = hx_fail(c->err, c->errlen, "%s.type: %s items are not supported here (message, function_call, "
                          "function_call_output and reasoning are; built-in tools need an OpenAI upstream)", w,
@@ -691,7 +716,7 @@ static int in_head(json_object *body, hx_in_info *info, hx_resp_ctx *rx, char *e
 static json_object *build_canon(json_object *body, const hx_in_info *info, hx_resp_ctx *rx, char *err, size_t errlen)
 {
     json_object *out = json_object_new_object(), *instr = aj_get(body, "instructions");
-    rin c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen};
+    rin c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen, .rx = rx};
     int rc = out && c.msgs ? 0 : OOM(err, errlen);
     if (rc == 0 && (aj_set(out, "stream", json_object_new_boolean(info->stream)) != 0 ||
                     (info->model[0] && aj_set(out, "model", json_object_new_string(info->model)) != 0)))
@@ -706,6 +731,8 @@ static json_object *build_canon(json_object *body, const hx_in_info *info, hx_re
         rc = in_members(body, out, err, errlen);
     if (rc == 0)
         rc = in_input(&c, aj_get(body, "input"));
+    if (rc == 0)
+        rx->ninput = json_object_array_length(c.msgs);
     if (rc == 0 && (hx_json_append(&rx->input, c.msgs) != 0 || make_echo(rx, body) != 0))
         rc = OOM(err, errlen);
     json_object *all = rc == 0 ? json_object_new_array() : NULL;

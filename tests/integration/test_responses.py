@@ -223,6 +223,30 @@ class ResponsesStoreTest(ResponsesBase):
         self.assertEqual(msgs[3]["role"], "assistant")
         self.assertEqual(msgs[4], {"role": "user", "content": "thanks"})
 
+    def test_item_reference_to_a_stored_message(self):
+        """Clients that store (the Vercel AI SDK) send the assistant's
+        earlier text as an item_reference to its message id."""
+        srv = self.start("openai", backups=("anthropic",))
+        first = self.post(srv, {"model": MODELS["openai"], "input": "say something"}).json()
+        msg = first["output"][0]
+        r = self.post(srv, {"model": MODELS["anthropic"], "input": [
+            {"role": "user", "content": "say something"},
+            {"type": "item_reference", "id": "rs_" + first["id"][5:]},
+            {"type": "item_reference", "id": msg["id"]},
+            {"role": "user", "content": "and again"}]})
+        self.assertEqual(r.status, 200, r)
+        msgs = self.upstream()["messages"]
+        self.assertEqual(msgs[1], {"role": "assistant", "content": msg["content"][0]["text"]})
+        self.assertEqual(len(msgs), 3)
+        # the stored conversation of the second response has the text, not the reference
+        third = self.post(srv, {"model": MODELS["anthropic"], "previous_response_id": r.json()["id"], "input": "x"})
+        self.assertEqual(third.status, 200, third)
+        self.assertEqual(self.upstream()["messages"][1]["content"], msg["content"][0]["text"])
+        # a message this gateway never made (or another key's): 404 naming the item
+        err = self.assertResponsesError(self.post(srv, {"model": MODELS["anthropic"], "input": [
+            {"type": "item_reference", "id": "msg_unknown"}]}), 404, "msg_unknown")
+        self.assertEqual(err["param"], "input[0].id")
+
     def test_get_and_delete(self):
         srv = self.start("openai")
         r = self.post(srv, {"model": MODELS["openai"], "input": "remember me", "metadata": {"k": "v"}})

@@ -156,7 +156,8 @@ static void test_inbound_refused(void **state)
         {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\"}}}", "text.format", false},
         {"{\"input\":\"x\",\"reasoning\":{\"budget\":5}}", "reasoning.budget", false},
         {"{\"input\":[{\"type\":\"web_search_call\",\"id\":\"w\"}]}", "input[0].type: web_search_call", false},
-        {"{\"input\":[{\"type\":\"item_reference\",\"id\":\"msg_1\"}]}", "input[0].type: item_reference", false},
+        {"{\"input\":[{\"type\":\"item_reference\",\"id\":\"fc_1\"}]}", "input[0].type: item_reference", false},
+        {"{\"input\":[{\"type\":\"item_reference\"}]}", "input[0].id", false},
         {"{\"input\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "input[0].role", false},
         {"{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}", "input[0].content[0].type", false},
         {"{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"file_id\":\"f\"}]}]}",
@@ -199,6 +200,40 @@ static void test_splice(void **state)
     assert_string_equal(str_at(c, "messages.2.content"), "answer");
     assert_string_equal(str_at(c, "messages.3.content"), "again");
     assert_int_equal(hx_resp_splice(c, rx, "{}", 2), -1); /* not a conversation */
+    json_object_put(c);
+    hx_resp_ctx_free(info.ctx);
+}
+
+/* item_reference to a stored message: a placeholder assistant turn that
+ * the function calls after it join, filled from the stored response. */
+static void test_item_refs(void **state)
+{
+    (void)state;
+    hx_in_info info;
+    json_object *c = parse_ok("{\"instructions\":\"sys\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
+                              "{\"type\":\"item_reference\",\"id\":\"rs_abc\"},"
+                              "{\"type\":\"item_reference\",\"id\":\"msg_abc\"},"
+                              "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{}\"},"
+                              "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"r\"}]}",
+                              &info);
+    hx_resp_ctx *rx = info.ctx;
+    assert_int_equal(rx->nrefs, 1);
+    assert_string_equal(rx->refs[0].id, "msg_abc");
+    assert_int_equal(rx->refs[0].item, 2);
+    assert_int_equal(rx->refs[0].index, 1);
+    assert_int_equal(rx->ninput, 3);
+    assert_null(at(c, "messages.2.content"));
+    assert_string_equal(str_at(c, "messages.2.tool_calls.0.id"), "c1");
+    const char *stored = "{\"id\":\"resp_abc\",\"output\":[{\"id\":\"msg_abc\",\"type\":\"message\",\"content\":"
+                         "[{\"type\":\"output_text\",\"text\":\"Let me \"},{\"type\":\"output_text\",\"text\":\"look.\"}]}]}";
+    assert_int_equal(hx_resp_fill_ref(c, rx, &rx->refs[0], stored, strlen(stored)), 0);
+    assert_string_equal(str_at(c, "messages.2.content"), "Let me look.");
+    assert_int_equal(hx_resp_input_refresh(c, rx), 0);
+    assert_non_null(strstr(rx->input.data, "{\"role\":\"assistant\",\"content\":\"Let me look.\",\"tool_calls\""));
+    assert_null(strstr(rx->input.data, "sys")); /* the instructions are not part of the input */
+    const char *other = "{\"id\":\"resp_abc\",\"output\":[]}";
+    assert_int_equal(hx_resp_fill_ref(c, rx, &rx->refs[0], other, strlen(other)), 1);
+    assert_int_equal(hx_resp_fill_ref(c, rx, &rx->refs[0], "{", 1), -1);
     json_object_put(c);
     hx_resp_ctx_free(info.ctx);
 }
@@ -783,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_inbound_minimal),
         cmocka_unit_test(test_inbound_refused),
         cmocka_unit_test(test_splice),
+        cmocka_unit_test(test_item_refs),
         cmocka_unit_test(test_render_body),
         cmocka_unit_test(test_render_incomplete),
         cmocka_unit_test(test_render_stream),
