@@ -510,6 +510,7 @@ static const struct {
     {"user", K_STRING, "user"},
     {"service_tier", K_STRING, "service_tier"},
     {"prompt_cache_key", K_STRING, "prompt_cache_key"},
+    {"prompt_cache_retention", K_STRING, "prompt_cache_retention"},
     {"safety_identifier", K_STRING, "safety_identifier"},
     {"stream", K_BOOL, NULL},
     {"store", K_BOOL, NULL},

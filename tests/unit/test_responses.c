@@ -29,7 +29,8 @@ static const char FULL[] =
     "\"verbosity\":\"low\"},"
     "\"reasoning\":{\"effort\":\"high\",\"summary\":\"auto\"},\"max_output_tokens\":300,\"temperature\":0.70,"
     "\"top_p\":0.9,\"parallel_tool_calls\":false,\"user\":\"u-1\",\"metadata\":{\"k\":\"v\"},"
-    "\"truncation\":\"disabled\",\"include\":[\"reasoning.encrypted_content\"],\"service_tier\":\"flex\"}";
+    "\"truncation\":\"disabled\",\"include\":[\"reasoning.encrypted_content\"],\"service_tier\":\"flex\","
+    "\"prompt_cache_retention\":\"24h\"}";
 
 static json_object *parse_ok(const char *text, hx_in_info *info)
 {
@@ -63,6 +64,7 @@ static void test_inbound_full(void **state)
     assert_false(json_object_get_boolean(at(c, "parallel_tool_calls")));
     assert_string_equal(str_at(c, "user"), "u-1");
     assert_string_equal(str_at(c, "service_tier"), "flex");
+    assert_string_equal(str_at(c, "prompt_cache_retention"), "24h");
     assert_string_equal(str_at(c, "reasoning_effort"), "high");
     assert_string_equal(str_at(c, "verbosity"), "low");
     assert_string_equal(str_at(c, "response_format.type"), "json_schema");
