@@ -197,7 +197,7 @@ static int response_json(hx_render *r, rr_state *s, hx_buf *out, const char *sta
         return -1;
     for (int i = 0; i < s->nitems && strcmp(status, "in_progress") != 0; i++)
         if ((i && hx_buf_append(out, ",", 1)) ||
-            item_json(r, s, out, s->order[i], why ? "incomplete" : "completed"))
+            item_json(r, s, out, s->order[i], why || error ? "incomplete" : "completed"))
             return -1;
     if (hx_buf_append_str(out, "],\"usage\":") ||
         (done && r->has_usage ? usage_json(r, s, out) : hx_buf_append_str(out, "null")))

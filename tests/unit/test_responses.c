@@ -451,6 +451,8 @@ static void test_render_stream_ends(void **state)
     assert_string_equal(str_at(last, "response.status"), "failed");
     assert_string_equal(str_at(last, "response.error.code"), "server_error");
     assert_string_equal(str_at(last, "response.error.message"), "provider x failed mid-stream");
+    assert_string_equal(str_at(last, "response.output.0.status"), "incomplete"); /* cut short */
+    assert_string_equal(str_at(last, "response.output.0.content.0.text"), "Hel");
     assert_non_null(strstr(out.data, "\"type\":\"error\",\"sequence_number\":5,\"code\":\"server_error\","
                                      "\"message\":\"provider x failed mid-stream\",\"param\":null}"));
     json_object_put(last);
