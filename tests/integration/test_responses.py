@@ -313,7 +313,10 @@ class ResponsesStoreTest(ResponsesBase):
         self.assertResponsesError(self.post(srv, {"input": "x", "previous_response_id": d["id"]}, headers=hb),
                                   404, "previous_response_id")
         self.assertEqual(srv.get("/v1/responses/" + d["id"], headers=ha).status, 200)
-        self.assertEqual(srv.get("/v1/responses/" + d["id"]).status, 401)
+        # the route's error dialect also for the middleware's answers
+        err = self.assertResponsesError(srv.get("/v1/responses/" + d["id"]), 401, "")
+        self.assertIn("param", err)
+        self.assertIsNone(err["param"])
 
 
 # ---------------------------------------------------------------------------
