@@ -476,16 +476,19 @@ static int stream_end(hx_render *r, hx_buf *out)
 }
 
 /* A mid-stream failure: the `error` event the SDKs raise, then
- * response.failed for clients that follow the response's status. */
+ * response.failed for clients that follow the response's status. A
+ * stream relayed from a native provider (this renderer made none of it)
+ * gets the `error` event only: its response is the provider's. */
 static int stream_error(hx_render *r, const char *type, const char *message, hx_buf *out)
 {
     (void)type;
     rr_state *s = state(r);
-    if (s == NULL || ensure_created(r, s, out))
+    if (s == NULL)
         return -1;
-    return ev_begin(s, out, "error") || hx_buf_append_str(out, ",\"code\":\"server_error\",\"message\":") ||
-           hx_json_cstr(out, message) || hx_buf_append_str(out, ",\"param\":null") || ev_end(out) ||
-           ev_response(r, s, out, "response.failed", "failed", message);
+    if (ev_begin(s, out, "error") || hx_buf_append_str(out, ",\"code\":\"server_error\",\"message\":") ||
+        hx_json_cstr(out, message) || hx_buf_append_str(out, ",\"param\":null") || ev_end(out))
+        return -1;
+    return s->created ? ev_response(r, s, out, "response.failed", "failed", message) : 0;
 }
 
 const hx_render_vt hx_render_responses = {

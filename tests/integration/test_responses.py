@@ -431,7 +431,11 @@ class _NativeUpstream(http.server.BaseHTTPRequestHandler):
         _NativeUpstream.seen.append((self.path, raw))
         req = json.loads(raw or b"{}")
         if self.path.endswith("/responses"):
-            if req.get("stream"):
+            if req.get("stream") and req.get("input") == "break":
+                # ends before its final event
+                data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS[:3])
+                ctype = "text/event-stream"
+            elif req.get("stream"):
                 data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
                 ctype = "text/event-stream"
             else:
@@ -496,6 +500,18 @@ class ResponsesNativeTest(ResponsesBase):
         want = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
         self.assertEqual(r.body.decode(), want)  # nothing added (no [DONE])
         self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/responses")
+
+    def test_native_stream_cut_short(self):
+        """A relayed stream that ends before its final event: the events
+        that came, then an `error` event (no response of the gateway's own)."""
+        srv = self.start_native()
+        r = self.post(srv, {"model": "gpt-native", "input": "break", "stream": True})
+        self.assertEqual(r.status, 200, r)
+        evs = sse_events(r.body)
+        self.assertEqual([n for n, _ in evs], [n for n, _ in NATIVE_EVENTS[:3]] + ["error"])
+        err = json.loads(evs[-1][1])
+        self.assertEqual(err["type"], "error")
+        self.assertIn("ended early", err["message"])
 
     def test_translate_mode_uses_chat_completions(self):
         srv = self.start_native(mode="translate")

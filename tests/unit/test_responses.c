@@ -443,6 +443,17 @@ static void test_render_stream_ends(void **state)
     hx_buf_reset(&out);
     hx_buf_reset(&names);
 
+    /* a stream this renderer did not make (relayed from a native
+     * provider): only the error event, no response of its own */
+    hx_render_init(&r, &hx_render_responses, true, true, "m");
+    assert_int_equal(r.vt->stream_error(&r, "api_error", "cut", &out), 0);
+    check_events(out.data, &names, &last);
+    assert_string_equal(names.data, "error\n");
+    json_object_put(last);
+    hx_render_free(&r);
+    hx_buf_reset(&out);
+    hx_buf_reset(&names);
+
     hx_render_init(&r, &hx_render_responses, true, true, "m");
     assert_int_equal(r.vt->stream_event(&r, &EVS[2], &out), 0);
     assert_int_equal(r.vt->stream_error(&r, "api_error", "provider x failed mid-stream", &out), 0);
