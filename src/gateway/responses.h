@@ -39,7 +39,6 @@ typedef struct hx_resp_ctx {
     bool store;                /* `store` (default true) */
     char *owner;               /* the client key's name ("" with auth off) */
     char *prev_id;             /* previous_response_id (NULL = none) */
-    bool prev_spliced;         /* the stored conversation was prepended */
     bool instructions;         /* the canonical messages begin with the instructions */
     hx_buf echo;               /* `"instructions":...,"tools":...` members of every Response object */
     hx_buf input;              /* this request's input as canonical messages, a JSON array text */

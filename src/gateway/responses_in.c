@@ -532,6 +532,5 @@ int hx_resp_splice(json_object *canon, hx_resp_ctx *rx, const char *conv, size_t
             json_object_put(all);
         return -1;
     }
-    rx->prev_spliced = true;
     return 0;
 }
