@@ -118,6 +118,13 @@ typedef struct {
     hx_cfg_redis redis;
 } hx_cfg_cache;
 
+/* llm.responses: the store of /v1/responses answers (store: true). */
+typedef struct {
+    int64_t max_stored;        /* responses kept */
+    int64_t max_bytes;         /* their total size */
+    int64_t ttl;               /* ms: a response is forgotten this long after it completed */
+} hx_cfg_responses;
+
 typedef struct {
     char *name;                /* defaults to provider */
     char *provider;            /* openai | anthropic | ollama */
@@ -125,6 +132,7 @@ typedef struct {
     char *api_key;             /* secret */
     char *endpoint;
     hx_strlist aliases;        /* model names a request may use; "prefix*" matches a prefix */
+    char *responses_api;       /* auto | native | translate: how /v1/responses reaches it */
 } hx_cfg_backup;
 
 typedef struct {
@@ -148,6 +156,8 @@ typedef struct {
     int64_t request_timeout;   /* ms: whole request, retries included */
     int64_t stream_idle_timeout;    /* ms: longest gap between upstream body bytes (0 = none) */
     int64_t upstream_buffer_budget; /* bytes of non-streamed upstream answers held by the process */
+    hx_cfg_responses responses;
+    char *responses_api;       /* the primary's: auto | native | translate */
 } hx_cfg_llm;
 
 typedef struct {

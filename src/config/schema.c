@@ -208,6 +208,7 @@ static int backup_init(void *e)
     dset(&d, &b->model, "");
     dset(&d, &b->api_key, "");
     dset(&d, &b->endpoint, "");
+    dset(&d, &b->responses_api, "auto");
     return d.ok ? 0 : -1;
 }
 
@@ -219,6 +220,8 @@ static const hx_field backup_fields[] = {
     F(hx_cfg_backup, "api_key", api_key, HX_FT_STRING, .flags = HX_FF_SECRET),
     F(hx_cfg_backup, "endpoint", endpoint, HX_FT_STRING),
     F(hx_cfg_backup, "aliases", aliases, HX_FT_STRLIST),
+    F(hx_cfg_backup, "responses_api", responses_api, HX_FT_STRING, .values = STRS("auto", "native", "translate"),
+      .msg = "invalid responses_api (auto, native or translate)"),
 };
 TABLE(backup_schema, hx_cfg_backup, backup_init, backup_fields);
 
@@ -229,6 +232,13 @@ static const hx_field provider_health_fields[] = {
     F(hx_cfg_provider_health, "failure_threshold", failure_threshold, HX_FT_INT),
 };
 TABLE(provider_health_schema, hx_cfg_provider_health, NULL, provider_health_fields);
+
+static const hx_field responses_fields[] = {
+    F(hx_cfg_responses, "max_stored", max_stored, HX_FT_INT, R(0, 10000000)),
+    F(hx_cfg_responses, "max_bytes", max_bytes, HX_FT_SIZE, R(0, 64 * GIB)),
+    F(hx_cfg_responses, "ttl", ttl, HX_FT_DURATION, R(SEC, (int64_t)365 * 24 * 60 * MIN)),
+};
+TABLE(responses_schema, hx_cfg_responses, NULL, responses_fields);
 
 static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "name", name, HX_FT_STRING),
@@ -252,6 +262,9 @@ static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "request_timeout", request_timeout, HX_FT_DURATION, R(1, DMAX)),
     F(hx_cfg_llm, "stream_idle_timeout", stream_idle_timeout, HX_FT_DURATION, R(0, DMAX)),
     F(hx_cfg_llm, "upstream_buffer_budget", upstream_buffer_budget, HX_FT_SIZE, R(MIB, 64 * GIB)),
+    F(hx_cfg_llm, "responses", responses, HX_FT_STRUCT, .sub = &responses_schema),
+    F(hx_cfg_llm, "responses_api", responses_api, HX_FT_STRING, .values = STRS("auto", "native", "translate"),
+      .msg = "invalid responses_api (auto, native or translate)"),
 };
 TABLE(llm_schema, hx_cfg_llm, NULL, llm_fields);
 
@@ -290,6 +303,8 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->request_timeout = 300 * SEC;
     l->stream_idle_timeout = 60 * SEC;
     l->upstream_buffer_budget = 256 * MIB;
+    l->responses = (hx_cfg_responses){.max_stored = 10000, .max_bytes = 64 * MIB, .ttl = 24 * 60 * MIN};
+    dset(d, &l->responses_api, "auto");
 }
 
 /* ---- providers, circuit_breaker, queue, cors ---- */
@@ -478,8 +493,8 @@ static int route_init(void *e)
 static const hx_field route_fields[] = {
     F(hx_cfg_route, "path", path, HX_FT_STRING),
     F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
-      .values = STRS("completion", "chat", "messages", "embeddings", "count_tokens", "models", "model", "health",
-                     "provider_health", "metrics"),
+      .values = STRS("completion", "chat", "messages", "responses", "embeddings", "count_tokens", "models", "model",
+                     "health", "provider_health", "metrics"),
       .msg = "invalid handler"),
     F(hx_cfg_route, "version", version, HX_FT_STRING),
     F(hx_cfg_route, "methods", methods, HX_FT_STRLIST,
@@ -506,6 +521,8 @@ static void routes_defaults(dflt *d, hx_config *c)
         {"/health", "health", STRS("GET", "HEAD")},
         {"/health/providers/{name}", "provider_health", STRS("GET", "HEAD")},
         {"/metrics", "metrics", STRS("GET")},
+        {"/v1/responses", "responses", STRS("POST")},
+        {"/v1/responses/{id}", "responses", STRS("GET", "DELETE")},
         {"/v1/embeddings", "embeddings", STRS("POST")},
         {"/v1/messages/count_tokens", "count_tokens", STRS("POST")},
     };
@@ -667,8 +684,8 @@ static const char *const *handler_methods(const char *handler)
 {
     static const char *const post[] = {"POST", NULL};
     static const char *const get[] = {"GET", "HEAD", NULL};
-    static const char *const post_handlers[] = {"completion", "chat", "messages", "embeddings", "count_tokens",
-                                                NULL};
+    static const char *const post_handlers[] = {"completion", "chat", "messages", "responses", "embeddings",
+                                                "count_tokens", NULL};
     static const char *const get_handlers[] = {"health", "models", "model", "metrics", "provider_health",
                                                NULL};
     for (size_t i = 0; post_handlers[i]; i++)

@@ -346,7 +346,7 @@ static bool list_has(const hx_strlist *l, const char *name)
 bool hx_config_handler_spends(const char *h)
 {
     return strcmp(h, "chat") == 0 || strcmp(h, "completion") == 0 || strcmp(h, "messages") == 0 ||
-           strcmp(h, "embeddings") == 0 || strcmp(h, "count_tokens") == 0;
+           strcmp(h, "responses") == 0 || strcmp(h, "embeddings") == 0 || strcmp(h, "count_tokens") == 0;
 }
 
 bool hx_config_serves_unauthenticated(const hx_config *cfg)
@@ -440,6 +440,9 @@ static void check_backups(vctx *v)
             verr(v, pathf(path, "llm.backup_providers[%zu].name", i),
                  "duplicate provider name \"%s\" (also the primary's, llm.name)", b->name);
         check_aliases(v, &b->aliases, pathf(at, "llm.backup_providers[%zu]", i));
+        if (strcmp(b->responses_api, "native") == 0 && strcmp(b->provider, "openai") != 0)
+            verr(v, pathf(path, "llm.backup_providers[%zu].responses_api", i),
+                 "native needs provider openai (only OpenAI-compatible servers may have /responses)");
     }
 }
 
@@ -507,6 +510,9 @@ static void check_model_map(vctx *v)
             verr(v, path, "maps to \"%.*s\", which no provider serves (its model, name or aliases)", MAX_SHOWN,
                  ts);
     }
+    if (strcmp(l->responses_api, "native") == 0 && strcmp(l->provider, "openai") != 0)
+        verr(v, "llm.responses_api", "native needs provider openai (only OpenAI-compatible servers may have "
+                                     "/responses)");
 }
 
 static void check_llm(vctx *v)

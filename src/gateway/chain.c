@@ -97,6 +97,10 @@ static bool api_has_canon(hx_api api)
 static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, char *err, size_t errlen)
 {
     const hx_native *nv = pv->ad->native[p->info.api];
+    /* The Responses API natively only where the provider has it
+     * (responses_api), and never for a conversation of the gateway's store. */
+    if (p->info.native_off || (p->info.api == HX_API_RESPONSES && !pv->responses_native))
+        nv = NULL;
     p->native = nv;
     p->translated = NULL;
     if (nv && nv->build && nv->build(pv, pv->model, p->req, p->info.stream, ur, err, errlen) == 0)
@@ -113,6 +117,13 @@ static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, cha
         snprintf(err, errlen, "%s is not supported by provider %s (%s): it has no equivalent outside the %s API",
                  p->info.untranslatable, pv->name, pv->ad->name, hx_api_name(p->info.api));
         return -1;
+    }
+    if (p->info.api == HX_API_RESPONSES) {
+        p->native = NULL; /* a chat answer is no Response: rendered, not relayed */
+        if (p->info.canonical_off) {
+            snprintf(err, errlen, "%s", p->info.canonical_why ? p->info.canonical_why : "no canonical form");
+            return -1;
+        }
     }
     if (!api_has_canon(p->info.api)) {
         snprintf(err, errlen, "this provider (%s) does not serve the %s API", pv->ad->name,
@@ -178,6 +189,7 @@ static int start_attempt(proxy *p)
     if (p->tries++ > 0)
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
+    p->render.ctx = p->info.ctx;
     p->relay_raw = (p->native || p->translated) && !p->info.stream;
     p->relay_sse = p->native && p->info.stream;
     snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
@@ -405,6 +417,8 @@ static void tpm_reserve(proxy *p)
     int64_t mt = b->len ? hx_json_find_int(b->data, b->len, "max_tokens") : -1;
     if (mt <= 0 && b->len)
         mt = hx_json_find_int(b->data, b->len, "max_completion_tokens");
+    if (mt <= 0 && b->len)
+        mt = hx_json_find_int(b->data, b->len, "max_output_tokens"); /* Responses API */
     if (mt <= 0 || mt > INT32_MAX)
         mt = HX_TPM_DEFAULT_COMPLETION;
     p->tpm_reserved = hx_ratelimit_reserve_tokens(p->req, p->prompt_estimate + mt);
@@ -416,6 +430,8 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     proxy *p = gw ? hx_calloc(1, sizeof *p) : NULL;
     if (p == NULL) {
         json_object_put(canon);
+        if (info->ctx_free)
+            info->ctx_free(info->ctx);
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
         return;
     }
@@ -433,6 +449,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     hx_sse_init(&p->sse);
     hx_scrub_stream_init(&p->scrub);
     hx_render_init(&p->render, info->render, info->stream, info->include_usage, "");
+    p->render.ctx = info->ctx;
     size_t np = p->g->providers.n;
     p->chain = hx_calloc(np ? np : 1, sizeof *p->chain);
     p->chain_model = hx_calloc(np ? np : 1, sizeof *p->chain_model);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/gateway.h"
+#include "gateway/responses.h"
 #include "util/alloc.h"
 #include "middleware/queue.h"
 #include "obs/metrics.h"
@@ -119,7 +120,8 @@ static void collect_system(hx_metrics_writer *w, void *ud)
 int hx_gw_metrics_collectors(void)
 {
     if (hx_metrics_add_collector(collect_providers, NULL) != 0 ||
-        hx_metrics_add_collector(collect_queue, NULL) != 0 || hx_metrics_add_collector(collect_system, NULL) != 0)
+        hx_metrics_add_collector(collect_queue, NULL) != 0 || hx_metrics_add_collector(collect_system, NULL) != 0 ||
+        hx_metrics_add_collector(hx_responses_collect, NULL) != 0)
         return -1;
     return 0;
 }

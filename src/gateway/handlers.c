@@ -11,6 +11,7 @@
 #include "gateway/anthropic_err.h"
 #include "gateway/gateway.h"
 #include "gateway/models.h"
+#include "gateway/responses.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
 #include "obs/metrics.h"
@@ -273,11 +274,16 @@ static void handle_llm(hx_req *r, hx_api api, inbound_fn parse, const char *bad_
     const char *model = info.model[0] ? info.model : r->cfg->llm.model;
     if (r->auth_key && !hx_auth_model_allowed(r->auth_key, model)) {
         json_object_put(canon);
+        if (info.ctx_free)
+            info.ctx_free(info.ctx);
         hx_auth_deny_model(r, model);
         return;
     }
     hx_req_on_finish(r, debit_tokens, NULL);
-    hx_proxy_start(r, canon, &info);
+    if (parse == hx_in_responses)
+        hx_responses_start(r, canon, &info);
+    else
+        hx_proxy_start(r, canon, &info);
 }
 
 static void handle_chat(hx_req *r) { handle_llm(r, HX_API_CHAT, hx_in_openai_chat, "Invalid JSON body"); }
@@ -286,6 +292,16 @@ static void handle_completion(hx_req *r)
     handle_llm(r, HX_API_COMPLETIONS, hx_in_completions, "Invalid completion request format");
 }
 static void handle_messages(hx_req *r) { handle_llm(r, HX_API_MESSAGES, hx_in_anthropic, "Invalid JSON body"); }
+
+/* POST /v1/responses; GET and DELETE /v1/responses/{id}. */
+static void handle_responses(hx_req *r)
+{
+    if (strcmp(r->method, "POST") == 0)
+        handle_llm(r, HX_API_RESPONSES, hx_in_responses, "Invalid JSON body");
+    else
+        hx_responses_by_id(r);
+}
+
 static void handle_embeddings(hx_req *r) { handle_llm(r, HX_API_EMBEDDINGS, hx_in_embeddings, "Invalid JSON body"); }
 static void handle_count_tokens(hx_req *r)
 {
@@ -301,6 +317,7 @@ static const struct {
     {"completion", {handle_completion, NULL, NULL}},
     {"chat", {handle_chat, NULL, NULL}},
     {"messages", {handle_messages, hx_err_render_anthropic, "request-id"}},
+    {"responses", {handle_responses, hx_resp_err_render, NULL}},
     {"embeddings", {handle_embeddings, NULL, NULL}},
     {"count_tokens", {handle_count_tokens, hx_err_render_anthropic, "request-id"}},
     {"models", {hx_handle_models, NULL, NULL}},

@@ -28,6 +28,13 @@ typedef struct {
      * the client's API natively can serve it; any other refuses the
      * request naming it ("" = none). */
     char untranslatable[128];
+    /* The inbound API's own state for its renderer (the Responses API's
+     * hx_resp_ctx), owned: freed with ctx_free when the request ends. */
+    void *ctx;
+    void (*ctx_free)(void *ctx);
+    bool native_off;      /* never relay the body natively (it refers to gateway state) */
+    bool canonical_off;   /* only a provider speaking this API natively may serve */
+    const char *canonical_why; /* why (in ctx's memory), for the other providers' refusal */
 } hx_in_info;
 
 /* Each returns 0 and a new canonical object in *canon (caller puts it), or

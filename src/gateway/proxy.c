@@ -89,6 +89,8 @@ void px_proxy_unref(proxy *p)
         uv_close((uv_handle_t *)p->retry_timer, (uv_close_cb)hx_free);
     }
     json_object_put(p->canon);
+    if (p->info.ctx_free)
+        p->info.ctx_free(p->info.ctx);
     p->req->on_abort = NULL;
     p->req->on_drain = NULL;
     hx_req_unref(p->req);
@@ -270,7 +272,7 @@ void px_on_client_abort(hx_req *r, void *ud)
 static int render_event(proxy *p, const hx_event *ev)
 {
     if (!p->info.stream)
-        return hx_render_collect(&p->render, ev);
+        return p->render.vt->collect ? p->render.vt->collect(&p->render, ev) : hx_render_collect(&p->render, ev);
     return p->render.vt->stream_event(&p->render, ev, &p->out);
 }
 

@@ -36,6 +36,9 @@ void hx_render_free(hx_render *r)
         hx_buf_free(&r->tools[i].args);
     }
     r->ntools = 0;
+    if (r->ext && r->ext_free)
+        r->ext_free(r->ext);
+    r->ext = NULL;
 }
 
 static hx_tool_acc *tool_at(hx_render *r, int index)

@@ -39,6 +39,9 @@ typedef struct {
     int (*stream_error)(hx_render *r, const char *type, const char *message, hx_buf *out);
     /* Non-streaming: the whole JSON body from the collected events. */
     int (*body)(hx_render *r, hx_buf *out);
+    /* Optional: collects a non-streamed event (NULL = hx_render_collect),
+     * for a format that keeps more than hx_render_collect does. */
+    int (*collect)(hx_render *r, const hx_event *ev);
 } hx_render_vt;
 
 typedef struct {
@@ -83,6 +86,12 @@ struct hx_render {
     int block_kind;
     bool started;
     bool sent_finish;
+    /* The inbound API's own context (hx_in_info.ctx, borrowed; set by the
+     * caller after hx_render_init), and a renderer's own state, released
+     * by hx_render_free through ext_free. */
+    void *ctx;
+    void *ext;
+    void (*ext_free)(void *ext);
 };
 
 /* model: the model name to report (the provider's model). */

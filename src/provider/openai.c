@@ -295,6 +295,25 @@ static int embeddings_build(const hx_provider *p, const char *model, const hx_re
     return 0;
 }
 
+/* ---- the Responses API, natively ------------------------------------------ */
+
+/* The body as the client wrote it (model replaced) to {base}/responses:
+ * built-in tools, previous_response_id of OpenAI's own store and every
+ * other member reach OpenAI unchanged. */
+static int responses_build(const hx_provider *p, const char *model, const hx_req *r, bool stream,
+                           hx_up_request *out, char *err, size_t errlen)
+{
+    (void)stream;
+    out->method = "POST";
+    out->url = endpoint_url(p, "responses");
+    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
+        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0) {
+        snprintf(err, errlen, "out of memory building the upstream request");
+        return -1;
+    }
+    return 0;
+}
+
 static int embeddings_body(hx_relay *rl, const char *data, size_t len)
 {
     if (!hx_json_valid(data, len) || memmem(data, len, "\"data\"", 6) == NULL) {
@@ -312,6 +331,64 @@ static const hx_native native_embeddings = {
     .path = "embeddings",
     .build = embeddings_build,
     .body = embeddings_body,
+};
+
+/* Usage of a Response object: its last "usage" member (after the output,
+ * whose text cannot hold an unescaped quote). */
+static void responses_usage(hx_relay *rl, const char *data, size_t len)
+{
+    const char *u = NULL, *q = data, *end = data + len;
+    while ((q = memmem(q, (size_t)(end - q), "\"usage\":{", 9)) != NULL)
+        u = q++;
+    if (u == NULL)
+        return;
+    int64_t in = hx_json_find_int(u, (size_t)(end - u), "input_tokens");
+    int64_t out = hx_json_find_int(u, (size_t)(end - u), "output_tokens");
+    rl->prompt_tokens = in > 0 ? in : 0;
+    rl->completion_tokens = out > 0 ? out : 0;
+    rl->usage_seen = in >= 0 || out >= 0;
+}
+
+static bool is_event(const char *event, const char *name)
+{
+    return event && strcmp(event, name) == 0;
+}
+
+/* Every event goes on as it is; the stream ends with response.completed,
+ * response.incomplete, response.failed or an `error` event (relayed too:
+ * the client reads the upstream's own failure in its own format). */
+static int responses_stream_event(hx_relay *rl, const char *event, const char *data, size_t len)
+{
+    if (rl->done)
+        return 1;
+    if (len < 2 || data[0] != '{' || !hx_json_valid(data, len)) {
+        snprintf(rl->err, sizeof rl->err, "malformed event from upstream");
+        return -1;
+    }
+    if (is_event(event, "response.completed") || is_event(event, "response.incomplete") ||
+        is_event(event, "response.failed") || is_event(event, "error")) {
+        responses_usage(rl, data, len);
+        rl->done = true;
+    }
+    return 0;
+}
+
+static int responses_body(hx_relay *rl, const char *data, size_t len)
+{
+    if (len < 2 || data[0] != '{' || !hx_json_valid(data, len) || memmem(data, len, "\"output\"", 8) == NULL) {
+        snprintf(rl->err, sizeof rl->err, "upstream returned malformed JSON");
+        return -1;
+    }
+    responses_usage(rl, data, len);
+    return 0;
+}
+
+static const hx_native native_responses = {
+    .path = "responses",
+    .build = responses_build,
+    .stream_event = responses_stream_event,
+    .stream_end = NULL,
+    .body = responses_body,
 };
 
 static int build_probe(const hx_provider *p, hx_up_request *out)
@@ -575,7 +652,8 @@ const hx_adapter hx_adapter_openai = {
     .default_endpoint = "https://api.openai.com/v1",
     .key_required = true,
     .build_chat = build_chat,
-    .native = {[HX_API_CHAT] = &native_chat, [HX_API_EMBEDDINGS] = &native_embeddings},
+    .native = {[HX_API_CHAT] = &native_chat, [HX_API_EMBEDDINGS] = &native_embeddings,
+               [HX_API_RESPONSES] = &native_responses},
     .translated = {[HX_API_COUNT_TOKENS] = &hx_count_estimate},
     .build_probe = build_probe,
     .parser_new = parser_new,

@@ -91,6 +91,15 @@ int hx_providers_build(const hx_config *cfg, hx_providers *out, bool warn, char 
                 goto fail;
         }
     }
+    for (size_t i = 0; i < out->n; i++) {
+        /* responses_api auto: native only for OpenAI itself, since many
+         * OpenAI-compatible servers (Ollama's /v1, vLLM) lack /responses. */
+        hx_provider *p = &out->items[i];
+        const char *mode = i == 0 ? l->responses_api : l->backup_providers[i - 1].responses_api;
+        p->responses_native = p->ad == &hx_adapter_openai &&
+                              (strcmp(mode, "native") == 0 ||
+                               (strcmp(mode, "auto") == 0 && strcmp(p->base_url, p->ad->default_endpoint) == 0));
+    }
     for (size_t i = 0; warn && i < out->n; i++)
         if (!out->items[i].usable)
             HX_LOG_WARN("provider unusable", HX_F_STR("provider", out->items[i].name),

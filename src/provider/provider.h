@@ -20,6 +20,7 @@ struct hx_provider {
     bool usable;               /* false: missing key; see reason */
     char reason[192];          /* why unusable: names the variable to set */
     int index;                 /* position in the default chain */
+    bool responses_native;     /* /v1/responses goes to {base_url}/responses as it is (responses_api) */
 };
 
 typedef struct {

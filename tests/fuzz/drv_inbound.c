@@ -1,5 +1,5 @@
 /* Inbound target: a client body through each inbound parser (OpenAI chat
- * with its scan, completions, Anthropic messages) into the canonical
+ * with its scan, completions, Anthropic messages, Responses) into the canonical
  * request, then through each provider's request builder (openai,
  * anthropic, ollama; streamed and not) and their native builds.
  * Also the embeddings and count_tokens checks with Ollama's embeddings
@@ -9,6 +9,7 @@
 
 #include "fuzz.h"
 #include "gateway/inbound.h"
+#include "gateway/responses.h"
 #include "provider/adapter.h"
 #include "provider/provider.h"
 #include "util/json.h"
@@ -133,6 +134,23 @@ int hx_fuzz_inbound(const uint8_t *data, size_t size)
         json_object_put(canon);
     }
     fuzz_uncanonical(o, body, size);
+    /* Responses: 0 with no canonical form when only a native provider
+     * could carry the body (the reason is then in err). */
+    json_object *canon = NULL;
+    hx_in_info info = {0};
+    char err[256];
+    err[0] = '\0';
+    if (hx_in_responses(o, &canon, &info, err, sizeof err) == 0) {
+        FUZZ_CHECK(info.ctx != NULL && info.render != NULL);
+        FUZZ_CHECK(canon != NULL || (err[0] != '\0' && strlen(err) < sizeof err));
+        if (canon)
+            build_all(canon, body, size);
+        hx_resp_ctx_free(info.ctx);
+    } else {
+        FUZZ_CHECK(canon == NULL && info.ctx == NULL);
+        FUZZ_CHECK(err[0] != '\0' && strlen(err) < sizeof err);
+    }
+    json_object_put(canon);
     json_object_put(o);
     return 0;
 }

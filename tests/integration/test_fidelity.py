@@ -123,6 +123,9 @@ def client_text(ingress, r, body):
         return "".join(b.get("text", "") for b in d.get("content", []) if b.get("type") == "text")
     if ingress == "chat":
         return d["choices"][0]["message"].get("content") or ""
+    if ingress == "responses":  # the SDKs' output_text
+        return "".join(c.get("text", "") for o in d.get("output", []) if o.get("type") == "message"
+                       for c in o.get("content", []) if c.get("type") == "output_text")
     return json.dumps(d)
 
 

@@ -114,9 +114,9 @@ static void test_default_values(void **state)
     assert_string_equal(c->logging.format, "json");
     assert_int_equal(c->rate_limit.limits.requests_per_minute, 60);
     /* The original's 3 routes plus the OpenAI and Anthropic APIs, one
-     * model by id, the per-provider health route, embeddings and
-     * count_tokens. */
-    assert_int_equal(c->n_routes, 10);
+     * model by id, the per-provider health route, the Responses API,
+     * embeddings and count_tokens. */
+    assert_int_equal(c->n_routes, 12);
     assert_string_equal(c->routes[0].path, "/v1/chat/completions");
     assert_string_equal(c->routes[0].handler, "chat");
     assert_string_equal(c->routes[1].path, "/v1/completions");
@@ -130,11 +130,19 @@ static void test_default_values(void **state)
     assert_int_equal(c->routes[5].methods.n, 2);
     assert_string_equal(c->routes[6].path, "/health/providers/{name}");
     assert_string_equal(c->routes[7].path, "/metrics");
-    assert_string_equal(c->routes[8].path, "/v1/embeddings");
-    assert_string_equal(c->routes[8].handler, "embeddings");
+    assert_string_equal(c->routes[8].path, "/v1/responses");
+    assert_string_equal(c->routes[8].handler, "responses");
     assert_string_equal(c->routes[8].methods.items[0], "POST");
-    assert_string_equal(c->routes[9].path, "/v1/messages/count_tokens");
-    assert_string_equal(c->routes[9].handler, "count_tokens");
+    assert_string_equal(c->routes[9].path, "/v1/responses/{id}");
+    assert_int_equal(c->routes[9].methods.n, 2);
+    assert_int_equal(c->llm.responses.max_stored, 10000);
+    assert_int_equal(c->llm.responses.max_bytes, 64 << 20);
+    assert_int_equal(c->llm.responses.ttl, 24 * 3600 * 1000);
+    assert_string_equal(c->routes[10].path, "/v1/embeddings");
+    assert_string_equal(c->routes[10].handler, "embeddings");
+    assert_string_equal(c->routes[10].methods.items[0], "POST");
+    assert_string_equal(c->routes[11].path, "/v1/messages/count_tokens");
+    assert_string_equal(c->routes[11].handler, "count_tokens");
     hx_config_errors e = {0};
     assert_int_equal(hx_config_validate(c, &e), 0);
     hx_config_unref(c);
@@ -215,6 +223,31 @@ static void test_empty_provider_and_model(void **state)
     load_bad("llm:\n  provider: \"\"\n", "llm.provider: empty LLM provider");
     load_bad("llm:\n  model: ''\n", "empty LLM model");
     load_bad("llm:\n  provider: groq\n", "invalid LLM provider: groq (allowed: openai, anthropic, ollama)");
+}
+
+/* llm.responses (the store's bounds) and responses_api per provider. */
+static void test_responses_keys(void **state)
+{
+    (void)state;
+    hx_config *c = load_ok("llm:\n  provider: openai\n  responses_api: native\n  responses:\n    max_stored: 5\n"
+                           "    max_bytes: 1MB\n    ttl: 10m\n  backup_providers:\n    - provider: openai\n"
+                           "      model: m\n      responses_api: translate\n");
+    assert_int_equal(c->llm.responses.max_stored, 5);
+    assert_int_equal(c->llm.responses.max_bytes, 1 << 20);
+    assert_int_equal(c->llm.responses.ttl, 600000);
+    assert_string_equal(c->llm.responses_api, "native");
+    assert_string_equal(c->llm.backup_providers[0].responses_api, "translate");
+    hx_config_unref(c);
+    load_bad("llm:\n  responses_api: sometimes\n", "invalid responses_api (auto, native or translate)");
+    load_bad("llm:\n  provider: ollama\n  responses_api: native\n", "llm.responses_api: native needs provider openai");
+    load_bad("llm:\n  backup_providers:\n    - provider: anthropic\n      model: m\n      responses_api: native\n",
+             "llm.backup_providers[0].responses_api: native needs provider openai");
+    load_bad("llm:\n  responses:\n    ttl: 0s\n", "llm.responses.ttl");
+    /* a /v1/responses route spends provider keys like the others */
+    load_bad("server:\n  host: 0.0.0.0\nauth:\n  enabled: true\n  keys:\n    - {name: a, key: sk-abcdefgh-1}\n"
+             "routes:\n  - {path: /v1/responses, handler: responses, middleware: [logging]}\n",
+             "for a completion route (its middleware lacks auth)");
+    load_bad("llm:\n  responses:\n    max_stored: -1\n", "llm.responses.max_stored");
 }
 
 static void test_empty_route_path(void **state)
@@ -843,7 +876,7 @@ static void test_example_config_loads(void **state)
     assert_string_equal(c->llm.backup_providers[1].model, "gpt-4o-mini");
     assert_false(c->queue.enabled);
     assert_string_equal(c->logging.level, "info");
-    assert_int_equal(c->n_routes, 10);
+    assert_int_equal(c->n_routes, 12);
     hx_config_unref(c);
     hx_config_errors_free(&e);
 
@@ -1036,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_invalid_port),
         cmocka_unit_test(test_invalid_log_level_and_format),
         cmocka_unit_test(test_empty_provider_and_model),
+        cmocka_unit_test(test_responses_keys),
         cmocka_unit_test(test_empty_route_path),
         cmocka_unit_test(test_env_port),
         cmocka_unit_test(test_env_unset_keeps_default),
