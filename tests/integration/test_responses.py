@@ -151,6 +151,11 @@ class ResponsesMatrixTest(ResponsesBase):
                     if kind == "anthropic":
                         self.assertEqual(up["tools"][0]["name"], "get_weather")
                         self.assertEqual(up["tool_choice"], {"type": "any"})
+                    elif kind == "ollama":
+                        # one tool, forced: Ollama's format carries its schema
+                        # and the JSON answer comes back as the call
+                        self.assertNotIn("tools", up)
+                        self.assertEqual(up["format"], TOOL["parameters"])
                     else:
                         self.assertEqual(up["tools"][0]["function"]["name"], "get_weather")
                         self.assertEqual(up["tools"][0]["function"]["parameters"], TOOL["parameters"])
