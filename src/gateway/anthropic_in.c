@@ -280,7 +280,7 @@ static int flush_user(in_conv *c, json_object **parts)
     return push_msg(c, "user", "content", p);
 }
 
-static json_object *text_part(json_object *text)
+json_object *hx_in_text_part(json_object *text)
 {
     json_object *p = json_object_new_object();
     if (p == NULL || aj_set(p, "type", json_object_new_string("text")) != 0 ||
@@ -304,7 +304,7 @@ static int user_part(in_conv *c, json_object *b, const char *type, size_t i, siz
         if (!is_type(t, json_type_string))
             return hx_fail(c->err, c->errlen, "messages.%zu.content.%zu.text: expected a string", i, j);
         other = other_member(b, text_known);
-        *part = text_part(t);
+        *part = hx_in_text_part(t);
     } else if (strcmp(type, "image") == 0) {
         other = other_member(b, image_known);
         c->skip = false;
@@ -516,7 +516,7 @@ static int in_system(in_conv *c, json_object *body)
     }
     /* Markers need the blocks kept apart: the parts, all of them. */
     for (size_t i = 0; rc == 0 && parts && i < json_object_array_length(sys); i++) {
-        json_object *b = json_object_array_get_idx(sys, i), *p = text_part(aj_get(b, "text"));
+        json_object *b = json_object_array_get_idx(sys, i), *p = hx_in_text_part(aj_get(b, "text"));
         if (aj_push(parts, p) != 0 || keep_cache(p, b) != 0)
             rc = OOM(c->err, c->errlen);
     }

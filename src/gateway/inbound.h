@@ -50,6 +50,9 @@ int hx_in_openai_chat(json_object *body, json_object **canon, hx_in_info *info, 
 int hx_in_openai_chat_scan(const char *body, size_t len, hx_in_info *info);
 int hx_in_completions(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
 int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, char *err, size_t errlen);
+/* A canonical text part {"type":"text","text":TEXT} (a new object holding
+ * a reference to text), or NULL (no memory). */
+json_object *hx_in_text_part(json_object *text);
 
 /* APIs without a canonical form (embeddings_in.c): the body is checked
  * and *canon is the body itself (a new reference), which translating

@@ -41,17 +41,6 @@ static int push(rin *c, json_object *m)
 
 /* ---- message content ------------------------------------------------------- */
 
-static json_object *text_part(json_object *text)
-{
-    json_object *p = json_object_new_object();
-    if (p == NULL || aj_set(p, "type", json_object_new_string("text")) != 0 ||
-        aj_set(p, "text", json_object_get(text)) != 0) {
-        json_object_put(p);
-        return NULL;
-    }
-    return p;
-}
-
 /* input_image → {type:image_url, image_url:{url, detail}}. */
 static json_object *image_part(rin *c, json_object *b, const char *where)
 {
@@ -145,7 +134,7 @@ static int input_content(rin *c, const char *role, json_object *content, const c
                 json_object_put(parts);
                 return hx_fail(c->err, c->errlen, "%s.text: expected a string", w);
             }
-            if ((p = text_part(t)) == NULL) {
+            if ((p = hx_in_text_part(t)) == NULL) {
                 json_object_put(parts);
                 return OOM(c->err, c->errlen);
             }

@@ -203,6 +203,21 @@ oom:
 
 /* ---- the Chat Completions API, natively --------------------------------- */
 
+/* POST {base}/PATH with the client's own body, `model` replacing its model
+ * (see hx_native_body): what every native OpenAI API sends. */
+static int native_post(const hx_provider *p, const char *path, const char *model, const hx_req *r,
+                       hx_up_request *out, char *err, size_t errlen)
+{
+    out->method = "POST";
+    out->url = endpoint_url(p, path);
+    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
+        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0) {
+        snprintf(err, errlen, "the body cannot go as it is (out of memory, or an ambiguous model member)");
+        return -1;
+    }
+    return 0;
+}
+
 /* A non-streamed chat request goes up as the client wrote it (model
  * replaced). Streams are rebuilt: the gateway adds stream_options to count
  * the tokens, and the relay drops the usage chunk the client did not ask
@@ -214,12 +229,7 @@ static int chat_build(const hx_provider *p, const char *model, const hx_req *r, 
     snprintf(err, errlen, "the body is rebuilt");
     if (stream || (is_openai_proper(p) && memmem(b->data, b->len, "\"top_k\"", 7) != NULL))
         return -1; /* top_k is refused by name: see build_chat */
-    out->method = "POST";
-    out->url = endpoint_url(p, "chat/completions");
-    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
-        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0)
-        return -1;
-    return 0;
+    return native_post(p, "chat/completions", model, r, out, err, errlen);
 }
 
 static void chat_usage(hx_relay *rl, const char *data, size_t len)
@@ -285,14 +295,7 @@ static int embeddings_build(const hx_provider *p, const char *model, const hx_re
                             hx_up_request *out, char *err, size_t errlen)
 {
     (void)stream;
-    out->method = "POST";
-    out->url = endpoint_url(p, "embeddings");
-    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
-        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    return 0;
+    return native_post(p, "embeddings", model, r, out, err, errlen);
 }
 
 /* ---- the Responses API, natively ------------------------------------------ */
@@ -304,14 +307,7 @@ static int responses_build(const hx_provider *p, const char *model, const hx_req
                            hx_up_request *out, char *err, size_t errlen)
 {
     (void)stream;
-    out->method = "POST";
-    out->url = endpoint_url(p, "responses");
-    if (out->url == NULL || hx_native_body(r, model, &out->body) != 0 ||
-        hx_headers_add(&out->headers, "Content-Type", "application/json") != 0 || add_auth(p, out) != 0) {
-        snprintf(err, errlen, "out of memory building the upstream request");
-        return -1;
-    }
-    return 0;
+    return native_post(p, "responses", model, r, out, err, errlen);
 }
 
 static int embeddings_body(hx_relay *rl, const char *data, size_t len)
