@@ -606,6 +606,31 @@ static void check_features(vctx *v)
     check_auth(v);
 }
 
+/* routes[].health_check: what route_health.h can check. */
+static void check_route_health(vctx *v, const hx_cfg_route *r, size_t i)
+{
+    char path[PATH_MAX_LEN];
+    static const char *const own[] = {"health", "provider_health", "metrics"};
+    for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+        if (strcmp(r->handler, own[k]) == 0)
+            verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
+                 "handler %s is served by hapax itself: there is nothing upstream to check", own[k]);
+    if (strchr(r->path, '{'))
+        verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
+             "a path with a {parameter} has no single <path>/health");
+    for (size_t k = 0; k < r->health_check.checks.n; k++) {
+        const hx_kv *c = &r->health_check.checks.items[k];
+        const char *t = c->value ? c->value : "";
+        int64_t ms;
+        if (strcmp(t, "http") == 0 || strcmp(t, "tcp") == 0 || strcmp(t, "threshold") == 0 ||
+            (hx_units_parse_duration(t, &ms) == 0 && ms > 0))
+            continue;
+        verr(v, pathf(path, "routes[%zu].health_check.checks.%s", i, c->key),
+             "unknown check type '%.*s' (http, tcp, threshold or a duration such as 500ms)", MAX_SHOWN,
+             shown(v, path, t));
+    }
+}
+
 static void check_routes(vctx *v)
 {
     const hx_config *c = v->cfg;
@@ -633,8 +658,7 @@ static void check_routes(vctx *v)
                 break;
             }
         if (r->health_check.enabled)
-            verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
-                 "per-route health checks are not supported yet");
+            check_route_health(v, r, i);
         check_chain(v, &r->middleware, pathf(path, "routes[%zu].middleware", i));
     }
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway/route_health.h"
 #include "middleware/middleware.h"
 #include "obs/log.h"
 #include "util/alloc.h"
@@ -120,6 +121,8 @@ hx_gateway *hx_gateway_new(hx_config *cfg, hx_gateway *prev, char *err, size_t e
         goto oom;
     if (hx_gw_metrics_build(g) != 0)
         goto oom;
+    if (hx_route_health_build(g, prev) != 0)
+        goto oom;
     for (size_t i = 0; i < g->providers.n; i++) {
         if ((g->health[i] = hx_health_new(g->providers.items[i].name, cfg->llm.health_check.failure_threshold)) == NULL ||
             (g->breakers[i] = hx_breaker_new(g->providers.items[i].name, &cfg->circuit_breaker)) == NULL)
@@ -186,6 +189,7 @@ bool hx_gateway_provider_up(hx_gateway *g, size_t idx)
 
 static void gateway_free(hx_gateway *g)
 {
+    hx_route_health_free(g);
     for (size_t i = 0; g->health && i < g->providers.n; i++)
         hx_health_free(g->health[i]);
     for (size_t i = 0; g->breakers && i < g->providers.n; i++)

@@ -48,9 +48,12 @@ typedef struct hx_gateway {
     unsigned retry_classes;    /* HX_RETRY_* of llm.retry.retryable_errors */
     hx_gw_provider_metrics *pm;/* one per provider, same index */
     hx_scrub *scrub;           /* the config's secrets, removed from what upstreams send */
+    struct hx_route_health *rhealth; /* routes with a health check (route_health.h) */
+    size_t n_rhealth;
 } hx_gateway;
 
 struct hx_probe;
+struct hx_rprobe;
 
 typedef struct {
     hx_gateway *gw;            /* reference held; see hx_gw_worker_sync */
@@ -63,6 +66,8 @@ typedef struct {
     struct proxy *live;        /* requests being answered (shutdown ends them) */
     struct hx_probe **probes;  /* only on the probing worker */
     size_t nprobes;
+    struct hx_rprobe **rprobes; /* route health checks, on the probing worker */
+    size_t nrprobes;
 } hx_gw_worker;
 
 /* Builds the providers of cfg (warning once per unusable one). A provider
@@ -133,6 +138,10 @@ void hx_gateway_describe_unreachable(const hx_provider *pv, char *out, size_t n)
 /* Active probes on this worker's loop (prober.c). */
 int hx_prober_start(hx_gw_worker *w, void *loop);
 void hx_prober_stop(hx_gw_worker *w);
+/* The route health checks' probes (route_probe.c), started and stopped
+ * with the provider probes. */
+int hx_route_probes_start(hx_gw_worker *w, void *loop);
+void hx_route_probes_stop(hx_gw_worker *w);
 
 /* Sends the canonical request (owned by the call from now on) along the
  * chain for info->model and renders the answer to r. */

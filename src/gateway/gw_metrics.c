@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/gateway.h"
+#include "gateway/route_health.h"
 #include "gateway/responses.h"
 #include "util/alloc.h"
 #include "middleware/queue.h"
@@ -76,6 +77,13 @@ static void collect_providers(hx_metrics_writer *w, void *ud)
     for (size_t i = 0; i < g->providers.n; i++) {
         const char *l[] = {"provider", g->providers.items[i].name, NULL};
         hx_metrics_write_sample(w, "hapax_provider_healthy", l, hx_gateway_provider_up(g, i) ? 1 : 0);
+    }
+    if (g->n_rhealth)
+        hx_metrics_write_family(w, "hapax_route_healthy", "1 while the route's health check passes (routes[].health_check).",
+                                HX_METRIC_GAUGE);
+    for (size_t i = 0; i < g->n_rhealth; i++) {
+        const char *l[] = {"route", g->rhealth[i].path, NULL};
+        hx_metrics_write_sample(w, "hapax_route_healthy", l, hx_health_ok(g->rhealth[i].h) ? 1 : 0);
     }
     hx_gateway_unref(g);
 }

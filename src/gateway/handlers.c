@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "gateway/models.h"
 #include "gateway/responses.h"
+#include "gateway/route_health.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
 #include "obs/metrics.h"
@@ -93,12 +94,19 @@ static void handle_health(hx_req *r)
         rc = (i && hx_buf_append(&b, ",", 1)) || provider_json(&b, w->gw, i, detail, &u);
         up += u;
     }
+    size_t bad_routes = 0; /* routes[].health_check: an unhealthy one degrades */
+    if (rc == 0 && w && w->gw->n_rhealth)
+        rc = hx_buf_append_str(&b, "},") || hx_route_health_json(&b, w->gw, &bad_routes) ||
+             hx_buf_append(&b, ",", 1);
+    else if (rc == 0)
+        rc = hx_buf_append_str(&b, "},");
     hx_sysload_status sys;
     hx_sysload_get(&sys);
     const char *status = sys.shedding ? "overloaded"
-                       : n == 0 || up == n ? "ok" : up > 0 ? "degraded" : "unavailable";
+                       : (n == 0 || up == n) && bad_routes == 0 ? "ok" : up > 0 || n == 0 ? "degraded"
+                                                                                           : "unavailable";
     if (rc == 0)
-        rc = hx_buf_append_str(&b, "},") || system_json(&b, &sys) || hx_buf_append_str(&b, ",\"status\":") ||
+        rc = system_json(&b, &sys) || hx_buf_append_str(&b, ",\"status\":") ||
              hx_json_cstr(&b, status) || hx_buf_append_str(&b, "}\n");
     hx_res_header(r, "Cache-Control", "no-store");
     if (rc != 0)
@@ -324,6 +332,7 @@ static const struct {
     {"model", {hx_handle_model, NULL, NULL}},
     {"provider_health", {handle_provider_health, NULL, NULL}},
     {"metrics", {handle_metrics, NULL, NULL}},
+    {"route_health", {hx_handle_route_health, NULL, NULL}}, /* <path>/health, never named in a config */
 };
 
 const hx_handler_def *hx_handlers_lookup(const char *name)

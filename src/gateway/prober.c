@@ -155,6 +155,8 @@ int hx_prober_start(hx_gw_worker *w, void *loop)
 {
     hx_gateway *g = w->gw;
     const hx_cfg_provider_health *hc = &g->cfg->llm.health_check;
+    if (hx_route_probes_start(w, loop) != 0)
+        return -1;
     if (!hc->enabled)
         return 0;
     w->probes = hx_calloc(g->providers.n ? g->providers.n : 1, sizeof *w->probes);
@@ -189,6 +191,7 @@ static void on_probe_closed(uv_handle_t *h)
 
 void hx_prober_stop(hx_gw_worker *w)
 {
+    hx_route_probes_stop(w);
     for (size_t i = 0; w->probes && i < w->nprobes; i++) {
         struct hx_probe *pr = w->probes[i];
         if (pr == NULL)

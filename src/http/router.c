@@ -112,7 +112,7 @@ static int copy_required(route *r, const hx_kvlist *h)
 
 /* The mount path: `version` prefixes the path ("/completions" + v1 ->
  * "/v1/completions") unless the path already starts with it. */
-static char *versioned_path(const char *path, const char *version)
+char *hx_router_mount_path(const char *path, const char *version)
 {
     size_t vl = strlen(version);
     if (vl == 0 || (path[0] == '/' && strncmp(path + 1, version, vl) == 0 &&
@@ -125,6 +125,35 @@ static char *versioned_path(const char *path, const char *version)
     return p;
 }
 
+/* GET/HEAD `<mounted path>/health` (routes[].health_check), behind the
+ * same middleware as the route it reports on. */
+static int add_health_route(hx_router *rt, const hx_config *cfg, const hx_cfg_route *cr, hx_handler_lookup_fn lookup,
+                            hx_step_lookup_fn steps)
+{
+    const hx_handler_def *def = lookup("route_health");
+    if (def == NULL)
+        return 0; /* a table without it (unit tests): nothing to serve */
+    char *mount = hx_router_mount_path(cr->path, cr->version);
+    if (mount == NULL)
+        return -1;
+    size_t n = strlen(mount) + sizeof "/health";
+    route *r = &rt->routes[rt->n];
+    r->path = hx_malloc(n);
+    if (r->path)
+        snprintf(r->path, n, "%s/health", mount);
+    hx_free(mount);
+    if (r->path == NULL)
+        return -1;
+    rt->n++;
+    r->fn = def->fn;
+    r->methods = M_GET | M_HEAD;
+    const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
+    r->mw = hx_router_mw_mask(chain);
+    build_steps(r, cfg, cr, steps);
+    build_allow(r);
+    return 0;
+}
+
 hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx_step_lookup_fn steps,
                            char *err, size_t errlen)
 {
@@ -135,9 +164,14 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
     for (size_t i = 0; steps && i < cfg->server.middleware.n; i++)
         if (strcmp(cfg->server.middleware.items[i], "cors") == 0)
             rt->unmatched_cors = steps(cfg, "cors", "", false);
-    rt->routes = hx_calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *rt->routes);
+    rt->routes = hx_calloc(cfg->n_routes ? 2 * cfg->n_routes : 1, sizeof *rt->routes);
     if (rt->routes == NULL)
         goto oom;
+    /* `<path>/health` of routes with a health check come first: a pattern
+     * route ("/v1/models/{id...}") would match them otherwise. */
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if (cfg->routes[i].health_check.enabled && add_health_route(rt, cfg, &cfg->routes[i], lookup, steps) != 0)
+            goto oom;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const hx_cfg_route *cr = &cfg->routes[i];
         route *r = &rt->routes[rt->n];
@@ -158,7 +192,7 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
         r->fn = def->fn;
         r->err_render = def->err_render;
         r->id_header = def->id_header;
-        r->path = versioned_path(path, cr->version);
+        r->path = hx_router_mount_path(path, cr->version);
         if (r->path == NULL)
             goto oom;
         const char *brace = strchr(r->path, '{');

@@ -36,6 +36,10 @@ typedef struct hx_router hx_router;
 hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx_step_lookup_fn steps,
                            char *err, size_t errlen);
 void hx_router_free(hx_router *rt);
+/* A route's mount path: `version` prefixes `path` ("/completions" + v1 ->
+ * "/v1/completions") unless the path already starts with it. NULL when
+ * out of memory; hx_free it. */
+char *hx_router_mount_path(const char *path, const char *version);
 
 /* The HX_MW_* set of the global chain (server.middleware). */
 unsigned hx_router_global_mw(const hx_router *rt);

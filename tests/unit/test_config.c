@@ -588,8 +588,36 @@ static void test_not_supported_yet(void **state)
     load_bad("state:\n  backend: redis\n", "state.backend: the redis state backend is not supported yet");
     load_bad("providers:\n  main:\n    type: openai\n", "providers: not supported; use llm and llm.backup_providers");
     load_bad("provider_preference: [ollama]\n", "provider_preference: not supported");
-    load_bad("routes:\n  - path: /a\n    handler: chat\n    health_check:\n      enabled: true\n",
-             "per-route health checks are not supported yet");
+}
+
+/* routes[].health_check (gateway/route_health.h): accepted, and what it
+ * cannot check refused at its line. */
+static void test_route_health_check(void **state)
+{
+    (void)state;
+    hx_config *c = load_ok("routes:\n  - path: /a\n    handler: chat\n    health_check:\n      enabled: true\n"
+                           "      interval: 2s\n      threshold: 2\n      checks: {api: http, conn: tcp, latency: 300ms}\n");
+    assert_true(c->routes[0].health_check.enabled);
+    assert_int_equal(c->routes[0].health_check.interval, 2000);
+    assert_int_equal(c->routes[0].health_check.checks.n, 3);
+    hx_config_unref(c);
+    c = load_ok("routes:\n  - path: /a\n    handler: completion\n    health_check:\n      enabled: true\n"
+                "      checks: {api: http, latency: threshold}\n");
+    hx_config_unref(c);
+    load_bad("routes:\n  - path: /a\n    handler: chat\n    health_check:\n      enabled: true\n"
+             "      checks:\n        api: ftp\n",
+             "test.yaml:7:14: routes[0].health_check.checks.api: unknown check type 'ftp'");
+    load_bad("routes:\n  - path: /a\n    handler: chat\n    health_check:\n      enabled: true\n"
+             "      checks:\n        latency: 0s\n",
+             "routes[0].health_check.checks.latency: unknown check type '0s'");
+    load_bad("routes:\n  - path: /h\n    handler: health\n    health_check:\n      enabled: true\n",
+             "routes[0].health_check.enabled: handler health is served by hapax itself");
+    load_bad("routes:\n  - path: /m/{id}\n    handler: model\n    health_check:\n      enabled: true\n",
+             "routes[0].health_check.enabled: a path with a {parameter} has no single <path>/health");
+    load_bad("routes:\n  - path: /a\n    handler: chat\n    health_check:\n      enabled: true\n      threshold: 0\n",
+             "routes[0].health_check.threshold");
+    load_bad("routes:\n  - path: /a\n    handler: chat\n    health_check:\n      enabled: true\n      interval: 0s\n",
+             "routes[0].health_check.interval");
 }
 
 static void test_cors_wildcard_with_credentials(void **state)
@@ -1087,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_empty_and_malformed_documents),
         cmocka_unit_test(test_not_supported_yet),
+        cmocka_unit_test(test_route_health_check),
         cmocka_unit_test(test_limits_and_aliases),
         cmocka_unit_test(test_cors_wildcard_with_credentials),
         cmocka_unit_test(test_ranges),
