@@ -125,8 +125,9 @@ char *hx_router_mount_path(const char *path, const char *version)
     return p;
 }
 
-/* GET/HEAD `<mounted path>/health` (routes[].health_check), behind the
- * same middleware as the route it reports on. */
+/* GET/HEAD `<mounted path>/health` (routes[].health_check): the route's
+ * chain, with what applies to a health handler (auth and rate_limit leave
+ * it alone unless the route lists its own chain, as for /health). */
 static int add_health_route(hx_router *rt, const hx_config *cfg, const hx_cfg_route *cr, hx_handler_lookup_fn lookup,
                             hx_step_lookup_fn steps)
 {
@@ -149,7 +150,9 @@ static int add_health_route(hx_router *rt, const hx_config *cfg, const hx_cfg_ro
     r->methods = M_GET | M_HEAD;
     const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
     r->mw = hx_router_mw_mask(chain);
-    build_steps(r, cfg, cr, steps);
+    hx_cfg_route as_health = *cr;
+    as_health.handler = (char *)"health";
+    build_steps(r, cfg, &as_health, steps);
     build_allow(r);
     return 0;
 }

@@ -161,6 +161,16 @@ class TestRouteHealth(RouteHealthCase):
         self.assertEqual(srv.get("/metrics/health").status, 404)
         self.assertEqual(len(re.findall(r"^hapax_route_healthy\{", m, re.M)), 1, m)
 
+    def test_path_health_stays_public_like_health_with_auth_on(self):
+        mock = self.start_mock()
+        srv = self.start_server(config(provider("openai", mock), threshold=1,
+                                       extra={"auth": {"enabled": True,
+                                                       "keys": [{"name": "app", "key": "hx-test-app-key"}]}}))
+        self.wait_route(srv, lambda s: s["checks"] >= 1, "checked")
+        r = srv.request("POST", ROUTE, headers={"Content-Type": "application/json"}, body="{}")
+        self.assertEqual(r.status, 401, r)
+        self.assertRouteHealth(srv, True)
+
     def test_reload_follows_the_new_config(self):
         mock = self.start_mock()
         cfg = config(provider("openai", mock), threshold=1)
