@@ -252,6 +252,47 @@ static void test_route_version_prefix(void **state)
     hx_config_unref(c2);
 }
 
+/* routes[].health_check adds GET/HEAD <mount path>/health, ahead of every
+ * route (a pattern route would take it otherwise); building copes with
+ * each allocation failing. */
+static void test_route_health_path(void **state)
+{
+    (void)state;
+    const char *y = "routes:\n  - {path: \"/v2/{rest...}\", handler: chat, methods: [POST]}\n"
+                    "  - {path: /completions, handler: completion, version: v2,\n"
+                    "     health_check: {enabled: true}}\n"
+                    "  - {path: /health, handler: health}\n";
+    hx_config_errors errs = {0};
+    hx_config *c2 = hx_config_load_string(y, strlen(y), "t.yaml", &errs);
+    hx_config_errors_free(&errs);
+    assert_non_null(c2);
+    char err[128];
+    for (unsigned long n = 1; n < 30; n++) {
+        hx_alloc_fail_at(n, 1);
+        hx_router *f = hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err);
+        hx_alloc_fail_at(0, 0);
+        hx_router_free(f);
+    }
+    hx_router *rt2 = hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err);
+    assert_non_null(rt2);
+    hx_router *saved_rt = rt;
+    hx_config *saved_cfg = cfg;
+    rt = rt2;
+    cfg = c2;
+    hx_test_capture c;
+    run(&c, "POST", "/v2/completions/health"); /* the health route: GET and HEAD only */
+    assert_int_equal(c.status, 405);
+    assert_string_equal(cap_header_or_empty(&c, "allow"), "GET, HEAD");
+    cap_free(&c);
+    run(&c, "POST", "/v2/other"); /* the pattern route still serves the rest */
+    assert_int_equal(c.status, 400);
+    cap_free(&c);
+    rt = saved_rt;
+    cfg = saved_cfg;
+    hx_router_free(rt2);
+    hx_config_unref(c2);
+}
+
 /* panic_recovery: an internal error becomes a 500 JSON answer; without it
  * the connection is dropped (the adapter's abort). */
 static void test_internal_error_containment(void **state)
@@ -291,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_unknown_handler_rejected),
         cmocka_unit_test(test_route_required_headers),
         cmocka_unit_test(test_route_version_prefix),
+        cmocka_unit_test(test_route_health_path),
         cmocka_unit_test(test_model_route_takes_slashes),
         cmocka_unit_test(test_internal_error_containment),
     };
