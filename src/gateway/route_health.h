@@ -7,8 +7,8 @@
  *    passes when one accepts within `timeout`;
  *  - `threshold` or a duration (usually under the name `latency`): the
  *    round fails when its passing checks took longer than that
- *    (`threshold` = server.health_check.latency_threshold, or the route's
- *    `timeout` when that is off).
+ *    (`threshold` = server.health_check.latency_threshold, read even when
+ *    the system checks are off, or the route's `timeout` when it is 0).
  * No http/tcp check listed means `http`. The route turns unhealthy after
  * `threshold` failed rounds in a row and healthy after one good round
  * (resilience/health.h). Served at GET <path>/health, in /health under

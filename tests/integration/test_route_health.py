@@ -144,6 +144,17 @@ class TestRouteHealth(RouteHealthCase):
         mock.arm("none", count=0)
         self.wait_route(srv, lambda s: s["status"] == "healthy", "healthy when fast")
 
+    def test_latency_threshold_is_the_servers_latency_threshold(self):
+        mock = self.start_mock()
+        srv = self.start_server(config(provider("openai", mock), checks={"api": "http", "latency": "threshold"},
+                                       threshold=1, timeout="10s",
+                                       extra={"server": {"health_check": {"latency_threshold": "300ms"}}}))
+        st, _ = self.wait_route(srv, lambda s: s["checks"] >= 1, "checked")
+        self.assertEqual(st["status"], "healthy", st)
+        mock.arm("slow", count=-1, delay_ms=200)
+        st, _ = self.wait_route(srv, lambda s: s["status"] == "unhealthy", "unhealthy when slow")
+        self.assertIn("above 300 ms", st["last_error"], st)
+
     def test_health_lists_routes_and_metrics_has_the_gauge(self):
         mock = self.start_mock()
         srv = self.start_server(config(provider("openai", mock), threshold=1))
