@@ -34,7 +34,7 @@ typedef enum {
 
 /* A provider's metric series, interned when the gateway is built. */
 typedef struct {
-    int ok, fail, latency, retries, failovers, tok_prompt, tok_completion;
+    int ok, fail, latency, retries, failovers, panics, tok_prompt, tok_completion;
     int failures[HX_GW_FAIL__COUNT];
 } hx_gw_provider_metrics;
 
@@ -48,6 +48,7 @@ typedef struct hx_gateway {
     unsigned retry_classes;    /* HX_RETRY_* of llm.retry.retryable_errors */
     hx_gw_provider_metrics *pm;/* one per provider, same index */
     hx_scrub *scrub;           /* the config's secrets, removed from what upstreams send */
+    atomic_bool panic;         /* the last request found its whole chain down (logged on change) */
 } hx_gateway;
 
 struct hx_probe;
