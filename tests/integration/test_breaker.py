@@ -9,6 +9,8 @@ upstream fail (tests/mock/README.md). No test asserts a latency.
 """
 
 import copy
+import json
+import os
 import time
 
 from test_providers import provider
@@ -146,3 +148,39 @@ class BreakerRequestsTest(ResilienceCase):
         err = self.assertError(r, 503, "service_unavailable")
         self.assertIn("circuit breaker open", err["message"])
         self.assertEqual(self.requests(a), na)
+
+    def test_window_survives_a_restart(self):
+        """The state file keeps the breaker's window: two failed requests
+        before a kill -9 and one after make the three that open it."""
+        a, b = self.start_mock(), self.start_mock()
+        state_dir = os.path.join(self.workdir, "state")
+        br = {"failure_threshold": 3, "min_requests": 3, "failure_rate": 100, "timeout": "60s"}
+        cfg = config(provider("openai", a), [provider("ollama", b, name="backup")],
+                     retry={"max_retries": 0}, breaker=br)
+        cfg["queue"] = {"state_path": state_dir, "save_interval": "100ms"}
+        srv = self.start_server(cfg, name="first")
+        a.arm("500", 2)
+        for _ in range(2):
+            self.assertServed(self.chat(srv)[0], "backup", attempts=2)
+        path = os.path.join(state_dir, "hapax-state.json")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with open(path) as f:
+                    saved = json.load(f)["providers"]["providers"]["openai"]["breaker"]
+                if saved.get("window_failures") == 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            self.assertLess(time.monotonic(), deadline, "the window never reached the state file")
+            time.sleep(0.05)
+        self.assertEqual((saved["state"], saved["window_requests"]), ("closed", 2), saved)
+        srv.kill()
+        srv.expected_exit = None
+        srv2 = self.start_server(cfg, name="second")
+        _, doc = self.health(srv2)
+        p = doc["providers"]["openai"]
+        self.assertEqual((p["window_requests"], p["window_failures"]), (2, 2), p)
+        a.arm("500", 1)
+        self.assertServed(self.chat(srv2)[0], "backup", attempts=2)
+        self.wait_transition(srv2, "openai", "closed", "open")
