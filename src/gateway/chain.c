@@ -216,7 +216,8 @@ static void panic_candidate(proxy *p, const hx_provider *pv, uint64_t open_ms)
     hx_health_snap hs;
     hx_health_snapshot(p->g->health[pv->index], &hs);
     uint64_t fails = hs.consecutive_failures > 0 ? (uint64_t)hs.consecutive_failures : 0;
-    uint64_t bad = (open_ms > UINT64_MAX / 1024 ? UINT64_MAX / 1024 : open_ms) * 1024 + (fails < 1023 ? fails : 1023);
+    uint64_t wait = open_ms > UINT64_MAX / 1024 ? UINT64_MAX / 1024 : open_ms;
+    uint64_t bad = wait * 1024 + (fails < 1023 ? fails : 1023);
     if (p->panic_pos < 0 || bad < p->panic_badness) {
         p->panic_pos = (int)p->pos - 1; /* px_next_attempt has moved past it */
         p->panic_badness = bad;
