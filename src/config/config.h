@@ -156,6 +156,7 @@ typedef struct {
     int64_t request_timeout;   /* ms: whole request, retries included */
     int64_t stream_idle_timeout;    /* ms: longest gap between upstream body bytes (0 = none) */
     int64_t upstream_buffer_budget; /* bytes of non-streamed upstream answers held by the process */
+    bool panic;                /* every provider of a chain down: still try the least-bad one */
     hx_cfg_responses responses;
     char *responses_api;       /* the primary's: auto | native | translate */
 } hx_cfg_llm;
@@ -168,10 +169,12 @@ typedef struct {
 } hx_cfg_named_provider;
 
 typedef struct {
-    int64_t max_requests;
-    int64_t interval;          /* ms */
-    int64_t timeout;           /* ms */
-    int64_t failure_threshold;
+    int64_t max_requests;      /* half-open trials in flight at once */
+    int64_t interval;          /* ms: the sliding window (0 = since last closed) */
+    int64_t timeout;           /* ms: how long it stays open */
+    int64_t failure_threshold; /* least failed requests in the window to open */
+    int64_t min_requests;      /* least requests in the window to open */
+    int64_t failure_rate;      /* percent of the window's requests that failed */
     bool test_mode;
 } hx_cfg_breaker;
 

@@ -262,6 +262,7 @@ static const hx_field llm_fields[] = {
     F(hx_cfg_llm, "request_timeout", request_timeout, HX_FT_DURATION, R(1, DMAX)),
     F(hx_cfg_llm, "stream_idle_timeout", stream_idle_timeout, HX_FT_DURATION, R(0, DMAX)),
     F(hx_cfg_llm, "upstream_buffer_budget", upstream_buffer_budget, HX_FT_SIZE, R(MIB, 64 * GIB)),
+    F(hx_cfg_llm, "panic", panic, HX_FT_BOOL),
     F(hx_cfg_llm, "responses", responses, HX_FT_STRUCT, .sub = &responses_schema),
     F(hx_cfg_llm, "responses_api", responses_api, HX_FT_STRING, .values = STRS("auto", "native", "translate"),
       .msg = "invalid responses_api (auto, native or translate)"),
@@ -303,6 +304,7 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->request_timeout = 300 * SEC;
     l->stream_idle_timeout = 60 * SEC;
     l->upstream_buffer_budget = 256 * MIB;
+    l->panic = true;
     l->responses = (hx_cfg_responses){.max_stored = 10000, .max_bytes = 64 * MIB, .ttl = 24 * 60 * MIN};
     dset(d, &l->responses_api, "auto");
 }
@@ -334,6 +336,8 @@ static const hx_field breaker_fields[] = {
     F(hx_cfg_breaker, "interval", interval, HX_FT_DURATION, R(0, DMAX)),
     F(hx_cfg_breaker, "timeout", timeout, HX_FT_DURATION, R(1, DMAX)),
     F(hx_cfg_breaker, "failure_threshold", failure_threshold, HX_FT_INT, R(1, UINT32_MAX)),
+    F(hx_cfg_breaker, "min_requests", min_requests, HX_FT_INT, R(1, UINT32_MAX)),
+    F(hx_cfg_breaker, "failure_rate", failure_rate, HX_FT_INT, R(1, 100)),
     F(hx_cfg_breaker, "test_mode", test_mode, HX_FT_BOOL),
 };
 TABLE(breaker_schema, hx_cfg_breaker, NULL, breaker_fields);
@@ -362,7 +366,8 @@ TABLE(cors_schema, hx_cfg_cors, NULL, cors_fields);
 static void misc_defaults(dflt *d, hx_config *c)
 {
     c->circuit_breaker = (hx_cfg_breaker){.max_requests = 100, .interval = 30 * SEC,
-                                          .timeout = 10 * SEC, .failure_threshold = 5};
+                                          .timeout = 10 * SEC, .failure_threshold = 5,
+                                          .min_requests = 10, .failure_rate = 50};
     c->queue.enabled = false;
     c->queue.initial_size = 1000;
     c->queue.max_concurrent = 64;

@@ -3,6 +3,7 @@
  * retries of the same provider with backoff, Retry-After and the retry
  * budget within the request's deadline, then failover; giving up with the
  * most useful error. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 #include "gateway/proxy_int.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
+#include "obs/log.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
 #include "util/json.h"
@@ -206,7 +208,25 @@ static int start_attempt(proxy *p)
     return -1;
 }
 
-/* May provider pv take an attempt now? Takes a breaker admission if so. */
+/* A provider skipped as down (unhealthy or breaker open): remember the
+ * least bad one, which the panic rule may still try. Lower is better: a
+ * breaker closer to its trial, then fewer consecutive failures. */
+static void panic_candidate(proxy *p, const hx_provider *pv, uint64_t open_ms)
+{
+    hx_health_snap hs;
+    hx_health_snapshot(p->g->health[pv->index], &hs);
+    uint64_t fails = hs.consecutive_failures > 0 ? (uint64_t)hs.consecutive_failures : 0;
+    uint64_t wait = open_ms > UINT64_MAX / 1024 ? UINT64_MAX / 1024 : open_ms;
+    uint64_t bad = wait * 1024 + (fails < 1023 ? fails : 1023);
+    if (p->panic_pos < 0 || bad < p->panic_badness) {
+        p->panic_pos = (int)p->pos - 1; /* px_next_attempt has moved past it */
+        p->panic_badness = bad;
+    }
+}
+
+/* May provider pv take an attempt now? Takes a breaker admission if so;
+ * retries of the same request keep the one they hold (one verdict per
+ * request). */
 static bool admit(proxy *p, const hx_provider *pv)
 {
     hx_gateway *g = p->g;
@@ -214,6 +234,8 @@ static bool admit(proxy *p, const hx_provider *pv)
         px_note_state(p, pv->name, pv->reason);
         return false;
     }
+    if (p->panicked)
+        return true; /* its retries go where the panic sent it */
     if (g->cfg->llm.health_check.enabled && !hx_health_ok(g->health[pv->index])) {
         hx_health_snap hs;
         hx_health_snapshot(g->health[pv->index], &hs);
@@ -222,18 +244,44 @@ static bool admit(proxy *p, const hx_provider *pv)
             hx_gateway_describe_unreachable(pv, where, sizeof where);
         snprintf(why, sizeof why, "unhealthy (%s%s%s)", hs.last_error, *where ? "; " : "", where);
         px_note_state(p, pv->name, why);
+        panic_candidate(p, pv, hx_breaker_retry_after_ms(g->breakers[pv->index], hx_gateway_now_ms()));
         return false;
     }
+    if (p->breaker_held)
+        return true;
     uint64_t now = hx_gateway_now_ms();
     if (!hx_breaker_allow_gen(g->breakers[pv->index], now, &p->breaker_gen)) {
         uint64_t wait = hx_breaker_retry_after_ms(g->breakers[pv->index], now);
         if (p->open_wait_ms == 0 || (wait > 0 && wait < p->open_wait_ms))
             p->open_wait_ms = wait ? wait : 1000;
         px_note_state(p, pv->name, "circuit breaker open");
+        panic_candidate(p, pv, wait ? wait : 1);
         return false;
     }
     p->breaker_held = true;
+    p->breaker_pending = -1;
     return true;
+}
+
+/* Every provider of the chain was skipped as down before any was tried:
+ * rather than fail fast on evidence that may be stale, send the request to
+ * the least bad one (Envoy's panic threshold). No breaker admission: the
+ * breaker keeps its own schedule; health still learns from the outcome.
+ * Returns true when an attempt started. */
+static bool try_panic(proxy *p)
+{
+    if (!p->g->cfg->llm.panic || p->panic_pos < 0 || p->panicked || p->req->log_attempts > 0)
+        return false;
+    p->panicked = true;
+    p->prov_model = p->chain_model[p->panic_pos];
+    p->prov = &p->g->providers.items[p->chain[p->panic_pos]];
+    p->tries = 0;
+    if (!atomic_exchange(&p->g->panic, true))
+        HX_LOG_WARN("every provider of a request's chain is down: trying the least bad one anyway",
+                    HX_F_STR("event", "panic"), HX_F_STR("provider", p->prov->name));
+    hx_metrics_inc(HX_M_PANIC, p->g->pm[p->prov->index].panics, 1);
+    px_note_state(p, p->prov->name, "panic: every provider is down, tried anyway");
+    return start_attempt(p) == 0;
 }
 
 /* Can pv's wire format serve the client's API at all (natively, through
@@ -286,6 +334,7 @@ void px_next_attempt(proxy *p)
 {
     /* A provider that was tried and failed hands over: a failover. */
     const hx_provider *from = p->prov && p->tries > 0 ? p->prov : NULL;
+    px_breaker_verdict(p, -1); /* the request is done with it: one verdict */
     while (p->pos < p->nchain) {
         p->prov_model = p->chain_model[p->pos];
         p->prov = &p->g->providers.items[p->chain[p->pos++]];
@@ -305,9 +354,14 @@ void px_next_attempt(proxy *p)
         if (admit(p, p->prov) && start_attempt(p) == 0) {
             if (from)
                 hx_metrics_inc(HX_M_FAILOVERS, p->g->pm[from->index].failovers, 1);
+            if (!p->panicked && atomic_load(&p->g->panic) && atomic_exchange(&p->g->panic, false))
+                HX_LOG_INFO("a provider is up again: panic over", HX_F_STR("event", "panic_over"),
+                            HX_F_STR("provider", p->prov->name));
             return;
         }
     }
+    if (try_panic(p))
+        return;
     give_up(p);
 }
 
@@ -436,6 +490,8 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
         return;
     }
     p->refs = 1;
+    p->breaker_pending = -1;
+    p->panic_pos = -1;
     p->req = hx_req_ref(r);
     p->gw = gw;
     px_live_link(p);

@@ -34,7 +34,7 @@ typedef enum {
 
 /* A provider's metric series, interned when the gateway is built. */
 typedef struct {
-    int ok, fail, latency, retries, failovers, tok_prompt, tok_completion;
+    int ok, fail, latency, retries, failovers, panics, tok_prompt, tok_completion;
     int failures[HX_GW_FAIL__COUNT];
 } hx_gw_provider_metrics;
 
@@ -50,6 +50,7 @@ typedef struct hx_gateway {
     hx_scrub *scrub;           /* the config's secrets, removed from what upstreams send */
     struct hx_route_health *rhealth; /* routes with a health check (route_health.h) */
     size_t n_rhealth;
+    atomic_bool panic;         /* the last request found its whole chain down (logged on change) */
 } hx_gateway;
 
 struct hx_probe;

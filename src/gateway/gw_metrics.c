@@ -31,6 +31,7 @@ int hx_gw_metrics_build(hx_gateway *g)
         m->latency = hx_metrics_series(HX_M_PROVIDER_LATENCY, pv->name);
         m->retries = hx_metrics_series(HX_M_RETRIES, pv->name);
         m->failovers = hx_metrics_series(HX_M_FAILOVERS, pv->name);
+        m->panics = hx_metrics_series(HX_M_PANIC, pv->name);
         m->tok_prompt = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "prompt");
         m->tok_completion = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "completion");
         for (int c = 0; c < HX_GW_FAIL__COUNT; c++)

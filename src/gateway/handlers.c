@@ -38,6 +38,11 @@ static int provider_json(hx_buf *b, hx_gateway *g, size_t i, bool detail, bool *
                            hs.healthy ? "true" : "false",
                            hx_breaker_state_name(hx_breaker_state(g->breakers[i], hx_gateway_now_ms())),
                            (long long)hs.consecutive_failures, (unsigned long long)hs.checks);
+    uint32_t wreq, wfail;
+    hx_breaker_window(g->breakers[i], hx_gateway_now_ms(), &wreq, &wfail);
+    if (rc == 0) /* the breaker's sliding window: requests with a verdict, share failed */
+        rc = hx_buf_printf(b, ",\"window_requests\":%u,\"window_failures\":%u,\"failure_rate\":%u", wreq, wfail,
+                           wreq ? (unsigned)((uint64_t)wfail * 100 / wreq) : 0u);
     if (rc == 0 && hs.last_latency_ms >= 0)
         rc = hx_buf_printf(b, ",\"latency_ms\":%lld", (long long)hs.last_latency_ms);
     if (rc == 0 && (hs.last_error[0] || !pv->usable))

@@ -103,17 +103,20 @@ static hx_breaker *breaker_of(proxy *p)
     return p->g->breakers[p->prov->index];
 }
 
-/* The verdict of the current attempt for its provider's breaker:
- * 1 success, 0 failure, -1 no verdict (the client's own error, abort). */
+/* One verdict per request and provider: the breaker counts requests, so
+ * retries of one request never open it on their own. */
 void px_breaker_verdict(proxy *p, int v)
 {
     if (!p->breaker_held)
         return;
     p->breaker_held = false;
-    if (v < 0)
+    if (v >= 0)
+        p->breaker_pending = v;
+    if (p->breaker_pending < 0)
         hx_breaker_release_gen(breaker_of(p), p->breaker_gen);
     else
-        hx_breaker_record_gen(breaker_of(p), p->breaker_gen, v == 1, hx_gateway_now_ms());
+        hx_breaker_record_gen(breaker_of(p), p->breaker_gen, p->breaker_pending == 1, hx_gateway_now_ms());
+    p->breaker_pending = -1;
 }
 
 /* The request is answered (or the client is gone): stop everything. */
@@ -712,18 +715,30 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
 
 const hx_up_callbacks px_up_cb = {on_up_head, on_up_data, on_up_done};
 
+/* The failures that say the provider cannot be reached at all (as a probe
+ * would find), by their hx_up_result_str names. */
+static bool unreachable(const char *why)
+{
+    return why && (strcmp(why, "connection_error") == 0 || strcmp(why, "connect_timeout") == 0 ||
+                   strcmp(why, "tls_error") == 0);
+}
+
 /* Passive health evidence from real traffic. */
 void px_record(proxy *p, bool ok, const char *why)
 {
-    px_breaker_verdict(p, ok ? 1 : 0);
+    if (p->breaker_held) /* given when the request leaves the provider */
+        p->breaker_pending = ok ? 1 : 0;
     uint64_t ns = hx_now_ns() - p->attempt_ns;
     int64_t ms = (int64_t)(ns / 1000000);
-    /* Passive health counts requests, not attempts: one request retrying a
-     * provider five times is one piece of evidence, so health's
-     * failure_threshold means "N requests or probes in a row" (the breaker
-     * still sees every attempt). */
+    /* Passive health counts requests, not attempts, and only the failures
+     * a probe would also see (the provider cannot be reached): an answer
+     * that went wrong (5xx, timeout after sending, malformed) may be this
+     * request's own doing and is the breaker's evidence, weighed by rate
+     * over many requests. So failure_threshold means "N requests or probes
+     * in a row could not reach it", and one bad request never takes a
+     * provider out. */
     uint64_t bit = p->prov->index < 64 ? 1ull << p->prov->index : 0;
-    if (ok || !(p->health_noted & bit)) {
+    if (ok || (unreachable(why) && !(p->health_noted & bit))) {
         if (!ok)
             p->health_noted |= bit;
         hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);

@@ -73,7 +73,11 @@ typedef struct proxy {
     hx_buf states;             /* "name: why; ..." for the final message */
     uint64_t attempt_ns;       /* when the current attempt started */
     uint64_t breaker_gen;      /* generation of the breaker admission held */
-    bool breaker_held;         /* the current attempt holds an admission */
+    bool breaker_held;         /* the request holds an admission of prov's breaker */
+    int breaker_pending;       /* prov's verdict so far: 1 success, 0 failure, -1 none */
+    int panic_pos;             /* chain position of the least-bad provider skipped as down (-1 none) */
+    uint64_t panic_badness;    /* how bad it looked (lower is better) */
+    bool panicked;             /* the request went to a provider marked down */
     int tries;                 /* attempts on the current provider */
     uv_timer_t *retry_timer;   /* backoff before retrying the same provider */
     uint64_t open_wait_ms;     /* shortest wait until a skipped breaker admits */
@@ -86,8 +90,10 @@ proxy *px_proxy_ref(proxy *p);
 void px_proxy_unref(proxy *p);
 void px_wait_unlink(proxy *p);
 void px_live_link(proxy *p);
-/* Gives the breaker admission back with a verdict: 1 success, 0 failure,
- * -1 none. */
+/* The request is done with prov: gives its breaker admission back with
+ * one verdict for the whole request (retries included). v 1 success or 0
+ * failure is this attempt's; -1 keeps what earlier attempts recorded (the
+ * client's own error, an abort, a request that was never sent). */
 void px_breaker_verdict(proxy *p, int v);
 /* The request is answered (or gone): stop everything, drop the ref. */
 void px_finish(proxy *p);

@@ -27,7 +27,8 @@ static json_object *breaker_state(const hx_breaker_snap *bs, uint64_t now)
         return NULL;
     int64_t left = bs->open_until_ms > now ? (int64_t)(bs->open_until_ms - now) : 0;
     if (hx_json_set(b, "state", json_object_new_string(hx_breaker_state_name(bs->state))) != 0 ||
-        hx_json_set(b, "consecutive_failures", json_object_new_int64(bs->consecutive_failures)) != 0 ||
+        hx_json_set(b, "window_requests", json_object_new_int64(bs->window_requests)) != 0 ||
+        hx_json_set(b, "window_failures", json_object_new_int64(bs->window_failures)) != 0 ||
         hx_json_set(b, "open_remaining_ms", json_object_new_int64(left)) != 0 ||
         hx_json_set(b, "trips", json_object_new_int64((int64_t)bs->trips)) != 0) {
         json_object_put(b);
@@ -95,6 +96,12 @@ static int64_t get_int(json_object *o, const char *k)
     return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
 }
 
+/* A count from the file: negative or oversized values are not trusted. */
+static uint32_t clamp_u32(int64_t v)
+{
+    return v < 0 ? 0 : v > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
 static int breaker_state_of(const char *s)
 {
     if (s && strcmp(s, "open") == 0)
@@ -112,7 +119,8 @@ static void restore_one(hx_gateway *g, size_t i, json_object *o, int64_t away_ms
         hx_breaker_snap bs;
         hx_breaker_snapshot(g->breakers[i], &bs);
         bs.state = breaker_state_of(json_object_object_get_ex(b, "state", &v) ? json_object_get_string(v) : NULL);
-        bs.consecutive_failures = (uint32_t)get_int(b, "consecutive_failures");
+        bs.window_requests = clamp_u32(get_int(b, "window_requests"));
+        bs.window_failures = clamp_u32(get_int(b, "window_failures"));
         int64_t left = get_int(b, "open_remaining_ms") - (away_ms > 0 ? away_ms : 0);
         bs.open_until_ms = now + (uint64_t)(left > 0 ? left : 0);
         bs.trips = (uint64_t)get_int(b, "trips");

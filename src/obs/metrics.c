@@ -658,6 +658,9 @@ static const hx_metric_def catalog[HX_M__COUNT] = {
                              HX_METRIC_COUNTER, L("result"), NULL, 0, 0, NULL, NULL},
     [HX_M_LOAD_SHED] = {"hapax_load_shed_total", "Requests shed under load, by reason.",
                         HX_METRIC_COUNTER, L("reason"), NULL, 0, 0, NULL, NULL},
+    [HX_M_PANIC] = {"hapax_panic_requests_total",
+                    "Requests sent to a provider marked down because every provider of their chain was.",
+                    HX_METRIC_COUNTER, L("provider"), NULL, 0, 0, NULL, NULL},
 };
 
 int hx_metrics_init(void)

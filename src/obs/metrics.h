@@ -161,6 +161,7 @@ typedef enum {
                                    forbidden_model|metrics_forbidden) */
     HX_M_CONFIG_RELOADS,        /* hapax_config_reloads_total{result} (success|failure) */
     HX_M_LOAD_SHED,             /* hapax_load_shed_total{reason} (memory|cpu|disk|latency) */
+    HX_M_PANIC,                 /* hapax_panic_requests_total{provider} */
     HX_M__COUNT
 } hx_metric_id;
 

@@ -9,6 +9,15 @@
  * the verdict of a trial. */
 #define HX_BREAKER_MAX_PENDING 2
 
+/* The sliding window is this many buckets of interval/HX_BREAKER_BUCKETS. */
+#define HX_BREAKER_BUCKETS 10
+
+typedef struct {
+    uint64_t epoch;             /* now / width when the bucket was filled */
+    uint32_t requests;
+    uint32_t failures;
+} bucket;
+
 typedef struct {
     hx_breaker_transition_cb cb;
     void *ud;
@@ -22,17 +31,17 @@ struct hx_breaker {
     char *name;
     /* settings, fixed at creation */
     uint32_t max_requests;
-    uint32_t threshold;
-    uint64_t interval;
+    uint32_t threshold;         /* least failures in the window to open */
+    uint32_t min_requests;      /* least verdicts in the window to open */
+    uint32_t rate;              /* failure percentage, 1..100 */
+    uint64_t width;             /* bucket width in ms; 0 = one bucket forever */
     uint64_t timeout;
     hx_breaker_transition_cb cb;
     void *ud;
     /* state, under mu */
     int state;
     uint64_t gen;
-    uint32_t consecutive;
-    bool window_active;
-    uint64_t window_start;
+    bucket win[HX_BREAKER_BUCKETS];
     uint64_t open_until;
     uint32_t trials;
     hx_breaker_counters c;
@@ -72,7 +81,12 @@ hx_breaker *hx_breaker_new(const char *name, const hx_cfg_breaker *cfg)
     }
     b->max_requests = clamp_u32(cfg ? cfg->max_requests : 1);
     b->threshold = clamp_u32(cfg ? cfg->failure_threshold : 1);
-    b->interval = clamp_ms(cfg ? cfg->interval : 0);
+    b->min_requests = clamp_u32(cfg ? cfg->min_requests : 1);
+    b->rate = clamp_u32(cfg ? cfg->failure_rate : 100);
+    if (b->rate > 100)
+        b->rate = 100;
+    uint64_t interval = clamp_ms(cfg ? cfg->interval : 0);
+    b->width = interval == 0 ? 0 : (interval + HX_BREAKER_BUCKETS - 1) / HX_BREAKER_BUCKETS;
     b->timeout = clamp_ms(cfg ? cfg->timeout : 0);
     b->state = HX_BREAKER_CLOSED;
     return b;
@@ -141,8 +155,7 @@ static void set_state(hx_breaker *b, int to, uint64_t now_ms, pending *p)
     b->state = to;
     b->gen++;
     b->trials = 0;
-    b->consecutive = 0;
-    b->window_active = false;
+    memset(b->win, 0, sizeof b->win);
     if (to == HX_BREAKER_OPEN) {
         b->open_until = sat_add(now_ms, b->timeout);
         b->c.trips++;
@@ -188,25 +201,49 @@ static int admit(hx_breaker *b, uint64_t now_ms, uint64_t *gen, pending *p)
     return 1;
 }
 
+static uint64_t epoch_of(const hx_breaker *b, uint64_t now_ms)
+{
+    return b->width ? now_ms / b->width : 0;
+}
+
+/* Sums the buckets still inside the window. Epochs start at 1 so an empty
+ * bucket (epoch 0) never counts. */
+static void window_sum(const hx_breaker *b, uint64_t now_ms, uint32_t *req, uint32_t *fail)
+{
+    uint64_t cur = epoch_of(b, now_ms) + 1;
+    uint64_t r = 0, f = 0;
+    for (int i = 0; i < HX_BREAKER_BUCKETS; i++) {
+        const bucket *k = &b->win[i];
+        if (k->epoch != 0 && k->epoch <= cur && cur - k->epoch < HX_BREAKER_BUCKETS) {
+            r += k->requests;
+            f += k->failures;
+        }
+    }
+    *req = r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
+    *fail = f > UINT32_MAX ? UINT32_MAX : (uint32_t)f;
+}
+
+static bucket *current_bucket(hx_breaker *b, uint64_t now_ms)
+{
+    uint64_t cur = epoch_of(b, now_ms) + 1;
+    bucket *k = &b->win[cur % HX_BREAKER_BUCKETS];
+    if (k->epoch != cur)
+        *k = (bucket){.epoch = cur};
+    return k;
+}
+
 static void closed_outcome(hx_breaker *b, bool success, uint64_t now_ms, pending *p)
 {
-    if (b->interval > 0 && b->window_active && now_ms > b->window_start
-        && now_ms - b->window_start >= b->interval) {
-        b->consecutive = 0;
-        b->window_active = false;
-    }
-    if (success) {
-        b->consecutive = 0;
-        b->window_active = false;
-        return;
-    }
-    if (!b->window_active) {
-        b->window_active = true;
-        b->window_start = now_ms;
-    }
-    if (b->consecutive < UINT32_MAX)
-        b->consecutive++;
-    if (b->consecutive >= b->threshold)
+    bucket *k = current_bucket(b, now_ms);
+    if (k->requests < UINT32_MAX)
+        k->requests++;
+    if (!success && k->failures < UINT32_MAX)
+        k->failures++;
+    /* Judged on every verdict, as resilience4j does: the request that brings
+     * the window to min_requests may be a success. */
+    uint32_t req, fail;
+    window_sum(b, now_ms, &req, &fail);
+    if (req >= b->min_requests && fail >= b->threshold && (uint64_t)fail * 100 >= (uint64_t)b->rate * req)
         set_state(b, HX_BREAKER_OPEN, now_ms, p);
 }
 
@@ -320,12 +357,27 @@ void hx_breaker_stats(hx_breaker *b, hx_breaker_counters *out)
     pthread_mutex_unlock(&b->mu);
 }
 
+void hx_breaker_window(hx_breaker *b, uint64_t now_ms, uint32_t *requests, uint32_t *failures)
+{
+    pthread_mutex_lock(&b->mu);
+    *requests = *failures = 0;
+    if (b->state == HX_BREAKER_CLOSED)
+        window_sum(b, now_ms, requests, failures);
+    pthread_mutex_unlock(&b->mu);
+}
+
 void hx_breaker_snapshot(hx_breaker *b, hx_breaker_snap *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&b->mu);
     out->state = b->state;
-    out->consecutive_failures = b->consecutive;
+    /* now is not known here: the newest bucket's time stands in for it */
+    uint64_t newest = 0;
+    for (int i = 0; i < HX_BREAKER_BUCKETS; i++)
+        if (b->win[i].epoch > newest)
+            newest = b->win[i].epoch;
+    if (newest > 0 && b->state == HX_BREAKER_CLOSED)
+        window_sum(b, b->width ? (newest - 1) * b->width : 0, &out->window_requests, &out->window_failures);
     if (b->state == HX_BREAKER_OPEN)
         out->open_until_ms = b->open_until;
     out->requests = b->c.requests;
@@ -352,10 +404,10 @@ void hx_breaker_restore(hx_breaker *b, const hx_breaker_snap *snap, uint64_t now
     if (to == HX_BREAKER_OPEN) {
         uint64_t cap = sat_add(now_ms, b->timeout);
         b->open_until = snap->open_until_ms < cap ? snap->open_until_ms : cap;
-    } else if (to == HX_BREAKER_CLOSED && snap->consecutive_failures > 0) {
-        b->consecutive = snap->consecutive_failures;
-        b->window_active = true;
-        b->window_start = now_ms;
+    } else if (to == HX_BREAKER_CLOSED && snap->window_requests > 0) {
+        bucket *k = current_bucket(b, now_ms);
+        k->requests = snap->window_requests;
+        k->failures = snap->window_failures < snap->window_requests ? snap->window_failures : snap->window_requests;
     }
     b->c.requests = snap->requests;
     b->c.successes = snap->successes;

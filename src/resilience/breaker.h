@@ -2,27 +2,33 @@
  * libuv; every call takes the monotonic time `now_ms` from the caller, and
  * each call holds the breaker's mutex for a few instructions only.
  *
+ * The breaker counts REQUESTS, not attempts: the caller takes one admission
+ * per request and provider and records one verdict for it (retries of the
+ * same request on the same provider are one outcome).
+ *
  * States:
- *   closed     every request goes through. Consecutive failures are counted;
- *              a success resets the count. When it reaches
- *              `failure_threshold` the breaker opens. With `interval` > 0 the
- *              count also starts over once `interval` ms have passed since the
- *              first failure counted (a window opened by that failure).
+ *   closed     every request goes through. Outcomes are kept over a sliding
+ *              window of the last `interval` ms (ten buckets; interval 0 =
+ *              everything since the breaker last closed). The breaker opens
+ *              when, in the window, at least `min_requests` requests had a
+ *              verdict, at least `failure_threshold` of them failed, and the
+ *              failures are at least `failure_rate` percent of them. So one
+ *              or two failed requests never open it (as Envoy's outlier
+ *              detection and resilience4j's minimumNumberOfCalls).
  *   open       every request is rejected until `timeout` ms have passed since
  *              the breaker opened; it then turns half-open (lazily, the next
  *              time it is asked: allow, record, state).
  *   half_open  at most `max_requests` trial requests are in flight at once;
  *              others are rejected. The first trial success closes the
- *              breaker (counts reset); the first trial failure opens it again
- *              with a fresh `timeout`.
+ *              breaker (with an empty window); the first trial failure opens
+ *              it again with a fresh `timeout`.
  *
  * What counts as a failure is the caller's decision. The rule hapax uses:
  * upstream 5xx, 429, timeouts (connect, first byte, whole request),
  * connection errors and malformed/unparseable answers are failures. A 4xx
  * caused by the client's own request (400, 401, 403, 404, 413, 422 ...) is
- * not a failure: record it as a success (the provider answered correctly) or
- * call hx_breaker_release when no verdict is possible (client went away,
- * request rejected before it was sent).
+ * not a failure: call hx_breaker_release (no verdict), as for a client that
+ * went away or a request rejected before it was sent.
  *
  * Protocol: every admitted request (allow returned 1) must end with exactly
  * one hx_breaker_record or hx_breaker_release, so half-open trial slots are
@@ -73,7 +79,8 @@ typedef struct {
  * another boot keeps the breaker open for at most one timeout. */
 typedef struct {
     int state;                  /* HX_BREAKER_* */
-    uint32_t consecutive_failures;
+    uint32_t window_requests;   /* verdicts in the sliding window (closed) */
+    uint32_t window_failures;   /* failures among them */
     uint64_t open_until_ms;     /* when an open breaker admits a trial */
     uint64_t requests;
     uint64_t successes;
@@ -84,7 +91,8 @@ typedef struct {
 } hx_breaker_snap;
 
 /* Copies `name` and the settings. Out-of-range settings are clamped:
- * max_requests and failure_threshold to at least 1, negative durations to 0.
+ * max_requests, min_requests and failure_threshold to at least 1,
+ * failure_rate to 1..100, negative durations to 0.
  * `test_mode` is not used here. Returns NULL when out of memory. */
 hx_breaker *hx_breaker_new(const char *name, const hx_cfg_breaker *cfg);
 void hx_breaker_free(hx_breaker *b);
@@ -118,12 +126,16 @@ uint64_t hx_breaker_retry_after_ms(hx_breaker *b, uint64_t now_ms);
 
 void hx_breaker_stats(hx_breaker *b, hx_breaker_counters *out);
 
+/* The sliding window as of now_ms: verdicts and failures in it (both 0
+ * while open or half-open). */
+void hx_breaker_window(hx_breaker *b, uint64_t now_ms, uint32_t *requests, uint32_t *failures);
+
 /* Raw state as stored (no lazy half-open step, no callback). */
 void hx_breaker_snapshot(hx_breaker *b, hx_breaker_snap *out);
 /* Replaces the state and counters with a snapshot. An open breaker keeps
  * rejecting until min(open_until_ms, now + timeout); a half-open snapshot
  * restores half-open with no trial in flight; a closed one keeps its
- * consecutive failures (a new interval window starts now); an unknown state
+ * window's counts (as one bucket starting now); an unknown state
  * restores closed. Fires the callback if the state changed. */
 void hx_breaker_restore(hx_breaker *b, const hx_breaker_snap *snap, uint64_t now_ms);
 

@@ -174,7 +174,8 @@ class TestStateFile(QueueTestCase):
     def state_cfg(self, mock, state_dir, fault="500"):
         c = self.cfg(mock, fault=fault, queue={"state_path": state_dir, "save_interval": "100ms",
                                                 "max_concurrent": 8})
-        c["circuit_breaker"] = {"failure_threshold": 1, "timeout": "60s", "max_requests": 1}
+        c["circuit_breaker"] = {"failure_threshold": 1, "min_requests": 1, "timeout": "60s", "max_requests": 1}
+        c["llm"]["panic"] = False  # a provider known to be down gets no traffic
         return c
 
     def read_state(self, state_dir):

@@ -146,7 +146,8 @@ class TestReload(ReloadTestCase):
     def test_breaker_state_survives_a_reload(self):
         mock = self.start_mock()
         cfg = self.llm_cfg(mock, endpoint=mock.endpoint("openai", "500"))
-        cfg["circuit_breaker"] = {"failure_threshold": 1, "timeout": "60s", "max_requests": 1}
+        cfg["circuit_breaker"] = {"failure_threshold": 1, "min_requests": 1, "timeout": "60s", "max_requests": 1}
+        cfg["llm"]["panic"] = False  # the open breaker's 503 is the point here
         srv = self.start_server(cfg)
         r = self.post_chat(srv)
         self.assertGreaterEqual(r.status, 500)

@@ -14,13 +14,32 @@
 
 /* ---- helpers ---- */
 
+/* `threshold` failures in a row open it: min_requests = threshold, rate
+ * 100 %. */
 static hx_breaker *mk(int64_t max_requests, int64_t interval, int64_t timeout, int64_t threshold)
 {
     hx_cfg_breaker c = {.max_requests = max_requests, .interval = interval, .timeout = timeout,
-                        .failure_threshold = threshold};
+                        .failure_threshold = threshold, .min_requests = threshold, .failure_rate = 100};
     hx_breaker *b = hx_breaker_new("prov", &c);
     assert_non_null(b);
     return b;
+}
+
+static hx_breaker *mk_rate(int64_t interval, int64_t min_requests, int64_t threshold, int64_t rate)
+{
+    hx_cfg_breaker c = {.max_requests = 1, .interval = interval, .timeout = 1000, .failure_threshold = threshold,
+                        .min_requests = min_requests, .failure_rate = rate};
+    hx_breaker *b = hx_breaker_new("prov", &c);
+    assert_non_null(b);
+    return b;
+}
+
+static void ok_n(hx_breaker *b, int n, uint64_t now)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(hx_breaker_allow(b, now), 1);
+        hx_breaker_record(b, true, now);
+    }
 }
 
 static void fail_n(hx_breaker *b, int n, uint64_t now)
@@ -85,13 +104,62 @@ static void test_breaker_opens_after_threshold(void **state)
     hx_breaker_free(b);
 }
 
-static void test_breaker_success_resets_count(void **state)
+/* One or two failed requests never open it: min_requests. */
+static void test_breaker_min_requests(void **state)
 {
     (void)state;
-    hx_breaker *b = mk(1, 0, 1000, 3);
-    fail_n(b, 2, 0);
-    assert_int_equal(hx_breaker_allow(b, 0), 1);
-    hx_breaker_record(b, true, 0);
+    hx_breaker *b = mk_rate(30000, 5, 1, 50);
+    fail_n(b, 4, 0);
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_CLOSED);
+    uint32_t r, f;
+    hx_breaker_window(b, 0, &r, &f);
+    assert_int_equal(r, 4);
+    assert_int_equal(f, 4);
+    fail_n(b, 1, 0); /* the fifth request: 5 of 5 */
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_OPEN);
+    hx_breaker_window(b, 0, &r, &f); /* open: no window */
+    assert_int_equal(r, 0);
+    hx_breaker_free(b);
+
+    /* The request that reaches min_requests may be a success. */
+    b = mk_rate(30000, 4, 1, 50);
+    fail_n(b, 3, 0);
+    ok_n(b, 1, 0);
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_OPEN);
+    hx_breaker_free(b);
+}
+
+/* Failures must reach failure_rate percent of the window's requests. */
+static void test_breaker_failure_rate(void **state)
+{
+    (void)state;
+    hx_breaker *b = mk_rate(30000, 4, 1, 50);
+    ok_n(b, 1, 0);
+    fail_n(b, 1, 0);
+    ok_n(b, 1, 0);
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_CLOSED);
+    fail_n(b, 1, 0); /* 2 of 4 = 50 % */
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_OPEN);
+    hx_breaker_free(b);
+
+    b = mk_rate(30000, 4, 1, 50);
+    ok_n(b, 3, 0);
+    fail_n(b, 1, 0); /* 25 % */
+    ok_n(b, 2, 0);
+    fail_n(b, 2, 0); /* 3 of 8 = 37 % */
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_CLOSED);
+    fail_n(b, 1, 0); /* 4 of 9 = 44 % */
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_CLOSED);
+    fail_n(b, 1, 0); /* 5 of 10 */
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_OPEN);
+    hx_breaker_free(b);
+}
+
+/* failure_threshold: at least that many failures, whatever the rate. */
+static void test_breaker_failure_threshold_in_window(void **state)
+{
+    (void)state;
+    hx_breaker *b = mk_rate(30000, 1, 3, 1);
     fail_n(b, 2, 0);
     assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_CLOSED);
     fail_n(b, 1, 0);
@@ -99,35 +167,57 @@ static void test_breaker_success_resets_count(void **state)
     hx_breaker_free(b);
 }
 
-static void test_breaker_interval_resets_counts(void **state)
+/* Outcomes older than `interval` leave the window (ten buckets). */
+static void test_breaker_sliding_window(void **state)
 {
     (void)state;
-    /* Window opened by the failure at 0 ends at 1000: counts start over. */
     hx_breaker *b = mk(1, 1000, 5000, 3);
     fail_n(b, 1, 0);
     fail_n(b, 1, 500);
-    fail_n(b, 1, 1000); /* window expired first: this is failure 1 again */
-    assert_int_equal(hx_breaker_state(b, 1000), HX_BREAKER_CLOSED);
-    fail_n(b, 1, 1500);
-    assert_int_equal(hx_breaker_state(b, 1500), HX_BREAKER_CLOSED);
-    fail_n(b, 1, 1999); /* third within the window that began at 1000 */
-    assert_int_equal(hx_breaker_state(b, 1999), HX_BREAKER_OPEN);
+    fail_n(b, 1, 1050); /* the failure at 0 has left the window */
+    assert_int_equal(hx_breaker_state(b, 1050), HX_BREAKER_CLOSED);
+    uint32_t r, f;
+    hx_breaker_window(b, 1050, &r, &f);
+    assert_int_equal(r, 2);
+    assert_int_equal(f, 2);
+    hx_breaker_window(b, 5000, &r, &f); /* all gone */
+    assert_int_equal(r, 0);
+    fail_n(b, 1, 1400); /* 500, 1050, 1400 */
+    assert_int_equal(hx_breaker_state(b, 1400), HX_BREAKER_OPEN);
     hx_breaker_free(b);
 
-    /* Inside one window the failures add up. */
+    /* A success in the window keeps the rate under 100 %. */
     b = mk(1, 1000, 5000, 3);
-    fail_n(b, 1, 0);
-    fail_n(b, 1, 500);
-    fail_n(b, 1, 999);
-    assert_int_equal(hx_breaker_state(b, 999), HX_BREAKER_OPEN);
+    fail_n(b, 2, 0);
+    ok_n(b, 1, 100);
+    fail_n(b, 2, 200);
+    assert_int_equal(hx_breaker_state(b, 200), HX_BREAKER_CLOSED);
     hx_breaker_free(b);
 
-    /* interval 0: never reset by time. */
+    /* interval 0: never forgotten by time. */
     b = mk(1, 0, 5000, 3);
     fail_n(b, 1, 0);
     fail_n(b, 1, 1000000);
     fail_n(b, 1, 2000000);
     assert_int_equal(hx_breaker_state(b, 2000000), HX_BREAKER_OPEN);
+    hx_breaker_free(b);
+}
+
+/* A request without a verdict (the client's own error, an abort) is
+ * released: it never counts, however many there are. */
+static void test_breaker_releases_never_count(void **state)
+{
+    (void)state;
+    hx_breaker *b = mk_rate(30000, 2, 1, 50);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(hx_breaker_allow(b, 0), 1);
+        hx_breaker_release(b);
+    }
+    uint32_t r, f;
+    hx_breaker_window(b, 0, &r, &f);
+    assert_int_equal(r, 0);
+    fail_n(b, 1, 0);
+    assert_int_equal(hx_breaker_state(b, 0), HX_BREAKER_CLOSED);
     hx_breaker_free(b);
 }
 
@@ -366,7 +456,10 @@ static void test_breaker_clamps_settings(void **state)
 static void test_breaker_snapshot_restore(void **state)
 {
     (void)state;
-    hx_breaker *a = mk(1, 0, 1000, 3);
+    hx_cfg_breaker ca = {.max_requests = 1, .timeout = 1000, .failure_threshold = 3, .min_requests = 3,
+                         .failure_rate = 50};
+    hx_breaker *a = hx_breaker_new("prov", &ca);
+    assert_non_null(a);
     assert_int_equal(hx_breaker_allow(a, 0), 1);
     hx_breaker_record(a, true, 0);
     fail_n(a, 3, 100);
@@ -405,8 +498,8 @@ static void test_breaker_snapshot_restore(void **state)
     hx_breaker_restore(b, &s, 60);
     assert_int_equal(cb.n, 3); /* open -> open is no transition */
 
-    /* Closed with failures: one more failure trips it. */
-    s = (hx_breaker_snap){.state = HX_BREAKER_CLOSED, .consecutive_failures = 2};
+    /* Closed with a window of 2 failures: one more failure trips it. */
+    s = (hx_breaker_snap){.state = HX_BREAKER_CLOSED, .window_requests = 2, .window_failures = 2};
     hx_breaker_restore(b, &s, 5000);
     assert_int_equal(hx_breaker_state(b, 5000), HX_BREAKER_CLOSED);
     fail_n(b, 1, 5000);
@@ -498,7 +591,10 @@ static void *hammer(void *p)
 static void test_breaker_threads_hammer(void **state)
 {
     (void)state;
-    hx_breaker *b = mk(2, 50, 5, 4);
+    hx_cfg_breaker cfg = {.max_requests = 2, .interval = 50, .timeout = 5, .failure_threshold = 4,
+                          .min_requests = 4, .failure_rate = 25}; /* ~31 % of outcomes fail */
+    hx_breaker *b = hx_breaker_new("prov", &cfg);
+    assert_non_null(b);
     hx_breaker_on_transition(b, hammer_cb, NULL);
     _Atomic uint64_t clock = 0;
     pthread_t t[HAMMER_THREADS];
@@ -538,8 +634,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_breaker_opens_after_threshold),
-        cmocka_unit_test(test_breaker_success_resets_count),
-        cmocka_unit_test(test_breaker_interval_resets_counts),
+        cmocka_unit_test(test_breaker_min_requests),
+        cmocka_unit_test(test_breaker_failure_rate),
+        cmocka_unit_test(test_breaker_failure_threshold_in_window),
+        cmocka_unit_test(test_breaker_sliding_window),
+        cmocka_unit_test(test_breaker_releases_never_count),
         cmocka_unit_test(test_breaker_open_rejects_until_timeout),
         cmocka_unit_test(test_breaker_state_reports_half_open_after_timeout),
         cmocka_unit_test(test_breaker_half_open_admits_max_requests),
