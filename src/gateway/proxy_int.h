@@ -41,7 +41,12 @@ typedef struct proxy {
     hx_buf out;
     hx_buf errbody;
     int up_status;
-    char retry_after[32];
+    char retry_after[32];      /* the attempt's Retry-After, sane integer seconds ("" = none) */
+    uint64_t retry_after_ms;   /* the same, as parsed (0 = none) */
+    const char *fail_class;    /* why the last attempt failed: a bounded metrics label */
+    bool has_kept;             /* a provider error with its own meaning (quota, context length) */
+    hx_err kept_err;           /* ... answered when no later provider serves */
+    char kept_msg[384];
     bool head_sent;
     bool paused;
     bool finished;

@@ -658,6 +658,12 @@ static const hx_metric_def catalog[HX_M__COUNT] = {
                              HX_METRIC_COUNTER, L("result"), NULL, 0, 0, NULL, NULL},
     [HX_M_LOAD_SHED] = {"hapax_load_shed_total", "Requests shed under load, by reason.",
                         HX_METRIC_COUNTER, L("reason"), NULL, 0, 0, NULL, NULL},
+    [HX_M_RETRIES_BY_CLASS] = {"hapax_retries_by_class_total",
+                               "Retries of upstream provider requests, by why the attempt before failed.",
+                               HX_METRIC_COUNTER, L("provider", "class"), NULL, 0, 0, NULL, NULL},
+    [HX_M_FAILOVERS_BY_CLASS] = {"hapax_failovers_by_class_total",
+                                 "Failovers to the next provider, by why the provider before failed.",
+                                 HX_METRIC_COUNTER, L("from_provider", "class"), NULL, 0, 0, NULL, NULL},
 };
 
 int hx_metrics_init(void)

@@ -48,6 +48,7 @@ struct hx_up_call {
     CURL *easy;
     struct curl_slist *hdrs;
     char *body;
+    size_t body_len;
     hx_up_callbacks cb;
     void *ud;
     uv_timer_t fb_timer;       /* first byte, then idle between body bytes */
@@ -110,7 +111,7 @@ const char *hx_up_result_str(hx_up_result r)
     static const char *const names[] = {
         "ok", "connect_timeout", "first_byte_timeout", "timeout", "connection_error",
         "connection_reset", "tls_error", "protocol_error", "aborted", "out_of_memory", "error",
-        "idle_timeout",
+        "idle_timeout", "connection_reset_after_send",
     };
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "error";
 }
@@ -283,6 +284,19 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     }
 }
 
+/* Did the whole request (head and body) reach the socket? libcurl counts
+ * both: the head in REQUEST_SIZE, the body in SIZE_UPLOAD. A request not
+ * fully sent cannot have been processed, so it can be sent again. */
+static bool request_sent(hx_up_call *c)
+{
+    long head = 0;
+    curl_off_t up = 0;
+    if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &head) != CURLE_OK ||
+        curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK)
+        return true; /* unknown: assume the worst (sent) */
+    return head > 0 && up >= (curl_off_t)c->body_len;
+}
+
 static void check_done(hx_upstream *up)
 {
     CURLMsg *m;
@@ -296,6 +310,8 @@ static void check_done(hx_upstream *up)
             continue;
         CURLcode code = m->data.result;
         hx_up_result res = c->forced != HX_UP_OK ? c->forced : map_code(c, code);
+        if (res == HX_UP_RESET && !c->head_done && request_sent(c))
+            res = HX_UP_RESET_AFTER_SEND; /* the upstream may be generating: not provably unbilled */
         finish(c, res, c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
     }
 }
@@ -452,8 +468,14 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 static void on_first_byte_timeout(uv_timer_t *t)
 {
     hx_up_call *c = t->data;
+    if (!request_sent(c)) {
+        /* Still connecting or sending: nothing the upstream could act on. */
+        c->forced = HX_UP_CONNECT_TIMEOUT;
+        finish(c, HX_UP_CONNECT_TIMEOUT, "the request could not be sent within first_byte_timeout");
+        return;
+    }
     c->forced = HX_UP_FIRST_BYTE_TIMEOUT;
-    finish(c, HX_UP_FIRST_BYTE_TIMEOUT, "no response from the upstream within first_byte_timeout");
+    finish(c, HX_UP_FIRST_BYTE_TIMEOUT, "no response from the upstream within first_byte_timeout (request sent)");
 }
 
 static void on_idle(uv_timer_t *t)
@@ -614,6 +636,7 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
         goto fail;
     if (len)
         memcpy(c->body, body, len);
+    c->body_len = len;
     if (setup_easy(c, method, url, headers, len, opts) != 0)
         goto fail;
     if (curl_multi_add_handle(up->multi, c->easy) != CURLM_OK)
