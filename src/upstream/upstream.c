@@ -49,6 +49,7 @@ struct hx_up_call {
     struct curl_slist *hdrs;
     char *body;
     size_t body_len;
+    size_t body_off;           /* bytes of body handed to libcurl */
     hx_up_callbacks cb;
     void *ud;
     uv_timer_t fb_timer;       /* first byte, then idle between body bytes */
@@ -265,6 +266,8 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
         return HX_UP_RESET;
+    case CURLE_SEND_FAIL_REWIND: /* libcurl wanted to send it again (on_seek) */
+        return HX_UP_RESET_AFTER_SEND;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -566,6 +569,33 @@ void hx_upstream_free(hx_upstream *up)
     uv_close((uv_handle_t *)&up->reap, on_up_timer_closed);
 }
 
+/* The body goes to libcurl through a read callback rather than
+ * POSTFIELDS so that a rewind can be refused: libcurl silently sends a
+ * request again when a reused connection dies before any answer, and a
+ * request the upstream may have read must not be sent twice (billed
+ * twice). Before any body byte was handed over, rewinding is harmless. */
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    hx_up_call *c = ud;
+    size_t room = size * n, left = c->body_len - c->body_off;
+    size_t k = room < left ? room : left;
+    if (k == 0)
+        return 0;
+    memcpy(buf, c->body + c->body_off, k);
+    c->body_off += k;
+    return k;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    hx_up_call *c = ud;
+    if (origin != SEEK_SET || offset != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (c->body_off > 0)
+        return CURL_SEEKFUNC_CANTSEEK; /* may have been sent: HX_UP_RESET_AFTER_SEND */
+    return CURL_SEEKFUNC_OK;
+}
+
 static int setup_easy(hx_up_call *c, const char *method, const char *url, const hx_headers *headers,
                       size_t len, const hx_up_opts *o)
 {
@@ -607,7 +637,10 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, c);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, c);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         if (strcmp(method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);

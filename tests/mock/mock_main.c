@@ -377,6 +377,8 @@ static void send_coded_error(mock_conn *c, const fault *f, mf_family fam)
                           ? "This model's maximum context length is 8 tokens. However, your messages resulted in 9 tokens."
                           : "Your request was rejected as a result of our safety system.";
     c->ev.len = 0;
+    if (fam == FAM_ANTHROPIC && f->mode == FM_CTX_LEN)
+        msg = "prompt is too long: 9 tokens > 8 maximum"; /* Anthropic's wording */
     if (fam == FAM_ANTHROPIC) {
         /* Anthropic has no codes: its types carry the meaning. */
         mbuf_fmt(&c->ev, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}",
