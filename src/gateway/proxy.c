@@ -326,25 +326,12 @@ static int on_event(void *ud, const hx_event *ev)
 
 /* ---- upstream side ----------------------------------------------------------- */
 
-/* Retry-After goes back to the client only as integer seconds within
- * 1..3600, never as the upstream wrote it: an invalid value ("abc", "-1",
- * "1e9", a past date) is dropped, a huge one clamped. */
-static void take_retry_after(proxy *p, const char *v)
-{
-    uint64_t ms = hx_retry_after_ms(v, (uint64_t)time(NULL)); /* 0: absent or invalid */
-    p->retry_after_ms = ms;
-    p->retry_after[0] = '\0';
-    if (ms > 0)
-        snprintf(p->retry_after, sizeof p->retry_after, "%llu",
-                 (unsigned long long)((ms + 999) / 1000 > 3600 ? 3600 : (ms + 999) / 1000));
-}
-
 static void on_up_head(void *ud, int status, const hx_headers *h)
 {
     proxy *p = ud;
     p->up_status = status;
     p->any_answered = true;
-    take_retry_after(p, hx_headers_get(h, "retry-after"));
+    px_take_retry_after(p, hx_headers_get(h, "retry-after"));
     if (status >= 200 && status < 300)
         p->billable = true;
     if (status >= 200 && status < 300 && p->relay_sse) {
@@ -475,118 +462,6 @@ static int up_data_end(proxy *p)
     return up_data(p, d, n) == HX_UP_STOP ? -1 : 0;
 }
 
-/* What the provider's error body says it is, beyond its status: quota,
- * context length, content policy (OpenAI's codes and types; Anthropic's
- * "prompt is too long"). HX_ERR__COUNT when nothing specific. */
-static hx_err provider_meaning(const proxy *p)
-{
-    hx_err e = HX_ERR__COUNT;
-    json_object *root = p->errbody.len ? hx_json_parse(p->errbody.data, p->errbody.len) : NULL;
-    json_object *err = NULL, *v;
-    if (root == NULL || !json_object_object_get_ex(root, "error", &err) || !json_object_is_type(err, json_type_object)) {
-        json_object_put(root);
-        return e;
-    }
-    static const struct {
-        const char *key, *value;
-        hx_err e;
-    } known[] = {
-        {"code", "insufficient_quota", HX_ERR_INSUFFICIENT_QUOTA},
-        {"type", "insufficient_quota", HX_ERR_INSUFFICIENT_QUOTA},
-        {"code", "context_length_exceeded", HX_ERR_CONTEXT_LENGTH},
-        {"code", "content_policy_violation", HX_ERR_CONTENT_POLICY},
-        {"message", "prompt is too long", HX_ERR_CONTEXT_LENGTH},
-    };
-    for (size_t i = 0; i < sizeof known / sizeof known[0] && e == HX_ERR__COUNT; i++) {
-        if (!json_object_object_get_ex(err, known[i].key, &v) || !json_object_is_type(v, json_type_string))
-            continue;
-        const char *s = json_object_get_string(v);
-        size_t n = (size_t)json_object_get_string_len(v), kl = strlen(known[i].value);
-        /* codes match whole; a message by its prefix */
-        if (strcmp(known[i].key, "message") == 0 ? n >= kl && strncmp(s, known[i].value, kl) == 0
-                                                 : n == kl && memcmp(s, known[i].value, kl) == 0)
-            e = known[i].e;
-    }
-    json_object_put(root);
-    return e;
-}
-
-/* Maps a failed upstream answer; returns true when the next provider may
- * be tried (nothing the client did wrong). *cls is the retry class: may
- * the same provider be asked again? */
-static bool classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_class *cls)
-{
-    char upmsg[256];
-    p->prov->ad->error_message(p->errbody.data ? p->errbody.data : "", p->errbody.len, upmsg, sizeof upmsg);
-    int s = p->up_status;
-    hx_err meant = provider_meaning(p);
-    *cls = HX_RETRY_NONE;
-    if (s == 401 || s == 403) {
-        *e = HX_ERR_BAD_GATEWAY;
-        snprintf(msg, msglen, "provider %s rejected the gateway's credentials (upstream %d): check its api_key",
-                 p->prov->name, s);
-        return true;
-    }
-    if (meant == HX_ERR_INSUFFICIENT_QUOTA || meant == HX_ERR_CONTEXT_LENGTH) {
-        /* Billing, or this model's window: asking again cannot help, a
-         * different provider may. */
-        *e = meant;
-        snprintf(msg, msglen, "provider %s: %s", p->prov->name, upmsg);
-        return true;
-    }
-    if (s == 429) {
-        *e = HX_ERR_RATE_LIMITED;
-        *cls = HX_RETRY_RATE_LIMIT;
-        snprintf(msg, msglen, "provider %s is rate limiting: %s", p->prov->name, upmsg);
-        return true;
-    }
-    if (s >= 300 && s < 400) {
-        /* Redirects are never followed (an API key must not travel to
-         * another host): a misconfigured endpoint, not the client's error. */
-        *e = HX_ERR_BAD_GATEWAY;
-        snprintf(msg, msglen, "provider %s answered with a redirect (upstream %d), not followed: check its endpoint",
-                 p->prov->name, s);
-        return true;
-    }
-    if (s == 404 || s >= 500) {
-        *e = HX_ERR_BAD_GATEWAY;
-        *cls = s >= 500 ? HX_RETRY_SERVER_ERROR : HX_RETRY_NONE;
-        snprintf(msg, msglen, "provider %s failed (upstream %d): %s", p->prov->name, s, upmsg);
-        return true;
-    }
-    *e = meant == HX_ERR_CONTENT_POLICY ? HX_ERR_CONTENT_POLICY : HX_ERR_INVALID_REQUEST;
-    snprintf(msg, msglen, "provider %s rejected the request (upstream %d): %s", p->prov->name, s, upmsg);
-    return false;
-}
-
-/* May a failed transport be sent again to the same provider? Only when it
- * provably was not billed: nothing sent (refused, DNS, TLS, reset or
- * timeout before the send completed). Once the whole request went out, or
- * a 2xx head came, the provider may be generating: "unanswered". */
-static hx_retry_class transport_class(const proxy *p, hx_up_result res)
-{
-    if (p->up_status >= 200 && p->up_status < 300)
-        return HX_RETRY_UNANSWERED;
-    switch (res) {
-    case HX_UP_CONNECT_ERROR:
-    case HX_UP_TLS_ERROR: return HX_RETRY_CONNECTION;
-    case HX_UP_RESET: return p->up_status ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION;
-    case HX_UP_CONNECT_TIMEOUT: return HX_RETRY_TIMEOUT;
-    default: return HX_RETRY_UNANSWERED;
-    }
-}
-
-static hx_err transport_err(hx_up_result res)
-{
-    switch (res) {
-    case HX_UP_CONNECT_TIMEOUT:
-    case HX_UP_FIRST_BYTE_TIMEOUT:
-    case HX_UP_IDLE_TIMEOUT:
-    case HX_UP_TIMEOUT: return HX_ERR_GATEWAY_TIMEOUT;
-    default: return HX_ERR_BAD_GATEWAY;
-    }
-}
-
 /* An answer in the client's own API: checked, counted, sent as it is (no
  * parse into events and no re-rendering). */
 static void succeed_raw(proxy *p)
@@ -703,6 +578,69 @@ static bool relay_error(proxy *p)
     return true;
 }
 
+/* The upstream answered with an error status: retry, fail over, or
+ * answer the client (its own error). */
+static void up_failed_status(proxy *p)
+{
+    hx_retry_class cls;
+    bool next = px_classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg, &cls);
+    if (cls == HX_RETRY_RATE_LIMIT) {
+        p->saw_429 = true;
+        snprintf(p->rate_limited, sizeof p->rate_limited, "%s", p->retry_after);
+    }
+    if (p->last_err == HX_ERR_INSUFFICIENT_QUOTA || p->last_err == HX_ERR_CONTEXT_LENGTH) {
+        p->has_kept = true;
+        p->kept_err = p->last_err; /* the answer when no other provider serves */
+        snprintf(p->kept_msg, sizeof p->kept_msg, "%s", p->last_msg);
+    }
+    /* a provider error with a meaning of its own is named in the log */
+    const char *code = p->last_err >= HX_ERR_INSUFFICIENT_QUOTA ? hx_err_get(p->last_err)->code : NULL;
+    char st[64];
+    snprintf(st, sizeof st, "upstream %d%s%s", p->up_status, code ? " " : "", code ? code : "");
+    p->fail_class = p->last_err == HX_ERR_INSUFFICIENT_QUOTA ? "quota"
+                    : p->last_err == HX_ERR_CONTEXT_LENGTH    ? "context_length"
+                    : p->up_status == 401 || p->up_status == 403 ? "auth"
+                    : p->up_status >= 300 && p->up_status < 400  ? "redirect"
+                    : cls != HX_RETRY_NONE                       ? hx_retry_class_name(cls)
+                                                                 : "other";
+    if (next) {
+        px_note_failure(p, st); /* the provider's fault, not the request's */
+        px_after_failure(p, cls);
+    } else {
+        px_breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
+        px_note_state(p, p->prov->name, st);
+        if (!relay_error(p))
+            px_answer_error(p, p->last_err, p->last_msg);
+    }
+}
+
+/* The call failed without a complete answer (timeout, reset, abort). */
+static void up_failed_transport(proxy *p, hx_up_result res, const char *detail)
+{
+    p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : px_transport_err(res);
+    if (res != HX_UP_CONNECT_ERROR)
+        p->any_answered = true; /* reached, then failed: not "nothing to ask" */
+    const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay.err[0] ? p->relay.err
+                      : res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser)
+                                                          : detail;
+    snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
+             why ? why : "");
+    hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
+    if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
+        /* Nothing answered: say where we tried and what to start or set. */
+        char where[400], st[440];
+        hx_gateway_describe_unreachable(p->prov, where, sizeof where);
+        snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
+        px_record(p, false, hx_up_result_str(res));
+        px_note_state(p, p->prov->name, st);
+    } else {
+        px_note_failure(p, hx_up_result_str(res));
+    }
+    hx_retry_class cls = px_transport_class(p, res);
+    p->fail_class = hx_retry_class_name(cls);
+    px_after_failure(p, cls);
+}
+
 static void on_up_done(void *ud, hx_up_result res, const char *detail)
 {
     proxy *p = ud;
@@ -738,59 +676,9 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         hx_res_end(p->req);
         px_finish(p);
     } else if (res == HX_UP_OK) {
-        hx_retry_class cls;
-        bool next = classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg, &cls);
-        if (cls == HX_RETRY_RATE_LIMIT) {
-            p->saw_429 = true;
-            snprintf(p->rate_limited, sizeof p->rate_limited, "%s", p->retry_after);
-        }
-        if (p->last_err == HX_ERR_INSUFFICIENT_QUOTA || p->last_err == HX_ERR_CONTEXT_LENGTH) {
-            p->has_kept = true;
-            p->kept_err = p->last_err; /* the answer when no other provider serves */
-            snprintf(p->kept_msg, sizeof p->kept_msg, "%s", p->last_msg);
-        }
-        /* a provider error with a meaning of its own is named in the log */
-        const char *code = p->last_err >= HX_ERR_INSUFFICIENT_QUOTA ? hx_err_get(p->last_err)->code : NULL;
-        char st[64];
-        snprintf(st, sizeof st, "upstream %d%s%s", p->up_status, code ? " " : "", code ? code : "");
-        p->fail_class = p->last_err == HX_ERR_INSUFFICIENT_QUOTA ? "quota"
-                        : p->last_err == HX_ERR_CONTEXT_LENGTH    ? "context_length"
-                        : p->up_status == 401 || p->up_status == 403 ? "auth"
-                        : p->up_status >= 300 && p->up_status < 400  ? "redirect"
-                        : cls != HX_RETRY_NONE                       ? hx_retry_class_name(cls)
-                                                                     : "other";
-        if (next) {
-            px_note_failure(p, st); /* the provider's fault, not the request's */
-            px_after_failure(p, cls);
-        } else {
-            px_breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
-            px_note_state(p, p->prov->name, st);
-            if (!relay_error(p))
-                px_answer_error(p, p->last_err, p->last_msg);
-        }
+        up_failed_status(p);
     } else {
-        p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
-        if (res != HX_UP_CONNECT_ERROR)
-            p->any_answered = true; /* reached, then failed: not "nothing to ask" */
-        const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay.err[0] ? p->relay.err
-                          : res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser)
-                                                              : detail;
-        snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
-                 why ? why : "");
-        hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
-        if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
-            /* Nothing answered: say where we tried and what to start or set. */
-            char where[400], st[440];
-            hx_gateway_describe_unreachable(p->prov, where, sizeof where);
-            snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
-            px_record(p, false, hx_up_result_str(res));
-            px_note_state(p, p->prov->name, st);
-        } else {
-            px_note_failure(p, hx_up_result_str(res));
-        }
-        hx_retry_class cls = transport_class(p, res);
-        p->fail_class = hx_retry_class_name(cls);
-        px_after_failure(p, cls);
+        up_failed_transport(p, res, detail);
     }
     px_proxy_unref(p);
 }

@@ -114,6 +114,17 @@ void px_budget_release(proxy *p);
 /* Settles the tokens-per-minute reservation when usage never arrived. */
 void px_tpm_settle(proxy *p);
 
+/* proxy_err.c */
+/* Keeps an upstream Retry-After as sane integer seconds (p->retry_after,
+ * 1..3600, "" when absent or invalid) and as parsed (p->retry_after_ms). */
+void px_take_retry_after(proxy *p, const char *value);
+/* A failed upstream status: the client's error in *e/msg, the retry class
+ * in *cls; true when the next provider may be tried. */
+bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_class *cls);
+/* The retry class of a failed transport: not billed, or "unanswered". */
+hx_retry_class px_transport_class(const proxy *p, hx_up_result res);
+hx_err px_transport_err(hx_up_result res);
+
 /* chain.c */
 void px_reset_attempt(proxy *p);
 /* Tries the next provider of the chain, or gives up with the best error. */
