@@ -287,17 +287,20 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     }
 }
 
-/* Did the whole request (head and body) reach the socket? libcurl counts
- * both: the head in REQUEST_SIZE, the body in SIZE_UPLOAD. A request not
- * fully sent cannot have been processed, so it can be sent again. */
+/* May the upstream have the request? A body goes to libcurl only through
+ * on_read, once the connection (and TLS) is up and the head is going out,
+ * on HTTP/1.1 and HTTP/2 alike: once any of it was handed over, the
+ * request counts as sent (a partly sent body is counted too: that loses a
+ * retry at worst, never bills twice). Without a body, the head's size
+ * tells. A request not sent cannot have been processed: it may go again. */
 static bool request_sent(hx_up_call *c)
 {
+    if (c->body_len > 0)
+        return c->body_off > 0;
     long head = 0;
-    curl_off_t up = 0;
-    if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &head) != CURLE_OK ||
-        curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK)
+    if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &head) != CURLE_OK)
         return true; /* unknown: assume the worst (sent) */
-    return head > 0 && up >= (curl_off_t)c->body_len;
+    return head > 0;
 }
 
 static void check_done(hx_upstream *up)
