@@ -553,8 +553,11 @@ static int control_fault(mock_conn *c)
         count = json_object_get_int64(v) < -1 ? -1 : (long)json_object_get_int64(v);
     if (ok && json_object_object_get_ex(b, "delay_ms", &v))
         f.delay_ms = (long)json_object_get_int64(v);
-    if (ok && json_object_object_get_ex(b, "retry_after", &v) && json_object_is_type(v, json_type_string))
-        snprintf(f.ra_text, sizeof f.ra_text, "%s", json_object_get_string(v));
+    if (ok && json_object_object_get_ex(b, "retry_after", &v) && json_object_is_type(v, json_type_string)) {
+        const char *t = json_object_get_string(v);
+        if (strcspn(t, "\r\n") == strlen(t)) /* a value, never a header of its own */
+            snprintf(f.ra_text, sizeof f.ra_text, "%s", t);
+    }
     else if (ok && json_object_object_get_ex(b, "retry_after", &v))
         f.retry_after = (long)json_object_get_int64(v);
     json_object_put(b);
