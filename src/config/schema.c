@@ -193,7 +193,7 @@ static const hx_field retry_fields[] = {
     F(hx_cfg_retry, "multiplier", multiplier, HX_FT_DOUBLE, .flags = HX_FF_RANGE, .dmin = 1,
       .dmax = 100),
     F(hx_cfg_retry, "retryable_errors", retryable_errors, HX_FT_STRLIST,
-      .values = STRS("rate_limit", "timeout", "server_error", "connection"),
+      .values = STRS("rate_limit", "timeout", "server_error", "connection", "unanswered"),
       .msg = "unknown retryable error"),
     F(hx_cfg_retry, "budget_percent", budget_percent, HX_FT_PERCENT),
 };

@@ -56,6 +56,12 @@ static void give_up(proxy *p)
         px_answer_error(p, HX_ERR_UNAVAILABLE, msg);
         return;
     }
+    if (p->has_kept && !p->saw_429) {
+        /* A provider error with its own meaning (quota, context length):
+         * the client gets it, not a generic failure its SDK would retry. */
+        px_answer_error(p, p->kept_err, p->kept_msg);
+        return;
+    }
     if (p->saw_429) {
         /* Someone asked us to slow down: the client should too. */
         snprintf(p->retry_after, sizeof p->retry_after, "%s", p->rate_limited[0] ? p->rate_limited : "1");
@@ -188,8 +194,10 @@ static int start_attempt(proxy *p)
     ur.answer_as_tool = NULL;
     hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms, l->stream_idle_timeout};
     p->attempt_ns = now;
-    if (p->tries++ > 0)
+    if (p->tries++ > 0) {
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
+        hx_metrics_inc(HX_M_RETRIES_BY_CLASS, p->g->pm[pv->index].retries_by[hx_gw_class_index(p->fail_class)], 1);
+    }
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->render.ctx = p->info.ctx;
     p->relay_raw = (p->native || p->translated) && !p->info.stream;
@@ -352,8 +360,11 @@ void px_next_attempt(proxy *p)
             return;
         }
         if (admit(p, p->prov) && start_attempt(p) == 0) {
-            if (from)
+            if (from) {
                 hx_metrics_inc(HX_M_FAILOVERS, p->g->pm[from->index].failovers, 1);
+                hx_metrics_inc(HX_M_FAILOVERS_BY_CLASS,
+                               p->g->pm[from->index].failovers_by[hx_gw_class_index(p->fail_class)], 1);
+            }
             if (!p->panicked && atomic_load(&p->g->panic) && atomic_exchange(&p->g->panic, false))
                 HX_LOG_INFO("a provider is up again: panic over", HX_F_STR("event", "panic_over"),
                             HX_F_STR("provider", p->prov->name));
@@ -403,19 +414,34 @@ void px_after_failure(proxy *p, hx_retry_class cls)
     uint64_t left = p->req->deadline_ns > now ? (p->req->deadline_ns - now) / 1000000 : 0;
     if (cls == HX_RETRY_NONE || p->tries > rc->max_retries || !hx_retry_allowed(g->retry_classes, cls) ||
         p->gw->draining) {
+        /* The access log says why the provider was not asked again. */
+        hx_buf_printf(&p->states, " (not retried: %s)",
+                      cls == HX_RETRY_UNANSWERED && !hx_retry_allowed(g->retry_classes, cls)
+                          ? "sent, may be billed"
+                      : cls == HX_RETRY_NONE || !hx_retry_allowed(g->retry_classes, cls) ? "not retryable"
+                      : p->gw->draining                                                  ? "shutting down"
+                                                                                         : "max_retries");
         px_next_attempt(p);
         return;
     }
     uint64_t rnd;
     hx_random_bytes(&rnd, sizeof rnd);
     uint64_t delay = hx_retry_delay_ms(rc, p->tries, rnd);
-    if (cls == HX_RETRY_RATE_LIMIT) {
-        uint64_t ra = hx_retry_after_ms(p->retry_after, (uint64_t)time(NULL));
-        if (ra > delay)
-            delay = ra;
+    /* A Retry-After is honoured only within max_delay and the deadline;
+     * a longer one moves on at once rather than keep the client waiting. */
+    if (p->retry_after_ms > 0 && (cls == HX_RETRY_RATE_LIMIT || cls == HX_RETRY_SERVER_ERROR)) {
+        if (p->retry_after_ms > (uint64_t)(rc->max_delay > 0 ? rc->max_delay : 0) || p->retry_after_ms >= left) {
+            hx_buf_printf(&p->states, " (not retried: Retry-After %s s beyond max_delay or deadline)",
+                          p->retry_after);
+            px_next_attempt(p);
+            return;
+        }
+        if (p->retry_after_ms > delay)
+            delay = p->retry_after_ms;
     }
     /* The wait must leave time for the attempt itself. */
     if (delay >= left || !hx_retry_budget_withdraw(g->budget, hx_gateway_now_ms())) {
+        hx_buf_printf(&p->states, " (not retried: %s)", delay >= left ? "deadline" : "retry budget");
         px_next_attempt(p);
         return;
     }
@@ -428,6 +454,7 @@ void px_after_failure(proxy *p, hx_retry_class cls)
         uv_timer_init(p->req->loop, p->retry_timer);
         p->retry_timer->data = p;
     }
+    hx_buf_printf(&p->states, " (retried in %llu ms)", (unsigned long long)delay);
     uv_timer_start(p->retry_timer, on_retry_timer, delay, 0);
     p->wait_next = p->gw->waiting;
     if (p->wait_next)

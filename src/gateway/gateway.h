@@ -32,9 +32,19 @@ typedef enum {
     HX_GW_FAIL__COUNT
 } hx_gw_fail_class;
 
+/* Why a request left a provider (retried it, or failed over): the class
+ * label of hapax_retries_by_class_total and hapax_failovers_by_class_total.
+ * The names are hx_gw_class_names[]. */
+#define HX_GW_CLASS__COUNT 10
+extern const char *const hx_gw_class_names[HX_GW_CLASS__COUNT];
+/* The index of a class name ("other" for NULL or an unknown name). */
+int hx_gw_class_index(const char *name);
+
 /* A provider's metric series, interned when the gateway is built. */
 typedef struct {
     int ok, fail, latency, retries, failovers, panics, tok_prompt, tok_completion;
+    int retries_by[HX_GW_CLASS__COUNT];   /* hapax_retries_by_class_total{provider,class} */
+    int failovers_by[HX_GW_CLASS__COUNT]; /* hapax_failovers_by_class_total{from_provider,class} */
     int failures[HX_GW_FAIL__COUNT];
 } hx_gw_provider_metrics;
 

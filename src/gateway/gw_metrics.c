@@ -17,6 +17,19 @@ static const char *const failure_classes[HX_GW_FAIL__COUNT] = {
     "rate_limit", "timeout", "server_error", "connection", "client_error", "auth", "other",
 };
 
+const char *const hx_gw_class_names[HX_GW_CLASS__COUNT] = {
+    "rate_limit", "timeout", "server_error", "connection", "unanswered",
+    "quota", "context_length", "auth", "redirect", "other",
+};
+
+int hx_gw_class_index(const char *name)
+{
+    for (int i = 0; name && i < HX_GW_CLASS__COUNT; i++)
+        if (strcmp(name, hx_gw_class_names[i]) == 0)
+            return i;
+    return HX_GW_CLASS__COUNT - 1;
+}
+
 int hx_gw_metrics_build(hx_gateway *g)
 {
     size_t n = g->providers.n ? g->providers.n : 1;
@@ -36,6 +49,10 @@ int hx_gw_metrics_build(hx_gateway *g)
         m->tok_completion = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "completion");
         for (int c = 0; c < HX_GW_FAIL__COUNT; c++)
             m->failures[c] = hx_metrics_series(HX_M_PROVIDER_FAILURES, pv->name, failure_classes[c]);
+        for (int c = 0; c < HX_GW_CLASS__COUNT; c++) {
+            m->retries_by[c] = hx_metrics_series(HX_M_RETRIES_BY_CLASS, pv->name, hx_gw_class_names[c]);
+            m->failovers_by[c] = hx_metrics_series(HX_M_FAILOVERS_BY_CLASS, pv->name, hx_gw_class_names[c]);
+        }
     }
     return 0;
 }

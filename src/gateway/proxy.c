@@ -329,25 +329,12 @@ static int on_event(void *ud, const hx_event *ev)
 
 /* ---- upstream side ----------------------------------------------------------- */
 
-/* Retry-After goes back to the client: only its two legal forms (seconds,
- * or an HTTP date, which fits in the buffer), never arbitrary upstream text. */
-static bool retry_after_ok(const char *v)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n >= sizeof ((proxy *)0)->retry_after)
-        return false;
-    if (strspn(v, "0123456789") == n)
-        return true;
-    return n > 4 && strcmp(v + n - 4, " GMT") == 0 && strspn(v, "0123456789 ,:ADFGJMNOSTWabcdeghilnoprtuvy") == n;
-}
-
 static void on_up_head(void *ud, int status, const hx_headers *h)
 {
     proxy *p = ud;
     p->up_status = status;
     p->any_answered = true;
-    const char *ra = hx_headers_get(h, "retry-after");
-    snprintf(p->retry_after, sizeof p->retry_after, "%s", ra && retry_after_ok(ra) ? ra : "");
+    px_take_retry_after(p, hx_headers_get(h, "retry-after"));
     if (status >= 200 && status < 300)
         p->billable = true;
     if (status >= 200 && status < 300 && p->relay_sse) {
@@ -478,45 +465,6 @@ static int up_data_end(proxy *p)
     return up_data(p, d, n) == HX_UP_STOP ? -1 : 0;
 }
 
-/* Maps a failed upstream answer; returns true when the next provider may
- * be tried (nothing the client did wrong). */
-static bool classify_status(proxy *p, hx_err *e, char *msg, size_t msglen)
-{
-    char upmsg[256];
-    p->prov->ad->error_message(p->errbody.data ? p->errbody.data : "", p->errbody.len, upmsg, sizeof upmsg);
-    int s = p->up_status;
-    if (s == 401 || s == 403) {
-        *e = HX_ERR_BAD_GATEWAY;
-        snprintf(msg, msglen, "provider %s rejected the gateway's credentials (upstream %d): check its api_key",
-                 p->prov->name, s);
-        return true;
-    }
-    if (s == 429) {
-        *e = HX_ERR_RATE_LIMITED;
-        snprintf(msg, msglen, "provider %s is rate limiting: %s", p->prov->name, upmsg);
-        return true;
-    }
-    if (s == 404 || s >= 500) {
-        *e = HX_ERR_BAD_GATEWAY;
-        snprintf(msg, msglen, "provider %s failed (upstream %d): %s", p->prov->name, s, upmsg);
-        return true;
-    }
-    *e = HX_ERR_INVALID_REQUEST;
-    snprintf(msg, msglen, "provider %s rejected the request (upstream %d): %s", p->prov->name, s, upmsg);
-    return false;
-}
-
-static hx_err transport_err(hx_up_result res)
-{
-    switch (res) {
-    case HX_UP_CONNECT_TIMEOUT:
-    case HX_UP_FIRST_BYTE_TIMEOUT:
-    case HX_UP_IDLE_TIMEOUT:
-    case HX_UP_TIMEOUT: return HX_ERR_GATEWAY_TIMEOUT;
-    default: return HX_ERR_BAD_GATEWAY;
-    }
-}
-
 /* An answer in the client's own API: checked, counted, sent as it is (no
  * parse into events and no re-rendering). */
 static void succeed_raw(proxy *p)
@@ -539,7 +487,8 @@ static void succeed_raw(proxy *p)
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s", p->prov->name,
                  p->relay.err[0] ? p->relay.err : "upstream returned malformed JSON");
         px_note_failure(p, "malformed response");
-        px_after_failure(p, HX_RETRY_SERVER_ERROR);
+        p->fail_class = hx_retry_class_name(HX_RETRY_UNANSWERED);
+        px_after_failure(p, HX_RETRY_UNANSWERED); /* a 2xx: the provider generated (billed) */
         return;
     }
     relay_usage(p);
@@ -584,7 +533,8 @@ static void succeed(proxy *p)
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "%s", m);
         px_note_failure(p, "malformed response");
-        px_after_failure(p, HX_RETRY_SERVER_ERROR);
+        p->fail_class = hx_retry_class_name(HX_RETRY_UNANSWERED);
+        px_after_failure(p, HX_RETRY_UNANSWERED); /* a 2xx: the provider generated (billed) */
         return;
     }
     px_record(p, true, NULL);
@@ -631,6 +581,69 @@ static bool relay_error(proxy *p)
     return true;
 }
 
+/* The upstream answered with an error status: retry, fail over, or
+ * answer the client (its own error). */
+static void up_failed_status(proxy *p)
+{
+    hx_retry_class cls;
+    bool next = px_classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg, &cls);
+    if (cls == HX_RETRY_RATE_LIMIT) {
+        p->saw_429 = true;
+        snprintf(p->rate_limited, sizeof p->rate_limited, "%s", p->retry_after);
+    }
+    if (p->last_err == HX_ERR_INSUFFICIENT_QUOTA || p->last_err == HX_ERR_CONTEXT_LENGTH) {
+        p->has_kept = true;
+        p->kept_err = p->last_err; /* the answer when no other provider serves */
+        snprintf(p->kept_msg, sizeof p->kept_msg, "%s", p->last_msg);
+    }
+    /* a provider error with a meaning of its own is named in the log */
+    const char *code = p->last_err >= HX_ERR_INSUFFICIENT_QUOTA ? hx_err_get(p->last_err)->code : NULL;
+    char st[64];
+    snprintf(st, sizeof st, "upstream %d%s%s", p->up_status, code ? " " : "", code ? code : "");
+    p->fail_class = p->last_err == HX_ERR_INSUFFICIENT_QUOTA ? "quota"
+                    : p->last_err == HX_ERR_CONTEXT_LENGTH    ? "context_length"
+                    : p->up_status == 401 || p->up_status == 403 ? "auth"
+                    : p->up_status >= 300 && p->up_status < 400  ? "redirect"
+                    : cls != HX_RETRY_NONE                       ? hx_retry_class_name(cls)
+                                                                 : "other";
+    if (next) {
+        px_note_failure(p, st); /* the provider's fault, not the request's */
+        px_after_failure(p, cls);
+    } else {
+        px_breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
+        px_note_state(p, p->prov->name, st);
+        if (!relay_error(p))
+            px_answer_error(p, p->last_err, p->last_msg);
+    }
+}
+
+/* The call failed without a complete answer (timeout, reset, abort). */
+static void up_failed_transport(proxy *p, hx_up_result res, const char *detail)
+{
+    p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : px_transport_err(res);
+    if (res != HX_UP_CONNECT_ERROR)
+        p->any_answered = true; /* reached, then failed: not "nothing to ask" */
+    const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay.err[0] ? p->relay.err
+                      : res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser)
+                                                          : detail;
+    snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
+             why ? why : "");
+    hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
+    if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
+        /* Nothing answered: say where we tried and what to start or set. */
+        char where[400], st[440];
+        hx_gateway_describe_unreachable(p->prov, where, sizeof where);
+        snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
+        px_record(p, false, hx_up_result_str(res));
+        px_note_state(p, p->prov->name, st);
+    } else {
+        px_note_failure(p, hx_up_result_str(res));
+    }
+    hx_retry_class cls = px_transport_class(p, res);
+    p->fail_class = hx_retry_class_name(cls);
+    px_after_failure(p, cls);
+}
+
 static void on_up_done(void *ud, hx_up_result res, const char *detail)
 {
     proxy *p = ud;
@@ -666,49 +679,9 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
         hx_res_end(p->req);
         px_finish(p);
     } else if (res == HX_UP_OK) {
-        bool next = classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg);
-        if (p->up_status == 429) {
-            p->saw_429 = true;
-            snprintf(p->rate_limited, sizeof p->rate_limited, "%s", p->retry_after);
-        }
-        char st[32];
-        snprintf(st, sizeof st, "upstream %d", p->up_status);
-        if (next) {
-            px_note_failure(p, st); /* the provider's fault, not the request's */
-            px_after_failure(p, p->up_status == 429 ? HX_RETRY_RATE_LIMIT
-                             : p->up_status >= 500 ? HX_RETRY_SERVER_ERROR : HX_RETRY_NONE);
-        } else {
-            px_breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
-            px_note_state(p, p->prov->name, st);
-            if (!relay_error(p))
-                px_answer_error(p, p->last_err, p->last_msg);
-        }
+        up_failed_status(p);
     } else {
-        p->last_err = res == HX_UP_ABORTED ? HX_ERR_BAD_GATEWAY : transport_err(res);
-        if (res != HX_UP_CONNECT_ERROR)
-            p->any_answered = true; /* reached, then failed: not "nothing to ask" */
-        const char *why = res == HX_UP_ABORTED && p->relay_sse && p->relay.err[0] ? p->relay.err
-                          : res == HX_UP_ABORTED && p->parser ? p->prov->ad->parser_error(p->parser)
-                                                              : detail;
-        snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
-                 why ? why : "");
-        hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
-        if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
-            /* Nothing answered: say where we tried and what to start or set. */
-            char where[400], st[440];
-            hx_gateway_describe_unreachable(p->prov, where, sizeof where);
-            snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
-            px_record(p, false, hx_up_result_str(res));
-            px_note_state(p, p->prov->name, st);
-        } else {
-            px_note_failure(p, hx_up_result_str(res));
-        }
-        /* An upstream that went quiet after its headers had accepted the
-         * request: sending it again would bill it twice. */
-        px_after_failure(p, res == HX_UP_IDLE_TIMEOUT ? HX_RETRY_NONE
-                         : res == HX_UP_CONNECT_TIMEOUT || res == HX_UP_FIRST_BYTE_TIMEOUT || res == HX_UP_TIMEOUT
-                             ? HX_RETRY_TIMEOUT
-                         : res == HX_UP_ABORTED ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION);
+        up_failed_transport(p, res, detail);
     }
     px_proxy_unref(p);
 }

@@ -41,7 +41,12 @@ typedef struct proxy {
     hx_buf out;
     hx_buf errbody;
     int up_status;
-    char retry_after[32];
+    char retry_after[32];      /* the attempt's Retry-After, sane integer seconds ("" = none) */
+    uint64_t retry_after_ms;   /* the same, as parsed (0 = none) */
+    const char *fail_class;    /* why the last attempt failed: a bounded metrics label */
+    bool has_kept;             /* a provider error with its own meaning (quota, context length) */
+    hx_err kept_err;           /* ... answered when no later provider serves */
+    char kept_msg[384];
     bool head_sent;
     bool paused;
     bool finished;
@@ -114,6 +119,17 @@ void px_record(proxy *p, bool ok, const char *why);
 void px_budget_release(proxy *p);
 /* Settles the tokens-per-minute reservation when usage never arrived. */
 void px_tpm_settle(proxy *p);
+
+/* proxy_err.c */
+/* Keeps an upstream Retry-After as sane integer seconds (p->retry_after,
+ * 1..3600, "" when absent or invalid) and as parsed (p->retry_after_ms). */
+void px_take_retry_after(proxy *p, const char *value);
+/* A failed upstream status: the client's error in *e/msg, the retry class
+ * in *cls; true when the next provider may be tried. */
+bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_class *cls);
+/* The retry class of a failed transport: not billed, or "unanswered". */
+hx_retry_class px_transport_class(const proxy *p, hx_up_result res);
+hx_err px_transport_err(hx_up_result res);
 
 /* chain.c */
 void px_reset_attempt(proxy *p);

@@ -26,6 +26,9 @@ static const hx_err_info table[HX_ERR__COUNT] = {
     [HX_ERR_OVERLOADED] = {503, "api_error", "overloaded", "The server is overloaded; retry later."},
     [HX_ERR_GATEWAY_TIMEOUT] = {504, "timeout_error", "gateway_timeout", "The upstream provider did not answer in time."},
     [HX_ERR_HTTP_VERSION] = {505, "invalid_request_error", "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served on this port."},
+    [HX_ERR_INSUFFICIENT_QUOTA] = {429, "insufficient_quota", "insufficient_quota", "The provider's quota is exhausted."},
+    [HX_ERR_CONTEXT_LENGTH] = {400, "invalid_request_error", "context_length_exceeded", "The request exceeds the model's context length."},
+    [HX_ERR_CONTENT_POLICY] = {400, "invalid_request_error", "content_policy_violation", "The provider refused the request under its content policy."},
 };
 
 const hx_err_info *hx_err_get(hx_err e)

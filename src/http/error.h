@@ -32,6 +32,11 @@ typedef enum {
     HX_ERR_OVERLOADED,          /* 503 overloaded: load shedding (server.health_check) */
     HX_ERR_GATEWAY_TIMEOUT,     /* 504 */
     HX_ERR_HTTP_VERSION,        /* 505 */
+    /* A provider's own errors, their meaning kept (type and code as the
+     * provider's API names them): */
+    HX_ERR_INSUFFICIENT_QUOTA,  /* 429 insufficient_quota: billing, not throttling */
+    HX_ERR_CONTEXT_LENGTH,      /* 400 context_length_exceeded */
+    HX_ERR_CONTENT_POLICY,      /* 400 content_policy_violation */
     HX_ERR__COUNT
 } hx_err;
 

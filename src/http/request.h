@@ -125,7 +125,7 @@ struct hx_req {
     int log_attempts;
     int64_t log_prompt_tokens;
     int64_t log_completion_tokens;
-    char log_failures[256];      /* why earlier providers did not serve */
+    char log_failures[512];      /* why earlier providers did not serve */
     void *app;                   /* the worker's application context */
 
     /* middleware chain (set by the router) */

@@ -661,6 +661,12 @@ static const hx_metric_def catalog[HX_M__COUNT] = {
     [HX_M_PANIC] = {"hapax_panic_requests_total",
                     "Requests sent to a provider marked down because every provider of their chain was.",
                     HX_METRIC_COUNTER, L("provider"), NULL, 0, 0, NULL, NULL},
+    [HX_M_RETRIES_BY_CLASS] = {"hapax_retries_by_class_total",
+                               "Retries of upstream provider requests, by why the attempt before failed.",
+                               HX_METRIC_COUNTER, L("provider", "class"), NULL, 0, 0, NULL, NULL},
+    [HX_M_FAILOVERS_BY_CLASS] = {"hapax_failovers_by_class_total",
+                                 "Failovers to the next provider, by why the provider before failed.",
+                                 HX_METRIC_COUNTER, L("from_provider", "class"), NULL, 0, 0, NULL, NULL},
 };
 
 int hx_metrics_init(void)

@@ -162,6 +162,8 @@ typedef enum {
     HX_M_CONFIG_RELOADS,        /* hapax_config_reloads_total{result} (success|failure) */
     HX_M_LOAD_SHED,             /* hapax_load_shed_total{reason} (memory|cpu|disk|latency) */
     HX_M_PANIC,                 /* hapax_panic_requests_total{provider} */
+    HX_M_RETRIES_BY_CLASS,      /* hapax_retries_by_class_total{provider,class} */
+    HX_M_FAILOVERS_BY_CLASS,    /* hapax_failovers_by_class_total{from_provider,class} */
     HX_M__COUNT
 } hx_metric_id;
 

@@ -64,7 +64,16 @@ static const struct {
     {"timeout", HX_RETRY_TIMEOUT},
     {"server_error", HX_RETRY_SERVER_ERROR},
     {"connection", HX_RETRY_CONNECTION},
+    {"unanswered", HX_RETRY_UNANSWERED},
 };
+
+const char *hx_retry_class_name(hx_retry_class c)
+{
+    for (size_t k = 0; k < sizeof class_names / sizeof class_names[0]; k++)
+        if (class_names[k].cls == c)
+            return class_names[k].name;
+    return "none";
+}
 
 unsigned hx_retry_classes(const hx_strlist *retryable_errors)
 {

@@ -27,16 +27,22 @@ uint64_t hx_retry_delay_ms(const hx_cfg_retry *cfg, int attempt, uint64_t random
 /* Error classes, one bit each, so a set fits in an unsigned. */
 typedef enum {
     HX_RETRY_NONE = 0,
-    HX_RETRY_RATE_LIMIT = 1,   /* 429 */
-    HX_RETRY_TIMEOUT = 2,      /* connect, first byte or read timeout */
-    HX_RETRY_SERVER_ERROR = 4, /* 5xx */
-    HX_RETRY_CONNECTION = 8,   /* refused, reset, DNS, TLS */
+    HX_RETRY_RATE_LIMIT = 1,   /* 429 (throttling, not quota) */
+    HX_RETRY_TIMEOUT = 2,      /* connect timeout: the request was not sent */
+    HX_RETRY_SERVER_ERROR = 4, /* 5xx answered (an error head, no generation) */
+    HX_RETRY_CONNECTION = 8,   /* refused, DNS, TLS, reset before the request was sent */
+    HX_RETRY_UNANSWERED = 16,  /* sent, then no answer: first-byte timeout, reset
+                                * or close after the send, stall after the head,
+                                * a 2xx that broke. May be billed: off by default */
 } hx_retry_class;
 
 /* The set named by `retryable_errors` ("rate_limit", "timeout",
- * "server_error", "connection"); unknown names are ignored (config
- * validation rejects them). NULL gives the empty set. */
+ * "server_error", "connection", "unanswered"); unknown names are ignored
+ * (config validation rejects them). NULL gives the empty set. */
 unsigned hx_retry_classes(const hx_strlist *retryable_errors);
+/* The config name of one class ("none" for HX_RETRY_NONE): a bounded
+ * label for metrics and the access log. */
+const char *hx_retry_class_name(hx_retry_class c);
 /* True when `c` is a class (not NONE) and is in `classes`. */
 bool hx_retry_allowed(unsigned classes, hx_retry_class c);
 

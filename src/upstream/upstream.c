@@ -48,6 +48,8 @@ struct hx_up_call {
     CURL *easy;
     struct curl_slist *hdrs;
     char *body;
+    size_t body_len;
+    size_t body_off;           /* bytes of body handed to libcurl */
     hx_up_callbacks cb;
     void *ud;
     uv_timer_t fb_timer;       /* first byte, then idle between body bytes */
@@ -110,7 +112,7 @@ const char *hx_up_result_str(hx_up_result r)
     static const char *const names[] = {
         "ok", "connect_timeout", "first_byte_timeout", "timeout", "connection_error",
         "connection_reset", "tls_error", "protocol_error", "aborted", "out_of_memory", "error",
-        "idle_timeout",
+        "idle_timeout", "connection_reset_after_send",
     };
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "error";
 }
@@ -264,6 +266,8 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
         return HX_UP_RESET;
+    case CURLE_SEND_FAIL_REWIND: /* libcurl wanted to send it again (on_seek) */
+        return HX_UP_RESET_AFTER_SEND;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -283,6 +287,22 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     }
 }
 
+/* May the upstream have the request? A body goes to libcurl only through
+ * on_read, once the connection (and TLS) is up and the head is going out,
+ * on HTTP/1.1 and HTTP/2 alike: once any of it was handed over, the
+ * request counts as sent (a partly sent body is counted too: that loses a
+ * retry at worst, never bills twice). Without a body, the head's size
+ * tells. A request not sent cannot have been processed: it may go again. */
+static bool request_sent(hx_up_call *c)
+{
+    if (c->body_len > 0)
+        return c->body_off > 0;
+    long head = 0;
+    if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &head) != CURLE_OK)
+        return true; /* unknown: assume the worst (sent) */
+    return head > 0;
+}
+
 static void check_done(hx_upstream *up)
 {
     CURLMsg *m;
@@ -296,6 +316,8 @@ static void check_done(hx_upstream *up)
             continue;
         CURLcode code = m->data.result;
         hx_up_result res = c->forced != HX_UP_OK ? c->forced : map_code(c, code);
+        if (res == HX_UP_RESET && !c->head_done && request_sent(c))
+            res = HX_UP_RESET_AFTER_SEND; /* the upstream may be generating: not provably unbilled */
         finish(c, res, c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
     }
 }
@@ -452,8 +474,14 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 static void on_first_byte_timeout(uv_timer_t *t)
 {
     hx_up_call *c = t->data;
+    if (!request_sent(c)) {
+        /* Still connecting or sending: nothing the upstream could act on. */
+        c->forced = HX_UP_CONNECT_TIMEOUT;
+        finish(c, HX_UP_CONNECT_TIMEOUT, "the request could not be sent within first_byte_timeout");
+        return;
+    }
     c->forced = HX_UP_FIRST_BYTE_TIMEOUT;
-    finish(c, HX_UP_FIRST_BYTE_TIMEOUT, "no response from the upstream within first_byte_timeout");
+    finish(c, HX_UP_FIRST_BYTE_TIMEOUT, "no response from the upstream within first_byte_timeout (request sent)");
 }
 
 static void on_idle(uv_timer_t *t)
@@ -544,6 +572,33 @@ void hx_upstream_free(hx_upstream *up)
     uv_close((uv_handle_t *)&up->reap, on_up_timer_closed);
 }
 
+/* The body goes to libcurl through a read callback rather than
+ * POSTFIELDS so that a rewind can be refused: libcurl silently sends a
+ * request again when a reused connection dies before any answer, and a
+ * request the upstream may have read must not be sent twice (billed
+ * twice). Before any body byte was handed over, rewinding is harmless. */
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    hx_up_call *c = ud;
+    size_t room = size * n, left = c->body_len - c->body_off;
+    size_t k = room < left ? room : left;
+    if (k == 0)
+        return 0;
+    memcpy(buf, c->body + c->body_off, k);
+    c->body_off += k;
+    return k;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    hx_up_call *c = ud;
+    if (origin != SEEK_SET || offset != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (c->body_off > 0)
+        return CURL_SEEKFUNC_CANTSEEK; /* may have been sent: HX_UP_RESET_AFTER_SEND */
+    return CURL_SEEKFUNC_OK;
+}
+
 static int setup_easy(hx_up_call *c, const char *method, const char *url, const hx_headers *headers,
                       size_t len, const hx_up_opts *o)
 {
@@ -585,7 +640,10 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, c);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, c);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         if (strcmp(method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -614,6 +672,7 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
         goto fail;
     if (len)
         memcpy(c->body, body, len);
+    c->body_len = len;
     if (setup_easy(c, method, url, headers, len, opts) != 0)
         goto fail;
     if (curl_multi_add_handle(up->multi, c->easy) != CURLM_OK)

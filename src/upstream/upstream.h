@@ -26,16 +26,20 @@ typedef struct hx_up_call hx_up_call;
 typedef enum {
     HX_UP_OK = 0,
     HX_UP_CONNECT_TIMEOUT,
-    HX_UP_FIRST_BYTE_TIMEOUT,
+    HX_UP_FIRST_BYTE_TIMEOUT, /* the whole request was sent, no answer came in time
+                               * (before the send completed: HX_UP_CONNECT_TIMEOUT) */
     HX_UP_TIMEOUT,          /* whole request deadline */
     HX_UP_CONNECT_ERROR,    /* refused, unreachable, DNS */
-    HX_UP_RESET,            /* connection broken while transferring */
+    HX_UP_RESET,            /* connection broken before the request was fully sent,
+                             * or after the answer's head */
     HX_UP_TLS_ERROR,
     HX_UP_PROTOCOL_ERROR,   /* malformed HTTP from the upstream */
     HX_UP_ABORTED,          /* on_data asked to stop */
     HX_UP_NOMEM,
     HX_UP_OTHER,
     HX_UP_IDLE_TIMEOUT,     /* nothing between body bytes for idle_timeout_ms */
+    HX_UP_RESET_AFTER_SEND, /* the whole request was sent, then the connection broke
+                             * (reset or closed) before any answer */
 } hx_up_result;
 
 enum { HX_UP_CONTINUE = 0, HX_UP_PAUSE = 1, HX_UP_STOP = -1 };

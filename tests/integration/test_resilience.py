@@ -197,17 +197,24 @@ class RetryTest(ResilienceCase):
 
     def test_error_classes_map_to_retries(self):
         # Each class alone: the matching failure is retried on the same
-        # provider (attempts 2 on it), the others fail over.
+        # provider (attempts 2 on it), the others fail over. A request the
+        # upstream read in full and then left unanswered (hang: first-byte
+        # timeout; close, reset after the head, a broken 2xx) may be
+        # billed: only the opt-in class "unanswered" retries it.
         closed = free_port()
         cases = [
             # (retryable_errors, how the primary fails, retried?)
-            (["server_error"], "malformed-json", True),
+            (["server_error"], "malformed-json", False),
+            (["unanswered"], "malformed-json", True),
             (["server_error"], "502", True),
-            (["timeout"], "hang", True),
+            (["timeout"], "hang", False),
+            (["unanswered"], "hang", True),
             (["server_error"], "hang", False),
             (["connection"], "refused", True),
-            (["connection"], "reset", True),
-            (["connection"], "close", True),
+            (["connection"], "reset", False),
+            (["unanswered"], "reset", True),
+            (["connection"], "close", False),
+            (["unanswered"], "close", True),
             (["rate_limit", "timeout", "server_error"], "close", False),
             (["rate_limit", "timeout", "server_error"], "refused", False),
         ]
@@ -252,8 +259,9 @@ class RetryTest(ResilienceCase):
     def test_retry_after_is_honoured(self):
         a = self.start_mock()
         a.arm("429", 1, retry_after=1)
+        # max_delay bounds a Retry-After: 2 s lets this one be honoured.
         srv = self.start_server(config(provider("openai", a),
-                                       retry={"max_retries": 3, "initial_delay": "10ms", "max_delay": "50ms"}))
+                                       retry={"max_retries": 3, "initial_delay": "10ms", "max_delay": "2s"}))
         t, out = self.in_thread(self.chat, srv)
         # Sample the mock while the request waits: the retry must not come
         # with the 10-50 ms backoff but after the provider's Retry-After.
@@ -354,8 +362,10 @@ class RetryTest(ResilienceCase):
     def test_retries_never_outlive_the_deadline(self):
         a = self.start_mock()
         a.arm("hang", -1)
+        # A hung request was sent: retried only with the opt-in class.
         srv = self.start_server(config(provider("openai", a),
-                                       retry={"max_retries": 50, "initial_delay": "20ms", "max_delay": "50ms"},
+                                       retry={"max_retries": 50, "initial_delay": "20ms", "max_delay": "50ms",
+                                              "retryable_errors": ALL_CLASSES + ["unanswered"]},
                                        first_byte_timeout="400ms", request_timeout="1500ms"))
         for stream in (False, True):
             with self.subTest(stream=stream):

@@ -22,7 +22,8 @@
 #define RESET_AFTER_CHUNKS 2
 
 enum fmode { FM_NONE, FM_STATUS, FM_HANG, FM_SLOW, FM_RESET, FM_MALJSON, FM_MALSSE, FM_HUGE, FM_CLOSE,
-             FM_STALL, FM_HUGE_STALL, FM_ECHO_KEY, FM_ECHO_KEY_STREAM, FM_MULTILINE_SSE };
+             FM_STALL, FM_HUGE_STALL, FM_ECHO_KEY, FM_ECHO_KEY_STREAM, FM_MULTILINE_SSE, FM_ACCEPT_STALL,
+             FM_QUOTA, FM_REDIRECT, FM_CTX_LEN, FM_POLICY };
 
 /* Delay between the two writes of a split answer (echo-key-stream). */
 #define SPLIT_MS 100
@@ -30,6 +31,7 @@ enum fmode { FM_NONE, FM_STATUS, FM_HANG, FM_SLOW, FM_RESET, FM_MALJSON, FM_MALS
 typedef struct {
     int mode, status;
     long delay_ms, retry_after; /* -1: default */
+    char ra_text[40];           /* X-Mock-Retry-After as sent, when not a plain number */
 } fault;
 
 enum { R_NOTFOUND, R_GENERATE, R_MODELS, R_TAGS, R_OAI_EMBED, R_OLL_EMBED, R_COUNT };
@@ -242,7 +244,9 @@ static int parse_fault(const char *s, size_t n, fault *f)
                   { "close", FM_CLOSE },      { "none", FM_NONE },
                   { "stall", FM_STALL },      { "huge-stall", FM_HUGE_STALL },
                   { "echo-key", FM_ECHO_KEY }, { "echo-key-stream", FM_ECHO_KEY_STREAM },
-                  { "multiline-sse", FM_MULTILINE_SSE } };
+                  { "multiline-sse", FM_MULTILINE_SSE }, { "accept-stall", FM_ACCEPT_STALL },
+                  { "quota", FM_QUOTA },      { "redirect", FM_REDIRECT },
+                  { "context-length", FM_CTX_LEN }, { "content-policy", FM_POLICY } };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (path_is(s, n, names[i].name)) {
             f->mode = names[i].mode;
@@ -268,7 +272,7 @@ static int select_fault(mock_conn *c, const char **p, size_t *n, fault *f)
 {
     const char *seg = NULL;
     size_t seglen = 0;
-    *f = (fault){ FM_NONE, 0, -1, -1 };
+    *f = (fault){ FM_NONE, 0, -1, -1, "" };
     if (*n > 7 && memcmp(*p, "/fault/", 7) == 0) {
         seg = *p + 7;
         const char *slash = memchr(seg, '/', *n - 7);
@@ -291,8 +295,11 @@ static int select_fault(mock_conn *c, const char **p, size_t *n, fault *f)
     long v;
     if (parse_long(mock_header(c, "x-mock-delay-ms"), 0, 3600000, &v) == 0)
         f->delay_ms = v;
-    if (parse_long(mock_header(c, "x-mock-retry-after"), 0, 86400, &v) == 0)
+    const char *ra = mock_header(c, "x-mock-retry-after");
+    if (parse_long(ra, 0, 86400, &v) == 0)
         f->retry_after = v;
+    else if (ra && strlen(ra) < sizeof f->ra_text && strcspn(ra, "\r\n") == strlen(ra))
+        snprintf(f->ra_text, sizeof f->ra_text, "%s", ra); /* hostile values, sent as they are */
     return 0;
 }
 
@@ -355,6 +362,34 @@ static void send_special_stream(mock_conn *c, const fault *f, mf_family fam)
     mbuf_free(&b);
 }
 
+/* Provider errors with a meaning of their own (type and code as the real
+ * APIs send them): quota 429, context length 400, content policy 400. */
+static void send_coded_error(mock_conn *c, const fault *f, mf_family fam)
+{
+    int status = f->mode == FM_QUOTA ? 429 : 400;
+    const char *type = f->mode == FM_QUOTA ? "insufficient_quota" : "invalid_request_error";
+    const char *code = f->mode == FM_QUOTA    ? "insufficient_quota"
+                       : f->mode == FM_CTX_LEN ? "context_length_exceeded"
+                                               : "content_policy_violation";
+    const char *msg = f->mode == FM_QUOTA
+                          ? "You exceeded your current quota, please check your plan and billing details."
+                      : f->mode == FM_CTX_LEN
+                          ? "This model's maximum context length is 8 tokens. However, your messages resulted in 9 tokens."
+                          : "Your request was rejected as a result of our safety system.";
+    c->ev.len = 0;
+    if (fam == FAM_ANTHROPIC && f->mode == FM_CTX_LEN)
+        msg = "prompt is too long: 9 tokens > 8 maximum"; /* Anthropic's wording */
+    if (fam == FAM_ANTHROPIC) {
+        /* Anthropic has no codes: its types carry the meaning. */
+        mbuf_fmt(&c->ev, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}",
+                 f->mode == FM_QUOTA ? "rate_limit_error" : "invalid_request_error", msg);
+    } else {
+        mbuf_fmt(&c->ev, "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}",
+                 msg, type, code);
+    }
+    mock_send(c, status, "application/json", NULL, 0, 0);
+}
+
 /* Faults that replace the answer; returns 1 when one was applied. */
 static int apply_hard_fault(mock_conn *c, const fault *f, mf_family fam)
 {
@@ -376,7 +411,17 @@ static int apply_hard_fault(mock_conn *c, const fault *f, mf_family fam)
         send_special_stream(c, f, fam);
         return 1;
     case FM_HANG:
+    case FM_ACCEPT_STALL:
         mock_hang(c);
+        return 1;
+    case FM_QUOTA:
+    case FM_CTX_LEN:
+    case FM_POLICY:
+        send_coded_error(c, f, fam);
+        return 1;
+    case FM_REDIRECT:
+        c->ev.len = 0;
+        mock_send(c, 302, "text/plain", "Location: http://127.0.0.1:9/elsewhere\r\n", 0, 0);
         return 1;
     case FM_MALJSON:
         c->ev.len = 0;
@@ -385,7 +430,9 @@ static int apply_hard_fault(mock_conn *c, const fault *f, mf_family fam)
         return 1;
     case FM_STATUS:
         extra[0] = '\0';
-        if (f->status == 429)
+        if (f->ra_text[0] && (f->status == 429 || f->status == 503 || f->status == 529))
+            snprintf(extra, sizeof extra, "Retry-After: %s\r\n", f->ra_text);
+        else if (f->status == 429 || (f->retry_after >= 0 && (f->status == 503 || f->status == 529)))
             snprintf(extra, sizeof extra, "Retry-After: %ld\r\n",
                      f->retry_after >= 0 ? f->retry_after : 1);
         snprintf(msg, sizeof msg, f->status == 429 ? "Rate limit exceeded (mock fault %d)"
@@ -486,7 +533,8 @@ static const char *fault_name(const fault *f, char *buf, size_t n)
 {
     static const char *names[] = { "none", "", "hang", "slow", "reset", "malformed-json",
                                    "malformed-sse", "huge", "close", "stall", "huge-stall",
-                                   "echo-key", "echo-key-stream", "multiline-sse" };
+                                   "echo-key", "echo-key-stream", "multiline-sse", "accept-stall",
+                                   "quota", "redirect", "context-length", "content-policy" };
     if (f->mode != FM_STATUS)
         return names[f->mode];
     snprintf(buf, n, "%d", f->status);
@@ -496,7 +544,7 @@ static const char *fault_name(const fault *f, char *buf, size_t n)
 static int control_fault(mock_conn *c)
 {
     json_object *b = parse_json(&c->body), *v;
-    fault f = { FM_NONE, 0, -1, -1 };
+    fault f = { FM_NONE, 0, -1, -1, "" };
     long count = -1;
     const char *mode = json_object_object_get_ex(b, "mode", &v) ? json_object_get_string(v) : NULL;
     int ok = json_object_is_type(b, json_type_object) && mode &&
@@ -505,7 +553,12 @@ static int control_fault(mock_conn *c)
         count = json_object_get_int64(v) < -1 ? -1 : (long)json_object_get_int64(v);
     if (ok && json_object_object_get_ex(b, "delay_ms", &v))
         f.delay_ms = (long)json_object_get_int64(v);
-    if (ok && json_object_object_get_ex(b, "retry_after", &v))
+    if (ok && json_object_object_get_ex(b, "retry_after", &v) && json_object_is_type(v, json_type_string)) {
+        const char *t = json_object_get_string(v);
+        if (strcspn(t, "\r\n") == strlen(t)) /* a value, never a header of its own */
+            snprintf(f.ra_text, sizeof f.ra_text, "%s", t);
+    }
+    else if (ok && json_object_object_get_ex(b, "retry_after", &v))
         f.retry_after = (long)json_object_get_int64(v);
     json_object_put(b);
     if (!ok) {

@@ -499,7 +499,7 @@ static void test_merge_replace_values(void **state)
                            "llm:\n"
                            "  retry:\n"
                            "    max_retries: 2\n"
-                           "    retryable_errors: [timeout]\n"
+                           "    retryable_errors: [timeout, unanswered]\n"
                            "  options:\n"
                            "    temperature: 0.7\n"
                            "    stream: true\n"
@@ -517,7 +517,7 @@ static void test_merge_replace_values(void **state)
     assert_string_equal(c->server.middleware.items[1], "logging");
     assert_int_equal(c->llm.retry.max_retries, 2);
     assert_int_equal(c->llm.retry.initial_delay, 100);
-    assert_int_equal(c->llm.retry.retryable_errors.n, 1);
+    assert_int_equal(c->llm.retry.retryable_errors.n, 2); /* "unanswered" is a valid class */
     assert_int_equal(c->llm.options.n, 4);
     assert_string_equal(c->llm.options.items[0].key, "temperature");
     assert_string_equal(c->llm.options.items[0].value, "0.7");
@@ -646,6 +646,8 @@ static void test_ranges(void **state)
     load_bad("llm:\n  retry:\n    multiplier: 0.5\n", "llm.retry.multiplier: must be between 1 and 100 (got 0.5)");
     load_bad("llm:\n  retry:\n    max_delay: 10ms\n", "llm.retry.max_delay: must not be less than initial_delay (100ms)");
     load_bad("llm:\n  retry:\n    retryable_errors: [boom]\n", "unknown retryable error: boom");
+    load_bad("llm:\n  retry:\n    retryable_errors: [rate_limit, timeout_after_send]\n",
+             "unknown retryable error: timeout_after_send");
     load_bad("llm:\n  retry:\n    budget_percent: 150%\n", "must be between 0 and 100");
     load_bad("llm:\n  health_check:\n    interval: 0s\n", "llm.health_check.interval: must be greater than 0");
     load_bad("llm:\n  health_check:\n    failure_threshold: 0\n", "must be at least 1 when health checks");

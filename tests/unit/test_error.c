@@ -66,6 +66,10 @@ static void test_table_complete(void **state)
     assert_int_equal(hx_err_get(HX_ERR_REQUEST_TIMEOUT)->status, 408);
     assert_int_equal(hx_err_get(HX_ERR_METHOD_NOT_ALLOWED)->status, 405);
     assert_int_equal(hx_err_get((hx_err)999)->status, 500); /* out of range → internal */
+    assert_int_equal(hx_err_get(HX_ERR_INSUFFICIENT_QUOTA)->status, 429);
+    assert_string_equal(hx_err_get(HX_ERR_INSUFFICIENT_QUOTA)->code, "insufficient_quota");
+    assert_string_equal(hx_err_get(HX_ERR_CONTEXT_LENGTH)->code, "context_length_exceeded");
+    assert_string_equal(hx_err_get(HX_ERR_CONTENT_POLICY)->code, "content_policy_violation");
     assert_string_equal(hx_http_reason(431), "Request Header Fields Too Large");
     assert_string_equal(hx_http_reason(404), "Not Found");
 }

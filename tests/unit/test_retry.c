@@ -119,6 +119,25 @@ static void test_retry_classes(void **state)
     assert_int_equal(hx_retry_classes(NULL), 0);
 }
 
+/* "unanswered" (sent, may be billed) is a class of its own: the old names
+ * never include it, so the defaults never resend an accepted request. */
+static void test_retry_class_unanswered(void **state)
+{
+    (void)state;
+    char *old[] = {"timeout", "server_error", "rate_limit", "connection"};
+    hx_strlist l = {.items = old, .n = 4};
+    assert_false(hx_retry_allowed(hx_retry_classes(&l), HX_RETRY_UNANSWERED));
+    char *opt[] = {"unanswered"};
+    l = (hx_strlist){.items = opt, .n = 1};
+    assert_int_equal(hx_retry_classes(&l), HX_RETRY_UNANSWERED);
+    assert_true(hx_retry_allowed(hx_retry_classes(&l), HX_RETRY_UNANSWERED));
+    assert_false(hx_retry_allowed(hx_retry_classes(&l), HX_RETRY_TIMEOUT));
+    assert_string_equal(hx_retry_class_name(HX_RETRY_UNANSWERED), "unanswered");
+    assert_string_equal(hx_retry_class_name(HX_RETRY_TIMEOUT), "timeout");
+    assert_string_equal(hx_retry_class_name(HX_RETRY_NONE), "none");
+    assert_string_equal(hx_retry_class_name((hx_retry_class)3), "none");
+}
+
 /* ---- budget ---- */
 
 static int withdraw_n(hx_retry_budget *b, int n, uint64_t now)
@@ -320,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_retry_delay_jitter_bounds),
         cmocka_unit_test(test_retry_delay_no_overflow),
         cmocka_unit_test(test_retry_classes),
+        cmocka_unit_test(test_retry_class_unanswered),
         cmocka_unit_test(test_retry_budget_percent),
         cmocka_unit_test(test_retry_budget_floor),
         cmocka_unit_test(test_retry_budget_window_slides),
