@@ -295,7 +295,7 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->retry.initial_delay = 100;
     l->retry.max_delay = 5 * SEC;
     l->retry.multiplier = 1.5;
-    dlist(d, &l->retry.retryable_errors, STRS("rate_limit", "timeout", "server_error"));
+    dlist(d, &l->retry.retryable_errors, STRS("rate_limit", "timeout", "server_error", "connection"));
     l->retry.budget_percent = 20;
     l->health_check = (hx_cfg_provider_health){.enabled = true, .interval = 15 * SEC,
                                                .timeout = 5 * SEC, .failure_threshold = 2};

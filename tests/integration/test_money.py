@@ -150,6 +150,21 @@ class NotBilledTwiceTest(MoneyCase):
                                              **{"class": cls}), 1)
                 srv.stop()
 
+    def test_refused_connection_is_retried_by_default(self):
+        # Nothing was sent: the default classes retry it on the same provider
+        # (max_retries 2: three attempts there), then fail over.
+        from harness import free_port
+        b = self.start_mock()
+        dead = "http://127.0.0.1:%d/v1" % free_port()
+        srv = self.start_server(config(provider("openai", endpoint=dead),
+                                       [provider("openai", b, name="second")],
+                                       retry={"initial_delay": "10ms", "max_retries": 2}))
+        r, _ = self.chat(srv)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Hapax-Provider"), "second")
+        self.assertEqual(r.header("X-Hapax-Attempts"), "4", r)
+        self.assertEqual(self.posts(b), 1)
+
     def test_stream_is_never_resent_after_the_first_byte(self):
         a = self.start_mock()
         a.arm("stall", -1)
