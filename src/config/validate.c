@@ -61,6 +61,21 @@ void hx_config_errors_free(hx_config_errors *errs)
     errs->n = 0;
 }
 
+int hx__errors_vat(hx_config_errors *errs, const char *src, size_t line, size_t col, const char *path,
+                   const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    const char *sep = path && *path ? ": " : "";
+    if (path == NULL)
+        path = "";
+    if (src && line)
+        return hx_config_errors_add(errs, "%s:%zu:%zu: %s%s%s", src, line, col, path, sep, msg);
+    if (src)
+        return hx_config_errors_add(errs, "%s: %s%s%s", src, path, sep, msg);
+    return hx_config_errors_add(errs, "%s%s%s", path, sep, msg);
+}
+
 /* Line and column of "NAME:LINE:COL: ..." (0 when there are none). */
 static void error_pos(const char *e, size_t name_len, unsigned long *line, unsigned long *col)
 {
@@ -107,21 +122,13 @@ static void verr(vctx *v, const char *path, const char *fmt, ...)
 {
     if (v->errs->n >= HX_CONFIG_MAX_ERRORS)
         return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     const struct hx_config_marks *m = v->cfg->marks;
     const hx_mark *mk = hx__marks_find(m, path);
     const char *src = m ? m->source : v->cfg->source_path;
-    int rc;
-    if (mk && src)
-        rc = hx_config_errors_add(v->errs, "%s:%d:%d: %s: %s", src, mk->line, mk->col, path, msg);
-    else if (src)
-        rc = hx_config_errors_add(v->errs, "%s: %s: %s", src, path, msg);
-    else
-        rc = hx_config_errors_add(v->errs, "%s: %s", path, msg);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = hx__errors_vat(v->errs, src, mk ? (size_t)mk->line : 0, mk ? (size_t)mk->col : 0, path, fmt, ap);
+    va_end(ap);
     if (rc == 0)
         v->added++;
 }
