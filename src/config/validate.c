@@ -350,10 +350,20 @@ static bool list_has(const hx_strlist *l, const char *name)
     return false;
 }
 
-bool hx_config_handler_spends(const char *h)
+#define HX_HANDLER_NAME_(name, flags) #name,
+const char *const hx_config_handler_names[] = {HX_HANDLER_LIST(HX_HANDLER_NAME_) NULL};
+
+unsigned hx_config_handler_flags(const char *h)
 {
-    return strcmp(h, "chat") == 0 || strcmp(h, "completion") == 0 || strcmp(h, "messages") == 0 ||
-           strcmp(h, "responses") == 0 || strcmp(h, "embeddings") == 0 || strcmp(h, "count_tokens") == 0;
+#define HX_HANDLER_ROW_(name, flags) {#name, flags},
+    static const struct {
+        const char *name;
+        unsigned flags;
+    } rows[] = {HX_HANDLER_LIST(HX_HANDLER_ROW_)};
+    for (size_t i = 0; h && i < sizeof rows / sizeof rows[0]; i++)
+        if (strcmp(h, rows[i].name) == 0)
+            return rows[i].flags;
+    return 0;
 }
 
 bool hx_config_serves_unauthenticated(const hx_config *cfg)
@@ -364,7 +374,7 @@ bool hx_config_serves_unauthenticated(const hx_config *cfg)
      * spending route whose chain lacks it, is still open. */
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const hx_cfg_route *r = &cfg->routes[i];
-        if (!hx_config_handler_spends(r->handler))
+        if (!(hx_config_handler_flags(r->handler) & HX_HANDLER_SPENDS))
             continue;
         if (!list_has(r->middleware.n ? &r->middleware : &cfg->server.middleware, "auth"))
             return true;
@@ -617,11 +627,9 @@ static void check_features(vctx *v)
 static void check_route_health(vctx *v, const hx_cfg_route *r, size_t i)
 {
     char path[PATH_MAX_LEN];
-    static const char *const own[] = {"health", "provider_health", "metrics"};
-    for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
-        if (strcmp(r->handler, own[k]) == 0)
-            verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
-                 "handler %s is served by hapax itself: there is nothing upstream to check", own[k]);
+    if (hx_config_handler_flags(r->handler) & HX_HANDLER_OPEN)
+        verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
+             "handler %s is served by hapax itself: there is nothing upstream to check", r->handler);
     if (strchr(r->path, '{'))
         verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
              "a path with a {parameter} has no single <path>/health");
