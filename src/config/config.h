@@ -324,10 +324,38 @@ int hx_config_print(const hx_config *cfg, FILE *out);
  * 0.0.0.0, ::, and host names, is not. */
 bool hx_config_host_is_loopback(const char *host);
 
-/* The handlers whose requests reach providers with their keys (chat,
- * completion, messages, embeddings, count_tokens): auth, queue and the
- * exposure check treat them alike. */
-bool hx_config_handler_spends(const char *handler);
+/* What a handler is beyond its function: flags the middleware, the router
+ * and the validator read instead of comparing handler names. */
+#define HX_HANDLER_SPENDS 0x1u  /* reaches providers with their keys: queue applies, auth must guard it */
+#define HX_HANDLER_OPEN 0x2u    /* hapax's own status: an inherited auth and rate_limit leave it alone
+                                   (load balancers probe it; /metrics has its own check), and there is
+                                   nothing upstream to health-check */
+#define HX_HANDLER_METRICS 0x4u /* metrics.enabled and metrics.path apply to its routes */
+#define HX_HANDLER_POST 0x8u    /* served on POST by default (the others on GET and HEAD) */
+
+/* Every handler a route may name, with its flags: the one list the config
+ * schema, the validator and the gateway's handler table
+ * (gateway/handlers.c, through HX_HANDLER_FLAGS_<name>) are built from. */
+#define HX_HANDLER_LIST(X)                                                                                   \
+    X(completion, HX_HANDLER_SPENDS | HX_HANDLER_POST)                                                       \
+    X(chat, HX_HANDLER_SPENDS | HX_HANDLER_POST)                                                             \
+    X(messages, HX_HANDLER_SPENDS | HX_HANDLER_POST)                                                         \
+    X(responses, HX_HANDLER_SPENDS | HX_HANDLER_POST)                                                        \
+    X(embeddings, HX_HANDLER_SPENDS | HX_HANDLER_POST)                                                       \
+    X(count_tokens, HX_HANDLER_SPENDS | HX_HANDLER_POST)                                                     \
+    X(models, 0u)                                                                                            \
+    X(model, 0u)                                                                                             \
+    X(health, HX_HANDLER_OPEN)                                                                               \
+    X(provider_health, HX_HANDLER_OPEN)                                                                      \
+    X(metrics, HX_HANDLER_OPEN | HX_HANDLER_METRICS)
+
+#define HX_HANDLER_FLAGS_ENUM_(name, flags) HX_HANDLER_FLAGS_##name = (flags),
+enum { HX_HANDLER_LIST(HX_HANDLER_FLAGS_ENUM_) };
+
+/* The handler names of HX_HANDLER_LIST, NULL-terminated. */
+extern const char *const hx_config_handler_names[];
+/* The flags of a handler name (0 for an unknown one, and for models/model). */
+unsigned hx_config_handler_flags(const char *handler);
 
 /* True when a request that spends provider money (a chat, completion,
  * messages, embeddings or count_tokens route) can be served without a client key: auth is off, or

@@ -50,15 +50,12 @@ static void werr(walk *w, yaml_mark_t mark, const char *fmt, ...)
 {
     if (w->stop)
         return;
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     const char *path = w->path.len ? w->path.data : "";
-    if (hx_config_errors_add(w->errs, "%s:%zu:%zu: %s%s%s", w->name, mark.line + 1,
-                             mark.column + 1, path, *path ? ": " : "", msg) != 0)
+    if (hx__errors_vat(w->errs, w->name, mark.line + 1, mark.column + 1, path, fmt, ap) != 0)
         w->oom = true;
+    va_end(ap);
     if (w->errs->n >= HX_CONFIG_MAX_ERRORS)
         w->stop = true;
 }

@@ -498,8 +498,7 @@ static int route_init(void *e)
 static const hx_field route_fields[] = {
     F(hx_cfg_route, "path", path, HX_FT_STRING),
     F(hx_cfg_route, "handler", handler, HX_FT_STRING, .flags = HX_FF_EMPTY_OK,
-      .values = STRS("completion", "chat", "messages", "responses", "embeddings", "count_tokens", "models", "model",
-                     "health", "provider_health", "metrics"),
+      .values = hx_config_handler_names,
       .msg = "invalid handler"),
     F(hx_cfg_route, "version", version, HX_FT_STRING),
     F(hx_cfg_route, "methods", methods, HX_FT_STRLIST,
@@ -689,15 +688,10 @@ static const char *const *handler_methods(const char *handler)
 {
     static const char *const post[] = {"POST", NULL};
     static const char *const get[] = {"GET", "HEAD", NULL};
-    static const char *const post_handlers[] = {"completion", "chat", "messages", "responses", "embeddings",
-                                                "count_tokens", NULL};
-    static const char *const get_handlers[] = {"health", "models", "model", "metrics", "provider_health",
-                                               NULL};
-    for (size_t i = 0; post_handlers[i]; i++)
-        if (strcmp(handler, post_handlers[i]) == 0)
-            return post;
-    for (size_t i = 0; get_handlers[i]; i++)
-        if (strcmp(handler, get_handlers[i]) == 0)
+    if (hx_config_handler_flags(handler) & HX_HANDLER_POST)
+        return post;
+    for (size_t i = 0; hx_config_handler_names[i]; i++)
+        if (strcmp(handler, hx_config_handler_names[i]) == 0)
             return get;
     return NULL;
 }

@@ -7,6 +7,7 @@
 #ifndef HX_CONFIG_SCHEMA_H
 #define HX_CONFIG_SCHEMA_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,6 +81,11 @@ int hx__config_apply_overrides(hx_config *cfg);
 /* Sorts errs->items[from..n) by the LINE:COL after "name:"; errors without
  * a position keep their order after the others. */
 void hx__errors_sort(hx_config_errors *errs, size_t from, const char *name);
+/* Adds "SRC:LINE:COL: PATH: message" to errs, leaving out the position when
+ * line is 0, SRC when it is NULL and PATH when it is empty: the loader and
+ * the validator word their errors the same way through it. */
+int hx__errors_vat(hx_config_errors *errs, const char *src, size_t line, size_t col, const char *path,
+                   const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
 /* YAML positions of loaded values, by path ("server.port", "routes[1]"),
  * so that validation errors of a loaded config can point into the file. */

@@ -61,6 +61,21 @@ void hx_config_errors_free(hx_config_errors *errs)
     errs->n = 0;
 }
 
+int hx__errors_vat(hx_config_errors *errs, const char *src, size_t line, size_t col, const char *path,
+                   const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    const char *sep = path && *path ? ": " : "";
+    if (path == NULL)
+        path = "";
+    if (src && line)
+        return hx_config_errors_add(errs, "%s:%zu:%zu: %s%s%s", src, line, col, path, sep, msg);
+    if (src)
+        return hx_config_errors_add(errs, "%s: %s%s%s", src, path, sep, msg);
+    return hx_config_errors_add(errs, "%s%s%s", path, sep, msg);
+}
+
 /* Line and column of "NAME:LINE:COL: ..." (0 when there are none). */
 static void error_pos(const char *e, size_t name_len, unsigned long *line, unsigned long *col)
 {
@@ -107,21 +122,13 @@ static void verr(vctx *v, const char *path, const char *fmt, ...)
 {
     if (v->errs->n >= HX_CONFIG_MAX_ERRORS)
         return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     const struct hx_config_marks *m = v->cfg->marks;
     const hx_mark *mk = hx__marks_find(m, path);
     const char *src = m ? m->source : v->cfg->source_path;
-    int rc;
-    if (mk && src)
-        rc = hx_config_errors_add(v->errs, "%s:%d:%d: %s: %s", src, mk->line, mk->col, path, msg);
-    else if (src)
-        rc = hx_config_errors_add(v->errs, "%s: %s: %s", src, path, msg);
-    else
-        rc = hx_config_errors_add(v->errs, "%s: %s", path, msg);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = hx__errors_vat(v->errs, src, mk ? (size_t)mk->line : 0, mk ? (size_t)mk->col : 0, path, fmt, ap);
+    va_end(ap);
     if (rc == 0)
         v->added++;
 }
@@ -343,10 +350,20 @@ static bool list_has(const hx_strlist *l, const char *name)
     return false;
 }
 
-bool hx_config_handler_spends(const char *h)
+#define HX_HANDLER_NAME_(name, flags) #name,
+const char *const hx_config_handler_names[] = {HX_HANDLER_LIST(HX_HANDLER_NAME_) NULL};
+
+unsigned hx_config_handler_flags(const char *h)
 {
-    return strcmp(h, "chat") == 0 || strcmp(h, "completion") == 0 || strcmp(h, "messages") == 0 ||
-           strcmp(h, "responses") == 0 || strcmp(h, "embeddings") == 0 || strcmp(h, "count_tokens") == 0;
+#define HX_HANDLER_ROW_(name, flags) {#name, flags},
+    static const struct {
+        const char *name;
+        unsigned flags;
+    } rows[] = {HX_HANDLER_LIST(HX_HANDLER_ROW_)};
+    for (size_t i = 0; h && i < sizeof rows / sizeof rows[0]; i++)
+        if (strcmp(h, rows[i].name) == 0)
+            return rows[i].flags;
+    return 0;
 }
 
 bool hx_config_serves_unauthenticated(const hx_config *cfg)
@@ -357,7 +374,7 @@ bool hx_config_serves_unauthenticated(const hx_config *cfg)
      * spending route whose chain lacks it, is still open. */
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const hx_cfg_route *r = &cfg->routes[i];
-        if (!hx_config_handler_spends(r->handler))
+        if (!(hx_config_handler_flags(r->handler) & HX_HANDLER_SPENDS))
             continue;
         if (!list_has(r->middleware.n ? &r->middleware : &cfg->server.middleware, "auth"))
             return true;
@@ -610,11 +627,9 @@ static void check_features(vctx *v)
 static void check_route_health(vctx *v, const hx_cfg_route *r, size_t i)
 {
     char path[PATH_MAX_LEN];
-    static const char *const own[] = {"health", "provider_health", "metrics"};
-    for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
-        if (strcmp(r->handler, own[k]) == 0)
-            verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
-                 "handler %s is served by hapax itself: there is nothing upstream to check", own[k]);
+    if (hx_config_handler_flags(r->handler) & HX_HANDLER_OPEN)
+        verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
+             "handler %s is served by hapax itself: there is nothing upstream to check", r->handler);
     if (strchr(r->path, '{'))
         verr(v, pathf(path, "routes[%zu].health_check.enabled", i),
              "a path with a {parameter} has no single <path>/health");

@@ -71,7 +71,7 @@ static const char *other_member(json_object *o, const char *const *known)
 static int keep_cache(json_object *to, json_object *from)
 {
     json_object *cc = aj_get(from, "cache_control");
-    return cc == NULL ? 0 : aj_set(to, "cache_control", json_object_get(cc));
+    return cc == NULL ? 0 : hx_json_set(to, "cache_control", json_object_get(cc));
 }
 
 /* String member k, or NULL, also when it holds a NUL: these are names,
@@ -103,11 +103,11 @@ static bool is_number(json_object *o)
 static int push_msg(in_conv *c, const char *role, const char *key, json_object *val)
 {
     json_object *m = json_object_new_object();
-    if (m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string(role)) != 0) {
+    if (m == NULL || hx_json_push(c->msgs, m) != 0 || hx_json_set(m, "role", json_object_new_string(role)) != 0) {
         json_object_put(val);
         return OOM(c->err, c->errlen);
     }
-    return aj_set(m, key, val) == 0 ? 0 : OOM(c->err, c->errlen);
+    return hx_json_set(m, key, val) == 0 ? 0 : OOM(c->err, c->errlen);
 }
 
 /* ---- request: content blocks -------------------------------------------- */
@@ -151,7 +151,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
     json_object *p = json_object_new_object(), *iu = json_object_new_object();
     int rc = p && iu ? 0 : -1;
     if (rc == 0)
-        rc = aj_set(iu, "url", json_object_new_string_len(url.data, (int)url.len));
+        rc = hx_json_set(iu, "url", json_object_new_string_len(url.data, (int)url.len));
     hx_buf_free(&url);
     if (rc != 0) {
         json_object_put(iu);
@@ -159,7 +159,7 @@ static json_object *image_part(in_conv *c, json_object *b, size_t i, size_t j)
         OOM(c->err, c->errlen);
         return NULL;
     }
-    if (aj_set(p, "type", json_object_new_string("image_url")) != 0 || aj_set(p, "image_url", iu) != 0) {
+    if (hx_json_set(p, "type", json_object_new_string("image_url")) != 0 || hx_json_set(p, "image_url", iu) != 0) {
         json_object_put(p);
         OOM(c->err, c->errlen);
         return NULL;
@@ -189,14 +189,14 @@ static int document_part(in_conv *c, json_object *b, size_t i, size_t j, json_ob
     hx_buf_init(&url, HX_IN_FIELD_MAX);
     json_object *p = json_object_new_object(), *f = json_object_new_object();
     int rc = p && f && hx_buf_printf(&url, "data:application/pdf;base64,%s", data) == 0 ? 0 : -1;
-    if (rc == 0 && aj_set(p, "file", f) != 0)
+    if (rc == 0 && hx_json_set(p, "file", f) != 0)
         rc = -1;
     else if (rc != 0)
         json_object_put(f);
     if (rc == 0)
-        rc = aj_set(p, "type", json_object_new_string("file")) ||
-             aj_set(f, "filename", json_object_new_string(title && title[0] ? title : "document.pdf")) ||
-             aj_set(f, "file_data", json_object_new_string_len(url.data, (int)url.len)) || keep_cache(p, b);
+        rc = hx_json_set(p, "type", json_object_new_string("file")) ||
+             hx_json_set(f, "filename", json_object_new_string(title && title[0] ? title : "document.pdf")) ||
+             hx_json_set(f, "file_data", json_object_new_string_len(url.data, (int)url.len)) || keep_cache(p, b);
     hx_buf_free(&url);
     if (rc != 0) {
         json_object_put(p);
@@ -256,9 +256,9 @@ static int push_tool_result(in_conv *c, json_object *b, size_t i, size_t j)
         return -1;
     }
     json_object *m = json_object_new_object();
-    int rc = m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string("tool")) != 0 ||
-                     aj_set(m, "tool_call_id", json_object_new_string(id)) != 0 ||
-                     aj_set(m, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) != 0 ||
+    int rc = m == NULL || hx_json_push(c->msgs, m) != 0 || hx_json_set(m, "role", json_object_new_string("tool")) != 0 ||
+                     hx_json_set(m, "tool_call_id", json_object_new_string(id)) != 0 ||
+                     hx_json_set(m, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) != 0 ||
                      keep_cache(m, b) != 0
                  ? OOM(c->err, c->errlen)
                  : 0;
@@ -283,8 +283,8 @@ static int flush_user(in_conv *c, json_object **parts)
 json_object *hx_in_text_part(json_object *text)
 {
     json_object *p = json_object_new_object();
-    if (p == NULL || aj_set(p, "type", json_object_new_string("text")) != 0 ||
-        aj_set(p, "text", json_object_get(text)) != 0) {
+    if (p == NULL || hx_json_set(p, "type", json_object_new_string("text")) != 0 ||
+        hx_json_set(p, "text", json_object_get(text)) != 0) {
         json_object_put(p);
         return NULL;
     }
@@ -348,7 +348,7 @@ static int user_message(in_conv *c, json_object *content, size_t i)
             rc = OOM(c->err, c->errlen);
         if (rc == 0)
             rc = user_part(c, b, type, i, j, &p);
-        if (rc == 0 && p && aj_push(parts, p) != 0)
+        if (rc == 0 && p && hx_json_push(parts, p) != 0)
             rc = OOM(c->err, c->errlen);
     }
     if (rc == 0)
@@ -373,13 +373,13 @@ static int tool_call(in_conv *c, json_object *calls, json_object *b, size_t i, s
         return OOM(c->err, c->errlen);
     }
     json_object *tc = json_object_new_object(), *fn = json_object_new_object();
-    int rc = tc == NULL || fn == NULL || aj_push(calls, tc) != 0 ? -1 : 0;
+    int rc = tc == NULL || fn == NULL || hx_json_push(calls, tc) != 0 ? -1 : 0;
     if (rc != 0)
         json_object_put(fn);
-    else if (aj_set(tc, "function", fn) != 0 || aj_set(tc, "id", json_object_new_string(id)) != 0 ||
-             aj_set(tc, "type", json_object_new_string("function")) != 0 ||
-             aj_set(fn, "name", json_object_new_string(name)) != 0 ||
-             aj_set(fn, "arguments", json_object_new_string_len(args.data, (int)args.len)) != 0)
+    else if (hx_json_set(tc, "function", fn) != 0 || hx_json_set(tc, "id", json_object_new_string(id)) != 0 ||
+             hx_json_set(tc, "type", json_object_new_string("function")) != 0 ||
+             hx_json_set(fn, "name", json_object_new_string(name)) != 0 ||
+             hx_json_set(fn, "arguments", json_object_new_string_len(args.data, (int)args.len)) != 0)
         rc = -1;
     hx_buf_free(&args);
     return rc == 0 ? 0 : OOM(c->err, c->errlen);
@@ -391,15 +391,15 @@ static int push_assistant(in_conv *c, const hx_buf *text, json_object *calls)
 {
     bool has_calls = json_object_array_length(calls) > 0;
     json_object *m = json_object_new_object(), *ct = NULL;
-    if (m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string("assistant")) != 0)
+    if (m == NULL || hx_json_push(c->msgs, m) != 0 || hx_json_set(m, "role", json_object_new_string("assistant")) != 0)
         return OOM(c->err, c->errlen);
     if (text->len || !has_calls) {
-        if (aj_set(m, "content", json_object_new_string_len(text->data ? text->data : "", (int)text->len)) != 0)
+        if (hx_json_set(m, "content", json_object_new_string_len(text->data ? text->data : "", (int)text->len)) != 0)
             return OOM(c->err, c->errlen);
     } else if (json_object_object_add(m, "content", ct) != 0) {
         return OOM(c->err, c->errlen);
     }
-    if (has_calls && aj_set(m, "tool_calls", json_object_get(calls)) != 0)
+    if (has_calls && hx_json_set(m, "tool_calls", json_object_get(calls)) != 0)
         return OOM(c->err, c->errlen);
     return 0;
 }
@@ -441,7 +441,7 @@ static int assistant_message(in_conv *c, json_object *content, size_t i)
         rc = push_assistant(c, &text, calls);
     if (rc == 0 && cache) {
         json_object *m = json_object_array_get_idx(c->msgs, json_object_array_length(c->msgs) - 1);
-        rc = aj_set(m, "cache_control", json_object_get(cache)) == 0 ? 0 : OOM(c->err, c->errlen);
+        rc = hx_json_set(m, "cache_control", json_object_get(cache)) == 0 ? 0 : OOM(c->err, c->errlen);
     }
     hx_buf_free(&text);
     json_object_put(calls);
@@ -517,7 +517,7 @@ static int in_system(in_conv *c, json_object *body)
     /* Markers need the blocks kept apart: the parts, all of them. */
     for (size_t i = 0; rc == 0 && parts && i < json_object_array_length(sys); i++) {
         json_object *b = json_object_array_get_idx(sys, i), *p = hx_in_text_part(aj_get(b, "text"));
-        if (aj_push(parts, p) != 0 || keep_cache(p, b) != 0)
+        if (hx_json_push(parts, p) != 0 || keep_cache(p, b) != 0)
             rc = OOM(c->err, c->errlen);
     }
     if (rc == 0 && parts) {
@@ -546,19 +546,19 @@ static int in_tool_choice(json_object *body, json_object *out, char *err, size_t
     else if (type && strcmp(type, "tool") == 0 && name) {
         json_object *fn = json_object_new_object();
         v = json_object_new_object();
-        if (v == NULL || aj_set(v, "function", fn) != 0 || aj_set(v, "type", json_object_new_string("function")) != 0 ||
-            aj_set(fn, "name", json_object_new_string(name)) != 0) {
+        if (v == NULL || hx_json_set(v, "function", fn) != 0 || hx_json_set(v, "type", json_object_new_string("function")) != 0 ||
+            hx_json_set(fn, "name", json_object_new_string(name)) != 0) {
             json_object_put(v);
             return OOM(err, errlen);
         }
     } else {
         return hx_fail(err, errlen, "tool_choice: expected {\"type\": \"auto\" | \"any\" | \"none\" | \"tool\" (with name)}");
     }
-    if (aj_set(out, "tool_choice", v) != 0)
+    if (hx_json_set(out, "tool_choice", v) != 0)
         return OOM(err, errlen);
     json_object *dp = aj_get(tc, "disable_parallel_tool_use");
     if (is_type(dp, json_type_boolean) && json_object_get_boolean(dp) &&
-        aj_set(out, "parallel_tool_calls", json_object_new_boolean(0)) != 0)
+        hx_json_set(out, "parallel_tool_calls", json_object_new_boolean(0)) != 0)
         return OOM(err, errlen);
     return 0;
 }
@@ -590,15 +590,15 @@ static int in_tool(json_object *t, size_t i, json_object *arr, hx_in_info *info,
     if ((other = other_member(t, known)) != NULL)
         only_native(info, "tools.%zu.%.40s", i, other);
     json_object *o = json_object_new_object(), *fn = json_object_new_object();
-    if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "function", fn) != 0) {
+    if (o == NULL || hx_json_push(arr, o) != 0 || hx_json_set(o, "function", fn) != 0) {
         json_object_put(fn);
         return OOM(err, errlen);
     }
-    if (fn == NULL || aj_set(o, "type", json_object_new_string("function")) != 0 ||
-        aj_set(fn, "name", json_object_new_string(name)) != 0 ||
-        (desc && aj_set(fn, "description", json_object_get(desc)) != 0) ||
-        aj_set(fn, "parameters", json_object_get(schema)) != 0 ||
-        (strict && aj_set(fn, "strict", json_object_get(strict)) != 0) || keep_cache(o, t) != 0)
+    if (fn == NULL || hx_json_set(o, "type", json_object_new_string("function")) != 0 ||
+        hx_json_set(fn, "name", json_object_new_string(name)) != 0 ||
+        (desc && hx_json_set(fn, "description", json_object_get(desc)) != 0) ||
+        hx_json_set(fn, "parameters", json_object_get(schema)) != 0 ||
+        (strict && hx_json_set(fn, "strict", json_object_get(strict)) != 0) || keep_cache(o, t) != 0)
         return OOM(err, errlen);
     return 0;
 }
@@ -610,7 +610,7 @@ static int in_tools(json_object *body, json_object *out, hx_in_info *info, char 
         return hx_fail(err, errlen, "tools: expected an array");
     if (tools == NULL || json_object_array_length(tools) == 0)
         return 0; /* tool_choice means nothing without tools */
-    if ((arr = json_object_new_array()) == NULL || aj_set(out, "tools", arr) != 0)
+    if ((arr = json_object_new_array()) == NULL || hx_json_set(out, "tools", arr) != 0)
         return OOM(err, errlen);
     for (size_t i = 0; i < json_object_array_length(tools); i++)
         if (in_tool(json_object_array_get_idx(tools, i), i, arr, info, err, errlen) != 0)
@@ -632,13 +632,13 @@ static int in_format(json_object *f, const char *where, json_object *out, hx_in_
     if (!is_type(schema, json_type_object))
         return hx_fail(err, errlen, "%s.schema: expected an object", where);
     json_object *rf = json_object_new_object(), *js = json_object_new_object();
-    if (rf == NULL || js == NULL || aj_set(out, "response_format", rf) != 0) {
+    if (rf == NULL || js == NULL || hx_json_set(out, "response_format", rf) != 0) {
         json_object_put(js);
         return OOM(err, errlen);
     }
-    if (aj_set(rf, "type", json_object_new_string("json_schema")) != 0 || aj_set(rf, "json_schema", js) != 0 ||
-        aj_set(js, "name", json_object_new_string("response")) != 0 ||
-        aj_set(js, "schema", json_object_get(schema)) != 0)
+    if (hx_json_set(rf, "type", json_object_new_string("json_schema")) != 0 || hx_json_set(rf, "json_schema", js) != 0 ||
+        hx_json_set(js, "name", json_object_new_string("response")) != 0 ||
+        hx_json_set(js, "schema", json_object_get(schema)) != 0)
         return OOM(err, errlen);
     return 0;
 }
@@ -652,7 +652,7 @@ static int keep_member(json_object *body, json_object *out, const char *k, json_
         return 0;
     if (!is_type(v, t))
         return hx_fail(err, errlen, "%s: expected %s", k, what);
-    return aj_set(out, k, json_object_get(v)) == 0 ? 0 : OOM(err, errlen);
+    return hx_json_set(out, k, json_object_get(v)) == 0 ? 0 : OOM(err, errlen);
 }
 
 /* Members with a canonical meaning beyond messages and sampling: thinking
@@ -689,7 +689,7 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
         return hx_fail(err, errlen, "max_tokens is required");
     if (!is_type(v, json_type_int) || json_object_get_int64(v) <= 0)
         return hx_fail(err, errlen, "max_tokens: expected a positive integer");
-    if (aj_set(out, "max_tokens", json_object_get(v)) != 0)
+    if (hx_json_set(out, "max_tokens", json_object_get(v)) != 0)
         return OOM(err, errlen);
     static const char *const nums[] = {"temperature", "top_p", "top_k"};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
@@ -697,7 +697,7 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
             continue;
         if (!is_number(v))
             return hx_fail(err, errlen, "%s: expected a number", nums[i]);
-        if (aj_set(out, nums[i], json_object_get(v)) != 0)
+        if (hx_json_set(out, nums[i], json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     if ((v = aj_get(body, "stop_sequences")) != NULL) {
@@ -706,7 +706,7 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
         for (size_t i = 0; i < json_object_array_length(v); i++)
             if (!is_type(json_object_array_get_idx(v, i), json_type_string))
                 return hx_fail(err, errlen, "stop_sequences.%zu: expected a string", i);
-        if (json_object_array_length(v) && aj_set(out, "stop", json_object_get(v)) != 0)
+        if (json_object_array_length(v) && hx_json_set(out, "stop", json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     if ((v = aj_get(body, "metadata")) != NULL) {
@@ -714,7 +714,7 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
         if (!is_type(v, json_type_object) || (u && !is_type(u, json_type_string)))
             return hx_fail(err, errlen, "metadata: expected an object with a string user_id");
         /* user for the builders that know OpenAI's name, metadata as sent */
-        if ((u && aj_set(out, "user", json_object_get(u)) != 0) || aj_set(out, "metadata", json_object_get(v)) != 0)
+        if ((u && hx_json_set(out, "user", json_object_get(u)) != 0) || hx_json_set(out, "metadata", json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     return 0;
@@ -723,26 +723,20 @@ static int in_params(json_object *body, json_object *out, char *err, size_t errl
 static int in_head(json_object *body, json_object *out, hx_in_info *info, char *err, size_t errlen)
 {
     json_object *model = aj_get(body, "model"), *stream = aj_get(body, "stream");
-    if (model == NULL)
-        return hx_fail(err, errlen, "model is required");
-    if (!is_type(model, json_type_string) || json_object_get_string_len(model) == 0)
-        return hx_fail(err, errlen, "model: expected a non-empty string");
-    if ((size_t)json_object_get_string_len(model) >= sizeof info->model)
-        return hx_fail(err, errlen, "model: name too long");
-    if (strlen(json_object_get_string(model)) != (size_t)json_object_get_string_len(model))
-        return hx_fail(err, errlen, "model: must not contain NUL characters");
-    snprintf(info->model, sizeof info->model, "%s", json_object_get_string(model));
+    if (hx_in_read_model(body, true, info, err, errlen) != 0)
+        return -1;
     if (stream && !is_type(stream, json_type_boolean))
         return hx_fail(err, errlen, "stream: expected a boolean");
     info->stream = stream && json_object_get_boolean(stream);
     info->include_usage = true;
     info->render = &hx_render_anthropic;
-    if (aj_set(out, "model", json_object_get(model)) != 0 || aj_set(out, "stream", json_object_new_boolean(info->stream)) != 0)
+    if (hx_json_set(out, "model", json_object_get(model)) != 0 ||
+        hx_json_set(out, "stream", json_object_new_boolean(info->stream)) != 0)
         return OOM(err, errlen);
     if (info->stream) {
         json_object *so = json_object_new_object();
-        if (so == NULL || aj_set(out, "stream_options", so) != 0 ||
-            aj_set(so, "include_usage", json_object_new_boolean(1)) != 0)
+        if (so == NULL || hx_json_set(out, "stream_options", so) != 0 ||
+            hx_json_set(so, "include_usage", json_object_new_boolean(1)) != 0)
             return OOM(err, errlen);
     }
     return 0;
@@ -771,7 +765,7 @@ int hx_in_anthropic(json_object *body, json_object **canon, hx_in_info *info, ch
     if (rc == 0)
         rc = in_tools(body, out, info, err, errlen);
     if (rc == 0) {
-        rc = aj_set(out, "messages", c.msgs) == 0 ? 0 : OOM(err, errlen);
+        rc = hx_json_set(out, "messages", c.msgs) == 0 ? 0 : OOM(err, errlen);
         c.msgs = NULL;
     }
     json_object_put(c.msgs);

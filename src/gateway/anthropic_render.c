@@ -247,9 +247,9 @@ static json_object *tool_block(const hx_tool_acc *t)
     }
     if (input == NULL)
         input = json_object_new_object();
-    if (b == NULL || aj_set(b, "type", json_object_new_string("tool_use")) != 0 ||
-        aj_set(b, "id", json_object_new_string(id)) != 0 ||
-        aj_set(b, "name", json_object_new_string(t->name ? t->name : "")) != 0 || aj_set(b, "input", input) != 0) {
+    if (b == NULL || hx_json_set(b, "type", json_object_new_string("tool_use")) != 0 ||
+        hx_json_set(b, "id", json_object_new_string(id)) != 0 ||
+        hx_json_set(b, "name", json_object_new_string(t->name ? t->name : "")) != 0 || hx_json_set(b, "input", input) != 0) {
         if (b == NULL)
             json_object_put(input);
         json_object_put(b);
@@ -269,7 +269,7 @@ static json_object *body_content(hx_render *r)
         return NULL;
     size_t nth = r->thinking ? json_object_array_length(r->thinking) : 0;
     for (size_t i = 0; i < nth; i++)
-        if (aj_push(content, json_object_get(json_object_array_get_idx(r->thinking, i))) != 0) {
+        if (hx_json_push(content, json_object_get(json_object_array_get_idx(r->thinking, i))) != 0) {
             json_object_put(content);
             return NULL;
         }
@@ -279,8 +279,8 @@ static json_object *body_content(hx_render *r)
     }
     if (r->text.len) {
         json_object *b = json_object_new_object();
-        if (b == NULL || aj_push(content, b) != 0 || aj_set(b, "type", json_object_new_string("text")) != 0 ||
-            aj_set(b, "text", json_object_new_string_len(r->text.data, (int)r->text.len)) != 0) {
+        if (b == NULL || hx_json_push(content, b) != 0 || hx_json_set(b, "type", json_object_new_string("text")) != 0 ||
+            hx_json_set(b, "text", json_object_new_string_len(r->text.data, (int)r->text.len)) != 0) {
             json_object_put(content);
             return NULL;
         }
@@ -289,7 +289,7 @@ static json_object *body_content(hx_render *r)
         const hx_tool_acc *t = &r->tools[i];
         if (t->name == NULL && t->id == NULL && t->args.len == 0)
             continue; /* a gap in the indexes */
-        if (aj_push(content, tool_block(t)) != 0) {
+        if (hx_json_push(content, tool_block(t)) != 0) {
             json_object_put(content);
             return NULL;
         }
@@ -307,21 +307,21 @@ static int anth_body(hx_render *r, hx_buf *out)
         return -1;
     }
     int64_t in = r->prompt_tokens - r->cache_read_tokens - r->cache_write_tokens;
-    int rc = aj_set(o, "id", json_object_new_string(r->id)) || aj_set(o, "type", json_object_new_string("message")) ||
-             aj_set(o, "role", json_object_new_string("assistant")) ||
-             aj_set(o, "model", json_object_new_string(r->model)) || aj_set(o, "content", body_content(r)) ||
-             aj_set(o, "stop_reason", json_object_new_string(stop_reason(r))) ||
-             (r->has_stop_seq ? aj_set(o, "stop_sequence", json_object_new_string_len(r->stop_seq.data ? r->stop_seq.data : "",
+    int rc = hx_json_set(o, "id", json_object_new_string(r->id)) || hx_json_set(o, "type", json_object_new_string("message")) ||
+             hx_json_set(o, "role", json_object_new_string("assistant")) ||
+             hx_json_set(o, "model", json_object_new_string(r->model)) || hx_json_set(o, "content", body_content(r)) ||
+             hx_json_set(o, "stop_reason", json_object_new_string(stop_reason(r))) ||
+             (r->has_stop_seq ? hx_json_set(o, "stop_sequence", json_object_new_string_len(r->stop_seq.data ? r->stop_seq.data : "",
                                                                                      (int)r->stop_seq.len))
                               : json_object_object_add(o, "stop_sequence", NULL)) ||
-             aj_set(usage, "input_tokens", json_object_new_int64(in > 0 ? in : 0)) ||
+             hx_json_set(usage, "input_tokens", json_object_new_int64(in > 0 ? in : 0)) ||
              (r->cache_write_tokens > 0 &&
-              aj_set(usage, "cache_creation_input_tokens", json_object_new_int64(r->cache_write_tokens))) ||
+              hx_json_set(usage, "cache_creation_input_tokens", json_object_new_int64(r->cache_write_tokens))) ||
              (r->cache_read_tokens > 0 &&
-              aj_set(usage, "cache_read_input_tokens", json_object_new_int64(r->cache_read_tokens))) ||
-             aj_set(usage, "output_tokens", json_object_new_int64(r->completion_tokens));
+              hx_json_set(usage, "cache_read_input_tokens", json_object_new_int64(r->cache_read_tokens))) ||
+             hx_json_set(usage, "output_tokens", json_object_new_int64(r->completion_tokens));
     if (rc == 0)
-        rc = aj_set(o, "usage", usage);
+        rc = hx_json_set(o, "usage", usage);
     else
         json_object_put(usage);
     if (rc == 0)

@@ -20,24 +20,6 @@ static json_object *member(json_object *o, const char *key)
     return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-/* model: a string without NULs that fits in info->model. */
-static int read_model(json_object *body, bool required, hx_in_info *info, char *err, size_t errlen)
-{
-    json_object *m = member(body, "model");
-    info->model[0] = '\0';
-    if (m == NULL || is_type(m, json_type_null))
-        return required ? hx_fail(err, errlen, "model: is required") : 0;
-    if (!is_type(m, json_type_string) || json_object_get_string_len(m) == 0)
-        return hx_fail(err, errlen, "model: expected a non-empty string");
-    size_t n = (size_t)json_object_get_string_len(m);
-    if (n >= sizeof info->model)
-        return hx_fail(err, errlen, "model: name too long");
-    if (memchr(json_object_get_string(m), '\0', n))
-        return hx_fail(err, errlen, "model: must not contain NUL characters");
-    memcpy(info->model, json_object_get_string(m), n + 1);
-    return 0;
-}
-
 /* A token id of an input given as tokens: an integer in 0..2^31-1. */
 static bool is_token(json_object *v)
 {
@@ -116,7 +98,7 @@ int hx_in_embeddings(json_object *body, json_object **canon, hx_in_info *info, c
     if (!is_type(body, json_type_object))
         return hx_fail(err, errlen, "the body must be a JSON object");
     /* model is required, as at OpenAI: the default chain serves chat models */
-    if (read_model(body, true, info, err, errlen) != 0 || check_input(member(body, "input"), err, errlen) != 0 ||
+    if (hx_in_read_model(body, true, info, err, errlen) != 0 || check_input(member(body, "input"), err, errlen) != 0 ||
         check_options(body, err, errlen) != 0)
         return -1;
     json_object *st = member(body, "stream");
@@ -148,7 +130,7 @@ int hx_in_count_tokens(json_object *body, json_object **canon, hx_in_info *info,
     *canon = NULL;
     if (!is_type(body, json_type_object))
         return hx_fail(err, errlen, "the body must be a JSON object");
-    if (read_model(body, true, info, err, errlen) != 0)
+    if (hx_in_read_model(body, true, info, err, errlen) != 0)
         return -1;
     json_object *msgs = member(body, "messages"), *sys = member(body, "system"), *tools = member(body, "tools");
     if (!is_type(msgs, json_type_array))

@@ -321,23 +321,25 @@ static void handle_count_tokens(hx_req *r)
     handle_llm(r, HX_API_COUNT_TOKENS, hx_in_count_tokens, "Invalid JSON body");
 }
 
-/* Each handler with the error dialect of its clients. */
+/* Each handler with the error dialect of its clients and its flags (from
+ * HX_HANDLER_LIST, config.h: the one list of handler names). */
 static const struct {
     const char *name;
     hx_handler_def def;
 } handlers[] = {
-    {"health", {handle_health, NULL, NULL}},
-    {"completion", {handle_completion, NULL, NULL}},
-    {"chat", {handle_chat, NULL, NULL}},
-    {"messages", {handle_messages, hx_err_render_anthropic, "request-id"}},
-    {"responses", {handle_responses, hx_resp_err_render, NULL}},
-    {"embeddings", {handle_embeddings, NULL, NULL}},
-    {"count_tokens", {handle_count_tokens, hx_err_render_anthropic, "request-id"}},
-    {"models", {hx_handle_models, NULL, NULL}},
-    {"model", {hx_handle_model, NULL, NULL}},
-    {"provider_health", {handle_provider_health, NULL, NULL}},
-    {"metrics", {handle_metrics, NULL, NULL}},
-    {"route_health", {hx_handle_route_health, NULL, NULL}}, /* <path>/health, never named in a config */
+    {"health", {handle_health, NULL, NULL, HX_HANDLER_FLAGS_health}},
+    {"completion", {handle_completion, NULL, NULL, HX_HANDLER_FLAGS_completion}},
+    {"chat", {handle_chat, NULL, NULL, HX_HANDLER_FLAGS_chat}},
+    {"messages", {handle_messages, hx_err_render_anthropic, "request-id", HX_HANDLER_FLAGS_messages}},
+    {"responses", {handle_responses, hx_resp_err_render, NULL, HX_HANDLER_FLAGS_responses}},
+    {"embeddings", {handle_embeddings, NULL, NULL, HX_HANDLER_FLAGS_embeddings}},
+    {"count_tokens", {handle_count_tokens, hx_err_render_anthropic, "request-id", HX_HANDLER_FLAGS_count_tokens}},
+    {"models", {hx_handle_models, NULL, NULL, HX_HANDLER_FLAGS_models}},
+    {"model", {hx_handle_model, NULL, NULL, HX_HANDLER_FLAGS_model}},
+    {"provider_health", {handle_provider_health, NULL, NULL, HX_HANDLER_FLAGS_provider_health}},
+    {"metrics", {handle_metrics, NULL, NULL, HX_HANDLER_FLAGS_metrics}},
+    /* <path>/health, never named in a config: served like /health */
+    {"route_health", {hx_handle_route_health, NULL, NULL, HX_HANDLER_FLAGS_health}},
 };
 
 const hx_handler_def *hx_handlers_lookup(const char *name)

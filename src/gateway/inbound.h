@@ -37,6 +37,12 @@ typedef struct {
     const char *canonical_why; /* why (in ctx's memory), for the other providers' refusal */
 } hx_in_info;
 
+/* The model the client named, into info->model, under one rule for every
+ * API: absent or null is "" (the default chain) unless required; anything
+ * but a string, a name that does not fit info->model and a name holding NUL
+ * are refused (-1, the reason naming `model` in err); so is "" when required. */
+int hx_in_read_model(json_object *body, bool required, hx_in_info *info, char *err, size_t errlen);
+
 /* Each returns 0 and a new canonical object in *canon (caller puts it), or
  * -1 with a client-facing message in err (→ 400 invalid_request_error).
  * `body` is borrowed. */

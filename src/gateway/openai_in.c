@@ -29,28 +29,10 @@ static const char *opt_string_len(json_object *body, const char *key, int *wrong
     return json_object_get_string(v);
 }
 
-/* The model name as auth and routing see it: exactly what the upstream
- * gets, so no NUL (a C string would end there) and no truncation. */
-static int read_model(json_object *body, hx_in_info *info, char *err, size_t errlen)
-{
-    int wrong = 0;
-    size_t len;
-    const char *model = opt_string_len(body, "model", &wrong, &len);
-    if (wrong)
-        return bad(err, errlen, "%s", "model: expected a string");
-    if (model && memchr(model, '\0', len))
-        return bad(err, errlen, "%s", "model: must not contain NUL characters");
-    if (model && len >= sizeof info->model)
-        return bad(err, errlen, "%s", "model: name too long");
-    memcpy(info->model, model ? model : "", model ? len : 0);
-    info->model[model ? len : 0] = '\0';
-    return 0;
-}
-
 /* model, stream and stream_options.include_usage, shared by both shapes. */
 static int read_common(json_object *body, hx_in_info *info, char *err, size_t errlen)
 {
-    if (read_model(body, info, err, errlen) != 0)
+    if (hx_in_read_model(body, false, info, err, errlen) != 0)
         return -1;
     json_object *v, *so;
     info->stream = false;

@@ -22,12 +22,12 @@ typedef struct {
 static json_object *new_msg(const char *role, const char *key, json_object *val)
 {
     json_object *m = json_object_new_object();
-    if (m == NULL || aj_set(m, "role", json_object_new_string(role)) != 0) {
+    if (m == NULL || hx_json_set(m, "role", json_object_new_string(role)) != 0) {
         json_object_put(m);
         json_object_put(val);
         return NULL;
     }
-    if ((val ? aj_set(m, key, val) : json_object_object_add(m, key, NULL)) != 0) {
+    if ((val ? hx_json_set(m, key, val) : json_object_object_add(m, key, NULL)) != 0) {
         json_object_put(m);
         return NULL;
     }
@@ -36,7 +36,7 @@ static json_object *new_msg(const char *role, const char *key, json_object *val)
 
 static int push(rin *c, json_object *m)
 {
-    return m && aj_push(c->msgs, m) == 0 ? 0 : OOM(c->err, c->errlen);
+    return m && hx_json_push(c->msgs, m) == 0 ? 0 : OOM(c->err, c->errlen);
 }
 
 /* ---- message content ------------------------------------------------------- */
@@ -59,15 +59,15 @@ static json_object *image_part(rin *c, json_object *b, const char *where)
         return NULL;
     }
     json_object *p = json_object_new_object(), *iu = json_object_new_object();
-    if (p == NULL || iu == NULL || aj_set(iu, "url", json_object_get(url)) != 0 ||
-        (!is_null(detail) && aj_set(iu, "detail", json_object_get(detail)) != 0) ||
-        aj_set(p, "type", json_object_new_string("image_url")) != 0) {
+    if (p == NULL || iu == NULL || hx_json_set(iu, "url", json_object_get(url)) != 0 ||
+        (!is_null(detail) && hx_json_set(iu, "detail", json_object_get(detail)) != 0) ||
+        hx_json_set(p, "type", json_object_new_string("image_url")) != 0) {
         json_object_put(iu);
         json_object_put(p);
         OOM(c->err, c->errlen);
         return NULL;
     }
-    if (aj_set(p, "image_url", iu) != 0) {
+    if (hx_json_set(p, "image_url", iu) != 0) {
         json_object_put(p);
         OOM(c->err, c->errlen);
         return NULL;
@@ -96,12 +96,12 @@ static json_object *file_part(rin *c, json_object *b, const char *where)
             hx_fail(c->err, c->errlen, "%s.%s: expected a string", where, keys[k]);
             return NULL;
         }
-        rc = aj_set(f, keys[k], json_object_get(v));
+        rc = hx_json_set(f, keys[k], json_object_get(v));
     }
     if (rc == 0)
-        rc = aj_set(p, "type", json_object_new_string("file"));
+        rc = hx_json_set(p, "type", json_object_new_string("file"));
     if (rc == 0) {
-        rc = aj_set(p, "file", f);
+        rc = hx_json_set(p, "file", f);
         f = NULL;
     }
     if (rc != 0) {
@@ -148,7 +148,7 @@ static int input_content(rin *c, const char *role, json_object *content, const c
                            "input_file are)", w,
                            is_type(type, json_type_string) ? json_object_get_string(type) : "untyped");
         }
-        if (p == NULL || aj_push(parts, p) != 0) {
+        if (p == NULL || hx_json_push(parts, p) != 0) {
             json_object_put(parts);
             return p ? OOM(c->err, c->errlen) : -1;
         }
@@ -194,7 +194,7 @@ static int assistant_content(rin *c, json_object *content, const char *where)
     json_object *m = NULL;
     if (rc == 0) {
         m = new_msg("assistant", "content", json_object_new_string_len(text.data ? text.data : "", (int)text.len));
-        if (m && refusal.len && aj_set(m, "refusal", json_object_new_string_len(refusal.data, (int)refusal.len)) != 0) {
+        if (m && refusal.len && hx_json_set(m, "refusal", json_object_new_string_len(refusal.data, (int)refusal.len)) != 0) {
             json_object_put(m);
             m = NULL;
         }
@@ -233,17 +233,17 @@ static int function_call_item(rin *c, json_object *it, const char *where)
         m = open_assistant(c);
     }
     if ((calls = aj_get(m, "tool_calls")) == NULL &&
-        (aj_set(m, "tool_calls", json_object_new_array()) != 0 || (calls = aj_get(m, "tool_calls")) == NULL))
+        (hx_json_set(m, "tool_calls", json_object_new_array()) != 0 || (calls = aj_get(m, "tool_calls")) == NULL))
         return OOM(c->err, c->errlen);
     json_object *tc = json_object_new_object(), *fn = json_object_new_object();
-    if (tc == NULL || fn == NULL || aj_set(fn, "name", json_object_new_string(name)) != 0 ||
-        aj_set(fn, "arguments", json_object_get(args)) != 0 || aj_set(tc, "id", json_object_new_string(call_id)) != 0 ||
-        aj_set(tc, "type", json_object_new_string("function")) != 0) {
+    if (tc == NULL || fn == NULL || hx_json_set(fn, "name", json_object_new_string(name)) != 0 ||
+        hx_json_set(fn, "arguments", json_object_get(args)) != 0 || hx_json_set(tc, "id", json_object_new_string(call_id)) != 0 ||
+        hx_json_set(tc, "type", json_object_new_string("function")) != 0) {
         json_object_put(fn);
         json_object_put(tc);
         return OOM(c->err, c->errlen);
     }
-    if (aj_set(tc, "function", fn) != 0 || aj_push(calls, tc) != 0)
+    if (hx_json_set(tc, "function", fn) != 0 || hx_json_push(calls, tc) != 0)
         return OOM(c->err, c->errlen);
     return 0;
 }
@@ -278,7 +278,7 @@ static int function_output_item(rin *c, json_object *it, const char *where)
         return hx_fail(c->err, c->errlen, "%s.output: expected a string or an array", where);
     }
     json_object *m = new_msg("tool", "content", content);
-    if (m && aj_set(m, "tool_call_id", json_object_new_string(call_id)) != 0) {
+    if (m && hx_json_set(m, "tool_call_id", json_object_new_string(call_id)) != 0) {
         json_object_put(m);
         m = NULL;
     }
@@ -396,17 +396,9 @@ void hx_resp_ctx_free(void *ctx)
  * the native path need whatever the rest holds. */
 static int in_head(json_object *body, hx_in_info *info, hx_resp_ctx *rx, char *err, size_t errlen)
 {
-    json_object *model = aj_get(body, "model"), *v;
-    if (!is_null(model)) {
-        if (!is_type(model, json_type_string))
-            return hx_fail(err, errlen, "model: expected a string");
-        size_t len = (size_t)json_object_get_string_len(model);
-        if (len >= sizeof info->model)
-            return hx_fail(err, errlen, "model: name too long");
-        if (strlen(json_object_get_string(model)) != len)
-            return hx_fail(err, errlen, "model: must not contain NUL characters");
-        memcpy(info->model, json_object_get_string(model), len + 1);
-    }
+    json_object *v;
+    if (hx_in_read_model(body, false, info, err, errlen) != 0)
+        return -1;
     static const char *const bools[] = {"stream", "store"};
     for (size_t i = 0; i < 2; i++)
         if (!is_null(v = aj_get(body, bools[i])) && !is_type(v, json_type_boolean))
@@ -433,13 +425,13 @@ static json_object *build_canon(json_object *body, const hx_in_info *info, hx_re
     json_object *out = json_object_new_object(), *instr = aj_get(body, "instructions");
     rin c = {.msgs = json_object_new_array(), .err = err, .errlen = errlen, .rx = rx};
     int rc = out && c.msgs ? 0 : OOM(err, errlen);
-    if (rc == 0 && (aj_set(out, "stream", json_object_new_boolean(info->stream)) != 0 ||
-                    (info->model[0] && aj_set(out, "model", json_object_new_string(info->model)) != 0)))
+    if (rc == 0 && (hx_json_set(out, "stream", json_object_new_boolean(info->stream)) != 0 ||
+                    (info->model[0] && hx_json_set(out, "model", json_object_new_string(info->model)) != 0)))
         rc = OOM(err, errlen);
     if (rc == 0 && info->stream) {
         json_object *so = json_object_new_object();
-        if (so == NULL || aj_set(out, "stream_options", so) != 0 ||
-            aj_set(so, "include_usage", json_object_new_boolean(1)) != 0)
+        if (so == NULL || hx_json_set(out, "stream_options", so) != 0 ||
+            hx_json_set(so, "include_usage", json_object_new_boolean(1)) != 0)
             rc = OOM(err, errlen);
     }
     if (rc == 0)
@@ -454,15 +446,15 @@ static json_object *build_canon(json_object *body, const hx_in_info *info, hx_re
     if (rc == 0 && all == NULL)
         rc = OOM(err, errlen);
     if (rc == 0 && is_type(instr, json_type_string)) {
-        if (aj_push(all, new_msg("system", "content", json_object_get(instr))) != 0)
+        if (hx_json_push(all, new_msg("system", "content", json_object_get(instr))) != 0)
             rc = OOM(err, errlen);
         rx->instructions = true;
     }
     for (size_t i = 0; rc == 0 && i < json_object_array_length(c.msgs); i++)
-        if (aj_push(all, json_object_get(json_object_array_get_idx(c.msgs, i))) != 0)
+        if (hx_json_push(all, json_object_get(json_object_array_get_idx(c.msgs, i))) != 0)
             rc = OOM(err, errlen);
     if (rc == 0) {
-        rc = aj_set(out, "messages", all) == 0 ? 0 : OOM(err, errlen);
+        rc = hx_json_set(out, "messages", all) == 0 ? 0 : OOM(err, errlen);
         all = NULL;
     }
     json_object_put(all);
@@ -510,13 +502,13 @@ int hx_resp_splice(json_object *canon, hx_resp_ctx *rx, const char *conv, size_t
     json_object *all = json_object_new_array();
     int rc = all ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < at; i++)
-        rc = aj_push(all, json_object_get(json_object_array_get_idx(msgs, i)));
+        rc = hx_json_push(all, json_object_get(json_object_array_get_idx(msgs, i)));
     for (size_t i = 0; rc == 0 && i < json_object_array_length(stored); i++)
-        rc = aj_push(all, json_object_get(json_object_array_get_idx(stored, i)));
+        rc = hx_json_push(all, json_object_get(json_object_array_get_idx(stored, i)));
     for (size_t i = at; rc == 0 && i < n; i++)
-        rc = aj_push(all, json_object_get(json_object_array_get_idx(msgs, i)));
+        rc = hx_json_push(all, json_object_get(json_object_array_get_idx(msgs, i)));
     json_object_put(stored);
-    if (rc != 0 || aj_set(canon, "messages", all) != 0) {
+    if (rc != 0 || hx_json_set(canon, "messages", all) != 0) {
         if (rc != 0)
             json_object_put(all);
         return -1;

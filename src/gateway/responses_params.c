@@ -14,7 +14,7 @@ static int in_tools(json_object *tools, json_object *out, char *err, size_t errl
     if (!is_type(tools, json_type_array))
         return hx_fail(err, errlen, "tools: expected an array");
     json_object *list = json_object_new_array();
-    if (list == NULL || aj_set(out, "tools", list) != 0)
+    if (list == NULL || hx_json_set(out, "tools", list) != 0)
         return OOM(err, errlen);
     for (size_t i = 0; i < json_object_array_length(tools); i++) {
         json_object *t = json_object_array_get_idx(tools, i), *type = aj_get(t, "type");
@@ -25,20 +25,20 @@ static int in_tools(json_object *tools, json_object *out, char *err, size_t errl
         if (in_str(t, "name") == NULL)
             return hx_fail(err, errlen, "tools[%zu].name: expected a string", i);
         json_object *fn = json_object_new_object(), *ct = json_object_new_object();
-        int rc = fn && ct && aj_push(list, ct) == 0 ? 0 : -1;
+        int rc = fn && ct && hx_json_push(list, ct) == 0 ? 0 : -1;
         if (rc != 0) {
             json_object_put(fn);
             json_object_put(ct);
             return OOM(err, errlen);
         }
-        if (aj_set(ct, "type", json_object_new_string("function")) != 0 || aj_set(ct, "function", fn) != 0)
+        if (hx_json_set(ct, "type", json_object_new_string("function")) != 0 || hx_json_set(ct, "function", fn) != 0)
             return OOM(err, errlen);
         json_object_object_foreach(t, k, v) {
             if (strcmp(k, "type") == 0)
                 continue;
             if (strcmp(k, "name") && strcmp(k, "description") && strcmp(k, "parameters") && strcmp(k, "strict"))
                 return hx_fail(err, errlen, "tools[%zu].%s: not a member of a function tool", i, k);
-            if (!is_null(v) && aj_set(fn, k, json_object_get(v)) != 0)
+            if (!is_null(v) && hx_json_set(fn, k, json_object_get(v)) != 0)
                 return OOM(err, errlen);
         }
     }
@@ -50,19 +50,19 @@ static int in_tool_choice(json_object *tc, json_object *out, char *err, size_t e
     if (is_null(tc))
         return 0;
     if (str_eq(tc, "none") || str_eq(tc, "auto") || str_eq(tc, "required"))
-        return aj_set(out, "tool_choice", json_object_get(tc)) == 0 ? 0 : OOM(err, errlen);
+        return hx_json_set(out, "tool_choice", json_object_get(tc)) == 0 ? 0 : OOM(err, errlen);
     if (is_type(tc, json_type_object) && str_eq(aj_get(tc, "type"), "function")) {
         const char *name = in_str(tc, "name");
         if (name == NULL)
             return hx_fail(err, errlen, "tool_choice.name: expected a string");
         json_object *c = json_object_new_object(), *fn = json_object_new_object();
-        if (c == NULL || fn == NULL || aj_set(fn, "name", json_object_new_string(name)) != 0 ||
-            aj_set(c, "type", json_object_new_string("function")) != 0) {
+        if (c == NULL || fn == NULL || hx_json_set(fn, "name", json_object_new_string(name)) != 0 ||
+            hx_json_set(c, "type", json_object_new_string("function")) != 0) {
             json_object_put(c);
             json_object_put(fn);
             return OOM(err, errlen);
         }
-        if (aj_set(c, "function", fn) != 0 || aj_set(out, "tool_choice", c) != 0)
+        if (hx_json_set(c, "function", fn) != 0 || hx_json_set(out, "tool_choice", c) != 0)
             return OOM(err, errlen);
         return 0;
     }
@@ -79,7 +79,7 @@ static int in_text(json_object *text, json_object *out, char *err, size_t errlen
         return hx_fail(err, errlen, "text: expected an object");
     json_object_object_foreach(text, k, v) {
         if (strcmp(k, "verbosity") == 0) {
-            if (!is_null(v) && aj_set(out, "verbosity", json_object_get(v)) != 0)
+            if (!is_null(v) && hx_json_set(out, "verbosity", json_object_get(v)) != 0)
                 return OOM(err, errlen);
         } else if (strcmp(k, "format") != 0) {
             return hx_fail(err, errlen, "text.%s: not supported", k);
@@ -89,24 +89,24 @@ static int in_text(json_object *text, json_object *out, char *err, size_t errlen
     if (is_null(f) || str_eq(type, "text"))
         return 0;
     json_object *rf = json_object_new_object();
-    if (rf == NULL || aj_set(out, "response_format", rf) != 0)
+    if (rf == NULL || hx_json_set(out, "response_format", rf) != 0)
         return OOM(err, errlen);
     if (str_eq(type, "json_object"))
-        return aj_set(rf, "type", json_object_new_string("json_object")) == 0 ? 0 : OOM(err, errlen);
+        return hx_json_set(rf, "type", json_object_new_string("json_object")) == 0 ? 0 : OOM(err, errlen);
     if (!str_eq(type, "json_schema"))
         return hx_fail(err, errlen, "text.format.type: expected text, json_object or json_schema");
     if (in_str(f, "name") == NULL || !is_type(aj_get(f, "schema"), json_type_object))
         return hx_fail(err, errlen, "text.format: a json_schema format needs a name and a schema object");
     json_object *js = json_object_new_object();
-    if (js == NULL || aj_set(rf, "type", json_object_new_string("json_schema")) != 0 ||
-        aj_set(rf, "json_schema", js) != 0)
+    if (js == NULL || hx_json_set(rf, "type", json_object_new_string("json_schema")) != 0 ||
+        hx_json_set(rf, "json_schema", js) != 0)
         return OOM(err, errlen);
     json_object_object_foreach(f, fk, fv) {
         if (strcmp(fk, "type") == 0)
             continue;
         if (strcmp(fk, "name") && strcmp(fk, "schema") && strcmp(fk, "description") && strcmp(fk, "strict"))
             return hx_fail(err, errlen, "text.format.%s: not a member of a json_schema format", fk);
-        if (!is_null(fv) && aj_set(js, fk, json_object_get(fv)) != 0)
+        if (!is_null(fv) && hx_json_set(js, fk, json_object_get(fv)) != 0)
             return OOM(err, errlen);
     }
     return 0;
@@ -221,7 +221,7 @@ static int in_reasoning(json_object *r, json_object *out, char *err, size_t errl
         if (strcmp(k, "effort") == 0) {
             if (!is_null(v) && !is_type(v, json_type_string))
                 return hx_fail(err, errlen, "reasoning.effort: expected a string");
-            if (!is_null(v) && aj_set(out, "reasoning_effort", json_object_get(v)) != 0)
+            if (!is_null(v) && hx_json_set(out, "reasoning_effort", json_object_get(v)) != 0)
                 return OOM(err, errlen);
         } else if (strcmp(k, "summary") && strcmp(k, "generate_summary")) {
             return hx_fail(err, errlen, "reasoning.%s: not supported", k);
@@ -243,7 +243,7 @@ int hx_resp_in_members(json_object *body, json_object *out, char *err, size_t er
         }
         if (check_kind(k, members[i].k, v, err, errlen) != 0)
             return -1;
-        if (members[i].to && !is_null(v) && aj_set(out, members[i].to, json_object_get(v)) != 0)
+        if (members[i].to && !is_null(v) && hx_json_set(out, members[i].to, json_object_get(v)) != 0)
             return OOM(err, errlen);
     }
     if (check_own(body, err, errlen) != 0 || in_reasoning(aj_get(body, "reasoning"), out, err, errlen) != 0 ||

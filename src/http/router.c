@@ -78,12 +78,13 @@ static void build_allow(route *rt)
 }
 
 /* The active steps of a chain, in the configured order. */
-static void build_steps(route *r, const hx_config *cfg, const hx_cfg_route *cr, hx_step_lookup_fn lookup)
+static void build_steps(route *r, const hx_config *cfg, const hx_cfg_route *cr, unsigned handler_flags,
+                        hx_step_lookup_fn lookup)
 {
     bool own = cr->middleware.n > 0;
     const hx_strlist *names = own ? &cr->middleware : &cfg->server.middleware;
     for (size_t i = 0; lookup && i < names->n && r->nsteps < HX_REQ_MAX_STEPS; i++) {
-        hx_step_fn fn = lookup(cfg, names->items[i], cr->handler, own);
+        hx_step_fn fn = lookup(cfg, names->items[i], handler_flags, own);
         if (fn == NULL)
             continue;
         r->steps[r->nsteps++] = fn;
@@ -150,9 +151,7 @@ static int add_health_route(hx_router *rt, const hx_config *cfg, const hx_cfg_ro
     r->methods = M_GET | M_HEAD;
     const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
     r->mw = hx_router_mw_mask(chain);
-    hx_cfg_route as_health = *cr;
-    as_health.handler = (char *)"health";
-    build_steps(r, cfg, &as_health, steps);
+    build_steps(r, cfg, cr, def->flags, steps);
     build_allow(r);
     return 0;
 }
@@ -166,7 +165,7 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
     rt->global_mw = hx_router_mw_mask(&cfg->server.middleware);
     for (size_t i = 0; steps && i < cfg->server.middleware.n; i++)
         if (strcmp(cfg->server.middleware.items[i], "cors") == 0)
-            rt->unmatched_cors = steps(cfg, "cors", "", false);
+            rt->unmatched_cors = steps(cfg, "cors", 0, false);
     rt->routes = hx_calloc(cfg->n_routes ? 2 * cfg->n_routes : 1, sizeof *rt->routes);
     if (rt->routes == NULL)
         goto oom;
@@ -179,18 +178,18 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
         const hx_cfg_route *cr = &cfg->routes[i];
         route *r = &rt->routes[rt->n];
         const char *path = cr->path;
-        if (strcmp(cr->handler, "metrics") == 0) {
+        const hx_handler_def *def = lookup(cr->handler);
+        if (def == NULL) {
+            snprintf(err, errlen, "route %s: unknown handler '%s'", cr->path, cr->handler);
+            goto fail;
+        }
+        if (def->flags & HX_HANDLER_METRICS) {
             /* metrics.enabled switches the endpoint off; metrics.path moves
              * the default route. */
             if (!cfg->metrics.enabled)
                 continue;
             if (strcmp(path, "/metrics") == 0)
                 path = cfg->metrics.path;
-        }
-        const hx_handler_def *def = lookup(cr->handler);
-        if (def == NULL) {
-            snprintf(err, errlen, "route %s: unknown handler '%s'", cr->path, cr->handler);
-            goto fail;
         }
         r->fn = def->fn;
         r->err_render = def->err_render;
@@ -206,7 +205,7 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
             r->methods |= method_bit(cr->methods.items[j]);
         const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
         r->mw = hx_router_mw_mask(chain);
-        build_steps(r, cfg, cr, steps);
+        build_steps(r, cfg, cr, def->flags, steps);
         if (copy_required(r, &cr->headers) != 0)
             goto oom;
         build_allow(r);

@@ -18,6 +18,7 @@ typedef struct {
     hx_handler_fn fn;
     hx_err_render_fn err_render; /* error bodies (NULL = OpenAI's envelope) */
     const char *id_header;       /* also carries the request id (e.g. Anthropic's "request-id"), or NULL */
+    unsigned flags;              /* HX_HANDLER_* (config.h): what the middleware and router treat specially */
 } hx_handler_def;
 /* Maps a handler name from the config to its definition (NULL = unknown). */
 typedef const hx_handler_def *(*hx_handler_lookup_fn)(const char *name);
@@ -25,9 +26,9 @@ typedef const hx_handler_def *(*hx_handler_lookup_fn)(const char *name);
  * for the middleware that act on the response only (request_id,
  * request_timer, panic_recovery, logging: HX_MW_* flags), for a middleware
  * whose section is disabled in cfg, and for one that does not apply to
- * the handler when the route inherits the global chain (`explicit` false;
+ * the handler (its hx_handler_def flags) when the route inherits the global chain (`explicit` false;
  * a route's own list is applied as written). */
-typedef hx_step_fn (*hx_step_lookup_fn)(const hx_config *cfg, const char *name, const char *handler,
+typedef hx_step_fn (*hx_step_lookup_fn)(const hx_config *cfg, const char *name, unsigned handler_flags,
                                         bool explicit_list);
 
 typedef struct hx_router hx_router;

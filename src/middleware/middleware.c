@@ -7,27 +7,18 @@
 #include "middleware/ratelimit.h"
 #include "state/snapshot.h"
 
-static bool is_llm(const char *h)
-{
-    return hx_config_handler_spends(h);
-}
-
-static bool is_open(const char *h)
-{
-    return strcmp(h, "health") == 0 || strcmp(h, "provider_health") == 0 || strcmp(h, "metrics") == 0;
-}
-
-hx_step_fn hx_middleware_lookup(const hx_config *cfg, const char *name, const char *handler, bool explicit_list)
+hx_step_fn hx_middleware_lookup(const hx_config *cfg, const char *name, unsigned handler_flags, bool explicit_list)
 {
     bool inherit = !explicit_list;
+    bool spends = handler_flags & HX_HANDLER_SPENDS, open = handler_flags & HX_HANDLER_OPEN;
     if (strcmp(name, "cors") == 0)
         return cfg->cors.enabled ? hx_mw_cors : NULL;
     if (strcmp(name, "queue") == 0)
-        return cfg->queue.enabled && (explicit_list || is_llm(handler)) ? hx_mw_queue : NULL;
+        return cfg->queue.enabled && (explicit_list || spends) ? hx_mw_queue : NULL;
     if (strcmp(name, "rate_limit") == 0)
-        return cfg->rate_limit.enabled && !(inherit && is_open(handler)) ? hx_mw_rate_limit : NULL;
+        return cfg->rate_limit.enabled && !(inherit && open) ? hx_mw_rate_limit : NULL;
     if (strcmp(name, "auth") == 0)
-        return cfg->auth.enabled && !(inherit && is_open(handler)) ? hx_mw_auth : NULL;
+        return cfg->auth.enabled && !(inherit && open) ? hx_mw_auth : NULL;
     return NULL;
 }
 

@@ -17,14 +17,15 @@
 /* The step for a middleware name, or NULL when the name has no step (the
  * response-side ones: request_id, request_timer, panic_recovery, logging)
  * or its section is disabled in cfg. Matches hx_step_lookup_fn.
+ * handler_flags are the route's handler's (HX_HANDLER_*, config.h).
  * Where the global chain applies to a route (explicit_list false):
- *   - queue only stands in front of the LLM handlers (chat, completion,
- *     messages): it bounds provider work, not health checks;
- *   - auth and rate_limit leave /health and /health/providers/{name}
+ *   - queue only stands in front of the handlers that spend
+ *     (HX_HANDLER_SPENDS): it bounds provider work, not health checks;
+ *   - auth and rate_limit leave the HX_HANDLER_OPEN ones: /health and /health/providers/{name}
  *     public (load balancers probe them) and /metrics to its own check
  *     (auth.metrics_require_auth: a key with `metrics: true`).
  * A route's own middleware list is applied as written. */
-hx_step_fn hx_middleware_lookup(const hx_config *cfg, const char *name, const char *handler, bool explicit_list);
+hx_step_fn hx_middleware_lookup(const hx_config *cfg, const char *name, unsigned handler_flags, bool explicit_list);
 
 /* Process-wide state of the middleware (queue, rate-limit buckets), from
  * cfg. Returns 0 or -1 (reason logged). */

@@ -14,24 +14,6 @@
 
 #define HX_ANTH_VERSION "2023-06-01"
 
-/* Adds v under k; takes v's reference even on failure (v NULL → -1). */
-static inline int aj_set(json_object *o, const char *k, json_object *v)
-{
-    return hx_json_set(o, k, v);
-}
-
-/* Appends v; takes v's reference even on failure (v NULL → -1). */
-static inline int aj_push(json_object *a, json_object *v)
-{
-    if (v == NULL)
-        return -1;
-    if (json_object_array_add(a, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
-
 /* Member k of an object, or NULL when o is no object, k is missing or null. */
 static inline json_object *aj_get(json_object *o, const char *k)
 {

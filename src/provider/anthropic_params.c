@@ -88,11 +88,11 @@ static int conv_effort(const hx_provider *p, json_object *canon, json_object *ou
                                    "thinking needs max_tokens (or max_completion_tokens) above 1024");
     if (client_max && budget >= max)
         budget = max - 1;
-    if (!client_max && aj_set(out, "max_tokens", json_object_new_int64(budget + ANTH_ANSWER_TOKENS)) != 0)
+    if (!client_max && hx_json_set(out, "max_tokens", json_object_new_int64(budget + ANTH_ANSWER_TOKENS)) != 0)
         return hx_fail(err, errlen, "out of memory");
     json_object *t = json_object_new_object();
-    if (t == NULL || aj_set(out, "thinking", t) != 0 || aj_set(t, "type", json_object_new_string("enabled")) != 0 ||
-        aj_set(t, "budget_tokens", json_object_new_int64(budget)) != 0)
+    if (t == NULL || hx_json_set(out, "thinking", t) != 0 || hx_json_set(t, "type", json_object_new_string("enabled")) != 0 ||
+        hx_json_set(t, "budget_tokens", json_object_new_int64(budget)) != 0)
         return hx_fail(err, errlen, "out of memory");
     return 0;
 }
@@ -119,12 +119,12 @@ static int conv_format(const hx_provider *p, json_object *canon, json_object *ou
     if (schema == NULL || !json_object_is_type(schema, json_type_object))
         return hx_fail(err, errlen, "response_format.json_schema.schema: expected an object");
     json_object *oc = json_object_new_object(), *f = json_object_new_object();
-    if (oc == NULL || f == NULL || aj_set(out, "output_config", oc) != 0) {
+    if (oc == NULL || f == NULL || hx_json_set(out, "output_config", oc) != 0) {
         json_object_put(f);
         return hx_fail(err, errlen, "out of memory");
     }
-    if (aj_set(oc, "format", f) != 0 || aj_set(f, "type", json_object_new_string("json_schema")) != 0 ||
-        aj_set(f, "schema", json_object_get(schema)) != 0)
+    if (hx_json_set(oc, "format", f) != 0 || hx_json_set(f, "type", json_object_new_string("json_schema")) != 0 ||
+        hx_json_set(f, "schema", json_object_get(schema)) != 0)
         return hx_fail(err, errlen, "out of memory");
     return 0;
 }
@@ -152,7 +152,7 @@ static int conv_metadata(const hx_provider *p, json_object *canon, json_object *
     if (uid == NULL)
         return 0;
     json_object *o = json_object_new_object();
-    if (o == NULL || aj_set(out, "metadata", o) != 0 || aj_set(o, "user_id", json_object_new_string(uid)) != 0)
+    if (o == NULL || hx_json_set(out, "metadata", o) != 0 || hx_json_set(o, "user_id", json_object_new_string(uid)) != 0)
         return hx_fail(err, errlen, "out of memory");
     return 0;
 }
@@ -169,7 +169,7 @@ static int conv_tier(const hx_provider *p, json_object *canon, json_object *out,
         s = "standard_only";
     if (strcmp(s, "auto") != 0 && strcmp(s, "standard_only") != 0)
         return hx_canon_refuse_why(p, err, errlen, "service_tier", "expected auto, standard_only or default");
-    return aj_set(out, "service_tier", json_object_new_string(s)) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
+    return hx_json_set(out, "service_tier", json_object_new_string(s)) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
 }
 
 int hx_anth_conv_extras(const hx_provider *p, json_object *canon, json_object *out, char *err, size_t errlen)
@@ -179,7 +179,7 @@ int hx_anth_conv_extras(const hx_provider *p, json_object *canon, json_object *o
         conv_format(p, canon, out, err, errlen) != 0 || conv_metadata(p, canon, out, err, errlen) != 0 ||
         conv_tier(p, canon, out, err, errlen) != 0)
         return -1;
-    if (th && aj_set(out, "thinking", json_object_get(th)) != 0)
+    if (th && hx_json_set(out, "thinking", json_object_get(th)) != 0)
         return hx_fail(err, errlen, "out of memory");
     return 0;
 }

@@ -38,7 +38,7 @@ static void conv_finish_last(anth_conv *c)
     m = json_object_array_get_idx(c->msgs, json_object_array_length(c->msgs) - 1);
     json_object *txt = aj_get(b, "text");
     json_object_get(txt);
-    if (aj_set(m, "content", txt) != 0)
+    if (hx_json_set(m, "content", txt) != 0)
         return; /* the block form stays valid */
     c->last_content = NULL;
     c->last_from_string = false;
@@ -55,7 +55,7 @@ static int conv_emit(anth_conv *c, const char *role, json_object *blocks, bool f
     }
     if (c->last_role && strcmp(c->last_role, role) == 0 && c->last_content) {
         for (size_t i = 0; i < n; i++)
-            if (aj_push(c->last_content, json_object_get(json_object_array_get_idx(blocks, i))) != 0) {
+            if (hx_json_push(c->last_content, json_object_get(json_object_array_get_idx(blocks, i))) != 0) {
                 json_object_put(blocks);
                 return hx_fail(c->err, c->errlen, "out of memory");
             }
@@ -66,11 +66,11 @@ static int conv_emit(anth_conv *c, const char *role, json_object *blocks, bool f
     if (c->last_role)
         conv_finish_last(c);
     json_object *m = json_object_new_object();
-    if (m == NULL || aj_push(c->msgs, m) != 0 || aj_set(m, "role", json_object_new_string(role)) != 0) {
+    if (m == NULL || hx_json_push(c->msgs, m) != 0 || hx_json_set(m, "role", json_object_new_string(role)) != 0) {
         json_object_put(blocks);
         return hx_fail(c->err, c->errlen, "out of memory");
     }
-    if (aj_set(m, "content", blocks) != 0)
+    if (hx_json_set(m, "content", blocks) != 0)
         return hx_fail(c->err, c->errlen, "out of memory");
     c->last_content = blocks;
     c->last_role = role;
@@ -83,7 +83,7 @@ static json_object *text_block(const char *s, size_t len)
     json_object *b = json_object_new_object();
     if (b == NULL)
         return NULL;
-    if (aj_set(b, "type", json_object_new_string("text")) != 0 || aj_set(b, "text", json_object_new_string_len(s, (int)len)) != 0) {
+    if (hx_json_set(b, "type", json_object_new_string("text")) != 0 || hx_json_set(b, "text", json_object_new_string_len(s, (int)len)) != 0) {
         json_object_put(b);
         return NULL;
     }
@@ -95,7 +95,7 @@ static json_object *text_block(const char *s, size_t len)
 static int keep_cache(json_object *b, json_object *from)
 {
     json_object *cc = aj_get(from, "cache_control");
-    return cc == NULL ? 0 : aj_set(b, "cache_control", json_object_get(cc));
+    return cc == NULL ? 0 : hx_json_set(b, "cache_control", json_object_get(cc));
 }
 
 /* The cache_control of the last part of a content array that has one. */
@@ -122,12 +122,12 @@ static json_object *image_source(anth_conv *c, const char *url, size_t i, size_t
             hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: image data URL must be data:<media type>;base64,<data>", i, j);
             return NULL;
         }
-        rc |= aj_set(src, "type", json_object_new_string("base64"));
-        rc |= aj_set(src, "media_type", json_object_new_string_len(url + 5, (int)(semi - url - 5)));
-        rc |= aj_set(src, "data", json_object_new_string(comma + 1));
+        rc |= hx_json_set(src, "type", json_object_new_string("base64"));
+        rc |= hx_json_set(src, "media_type", json_object_new_string_len(url + 5, (int)(semi - url - 5)));
+        rc |= hx_json_set(src, "data", json_object_new_string(comma + 1));
     } else if (rc == 0 && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)) {
-        rc |= aj_set(src, "type", json_object_new_string("url"));
-        rc |= aj_set(src, "url", json_object_new_string(url));
+        rc |= hx_json_set(src, "type", json_object_new_string("url"));
+        rc |= hx_json_set(src, "url", json_object_new_string(url));
     } else if (rc == 0) {
         json_object_put(src);
         hx_fail(c->err, c->errlen, "messages.%zu.content.%zu: image URL must be a data: or http(s) URL", i, j);
@@ -154,13 +154,13 @@ static json_object *image_block(anth_conv *c, json_object *part, size_t i, size_
     if (src == NULL)
         return NULL;
     json_object *b = json_object_new_object();
-    if (b == NULL || aj_set(b, "type", json_object_new_string("image")) != 0) {
+    if (b == NULL || hx_json_set(b, "type", json_object_new_string("image")) != 0) {
         json_object_put(src);
         json_object_put(b);
         hx_fail(c->err, c->errlen, "out of memory");
         return NULL;
     }
-    if (aj_set(b, "source", src) != 0) {
+    if (hx_json_set(b, "source", src) != 0) {
         json_object_put(b);
         hx_fail(c->err, c->errlen, "out of memory");
         return NULL;
@@ -176,7 +176,7 @@ static int user_blocks(anth_conv *c, json_object *content, size_t i, json_object
     if (json_object_is_type(content, json_type_string)) {
         if (json_object_get_string_len(content) == 0)
             return 0;
-        return aj_push(blocks, text_block(json_object_get_string(content), (size_t)json_object_get_string_len(content))) == 0
+        return hx_json_push(blocks, text_block(json_object_get_string(content), (size_t)json_object_get_string_len(content))) == 0
                    ? 0
                    : hx_fail(c->err, c->errlen, "out of memory");
     }
@@ -206,7 +206,7 @@ static int user_blocks(anth_conv *c, json_object *content, size_t i, json_object
             json_object_put(b);
             return hx_fail(c->err, c->errlen, "out of memory");
         }
-        if (aj_push(blocks, b) != 0)
+        if (hx_json_push(blocks, b) != 0)
             return hx_fail(c->err, c->errlen, "out of memory");
     }
     return 0;
@@ -237,12 +237,12 @@ static int tool_use_blocks(anth_conv *c, json_object *calls, size_t i, json_obje
             return hx_fail(c->err, c->errlen, "messages.%zu.tool_calls.%zu: tool call arguments are not valid JSON", i, j);
         }
         json_object *b = json_object_new_object();
-        if (b == NULL || aj_push(blocks, b) != 0 || aj_set(b, "type", json_object_new_string("tool_use")) != 0 ||
-            aj_set(b, "id", json_object_new_string(id)) != 0 || aj_set(b, "name", json_object_new_string(name)) != 0) {
+        if (b == NULL || hx_json_push(blocks, b) != 0 || hx_json_set(b, "type", json_object_new_string("tool_use")) != 0 ||
+            hx_json_set(b, "id", json_object_new_string(id)) != 0 || hx_json_set(b, "name", json_object_new_string(name)) != 0) {
             json_object_put(input);
             return hx_fail(c->err, c->errlen, "out of memory");
         }
-        if (aj_set(b, "input", input) != 0)
+        if (hx_json_set(b, "input", input) != 0)
             return hx_fail(c->err, c->errlen, "out of memory");
     }
     return 0;
@@ -258,11 +258,11 @@ static int conv_tool_result(anth_conv *c, json_object *m, size_t i)
     json_object *blocks = json_object_new_array(), *b = json_object_new_object();
     int rc = blocks && b && hx_content_text(aj_get(m, "content"), &t) == 0 ? 0 : -1;
     if (rc == 0)
-        rc = aj_set(b, "type", json_object_new_string("tool_result")) | aj_set(b, "tool_use_id", json_object_new_string(id)) |
-             aj_set(b, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) |
+        rc = hx_json_set(b, "type", json_object_new_string("tool_result")) | hx_json_set(b, "tool_use_id", json_object_new_string(id)) |
+             hx_json_set(b, "content", json_object_new_string_len(t.data ? t.data : "", (int)t.len)) |
              keep_cache(b, aj_get(m, "cache_control") ? m : parts_cache(aj_get(m, "content")));
     hx_buf_free(&t);
-    if (rc != 0 || aj_push(blocks, b) != 0) {
+    if (rc != 0 || hx_json_push(blocks, b) != 0) {
         if (rc != 0)
             json_object_put(b);
         json_object_put(blocks);
@@ -285,7 +285,7 @@ static int conv_system_blocks(anth_conv *c, json_object *m, json_object *content
             json_object_get_string_len(t) == 0)
             continue;
         json_object *b = text_block(json_object_get_string(t), (size_t)json_object_get_string_len(t));
-        if (aj_push(c->sys_blocks, b) != 0 || keep_cache(b, part) != 0)
+        if (hx_json_push(c->sys_blocks, b) != 0 || keep_cache(b, part) != 0)
             return hx_fail(c->err, c->errlen, "out of memory");
         c->sys_cache = c->sys_cache || aj_get(part, "cache_control");
         last = b;
@@ -337,7 +337,7 @@ static int conv_message(anth_conv *c, json_object *m, size_t i)
         hx_buf_init(&t, HX_UP_REQUEST_BODY_MAX);
         rc = hx_content_text(content, &t) == 0 ? 0 : hx_fail(c->err, c->errlen, "out of memory");
         json_object *tb = rc == 0 && t.len ? text_block(t.data, t.len) : NULL;
-        if (rc == 0 && t.len && (aj_push(blocks, tb) != 0 || keep_cache(tb, parts_cache(content)) != 0))
+        if (rc == 0 && t.len && (hx_json_push(blocks, tb) != 0 || keep_cache(tb, parts_cache(content)) != 0))
             rc = hx_fail(c->err, c->errlen, "out of memory");
         hx_buf_free(&t);
         if (rc == 0 && aj_get(m, "tool_calls"))
@@ -373,14 +373,14 @@ static int conv_messages(const hx_provider *p, json_object *canon, json_object *
     if (rc == 0 && json_object_array_length(c.msgs) == 0)
         rc = hx_fail(err, errlen, "messages: at least one non-system message with content is required");
     if (rc == 0 && c.sys_cache) {
-        rc = aj_set(out, "system", c.sys_blocks) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
+        rc = hx_json_set(out, "system", c.sys_blocks) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
         c.sys_blocks = NULL;
     } else if (rc == 0 && c.system.len &&
-               aj_set(out, "system", json_object_new_string_len(c.system.data, (int)c.system.len)) != 0) {
+               hx_json_set(out, "system", json_object_new_string_len(c.system.data, (int)c.system.len)) != 0) {
         rc = hx_fail(err, errlen, "out of memory");
     }
     if (rc == 0) {
-        rc = aj_set(out, "messages", c.msgs) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
+        rc = hx_json_set(out, "messages", c.msgs) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
         c.msgs = NULL;
     }
     json_object_put(c.msgs);
@@ -412,23 +412,23 @@ static int conv_tool_choice(json_object *canon, json_object *out, char *err, siz
         return 0;
     }
     json_object *o = json_object_new_object();
-    int rc = o ? aj_set(o, "type", json_object_new_string(type)) : -1;
+    int rc = o ? hx_json_set(o, "type", json_object_new_string(type)) : -1;
     if (rc == 0 && name)
-        rc = aj_set(o, "name", json_object_new_string(name));
+        rc = hx_json_set(o, "name", json_object_new_string(name));
     if (rc == 0 && strcmp(type, "none") != 0 && pt && json_object_is_type(pt, json_type_boolean) &&
         !json_object_get_boolean(pt))
-        rc = aj_set(o, "disable_parallel_tool_use", json_object_new_boolean(1));
+        rc = hx_json_set(o, "disable_parallel_tool_use", json_object_new_boolean(1));
     if (rc != 0) {
         json_object_put(o);
         return hx_fail(err, errlen, "out of memory");
     }
-    return aj_set(out, "tool_choice", o) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
+    return hx_json_set(out, "tool_choice", o) == 0 ? 0 : hx_fail(err, errlen, "out of memory");
 }
 
 static json_object *default_schema(void)
 {
     json_object *s = json_object_new_object();
-    if (s && (aj_set(s, "type", json_object_new_string("object")) != 0 || aj_set(s, "properties", json_object_new_object()) != 0)) {
+    if (s && (hx_json_set(s, "type", json_object_new_string("object")) != 0 || hx_json_set(s, "properties", json_object_new_object()) != 0)) {
         json_object_put(s);
         return NULL;
     }
@@ -446,7 +446,7 @@ static int conv_tools(json_object *canon, json_object *out, char *err, size_t er
     if (n == 0)
         return 0;
     json_object *arr = json_object_new_array();
-    if (arr == NULL || aj_set(out, "tools", arr) != 0)
+    if (arr == NULL || hx_json_set(out, "tools", arr) != 0)
         return hx_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_object *t = json_object_array_get_idx(tools, i), *fn = aj_get(t, "function");
@@ -456,9 +456,9 @@ static int conv_tools(json_object *canon, json_object *out, char *err, size_t er
         if (name == NULL)
             return hx_fail(err, errlen, "tools.%zu.function.name is required", i);
         json_object *params = aj_get(fn, "parameters"), *o = json_object_new_object();
-        if (o == NULL || aj_push(arr, o) != 0 || aj_set(o, "name", json_object_new_string(name)) != 0 ||
-            (desc && aj_set(o, "description", json_object_new_string(desc)) != 0) ||
-            aj_set(o, "input_schema", params ? json_object_get(params) : default_schema()) != 0 ||
+        if (o == NULL || hx_json_push(arr, o) != 0 || hx_json_set(o, "name", json_object_new_string(name)) != 0 ||
+            (desc && hx_json_set(o, "description", json_object_new_string(desc)) != 0) ||
+            hx_json_set(o, "input_schema", params ? json_object_get(params) : default_schema()) != 0 ||
             keep_cache(o, aj_get(t, "cache_control") ? t : fn) != 0)
             return hx_fail(err, errlen, "out of memory");
     }
@@ -472,25 +472,25 @@ static int conv_params(json_object *canon, json_object *out, bool stream, char *
         mt = aj_get(canon, "max_tokens");
     if (mt && (!json_object_is_type(mt, json_type_int) || json_object_get_int64(mt) <= 0))
         return hx_fail(err, errlen, "max_tokens must be a positive integer");
-    if (aj_set(out, "max_tokens", mt ? json_object_get(mt) : json_object_new_int(ANTH_DEFAULT_MAX_TOKENS)) != 0)
+    if (hx_json_set(out, "max_tokens", mt ? json_object_get(mt) : json_object_new_int(ANTH_DEFAULT_MAX_TOKENS)) != 0)
         return hx_fail(err, errlen, "out of memory");
     static const char *const pass[] = {"temperature", "top_p", "top_k"};
     for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++)
-        if ((v = aj_get(canon, pass[i])) != NULL && aj_set(out, pass[i], json_object_get(v)) != 0)
+        if ((v = aj_get(canon, pass[i])) != NULL && hx_json_set(out, pass[i], json_object_get(v)) != 0)
             return hx_fail(err, errlen, "out of memory");
     if ((v = aj_get(canon, "stop")) != NULL) {
         json_object *arr = json_object_new_array();
-        if (arr == NULL || aj_set(out, "stop_sequences", arr) != 0)
+        if (arr == NULL || hx_json_set(out, "stop_sequences", arr) != 0)
             return hx_fail(err, errlen, "out of memory");
         if (json_object_is_type(v, json_type_string)) {
-            if (aj_push(arr, json_object_get(v)) != 0)
+            if (hx_json_push(arr, json_object_get(v)) != 0)
                 return hx_fail(err, errlen, "out of memory");
         } else if (json_object_is_type(v, json_type_array)) {
             for (size_t i = 0; i < json_object_array_length(v); i++) {
                 json_object *s = json_object_array_get_idx(v, i);
                 if (!json_object_is_type(s, json_type_string))
                     return hx_fail(err, errlen, "stop.%zu: expected a string", i);
-                if (aj_push(arr, json_object_get(s)) != 0)
+                if (hx_json_push(arr, json_object_get(s)) != 0)
                     return hx_fail(err, errlen, "out of memory");
             }
         } else {
@@ -499,7 +499,7 @@ static int conv_params(json_object *canon, json_object *out, bool stream, char *
         if (json_object_array_length(arr) == 0)
             json_object_object_del(out, "stop_sequences");
     }
-    if (stream && aj_set(out, "stream", json_object_new_boolean(1)) != 0)
+    if (stream && hx_json_set(out, "stream", json_object_new_boolean(1)) != 0)
         return hx_fail(err, errlen, "out of memory");
     return 0;
 }
@@ -519,7 +519,7 @@ int hx_anth_build_chat(const hx_provider *p, json_object *canon, bool stream, hx
     int rc = body ? 0 : hx_fail(err, errlen, "out of memory");
     if (rc == 0 && !json_object_is_type(canon, json_type_object))
         rc = hx_fail(err, errlen, "request must be a JSON object");
-    if (rc == 0 && aj_set(body, "model", json_object_new_string(p->model ? p->model : "")) != 0)
+    if (rc == 0 && hx_json_set(body, "model", json_object_new_string(p->model ? p->model : "")) != 0)
         rc = hx_fail(err, errlen, "out of memory");
     if (rc == 0)
         rc = conv_messages(p, canon, body, err, errlen);

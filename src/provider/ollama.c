@@ -55,29 +55,6 @@ static bool is_number(json_object *v)
     return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
 }
 
-/* Adds v under key; takes ownership of v even on failure. */
-static int obj_add(json_object *o, const char *key, json_object *v)
-{
-    if (v == NULL)
-        return -1;
-    if (json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
-
-static int arr_add(json_object *a, json_object *v)
-{
-    if (v == NULL)
-        return -1;
-    if (json_object_array_add(a, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
-}
-
 static int fail_req(char *err, size_t errlen, const char *msg)
 {
     /* The chain puts the provider's name in front of this message: the
@@ -145,7 +122,7 @@ static int add_image(json_object *part, json_object *images, char *err, size_t e
         return fail_req(err, errlen, "image data URLs must be base64");
     if (comma[1] == '\0')
         return fail_req(err, errlen, "empty image data URL");
-    return arr_add(images, json_object_new_string(comma + 1));
+    return hx_json_push(images, json_object_new_string(comma + 1));
 }
 
 /* content (string or parts) → "content" string and "images" array. */
@@ -155,7 +132,7 @@ static int map_content(json_object *content, json_object *msg, char *err, size_t
     hx_buf_init(&text, HX_PROVIDER_TEXT_MAX);
     int rc = hx_content_text(content, &text);
     if (rc == 0)
-        rc = obj_add(msg, "content", json_object_new_string_len(text.data ? text.data : "", (int)text.len));
+        rc = hx_json_set(msg, "content", json_object_new_string_len(text.data ? text.data : "", (int)text.len));
     hx_buf_free(&text);
     if (rc != 0 || content == NULL || !json_object_is_type(content, json_type_array))
         return rc;
@@ -174,7 +151,7 @@ static int map_content(json_object *content, json_object *msg, char *err, size_t
             return -1;
         }
     }
-    return images ? obj_add(msg, "images", images) : 0;
+    return images ? hx_json_set(msg, "images", images) : 0;
 }
 
 /* The OpenAI arguments string (or, leniently, an object) as an object. */
@@ -222,17 +199,17 @@ static int map_tool_calls(json_object *calls, json_object *msg, char *err, size_
         json_object *args = parse_arguments(get(fn, "arguments"), err, errlen);
         int rc = (call && f && args) ? 0 : -1;
         if (rc == 0)
-            rc = obj_add(f, "name", json_object_new_string(name));
+            rc = hx_json_set(f, "name", json_object_new_string(name));
         if (rc == 0) {
-            rc = obj_add(f, "arguments", args);
+            rc = hx_json_set(f, "arguments", args);
             args = NULL;
         }
         if (rc == 0) {
-            rc = obj_add(call, "function", f);
+            rc = hx_json_set(call, "function", f);
             f = NULL;
         }
         if (rc == 0) {
-            rc = arr_add(out, call);
+            rc = hx_json_push(out, call);
             call = NULL;
         }
         json_object_put(args);
@@ -243,7 +220,7 @@ static int map_tool_calls(json_object *calls, json_object *msg, char *err, size_
             return -1;
         }
     }
-    return obj_add(msg, "tool_calls", out);
+    return hx_json_set(msg, "tool_calls", out);
 }
 
 /* The function name of the assistant tool call `id`, searched backwards
@@ -285,7 +262,7 @@ static json_object *map_message(const hx_provider *p, json_object *messages, siz
     json_object *msg = json_object_new_object();
     if (msg == NULL)
         return NULL;
-    int rc = obj_add(msg, "role", json_object_new_string(role));
+    int rc = hx_json_set(msg, "role", json_object_new_string(role));
     if (rc == 0)
         rc = map_content(get(src, "content"), msg, err, errlen);
     json_object *calls = get(src, "tool_calls");
@@ -296,7 +273,7 @@ static json_object *map_message(const hx_provider *p, json_object *messages, siz
         if (tn == NULL)
             tn = get_str(src, "name");
         if (tn)
-            rc = obj_add(msg, "tool_name", json_object_new_string(tn));
+            rc = hx_json_set(msg, "tool_name", json_object_new_string(tn));
     }
     if (rc != 0) {
         json_object_put(msg);
@@ -315,12 +292,12 @@ static int map_messages(const hx_provider *p, json_object *canon, json_object *r
         return -1;
     size_t n = json_object_array_length(messages);
     for (size_t i = 0; i < n; i++) {
-        if (arr_add(out, map_message(p, messages, i, err, errlen)) != 0) {
+        if (hx_json_push(out, map_message(p, messages, i, err, errlen)) != 0) {
             json_object_put(out);
             return -1;
         }
     }
-    return obj_add(root, "messages", out);
+    return hx_json_set(root, "messages", out);
 }
 
 /* ------------------------------------------------------------------------
@@ -339,7 +316,7 @@ static int copy_number(json_object *canon, const char *from, json_object *opts, 
         snprintf(msg, sizeof msg, "%s must be a number", from);
         return fail_req(err, errlen, msg);
     }
-    return obj_add(opts, to, json_object_get(v));
+    return hx_json_set(opts, to, json_object_get(v));
 }
 
 static int copy_stop(json_object *canon, json_object *opts, char *err, size_t errlen)
@@ -349,18 +326,18 @@ static int copy_stop(json_object *canon, json_object *opts, char *err, size_t er
         return 0;
     if (json_object_is_type(stop, json_type_string)) {
         json_object *a = json_object_new_array();
-        if (a == NULL || arr_add(a, json_object_get(stop)) != 0) {
+        if (a == NULL || hx_json_push(a, json_object_get(stop)) != 0) {
             json_object_put(a);
             return -1;
         }
-        return obj_add(opts, "stop", a);
+        return hx_json_set(opts, "stop", a);
     }
     if (!json_object_is_type(stop, json_type_array))
         return fail_req(err, errlen, "stop must be a string or an array of strings");
     for (size_t i = 0; i < json_object_array_length(stop); i++)
         if (!json_object_is_type(json_object_array_get_idx(stop, i), json_type_string))
             return fail_req(err, errlen, "stop must be a string or an array of strings");
-    return obj_add(opts, "stop", json_object_get(stop));
+    return hx_json_set(opts, "stop", json_object_get(stop));
 }
 
 static int map_options(json_object *canon, json_object *root, char *err, size_t errlen)
@@ -383,7 +360,7 @@ static int map_options(json_object *canon, json_object *root, char *err, size_t 
         json_object_put(opts);
         return rc;
     }
-    return obj_add(root, "options", opts);
+    return hx_json_set(root, "options", opts);
 }
 
 /* OpenAI-format tools pass through unchanged; tool_choice "none" drops
@@ -398,7 +375,7 @@ static int map_tools(json_object *canon, json_object *root, char *err, size_t er
     const char *choice = get_str(canon, "tool_choice");
     if (json_object_array_length(tools) == 0 || (choice && strcmp(choice, "none") == 0))
         return 0;
-    return obj_add(root, "tools", json_object_get(tools));
+    return hx_json_set(root, "tools", json_object_get(tools));
 }
 
 static int map_format(json_object *canon, json_object *root, char *err, size_t errlen)
@@ -412,12 +389,12 @@ static int map_format(json_object *canon, json_object *root, char *err, size_t e
     if (strcmp(type, "text") == 0)
         return 0;
     if (strcmp(type, "json_object") == 0)
-        return obj_add(root, "format", json_object_new_string("json"));
+        return hx_json_set(root, "format", json_object_new_string("json"));
     if (strcmp(type, "json_schema") == 0) {
         json_object *schema = get(get(rf, "json_schema"), "schema");
         if (schema == NULL || !json_object_is_type(schema, json_type_object))
             return fail_req(err, errlen, "response_format json_schema needs a schema object");
-        return obj_add(root, "format", json_object_get(schema));
+        return hx_json_set(root, "format", json_object_get(schema));
     }
     return fail_req(err, errlen, "unsupported response_format type");
 }
@@ -466,11 +443,11 @@ static json_object *build_body(const hx_provider *p, json_object *canon, bool st
         return NULL;
     int rc = hx_oll_check_members(p, canon, err, errlen);
     if (rc == 0)
-        rc = obj_add(root, "model", json_object_new_string(p->model));
+        rc = hx_json_set(root, "model", json_object_new_string(p->model));
     if (rc == 0)
         rc = map_messages(p, canon, root, err, errlen);
     if (rc == 0)
-        rc = obj_add(root, "stream", json_object_new_boolean(stream));
+        rc = hx_json_set(root, "stream", json_object_new_boolean(stream));
     if (rc == 0)
         rc = map_options(canon, root, err, errlen);
     if (rc == 0)

@@ -351,6 +351,17 @@ int hx_json_set(json_object *o, const char *k, json_object *v)
     return 0;
 }
 
+int hx_json_push(json_object *a, json_object *v)
+{
+    if (v == NULL)
+        return -1;
+    if (json_object_array_add(a, v) != 0) {
+        json_object_put(v);
+        return -1;
+    }
+    return 0;
+}
+
 json_object *hx_json_parse(const char *s, size_t len)
 {
     return hx_json_parse_limits(s, len, NULL);

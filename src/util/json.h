@@ -79,6 +79,8 @@ json_object *hx_json_parse(const char *s, size_t len);
  * 0, or -1 when v is NULL (its constructor ran out of memory) or the add
  * failed: chains of constructors need one check at the end. */
 int hx_json_set(json_object *o, const char *k, json_object *v);
+/* Appends v to array a under the same rules as hx_json_set. */
+int hx_json_push(json_object *a, json_object *v);
 /* The same with lim (already checked by the caller or not). */
 json_object *hx_json_parse_limits(const char *s, size_t len, const hx_json_limits *lim);
 

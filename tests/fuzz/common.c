@@ -1,6 +1,7 @@
 /* Set-up shared by every fuzz driver. */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "fuzz.h"
@@ -71,4 +72,16 @@ hx_config *hx_fuzz_mw_config(void)
         abort();
     }
     return cfg;
+}
+
+const hx_handler_def *hx_fuzz_handler_def(hx_handler_fn fn, const char *name)
+{
+    static hx_handler_def defs[32];
+    size_t i = 0;
+    while (hx_config_handler_names[i] && strcmp(hx_config_handler_names[i], name) != 0)
+        i++;
+    if (i >= sizeof defs / sizeof defs[0])
+        i = 0;
+    defs[i] = (hx_handler_def){fn, NULL, NULL, hx_config_handler_flags(name)};
+    return &defs[i];
 }

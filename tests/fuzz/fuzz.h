@@ -14,7 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "http/router.h"
+
 extern int hx_fuzz_torture;
+
+/* A handler definition for a route naming `name` that runs fn, with the
+ * flags of that name (config.h's HX_HANDLER_LIST) so that the middleware
+ * apply as they do to the real handler. Valid until the next call with the
+ * same name. */
+const hx_handler_def *hx_fuzz_handler_def(hx_handler_fn fn, const char *name);
 
 /* An invariant that holds whenever no allocation was made to fail. */
 #define FUZZ_CHECK(cond)                                                              \

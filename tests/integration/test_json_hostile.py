@@ -143,7 +143,7 @@ class AmplificationTest(JsonTestCase):
         idle = proc_mem(srv.proc.pid)
         body = b'{"x":[' + b",".join([b"{}"] * 99990) + b"]}"
         r = self.post(srv, "/v1/messages", body)
-        self.assertEqual(r.status, 400, r)  # parsed in full, then "model is required"
+        self.assertEqual(r.status, 400, r)  # parsed in full, then "model: is required"
         time.sleep(0.5)
         after = proc_mem(srv.proc.pid)
         self.assertGreater(after["VmHWM"] - idle["VmRSS"], 40, "the parse did not use memory: %r" % after)

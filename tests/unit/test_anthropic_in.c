@@ -165,7 +165,7 @@ static void test_inbound_bad(void **state)
 #define HEAD "\"model\":\"m\",\"max_tokens\":10,"
     static const char *const cases[][2] = {
         {"[]", "request body must be a JSON object"},
-        {"{\"max_tokens\":1," MSG "}", "model is required"},
+        {"{\"max_tokens\":1," MSG "}", "model: is required"},
         {"{\"model\":5,\"max_tokens\":1," MSG "}", "model: expected a non-empty string"},
         {"{\"model\":\"m\"," MSG "}", "max_tokens is required"},
         {"{\"model\":\"m\",\"max_tokens\":0," MSG "}", "max_tokens: expected a positive integer"},

@@ -18,26 +18,26 @@ static void test_lookup(void **state)
     assert_non_null(c);
     const char *names[] = {"cors", "queue", "rate_limit", "auth"};
     for (size_t i = 0; i < 4; i++) /* all off by default */
-        assert_null(hx_middleware_lookup(c, names[i], "chat", false));
-    assert_null(hx_middleware_lookup(c, "request_id", "chat", false)); /* response-side: a flag */
+        assert_null(hx_middleware_lookup(c, names[i], HX_HANDLER_FLAGS_chat, false));
+    assert_null(hx_middleware_lookup(c, "request_id", HX_HANDLER_FLAGS_chat, false)); /* response-side: a flag */
     c->cors.enabled = c->queue.enabled = c->rate_limit.enabled = c->auth.enabled = true;
 
-    assert_ptr_equal(hx_middleware_lookup(c, "cors", "health", false), hx_mw_cors);
-    assert_ptr_equal(hx_middleware_lookup(c, "queue", "chat", false), hx_mw_queue);
-    assert_ptr_equal(hx_middleware_lookup(c, "queue", "messages", false), hx_mw_queue);
-    assert_ptr_equal(hx_middleware_lookup(c, "queue", "completion", false), hx_mw_queue);
-    assert_null(hx_middleware_lookup(c, "queue", "models", false));
-    assert_null(hx_middleware_lookup(c, "queue", "health", false));
-    assert_ptr_equal(hx_middleware_lookup(c, "queue", "health", true), hx_mw_queue); /* as written */
+    assert_ptr_equal(hx_middleware_lookup(c, "cors", HX_HANDLER_FLAGS_health, false), hx_mw_cors);
+    assert_ptr_equal(hx_middleware_lookup(c, "queue", HX_HANDLER_FLAGS_chat, false), hx_mw_queue);
+    assert_ptr_equal(hx_middleware_lookup(c, "queue", HX_HANDLER_FLAGS_messages, false), hx_mw_queue);
+    assert_ptr_equal(hx_middleware_lookup(c, "queue", HX_HANDLER_FLAGS_completion, false), hx_mw_queue);
+    assert_null(hx_middleware_lookup(c, "queue", HX_HANDLER_FLAGS_models, false));
+    assert_null(hx_middleware_lookup(c, "queue", HX_HANDLER_FLAGS_health, false));
+    assert_ptr_equal(hx_middleware_lookup(c, "queue", HX_HANDLER_FLAGS_health, true), hx_mw_queue); /* as written */
 
-    assert_ptr_equal(hx_middleware_lookup(c, "auth", "models", false), hx_mw_auth);
-    assert_null(hx_middleware_lookup(c, "auth", "health", false));
-    assert_null(hx_middleware_lookup(c, "auth", "provider_health", false));
-    assert_null(hx_middleware_lookup(c, "auth", "metrics", false));
-    assert_ptr_equal(hx_middleware_lookup(c, "auth", "metrics", true), hx_mw_auth);
-    assert_null(hx_middleware_lookup(c, "rate_limit", "health", false));
-    assert_ptr_equal(hx_middleware_lookup(c, "rate_limit", "chat", false), hx_mw_rate_limit);
-    assert_ptr_equal(hx_middleware_lookup(c, "rate_limit", "health", true), hx_mw_rate_limit);
+    assert_ptr_equal(hx_middleware_lookup(c, "auth", HX_HANDLER_FLAGS_models, false), hx_mw_auth);
+    assert_null(hx_middleware_lookup(c, "auth", HX_HANDLER_FLAGS_health, false));
+    assert_null(hx_middleware_lookup(c, "auth", HX_HANDLER_FLAGS_provider_health, false));
+    assert_null(hx_middleware_lookup(c, "auth", HX_HANDLER_FLAGS_metrics, false));
+    assert_ptr_equal(hx_middleware_lookup(c, "auth", HX_HANDLER_FLAGS_metrics, true), hx_mw_auth);
+    assert_null(hx_middleware_lookup(c, "rate_limit", HX_HANDLER_FLAGS_health, false));
+    assert_ptr_equal(hx_middleware_lookup(c, "rate_limit", HX_HANDLER_FLAGS_chat, false), hx_mw_rate_limit);
+    assert_ptr_equal(hx_middleware_lookup(c, "rate_limit", HX_HANDLER_FLAGS_health, true), hx_mw_rate_limit);
     hx_config_unref(c);
 }
 

@@ -321,6 +321,63 @@ static void test_internal_error_containment(void **state)
     }
 }
 
+/* The handler table carries the flags of the one handler list (config.h's
+ * HX_HANDLER_LIST) for every name a config may give, and the router reads
+ * them: a route whose handler has HX_HANDLER_METRICS follows metrics.*. */
+static void test_handler_flags(void **state)
+{
+    (void)state;
+    for (size_t i = 0; hx_config_handler_names[i]; i++) {
+        const char *name = hx_config_handler_names[i];
+        const hx_handler_def *def = hx_handlers_lookup(name);
+        assert_non_null(def);
+        assert_int_equal(def->flags, hx_config_handler_flags(name));
+    }
+    assert_int_equal(hx_handlers_lookup("route_health")->flags, hx_config_handler_flags("health"));
+    assert_true(hx_config_handler_flags("chat") & HX_HANDLER_SPENDS);
+    assert_true(hx_config_handler_flags("count_tokens") & HX_HANDLER_SPENDS);
+    assert_false(hx_config_handler_flags("models") & (HX_HANDLER_SPENDS | HX_HANDLER_OPEN));
+    assert_true(hx_config_handler_flags("provider_health") & HX_HANDLER_OPEN);
+    assert_int_equal(hx_config_handler_flags("nope"), 0);
+    assert_int_equal(hx_config_handler_flags(NULL), 0);
+}
+
+static hx_handler_def fake_metrics_def;
+
+/* A table where "models" is the metrics handler: the router follows the
+ * flag, not the name. */
+static const hx_handler_def *fake_lookup(const char *name)
+{
+    const hx_handler_def *d = hx_handlers_lookup(name);
+    if (d && strcmp(name, "models") == 0) {
+        fake_metrics_def = *d;
+        fake_metrics_def.flags |= HX_HANDLER_METRICS;
+        return &fake_metrics_def;
+    }
+    return d;
+}
+
+static void test_metrics_by_flag(void **state)
+{
+    (void)state;
+    hx_config *c2 = hx_config_default();
+    assert_non_null(c2);
+    c2->metrics.enabled = false;
+    char err[128];
+    hx_router *rt2 = hx_router_build(c2, fake_lookup, NULL, err, sizeof err);
+    assert_non_null(rt2);
+    hx_router *keep = rt;
+    hx_config *keep_cfg = cfg;
+    rt = rt2, cfg = c2;
+    hx_test_capture c;
+    run(&c, "GET", "/v1/models");
+    assert_int_equal(c.status, 404); /* switched off with metrics.enabled */
+    cap_free(&c);
+    rt = keep, cfg = keep_cfg;
+    hx_router_free(rt2);
+    hx_config_unref(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +392,8 @@ int main(void)
         cmocka_unit_test(test_route_health_path),
         cmocka_unit_test(test_model_route_takes_slashes),
         cmocka_unit_test(test_internal_error_containment),
+        cmocka_unit_test(test_handler_flags),
+        cmocka_unit_test(test_metrics_by_flag),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
