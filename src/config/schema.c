@@ -15,8 +15,7 @@
 #define SEC 1000
 #define MIN (60 * SEC)
 
-/* F(ST, KEY, MEMBER, TYPE[, more designators]): the type opens the variadic
- * part, so a field with no extra designators is still ISO C (-Wpedantic). */
+/* F(ST, KEY, MEMBER, TYPE[, designators]): TYPE opens "...", so ISO C. */
 #define F(ST, KEY, MEMBER, ...) \
     {.name = KEY, .off = offsetof(ST, MEMBER), .type = __VA_ARGS__}
 #define R(LO, HI) .flags = HX_FF_RANGE, .min = (LO), .max = (HI)
@@ -747,6 +746,8 @@ int hx__marks_add(struct hx_config_marks *m, const char *path, int line, int col
 /* Index of the mark for path or its nearest marked ancestor; m->n if none. */
 static size_t marks_index(const struct hx_config_marks *m, const char *path)
 {
+    if (m == NULL)
+        return 0;
     size_t len = strlen(path);
     while (len > 0) {
         for (size_t i = 0; i < m->n; i++)
@@ -762,19 +763,15 @@ static size_t marks_index(const struct hx_config_marks *m, const char *path)
 
 const hx_mark *hx__marks_find(const struct hx_config_marks *m, const char *path)
 {
-    if (m == NULL)
-        return NULL;
     size_t i = marks_index(m, path);
-    return i < m->n ? &m->items[i] : NULL;
+    return m && i < m->n ? &m->items[i] : NULL;
 }
 
 /* The loader flags a mark (expanded); a const result would need a cast. */
 hx_mark *hx__marks_find_mut(struct hx_config_marks *m, const char *path)
 {
-    if (m == NULL)
-        return NULL;
     size_t i = marks_index(m, path);
-    return i < m->n ? &m->items[i] : NULL;
+    return m && i < m->n ? &m->items[i] : NULL;
 }
 
 void hx__marks_free(struct hx_config_marks *m)
