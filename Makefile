@@ -15,7 +15,7 @@ FUZZ_TARGETS = json stream inbound config request http
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test-deps build asan run test unit integration check-build-deps fuzz fuzz-build fuzz-test clean
+.PHONY: all deps test-deps build asan run test unit integration check-build-deps check-banned fuzz fuzz-build fuzz-test clean
 
 all: build
 
@@ -64,7 +64,7 @@ run: build
 
 # The release build may have been configured on a machine without cmocka:
 # here the unit tests are required (an error when cmocka is missing).
-unit: test-deps build asan check-build-deps
+unit: test-deps build asan check-build-deps check-banned
 	meson configure $(BUILD) -Dtests=enabled
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs
@@ -77,6 +77,12 @@ integration: test-deps build asan
 # A build with only the build packages (no cmocka) must configure and build.
 check-build-deps:
 	scripts/check-build-deps.sh
+
+# No atoi/sprintf/strcpy/... in src/, no raw malloc/free outside
+# src/util/alloc.c; first proves the check finds planted lines.
+check-banned:
+	scripts/check-banned-test.sh
+	scripts/check-banned.sh
 
 
 fuzz-build: test-deps $(FUZZ)/build.ninja

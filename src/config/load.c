@@ -181,7 +181,7 @@ static int scalar_text(walk *w, const yaml_node_t *n, const char *what, bool kee
     }
     if (*had_ref) {
         /* Validation must not quote what a variable held (a secret). */
-        hx_mark *mk = (hx_mark *)hx__marks_find(w->marks, w->path.data ? w->path.data : "");
+        hx_mark *mk = hx__marks_find_mut(w->marks, w->path.data ? w->path.data : "");
         if (mk)
             mk->expanded = true;
     }

@@ -15,8 +15,9 @@
 #define SEC 1000
 #define MIN (60 * SEC)
 
-#define F(ST, KEY, MEMBER, TYPE, ...) \
-    {.name = KEY, .type = TYPE, .off = offsetof(ST, MEMBER), __VA_ARGS__}
+/* F(ST, KEY, MEMBER, TYPE[, designators]): TYPE opens "...", so ISO C. */
+#define F(ST, KEY, MEMBER, ...) \
+    {.name = KEY, .off = offsetof(ST, MEMBER), .type = __VA_ARGS__}
 #define R(LO, HI) .flags = HX_FF_RANGE, .min = (LO), .max = (HI)
 #define LIST(ST, KEY, MEMBER, COUNT, SUB) \
     F(ST, KEY, MEMBER, HX_FT_LIST, .count_off = offsetof(ST, COUNT), .sub = &(SUB))
@@ -736,21 +737,35 @@ int hx__marks_add(struct hx_config_marks *m, const char *path, int line, int col
     return 0;
 }
 
-const hx_mark *hx__marks_find(const struct hx_config_marks *m, const char *path)
+/* Index of the mark for path or its nearest marked ancestor; m->n if none. */
+static size_t marks_index(const struct hx_config_marks *m, const char *path)
 {
     if (m == NULL)
-        return NULL;
+        return 0;
     size_t len = strlen(path);
     while (len > 0) {
         for (size_t i = 0; i < m->n; i++)
             if (strncmp(m->items[i].path, path, len) == 0 && m->items[i].path[len] == '\0')
-                return &m->items[i];
+                return i;
         while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[')
             len--;
         if (len > 0)
             len--; /* drop the '.' or '[' too */
     }
-    return NULL;
+    return m->n;
+}
+
+const hx_mark *hx__marks_find(const struct hx_config_marks *m, const char *path)
+{
+    size_t i = marks_index(m, path);
+    return m && i < m->n ? &m->items[i] : NULL;
+}
+
+/* The loader flags a mark (expanded); a const result would need a cast. */
+hx_mark *hx__marks_find_mut(struct hx_config_marks *m, const char *path)
+{
+    size_t i = marks_index(m, path);
+    return m && i < m->n ? &m->items[i] : NULL;
 }
 
 void hx__marks_free(struct hx_config_marks *m)

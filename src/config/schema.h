@@ -120,6 +120,7 @@ int hx__marks_add(struct hx_config_marks *m, const char *path, int line, int col
 /* The mark of path, else of its closest parent ("routes[1].path" falls back
  * to "routes[1]"), else NULL. */
 const hx_mark *hx__marks_find(const struct hx_config_marks *m, const char *path);
+hx_mark *hx__marks_find_mut(struct hx_config_marks *m, const char *path);
 void hx__marks_free(struct hx_config_marks *m);
 
 #endif

@@ -19,6 +19,9 @@
 
 /* ---- the error list ---- */
 
+/* The attribute checks the callers' formats (clang's -Wformat-nonliteral). */
+static int errors_vadd(hx_config_errors *errs, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static int errors_vadd(hx_config_errors *errs, const char *fmt, va_list ap)
 {
     va_list cp;

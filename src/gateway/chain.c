@@ -145,15 +145,10 @@ static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, cha
 
 /* Builds and starts one attempt on p->prov. Returns 0 when the call is
  * running; -1 when this provider cannot take the request (noted). */
-static int start_attempt(proxy *p)
+static int start_attempt_as(proxy *p, const hx_provider *pv)
 {
     hx_req *r = p->req;
     const hx_cfg_llm *l = &r->cfg->llm;
-    /* The builders ask for pv->model: a view of the provider with the model
-     * this chain entry sends (a wildcard route sends the client's name). */
-    hx_provider view = *p->prov;
-    view.model = (char *)p->prov_model;
-    const hx_provider *pv = &view;
     px_reset_attempt(p);
     hx_up_request ur;
     hx_up_request_init(&ur);
@@ -214,6 +209,24 @@ static int start_attempt(proxy *p)
     px_note_state(p, pv->name, "could not start the upstream call");
     p->last_err = HX_ERR_INTERNAL;
     return -1;
+}
+
+/* The builders ask for pv->model: a view of the provider with the model
+ * this chain entry sends (a wildcard route sends the client's name). The
+ * chain's name is const (config or client body) and hx_provider's is not:
+ * the view owns a copy rather than casting the const away. */
+static int start_attempt(proxy *p)
+{
+    hx_provider view = *p->prov;
+    view.model = hx_strdup(p->prov_model);
+    if (view.model == NULL) {
+        px_note_state(p, view.name, "out of memory");
+        p->last_err = HX_ERR_INTERNAL;
+        return -1;
+    }
+    int rc = start_attempt_as(p, &view);
+    hx_free(view.model);
+    return rc;
 }
 
 /* A provider skipped as down (unhealthy or breaker open): remember the

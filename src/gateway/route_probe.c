@@ -13,6 +13,7 @@
 #include "gateway/route_health.h"
 #include "obs/log.h"
 #include "util/alloc.h"
+#include "util/units.h"
 
 struct rop;
 
@@ -258,9 +259,11 @@ static bool tcp_start(struct rop *op, const hx_provider *pv)
     if (url_host_port(pv->base_url ? pv->base_url : "", host, sizeof host, port, sizeof port) != 0)
         return false;
     struct sockaddr_storage ss;
-    int pnum = atoi(port);
-    if (uv_ip4_addr(host, pnum, (struct sockaddr_in *)&ss) == 0 ||
-        uv_ip6_addr(host, pnum, (struct sockaddr_in6 *)&ss) == 0)
+    int64_t pnum;
+    if (hx_units_parse_int(port, &pnum) != 0 || pnum < 1 || pnum > 65535)
+        return false;
+    if (uv_ip4_addr(host, (int)pnum, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(host, (int)pnum, (struct sockaddr_in6 *)&ss) == 0)
         return tcp_connect(op, (const struct sockaddr *)&ss);
     /* A name: the system resolver bounds its own time. */
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};

@@ -1,6 +1,7 @@
 #include "obs/crash.h"
 
 #include "obs/log.h"
+#include "util/alloc.h"
 
 #include <execinfo.h>
 #include <pthread.h>
@@ -65,7 +66,7 @@ void hx_crash_thread_init(void)
     if (HX_CRASH_SANITIZED)
         return;
     stack_t ss = {.ss_size = ALT_STACK_SIZE, .ss_flags = 0};
-    ss.ss_sp = malloc(ALT_STACK_SIZE); /* lives as long as the thread; not freed on purpose */
+    ss.ss_sp = hx_malloc(ALT_STACK_SIZE); /* lives as long as the thread; not freed on purpose */
     if (ss.ss_sp)
         sigaltstack(&ss, NULL);
 }

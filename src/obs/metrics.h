@@ -75,9 +75,12 @@ int hx_metrics_register(const hx_metric_def *def);
  * NULL values count as "". Returns -1 for an unknown family or a wrong
  * number of values (logged), or when memory runs out. Takes a mutex: call
  * it once and keep the id. */
-#define hx_metrics_series(family, ...)                                    \
+#define hx_metrics_series(...) hx__metrics_series(__VA_ARGS__, NULL)
+/* The appended NULL keeps the array (and the variadic part) non-empty for a
+ * family without labels (ISO C, -Wpedantic); it is not counted. */
+#define hx__metrics_series(family, ...)                                   \
     hx_metrics_seriesv((family), (const char *const[]){__VA_ARGS__},     \
-                       sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+                       sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *) - 1)
 int hx_metrics_seriesv(int family, const char *const *values, size_t n);
 
 /* ---- hot path (lock-free, thread-local) ---------------------------------- */

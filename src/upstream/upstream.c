@@ -399,6 +399,27 @@ static bool kept_header(const char *name, size_t n)
     return false;
 }
 
+/* The status of a line "HTTP/x SSS ...": exactly three digits inside the
+ * line (curl's header buffer is not NUL-terminated); 0 if malformed. */
+static int status_code(const char *p, size_t len)
+{
+    const char *sp = memchr(p, ' ', len);
+    if (sp == NULL)
+        return 0;
+    size_t at = (size_t)(sp - p) + 1;
+    if (len - at < 3)
+        return 0;
+    int code = 0;
+    for (size_t i = at; i < at + 3; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        code = code * 10 + (p[i] - '0');
+    }
+    if (at + 3 < len && p[at + 3] >= '0' && p[at + 3] <= '9')
+        return 0; /* four digits or more */
+    return code;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     hx_up_call *c = ud;
@@ -406,8 +427,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (c->cancelled)
         return 0;
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        const char *sp = memchr(p, ' ', len);
-        c->status = sp ? atoi(sp + 1) : 0;
+        c->status = status_code(p, len);
         hx_headers_free(&c->resp_headers);
         return len;
     }

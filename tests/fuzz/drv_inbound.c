@@ -5,6 +5,7 @@
  * Also the embeddings and count_tokens checks with Ollama's embeddings
  * translation and the token estimate.
  * Invariant: every upstream body built is one valid JSON value. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -17,16 +18,24 @@
 static void build_all(json_object *canon, const char *body, size_t len)
 {
     static const hx_adapter *const ads[3] = {&hx_adapter_openai, &hx_adapter_anthropic, &hx_adapter_ollama};
-    static const char *const urls[3] = {"https://api.openai.com/v1", "https://api.anthropic.com",
-                                        "http://localhost:11434"};
+    /* hx_provider's strings are mutable (it owns them): so are these. */
+    static char *const names[3] = {"openai", "anthropic", "ollama"};
+    static char *const urls[3] = {"https://api.openai.com/v1", "https://api.anthropic.com",
+                                  "http://localhost:11434"};
+    /* The request's body buffer is mutable: the native builds get a copy. */
+    char *own = malloc(len + 1);
+    if (own == NULL)
+        return;
+    memcpy(own, body, len);
+    own[len] = '\0';
     for (int i = 0; i < 3; i++) {
         hx_provider p;
         memset(&p, 0, sizeof p);
-        p.name = (char *)ads[i]->name;
+        p.name = names[i];
         p.ad = ads[i];
         p.model = "fuzz-up";
         p.api_key = "sk-fuzz-secret";
-        p.base_url = (char *)urls[i];
+        p.base_url = urls[i];
         p.usable = true;
         for (int stream = 0; canon && stream < 2; stream++) {
             hx_up_request req;
@@ -46,7 +55,7 @@ static void build_all(json_object *canon, const char *body, size_t len)
         /* the native builds: the client's body with the model replaced */
         hx_req r;
         memset(&r, 0, sizeof r);
-        r.body.data = (char *)body;
+        r.body.data = own;
         r.body.len = len;
         for (int api = 0; api < HX_API__COUNT; api++) {
             const hx_native *nv = ads[i]->native[api];
@@ -60,6 +69,7 @@ static void build_all(json_object *canon, const char *body, size_t len)
             }
         }
     }
+    free(own);
 }
 
 typedef int (*inbound_fn)(json_object *, json_object **, hx_in_info *, char *, size_t);

@@ -175,11 +175,11 @@ static void test_async_full_sink_drops_and_reports(void **state)
     /* Drain in this thread while stop writes the rest. */
     int fl = fcntl(p[0], F_GETFL);
     fcntl(p[0], F_SETFL, fl | O_NONBLOCK);
-    size_t cap = 8u << 20, got = 0;
-    char *all = malloc(cap + 1);
+    size_t room = 8u << 20, got = 0;
+    char *all = malloc(room + 1);
     assert_non_null(all);
     for (int spins = 0; spins < 20000; spins++) {
-        ssize_t n = read(p[0], all + got, cap - got);
+        ssize_t n = read(p[0], all + got, room - got);
         if (n > 0) {
             got += (size_t)n;
             spins = 0;
@@ -189,7 +189,7 @@ static void test_async_full_sink_drops_and_reports(void **state)
     }
     hx_log_stop(1000);
     for (;;) { /* make room: the next line is written inline */
-        ssize_t n = read(p[0], all + got, cap - got);
+        ssize_t n = read(p[0], all + got, room - got);
         if (n <= 0)
             break;
         got += (size_t)n;
@@ -198,7 +198,7 @@ static void test_async_full_sink_drops_and_reports(void **state)
     close(p[1]);
     hx_log_set_fd(-1);
     for (;;) {
-        ssize_t n = read(p[0], all + got, cap - got);
+        ssize_t n = read(p[0], all + got, room - got);
         if (n <= 0)
             break;
         got += (size_t)n;

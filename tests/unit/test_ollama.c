@@ -17,21 +17,22 @@
  * Helpers
  * ------------------------------------------------------------------------ */
 
-static hx_provider prov(const char *key, const char *base)
+/* hx_provider's strings are mutable (it owns them): so are these. */
+static hx_provider prov(char *key, char *base)
 {
     hx_provider p;
     memset(&p, 0, sizeof p);
-    p.name = (char *)"ollama";
+    p.name = "ollama";
     p.ad = &hx_adapter_ollama;
-    p.model = (char *)"llama3.2";
-    p.api_key = (char *)key;
-    p.base_url = (char *)base;
+    p.model = "llama3.2";
+    p.api_key = key;
+    p.base_url = base;
     p.usable = true;
     return p;
 }
 
 /* Builds from canonical JSON text; returns rc, fills req/err. */
-static int build(const char *canon_text, bool stream, const char *key, hx_up_request *req, char *err,
+static int build(const char *canon_text, bool stream, char *key, hx_up_request *req, char *err,
                  size_t errlen)
 {
     hx_provider p = prov(key, "http://localhost:11434");

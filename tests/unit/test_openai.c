@@ -114,15 +114,16 @@ static const char *compact(json_object *o)
 
 /* ---- the adapter: build_chat / build_probe ---------------------------------------- */
 
-static hx_provider oa_provider(const char *base_url, const char *key)
+/* hx_provider's strings are mutable (it owns them): so are these. */
+static hx_provider oa_provider(char *base_url, char *key)
 {
     hx_provider p;
     memset(&p, 0, sizeof p);
     p.name = "openai";
     p.ad = &hx_adapter_openai;
     p.model = "gpt-up";
-    p.api_key = (char *)key;
-    p.base_url = (char *)base_url;
+    p.api_key = key;
+    p.base_url = base_url;
     p.usable = true;
     return p;
 }
@@ -141,7 +142,7 @@ static json_object *build(const hx_provider *p, const char *canon_json, bool str
     return jparse(req->body.data);
 }
 
-static const char *build_url(const char *base)
+static const char *build_url(char *base)
 {
     static char url[512];
     hx_provider p = oa_provider(base, "k");
@@ -1389,7 +1390,7 @@ static const char SWEEP_CANON[] =
     "...................................................................................................\"}],"
     "\"temperature\":0.7,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}";
 
-static int sweep_build_once(const char *base, bool stream, json_object *canon)
+static int sweep_build_once(char *base, bool stream, json_object *canon)
 {
     hx_provider p = oa_provider(base, "sk-sweep");
     hx_up_request req;
@@ -1406,7 +1407,7 @@ static void test_alloc_build_chat(void **state)
 {
     (void)state;
     json_object *canon = jparse(SWEEP_CANON);
-    const char *bases[] = {"https://api.openai.com/v1", "https://r.openai.azure.com/openai/deployments/d?api-version=1"};
+    char *bases[] = {"https://api.openai.com/v1", "https://r.openai.azure.com/openai/deployments/d?api-version=1"};
     for (size_t k = 0; k < 2; k++) {
         for (int stream = 0; stream <= 1; stream++) {
             unsigned long before = hx_alloc_count();

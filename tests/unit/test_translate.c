@@ -42,13 +42,13 @@ static json_object *xbuild(const hx_provider *p, const char *canon_json, char *e
     hx_up_request req;
     hx_up_request_init(&req);
     json_object *canon = jparse(canon_json);
-    const char *before = strdup(compact(canon));
+    char *before = strdup(compact(canon));
     err[0] = '\0';
     int rc = p->ad->build_chat(p, canon, false, &req, err, errlen);
     /* The canonical request is shared by every attempt of the chain: a
      * builder must never change it. */
     assert_string_equal(compact(canon), before);
-    free((void *)before);
+    free(before);
     json_object_put(canon);
     json_object *body = rc == 0 ? jparse(req.body.data) : NULL;
     hx_up_request_free(&req);
