@@ -20,6 +20,7 @@
 #include "provider/provider.h"
 #include "provider/sse.h"
 #include "util/alloc.h"
+#include "rec_sink.h"
 
 static inline hx_provider test_provider(void)
 {
@@ -85,69 +86,6 @@ static inline size_t len_at(json_object *o, const char *path)
 static inline const char *compact(json_object *o)
 {
     return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-}
-
-/* Builds the upstream request for a canonical request; returns its body. */
-typedef struct {
-    hx_buf log;
-    int stop_after; /* return -1 from the nth event (0: never) */
-    int count;
-} rec;
-
-static inline int rec_sink(void *ud, const hx_event *ev)
-{
-    rec *r = ud;
-    int rc = 0;
-    switch (ev->type) {
-    case HX_EV_META:
-        rc = hx_buf_printf(&r->log, "META %s %s", ev->id ? ev->id : "-", ev->name ? ev->name : "-");
-        if (rc == 0 && (ev->prompt_tokens || ev->cache_read_tokens || ev->cache_write_tokens))
-            rc = hx_buf_printf(&r->log, " in=%lld cr=%lld cw=%lld", (long long)ev->prompt_tokens,
-                               (long long)ev->cache_read_tokens, (long long)ev->cache_write_tokens);
-        if (rc == 0)
-            rc = hx_buf_printf(&r->log, "\n");
-        break;
-    case HX_EV_TEXT:
-        rc = hx_buf_printf(&r->log, "TEXT %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_TOOL_CALL:
-        rc = hx_buf_printf(&r->log, "CALL %d %s %s\n", ev->index, ev->id ? ev->id : "-", ev->name ? ev->name : "-");
-        break;
-    case HX_EV_TOOL_ARGS:
-        rc = hx_buf_printf(&r->log, "ARGS %d %.*s\n", ev->index, (int)ev->len, ev->text);
-        break;
-    case HX_EV_FINISH:
-        rc = ev->text ? hx_buf_printf(&r->log, "FINISH %s seq=%.*s\n", ev->finish, (int)ev->len, ev->text)
-                      : hx_buf_printf(&r->log, "FINISH %s\n", ev->finish);
-        break;
-    case HX_EV_USAGE:
-        rc = hx_buf_printf(&r->log, "USAGE %lld %lld", (long long)ev->prompt_tokens, (long long)ev->completion_tokens);
-        if (rc == 0 && (ev->cache_read_tokens || ev->cache_write_tokens || ev->reasoning_tokens))
-            rc = hx_buf_printf(&r->log, " cr=%lld cw=%lld rt=%lld", (long long)ev->cache_read_tokens,
-                               (long long)ev->cache_write_tokens, (long long)ev->reasoning_tokens);
-        if (rc == 0)
-            rc = hx_buf_printf(&r->log, "\n");
-        break;
-    case HX_EV_ERROR:
-        rc = hx_buf_printf(&r->log, "ERROR %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_THINKING:
-        rc = hx_buf_printf(&r->log, "THINK %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_THINKING_SIGNATURE:
-        rc = hx_buf_printf(&r->log, "SIG %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_REDACTED_THINKING:
-        rc = hx_buf_printf(&r->log, "REDACTED %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_REFUSAL:
-        rc = hx_buf_printf(&r->log, "REFUSAL %.*s\n", (int)ev->len, ev->text);
-        break;
-    }
-    assert_int_equal(rc, 0);
-    if (r->stop_after && ++r->count >= r->stop_after)
-        return -1;
-    return 0;
 }
 
 /* Runs the parser over body, fed in pieces of `step` bytes (0 = whole).

@@ -20,6 +20,7 @@
 #include "provider/provider.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "rec_sink.h"
 
 /* ---- JSON helpers ------------------------------------------------------------ */
 
@@ -312,12 +313,6 @@ static void test_build_probe(void **state)
 
 /* ---- the adapter: response parsing ---------------------------------------------- */
 
-typedef struct {
-    hx_buf log;
-    int stop_after; /* return -1 from the nth event (0: never) */
-    int count;
-} rec;
-
 static void rec_init(rec *r)
 {
     memset(r, 0, sizeof *r);
@@ -327,52 +322,6 @@ static void rec_init(rec *r)
 static const char *rec_str(const rec *r)
 {
     return r->log.data ? r->log.data : "";
-}
-
-static int rec_sink(void *ud, const hx_event *ev)
-{
-    rec *r = ud;
-    int rc = 0;
-    switch (ev->type) {
-    case HX_EV_META:
-        rc = hx_buf_printf(&r->log, "META %s %s\n", ev->id ? ev->id : "-", ev->name ? ev->name : "-");
-        break;
-    case HX_EV_TEXT:
-        rc = hx_buf_printf(&r->log, "TEXT %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_TOOL_CALL:
-        rc = hx_buf_printf(&r->log, "CALL %d %s %s\n", ev->index, ev->id ? ev->id : "-", ev->name ? ev->name : "-");
-        break;
-    case HX_EV_TOOL_ARGS:
-        rc = hx_buf_printf(&r->log, "ARGS %d %.*s\n", ev->index, (int)ev->len, ev->text);
-        break;
-    case HX_EV_FINISH:
-        rc = hx_buf_printf(&r->log, "FINISH %s\n", ev->finish ? ev->finish : "(null)");
-        break;
-    case HX_EV_USAGE:
-        rc = hx_buf_printf(&r->log, "USAGE %lld %lld\n", (long long)ev->prompt_tokens,
-                           (long long)ev->completion_tokens);
-        break;
-    case HX_EV_ERROR:
-        rc = hx_buf_printf(&r->log, "ERROR %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_THINKING:
-        rc = hx_buf_printf(&r->log, "THINK %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_THINKING_SIGNATURE:
-        rc = hx_buf_printf(&r->log, "SIG %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_REDACTED_THINKING:
-        rc = hx_buf_printf(&r->log, "REDACTED %.*s\n", (int)ev->len, ev->text);
-        break;
-    case HX_EV_REFUSAL:
-        rc = hx_buf_printf(&r->log, "REFUSAL %.*s\n", (int)ev->len, ev->text);
-        break;
-    }
-    assert_int_equal(rc, 0);
-    if (r->stop_after && ++r->count >= r->stop_after)
-        return -1;
-    return 0;
 }
 
 /* Runs the parser over body (len bytes) in pieces of `step` (0 = whole).
