@@ -1,8 +1,9 @@
 /* Taking connections from a worker's listener, bounded by descriptors.
  *
- * libuv accepts for us and calls hx_h1_on_connection; a connection the
- * callback does not uv_accept stays pending and libuv stops polling the
- * listener until uv_accept is called. That is used as the pause: when a
+ * Protocol-neutral: the listener's adapter (proto.h) makes and starts the
+ * connection. libuv accepts for us and calls hx_accept_on_connection; a
+ * connection the callback does not uv_accept stays pending and libuv
+ * stops polling the listener until uv_accept is called. That is used as the pause: when a
  * connection cannot be taken now (no descriptor to spare, no memory) it
  * waits there and a timer retries, so the worker neither spins nor goes
  * deaf. At EMFILE libuv first sheds the backlog with its own spare
@@ -59,19 +60,20 @@ static bool accept_one(hx_worker *w)
 {
     if (w->spare_fd < 0 && (w->spare_fd = spare_open()) < 0)
         return false;
-    h1_conn *c = hx_h1_conn_new(w);
+    const hx_proto *p = w->listener.proto;
+    void *c = p->conn_new(w);
     if (c == NULL)
         return false;
     /* Into a fresh handle uv_accept cannot fail (libuv 1.44 only fails
      * when the handle already has another fd or options to apply). */
-    if (uv_accept((uv_stream_t *)&w->listener, hx_h1_conn_stream(c)) != 0) {
-        hx_h1_conn_discard(c);
+    if (uv_accept((uv_stream_t *)&w->listener.tcp, p->conn_stream(c)) != 0) {
+        p->conn_discard(c);
         return true;
     }
     long max = (long)w->cfg->server.max_connections;
     if (w->srv->fd_conn_cap > 0 && w->srv->fd_conn_cap < max)
         max = w->srv->fd_conn_cap;
-    hx_h1_conn_start(c, max);
+    p->conn_start(c, max);
     return true;
 }
 
@@ -112,10 +114,10 @@ static void shed_emfile(hx_worker *w)
     /* Another thread took the one we freed: give up a connection that is
      * closing anyway, else an idle one (as nginx does). With neither,
      * libuv retries until another worker frees a descriptor. */
-    hx_h1_shed_one(w);
+    w->listener.proto->shed_one(w);
 }
 
-void hx_h1_on_connection(uv_stream_t *listener, int status)
+void hx_accept_on_connection(uv_stream_t *listener, int status)
 {
     hx_worker *w = listener->data;
     if (status == UV_EMFILE || status == UV_ENFILE) {

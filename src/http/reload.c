@@ -2,8 +2,8 @@
  * watching its directory (editors and Kubernetes ConfigMaps replace the
  * file by rename, which a watch on the file itself would lose).
  *
- * The main thread loads and validates the new file, builds its route
- * table, lets the application rebuild what depends on it, then hands the
+ * The main thread loads and validates the new file, has the application
+ * build its route table and rebuild what depends on it, then hands the
  * new config to each worker through its wake handle. A worker switches
  * between two requests; requests in flight keep the config they hold a
  * reference to. Old route tables are kept until the server is freed:
@@ -12,9 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "gateway/handlers.h"
 #include "http/server_int.h"
-#include "middleware/middleware.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/sysload.h"
@@ -23,12 +21,6 @@
 /* Several events arrive for one save (truncate, write, rename): wait for
  * them to settle before reading the file. */
 #define HX_RELOAD_SETTLE_MS 150
-
-void hx_server_set_reload(hx_server *s, hx_reload_fn fn, void *ud)
-{
-    s->reload_fn = fn;
-    s->reload_ud = ud;
-}
 
 static void count_reload(bool ok)
 {
@@ -96,14 +88,14 @@ int hx_server_reload(hx_server *s, const char *why)
     }
     hx_config_errors_free(&errs);
     char err[256] = "";
-    hx_router *rt = hx_router_build(cfg, hx_handlers_lookup, hx_middleware_lookup, err, sizeof err);
+    hx_router *rt = s->app.routes(cfg, s->app.ud, err, sizeof err);
     if (rt == NULL || retire_router(s, s->router) != 0) {
         log_failure(why, rt ? "out of memory" : err);
         hx_router_free(rt);
         hx_config_unref(cfg);
         return -1;
     }
-    if (s->reload_fn && s->reload_fn(cfg, s->reload_ud, err, sizeof err) != 0) {
+    if (s->app.reload && s->app.reload(cfg, s->app.ud, err, sizeof err) != 0) {
         s->nretired--; /* the running table stays in use */
         log_failure(why, err);
         hx_router_free(rt);
@@ -136,8 +128,8 @@ void hx_reload_worker_apply(hx_worker *w)
     hx_config_unref(w->cfg);
     w->cfg = cfg;
     w->router = rt;
-    if (w->app && w->srv->app_reloaded)
-        w->srv->app_reloaded(w->app);
+    if (w->app && w->srv->app.worker_reloaded)
+        w->srv->app.worker_reloaded(w->app);
 }
 
 /* ---- triggers ------------------------------------------------------------- */

@@ -11,10 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <http_parser.h>
-
-#include "gateway/handlers.h"
-#include "middleware/middleware.h"
 #include "http/server_int.h"
 #include "obs/crash.h"
 #include "obs/log.h"
@@ -111,7 +107,7 @@ static int cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
-hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
+hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, size_t errlen)
 {
     hx_server *s = hx_calloc(1, sizeof *s);
     if (s == NULL) {
@@ -119,10 +115,12 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     s->cfg = hx_config_ref(cfg);
+    s->app = *app;
+    s->proto = &hx_h1_proto; /* the one TCP adapter today */
     uv_mutex_init(&s->reload_mu);
     s->nworkers = cfg->server.workers > 0 ? (int)cfg->server.workers : cpu_count();
     fd_limit_connections(s, cfg);
-    s->router = hx_router_build(cfg, hx_handlers_lookup, hx_middleware_lookup, err, errlen);
+    s->router = s->app.routes(cfg, s->app.ud, err, errlen);
     if (s->router == NULL)
         goto fail;
     s->workers = hx_calloc((size_t)s->nworkers, sizeof *s->workers);
@@ -137,13 +135,15 @@ hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen)
         w->id = i;
         w->cfg = hx_config_ref(cfg);
         w->router = s->router;
-        w->listen_fd = bind_listener(cfg->server.host, port, i == 0, &s->port, err, errlen);
-        if (w->listen_fd < 0)
+        w->listener.kind = HX_LISTEN_TCP;
+        w->listener.proto = s->proto;
+        w->listener.fd = bind_listener(cfg->server.host, port, i == 0, &s->port, err, errlen);
+        if (w->listener.fd < 0)
             goto fail;
         port = s->port; /* port 0: every worker shares the first one's port */
     }
-    /* http-parser's own limit sits above ours, so ours answers 431 first. */
-    http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes + 4096);
+    if (s->proto->server_init)
+        s->proto->server_init(cfg);
     return s;
 fail:
     hx_server_free(s);
@@ -160,8 +160,8 @@ void hx_server_free(hx_server *s)
     if (s == NULL)
         return;
     for (int i = 0; s->workers && i < s->nworkers; i++) {
-        if (s->workers[i].listen_fd > 0 && !s->workers[i].listener_open)
-            close(s->workers[i].listen_fd);
+        if (s->workers[i].listener.fd > 0 && !s->workers[i].listener.open)
+            close(s->workers[i].listener.fd);
         if (s->workers[i].cfg)
             hx_config_unref(s->workers[i].cfg);
     }
@@ -177,8 +177,8 @@ void hx_server_free(hx_server *s)
 
 static void worker_close_listener(hx_worker *w)
 {
-    if (w->listener_open && !uv_is_closing((uv_handle_t *)&w->listener))
-        uv_close((uv_handle_t *)&w->listener, NULL);
+    if (w->listener.open && !uv_is_closing((uv_handle_t *)&w->listener.tcp))
+        uv_close((uv_handle_t *)&w->listener.tcp, NULL);
 }
 
 void hx_worker_maybe_stop(hx_worker *w)
@@ -195,7 +195,7 @@ void hx_worker_maybe_stop(hx_worker *w)
 static void on_force_timer(uv_timer_t *t)
 {
     hx_worker *w = t->data;
-    hx_h1_close_all(w);
+    w->listener.proto->close_all(w);
     hx_worker_maybe_stop(w);
 }
 
@@ -206,11 +206,11 @@ static void worker_force(hx_worker *w)
     if (w->forcing)
         return;
     w->forcing = true;
-    if (w->app && w->srv->app_force)
-        w->srv->app_force(w->app);
-    hx_h1_drain(w); /* connections whose answer just ended close after it */
+    if (w->app && w->srv->app.worker_force)
+        w->srv->app.worker_force(w->app);
+    w->listener.proto->drain(w); /* connections whose answer just ended close after it */
     if (uv_timer_start(&w->force_timer, on_force_timer, HX_SHUTDOWN_FLUSH_MS, 0) != 0)
-        hx_h1_close_all(w);
+        w->listener.proto->close_all(w);
 }
 
 /* Runs on the worker's loop when the main thread asks it to drain/force. */
@@ -224,51 +224,23 @@ static void on_worker_wake(uv_async_t *a)
     if (!w->draining) {
         w->draining = true;
         worker_close_listener(w);
-        if (w->app && w->srv->app_drain)
-            w->srv->app_drain(w->app);
-        hx_h1_drain(w);
+        if (w->app && w->srv->app.worker_drain)
+            w->srv->app.worker_drain(w->app);
+        w->listener.proto->drain(w);
     }
     if (stopping >= 2)
         worker_force(w);
     hx_worker_maybe_stop(w);
 }
 
-void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn fini, void *app)
-{
-    s->app_init = init;
-    s->app_fini = fini;
-    s->app = app;
-}
-
-void hx_server_set_main_hooks(hx_server *s, hx_main_start_fn start, hx_main_stop_fn stop, void *ud)
-{
-    s->main_start = start;
-    s->main_stop = stop;
-    s->main_ud = ud;
-}
-
-void hx_server_set_worker_reload(hx_server *s, hx_worker_fini_fn reloaded)
-{
-    s->app_reloaded = reloaded;
-}
-
-void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain)
-{
-    s->app_drain = drain;
-}
-
-void hx_server_set_force(hx_server *s, hx_worker_fini_fn force)
-{
-    s->app_force = force;
-}
-
 static void worker_main(void *arg)
 {
     hx_worker *w = arg;
     hx_crash_thread_init();
-    if (w->srv->app_init && (w->app = w->srv->app_init(&w->loop, w->srv->app)) == NULL) {
+    const hx_server_app *app = &w->srv->app;
+    if (app->worker_init && (w->app = app->worker_init(&w->loop, app->ud)) == NULL) {
         HX_LOG_ERROR("worker initialisation failed", HX_F_INT("worker", w->id));
-        hx_h1_close_all(w);
+        w->listener.proto->close_all(w);
         w->draining = true;
         hx_worker_maybe_stop(w);
     }
@@ -282,7 +254,7 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc == 0) {
-        hx_h1_worker_init(w);
+        w->listener.proto->worker_init(w);
         rc = uv_async_init(&w->loop, &w->wake, on_worker_wake);
     }
     if (rc == 0) {
@@ -291,14 +263,14 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
         w->force_timer.data = w;
     }
     if (rc == 0)
-        rc = uv_tcp_init(&w->loop, &w->listener);
+        rc = uv_tcp_init(&w->loop, &w->listener.tcp);
     if (rc == 0) {
-        w->listener.data = w;
-        rc = uv_tcp_open(&w->listener, w->listen_fd);
+        w->listener.tcp.data = w;
+        rc = uv_tcp_open(&w->listener.tcp, w->listener.fd);
     }
     if (rc == 0) {
-        w->listener_open = true;
-        rc = uv_listen((uv_stream_t *)&w->listener, HX_LISTEN_BACKLOG, hx_h1_on_connection);
+        w->listener.open = true;
+        rc = uv_listen((uv_stream_t *)&w->listener.tcp, HX_LISTEN_BACKLOG, hx_accept_on_connection);
     }
     if (rc == 0)
         rc = uv_thread_create(&w->thread, worker_main, w);
@@ -324,19 +296,10 @@ static void on_shutdown_timeout(uv_timer_t *t)
     wake_workers(s);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+/* Drain now; past server.shutdown_timeout, force. */
+static void begin_shutdown(hx_server *s, const char *why)
 {
-    hx_server *s = sig->data;
-    if (++s->signals_seen > 1) {
-        HX_LOG_WARN("second signal, exiting immediately", HX_F_STR("signal", strsignal(signum)));
-        /* Still save the state file (a few ms on the main thread, which
-         * serves no requests) and write out the queued log lines. */
-        if (s->main_stop)
-            s->main_stop(s->main_ud);
-        hx_log_flush(HX_FORCED_EXIT_LOG_WAIT_MS);
-        _exit(1);
-    }
-    HX_LOG_INFO("shutting down", HX_F_STR("signal", strsignal(signum)),
+    HX_LOG_INFO("shutting down", HX_F_STR("signal", why),
                 HX_F_INT("shutdown_timeout_ms", s->cfg->server.shutdown_timeout));
     atomic_store(&s->stopping, 1);
     wake_workers(s);
@@ -344,9 +307,35 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, ms, 0);
 }
 
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    hx_server *s = sig->data;
+    if (++s->signals_seen > 1) {
+        HX_LOG_WARN("second signal, exiting immediately", HX_F_STR("signal", strsignal(signum)));
+        /* Still save the state file (a few ms on the main thread, which
+         * serves no requests) and write out the queued log lines. */
+        if (s->app.main_stop)
+            s->app.main_stop(s->app.ud);
+        hx_log_flush(HX_FORCED_EXIT_LOG_WAIT_MS);
+        _exit(1);
+    }
+    begin_shutdown(s, strsignal(signum));
+}
+
+void hx_server_stop(hx_server *s)
+{
+    atomic_store(&s->stop_asked, 1);
+    uv_async_send(&s->main_wake);
+}
+
 static void on_main_wake(uv_async_t *a)
 {
     hx_server *s = a->data;
+    /* Asked by hx_server_stop, unless a signal already began it. */
+    if (atomic_exchange(&s->stop_asked, 0) && atomic_load(&s->stopping) == 0 && s->signals_seen == 0) {
+        s->signals_seen = 1; /* a signal after this one exits at once, as a second signal does */
+        begin_shutdown(s, "request");
+    }
     if (atomic_load(&s->workers_done) < s->nworkers)
         return;
     uv_close((uv_handle_t *)&s->main_wake, NULL);
@@ -374,8 +363,8 @@ int hx_server_run(hx_server *s)
     hx_reload_start(s);
     if (hx_sysload_start(&s->main_loop, s->cfg) != 0)
         HX_LOG_WARN("cannot start system health sampling", HX_F_STR("event", "startup"));
-    if (s->main_start)
-        s->main_start(&s->main_loop, s->main_ud);
+    if (s->app.main_start)
+        s->app.main_start(&s->main_loop, s->app.ud);
 
     for (; started < s->nworkers; started++) {
         if (worker_start(&s->workers[started], err, sizeof err) != 0) {
@@ -390,7 +379,7 @@ int hx_server_run(hx_server *s)
     }
     if (started == s->nworkers)
         HX_LOG_INFO("listening", HX_F_STR("host", s->cfg->server.host), HX_F_INT("port", s->port),
-                    HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", "http/1.1"));
+                    HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", s->proto->name));
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < started; i++) {
         hx_worker *w = &s->workers[i];
@@ -398,16 +387,16 @@ int hx_server_run(hx_server *s)
         /* Now nobody signals this loop any more: close what is left. */
         uv_close((uv_handle_t *)&w->wake, NULL);
         uv_close((uv_handle_t *)&w->force_timer, NULL);
-        hx_h1_worker_close(w);
+        w->listener.proto->worker_close(w);
         worker_close_listener(w);
-        if (w->app && s->app_fini)
-            s->app_fini(w->app);
+        if (w->app && s->app.worker_fini)
+            s->app.worker_fini(w->app);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&w->loop) != 0)
             HX_LOG_WARN("worker loop closed with handles still open", HX_F_INT("worker", w->id));
     }
-    if (s->main_stop) {
-        s->main_stop(s->main_ud);
+    if (s->app.main_stop) {
+        s->app.main_stop(s->app.ud);
         uv_run(&s->main_loop, UV_RUN_DEFAULT);
     }
     hx_req_pool_drain(); /* requests the final worker clean-ups finished here */

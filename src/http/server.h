@@ -1,5 +1,8 @@
-/* The HTTP server: `server.workers` threads, each with its own uv loop and
- * its own SO_REUSEPORT listener; graceful shutdown on SIGTERM/SIGINT. */
+/* The server: `server.workers` threads, each with its own uv loop and its
+ * own SO_REUSEPORT listener whose protocol adapter (proto.h) takes the
+ * connections; config reload; graceful shutdown on SIGTERM/SIGINT. It
+ * knows no handler or middleware: the application (src/app/) passes
+ * them in as hooks. */
 #ifndef HX_HTTP_SERVER_H
 #define HX_HTTP_SERVER_H
 
@@ -8,53 +11,71 @@
 #include "config/config.h"
 
 typedef struct hx_server hx_server;
-
-/* Builds the route table and binds every worker's listener, so that a bad
- * address or a busy port is reported before anything starts. Takes its own
- * reference on cfg. Returns NULL and a reason in err on failure. */
-hx_server *hx_server_new(hx_config *cfg, char *err, size_t errlen);
+typedef struct hx_router hx_router;
 
 /* Per-worker application context: `init` runs on each worker's thread
  * before it accepts (its result becomes hx_req.app of that worker's
- * requests), `fini` runs once the worker has stopped, on the same loop.
- * Call before hx_server_run. */
-typedef void *(*hx_worker_init_fn)(void *loop, void *app);
+ * requests; NULL fails the start), `fini` runs once the worker has
+ * stopped, on the same loop. */
+typedef void *(*hx_worker_init_fn)(void *loop, void *ud);
 typedef void (*hx_worker_fini_fn)(void *ctx);
-void hx_server_set_app(hx_server *s, hx_worker_init_fn init, hx_worker_fini_fn fini, void *app);
-/* Runs on each worker's loop when shutdown starts (before connections
- * drain), with that worker's context: work that would wait (a retry
- * backoff) should finish now. */
-void hx_server_set_drain(hx_server *s, hx_worker_fini_fn drain);
-/* Runs on each worker's loop when server.shutdown_timeout is reached,
- * before its connections are closed: requests still being answered end
- * now, visibly (a stream gets an error event and its final chunk). Their
- * output gets HX_SHUTDOWN_FLUSH_MS to reach the clients. */
-void hx_server_set_force(hx_server *s, hx_worker_fini_fn force);
-/* Runs on each worker's loop right after it switched to a reloaded
- * config, with that worker's context (e.g. to restart background work
- * that depends on the config). */
-void hx_server_set_worker_reload(hx_server *s, hx_worker_fini_fn reloaded);
+/* Builds the route table for cfg: which handlers and middleware exist is
+ * the application's to say (src/app/). NULL and a reason in err refuses
+ * the config. */
+typedef hx_router *(*hx_routes_fn)(const hx_config *cfg, void *ud, char *err, size_t errlen);
+/* A reloaded config, on the main thread before the workers switch to it:
+ * the application rebuilds what depends on it; -1 refuses it with a
+ * reason in err. */
+typedef int (*hx_reload_fn)(hx_config *cfg, void *ud, char *err, size_t errlen);
+typedef void (*hx_main_start_fn)(void *loop, void *ud);
+typedef void (*hx_main_stop_fn)(void *ud);
+
+/* What the application plugs into the protocol-neutral worker. Only
+ * `routes` is required; every hook gets `ud` or its worker's context. */
+typedef struct hx_server_app {
+    hx_routes_fn routes;
+    hx_worker_init_fn worker_init;
+    hx_worker_fini_fn worker_fini;
+    /* On each worker's loop when shutdown starts (before connections
+     * drain): work that would wait (a retry backoff) should finish now. */
+    hx_worker_fini_fn worker_drain;
+    /* On each worker's loop when server.shutdown_timeout is reached,
+     * before its connections are closed: requests still being answered
+     * end now, visibly (a stream gets an error event and its final
+     * chunk). Their output gets HX_SHUTDOWN_FLUSH_MS to reach clients. */
+    hx_worker_fini_fn worker_force;
+    /* On each worker's loop right after it switched to a reloaded config
+     * (e.g. to restart background work that depends on the config). */
+    hx_worker_fini_fn worker_reloaded;
+    hx_reload_fn reload;
+    /* `main_start` runs on the main thread's loop (a uv_loop_t) before
+     * workers start, `main_stop` after every worker has stopped, while
+     * that loop still runs (handles closed there are finished). For work
+     * off the request path such as saving the state file. */
+    hx_main_start_fn main_start;
+    hx_main_stop_fn main_stop;
+    void *ud;
+} hx_server_app;
+
+/* Builds the route table (app->routes) and binds every worker's listener,
+ * so that a bad address or a busy port is reported before anything
+ * starts. Takes its own reference on cfg and a copy of *app. Returns NULL
+ * and a reason in err on failure. */
+hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, size_t errlen);
 
 /* Reload: SIGHUP or a change of the config file (also its replacement by
  * rename) loads the file again. An invalid file is logged and the running
- * config kept. A valid one goes to `fn` on the main thread first (the
- * application rebuilds what depends on it; -1 refuses the new config with
- * a reason in err), then every worker switches to it for new requests;
- * requests in flight keep the config they started with. Changes to
- * server.host, server.port and server.workers need a restart (logged). */
-typedef int (*hx_reload_fn)(hx_config *cfg, void *ud, char *err, size_t errlen);
-void hx_server_set_reload(hx_server *s, hx_reload_fn fn, void *ud);
+ * config kept. A valid one gets its route table (app.routes), then goes to
+ * app.reload on the main thread, then every worker switches to it for new
+ * requests; requests in flight keep the config they started with. Changes
+ * to server.host, server.port and server.workers need a restart (logged). */
 /* Reloads now; `why` is logged ("signal", "file"). Main thread only.
  * Returns 0 when the new config was applied. */
 int hx_server_reload(hx_server *s, const char *why);
 
-/* Main-loop hooks: `start` runs on the main thread's loop (a uv_loop_t)
- * before workers start, `stop` after every worker has stopped, while that
- * loop still runs (handles closed there are finished). For work off the
- * request path such as saving the state file. */
-typedef void (*hx_main_start_fn)(void *loop, void *ud);
-typedef void (*hx_main_stop_fn)(void *ud);
-void hx_server_set_main_hooks(hx_server *s, hx_main_start_fn start, hx_main_stop_fn stop, void *ud);
+/* Begins a graceful shutdown, as the first SIGTERM does. Any thread, once
+ * hx_server_run has called app.main_start (for embedding and tests). */
+void hx_server_stop(hx_server *s);
 
 /* Runs until shutdown: starts the workers, handles signals on the calling
  * thread, drains. Returns the process exit code (0 after a clean stop). */

@@ -1,5 +1,6 @@
-/* Internals shared by server.c (threads, listeners, shutdown) and h1.c
- * (HTTP/1.1 connections). Not for use outside src/http/. */
+/* Internals shared by the worker (server.c: threads, listeners, shutdown;
+ * reload.c; accept.c) and the protocol adapters (h1.c: HTTP/1.1
+ * connections). Not for use outside src/http/ (and its unit tests). */
 #ifndef HX_HTTP_SERVER_INT_H
 #define HX_HTTP_SERVER_INT_H
 
@@ -9,6 +10,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "http/proto.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -58,9 +60,7 @@ typedef struct hx_worker {
     hx_server *srv;
     int id;
     uv_loop_t loop;
-    uv_tcp_t listener;
-    int listen_fd;
-    bool listener_open;
+    hx_listener listener;    /* names its protocol adapter */
     uv_async_t wake;
     uv_timer_t force_timer;  /* shutdown_timeout: the last flush, then close all */
     bool forcing;
@@ -69,7 +69,12 @@ typedef struct hx_worker {
     const hx_router *router;
     hx_config *next_cfg;     /* a reload waiting to be picked up (reload_mu) */
     const hx_router *next_router;
-    void *app;               /* from the server's init hook */
+    void *app;               /* from the application's worker_init hook */
+    size_t nconns;           /* live connections, every adapter */
+    bool draining;
+    bool stopped;
+    /* HTTP/1.1 adapter state (h1.c, h1_out.c). An HTTP/2 adapter would
+     * keep its own per-worker state next to it. */
     h1_conn *conns;          /* intrusive list of live connections */
     h1_conn *flush_head;     /* connections with output to write this turn */
     uv_check_t flush_check;
@@ -78,9 +83,6 @@ typedef struct hx_worker {
     bool accept_paused;      /* a connection waits in the listener */
     uint64_t pause_logged;   /* loop time of the last pause warning */
     int spare_fd;            /* given up at EMFILE so an accept can succeed; -1 when spent */
-    size_t nconns;
-    bool draining;
-    bool stopped;
     char rbuf[HX_H1_READ_BUF];
     time_t date_sec;
     char date[40];           /* cached "Date" header value */
@@ -102,15 +104,9 @@ struct hx_server {
     uv_timer_t shutdown_timer;
     uv_async_t main_wake;
     int signals_seen;
-    hx_worker_init_fn app_init;
-    hx_worker_fini_fn app_fini;
-    hx_worker_fini_fn app_drain;
-    hx_worker_fini_fn app_force;
-    hx_worker_fini_fn app_reloaded;
-    void *app;
-    hx_main_start_fn main_start;
-    hx_main_stop_fn main_stop;
-    void *main_ud;
+    atomic_int stop_asked;    /* hx_server_stop */
+    hx_server_app app;        /* the application's hooks (copied) */
+    const hx_proto *proto;    /* the adapter of the TCP listeners */
     /* reload (reload.c) */
     uv_mutex_t reload_mu;
     uv_signal_t sig_hup;
@@ -122,8 +118,6 @@ struct hx_server {
     char *cfg_base;
     hx_router **retired;      /* routers of earlier configs: requests may point into them */
     size_t nretired;
-    hx_reload_fn reload_fn;
-    void *reload_ud;
 };
 
 /* reload.c: SIGHUP and config-file watching on the main loop. */
@@ -133,8 +127,9 @@ void hx_reload_stop(hx_server *s);
 void hx_reload_worker_apply(hx_worker *w);
 void hx_reload_free(hx_server *s);
 
-/* accept.c: the listener's callback, and the per-worker state behind it. */
-void hx_h1_on_connection(uv_stream_t *listener, int status);
+/* accept.c: a stream listener's callback (any adapter), and the
+ * per-worker state behind it. */
+void hx_accept_on_connection(uv_stream_t *listener, int status);
 void hx_accept_init(hx_worker *w);
 /* Shutdown: no more retries (the listener closes). */
 void hx_accept_stop(hx_worker *w);
