@@ -106,10 +106,10 @@ hx_gw_fail_class hx_gw_fail_class_of(int status, const char *why);
 /* Registers the "providers" section of the state file (state.c). */
 int hx_gateway_state_register(void);
 
-/* Server worker hooks (http/server.h); `app` is unused. */
+/* Server worker hooks (http/server.h hx_server_app); `app` is unused. */
 void *hx_gateway_worker_init(void *loop, void *app);
 void hx_gateway_worker_fini(void *worker);
-/* Shutdown started on this worker (hx_server_set_drain). */
+/* Shutdown started on this worker (hx_server_app.worker_drain). */
 void hx_gateway_worker_drain(void *worker);
 void hx_gateway_worker_force(void *worker);
 /* A reload reached this worker: switch to the new gateway now, so the

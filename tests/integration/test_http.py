@@ -1,8 +1,10 @@
 """Basic HTTP behaviour: /health, HEAD, request ids, 404/405, JSON errors."""
 
 import json
+import os
+import re
 
-from harness import UUID4_RE, HapaxTestCase, build_request
+from harness import REPO_ROOT, UUID4_RE, HapaxTestCase, build_request
 
 
 class HealthTest(HapaxTestCase):
@@ -153,3 +155,21 @@ class RoutingErrorsTest(HapaxTestCase):
         self.assertJsonError(r, 404, "not_found")
         doc = json.loads(r.body)
         self.assertEqual(list(doc.keys()), ["error"], r)
+
+
+class LayeringTest(HapaxTestCase):
+    """src/http/ depends on nothing above it (docs/internals/README.md,
+    "Layers"): the application composes handlers and middleware into it."""
+
+    ALLOWED = ("http/", "config/", "obs/", "util/")
+
+    def test_http_includes_nothing_above_it(self):
+        top = os.path.join(REPO_ROOT, "src", "http")
+        found = []
+        for name in sorted(os.listdir(top)):
+            with open(os.path.join(top, name)) as f:
+                for no, line in enumerate(f, 1):
+                    m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+                    if m and not m.group(1).startswith(self.ALLOWED):
+                        found.append("src/http/%s:%d: %s" % (name, no, line.strip()))
+        self.assertEqual(found, [], "src/http/ includes from above it:\n" + "\n".join(found))
