@@ -109,6 +109,10 @@ static int cpu_count(void)
 
 hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, size_t errlen)
 {
+    if (app == NULL || app->routes == NULL) {
+        snprintf(err, errlen, "no route table: the application must set hx_server_app.routes");
+        return NULL;
+    }
     hx_server *s = hx_calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");

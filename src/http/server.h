@@ -68,9 +68,9 @@ hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, si
  * config kept. A valid one gets its route table (app.routes), then goes to
  * app.reload on the main thread, then every worker switches to it for new
  * requests; requests in flight keep the config they started with. Changes
- * to server.host, server.port and server.workers need a restart (logged). */
-/* Reloads now; `why` is logged ("signal", "file"). Main thread only.
- * Returns 0 when the new config was applied. */
+ * to server.host, server.port and server.workers need a restart (logged).
+ * hx_server_reload reloads now; `why` is logged ("signal", "file"). Main
+ * thread only. Returns 0 when the new config was applied. */
 int hx_server_reload(hx_server *s, const char *why);
 
 /* Begins a graceful shutdown, as the first SIGTERM does. Any thread, once

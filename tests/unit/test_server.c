@@ -244,6 +244,8 @@ static void test_routes_refused(void **state)
     char err[64] = "";
     assert_null(hx_server_new(cfg, &app, err, sizeof err));
     assert_string_equal(err, "no routes today");
+    hx_server_app none = {0}; /* src/http/ has no route table of its own */
+    assert_null(hx_server_new(cfg, &none, err, sizeof err));
     hx_config_unref(cfg);
 }
 
