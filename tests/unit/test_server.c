@@ -197,6 +197,30 @@ static void test_drain_finishes_in_flight(void **state)
     hx_config_unref(cfg);
 }
 
+/* A graceful stop closes a keep-alive connection that waits for its next
+ * request, and the server stops with it still open on the client side. */
+static void test_drain_closes_idle(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    hx_config *cfg = test_config("");
+    start(&f, cfg);
+    int fd = wh_connect(&f.h);
+    assert_true(fd >= 0);
+    assert_int_equal(wh_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    hx_buf b;
+    hx_buf_init(&b, WH_RESPONSE_MAX);
+    assert_int_equal(wh_read_response(fd, &b), 200);
+    assert_null(strcasestr(b.data, "connection: close"));
+    hx_server_stop(f.h.srv);
+    assert_true(wh_peer_closed(fd));
+    assert_int_equal(wh_join(&f.h), 0);
+    uv_sem_destroy(&f.slow_seen);
+    close(fd);
+    hx_buf_free(&b);
+    hx_config_unref(cfg);
+}
+
 /* Load shedding: past server.max_connections a new client gets a 503
  * instead of a connection that would starve the others. */
 static void test_shed_past_max_connections(void **state)
@@ -254,6 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_request),
         cmocka_unit_test(test_drain_finishes_in_flight),
+        cmocka_unit_test(test_drain_closes_idle),
         cmocka_unit_test(test_shed_past_max_connections),
         cmocka_unit_test(test_routes_refused),
     };
