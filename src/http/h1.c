@@ -589,7 +589,6 @@ bool hx_h1_shed_one(hx_worker *w)
 
 void hx_h1_drain(hx_worker *w)
 {
-    hx_accept_stop(w);
     h1_conn *c = w->conns;
     while (c) {
         h1_conn *next = c->next;

@@ -142,14 +142,12 @@ void hx_h1_worker_init(hx_worker *w)
     uv_check_init(&w->loop, &w->flush_check);
     uv_idle_init(&w->loop, &w->flush_idle);
     w->flush_check.data = w->flush_idle.data = w;
-    hx_accept_init(w);
 }
 
 void hx_h1_worker_close(hx_worker *w)
 {
     uv_close((uv_handle_t *)&w->flush_check, NULL);
     uv_close((uv_handle_t *)&w->flush_idle, NULL);
-    hx_accept_close(w);
 }
 
 static void queue_flush(h1_conn *c)

@@ -227,6 +227,7 @@ static void on_worker_wake(uv_async_t *a)
         return;
     if (!w->draining) {
         w->draining = true;
+        hx_accept_stop(w);
         worker_close_listener(w);
         if (w->app && w->srv->app.worker_drain)
             w->srv->app.worker_drain(w->app);
@@ -258,6 +259,7 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc == 0) {
+        hx_accept_init(w);
         w->listener.proto->worker_init(w);
         rc = uv_async_init(&w->loop, &w->wake, on_worker_wake);
     }
@@ -392,6 +394,7 @@ int hx_server_run(hx_server *s)
         uv_close((uv_handle_t *)&w->wake, NULL);
         uv_close((uv_handle_t *)&w->force_timer, NULL);
         w->listener.proto->worker_close(w);
+        hx_accept_close(w);
         worker_close_listener(w);
         if (w->app && s->app.worker_fini)
             s->app.worker_fini(w->app);

@@ -82,6 +82,7 @@ static void setup(void)
     wk->cfg = cfg;
     wk->router = rt;
     uv_loop_init(&wk->loop);
+    hx_accept_init(wk);
     hx_h1_worker_init(wk);
     hx_middleware_worker_init(&wk->loop);
 

@@ -36,6 +36,7 @@ static int setup(void **state)
     w->srv = &f->srv;
     w->cfg = f->srv.cfg;
     assert_int_equal(uv_loop_init(&w->loop), 0);
+    hx_accept_init(w);
     hx_h1_worker_init(w);
     w->listener.proto = &hx_h1_proto;
     assert_int_equal(uv_tcp_init(&w->loop, &w->listener.tcp), 0);
@@ -60,6 +61,7 @@ static int teardown(void **state)
     hx_h1_close_all(w);
     uv_close((uv_handle_t *)&w->listener.tcp, NULL);
     hx_h1_worker_close(w);
+    hx_accept_close(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&w->loop), 0);
     hx_config_unref(f->srv.cfg);
