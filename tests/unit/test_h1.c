@@ -301,6 +301,36 @@ static void test_unread_body_discarded_then_close(void **state)
     assert_true(traced(H1_LINGER, H1_CLOSED));
 }
 
+/* Shutdown: an idle connection closes at once; one in the middle of a
+ * request is answered, with Connection: close, and then closes. */
+static void test_drain_finishes_request_then_closes(void **state)
+{
+    fixture *f = *state;
+    int idle_fd = lh_connect(&f->h);
+    assert_true(idle_fd >= 0);
+    assert_int_equal(f->h.w->nconns, 2);
+    assert_true(lh_send(f->fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"));
+    h1_conn *busy = f->h.w->conns->next; /* the list is newest first */
+    for (int i = 0; i < LH_MAX_TURNS && busy->state != H1_READING; i++)
+        lh_turn(&f->h);
+    assert_int_equal(busy->state, H1_READING);
+    hx_h1_drain(f->h.w);
+    assert_int_equal(f->h.w->nconns, 1); /* the idle one is gone */
+    assert_true(lh_send(f->fd, "cd"));
+    assert_true(lh_run_until_read(&f->h, f->fd, &f->got, "body=4", 1));
+    assert_non_null(memmem(f->got.data, f->got.len, "Connection: close\r\n", 19));
+    assert_true(traced(H1_HANDLING, H1_DISCARD));
+    shutdown(f->fd, SHUT_WR);
+    assert_true(lh_run_until_eof(&f->h, f->fd, &f->got));
+    assert_true(lh_run_until(&f->h, lh_cond_no_conns, NULL));
+    hx_buf idle_got;
+    hx_buf_init(&idle_got, 4096);
+    assert_true(lh_run_until_eof(&f->h, idle_fd, &idle_got));
+    assert_int_equal(idle_got.len, 0); /* closed without a word */
+    hx_buf_free(&idle_got);
+    close(idle_fd);
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 /* The transitions docs/internals/state-machines.md lists, and no other. */
@@ -384,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_too_large_413, setup, teardown),
         cmocka_unit_test_setup_teardown(test_headers_too_large_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_body_discarded_then_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_finishes_request_then_closes, setup, teardown),
         cmocka_unit_test(test_transition_table),
         cmocka_unit_test(test_illegal_transition_refused),
         cmocka_unit_test(test_every_state_entered),
