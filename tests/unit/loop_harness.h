@@ -1,7 +1,7 @@
 /* An in-process loopback harness for the HTTP/1.1 connection: a worker's
  * uv loop inside the test, the real listener and accept path on
  * 127.0.0.1 port 0, a router whose every route runs one stub handler,
- * and a plain blocking-free client socket on the other end.
+ * and a plain non-blocking client socket on the other end.
  *
  *     lh_loop h;
  *     lh_init(&h, "server:\n  max_body_bytes: 1KB\n", my_handler);
