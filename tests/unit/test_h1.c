@@ -104,13 +104,13 @@ typedef struct {
     hx_buf got;
 } fixture;
 
-static int setup(void **state)
+static int setup_with(void **state, const char *config)
 {
     memset(&g, 0, sizeof g);
     hx_h1_state_hook = on_state;
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_int_equal(lh_init(&f->h, yaml, stub), 0);
+    assert_int_equal(lh_init(&f->h, config, stub), 0);
     hx_buf_init(&f->got, 1024 * 1024);
     f->fd = lh_connect(&f->h);
     assert_true(f->fd >= 0);
@@ -118,6 +118,17 @@ static int setup(void **state)
     assert_int_equal(lh_conn(&f->h)->state, H1_IDLE);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, yaml);
+}
+
+/* One client at most; a short read timeout (waited for, never timed). */
+static int setup_tight(void **state)
+{
+    return setup_with(state, "server:\n  max_connections: 1\n  read_timeout: 200ms\n");
 }
 
 static int teardown(void **state)
@@ -331,6 +342,33 @@ static void test_drain_finishes_request_then_closes(void **state)
     close(idle_fd);
 }
 
+static void test_over_max_connections_503(void **state)
+{
+    fixture *f = *state;
+    int fd2 = lh_connect(&f->h);
+    assert_true(fd2 >= 0);
+    hx_buf got2;
+    hx_buf_init(&got2, 65536);
+    assert_true(lh_run_until_read(&f->h, fd2, &got2, "HTTP/1.1 503 ", 1));
+    assert_non_null(memmem(got2.data, got2.len, "Connection: close\r\n", 19));
+    assert_true(traced(H1_IDLE, H1_DISCARD));
+    assert_true(traced(H1_DISCARD, H1_LINGER));
+    hx_buf_free(&got2);
+    close(fd2);
+    /* The first client is served as usual. */
+    assert_true(lh_send(f->fd, GET("/health")));
+    assert_true(lh_run_until_read(&f->h, f->fd, &f->got, "GET /health body=0", 1));
+}
+
+static void test_incomplete_request_408(void **state)
+{
+    fixture *f = *state;
+    assert_true(lh_send(f->fd, "GET /health HTTP/1.1\r\nHost: x\r\n"));
+    assert_true(lh_run_until_read(&f->h, f->fd, &f->got, "HTTP/1.1 408 ", 1));
+    assert_int_equal(g.calls, 0);
+    assert_true(traced(H1_READING, H1_DISCARD));
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 /* The transitions docs/internals/state-machines.md lists, and no other. */
@@ -415,6 +453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headers_too_large_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_body_discarded_then_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_finishes_request_then_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_over_max_connections_503, setup_tight, teardown),
+        cmocka_unit_test_setup_teardown(test_incomplete_request_408, setup_tight, teardown),
         cmocka_unit_test(test_transition_table),
         cmocka_unit_test(test_illegal_transition_refused),
         cmocka_unit_test(test_every_state_entered),
