@@ -79,15 +79,16 @@ static void finish_request(h1_conn *c)
         r->tp_ctx = NULL;
         hx_req_unref(r);
     }
-    if (c->closing)
+    if (c->state == H1_CLOSED)
         return;
-    if (c->close_after || c->state == ST_DISCARD) {
-        c->state = ST_DISCARD;
+    if (c->close_after || c->state == H1_DISCARD) {
+        if (c->state != H1_DISCARD)
+            hx_h1_set_state(c, H1_DISCARD, "last answer ended");
         if (c->out_pending == 0)
             hx_h1_begin_linger(c);
         return;
     }
-    c->state = ST_IDLE;
+    hx_h1_set_state(c, H1_IDLE, "answer ended, keep-alive");
     /* Between requests an idle keep-alive connection holds no burst-sized
      * output buffer (a thousand of them add up). */
     if (c->obuf.len == 0 && c->obuf.cap > HX_H1_OBUF_KEEP)
@@ -117,7 +118,7 @@ static void tp_abort(hx_req *r)
 {
     h1_conn *c = r->tp_ctx;
     r->on_abort = NULL; /* the handler asked for it: no callback back */
-    hx_h1_conn_close(c);
+    hx_h1_conn_close(c, "handler aborted");
 }
 
 static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort};
@@ -139,11 +140,11 @@ static void on_handle_closed(uv_handle_t *h)
     hx_worker_maybe_stop(w);
 }
 
-void hx_h1_conn_close(h1_conn *c)
+void hx_h1_conn_close(h1_conn *c, const char *why)
 {
-    if (c->closing)
+    if (c->state == H1_CLOSED)
         return;
-    c->closing = true;
+    hx_h1_set_state(c, H1_CLOSED, why);
     hx_worker *w = c->w;
     if (c->prev)
         c->prev->next = c->next;
@@ -171,10 +172,10 @@ void hx_h1_conn_close(h1_conn *c)
 static void on_shutdown(uv_shutdown_t *s, int status)
 {
     h1_conn *c = s->data;
-    if (c->closing)
+    if (c->state == H1_CLOSED)
         return;
     if (status < 0)
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "shutdown failed");
 }
 
 /* Output done on a connection we are closing: send FIN, then keep reading
@@ -182,13 +183,12 @@ static void on_shutdown(uv_shutdown_t *s, int status)
  * that destroys our last response on the client's side. */
 void hx_h1_begin_linger(h1_conn *c)
 {
-    if (c->shut || c->closing)
+    if (c->state == H1_LINGER || c->state == H1_CLOSED)
         return;
-    c->shut = true;
-    c->lingering = true;
+    hx_h1_set_state(c, H1_LINGER, "output done, closing");
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "shutdown failed");
         return;
     }
     rt_arm(c, RT_LINGER);
@@ -202,15 +202,14 @@ static void send_error(h1_conn *c, hx_err e)
 {
     hx_req *r = ensure_req(c);
     c->close_after = true;
-    c->state = ST_DISCARD;
+    if (c->state != H1_DISCARD)
+        hx_h1_set_state(c, H1_DISCARD, "error answer");
     if (r && r->path == NULL)
         hx_h1_set_target(r, c->url.data ? c->url.data : "", c->url.len);
     if (r && r->request_id[0] == '\0')
         hx_req_assign_id(r, false); /* the headers never completed */
-    if (r == NULL || hx_res_error(r, e, NULL) < 0) {
-        if (!c->closing)
-            hx_h1_conn_close(c);
-    }
+    if (r == NULL || hx_res_error(r, e, NULL) < 0)
+        hx_h1_conn_close(c, "error answer failed");
 }
 
 static void on_rt(uv_timer_t *t)
@@ -218,14 +217,14 @@ static void on_rt(uv_timer_t *t)
     h1_conn *c = t->data;
     enum rt_mode mode = c->rt_mode;
     c->rt_mode = RT_NONE;
-    if (c->closing)
+    if (c->state == H1_CLOSED)
         return;
-    if (mode == RT_READ && (c->req != NULL || c->in.len > 0) && c->state == ST_READING) {
+    if (mode == RT_READ && (c->req != NULL || c->in.len > 0) && c->state == H1_READING) {
         send_error(c, HX_ERR_REQUEST_TIMEOUT);
         return;
     }
     if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, mode == RT_LINGER ? "linger over" : "read or idle timeout");
 }
 
 static void rt_arm(h1_conn *c, enum rt_mode mode)
@@ -248,7 +247,6 @@ static void rt_arm(h1_conn *c, enum rt_mode mode)
 static int fail_cb(h1_conn *c, hx_err e)
 {
     c->err = e;
-    c->err_set = true;
     return -1;
 }
 
@@ -386,7 +384,7 @@ static int on_message_complete(http_parser *p)
 
 static void dispatch(h1_conn *c)
 {
-    c->state = ST_HANDLING;
+    hx_h1_set_state(c, H1_HANDLING, "request complete");
     uv_timer_stop(&c->rt);
     c->rt_mode = RT_NONE;
     hx_req *r = c->req;
@@ -404,7 +402,7 @@ static void dispatch(h1_conn *c)
 
 static hx_err parser_error_to_hx(h1_conn *c, enum http_errno e)
 {
-    if (c->err_set)
+    if (c->err != HX_ERR__COUNT)
         return c->err;
     if (e == HPE_HEADER_OVERFLOW)
         return HX_ERR_HEADERS_TOO_LARGE;
@@ -414,9 +412,9 @@ static hx_err parser_error_to_hx(h1_conn *c, enum http_errno e)
 static void parse_input(h1_conn *c)
 {
     c->in_parse = true;
-    while (!c->closing && !c->parse_held && c->in.len > 0 && (c->state == ST_IDLE || c->state == ST_READING)) {
-        if (c->state == ST_IDLE) {
-            c->state = ST_READING;
+    while (!c->parse_held && c->in.len > 0 && (c->state == H1_IDLE || c->state == H1_READING)) {
+        if (c->state == H1_IDLE) {
+            hx_h1_set_state(c, H1_READING, "request bytes");
             rt_arm(c, RT_READ);
         }
         size_t n = http_parser_execute(&c->parser, &settings, c->in.data, c->in.len);
@@ -435,7 +433,7 @@ static void parse_input(h1_conn *c)
         hx_buf_consume(&c->in, n);
     }
     c->in_parse = false;
-    if (c->read_stopped && !c->closing && !c->shut && c->in.len <= HX_H1_PENDING_MAX) {
+    if (c->read_stopped && c->state != H1_LINGER && c->state != H1_CLOSED && c->in.len <= HX_H1_PENDING_MAX) {
         c->read_stopped = false; /* what was queued is parsed down: read again */
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
@@ -444,7 +442,7 @@ static void parse_input(h1_conn *c)
 /* Parses what is queued, or (nothing queued) reads again. */
 void hx_h1_resume_input(h1_conn *c)
 {
-    if (c->closing || c->in_parse)
+    if (c->state == H1_CLOSED || c->in_parse)
         return;
     parse_input(c);
 }
@@ -459,21 +457,21 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     h1_conn *c = s->data;
-    if (c->closing)
+    if (c->state == H1_CLOSED)
         return;
     if (nread < 0) {
-        hx_h1_conn_close(c); /* EOF or error; an in-flight request is aborted */
+        hx_h1_conn_close(c, "client gone"); /* EOF or error; an in-flight request is aborted */
         return;
     }
     if (nread == 0)
         return;
-    if (c->lingering || c->state == ST_DISCARD)
+    if (c->state == H1_DISCARD || c->state == H1_LINGER)
         return;
     if (hx_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "input past its bound");
         return;
     }
-    if (c->state == ST_HANDLING || c->parse_held) {
+    if (c->state == H1_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
             uv_read_stop(s);
@@ -506,6 +504,8 @@ h1_conn *hx_h1_conn_new(hx_worker *w)
     if (c == NULL)
         return NULL;
     c->w = w;
+    c->state = H1_IDLE;
+    c->err = HX_ERR__COUNT;
     size_t hmax = (size_t)w->cfg->server.max_header_bytes;
     hx_buf_init(&c->in, HX_H1_IN_MAX);
     hx_buf_init(&c->obuf, HX_H1_OBUF_MAX);
@@ -534,7 +534,7 @@ uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 
 void hx_h1_conn_discard(h1_conn *c)
 {
-    hx_h1_conn_close(c);
+    hx_h1_conn_close(c, "accept failed");
 }
 
 static void peer_name(h1_conn *c)
@@ -565,7 +565,7 @@ void hx_h1_conn_start(h1_conn *c, long max_conns)
     }
     c->counted = true;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "read start failed");
         return;
     }
     rt_arm(c, RT_READ);
@@ -575,15 +575,15 @@ bool hx_h1_shed_one(hx_worker *w)
 {
     h1_conn *idle = NULL;
     for (h1_conn *c = w->conns; c; c = c->next) {
-        if (c->lingering) {
-            hx_h1_conn_close(c);
+        if (c->state == H1_LINGER) {
+            hx_h1_conn_close(c, "shed for a descriptor");
             return true;
         }
-        if (idle == NULL && c->state == ST_IDLE && c->req == NULL && c->in.len == 0 && c->out_pending == 0)
+        if (idle == NULL && c->state == H1_IDLE && c->req == NULL && c->in.len == 0 && c->out_pending == 0)
             idle = c;
     }
     if (idle)
-        hx_h1_conn_close(idle);
+        hx_h1_conn_close(idle, "shed for a descriptor");
     return idle != NULL;
 }
 
@@ -592,8 +592,8 @@ void hx_h1_drain(hx_worker *w)
     h1_conn *c = w->conns;
     while (c) {
         h1_conn *next = c->next;
-        if (c->state == ST_IDLE && c->in.len == 0 && c->out_pending == 0)
-            hx_h1_conn_close(c);
+        if (c->state == H1_IDLE && c->in.len == 0 && c->out_pending == 0)
+            hx_h1_conn_close(c, "draining");
         else
             c->close_after = true;
         c = next;
@@ -603,5 +603,5 @@ void hx_h1_drain(hx_worker *w)
 void hx_h1_close_all(hx_worker *w)
 {
     while (w->conns)
-        hx_h1_conn_close(w->conns);
+        hx_h1_conn_close(w->conns, "closing all");
 }

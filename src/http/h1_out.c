@@ -39,9 +39,9 @@ static void wrote(h1_conn *c, size_t len)
         if (c->req && c->req->on_drain)
             c->req->on_drain(c->req, c->req->cb_ud);
     }
-    if (c->out_pending == 0 && c->close_after && c->state != ST_HANDLING)
+    if (c->out_pending == 0 && c->close_after && c->state != H1_HANDLING)
         hx_h1_begin_linger(c);
-    else if (c->parse_held && c->out_pending <= HX_H1_LOW_WATER && c->state == ST_IDLE) {
+    else if (c->parse_held && c->out_pending <= HX_H1_LOW_WATER && c->state == H1_IDLE) {
         c->parse_held = false;
         hx_h1_resume_input(c);
     }
@@ -54,13 +54,13 @@ static void on_write(uv_write_t *uw, int status)
     size_t len = wr->len;
     hx_free(wr->data);
     hx_free(wr);
-    if (c->closing) {
+    if (c->state == H1_CLOSED) {
         c->out_pending -= len;
         return;
     }
     if (status < 0) {
         c->out_pending -= len;
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "write failed");
         return;
     }
     wrote(c, len);
@@ -70,7 +70,7 @@ static void on_write_timeout(uv_timer_t *t)
 {
     h1_conn *c = t->data;
     HX_LOG_INFO("write timeout, closing connection", HX_F_INT("pending_bytes", (int64_t)c->out_pending));
-    hx_h1_conn_close(c);
+    hx_h1_conn_close(c, "write timeout");
 }
 
 /* Output is gathered per connection during a loop turn and written once,
@@ -79,13 +79,13 @@ static void on_write_timeout(uv_timer_t *t)
 static void flush_conn(h1_conn *c)
 {
     c->flush_queued = false;
-    if (c->overflow && !c->closing) {
+    if (c->overflow && c->state != H1_CLOSED) {
         HX_LOG_WARN("response output passed its bound, closing connection",
                     HX_F_INT("max_bytes", HX_H1_OBUF_MAX), HX_F_INT("pending_bytes", (int64_t)c->out_pending));
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "output past its bound");
         return;
     }
-    if (c->closing || c->obuf.len == 0)
+    if (c->state == H1_CLOSED || c->obuf.len == 0)
         return;
     /* Most answers fit the socket buffer: a direct write needs no write
      * request and spares libuv's epoll_ctl round after each uv_write.
@@ -94,18 +94,18 @@ static void flush_conn(h1_conn *c)
     uv_buf_t direct = uv_buf_init(c->obuf.data, (unsigned)c->obuf.len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
     if (n < 0 && n != UV_EAGAIN) {
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "write failed");
         return;
     }
     if (n > 0) {
         hx_buf_consume(&c->obuf, (size_t)n);
         wrote(c, (size_t)n);
-        if (c->closing || c->obuf.len == 0)
+        if (c->state == H1_CLOSED || c->obuf.len == 0)
             return;
     }
     wreq *wr = hx_malloc(sizeof *wr);
     if (wr == NULL) {
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "out of memory");
         return;
     }
     wr->c = c;
@@ -115,7 +115,7 @@ static void flush_conn(h1_conn *c)
         c->out_pending -= wr->len;
         hx_free(wr->data);
         hx_free(wr);
-        hx_h1_conn_close(c);
+        hx_h1_conn_close(c, "write failed");
     }
 }
 
@@ -165,7 +165,7 @@ static void queue_flush(h1_conn *c)
 int hx_h1_queue_write(h1_conn *c, const char *a, size_t alen, const char *b, size_t blen,
                       const char *d, size_t dlen)
 {
-    if (c->closing)
+    if (c->state == H1_CLOSED)
         return HX_RES_EGONE;
     size_t len = alen + blen + dlen;
     size_t old = c->obuf.len;
