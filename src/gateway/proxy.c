@@ -228,7 +228,10 @@ void px_answer_local(proxy *p, const hx_translated *tr)
 /* ---- client side ------------------------------------------------------------- */
 
 /* Sends what the renderer produced. Returns HX_UP_CONTINUE, HX_UP_PAUSE
- * (client full) or HX_UP_STOP (client gone). */
+ * (client full) or HX_UP_STOP (client gone): the one map from the client's
+ * write result (hx_res_rc) to the upstream verdict (HX_UP_*). A client
+ * that is gone is no provider failure and gets no failure class: its
+ * abort callback ends the request (px_finish cancels the call). */
 static int flush_out(proxy *p)
 {
     hx_req *r = p->req;

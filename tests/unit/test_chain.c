@@ -149,6 +149,34 @@ static void test_retries_exhausted_then_failover(void **state)
     fk_teardown(&e);
 }
 
+/* A provider skipped as unhealthy is named with its address only when
+ * its last failure says it could not be reached: the health state carries
+ * the class (no reading of its text). */
+static void test_unhealthy_names_address_by_class(void **state)
+{
+    (void)state;
+    fk_env e;
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "%s  health_check:\n    enabled: true\n    failure_threshold: 1\n", FK_YAML);
+    fk_setup(&e, yaml);
+    /* text without "connect", class unreachable */
+    hx_gateway_record(e.g, 0, false, "probe: tls_error", HX_FAIL_CONNECTION, -1, true);
+    fk_start(&e, FK_CHAT);
+    assert_int_equal(fk.ncalls, 1);
+    assert_non_null(strstr(fk.calls[0].url, "b.test"));
+    fk_answer(0, 200, NULL, FK_OK_BODY);
+    assert_non_null(strstr(e.r->log_failures, "unhealthy (probe: tls_error; http://a.test"));
+    fk_teardown(&e);
+
+    fk_setup(&e, yaml);
+    /* text with "connect", class not unreachable */
+    hx_gateway_record(e.g, 0, false, "probe: connection_reset", HX_FAIL_RESET, -1, true);
+    fk_start(&e, FK_CHAT);
+    fk_answer(0, 200, NULL, FK_OK_BODY);
+    assert_non_null(strstr(e.r->log_failures, "unhealthy (probe: connection_reset)"));
+    fk_teardown(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_429_retry_after),
         cmocka_unit_test(test_client_error_answered),
         cmocka_unit_test(test_retries_exhausted_then_failover),
+        cmocka_unit_test(test_unhealthy_names_address_by_class),
     };
     return cmocka_run_group_tests(tests, 0, 0);
 }
