@@ -177,6 +177,31 @@ static void test_unhealthy_names_address_by_class(void **state)
     fk_teardown(&e);
 }
 
+/* Shutdown: a request waiting to retry stops waiting and fails over at
+ * once; at the deadline a stream ends with an error event in its format. */
+static void test_drain_and_force(void **state)
+{
+    (void)state;
+    fk_env e;
+    fk_setup(&e, FK_YAML);
+    fk_start(&e, FK_CHAT_STREAM);
+    fk_answer(0, 503, NULL, FK_ERR_500);
+    assert_int_equal(e.p->state, PX_BACKOFF);
+    hx_proxy_drain(&e.w);
+    assert_int_equal(fk.ncalls, 2);
+    assert_non_null(strstr(fk.calls[1].url, "b.test"));
+    assert_int_equal(e.p->state, PX_SENDING);
+    fk_head(1, 200, NULL);
+    fk_data(1, "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n");
+    assert_int_equal(e.p->state, PX_RELAYING);
+    hx_proxy_force(&e.w);
+    assert_true(fk.ended);
+    assert_non_null(strstr(fk.body, "shutting down"));
+    assert_false(fk.calls[1].live); /* cancelled */
+    assert_non_null(strstr(e.r->log_failures, "upstream 503")); /* a, before the drain cut its wait */
+    fk_teardown(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_client_error_answered),
         cmocka_unit_test(test_retries_exhausted_then_failover),
         cmocka_unit_test(test_unhealthy_names_address_by_class),
+        cmocka_unit_test(test_drain_and_force),
     };
     return cmocka_run_group_tests(tests, 0, 0);
 }
