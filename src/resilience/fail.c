@@ -2,6 +2,7 @@
 #include "resilience/fail.h"
 
 #include <stddef.h>
+#include <string.h>
 
 static const struct {
     const char *name;
@@ -48,6 +49,14 @@ static bool valid(hx_fail_class c)
 const char *hx_fail_name(hx_fail_class c)
 {
     return valid(c) ? fails[c].name : "none";
+}
+
+hx_fail_class hx_fail_from_name(const char *name, size_t len)
+{
+    for (int c = 0; name && c < HX_FAIL__COUNT; c++)
+        if (strlen(fails[c].name) == len && memcmp(fails[c].name, name, len) == 0)
+            return (hx_fail_class)c;
+    return HX_FAIL_NONE;
 }
 
 hx_fail_class hx_fail_retry_class(hx_fail_class c)

@@ -12,6 +12,7 @@
 #define HX_RESILIENCE_FAIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
     HX_FAIL_NONE = 0,
@@ -69,6 +70,9 @@ typedef enum {
 /* The failure's own name ("none" for HX_FAIL_NONE or out of range); for
  * the five retry classes the retryable_errors word. */
 const char *hx_fail_name(hx_fail_class c);
+/* The class of a name hx_fail_name gave (the state file keeps it):
+ * HX_FAIL_NONE for an unknown one. `len` bytes of `name`. */
+hx_fail_class hx_fail_from_name(const char *name, size_t len);
 /* The retry class it counts as: one of the five, or HX_FAIL_NONE (never
  * asked again). */
 hx_fail_class hx_fail_retry_class(hx_fail_class c);

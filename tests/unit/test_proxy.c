@@ -100,6 +100,12 @@ static void test_fail_labels(void **state)
     /* the config words are the retry classes' names */
     assert_string_equal(hx_fail_name(HX_FAIL_SERVER_ERROR), "server_error");
     assert_string_equal(hx_fail_name(HX_FAIL__COUNT), "none");
+    /* the state file keeps the class by name */
+    for (int c = 0; c < HX_FAIL__COUNT; c++)
+        assert_int_equal(hx_fail_from_name(hx_fail_name((hx_fail_class)c), strlen(hx_fail_name((hx_fail_class)c))),
+                         c);
+    assert_int_equal(hx_fail_from_name("connection_error", 16), HX_FAIL_NONE);
+    assert_int_equal(hx_fail_from_name("connection\0x", 12), HX_FAIL_NONE);
 }
 
 /* ---- requests through proxy.c ---------------------------------------------- */
