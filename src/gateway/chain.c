@@ -191,7 +191,7 @@ static int start_attempt_as(proxy *p, const hx_provider *pv)
     p->attempt_ns = now;
     if (p->tries++ > 0) {
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);
-        hx_metrics_inc(HX_M_RETRIES_BY_CLASS, p->g->pm[pv->index].retries_by[hx_gw_class_index(p->fail_class)], 1);
+        hx_metrics_inc(HX_M_RETRIES_BY_CLASS, p->g->pm[pv->index].retries_by[hx_fail_leave_label(p->fail)], 1);
     }
     hx_render_init(&p->render, p->info.render, p->info.stream, p->info.include_usage, pv->model);
     p->render.ctx = p->info.ctx;
@@ -203,8 +203,10 @@ static int start_attempt_as(proxy *p, const hx_provider *pv)
     p->call = hx_upstream_start(p->gw->up, ur.method, ur.url, &ur.headers, ur.body.data, ur.body.len, &o,
                                 &px_up_cb, p);
     hx_up_request_free(&ur);
-    if (p->call)
+    if (p->call) {
+        px_set_state(p, PX_SENDING);
         return 0;
+    }
     px_breaker_verdict(p, -1);
     px_note_state(p, pv->name, "could not start the upstream call");
     p->last_err = HX_ERR_INTERNAL;
@@ -261,7 +263,7 @@ static bool admit(proxy *p, const hx_provider *pv)
         hx_health_snap hs;
         hx_health_snapshot(g->health[pv->index], &hs);
         char why[640], where[400] = "";
-        if (strstr(hs.last_error, "connect")) /* connection_error, connect_timeout: name the address */
+        if (hx_fail_unreachable(hs.last_fail)) /* not reached at all: name the address */
             hx_gateway_describe_unreachable(pv, where, sizeof where);
         snprintf(why, sizeof why, "unhealthy (%s%s%s)", hs.last_error, *where ? "; " : "", where);
         px_note_state(p, pv->name, why);
@@ -355,6 +357,7 @@ void px_next_attempt(proxy *p)
 {
     /* A provider that was tried and failed hands over: a failover. */
     const hx_provider *from = p->prov && p->tries > 0 ? p->prov : NULL;
+    px_set_state(p, PX_CHOOSING);
     px_breaker_verdict(p, -1); /* the request is done with it: one verdict */
     while (p->pos < p->nchain) {
         p->prov_model = p->chain_model[p->pos];
@@ -376,7 +379,7 @@ void px_next_attempt(proxy *p)
             if (from) {
                 hx_metrics_inc(HX_M_FAILOVERS, p->g->pm[from->index].failovers, 1);
                 hx_metrics_inc(HX_M_FAILOVERS_BY_CLASS,
-                               p->g->pm[from->index].failovers_by[hx_gw_class_index(p->fail_class)], 1);
+                               p->g->pm[from->index].failovers_by[hx_fail_leave_label(p->fail)], 1);
             }
             if (!p->panicked && atomic_load(&p->g->panic) && atomic_exchange(&p->g->panic, false))
                 HX_LOG_INFO("a provider is up again: panic over", HX_F_STR("event", "panic_over"),
@@ -392,7 +395,7 @@ void px_next_attempt(proxy *p)
 static void on_retry_timer(uv_timer_t *t)
 {
     proxy *p = t->data;
-    if (p == NULL || p->finished)
+    if (p == NULL || p->state == PX_DONE)
         return;
     px_wait_unlink(p);
     px_proxy_ref(p);
@@ -419,21 +422,21 @@ void hx_proxy_drain(hx_gw_worker *w)
 /* After a provider failed before the client saw a byte: retry it (llm.retry,
  * within the retry budget and the request's deadline, honouring its
  * Retry-After) or move on to the next provider. */
-void px_after_failure(proxy *p, hx_retry_class cls)
+void px_after_failure(proxy *p, hx_fail_class cls)
 {
     hx_gateway *g = p->g;
     const hx_cfg_retry *rc = &p->req->cfg->llm.retry;
     uint64_t now = hx_now_ns();
     uint64_t left = p->req->deadline_ns > now ? (p->req->deadline_ns - now) / 1000000 : 0;
-    if (cls == HX_RETRY_NONE || p->tries > rc->max_retries || !hx_retry_allowed(g->retry_classes, cls) ||
-        p->gw->draining) {
+    hx_fail_class rcls = hx_fail_retry_class(cls); /* the class retryable_errors names */
+    bool allowed = hx_retry_allowed(g->retry_classes, cls);
+    if (!allowed || p->tries > rc->max_retries || p->gw->draining) {
         /* The access log says why the provider was not asked again. */
         hx_buf_printf(&p->states, " (not retried: %s)",
-                      cls == HX_RETRY_UNANSWERED && !hx_retry_allowed(g->retry_classes, cls)
-                          ? "sent, may be billed"
-                      : cls == HX_RETRY_NONE || !hx_retry_allowed(g->retry_classes, cls) ? "not retryable"
-                      : p->gw->draining                                                  ? "shutting down"
-                                                                                         : "max_retries");
+                      rcls == HX_FAIL_UNANSWERED && !allowed ? "sent, may be billed"
+                      : !allowed                             ? "not retryable"
+                      : p->gw->draining                      ? "shutting down"
+                                                             : "max_retries");
         px_next_attempt(p);
         return;
     }
@@ -442,7 +445,7 @@ void px_after_failure(proxy *p, hx_retry_class cls)
     uint64_t delay = hx_retry_delay_ms(rc, p->tries, rnd);
     /* A Retry-After is honoured only within max_delay and the deadline;
      * a longer one moves on at once rather than keep the client waiting. */
-    if (p->retry_after_ms > 0 && (cls == HX_RETRY_RATE_LIMIT || cls == HX_RETRY_SERVER_ERROR)) {
+    if (p->retry_after_ms > 0 && (rcls == HX_FAIL_RATE_LIMIT || rcls == HX_FAIL_SERVER_ERROR)) {
         if (p->retry_after_ms > (uint64_t)(rc->max_delay > 0 ? rc->max_delay : 0) || p->retry_after_ms >= left) {
             hx_buf_printf(&p->states, " (not retried: Retry-After %s s beyond max_delay or deadline)",
                           p->retry_after);
@@ -468,6 +471,7 @@ void px_after_failure(proxy *p, hx_retry_class cls)
         p->retry_timer->data = p;
     }
     hx_buf_printf(&p->states, " (retried in %llu ms)", (unsigned long long)delay);
+    px_set_state(p, PX_BACKOFF);
     uv_timer_start(p->retry_timer, on_retry_timer, delay, 0);
     p->wait_next = p->gw->waiting;
     if (p->wait_next)

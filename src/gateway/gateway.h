@@ -20,32 +20,12 @@
 #include "upstream/upstream.h"
 #include "util/scrub.h"
 
-/* Why a provider attempt failed, for hapax_provider_failures_total. */
-typedef enum {
-    HX_GW_FAIL_RATE_LIMIT = 0,
-    HX_GW_FAIL_TIMEOUT,
-    HX_GW_FAIL_SERVER,
-    HX_GW_FAIL_CONNECTION,
-    HX_GW_FAIL_CLIENT,
-    HX_GW_FAIL_AUTH,
-    HX_GW_FAIL_OTHER,
-    HX_GW_FAIL__COUNT
-} hx_gw_fail_class;
-
-/* Why a request left a provider (retried it, or failed over): the class
- * label of hapax_retries_by_class_total and hapax_failovers_by_class_total.
- * The names are hx_gw_class_names[]. */
-#define HX_GW_CLASS__COUNT 10
-extern const char *const hx_gw_class_names[HX_GW_CLASS__COUNT];
-/* The index of a class name ("other" for NULL or an unknown name). */
-int hx_gw_class_index(const char *name);
-
 /* A provider's metric series, interned when the gateway is built. */
 typedef struct {
     int ok, fail, latency, retries, failovers, panics, tok_prompt, tok_completion;
-    int retries_by[HX_GW_CLASS__COUNT];   /* hapax_retries_by_class_total{provider,class} */
-    int failovers_by[HX_GW_CLASS__COUNT]; /* hapax_failovers_by_class_total{from_provider,class} */
-    int failures[HX_GW_FAIL__COUNT];
+    int retries_by[HX_LEAVE__COUNT];   /* hapax_retries_by_class_total{provider,class} */
+    int failovers_by[HX_LEAVE__COUNT]; /* hapax_failovers_by_class_total{from_provider,class} */
+    int failures[HX_FAIL_LABEL__COUNT]; /* hapax_provider_failures_total{provider,class} */
 } hx_gw_provider_metrics;
 
 typedef struct hx_gateway {
@@ -55,7 +35,7 @@ typedef struct hx_gateway {
     hx_health **health;        /* one per provider, same index */
     hx_breaker **breakers;     /* one per provider, same index */
     hx_retry_budget *budget;   /* retries stay under llm.retry.budget_percent */
-    unsigned retry_classes;    /* HX_RETRY_* of llm.retry.retryable_errors */
+    unsigned retry_classes;    /* llm.retry.retryable_errors (hx_retry_classes) */
     hx_gw_provider_metrics *pm;/* one per provider, same index */
     hx_scrub *scrub;           /* the config's secrets, removed from what upstreams send */
     struct hx_route_health *rhealth; /* routes with a health check (route_health.h) */
@@ -99,9 +79,6 @@ hx_gateway *hx_gateway_current(void);
  * scrape-time collectors (breakers, health, queue, system) once. */
 int hx_gw_metrics_build(hx_gateway *g);
 int hx_gw_metrics_collectors(void);
-/* The failure class of an attempt from its upstream status (0 = none) and
- * the transport's reason. */
-hx_gw_fail_class hx_gw_fail_class_of(int status, const char *why);
 
 /* Registers the "providers" section of the state file (state.c). */
 int hx_gateway_state_register(void);
@@ -125,9 +102,14 @@ void hx_proxy_force(hx_gw_worker *w);
  * published a new one (and restarts the probes it runs). Cheap otherwise. */
 void hx_gw_worker_sync(hx_gw_worker *w);
 
-/* Records one outcome for provider idx (probe or real traffic) and logs a
+/* Records one outcome for provider idx (probe or real traffic): `error` is
+ * the text shown (/health, logs), `cls` what it was. Logs a
  * healthy/unhealthy transition. Thread-safe. */
-void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, int64_t latency_ms, bool probe);
+void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, hx_fail_class cls,
+                       int64_t latency_ms, bool probe);
+/* The one table from a transport result (and the status of a head that
+ * came before it, 0 = none) to a failure class (proxy_err.c). */
+hx_fail_class hx_gw_transport_fail(hx_up_result res, int status);
 /* Monotonic milliseconds (the breakers' and budget's clock). */
 uint64_t hx_gateway_now_ms(void);
 

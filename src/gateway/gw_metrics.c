@@ -13,23 +13,6 @@
 #include "obs/metrics.h"
 #include "obs/sysload.h"
 
-static const char *const failure_classes[HX_GW_FAIL__COUNT] = {
-    "rate_limit", "timeout", "server_error", "connection", "client_error", "auth", "other",
-};
-
-const char *const hx_gw_class_names[HX_GW_CLASS__COUNT] = {
-    "rate_limit", "timeout", "server_error", "connection", "unanswered",
-    "quota", "context_length", "auth", "redirect", "other",
-};
-
-int hx_gw_class_index(const char *name)
-{
-    for (int i = 0; name && i < HX_GW_CLASS__COUNT; i++)
-        if (strcmp(name, hx_gw_class_names[i]) == 0)
-            return i;
-    return HX_GW_CLASS__COUNT - 1;
-}
-
 int hx_gw_metrics_build(hx_gateway *g)
 {
     size_t n = g->providers.n ? g->providers.n : 1;
@@ -47,31 +30,15 @@ int hx_gw_metrics_build(hx_gateway *g)
         m->panics = hx_metrics_series(HX_M_PANIC, pv->name);
         m->tok_prompt = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "prompt");
         m->tok_completion = hx_metrics_series(HX_M_TOKENS, pv->name, pv->model, "completion");
-        for (int c = 0; c < HX_GW_FAIL__COUNT; c++)
-            m->failures[c] = hx_metrics_series(HX_M_PROVIDER_FAILURES, pv->name, failure_classes[c]);
-        for (int c = 0; c < HX_GW_CLASS__COUNT; c++) {
-            m->retries_by[c] = hx_metrics_series(HX_M_RETRIES_BY_CLASS, pv->name, hx_gw_class_names[c]);
-            m->failovers_by[c] = hx_metrics_series(HX_M_FAILOVERS_BY_CLASS, pv->name, hx_gw_class_names[c]);
+        for (int c = 0; c < HX_FAIL_LABEL__COUNT; c++)
+            m->failures[c] = hx_metrics_series(HX_M_PROVIDER_FAILURES, pv->name, hx_fail_label_name((hx_fail_label)c));
+        for (int c = 0; c < HX_LEAVE__COUNT; c++) {
+            const char *name = hx_leave_label_name((hx_leave_label)c);
+            m->retries_by[c] = hx_metrics_series(HX_M_RETRIES_BY_CLASS, pv->name, name);
+            m->failovers_by[c] = hx_metrics_series(HX_M_FAILOVERS_BY_CLASS, pv->name, name);
         }
     }
     return 0;
-}
-
-hx_gw_fail_class hx_gw_fail_class_of(int status, const char *why)
-{
-    if (status == 429)
-        return HX_GW_FAIL_RATE_LIMIT;
-    if (status == 401 || status == 403)
-        return HX_GW_FAIL_AUTH;
-    if (status >= 500)
-        return HX_GW_FAIL_SERVER;
-    if (status >= 400)
-        return HX_GW_FAIL_CLIENT;
-    if (why && strstr(why, "timeout"))
-        return HX_GW_FAIL_TIMEOUT;
-    if (why && strstr(why, "malformed"))
-        return HX_GW_FAIL_OTHER;
-    return status == 0 ? HX_GW_FAIL_CONNECTION : HX_GW_FAIL_OTHER;
 }
 
 /* ---- collectors ---------------------------------------------------------------- */

@@ -34,11 +34,12 @@ static void log_transition(const hx_provider *pv, hx_health *h)
                     HX_F_INT("consecutive_failures", s.consecutive_failures));
 }
 
-void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, int64_t latency_ms, bool probe)
+void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, hx_fail_class cls,
+                       int64_t latency_ms, bool probe)
 {
     if (idx >= g->providers.n || g->health[idx] == NULL)
         return;
-    if (hx_health_record(g->health[idx], ok, error, latency_ms, probe))
+    if (hx_health_record_fail(g->health[idx], ok, error, ok ? HX_FAIL_NONE : cls, latency_ms, probe))
         log_transition(&g->providers.items[idx], g->health[idx]);
 }
 
@@ -127,7 +128,7 @@ static void on_probe_done(void *ud, hx_up_result res, const char *detail)
     else
         snprintf(err, sizeof err, "probe: upstream %d", pr->status);
     (void)detail; /* curl's text may hold a URL; the class is enough */
-    hx_gateway_record(pr->g, pr->idx, ok, ok ? NULL : err, ms, true);
+    hx_gateway_record(pr->g, pr->idx, ok, ok ? NULL : err, hx_gw_transport_fail(res, pr->status), ms, true);
 }
 
 static const hx_up_callbacks probe_cb = {on_probe_head, on_probe_data, on_probe_done};

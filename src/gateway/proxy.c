@@ -122,9 +122,9 @@ void px_breaker_verdict(proxy *p, int v)
 /* The request is answered (or the client is gone): stop everything. */
 void px_finish(proxy *p)
 {
-    if (p->finished)
+    if (p->state == PX_DONE)
         return;
-    p->finished = true;
+    px_set_state(p, PX_DONE);
     live_unlink(p);
     hx_req *r = p->req;
     px_tpm_settle(p);
@@ -167,9 +167,9 @@ void px_note_state(proxy *p, const char *name, const char *why)
 }
 
 /* The provider was tried and failed: also health and breaker evidence. */
-void px_note_failure(proxy *p, const char *why)
+void px_note_failure(proxy *p, hx_fail_class cls, const char *why)
 {
-    px_record(p, false, why);
+    px_record(p, false, cls, why);
     px_note_state(p, p->prov->name, why);
 }
 
@@ -228,14 +228,17 @@ void px_answer_local(proxy *p, const hx_translated *tr)
 /* ---- client side ------------------------------------------------------------- */
 
 /* Sends what the renderer produced. Returns HX_UP_CONTINUE, HX_UP_PAUSE
- * (client full) or HX_UP_STOP (client gone). */
+ * (client full) or HX_UP_STOP (client gone): the one map from the client's
+ * write result (hx_res_rc) to the upstream verdict (HX_UP_*). A client
+ * that is gone is no provider failure and gets no failure class: its
+ * abort callback ends the request (px_finish cancels the call). */
 static int flush_out(proxy *p)
 {
     hx_req *r = p->req;
     if (p->out.len == 0)
         return HX_UP_CONTINUE;
-    if (!p->head_sent) {
-        p->head_sent = true;
+    if (!px_head_sent(p)) {
+        px_set_state(p, PX_RELAYING);
         hx_res_header(r, "Content-Type", p->info.render->stream_content_type);
         hx_res_header(r, "Cache-Control", "no-cache");
         hx_res_header(r, "X-Accel-Buffering", "no");
@@ -248,7 +251,8 @@ static int flush_out(proxy *p)
     if (rc < 0)
         return HX_UP_STOP;
     if (rc == HX_RES_BUSY) {
-        p->paused = true;
+        if (p->state != PX_PAUSED)
+            px_set_state(p, PX_PAUSED);
         return HX_UP_PAUSE;
     }
     return HX_UP_CONTINUE;
@@ -258,8 +262,8 @@ void px_on_client_drain(hx_req *r, void *ud)
 {
     (void)r;
     proxy *p = ud;
-    if (p->paused && p->call) {
-        p->paused = false;
+    if (p->state == PX_PAUSED && p->call) {
+        px_set_state(p, PX_RELAYING);
         px_proxy_ref(p);
         hx_up_call_resume(p->call);
         px_proxy_unref(p);
@@ -486,13 +490,13 @@ static void succeed_raw(proxy *p)
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s", p->prov->name,
                  p->relay.err[0] ? p->relay.err : "upstream returned malformed JSON");
-        px_note_failure(p, "malformed response");
-        p->fail_class = hx_retry_class_name(HX_RETRY_UNANSWERED);
-        px_after_failure(p, HX_RETRY_UNANSWERED); /* a 2xx: the provider generated (billed) */
+        px_note_failure(p, HX_FAIL_MALFORMED, "malformed response");
+        p->fail = HX_FAIL_MALFORMED;
+        px_after_failure(p, HX_FAIL_MALFORMED); /* a 2xx: the provider generated (billed) */
         return;
     }
     relay_usage(p);
-    px_record(p, true, NULL);
+    px_record(p, true, HX_FAIL_NONE, NULL);
     px_set_provider_headers(p);
     hx_res_send(r, 200, "application/json", p->out.data, p->out.len);
     px_finish(p);
@@ -522,8 +526,8 @@ static void succeed(proxy *p)
         char m[300];
         snprintf(m, sizeof m, "provider %s: %s", p->prov->name,
                  p->relay_sse ? p->relay.err : ad->parser_error(p->parser));
-        if (p->head_sent) {
-            px_record(p, false, "malformed stream");
+        if (px_head_sent(p)) {
+            px_record(p, false, HX_FAIL_MALFORMED, "malformed stream");
             p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
             flush_out(p);
             hx_res_end(r);
@@ -532,12 +536,12 @@ static void succeed(proxy *p)
         }
         p->last_err = HX_ERR_BAD_GATEWAY;
         snprintf(p->last_msg, sizeof p->last_msg, "%s", m);
-        px_note_failure(p, "malformed response");
-        p->fail_class = hx_retry_class_name(HX_RETRY_UNANSWERED);
-        px_after_failure(p, HX_RETRY_UNANSWERED); /* a 2xx: the provider generated (billed) */
+        px_note_failure(p, HX_FAIL_MALFORMED, "malformed response");
+        p->fail = HX_FAIL_MALFORMED;
+        px_after_failure(p, HX_FAIL_MALFORMED); /* a 2xx: the provider generated (billed) */
         return;
     }
-    px_record(p, true, NULL);
+    px_record(p, true, HX_FAIL_NONE, NULL);
     if (p->info.stream) {
         if (!p->relay_sse)
             p->render.vt->stream_end(&p->render, &p->out);
@@ -585,9 +589,9 @@ static bool relay_error(proxy *p)
  * answer the client (its own error). */
 static void up_failed_status(proxy *p)
 {
-    hx_retry_class cls;
+    hx_fail_class cls;
     bool next = px_classify_status(p, &p->last_err, p->last_msg, sizeof p->last_msg, &cls);
-    if (cls == HX_RETRY_RATE_LIMIT) {
+    if (cls == HX_FAIL_RATE_LIMIT) {
         p->saw_429 = true;
         snprintf(p->rate_limited, sizeof p->rate_limited, "%s", p->retry_after);
     }
@@ -600,14 +604,9 @@ static void up_failed_status(proxy *p)
     const char *code = p->last_err >= HX_ERR_INSUFFICIENT_QUOTA ? hx_err_get(p->last_err)->code : NULL;
     char st[64];
     snprintf(st, sizeof st, "upstream %d%s%s", p->up_status, code ? " " : "", code ? code : "");
-    p->fail_class = p->last_err == HX_ERR_INSUFFICIENT_QUOTA ? "quota"
-                    : p->last_err == HX_ERR_CONTEXT_LENGTH    ? "context_length"
-                    : p->up_status == 401 || p->up_status == 403 ? "auth"
-                    : p->up_status >= 300 && p->up_status < 400  ? "redirect"
-                    : cls != HX_RETRY_NONE                       ? hx_retry_class_name(cls)
-                                                                 : "other";
+    p->fail = cls;
     if (next) {
-        px_note_failure(p, st); /* the provider's fault, not the request's */
+        px_note_failure(p, cls, st); /* the provider's fault, not the request's */
         px_after_failure(p, cls);
     } else {
         px_breaker_verdict(p, -1); /* the client's own error says nothing about the provider */
@@ -629,18 +628,18 @@ static void up_failed_transport(proxy *p, hx_up_result res, const char *detail)
     snprintf(p->last_msg, sizeof p->last_msg, "provider %s: %s (%s)", p->prov->name, hx_up_result_str(res),
              why ? why : "");
     hx_scrub_cstr(p->g->scrub, p->last_msg, sizeof p->last_msg); /* curl's detail may name the URL */
+    hx_fail_class cls = hx_gw_transport_fail(res, p->up_status);
+    p->fail = cls;
     if (res == HX_UP_CONNECT_ERROR || res == HX_UP_CONNECT_TIMEOUT) {
         /* Nothing answered: say where we tried and what to start or set. */
         char where[400], st[440];
         hx_gateway_describe_unreachable(p->prov, where, sizeof where);
         snprintf(st, sizeof st, "%s (%s)", hx_up_result_str(res), where);
-        px_record(p, false, hx_up_result_str(res));
+        px_record(p, false, cls, hx_up_result_str(res));
         px_note_state(p, p->prov->name, st);
     } else {
-        px_note_failure(p, hx_up_result_str(res));
+        px_note_failure(p, cls, hx_up_result_str(res));
     }
-    hx_retry_class cls = px_transport_class(p, res);
-    p->fail_class = hx_retry_class_name(cls);
     px_after_failure(p, cls);
 }
 
@@ -648,7 +647,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
 {
     proxy *p = ud;
     p->call = NULL;
-    if (p->finished)
+    if (p->state == PX_DONE)
         return;
     px_proxy_ref(p);
     bool ok_status = p->up_status >= 200 && p->up_status < 300;
@@ -663,7 +662,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
                         "the gateway is holding too many upstream answers (llm.upstream_buffer_budget): retry shortly");
     } else if (res == HX_UP_OK && ok_status) {
         succeed(p);
-    } else if (p->head_sent) {
+    } else if (px_head_sent(p)) {
         /* The first byte has gone: no retry, end the stream visibly. */
         char m[300];
         snprintf(m, sizeof m, "provider %s failed mid-stream: %s", p->prov->name,
@@ -671,7 +670,7 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
                  : p->parser && res == HX_UP_ABORTED ? p->prov->ad->parser_error(p->parser)
                                                      : hx_up_result_str(res));
         hx_scrub_cstr(p->g->scrub, m, sizeof m);
-        px_record(p, false, "failed mid-stream");
+        px_record(p, false, HX_FAIL_MID_STREAM, "failed mid-stream");
         HX_LOG_WARN("upstream failed mid-stream", HX_F_STR("request_id", p->req->request_id),
                     HX_F_STR("provider", p->prov->name), HX_F_STR("error", m));
         p->render.vt->stream_error(&p->render, "api_error", m, &p->out);
@@ -688,16 +687,8 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
 
 const hx_up_callbacks px_up_cb = {on_up_head, on_up_data, on_up_done};
 
-/* The failures that say the provider cannot be reached at all (as a probe
- * would find), by their hx_up_result_str names. */
-static bool unreachable(const char *why)
-{
-    return why && (strcmp(why, "connection_error") == 0 || strcmp(why, "connect_timeout") == 0 ||
-                   strcmp(why, "tls_error") == 0);
-}
-
 /* Passive health evidence from real traffic. */
-void px_record(proxy *p, bool ok, const char *why)
+void px_record(proxy *p, bool ok, hx_fail_class cls, const char *why)
 {
     if (p->breaker_held) /* given when the request leaves the provider */
         p->breaker_pending = ok ? 1 : 0;
@@ -711,16 +702,16 @@ void px_record(proxy *p, bool ok, const char *why)
      * in a row could not reach it", and one bad request never takes a
      * provider out. */
     uint64_t bit = p->prov->index < 64 ? 1ull << p->prov->index : 0;
-    if (ok || (unreachable(why) && !(p->health_noted & bit))) {
+    if (ok || (hx_fail_unreachable(cls) && !(p->health_noted & bit))) {
         if (!ok)
             p->health_noted |= bit;
-        hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, ok ? ms : -1, false);
+        hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, cls, ok ? ms : -1, false);
     }
     const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];
     hx_metrics_inc(HX_M_PROVIDER_REQUESTS, ok ? m->ok : m->fail, 1);
     hx_metrics_observe(HX_M_PROVIDER_LATENCY, m->latency, (double)ns / 1e9);
     if (!ok)
-        hx_metrics_inc(HX_M_PROVIDER_FAILURES, m->failures[hx_gw_fail_class_of(p->up_status, why)], 1);
+        hx_metrics_inc(HX_M_PROVIDER_FAILURES, m->failures[hx_fail_label_of(cls, p->up_status)], 1);
 }
 
 
@@ -733,10 +724,10 @@ void hx_proxy_force(hx_gw_worker *w)
     while (w->live) {
         proxy *p = w->live;
         live_unlink(p); /* progress even if the answer below fails */
-        if (p->finished)
+        if (p->state == PX_DONE)
             continue;
         px_proxy_ref(p);
-        if (p->head_sent) {
+        if (px_head_sent(p)) {
             /* Mid-stream: the client learns why its stream ends here. */
             HX_LOG_WARN("stream ended by shutdown", HX_F_STR("request_id", p->req->request_id),
                         HX_F_STR("provider", p->prov ? p->prov->name : ""));

@@ -58,16 +58,17 @@ static hx_err provider_meaning(const proxy *p)
 }
 
 /* Maps a failed upstream answer; returns true when the next provider may
- * be tried (nothing the client did wrong). *cls is the retry class: may
- * the same provider be asked again? */
-bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_class *cls)
+ * be tried (nothing the client did wrong). *cls is the failure class (its
+ * retry class says whether the same provider may be asked again). */
+bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_fail_class *cls)
 {
     char upmsg[256];
     p->prov->ad->error_message(p->errbody.data ? p->errbody.data : "", p->errbody.len, upmsg, sizeof upmsg);
     int s = p->up_status;
     hx_err meant = provider_meaning(p);
-    *cls = HX_RETRY_NONE;
+    *cls = HX_FAIL_CLIENT;
     if (s == 401 || s == 403) {
+        *cls = HX_FAIL_AUTH;
         *e = HX_ERR_BAD_GATEWAY;
         snprintf(msg, msglen, "provider %s rejected the gateway's credentials (upstream %d): check its api_key",
                  p->prov->name, s);
@@ -77,12 +78,13 @@ bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_
         /* Billing, or this model's window: asking again cannot help, a
          * different provider may. */
         *e = meant;
+        *cls = meant == HX_ERR_INSUFFICIENT_QUOTA ? HX_FAIL_QUOTA : HX_FAIL_CONTEXT_LENGTH;
         snprintf(msg, msglen, "provider %s: %s", p->prov->name, upmsg);
         return true;
     }
     if (s == 429) {
         *e = HX_ERR_RATE_LIMITED;
-        *cls = HX_RETRY_RATE_LIMIT;
+        *cls = HX_FAIL_RATE_LIMIT;
         snprintf(msg, msglen, "provider %s is rate limiting: %s", p->prov->name, upmsg);
         return true;
     }
@@ -90,13 +92,14 @@ bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_
         /* Redirects are never followed (an API key must not travel to
          * another host): a misconfigured endpoint, not the client's error. */
         *e = HX_ERR_BAD_GATEWAY;
+        *cls = HX_FAIL_REDIRECT;
         snprintf(msg, msglen, "provider %s answered with a redirect (upstream %d), not followed: check its endpoint",
                  p->prov->name, s);
         return true;
     }
     if (s == 404 || s >= 500) {
         *e = HX_ERR_BAD_GATEWAY;
-        *cls = s >= 500 ? HX_RETRY_SERVER_ERROR : HX_RETRY_NONE;
+        *cls = s >= 500 ? HX_FAIL_SERVER_ERROR : HX_FAIL_CLIENT;
         snprintf(msg, msglen, "provider %s failed (upstream %d): %s", p->prov->name, s, upmsg);
         return true;
     }
@@ -105,21 +108,40 @@ bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_
     return false;
 }
 
-/* May a failed transport be sent again to the same provider? Only when it
- * provably was not billed: nothing sent (refused, DNS, TLS, reset or
- * timeout before the send completed). Once the whole request went out, or
- * a 2xx head came, the provider may be generating: "unanswered". */
-hx_retry_class px_transport_class(const proxy *p, hx_up_result res)
+/* A failed transport, by what had come before it: no head, an error
+ * head, or a 2xx head. Only a request that provably was not sent may go
+ * to the same provider again (connection, timeout: refused, DNS, TLS,
+ * reset or timeout before the send completed); once the whole request
+ * went out, or a 2xx head came, the provider may be generating: the
+ * unanswered classes (dropped, broken, unanswered). */
+enum { HEAD_NONE, HEAD_ERROR, HEAD_2XX, HEAD__COUNT };
+static const hx_fail_class transport_fails[][HEAD__COUNT] = {
+    [HX_UP_OK] = {HX_FAIL_NONE, HX_FAIL_NONE, HX_FAIL_NONE},
+    [HX_UP_CONNECT_TIMEOUT] = {HX_FAIL_TIMEOUT, HX_FAIL_TIMEOUT, HX_FAIL_UNANSWERED},
+    [HX_UP_FIRST_BYTE_TIMEOUT] = {HX_FAIL_UNANSWERED, HX_FAIL_UNANSWERED, HX_FAIL_UNANSWERED},
+    [HX_UP_TIMEOUT] = {HX_FAIL_UNANSWERED, HX_FAIL_UNANSWERED, HX_FAIL_UNANSWERED},
+    [HX_UP_CONNECT_ERROR] = {HX_FAIL_CONNECTION, HX_FAIL_CONNECTION, HX_FAIL_BROKEN},
+    /* an error head, then a reset: a server error, asked again like one */
+    [HX_UP_RESET] = {HX_FAIL_RESET, HX_FAIL_SERVER_ERROR, HX_FAIL_BROKEN},
+    [HX_UP_TLS_ERROR] = {HX_FAIL_CONNECTION, HX_FAIL_CONNECTION, HX_FAIL_BROKEN},
+    [HX_UP_PROTOCOL_ERROR] = {HX_FAIL_DROPPED, HX_FAIL_DROPPED, HX_FAIL_BROKEN},
+    [HX_UP_ABORTED] = {HX_FAIL_DROPPED, HX_FAIL_DROPPED, HX_FAIL_BROKEN},
+    [HX_UP_NOMEM] = {HX_FAIL_DROPPED, HX_FAIL_DROPPED, HX_FAIL_BROKEN},
+    [HX_UP_OTHER] = {HX_FAIL_DROPPED, HX_FAIL_DROPPED, HX_FAIL_BROKEN},
+    [HX_UP_IDLE_TIMEOUT] = {HX_FAIL_UNANSWERED, HX_FAIL_UNANSWERED, HX_FAIL_UNANSWERED},
+    [HX_UP_RESET_AFTER_SEND] = {HX_FAIL_DROPPED, HX_FAIL_DROPPED, HX_FAIL_BROKEN},
+};
+
+hx_fail_class hx_gw_transport_fail(hx_up_result res, int status)
 {
-    if (p->up_status >= 200 && p->up_status < 300)
-        return HX_RETRY_UNANSWERED;
-    switch (res) {
-    case HX_UP_CONNECT_ERROR:
-    case HX_UP_TLS_ERROR: return HX_RETRY_CONNECTION;
-    case HX_UP_RESET: return p->up_status ? HX_RETRY_SERVER_ERROR : HX_RETRY_CONNECTION;
-    case HX_UP_CONNECT_TIMEOUT: return HX_RETRY_TIMEOUT;
-    default: return HX_RETRY_UNANSWERED;
-    }
+    if ((unsigned)res >= sizeof transport_fails / sizeof transport_fails[0])
+        return HX_FAIL_OTHER;
+    if (res == HX_UP_OK) /* a complete answer with a failed status (a probe) */
+        return status >= 200 && status < 300 ? HX_FAIL_NONE
+               : status == 429                ? HX_FAIL_RATE_LIMIT
+               : status >= 500                ? HX_FAIL_SERVER_ERROR
+                                              : HX_FAIL_CLIENT;
+    return transport_fails[res][status == 0 ? HEAD_NONE : status >= 200 && status < 300 ? HEAD_2XX : HEAD_ERROR];
 }
 
 hx_err px_transport_err(hx_up_result res)

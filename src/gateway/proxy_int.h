@@ -21,8 +21,23 @@
  * again (at most 6 bytes per byte) and the framing. */
 #define HX_RELAY_ERROR_MAX (6 * HX_ERRBODY_MAX + 1024)
 
+/* Where a request is on its way through the chain. It changes only
+ * through px_set_state, which checks the transition against the table in
+ * proxy_state.c (docs/internals/state-machines.md): asserted in debug
+ * builds, refused and logged at debug level in release. */
+typedef enum {
+    PX_CHOOSING = 0, /* picking the next provider (admission, building); nothing in flight */
+    PX_SENDING,      /* an upstream call runs; the client has seen nothing */
+    PX_RELAYING,     /* the answer's first byte went to the client: no retry, no failover */
+    PX_PAUSED,       /* relaying, the client is full: the upstream is paused */
+    PX_BACKOFF,      /* the retry timer runs (in gw->waiting) before asking the same provider */
+    PX_DONE,         /* answered or abandoned: every callback returns early */
+    PX__COUNT
+} px_state;
+
 typedef struct proxy {
     int refs;
+    px_state state;
     hx_req *req;
     hx_gw_worker *gw;
     hx_gateway *g;             /* reference: the gateway the request started with */
@@ -43,13 +58,10 @@ typedef struct proxy {
     int up_status;
     char retry_after[32];      /* the attempt's Retry-After, sane integer seconds ("" = none) */
     uint64_t retry_after_ms;   /* the same, as parsed (0 = none) */
-    const char *fail_class;    /* why the last attempt failed: a bounded metrics label */
+    hx_fail_class fail;        /* why the last attempt failed (metrics labels by table) */
     bool has_kept;             /* a provider error with its own meaning (quota, context length) */
     hx_err kept_err;           /* ... answered when no later provider serves */
     char kept_msg[384];
-    bool head_sent;
-    bool paused;
-    bool finished;
     uint64_t health_noted;     /* providers (bit = index) already reported unhealthy by this request */
     struct proxy *wait_prev, *wait_next; /* in gw->waiting while a retry timer runs */
     struct proxy *live_prev, *live_next; /* in gw->live until finished */
@@ -89,6 +101,22 @@ typedef struct proxy {
     size_t unserved;           /* providers of the chain without the client's API */
 } proxy;
 
+/* proxy_state.c */
+/* Is from -> to in the transition table? */
+bool px_state_legal(px_state from, px_state to);
+const char *px_state_name(px_state s);
+/* The one way to change p->state: 0, or -1 (state unchanged) when the
+ * transition is not in the table. */
+int px_set_state(proxy *p, px_state to);
+/* Called on an illegal transition instead of the debug build's assert
+ * (tests set it to see refusals). NULL by default. */
+extern void (*px_state_illegal_hook)(px_state from, px_state to);
+/* The client has seen the answer's first byte. */
+static inline bool px_head_sent(const proxy *p)
+{
+    return p->state == PX_RELAYING || p->state == PX_PAUSED;
+}
+
 /* proxy.c */
 extern const hx_up_callbacks px_up_cb;
 proxy *px_proxy_ref(proxy *p);
@@ -104,7 +132,8 @@ void px_breaker_verdict(proxy *p, int v);
 void px_finish(proxy *p);
 /* Why a provider did not serve, for the final message and the access log. */
 void px_note_state(proxy *p, const char *name, const char *why);
-void px_note_failure(proxy *p, const char *why);
+/* The provider was tried and failed with `cls`; `why` is the text. */
+void px_note_failure(proxy *p, hx_fail_class cls, const char *why);
 void px_answer_error(proxy *p, hx_err e, const char *msg);
 void px_log_failures(proxy *p);
 void px_set_provider_headers(proxy *p);
@@ -112,8 +141,9 @@ void px_set_provider_headers(proxy *p);
 void px_answer_local(proxy *p, const hx_translated *tr);
 void px_on_client_drain(hx_req *r, void *ud);
 void px_on_client_abort(hx_req *r, void *ud);
-/* Passive evidence (health, breaker, metrics) of the current attempt. */
-void px_record(proxy *p, bool ok, const char *why);
+/* Passive evidence (health, breaker, metrics) of the current attempt:
+ * decided by `cls`; `why` is only the text health shows. */
+void px_record(proxy *p, bool ok, hx_fail_class cls, const char *why);
 
 /* Gives back the bytes this request held against the buffer budget. */
 void px_budget_release(proxy *p);
@@ -124,11 +154,9 @@ void px_tpm_settle(proxy *p);
 /* Keeps an upstream Retry-After as sane integer seconds (p->retry_after,
  * 1..3600, "" when absent or invalid) and as parsed (p->retry_after_ms). */
 void px_take_retry_after(proxy *p, const char *value);
-/* A failed upstream status: the client's error in *e/msg, the retry class
- * in *cls; true when the next provider may be tried. */
-bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_retry_class *cls);
-/* The retry class of a failed transport: not billed, or "unanswered". */
-hx_retry_class px_transport_class(const proxy *p, hx_up_result res);
+/* A failed upstream status: the client's error in *e/msg, the failure
+ * class in *cls; true when the next provider may be tried. */
+bool px_classify_status(proxy *p, hx_err *e, char *msg, size_t msglen, hx_fail_class *cls);
 hx_err px_transport_err(hx_up_result res);
 
 /* chain.c */
@@ -136,6 +164,6 @@ void px_reset_attempt(proxy *p);
 /* Tries the next provider of the chain, or gives up with the best error. */
 void px_next_attempt(proxy *p);
 /* After a failure before the first byte: retry or move on. */
-void px_after_failure(proxy *p, hx_retry_class cls);
+void px_after_failure(proxy *p, hx_fail_class cls);
 
 #endif

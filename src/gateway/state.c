@@ -45,6 +45,7 @@ static json_object *health_state(const hx_health_snap *hs)
     if (hx_json_set(h, "healthy", json_object_new_boolean(hs->healthy)) != 0 ||
         hx_json_set(h, "consecutive_failures", json_object_new_int64(hs->consecutive_failures)) != 0 ||
         hx_json_set(h, "last_error", json_object_new_string(hs->last_error)) != 0 ||
+        hx_json_set(h, "last_fail", json_object_new_string(hx_fail_name(hs->last_fail))) != 0 ||
         hx_json_set(h, "last_change_unix", json_object_new_int64(hs->last_change_unix)) != 0) {
         json_object_put(h);
         return NULL;
@@ -134,6 +135,10 @@ static void restore_one(hx_gateway *g, size_t i, json_object *o, int64_t away_ms
         hs.last_change_unix = get_int(h, "last_change_unix");
         const char *e = json_object_object_get_ex(h, "last_error", &v) ? json_object_get_string(v) : "";
         snprintf(hs.last_error, sizeof hs.last_error, "%s", e ? e : "");
+        /* the class decides (admit names an unreachable address), not the text */
+        hs.last_fail = json_object_object_get_ex(h, "last_fail", &v) && json_object_is_type(v, json_type_string)
+                           ? hx_fail_from_name(json_object_get_string(v), (size_t)json_object_get_string_len(v))
+                           : HX_FAIL_NONE;
         hx_health_restore(g->health[i], &hs);
     }
     HX_LOG_INFO("provider state restored", HX_F_STR("event", "state_restore"),

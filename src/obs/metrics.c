@@ -627,13 +627,15 @@ static const hx_metric_def catalog[HX_M__COUNT] = {
     [HX_M_ERRORS] = {"hapax_errors_total", "Error responses sent, by error code.",
                      HX_METRIC_COUNTER, L("type"), NULL, 0, 0, NULL, NULL},
     [HX_M_PROVIDER_REQUESTS] = {"hapax_provider_requests_total",
-                                "Requests sent to upstream providers, by outcome.",
+                                "Attempts sent to upstream providers, by outcome (each retry and each provider "
+                                "tried counts once).",
                                 HX_METRIC_COUNTER, L("provider", "outcome"), NULL, 0, 0, NULL, NULL},
     [HX_M_PROVIDER_LATENCY] = {"hapax_provider_latency_seconds",
                                "Duration of upstream provider requests in seconds.",
                                HX_METRIC_HISTOGRAM, L("provider"), B(dur_buckets), 0, NULL, NULL},
     [HX_M_PROVIDER_FAILURES] = {"hapax_provider_failures_total",
-                                "Failed upstream provider requests, by failure class.",
+                                "Failed attempts on upstream providers, by failure class (each retry and each "
+                                "provider tried counts once).",
                                 HX_METRIC_COUNTER, L("provider", "class"), NULL, 0, 0, NULL, NULL},
     [HX_M_RETRIES] = {"hapax_retries_total", "Retries of upstream provider requests.",
                       HX_METRIC_COUNTER, L("provider"), NULL, 0, 0, NULL, NULL},

@@ -232,8 +232,31 @@ static int chat_build(const hx_provider *p, const char *model, const hx_req *r, 
     return native_post(p, "chat/completions", model, r, out, err, errlen);
 }
 
+/* The last "usage":{ of an answer or event: the real member comes after
+ * the output, and text (a string) cannot hold the unescaped quotes, while
+ * a member a model controls (a tool call's arguments sent as an object by
+ * a compatible server) may well be named "prompt_tokens". NULL when none. */
+static const char *last_usage(const char *data, size_t len)
+{
+    const char *u = NULL, *q = data, *end = data + len;
+    while ((q = memmem(q, (size_t)(end - q), "\"usage\"", 7)) != NULL) {
+        const char *k = q;
+        q += 7;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == ':'))
+            q++;
+        if (q < end && *q == '{')
+            u = k;
+    }
+    return u;
+}
+
 static void chat_usage(hx_relay *rl, const char *data, size_t len)
 {
+    const char *u = last_usage(data, len);
+    if (u == NULL)
+        return;
+    len -= (size_t)(u - data);
+    data = u;
     int64_t pt = hx_json_find_int(data, len, "prompt_tokens");
     int64_t ct = hx_json_find_int(data, len, "completion_tokens");
     rl->prompt_tokens = pt > 0 ? pt : 0;
@@ -333,9 +356,7 @@ static const hx_native native_embeddings = {
  * whose text cannot hold an unescaped quote). */
 static void responses_usage(hx_relay *rl, const char *data, size_t len)
 {
-    const char *u = NULL, *q = data, *end = data + len;
-    while ((q = memmem(q, (size_t)(end - q), "\"usage\":{", 9)) != NULL)
-        u = q++;
+    const char *u = last_usage(data, len), *end = data + len;
     if (u == NULL)
         return;
     int64_t in = hx_json_find_int(u, (size_t)(end - u), "input_tokens");

@@ -47,6 +47,12 @@ const char *hx_health_name(const hx_health *h)
 
 bool hx_health_record(hx_health *h, bool ok, const char *error, int64_t latency_ms, bool probe)
 {
+    return hx_health_record_fail(h, ok, error, ok ? HX_FAIL_NONE : HX_FAIL_OTHER, latency_ms, probe);
+}
+
+bool hx_health_record_fail(hx_health *h, bool ok, const char *error, hx_fail_class cls, int64_t latency_ms,
+                           bool probe)
+{
     pthread_mutex_lock(&h->mu);
     bool was = h->s.healthy;
     h->s.known = true;
@@ -63,6 +69,7 @@ bool hx_health_record(hx_health *h, bool ok, const char *error, int64_t latency_
     } else {
         h->s.consecutive_failures++;
         snprintf(h->s.last_error, sizeof h->s.last_error, "%s", error ? error : "failed");
+        h->s.last_fail = cls;
         if (h->s.consecutive_failures >= h->threshold)
             h->s.healthy = false;
     }

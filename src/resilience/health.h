@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "resilience/fail.h"
+
 typedef struct hx_health hx_health;
 
 typedef struct {
@@ -23,6 +25,8 @@ typedef struct {
     int64_t last_latency_ms;    /* -1 = never measured */
     int64_t last_change_unix;   /* wall clock of the last healthy/unhealthy switch */
     char last_error[160];       /* "" = none; never contains a key */
+    hx_fail_class last_fail;    /* the last failure's class (HX_FAIL_NONE = none or
+                                 * not known): decisions read this, never the text */
 } hx_health_snap;
 
 /* Returns NULL when out of memory. */
@@ -32,6 +36,9 @@ void hx_health_free(hx_health *h);
 /* One outcome. `error` (may be NULL) is copied, truncated. Returns true when
  * the healthy flag changed (the caller logs the transition). */
 bool hx_health_record(hx_health *h, bool ok, const char *error, int64_t latency_ms, bool probe);
+/* The same, with the failure's class kept beside its text. */
+bool hx_health_record_fail(hx_health *h, bool ok, const char *error, hx_fail_class cls, int64_t latency_ms,
+                           bool probe);
 bool hx_health_ok(hx_health *h);
 void hx_health_snapshot(hx_health *h, hx_health_snap *out);
 /* Replaces the state with a snapshot (a reload or the state file). */

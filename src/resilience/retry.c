@@ -56,24 +56,9 @@ uint64_t hx_retry_delay_ms(const hx_cfg_retry *cfg, int attempt, uint64_t random
 
 /* ---- error classes ---- */
 
-static const struct {
-    const char *name;
-    hx_retry_class cls;
-} class_names[] = {
-    {"rate_limit", HX_RETRY_RATE_LIMIT},
-    {"timeout", HX_RETRY_TIMEOUT},
-    {"server_error", HX_RETRY_SERVER_ERROR},
-    {"connection", HX_RETRY_CONNECTION},
-    {"unanswered", HX_RETRY_UNANSWERED},
+static const hx_fail_class retry_classes[] = {
+    HX_FAIL_RATE_LIMIT, HX_FAIL_TIMEOUT, HX_FAIL_SERVER_ERROR, HX_FAIL_CONNECTION, HX_FAIL_UNANSWERED,
 };
-
-const char *hx_retry_class_name(hx_retry_class c)
-{
-    for (size_t k = 0; k < sizeof class_names / sizeof class_names[0]; k++)
-        if (class_names[k].cls == c)
-            return class_names[k].name;
-    return "none";
-}
 
 unsigned hx_retry_classes(const hx_strlist *retryable_errors)
 {
@@ -82,16 +67,17 @@ unsigned hx_retry_classes(const hx_strlist *retryable_errors)
     unsigned set = 0;
     for (size_t i = 0; i < retryable_errors->n; i++) {
         const char *s = retryable_errors->items[i];
-        for (size_t k = 0; s != NULL && k < sizeof class_names / sizeof class_names[0]; k++)
-            if (strcmp(s, class_names[k].name) == 0)
-                set |= (unsigned)class_names[k].cls;
+        for (size_t k = 0; s != NULL && k < sizeof retry_classes / sizeof retry_classes[0]; k++)
+            if (strcmp(s, hx_fail_name(retry_classes[k])) == 0)
+                set |= 1u << retry_classes[k];
     }
     return set;
 }
 
-bool hx_retry_allowed(unsigned classes, hx_retry_class c)
+bool hx_retry_allowed(unsigned classes, hx_fail_class c)
 {
-    return c != HX_RETRY_NONE && (classes & (unsigned)c) == (unsigned)c;
+    hx_fail_class r = hx_fail_retry_class(c);
+    return r != HX_FAIL_NONE && (classes & (1u << r)) != 0;
 }
 
 /* ---- budget ---- */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "resilience/fail.h"
 
 /* Retry-After values above this are capped to it. */
 #define HX_RETRY_AFTER_MAX_MS (3600u * 1000u)
@@ -24,27 +25,14 @@
  * Never overflows, whatever the attempt. */
 uint64_t hx_retry_delay_ms(const hx_cfg_retry *cfg, int attempt, uint64_t random64);
 
-/* Error classes, one bit each, so a set fits in an unsigned. */
-typedef enum {
-    HX_RETRY_NONE = 0,
-    HX_RETRY_RATE_LIMIT = 1,   /* 429 (throttling, not quota) */
-    HX_RETRY_TIMEOUT = 2,      /* connect timeout: the request was not sent */
-    HX_RETRY_SERVER_ERROR = 4, /* 5xx answered (an error head, no generation) */
-    HX_RETRY_CONNECTION = 8,   /* refused, DNS, TLS, reset before the request was sent */
-    HX_RETRY_UNANSWERED = 16,  /* sent, then no answer: first-byte timeout, reset
-                                * or close after the send, stall after the head,
-                                * a 2xx that broke. May be billed: off by default */
-} hx_retry_class;
-
 /* The set named by `retryable_errors` ("rate_limit", "timeout",
- * "server_error", "connection", "unanswered"); unknown names are ignored
- * (config validation rejects them). NULL gives the empty set. */
+ * "server_error", "connection", "unanswered": the five retry classes of
+ * resilience/fail.h), one bit (1u << class) each; unknown names are
+ * ignored (config validation rejects them). NULL gives the empty set. */
 unsigned hx_retry_classes(const hx_strlist *retryable_errors);
-/* The config name of one class ("none" for HX_RETRY_NONE): a bounded
- * label for metrics and the access log. */
-const char *hx_retry_class_name(hx_retry_class c);
-/* True when `c` is a class (not NONE) and is in `classes`. */
-bool hx_retry_allowed(unsigned classes, hx_retry_class c);
+/* True when failure `c` counts as a retry class (hx_fail_retry_class) that
+ * is in `classes`. */
+bool hx_retry_allowed(unsigned classes, hx_fail_class c);
 
 /* Retry budget (as in Finagle and Envoy): over a sliding window of the last
  * HX_RETRY_BUDGET_WINDOW_S seconds, retries may number at most

@@ -161,6 +161,40 @@ static void test_bug_error_message_len(void **state)
     assert_string_equal(out, "{\"err");
 }
 
+/* The chat relay read "prompt_tokens" anywhere in the answer: a tool
+ * call whose arguments a compatible server sends as an object, with a
+ * member the model named "prompt_tokens", set the usage. Only the last
+ * "usage" member counts (as for the Responses relay), spaced or not. */
+static void test_bug_chat_usage_fooled(void **state)
+{
+    (void)state;
+    const hx_native *nv = hx_adapter_openai.native[HX_API_CHAT];
+    assert_non_null(nv);
+    const char *body = "{\"choices\":[{\"message\":{\"tool_calls\":[{\"function\":{\"name\":\"f\","
+                       "\"arguments\":{\"prompt_tokens\":999999,\"completion_tokens\":888888}}}]}}],"
+                       "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3}}";
+    hx_relay rl = {0};
+    assert_int_equal(nv->body(&rl, body, strlen(body)), 0);
+    assert_true(rl.usage_seen);
+    assert_int_equal(rl.prompt_tokens, 12);
+    assert_int_equal(rl.completion_tokens, 3);
+    const char *spaced = "{\"choices\": [], \"usage\" : {\"prompt_tokens\": 7, \"completion_tokens\": 2}}";
+    hx_relay sp = {0};
+    assert_int_equal(nv->body(&sp, spaced, strlen(spaced)), 0);
+    assert_true(sp.usage_seen);
+    assert_int_equal(sp.prompt_tokens, 7);
+    const char *none = "{\"choices\":[{\"message\":{\"content\":\"x\"}}]}";
+    hx_relay no = {0};
+    assert_int_equal(nv->body(&no, none, strlen(none)), 0);
+    assert_false(no.usage_seen);
+    /* a stream event: the tool call chunk is not the usage chunk */
+    const char *ev = "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":"
+                     "{\"usage\":{\"prompt_tokens\":5}}}}]}}],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}";
+    hx_relay st = {0};
+    assert_int_equal(nv->stream_event(&st, NULL, ev, strlen(ev)), 0);
+    assert_int_equal(st.prompt_tokens, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_bug_trailing_data),
         cmocka_unit_test(test_bug_stream_error_string),
         cmocka_unit_test(test_bug_error_message_len),
+        cmocka_unit_test(test_bug_chat_usage_fooled),
     };
     return cmocka_run_group_tests(tests, 0, 0);
 }

@@ -100,17 +100,18 @@ static void test_retry_classes(void **state)
     char *names[] = {"rate_limit", "connection", "bogus"};
     hx_strlist l = {.items = names, .n = 3};
     unsigned set = hx_retry_classes(&l);
-    assert_int_equal(set, HX_RETRY_RATE_LIMIT | HX_RETRY_CONNECTION);
-    assert_true(hx_retry_allowed(set, HX_RETRY_RATE_LIMIT));
-    assert_true(hx_retry_allowed(set, HX_RETRY_CONNECTION));
-    assert_false(hx_retry_allowed(set, HX_RETRY_TIMEOUT));
-    assert_false(hx_retry_allowed(set, HX_RETRY_SERVER_ERROR));
-    assert_false(hx_retry_allowed(set, HX_RETRY_NONE));
-    assert_false(hx_retry_allowed(~0u, HX_RETRY_NONE));
+    assert_int_equal(set, (1u << HX_FAIL_RATE_LIMIT) | (1u << HX_FAIL_CONNECTION));
+    assert_true(hx_retry_allowed(set, HX_FAIL_RATE_LIMIT));
+    assert_true(hx_retry_allowed(set, HX_FAIL_CONNECTION));
+    assert_false(hx_retry_allowed(set, HX_FAIL_TIMEOUT));
+    assert_false(hx_retry_allowed(set, HX_FAIL_SERVER_ERROR));
+    assert_false(hx_retry_allowed(set, HX_FAIL_NONE));
+    assert_false(hx_retry_allowed(~0u, HX_FAIL_NONE));
 
     char *all[] = {"timeout", "server_error", "rate_limit", "connection"};
     l = (hx_strlist){.items = all, .n = 4};
-    assert_int_equal(hx_retry_classes(&l), 15);
+    assert_int_equal(hx_retry_classes(&l), (1u << HX_FAIL_TIMEOUT) | (1u << HX_FAIL_SERVER_ERROR) |
+                                              (1u << HX_FAIL_RATE_LIMIT) | (1u << HX_FAIL_CONNECTION));
     char *cased[] = {"Timeout", "server-error"};
     l = (hx_strlist){.items = cased, .n = 2};
     assert_int_equal(hx_retry_classes(&l), 0);
@@ -126,16 +127,20 @@ static void test_retry_class_unanswered(void **state)
     (void)state;
     char *old[] = {"timeout", "server_error", "rate_limit", "connection"};
     hx_strlist l = {.items = old, .n = 4};
-    assert_false(hx_retry_allowed(hx_retry_classes(&l), HX_RETRY_UNANSWERED));
+    assert_false(hx_retry_allowed(hx_retry_classes(&l), HX_FAIL_UNANSWERED));
     char *opt[] = {"unanswered"};
     l = (hx_strlist){.items = opt, .n = 1};
-    assert_int_equal(hx_retry_classes(&l), HX_RETRY_UNANSWERED);
-    assert_true(hx_retry_allowed(hx_retry_classes(&l), HX_RETRY_UNANSWERED));
-    assert_false(hx_retry_allowed(hx_retry_classes(&l), HX_RETRY_TIMEOUT));
-    assert_string_equal(hx_retry_class_name(HX_RETRY_UNANSWERED), "unanswered");
-    assert_string_equal(hx_retry_class_name(HX_RETRY_TIMEOUT), "timeout");
-    assert_string_equal(hx_retry_class_name(HX_RETRY_NONE), "none");
-    assert_string_equal(hx_retry_class_name((hx_retry_class)3), "none");
+    assert_int_equal(hx_retry_classes(&l), 1u << HX_FAIL_UNANSWERED);
+    assert_true(hx_retry_allowed(hx_retry_classes(&l), HX_FAIL_UNANSWERED));
+    assert_false(hx_retry_allowed(hx_retry_classes(&l), HX_FAIL_TIMEOUT));
+    assert_string_equal(hx_fail_name(HX_FAIL_UNANSWERED), "unanswered");
+    assert_string_equal(hx_fail_name(HX_FAIL_TIMEOUT), "timeout");
+    assert_string_equal(hx_fail_name(HX_FAIL_NONE), "none");
+    assert_string_equal(hx_fail_name((hx_fail_class)99), "none");
+    /* the finer failures retry as their class: sent-then-dropped is unanswered */
+    assert_true(hx_retry_allowed(hx_retry_classes(&l), HX_FAIL_DROPPED));
+    assert_true(hx_retry_allowed(hx_retry_classes(&l), HX_FAIL_MALFORMED));
+    assert_false(hx_retry_allowed(~0u, HX_FAIL_MID_STREAM));
 }
 
 /* ---- budget ---- */
