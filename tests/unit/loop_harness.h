@@ -81,17 +81,19 @@ static inline int lh_init(lh_loop *h, const char *yaml, hx_handler_fn handler)
     w->router = h->rt;
     if (uv_loop_init(&w->loop) != 0)
         return -1;
+    hx_accept_init(w);
     hx_h1_worker_init(w);
+    w->listener.proto = &hx_h1_proto;
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", 0, &a);
     struct sockaddr_in got;
     int len = sizeof got;
-    if (uv_tcp_init(&w->loop, &w->listener) != 0)
+    if (uv_tcp_init(&w->loop, &w->listener.tcp) != 0)
         return -1;
-    w->listener.data = w;
-    if (uv_tcp_bind(&w->listener, (const struct sockaddr *)&a, 0) != 0 ||
-        uv_listen((uv_stream_t *)&w->listener, 16, hx_h1_on_connection) != 0 ||
-        uv_tcp_getsockname(&w->listener, (struct sockaddr *)&got, &len) != 0)
+    w->listener.tcp.data = w;
+    if (uv_tcp_bind(&w->listener.tcp, (const struct sockaddr *)&a, 0) != 0 ||
+        uv_listen((uv_stream_t *)&w->listener.tcp, 16, hx_accept_on_connection) != 0 ||
+        uv_tcp_getsockname(&w->listener.tcp, (struct sockaddr *)&got, &len) != 0)
         return -1;
     h->port = ntohs(got.sin_port);
     return 0;
@@ -224,8 +226,9 @@ static inline void lh_fini(lh_loop *h)
     hx_worker *w = h->w;
     if (w) {
         hx_h1_close_all(w);
-        uv_close((uv_handle_t *)&w->listener, NULL);
+        uv_close((uv_handle_t *)&w->listener.tcp, NULL);
         hx_h1_worker_close(w);
+        hx_accept_close(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         free(w);
