@@ -237,6 +237,33 @@ static void uph_run_until(uv_loop_t *loop, const bool *flag)
         fail_msg("the loop ran 10 s without the awaited event");
 }
 
+/* Runs the loop until pred(ud) holds, checked every few milliseconds (for
+ * state that changes inside the code under test, not in a callback of the
+ * test's own). */
+typedef struct {
+    bool (*pred)(void *);
+    void *ud;
+    bool met;
+} uph_wait_ctx;
+
+static void uph_wait_tick(uv_timer_t *t)
+{
+    uph_wait_ctx *w = t->data;
+    w->met = w->pred(w->ud);
+}
+
+static void uph_wait(uv_loop_t *loop, bool (*pred)(void *), void *ud)
+{
+    uph_wait_ctx w = {pred, ud, pred(ud)};
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    tick.data = &w;
+    uv_timer_start(&tick, uph_wait_tick, 2, 2);
+    uph_run_until(loop, &w.met);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
 /* Closes everything left and checks that no handle outlives the test. */
 static void uph_loop_close(uv_loop_t *loop)
 {
