@@ -59,7 +59,7 @@ struct uph_server {
     uph_conn conns[UPH_CONNS_MAX];
 };
 
-static void uph_on_closed(uv_handle_t *h)
+static inline void uph_on_closed(uv_handle_t *h)
 {
     uph_conn *c = h->data;
     free(c->in);
@@ -68,19 +68,19 @@ static void uph_on_closed(uv_handle_t *h)
     c->open = false;
 }
 
-static void uph_close(uph_conn *c)
+static inline void uph_close(uph_conn *c)
 {
     if (c->open && !uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, uph_on_closed);
 }
 
-static void uph_on_written(uv_write_t *w, int status)
+static inline void uph_on_written(uv_write_t *w, int status)
 {
     (void)status;
     free(w);
 }
 
-static void uph_write(uph_conn *c, const char *data, size_t len)
+static inline void uph_write(uph_conn *c, const char *data, size_t len)
 {
     if (len == 0)
         return;
@@ -92,7 +92,7 @@ static void uph_write(uph_conn *c, const char *data, size_t len)
 }
 
 /* The length of the first whole request in c->in, or 0 (not yet). */
-static size_t uph_request_len(const uph_conn *c)
+static inline size_t uph_request_len(const uph_conn *c)
 {
     const char *end = NULL;
     for (size_t i = 0; i + 4 <= c->in_len && end == NULL; i++)
@@ -107,7 +107,7 @@ static size_t uph_request_len(const uph_conn *c)
     return c->in_len >= head + body ? head + body : 0;
 }
 
-static void uph_on_request(uph_conn *c, size_t len)
+static inline void uph_on_request(uph_conn *c, size_t len)
 {
     uph_server *s = c->srv;
     const uph_step *st = &s->steps[s->requests < s->nsteps ? s->requests : s->nsteps - 1];
@@ -126,7 +126,7 @@ static void uph_on_request(uph_conn *c, size_t len)
     uph_write(c, r, st->reply_len ? st->reply_len : strlen(r));
 }
 
-static void uph_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+static inline void uph_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     (void)h;
     (void)hint;
@@ -134,7 +134,7 @@ static void uph_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     *b = uv_buf_init(chunk, sizeof chunk);
 }
 
-static void uph_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+static inline void uph_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     uph_conn *c = st->data;
     if (n < 0) {
@@ -155,7 +155,7 @@ static void uph_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         uph_on_request(c, len);
 }
 
-static void uph_on_connection(uv_stream_t *l, int status)
+static inline void uph_on_connection(uv_stream_t *l, int status)
 {
     uph_server *s = l->data;
     assert_int_equal(status, 0);
@@ -175,7 +175,7 @@ static void uph_on_connection(uv_stream_t *l, int status)
 }
 
 /* Starts listening on 127.0.0.1:0 (s->port tells where). */
-static void uph_start(uph_server *s, uv_loop_t *loop)
+static inline void uph_start(uph_server *s, uv_loop_t *loop)
 {
     s->loop = loop;
     uv_tcp_init(loop, &s->listener);
@@ -190,14 +190,14 @@ static void uph_start(uph_server *s, uv_loop_t *loop)
     s->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
 }
 
-static void uph_script(uph_server *s, size_t n, const uph_step *steps)
+static inline void uph_script(uph_server *s, size_t n, const uph_step *steps)
 {
     assert_true(n > 0 && n <= UPH_STEPS_MAX);
     memcpy(s->steps, steps, n * sizeof *steps);
     s->nsteps = n;
 }
 
-static void uph_stop(uph_server *s)
+static inline void uph_stop(uph_server *s)
 {
     for (size_t i = 0; i < UPH_CONNS_MAX; i++)
         uph_close(&s->conns[i]);
@@ -205,7 +205,7 @@ static void uph_stop(uph_server *s)
 }
 
 /* A port nothing listens on (bound, then closed): connecting is refused. */
-static int uph_closed_port(uv_loop_t *loop)
+static inline int uph_closed_port(uv_loop_t *loop)
 {
     uph_server s = {0};
     uph_start(&s, loop);
@@ -217,12 +217,12 @@ static int uph_closed_port(uv_loop_t *loop)
 
 /* Runs the loop until *flag or a 10 s guard (a hang fails the test rather
  * than the suite's timeout). */
-static void uph_guard_fired(uv_timer_t *t)
+static inline void uph_guard_fired(uv_timer_t *t)
 {
     *(bool *)t->data = true;
 }
 
-static void uph_run_until(uv_loop_t *loop, const bool *flag)
+static inline void uph_run_until(uv_loop_t *loop, const bool *flag)
 {
     bool expired = false;
     uv_timer_t guard;
@@ -246,13 +246,13 @@ typedef struct {
     bool met;
 } uph_wait_ctx;
 
-static void uph_wait_tick(uv_timer_t *t)
+static inline void uph_wait_tick(uv_timer_t *t)
 {
     uph_wait_ctx *w = t->data;
     w->met = w->pred(w->ud);
 }
 
-static void uph_wait(uv_loop_t *loop, bool (*pred)(void *), void *ud)
+static inline void uph_wait(uv_loop_t *loop, bool (*pred)(void *), void *ud)
 {
     uph_wait_ctx w = {pred, ud, pred(ud)};
     uv_timer_t tick;
@@ -265,7 +265,7 @@ static void uph_wait(uv_loop_t *loop, bool (*pred)(void *), void *ud)
 }
 
 /* Closes everything left and checks that no handle outlives the test. */
-static void uph_loop_close(uv_loop_t *loop)
+static inline void uph_loop_close(uv_loop_t *loop)
 {
     uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(loop), 0);
