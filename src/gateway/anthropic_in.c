@@ -27,11 +27,11 @@ typedef struct {
 static void only_native(hx_in_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void only_native(hx_in_info *info, const char *fmt, ...)
 {
-    if (info->untranslatable[0])
+    if (info->no_canon[0])
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(info->untranslatable, sizeof info->untranslatable, fmt, ap);
+    vsnprintf(info->no_canon, sizeof info->no_canon, fmt, ap);
     va_end(ap);
 }
 

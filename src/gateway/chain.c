@@ -121,17 +121,16 @@ static int build_request(proxy *p, const hx_provider *pv, hx_up_request *ur, cha
         p->translated = tr;
         return tr->build(pv, p->canon, ur, err, errlen);
     }
-    if (p->info.untranslatable[0]) {
-        snprintf(err, errlen, "%s is not supported by provider %s (%s): it has no equivalent outside the %s API",
-                 p->info.untranslatable, pv->name, pv->ad->name, hx_api_name(p->info.api));
-        return -1;
-    }
-    if (p->info.api == HX_API_RESPONSES) {
+    if (p->info.api == HX_API_RESPONSES)
         p->native = NULL; /* a chat answer is no Response: rendered, not relayed */
-        if (p->info.canonical_off) {
-            snprintf(err, errlen, "%s", p->info.canonical_why ? p->info.canonical_why : "no canonical form");
-            return -1;
-        }
+    if (p->info.no_canon[0]) {
+        /* Only the client's API natively could serve (inbound.h: no_canon). */
+        if (p->info.api == HX_API_RESPONSES)
+            snprintf(err, errlen, "%s", p->info.no_canon);
+        else
+            snprintf(err, errlen, "%.127s is not supported by provider %s (%s): it has no equivalent outside the %s API",
+                     p->info.no_canon, pv->name, pv->ad->name, hx_api_name(p->info.api));
+        return -1;
     }
     if (!api_has_canon(p->info.api)) {
         snprintf(err, errlen, "this provider (%s) does not serve the %s API", pv->ad->name,
@@ -320,23 +319,21 @@ static bool serves(const proxy *p, const hx_provider *pv)
  * place. */
 static void local_answers_last(proxy *p)
 {
-    size_t n = 0, nl = 0;
-    int local[64];
-    const char *local_model[64];
+    /* In place, whatever the chain's length: each real provider moves in
+     * front of the local ones met so far (they shift one place, in order).
+     * Chains are a few providers long; no allocation per request. */
+    size_t n = 0;
     for (size_t i = 0; i < p->nchain; i++) {
         const hx_adapter *ad = p->g->providers.items[p->chain[i]].ad;
         const hx_translated *tr = ad->translated[p->info.api];
-        if (tr && tr->local && !ad->native[p->info.api] && nl < 64) {
-            local[nl] = p->chain[i];
-            local_model[nl++] = p->chain_model[i];
-        } else {
-            p->chain[n] = p->chain[i];
-            p->chain_model[n++] = p->chain_model[i];
-        }
-    }
-    for (size_t i = 0; i < nl; i++) {
-        p->chain[n] = local[i];
-        p->chain_model[n++] = local_model[i];
+        if (tr && tr->local && !ad->native[p->info.api])
+            continue;
+        int c = p->chain[i];
+        const char *m = p->chain_model[i];
+        memmove(p->chain + n + 1, p->chain + n, (i - n) * sizeof *p->chain);
+        memmove(p->chain_model + n + 1, p->chain_model + n, (i - n) * sizeof *p->chain_model);
+        p->chain[n] = c;
+        p->chain_model[n++] = m;
     }
 }
 

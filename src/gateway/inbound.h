@@ -23,18 +23,18 @@ typedef struct {
     bool include_usage;   /* usage in the stream (OpenAI stream_options) */
     char model[256];      /* model the client named ("" = default chain) */
     const hx_render_vt *render;
-    /* The first member the request carries that has no canonical meaning
-     * (an Anthropic server tool, a container...): only a provider speaking
-     * the client's API natively can serve it; any other refuses the
-     * request naming it ("" = none). */
-    char untranslatable[128];
+    /* Why this request has no canonical form ("" = it has one): only a
+     * provider speaking the client's API natively can serve it, any other
+     * refuses it (chain.c:build_request). The Anthropic parser names the
+     * first member with no canonical meaning (a server tool, a container...;
+     * the refusal adds the provider); the Responses API writes the whole
+     * reason (an id the store does not know...). */
+    char no_canon[256];
     /* The inbound API's own state for its renderer (the Responses API's
      * hx_resp_ctx), owned: freed with ctx_free when the request ends. */
     void *ctx;
     void (*ctx_free)(void *ctx);
     bool native_off;      /* never relay the body natively (it refers to gateway state) */
-    bool canonical_off;   /* only a provider speaking this API natively may serve */
-    const char *canonical_why; /* why (in ctx's memory), for the other providers' refusal */
 } hx_in_info;
 
 /* The model the client named, into info->model, under one rule for every

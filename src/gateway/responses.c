@@ -209,15 +209,18 @@ static void pending_go(pending *pd)
 static bool unknown_to_store(pending *pd, const char *param, const char *id)
 {
     hx_resp_ctx *rx = pd->info.ctx;
-    if (!hx_responses_native_chain(pd->r, &pd->info)) {
-        not_found(pd->r, param, id);
+    int native = hx_responses_native_chain(pd->r, &pd->info);
+    if (native <= 0) {
+        if (native < 0)
+            hx_res_error(pd->r, HX_ERR_INTERNAL, NULL);
+        else
+            not_found(pd->r, param, id);
         return false;
     }
     if (!rx->canon_err[0])
         snprintf(rx->canon_err, sizeof rx->canon_err, "%.32s: '%.96s' is not in this gateway's store, and this "
                  "provider has no Responses API of its own", param, id);
-    pd->info.canonical_off = true;
-    pd->info.canonical_why = rx->canon_err;
+    snprintf(pd->info.no_canon, sizeof pd->info.no_canon, "%s", rx->canon_err);
     return true;
 }
 
@@ -275,7 +278,7 @@ static void pending_step(pending *pd)
         pending_drop(pd);
         return;
     }
-    if (pd->canon && !pd->info.canonical_off && pd->ref < rx->nrefs) {
+    if (pd->canon && !pd->info.no_canon[0] && pd->ref < rx->nrefs) {
         /* msg_X is the message of resp_X */
         char id[sizeof rx->id];
         snprintf(id, sizeof id, "resp_%s", rx->refs[pd->ref].id + 4);
@@ -305,16 +308,16 @@ void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info)
         hx_res_error(r, HX_ERR_INTERNAL, NULL);
         return;
     }
-    if (rx->prev_id == NULL && canon == NULL && !hx_responses_native_chain(r, info)) {
+    int native = rx->prev_id == NULL && canon == NULL ? hx_responses_native_chain(r, info) : 1;
+    if (native <= 0) {
         /* Only the canonical path could serve, and it cannot carry this. */
-        hx_res_error(r, HX_ERR_INVALID_REQUEST, rx->canon_err);
+        hx_res_error(r, native < 0 ? HX_ERR_INTERNAL : HX_ERR_INVALID_REQUEST, native < 0 ? NULL : rx->canon_err);
         hx_resp_ctx_free(rx);
         return;
     }
     if (canon == NULL) {
         /* Only a provider that takes the body as it is can serve it. */
-        info->canonical_off = true;
-        info->canonical_why = rx->canon_err;
+        snprintf(info->no_canon, sizeof info->no_canon, "%s", rx->canon_err);
     }
     pending *pd = hx_calloc(1, sizeof *pd);
     if (pd == NULL) {
@@ -388,20 +391,24 @@ void hx_responses_by_id(hx_req *r)
     }
 }
 
-bool hx_responses_native_chain(hx_req *r, const hx_in_info *info)
+int hx_responses_native_chain(hx_req *r, const hx_in_info *info)
 {
     hx_gw_worker *w = r->app;
     if (w == NULL)
-        return false;
+        return 0;
     hx_gw_worker_sync(w);
     const hx_providers *ps = &w->gw->providers;
-    int idx[64];
-    const char *send[64];
-    size_t n = hx_providers_chain(ps, info->model, idx, send, sizeof idx / sizeof idx[0]);
-    for (size_t i = 0; i < n; i++)
-        if (ps->items[idx[i]].responses_native && ps->items[idx[i]].usable)
-            return true;
-    return false;
+    /* A chain never holds more than every provider once (the config bounds
+     * their number); this path is rare (the canonical form failed). */
+    int *idx = hx_calloc(ps->n ? ps->n : 1, sizeof *idx);
+    if (idx == NULL)
+        return -1;
+    size_t n = hx_providers_chain(ps, info->model, idx, NULL, ps->n);
+    int native = 0;
+    for (size_t i = 0; i < n && !native; i++)
+        native = ps->items[idx[i]].responses_native && ps->items[idx[i]].usable;
+    hx_free(idx);
+    return native;
 }
 
 /* ---- the error dialect ------------------------------------------------------------ */

@@ -89,8 +89,9 @@ void hx_responses_start(hx_req *r, json_object *canon, hx_in_info *info);
 /* GET / DELETE /v1/responses/{id}. */
 void hx_responses_by_id(hx_req *r);
 /* Whether a provider of the request's chain speaks the Responses API
- * natively (the client's body may go to it as it is). */
-bool hx_responses_native_chain(hx_req *r, const hx_in_info *info);
+ * natively (the client's body may go to it as it is): 1 yes, 0 no, -1 out
+ * of memory. */
+int hx_responses_native_chain(hx_req *r, const hx_in_info *info);
 
 /* The Responses API's error body: OpenAI's envelope with `param` (the
  * member the message begins with, or null). hx_err_render's contract. */

@@ -57,6 +57,8 @@ struct hx_up_call {
     uint64_t last_data_ms;     /* loop time of the last body bytes */
     hx_headers resp_headers;
     int status;
+    size_t consumed;           /* bytes at the front of libcurl's next delivery that
+                                * the caller already has (see on_write) */
     bool head_done;
     bool paused;
     bool cancelled;
@@ -462,9 +464,18 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
     hx_up_call *c = ud;
-    size_t len = size * n;
+    size_t whole = size * n, len = whole;
     if (c->cancelled || c->forced != HX_UP_OK)
         return 0;
+    /* CURL_WRITEFUNC_PAUSE tells libcurl the chunk was not taken: it keeps
+     * it and delivers it again after the resume. The caller did take it
+     * before asking to pause, so that front part is not given twice. */
+    size_t skip = c->consumed < len ? c->consumed : len;
+    c->consumed -= skip;
+    p += skip;
+    len -= skip;
+    if (len == 0)
+        return whole;
     if (!c->head_done) { /* a body without a header block: treat as head now */
         c->head_done = true;
         idle_arm(c);
@@ -481,6 +492,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         return 0;
     if (rc == HX_UP_PAUSE) {
         c->paused = true;
+        c->consumed = whole; /* all of this chunk comes again */
         uv_timer_stop(&c->fb_timer); /* a slow client is not an idle upstream */
         return CURL_WRITEFUNC_PAUSE;
     }
@@ -488,7 +500,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         c->forced = HX_UP_ABORTED;
         return 0;
     }
-    return len;
+    return whole;
 }
 
 static void on_first_byte_timeout(uv_timer_t *t)

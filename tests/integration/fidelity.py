@@ -104,10 +104,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         rec = {"method": self.command, "path": self.path,
-               "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+               "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+               "raw": raw.decode("utf-8", "replace")}
         with up.lock:
             up.records.append(rec)
             reply = up.reply
+        if callable(reply):
+            reply = reply(rec)
         status = reply.get("status", 200)
         if "sse" in reply:
             parts = []
@@ -140,8 +143,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class ScriptedUpstream:
-    """One HTTP server answering every request with `reply` (set per case)
-    and recording each request ({method, path, headers, body})."""
+    """One HTTP server answering every request with `reply` (set per case;
+    or a function of the request record returning the reply) and recording
+    each request ({method, path, headers, body, raw})."""
 
     def __init__(self):
         self.lock = threading.Lock()

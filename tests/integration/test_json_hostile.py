@@ -5,14 +5,13 @@ rewrite, NUL in model and member names, and absurd token counts from an
 upstream (the ASan+UBSan build aborts on an overflow; tearDown fails the
 test on any sanitizer report)."""
 
-import http.server
 import json
 import os
-import threading
 import time
 
 import harness
-from harness import HOST, HapaxTestCase
+from fidelity import ScriptedUpstream
+from harness import HapaxTestCase
 
 MODEL = "gpt-test"
 KEY = "hx-json-test-key"
@@ -233,51 +232,40 @@ class NulTest(JsonTestCase):
 HUGE = 9007199254740992  # HX_JSON_TOKENS_MAX = 2^53
 
 
-class _Upstream(http.server.BaseHTTPRequestHandler):
-    usage = '{"prompt_tokens":1e308,"completion_tokens":9223372036854775807}'
+ABSURD_USAGE = '{"prompt_tokens":1e308,"completion_tokens":9223372036854775807}'
 
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        req = json.loads(self.rfile.read(n) or b"{}")
-        if req.get("stream"):
-            chunk = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",'
-                     '"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}')
-            fin = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",'
-                   '"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}')
-            usage = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",'
-                     '"choices":[],"usage":%s}' % self.usage)
-            data = "".join("data: %s\n\n" % e for e in (chunk, fin, usage)) + "data: [DONE]\n\n"
-            ctype = "text/event-stream"
-        else:
-            data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-test","choices":'
-                    '[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
-                    '"usage":%s}' % self.usage)
-            ctype = "application/json"
-        raw = data.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
 
-    def log_message(self, *a):
-        pass
+def absurd_usage_reply(rec):
+    """A chat answer (streamed when asked) reporting absurd usage."""
+    if (rec["body"] or {}).get("stream"):
+        chunk = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",'
+                 '"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}')
+        fin = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",'
+               '"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}')
+        usage = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",'
+                 '"choices":[],"usage":%s}' % ABSURD_USAGE)
+        data = "".join("data: %s\n\n" % e for e in (chunk, fin, usage)) + "data: [DONE]\n\n"
+        ctype = "text/event-stream"
+    else:
+        data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-test","choices":'
+                '[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
+                '"usage":%s}' % ABSURD_USAGE)
+        ctype = "application/json"
+    return {"raw": data, "content_type": ctype}
 
 
 class UpstreamUsageTest(HapaxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.up = http.server.ThreadingHTTPServer((HOST, 0), _Upstream)
-        self.up.daemon_threads = True
-        threading.Thread(target=self.up.serve_forever, daemon=True).start()
-        self.addCleanup(self.up.server_close)
-        self.addCleanup(self.up.shutdown)
+        self.up = ScriptedUpstream()
+        self.up.script(absurd_usage_reply)
+        self.addCleanup(self.up.close)
 
     def test_absurd_usage_is_clamped_everywhere(self):
         srv = self.start_server({
             "llm": {"provider": "openai", "model": MODEL, "api_key": "sk-json-test",
-                    "endpoint": "http://%s:%d/v1" % (HOST, self.up.server_address[1]),
+                    "endpoint": self.up.url + "/v1",
                     "retry": {"max_retries": 0}}})
         h = {"Content-Type": "application/json"}
         cases = [

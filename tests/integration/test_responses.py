@@ -9,11 +9,10 @@ received is checked through the mock's /_mock/last. A scripted upstream
 answers what the mock cannot (a max-tokens cut).
 """
 
-import http.server
 import json
-import threading
 
-from harness import HOST, HapaxTestCase
+from fidelity import ScriptedUpstream
+from harness import HapaxTestCase
 from test_providers import ADAPTERS, MODELS, expected_text, llm, provider, sse_events
 
 REQ_TIMEOUT = 15.0
@@ -327,47 +326,35 @@ class ResponsesStoreTest(ResponsesBase):
 # ---------------------------------------------------------------------------
 # a scripted upstream: an answer cut by max tokens
 
-class _LengthUpstream(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        req = json.loads(self.rfile.read(n) or b"{}")
-        head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":'
-        if req.get("stream"):
-            data = "".join("data: %s\n\n" % e for e in (
-                head + '[{"index":0,"delta":{"content":"cut sh"},"finish_reason":null}]}',
-                head + '[{"index":0,"delta":{},"finish_reason":"length"}]}',
-                head + '[],"usage":{"prompt_tokens":3,"completion_tokens":2,'
-                       '"prompt_tokens_details":{"cached_tokens":1}}}')) + "data: [DONE]\n\n"
-            ctype = "text/event-stream"
-        else:
-            data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-test","choices":'
-                    '[{"index":0,"message":{"role":"assistant","content":"cut sh"},"finish_reason":"length"}],'
-                    '"usage":{"prompt_tokens":3,"completion_tokens":2}}')
-            ctype = "application/json"
-        raw = data.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *a):
-        pass
+def length_reply(rec):
+    """An answer cut by max tokens (streamed when asked)."""
+    head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":'
+    if (rec["body"] or {}).get("stream"):
+        data = "".join("data: %s\n\n" % e for e in (
+            head + '[{"index":0,"delta":{"content":"cut sh"},"finish_reason":null}]}',
+            head + '[{"index":0,"delta":{},"finish_reason":"length"}]}',
+            head + '[],"usage":{"prompt_tokens":3,"completion_tokens":2,'
+                   '"prompt_tokens_details":{"cached_tokens":1}}}')) + "data: [DONE]\n\n"
+        ctype = "text/event-stream"
+    else:
+        data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-test","choices":'
+                '[{"index":0,"message":{"role":"assistant","content":"cut sh"},"finish_reason":"length"}],'
+                '"usage":{"prompt_tokens":3,"completion_tokens":2}}')
+        ctype = "application/json"
+    return {"raw": data, "content_type": ctype}
 
 
 class ResponsesIncompleteTest(HapaxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.up = http.server.ThreadingHTTPServer((HOST, 0), _LengthUpstream)
-        self.up.daemon_threads = True
-        threading.Thread(target=self.up.serve_forever, daemon=True).start()
-        self.addCleanup(self.up.server_close)
-        self.addCleanup(self.up.shutdown)
+        self.up = ScriptedUpstream()
+        self.up.script(length_reply)
+        self.addCleanup(self.up.close)
 
     def test_max_output_tokens_is_incomplete(self):
         srv = self.start_server({"llm": {"provider": "openai", "model": "gpt-test", "api_key": "sk-resp-test",
-                                         "endpoint": "http://%s:%d/v1" % (HOST, self.up.server_address[1]),
+                                         "endpoint": self.up.url + "/v1",
                                          "retry": {"max_retries": 0}}})
         h = {"Content-Type": "application/json"}
         body = {"model": "gpt-test", "input": "long story", "max_output_tokens": 2}
@@ -427,62 +414,53 @@ NATIVE_EVENTS = [
 ]
 
 
-class _NativeUpstream(http.server.BaseHTTPRequestHandler):
-    seen = []  # (path, body) of every request
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n)
-        _NativeUpstream.seen.append((self.path, raw))
-        req = json.loads(raw or b"{}")
-        if self.path.endswith("/responses"):
-            if req.get("stream") and req.get("input") == "break":
-                # ends before its final event
-                data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS[:3])
-                ctype = "text/event-stream"
-            elif req.get("stream"):
-                data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
-                ctype = "text/event-stream"
-            else:
-                data, ctype = NATIVE_RESPONSE, "application/json"
+def native_reply(rec):
+    """The Responses API on /responses (streamed or not; input "break" cuts
+    the stream short), Chat Completions elsewhere."""
+    req = rec["body"] if isinstance(rec["body"], dict) else {}
+    if rec["path"].endswith("/responses"):
+        if req.get("stream") and req.get("input") == "break":
+            # ends before its final event
+            data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS[:3])
+            ctype = "text/event-stream"
+        elif req.get("stream"):
+            data = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
+            ctype = "text/event-stream"
         else:
-            data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-native","choices":'
-                    '[{"index":0,"message":{"role":"assistant","content":"chat hi"},"finish_reason":"stop"}],'
-                    '"usage":{"prompt_tokens":2,"completion_tokens":2}}')
-            ctype = "application/json"
-            if req.get("stream"):
-                head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-native","choices":'
-                data = "".join("data: %s\n\n" % e for e in (
-                    head + '[{"index":0,"delta":{"content":"chat hi"},"finish_reason":null}]}',
-                    head + '[{"index":0,"delta":{},"finish_reason":"stop"}]}',
-                    head + '[],"usage":{"prompt_tokens":2,"completion_tokens":2}}')) + "data: [DONE]\n\n"
-                ctype = "text/event-stream"
-        body = data.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+            data, ctype = NATIVE_RESPONSE, "application/json"
+    else:
+        data = ('{"id":"c1","object":"chat.completion","created":1,"model":"gpt-native","choices":'
+                '[{"index":0,"message":{"role":"assistant","content":"chat hi"},"finish_reason":"stop"}],'
+                '"usage":{"prompt_tokens":2,"completion_tokens":2}}')
+        ctype = "application/json"
+        if req.get("stream"):
+            head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-native","choices":'
+            data = "".join("data: %s\n\n" % e for e in (
+                head + '[{"index":0,"delta":{"content":"chat hi"},"finish_reason":null}]}',
+                head + '[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+                head + '[],"usage":{"prompt_tokens":2,"completion_tokens":2}}')) + "data: [DONE]\n\n"
+            ctype = "text/event-stream"
+    return {"raw": data, "content_type": ctype}
 
 
 class ResponsesNativeTest(ResponsesBase):
 
     def setUp(self):
         super().setUp()
-        _NativeUpstream.seen = []
-        self.up = http.server.ThreadingHTTPServer((HOST, 0), _NativeUpstream)
-        self.up.daemon_threads = True
-        threading.Thread(target=self.up.serve_forever, daemon=True).start()
-        self.addCleanup(self.up.server_close)
-        self.addCleanup(self.up.shutdown)
+        self.up = ScriptedUpstream()
+        self.up.script(native_reply)
+        self.addCleanup(self.up.close)
+
+    def last(self):
+        """(path, body text) of the last request the upstream received
+        (the health probes, GETs, left out)."""
+        rec = [r for r in self.up.received() if r["method"] == "POST"][-1]
+        return rec["path"], rec["raw"]
 
     def start_native(self, mode="native", backups=()):
         self.mock = self.start_mock()
         prim = {"provider": "openai", "model": "gpt-native", "api_key": "sk-native-test",
-                "endpoint": "http://%s:%d/v1" % (HOST, self.up.server_address[1]), "responses_api": mode}
+                "endpoint": self.up.url + "/v1", "responses_api": mode}
         return self.start_server(llm(prim, [provider(b, self.mock) for b in backups]))
 
     def test_body_and_answer_go_as_they_are(self):
@@ -493,9 +471,9 @@ class ResponsesNativeTest(ResponsesBase):
                         timeout=REQ_TIMEOUT)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body.decode(), NATIVE_RESPONSE)
-        path, body = _NativeUpstream.seen[-1]
+        path, body = self.last()
         self.assertEqual(path, "/v1/responses")
-        self.assertEqual(body.decode(), sent)
+        self.assertEqual(body, sent)
 
     def test_stream_is_relayed_with_its_event_names(self):
         srv = self.start_native()
@@ -504,7 +482,7 @@ class ResponsesNativeTest(ResponsesBase):
         self.assertEqual(r.status, 200, r)
         want = "".join("event: %s\ndata: %s\n\n" % e for e in NATIVE_EVENTS)
         self.assertEqual(r.body.decode(), want)  # nothing added (no [DONE])
-        self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/responses")
+        self.assertEqual(self.last()[0], "/v1/responses")
 
     def test_native_stream_cut_short(self):
         """A relayed stream that ends before its final event: the events
@@ -522,7 +500,7 @@ class ResponsesNativeTest(ResponsesBase):
         srv = self.start_native(mode="translate")
         d = self.post(srv, {"model": "gpt-native", "input": "hi"}).json()
         self.assertEqual(d["output"][0]["content"][0]["text"], "chat hi")
-        self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/chat/completions")
+        self.assertEqual(self.last()[0], "/v1/chat/completions")
         self.assertResponsesError(self.post(srv, {"model": "gpt-native", "input": "hi",
                                                   "tools": [{"type": "web_search_preview"}]}), 400,
                                   "tools[0].type: web_search_preview")
@@ -530,7 +508,7 @@ class ResponsesNativeTest(ResponsesBase):
     def test_auto_is_translate_for_another_endpoint(self):
         srv = self.start_native(mode="auto")
         self.post(srv, {"model": "gpt-native", "input": "hi", "stream": True})
-        self.assertEqual(_NativeUpstream.seen[-1][0], "/v1/chat/completions")
+        self.assertEqual(self.last()[0], "/v1/chat/completions")
 
     def test_previous_response_id(self):
         """Ours: the canonical path with the stored conversation; not ours:
@@ -539,7 +517,7 @@ class ResponsesNativeTest(ResponsesBase):
         first = self.post(srv, {"model": MODELS["anthropic"], "input": "first turn"}).json()
         r = self.post(srv, {"model": "gpt-native", "input": "second", "previous_response_id": first["id"]})
         self.assertEqual(r.status, 200, r)
-        path, body = _NativeUpstream.seen[-1]
+        path, body = self.last()
         self.assertEqual(path, "/v1/chat/completions")
         msgs = json.loads(body)["messages"]
         self.assertEqual(msgs[0], {"role": "user", "content": "first turn"})
@@ -547,7 +525,7 @@ class ResponsesNativeTest(ResponsesBase):
         self.assertEqual(r.json()["output"][0]["content"][0]["text"], "chat hi")
         r = self.post(srv, {"model": "gpt-native", "input": "x", "previous_response_id": "resp_upstream1"})
         self.assertEqual(r.status, 200, r)
-        path, body = _NativeUpstream.seen[-1]
+        path, body = self.last()
         self.assertEqual(path, "/v1/responses")
         self.assertEqual(json.loads(body)["previous_response_id"], "resp_upstream1")
         # the same unknown id for the model only the anthropic provider serves: 404

@@ -4,11 +4,10 @@ received and answers with thinking, cache usage, stop sequences,
 reasoning_content and refusals; each test checks both what the upstream got
 and what the client saw, in the client's own format."""
 
-import http.server
 import json
-import threading
 
-from harness import HOST, HapaxTestCase
+from fidelity import ScriptedUpstream
+from harness import HapaxTestCase
 
 TIMEOUT = 15.0
 H = {"Content-Type": "application/json"}
@@ -32,26 +31,6 @@ def sse_data(text):
         if data and data != "[DONE]":
             out.append((name, json.loads(data)))
     return out
-
-
-class _Upstream(http.server.BaseHTTPRequestHandler):
-    """Answers every POST with the server's scripted (content type, body)
-    for its path and records the request body."""
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(n) or b"{}")
-        self.server.received.append((self.path, body))
-        ctype, data = self.server.script(self.path, body)
-        raw = data.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *a):
-        pass
 
 
 ANTH_STREAM = sse([
@@ -112,7 +91,13 @@ OLLAMA_BODY = json.dumps({
     "done": True, "done_reason": "stop", "prompt_eval_count": 12, "eval_count": 8})
 
 
-def script(path, body):
+def script(rec):
+    path, body = rec["path"], rec["body"] or {}
+    ctype, data = script_for(path, body)
+    return {"raw": data, "content_type": ctype}
+
+
+def script_for(path, body):
     if path.endswith("/messages"):
         return ("text/event-stream", ANTH_STREAM) if body.get("stream") else ("application/json", ANTH_BODY)
     if path.endswith("/chat/completions"):
@@ -126,16 +111,12 @@ class TranslationTest(HapaxTestCase):
 
     def setUp(self):
         super().setUp()
-        self.up = http.server.ThreadingHTTPServer((HOST, 0), _Upstream)
-        self.up.daemon_threads = True
-        self.up.received = []
-        self.up.script = script
-        threading.Thread(target=self.up.serve_forever, daemon=True).start()
-        self.addCleanup(self.up.server_close)
-        self.addCleanup(self.up.shutdown)
+        self.up = ScriptedUpstream()
+        self.up.script(script)
+        self.addCleanup(self.up.close)
 
     def base(self, v1=True):
-        return "http://%s:%d%s" % (HOST, self.up.server_address[1], "/v1" if v1 else "")
+        return self.up.url + ("/v1" if v1 else "")
 
     def serve(self, *providers):
         """A gateway whose chain is providers: (name, type, model)."""
@@ -151,9 +132,14 @@ class TranslationTest(HapaxTestCase):
     def post(self, srv, path, body):
         return srv.request("POST", path, headers=H, body=json.dumps(body), timeout=TIMEOUT)
 
+    def posts(self):
+        """What reached the upstream, the health probes (GET) left out."""
+        return [r for r in self.up.received() if r["method"] == "POST"]
+
     def received(self):
-        self.assertEqual(len(self.up.received), 1, self.up.received)
-        return self.up.received[0][1]
+        got = self.posts()
+        self.assertEqual(len(got), 1, got)
+        return got[0]["body"]
 
     # -- OpenAI client, Anthropic upstream ---------------------------------------------
 
@@ -196,7 +182,7 @@ class TranslationTest(HapaxTestCase):
         self.assertEqual(r.status, 400, r)
         self.assertIn("response_format json_object is not supported by provider anthropic (anthropic)",
                       r.json()["error"]["message"])
-        self.assertEqual(self.up.received, [])  # nothing reached the upstream
+        self.assertEqual(self.posts(), [])  # nothing reached the upstream
         # a chain where another provider can carry it: that one serves
         srv2 = self.serve(("anthropic", "anthropic", "claude-up"), ("local", "ollama", "qwen3"))
         r = self.post(srv2, "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "seed": 7})

@@ -52,7 +52,7 @@ static void test_inbound_good(void **state)
     assert_string_equal(str_at(c, "messages.0.content.1.text"), "Be kind.");
     assert_string_equal(str_at(c, "messages.0.content.1.cache_control.type"), "ephemeral");
     assert_string_equal(str_at(c, "metadata.user_id"), "u-1");
-    assert_string_equal(info.untranslatable, "");
+    assert_string_equal(info.no_canon, "");
     assert_string_equal(str_at(c, "messages.1.role"), "user");
     assert_string_equal(str_at(c, "messages.1.content.0.text"), "What is this?");
     assert_string_equal(str_at(c, "messages.1.content.1.type"), "image_url");
@@ -253,7 +253,7 @@ static void test_inbound_fidelity(void **state)
     hx_in_info info;
     char err[256] = "";
     assert_int_equal(hx_in_anthropic(body, &c, &info, err, sizeof err), 0);
-    assert_string_equal(info.untranslatable, "");
+    assert_string_equal(info.no_canon, "");
     assert_int_equal(int_at(c, "top_k"), 5);
     assert_string_equal(str_at(c, "service_tier"), "standard_only");
     assert_string_equal(compact(at(c, "thinking")), "{\"type\":\"enabled\",\"budget_tokens\":1024}");
@@ -276,7 +276,7 @@ static void test_inbound_fidelity(void **state)
 }
 
 /* What has no canonical meaning is accepted (an Anthropic provider takes
- * the body as it is) and named in info.untranslatable: the first one. */
+ * the body as it is) and named in info.no_canon: the first one. */
 static void test_inbound_only_native(void **state)
 {
     (void)state;
@@ -315,8 +315,8 @@ static void test_inbound_only_native(void **state)
         hx_in_info info;
         char err[256] = "";
         int rc = hx_in_anthropic(body, &c, &info, err, sizeof err);
-        if (rc != 0 || c == NULL || strcmp(info.untranslatable, cases[i][1]) != 0)
-            fail_msg("case %zu: rc %d, err \"%s\", untranslatable \"%s\", want \"%s\"", i, rc, err, info.untranslatable,
+        if (rc != 0 || c == NULL || strcmp(info.no_canon, cases[i][1]) != 0)
+            fail_msg("case %zu: rc %d, err \"%s\", no_canon \"%s\", want \"%s\"", i, rc, err, info.no_canon,
                      cases[i][1]);
         json_object_put(c);
         json_object_put(body);
@@ -326,7 +326,7 @@ static void test_inbound_only_native(void **state)
     hx_in_info info;
     char err[256] = "";
     assert_int_equal(hx_in_anthropic(body, &c, &info, err, sizeof err), 0);
-    assert_string_equal(info.untranslatable, "");
+    assert_string_equal(info.no_canon, "");
     json_object_put(c);
     json_object_put(body);
 #undef MSG

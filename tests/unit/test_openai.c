@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg_load.h"
 #include "config/config.h"
 #include "gateway/inbound.h"
 #include "gateway/render.h"
@@ -1503,16 +1504,6 @@ static void test_alloc_render(void **state)
 }
 
 /* ---- provider chain ------------------------------------------------------------------ */
-
-static hx_config *load_cfg(const char *yaml)
-{
-    hx_config_errors e = {0};
-    hx_config *c = hx_config_load_string(yaml, strlen(yaml), "test.yaml", &e);
-    if (c == NULL)
-        fail_msg("config did not load: %s", e.n ? e.items[0] : "?");
-    hx_config_errors_free(&e);
-    return c;
-}
 
 static const char CHAIN_YAML[] = "llm:\n"
                                  "  provider: openai\n"

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "cfg_load.h"
 #include "config/config.h"
 #include "gateway/handlers.h"
 #include "http/request.h"
@@ -171,10 +172,7 @@ static void test_route_required_headers(void **state)
     (void)state;
     const char *y = "routes:\n  - path: /health\n    handler: health\n    headers: {X-Team: blue}\n"
                     "  - path: /metrics\n    handler: metrics\n    headers: {X-Scraper: \"1\"}\n";
-    hx_config_errors errs = {0};
-    hx_config *c2 = hx_config_load_string(y, strlen(y), "t.yaml", &errs);
-    hx_config_errors_free(&errs);
-    assert_non_null(c2);
+    hx_config *c2 = load_cfg(y);
     char err[128];
     hx_router *rt2 = hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err);
     assert_non_null(rt2);
@@ -222,10 +220,7 @@ static void test_route_version_prefix(void **state)
     const char *y = "routes:\n  - {path: /completions, handler: completion, version: v2}\n"
                     "  - {path: /v1/chat/completions, handler: chat, version: v1}\n"
                     "  - {path: /health, handler: health}\n";
-    hx_config_errors errs = {0};
-    hx_config *c2 = hx_config_load_string(y, strlen(y), "t.yaml", &errs);
-    hx_config_errors_free(&errs);
-    assert_non_null(c2);
+    hx_config *c2 = load_cfg(y);
     char err[128];
     hx_router *rt2 = hx_router_build(c2, hx_handlers_lookup, NULL, err, sizeof err);
     assert_non_null(rt2);
@@ -262,10 +257,7 @@ static void test_route_health_path(void **state)
                     "  - {path: /completions, handler: completion, version: v2,\n"
                     "     health_check: {enabled: true}}\n"
                     "  - {path: /health, handler: health}\n";
-    hx_config_errors errs = {0};
-    hx_config *c2 = hx_config_load_string(y, strlen(y), "t.yaml", &errs);
-    hx_config_errors_free(&errs);
-    assert_non_null(c2);
+    hx_config *c2 = load_cfg(y);
     char err[128];
     for (unsigned long n = 1; n < 30; n++) {
         hx_alloc_fail_at(n, 1);

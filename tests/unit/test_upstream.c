@@ -1,0 +1,374 @@
+/* upstream.c against a loopback server in the test's own loop
+ * (up_harness.h): answers, backpressure (HX_UP_PAUSE), the result classes
+ * of refused, silent and broken connections, bounds, and the rewind that
+ * would send a request twice. */
+#include "up_harness.h"
+
+#include "http/request.h"
+#include "upstream/upstream.h"
+#include "util/alloc.h"
+
+typedef struct {
+    uv_loop_t *loop;
+    hx_up_call *call;
+    int status;
+    int heads;
+    char ctype[64];
+    size_t got;
+    unsigned sum;        /* of the body's bytes, in order */
+    bool done;
+    hx_up_result res;
+    char detail[256];
+    /* backpressure */
+    bool pause;          /* answer HX_UP_PAUSE to every chunk */
+    bool paused;         /* waiting for the resume timer */
+    int pauses;
+    int calls;           /* on_data calls: every other one pauses */
+    uint64_t resume_ms;  /* how long each pause lasts */
+    uv_timer_t resume;
+    /* a caller's bound on the body */
+    size_t body_max;
+} sink;
+
+static int on_data(void *ud, const char *data, size_t len)
+{
+    sink *k = ud;
+    assert_false(k->paused); /* nothing arrives while paused */
+    assert_int_equal(k->heads, 1);
+    for (size_t i = 0; i < len; i++)
+        k->sum = k->sum * 31 + (unsigned char)data[i];
+    k->got += len;
+    if (k->body_max && k->got > k->body_max)
+        return HX_UP_STOP;
+    if (k->pause && k->calls++ % 2 == 0) {
+        k->paused = true;
+        k->pauses++;
+        return HX_UP_PAUSE;
+    }
+    return HX_UP_CONTINUE;
+}
+
+static void on_head(void *ud, int status, const hx_headers *h)
+{
+    sink *k = ud;
+    k->heads++;
+    k->status = status;
+    const char *ct = hx_headers_get(h, "content-type");
+    snprintf(k->ctype, sizeof k->ctype, "%s", ct ? ct : "");
+}
+
+static void on_done(void *ud, hx_up_result res, const char *detail)
+{
+    sink *k = ud;
+    assert_false(k->done); /* exactly once */
+    k->done = true;
+    k->res = res;
+    k->call = NULL;
+    snprintf(k->detail, sizeof k->detail, "%s", detail ? detail : "");
+}
+
+static void on_resume(uv_timer_t *t)
+{
+    sink *k = t->data;
+    k->paused = false;
+    hx_up_call_resume(k->call);
+}
+
+static int on_data_pausing(void *ud, const char *data, size_t len)
+{
+    sink *k = ud;
+    int rc = on_data(ud, data, len);
+    if (rc == HX_UP_PAUSE)
+        uv_timer_start(&k->resume, on_resume, k->resume_ms, 0);
+    return rc;
+}
+
+static const hx_up_callbacks cbs = {on_head, on_data, on_done};
+static const hx_up_callbacks cbs_pausing = {on_head, on_data_pausing, on_done};
+
+typedef struct {
+    uv_loop_t loop;
+    hx_upstream *up;
+    uph_server srv;
+    sink k;
+    char url[128];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->up = hx_upstream_new(&f->loop);
+    assert_non_null(f->up);
+    uph_start(&f->srv, &f->loop);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1/chat/completions", f->srv.port);
+    f->k.loop = &f->loop;
+    uv_timer_init(&f->loop, &f->k.resume);
+    f->k.resume.data = &f->k;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    hx_upstream_free(f->up);
+    uph_stop(&f->srv);
+    uv_close((uv_handle_t *)&f->k.resume, NULL);
+    uph_loop_close(&f->loop);
+    free(f);
+    return 0;
+}
+
+static void call(fixture *f, const char *body, const hx_up_opts *o, const hx_up_callbacks *cb)
+{
+    hx_headers h = {0};
+    assert_int_equal(hx_headers_add(&h, "Content-Type", "application/json"), 0);
+    f->k.done = false;
+    f->k.heads = 0;
+    f->k.got = 0;
+    f->k.sum = 0;
+    f->k.call = hx_upstream_start(f->up, body ? "POST" : "GET", f->url, &h, body, body ? strlen(body) : 0, o,
+                                  cb ? cb : &cbs, &f->k);
+    hx_headers_free(&h);
+    assert_non_null(f->k.call);
+    uph_run_until(&f->loop, &f->k.done);
+}
+
+static unsigned sum_of(const char *p, size_t n)
+{
+    unsigned s = 0;
+    for (size_t i = 0; i < n; i++)
+        s = s * 31 + (unsigned char)p[i];
+    return s;
+}
+
+#define OK_REPLY "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+
+static void test_answer_200(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    call(f, "{\"model\":\"m\"}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->k.status, 200);
+    assert_int_equal(f->k.heads, 1);
+    assert_string_equal(f->k.ctype, "application/json");
+    assert_int_equal(f->k.got, 11);
+    assert_int_equal(f->k.sum, sum_of("{\"ok\":true}", 11));
+    assert_string_equal(f->srv.last_head, "POST /v1/chat/completions HTTP/1.1");
+    assert_int_equal(f->srv.last_body_len, strlen("{\"model\":\"m\"}"));
+    /* A second call reuses the connection (the pool and curl's cache). */
+    call(f, NULL, NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_string_equal(f->srv.last_head, "GET /v1/chat/completions HTTP/1.1");
+    assert_int_equal(f->srv.requests, 2);
+    assert_int_equal(f->srv.connections, 1);
+}
+
+/* A status other than 2xx is an answer, not a transport failure. */
+static void test_answer_error_status(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1,
+               (uph_step[]){{UPH_REPLY, "HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\n{}", 0}});
+    call(f, "{}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->k.status, 429);
+}
+
+#define BIG (256 * 1024)
+
+/* A streamed answer larger than curl's buffer, the reader taking a chunk
+ * and then asking to pause (every other chunk, as the proxy does with a
+ * slow client) for longer than the idle timeout: every byte arrives once
+ * and in order (libcurl delivers a paused chunk again: it must not reach
+ * the reader twice), nothing while paused, and a pause is not an idle
+ * upstream. */
+static void test_stream_pause_resume(void **state)
+{
+    fixture *f = *state;
+    enum { N = 128 * 1024 };
+    static char reply[N + 128];
+    int h = snprintf(reply, sizeof reply, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                          "Content-Length: %d\r\n\r\n", N);
+    for (size_t i = 0; i < N; i++)
+        reply[h + i] = (char)('a' + i % 26);
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, reply, (size_t)h + N}});
+    f->k.pause = true;
+    f->k.resume_ms = 150;
+    hx_up_opts o = {.idle_timeout_ms = 100};
+    call(f, "{\"stream\":true}", &o, &cbs_pausing);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->k.got, N);
+    assert_int_equal(f->k.sum, sum_of(reply + h, N));
+    assert_true(f->k.pauses > 1);
+}
+
+/* Resume after the call ended and cancel of a finished call are no-ops. */
+static void test_resume_cancel_harmless(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    hx_headers hd = {0};
+    f->k.done = false;
+    hx_up_call *c = hx_upstream_start(f->up, "GET", f->url, &hd, NULL, 0, NULL, &cbs, &f->k);
+    assert_non_null(c);
+    hx_up_call_resume(c); /* not paused: nothing */
+    hx_up_call_cancel(c); /* gone at once, no callback */
+    assert_false(f->k.done);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_false(f->k.done);
+}
+
+static void test_connection_refused(void **state)
+{
+    fixture *f = *state;
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/", uph_closed_port(&f->loop));
+    call(f, "{}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_CONNECT_ERROR);
+    assert_int_equal(f->k.heads, 0);
+    assert_string_equal(hx_up_result_str(f->k.res), "connection_error");
+}
+
+/* The request went out and nothing came back: first-byte timeout (the
+ * upstream may be working on it), not a connect timeout. */
+static void test_first_byte_timeout(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, NULL, 0}});
+    hx_up_opts o = {.first_byte_timeout_ms = 300};
+    call(f, "{}", &o, NULL);
+    assert_int_equal(f->k.res, HX_UP_FIRST_BYTE_TIMEOUT);
+    assert_int_equal(f->srv.requests, 1);
+}
+
+static void test_total_timeout(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, NULL, 0}});
+    hx_up_opts o = {.total_timeout_ms = 300};
+    call(f, "{}", &o, NULL);
+    assert_int_equal(f->k.res, HX_UP_TIMEOUT);
+}
+
+/* The head and part of the body, then silence: the idle timeout. */
+static void test_idle_timeout(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1,
+               (uph_step[]){{UPH_SILENT, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ndata: {}\n\n", 0}});
+    hx_up_opts o = {.idle_timeout_ms = 50};
+    call(f, "{}", &o, NULL);
+    assert_int_equal(f->k.res, HX_UP_IDLE_TIMEOUT);
+    assert_int_equal(f->k.heads, 1);
+    assert_int_equal(f->k.got, 10);
+}
+
+/* A caller's bound on the body (HX_UP_STOP from on_data) ends the call as
+ * aborted, without reading the rest. */
+static void test_body_over_bound(void **state)
+{
+    fixture *f = *state;
+    static char reply[BIG + 128];
+    int h = snprintf(reply, sizeof reply, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BIG);
+    memset(reply + h, 'x', BIG);
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, reply, (size_t)h + BIG}});
+    f->k.body_max = 1000;
+    call(f, "{}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_ABORTED);
+    assert_true(f->k.got < BIG);
+}
+
+/* A response header line past libcurl's bound (100 KB) fails the call
+ * before any head reaches the caller. (libcurl 7.88 reports it as
+ * CURLE_OUT_OF_MEMORY, so the class is HX_UP_NOMEM: not asserted, the
+ * point is the bound.) */
+static void test_header_over_bound(void **state)
+{
+    fixture *f = *state;
+    static char reply[300 * 1024];
+    int h = snprintf(reply, sizeof reply, "HTTP/1.1 200 OK\r\nX-Big: ");
+    size_t n = 200 * 1024;
+    memset(reply + h, 'y', n);
+    snprintf(reply + h + n, sizeof reply - (size_t)h - n, "\r\nContent-Length: 2\r\n\r\n{}");
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, reply, 0}});
+    call(f, "{}", NULL, NULL);
+    assert_int_not_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->k.heads, 0);
+    assert_int_equal(f->k.got, 0);
+}
+
+/* The upstream read the whole request and closed without a byte: it may be
+ * generating (billing), so it is not a plain reset that may go again. */
+static void test_reset_after_send(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_CLOSE, NULL, 0}});
+    call(f, "{\"model\":\"m\"}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_RESET_AFTER_SEND);
+    assert_int_equal(f->srv.requests, 1);
+}
+
+/* On a reused connection that dies before any answer libcurl would rewind
+ * the body and send the request again on a new connection; the read
+ * callback refuses the rewind, so the upstream sees it once. */
+static void test_no_rewind_on_reused_connection(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 2, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}, {UPH_CLOSE, NULL, 0}});
+    call(f, "{\"first\":1}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    call(f, "{\"second\":2}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_RESET_AFTER_SEND);
+    assert_int_equal(f->srv.requests, 2); /* never sent twice */
+}
+
+/* A GET (no body) closed without an answer counts as sent too. */
+static void test_reset_after_send_get(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_CLOSE, NULL, 0}});
+    call(f, NULL, NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_RESET_AFTER_SEND);
+}
+
+/* Freeing the client with a call running cancels it without a callback. */
+static void test_free_with_call_running(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, NULL, 0}});
+    hx_headers hd = {0};
+    f->k.done = false;
+    assert_non_null(hx_upstream_start(f->up, "POST", f->url, &hd, "{}", 2, NULL, &cbs, &f->k));
+    while (f->srv.requests == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    hx_upstream_free(f->up);
+    f->up = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_false(f->k.done);
+}
+
+int main(void)
+{
+    if (hx_upstream_global_init() != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_answer_200, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_error_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_cancel_harmless, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_byte_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_total_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_over_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_over_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_after_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_rewind_on_reused_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_after_send_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_call_running, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
