@@ -76,7 +76,7 @@ static void test_new_per_provider_state(void **state)
     assert_non_null(g->budget);
     assert_non_null(g->scrub);
     assert_false(hx_gateway_provider_up(g, 3)); /* out of range */
-    hx_gateway_record(g, 3, false, "x", -1, false); /* out of range: nothing */
+    hx_gateway_record(g, 3, false, "x", HX_FAIL_CONNECTION, -1, false); /* out of range: nothing */
     hx_gateway_unref(g);
 }
 
@@ -86,12 +86,12 @@ static void test_provider_up(void **state)
 {
     (void)state;
     hx_gateway *g = mk(THREE, NULL);
-    hx_gateway_record(g, 1, false, "connection refused", -1, false);
+    hx_gateway_record(g, 1, false, "connection refused", HX_FAIL_CONNECTION, -1, false);
     assert_true(hx_gateway_provider_up(g, 1));
-    hx_gateway_record(g, 1, false, "connection refused", -1, true);
+    hx_gateway_record(g, 1, false, "connection refused", HX_FAIL_CONNECTION, -1, true);
     assert_false(hx_gateway_provider_up(g, 1));
     assert_true(hx_gateway_provider_up(g, 0));
-    hx_gateway_record(g, 1, true, NULL, 3, true);
+    hx_gateway_record(g, 1, true, NULL, HX_FAIL_NONE, 3, true);
     assert_true(hx_gateway_provider_up(g, 1));
     hx_gateway_unref(g);
 
@@ -108,8 +108,8 @@ static void test_reload_hands_over_by_name(void **state)
     (void)state;
     hx_gateway *g1 = mk(THREE, NULL);
     for (int i = 0; i < 3; i++)
-        hx_gateway_record(g1, 2, false, "connection refused", -1, true); /* local: down */
-    hx_gateway_record(g1, 0, false, "connection refused", -1, true);   /* openai: 1 failure */
+        hx_gateway_record(g1, 2, false, "connection refused", HX_FAIL_CONNECTION, -1, true); /* local: down */
+    hx_gateway_record(g1, 0, false, "connection refused", HX_FAIL_CONNECTION, -1, true);   /* openai: 1 failure */
     hx_gateway *g2 = mk(RELOADED, g1);
     assert_int_equal(g2->providers.n, 3);
     size_t local = index_of(g2, "local"), openai = index_of(g2, "openai"), other = index_of(g2, "other");
@@ -123,7 +123,7 @@ static void test_reload_hands_over_by_name(void **state)
     hx_health_snapshot(g2->health[openai], &s);
     assert_true(s.healthy);
     assert_int_equal(s.consecutive_failures, 1);
-    hx_gateway_record(g2, openai, false, "connection refused", -1, true);
+    hx_gateway_record(g2, openai, false, "connection refused", HX_FAIL_CONNECTION, -1, true);
     assert_false(hx_gateway_provider_up(g2, openai)); /* the count went on: 2 = threshold */
     hx_health_snapshot(g2->health[other], &s);
     assert_true(s.healthy);

@@ -190,7 +190,7 @@ static void test_probes_disabled(void **state)
     assert_int_equal(hx_prober_start(&f->w, &f->loop), 0);
     assert_null(f->w.probes);
     for (int i = 0; i < 5; i++)
-        hx_gateway_record(f->g, 0, false, "x", -1, false);
+        hx_gateway_record(f->g, 0, false, "x", HX_FAIL_CONNECTION, -1, false);
     assert_false(hx_health_ok(f->g->health[0]));
     assert_true(hx_gateway_provider_up(f->g, 0)); /* nothing would bring it back */
 }
