@@ -2,7 +2,8 @@
 # Static analysis of src/ with a zero-finding baseline: clang's analyzer
 # (`clang --analyze`, one run per src/ entry of BUILD/compile_commands.json,
 # with that entry's own flags) and cppcheck. Any finding, or a file that does
-# not compile under clang, fails the run (exit 1). `make analyze` runs it;
+# not compile under clang, fails the run (exit 1; 2: no compile database or
+# no analyzer installed). `make analyze` runs it;
 # `make test` runs that. scripts/check-analyze-test.sh proves it can fail.
 #
 #   scripts/analyze.sh BUILD_DIR [ROOT]   (ROOT: the tree holding src/)
@@ -31,6 +32,11 @@ CLANG=${CLANG:-clang}
 CPPCHECK=${CPPCHECK:-cppcheck}
 DB=$BUILD/compile_commands.json
 [ -f "$DB" ] || { echo "analyze: $DB missing (run meson setup first)" >&2; exit 2; }
+for tool in $ANALYZERS; do
+  case $tool in clang) bin=$CLANG ;; cppcheck) bin=$CPPCHECK ;; *) echo "analyze: unknown analyzer $tool" >&2; exit 2 ;; esac
+  command -v "$bin" >/dev/null 2>&1 ||
+    { echo "analyze: $bin not found (scripts/install-deps.sh test installs it)" >&2; exit 2; }
+done
 BUILD=$(cd "$BUILD" && pwd)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hapax-analyze.XXXXXX")
