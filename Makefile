@@ -15,7 +15,7 @@ FUZZ_TARGETS = json stream inbound config request http
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test-deps build asan run test unit integration check-build-deps check-banned fuzz fuzz-build fuzz-test clean
+.PHONY: all deps test-deps build asan run test unit integration check-build-deps check-banned analyze fuzz fuzz-build fuzz-test clean
 
 all: build
 
@@ -84,6 +84,12 @@ check-banned:
 	scripts/check-banned-test.sh
 	scripts/check-banned.sh
 
+# clang's static analyzer (clang --analyze, each src/ file with its flags
+# from compile_commands.json) and cppcheck, beside each other: any finding
+# fails. First proves the analyzers find planted bugs.
+analyze: test-deps $(BUILD)/build.ninja
+	scripts/check-analyze-test.sh
+	scripts/analyze.sh $(BUILD)
 
 fuzz-build: test-deps $(FUZZ)/build.ninja
 	ninja -C $(FUZZ) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
@@ -96,7 +102,7 @@ fuzz: fuzz-build
 fuzz-test: fuzz-build
 	$(SAN_ENV) tests/fuzz/run.sh $(FUZZ) runs=$(FUZZ_TEST_RUNS) $(FUZZ_TARGETS)
 
-test: unit integration fuzz-test
+test: analyze unit integration fuzz-test
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)

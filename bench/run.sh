@@ -6,8 +6,8 @@
 #   bench/run.sh            # both scenarios, 10 s each
 #   DURATION=5 bench/run.sh
 #
-# Prints req/s, p50/p99 latency, added latency versus direct, peak RSS and
-# the hapax/nginx ratio. Needs wrk and nginx (installed if missing).
+# Prints req/s, p50/p99 latency, added latency versus direct, peak RSS of
+# the serving processes and the hapax/nginx ratio. Needs wrk and nginx (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +38,8 @@ trap cleanup EXIT
 
 start_mock() { # $1 = chunks
   taskset -c 1 "$MOCK" --port "$MOCK_PORT" --chunks "$1" > "$WORK/mock.out" &
-  pids+=($!)
+  MOCK_PID=$!
+  pids+=($MOCK_PID)
   for _ in $(seq 50); do grep -q listening "$WORK/mock.out" 2>/dev/null && return; sleep 0.1; done
   echo "mock did not start" >&2; exit 1
 }
@@ -94,7 +95,19 @@ run_wrk() {
   echo "$1 $out"
 }
 
+# Peak RSS (VmHWM, kB) of the processes that serve: a process's threads
+# share one RSS, so hapax (its workers are threads) and the mock are one
+# process each; nginx's master only forks and watches, its worker(s) serve,
+# so nginx's figure is the sum over the master's children.
 peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+child_pids() { # the processes whose parent is $1
+  cat /proc/"$1"/task/*/children 2>/dev/null || pgrep -P "$1" || true
+}
+workers_rss_kb() {
+  local sum=0 w
+  for w in $(child_pids "$1"); do sum=$((sum + $(peak_rss_kb "$w"))); done
+  echo "$sum"
+}
 
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<< "$1"; }
 
@@ -109,7 +122,7 @@ scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
   d=$(run_wrk direct "$MOCK_PORT" "$2" "$3")
   n=$(run_wrk nginx "$NGINX_PORT" "$2" "$3")
   h=$(run_wrk hapax "$HAPAX_PORT" "$2" "$3")
-  local nrss hrss; nrss=$(peak_rss_kb "$nginx_pid"); hrss=$(peak_rss_kb "$HAPAX_PID")
+  local mrss nrss hrss; mrss=$(peak_rss_kb "$MOCK_PID"); nrss=$(workers_rss_kb "$nginx_pid"); hrss=$(peak_rss_kb "$HAPAX_PID")
   echo
   echo "== $1 (${DURATION}s, $2 connections) =="
   printf "%-8s %10s %10s %10s %12s %10s %8s\n" target req/s p50_ms p99_ms added_p50_ms peak_rss errors
@@ -118,11 +131,12 @@ scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
     local name rps p50 p99 err rss added
     name=${row%% *}; rps=$(field "$row" rps); p50=$(field "$row" p50_ms); p99=$(field "$row" p99_ms); err=$(field "$row" errors)
     added=$(awk -v a="$p50" -v b="$dp50" 'BEGIN{printf "%.3f", a-b}')
-    rss="-"; [ "$name" = nginx ] && rss="${nrss}kB"; [ "$name" = hapax ] && rss="${hrss}kB"
+    rss="${mrss}kB"; [ "$name" = nginx ] && rss="${nrss}kB"; [ "$name" = hapax ] && rss="${hrss}kB"
     printf "%-8s %10s %10s %10s %12s %10s %8s\n" "$name" "$rps" "$p50" "$p99" "$added" "$rss" "$err"
   done
   local ratio; ratio=$(awk -v h="$(field "$h" rps)" -v n="$(field "$n" rps)" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}')
   echo "hapax/nginx req/s ratio: $ratio"
+  echo "peak_rss: direct = the mock (it served all three runs), nginx = its worker(s), hapax = its process"
   cleanup_round
 }
 

@@ -3,7 +3,7 @@
  * Each section is a table of field descriptors. One generic walker applies
  * YAML onto defaults (load.c), one generic checker enforces ranges and enum
  * values (validate.c), one generic printer writes YAML (print.c) and one
- * generic free releases everything (schema.c). */
+ * generic free releases everything (schema_ops.c). */
 #ifndef HX_CONFIG_SCHEMA_H
 #define HX_CONFIG_SCHEMA_H
 

@@ -80,7 +80,7 @@ const char *hx_gateway_provider_hint(const hx_provider *pv, char *buf, size_t n)
     char var[64];
     const char *type = pv->ad->name;
     size_t i = 0;
-    for (; type[i] && i < 40; i++)
+    for (; i < 40 && type[i]; i++)
         var[i] = (char)toupper((unsigned char)type[i]);
     snprintf(var + i, sizeof var - i, "_ENDPOINT");
     /* Read only here, on a failure: hapax never changes its environment. */

@@ -107,7 +107,7 @@ static hx_breaker *breaker_of(proxy *p)
  * retries of one request never open it on their own. */
 void px_breaker_verdict(proxy *p, int v)
 {
-    if (!p->breaker_held)
+    if (!p->breaker_held || p->prov == NULL) /* held implies a provider */
         return;
     p->breaker_held = false;
     if (v >= 0)

@@ -407,7 +407,7 @@ static int in_head(json_object *body, hx_in_info *info, hx_resp_ctx *rx, char *e
     info->include_usage = true;
     info->render = &hx_render_responses;
     rx->store = is_null(v = aj_get(body, "store")) || json_object_get_boolean(v);
-    if (!is_null(v = aj_get(body, "previous_response_id"))) {
+    if (!is_null(aj_get(body, "previous_response_id"))) {
         const char *id = in_str(body, "previous_response_id");
         if (id == NULL || *id == '\0' || strlen(id) >= sizeof rx->id)
             return hx_fail(err, errlen, "previous_response_id: expected a response id");

@@ -175,7 +175,7 @@ static int check_own(json_object *body, char *err, size_t errlen)
     if (!is_null(v = aj_get(body, "truncation")) && !str_eq(v, "disabled"))
         return hx_fail(err, errlen, "truncation: only \"disabled\" is supported (the gateway does not shorten a "
                        "conversation to fit the model)");
-    if (!is_null(v = aj_get(body, "max_tool_calls")))
+    if (!is_null(aj_get(body, "max_tool_calls")))
         return hx_fail(err, errlen, "max_tool_calls: not supported (providers' chat APIs cannot bound tool calls)");
     if (!is_null(v = aj_get(body, "top_logprobs")) && !(is_type(v, json_type_int) && json_object_get_int64(v) == 0))
         return hx_fail(err, errlen, "top_logprobs: log probabilities are not supported on /v1/responses");

@@ -222,7 +222,8 @@ void hx_router_free(hx_router *rt)
 {
     if (rt == NULL)
         return;
-    for (size_t i = 0; i < rt->n; i++) {
+    /* routes is NULL only when n is 0 (its allocation failed). */
+    for (size_t i = 0; rt->routes && i < rt->n; i++) {
         hx_free(rt->routes[i].path);
         for (size_t j = 0; j < rt->routes[i].nrequired; j++) {
             hx_free(rt->routes[i].required[j].key);

@@ -59,6 +59,7 @@ static int bind_listener(const char *host, int port, bool first, int *bound_port
                   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0))
         goto sys_fail;
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* the analyzer does not model getsockname() */
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port

@@ -64,6 +64,8 @@ static rs_entry **slot_of(rs_mem *m, const char *id, uint64_t h)
 static void drop(rs_mem *m, rs_entry **pp)
 {
     rs_entry *e = *pp;
+    if (e == NULL) /* not in the table: callers only pass entries that are */
+        return;
     *pp = e->hnext;
     if (e->prev)
         e->prev->next = e->next;
@@ -113,7 +115,7 @@ static rs_entry *entry_new(const char *id, const char *owner, const hx_resp_entr
     e->response = p += ol;
     memcpy(e->response, in->response, in->response_len);
     e->response[in->response_len] = '\0';
-    e->conv = p += in->response_len + 1;
+    e->conv = p + in->response_len + 1;
     memcpy(e->conv, in->conversation, in->conversation_len);
     e->conv[in->conversation_len] = '\0';
     e->rlen = in->response_len;
