@@ -222,6 +222,7 @@ int main(int argc, char **argv)
         return 1;
     }
     hx_server_set_app(srv, hx_gateway_worker_init, hx_gateway_worker_fini, NULL);
+    hx_req_set_done_hook(hx_gw_request_done); /* the access-log line */
     hx_server_set_reload(srv, on_reload, cfg->server.host); /* cfg outlives the server */
     hx_server_set_drain(srv, hx_gateway_worker_drain);
     hx_server_set_force(srv, hx_gateway_worker_force);
