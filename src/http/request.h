@@ -76,8 +76,8 @@ typedef struct hx_req hx_req;
  * malloc, no free, and a pooled request never shows the previous
  * request's context. A slot has no destructor: a module that must undo
  * something registers hx_req_on_finish. */
-#define HX_REQ_CTX_SLOTS 6
-#define HX_REQ_CTX_BYTES 896
+#define HX_REQ_CTX_SLOTS 5
+#define HX_REQ_CTX_BYTES 880
 #define HX_REQ_CTX_APP 0
 
 /* A middleware step or a handler. A step either answers the request
