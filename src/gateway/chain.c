@@ -557,7 +557,8 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     }
     /* chain_model may point into p->info.model: p outlives every attempt. */
     p->nchain = hx_providers_chain(&p->g->providers, p->info.model, p->chain, p->chain_model, np);
-    if (p->nchain > 0 && hx_auth_key(r) && hx_auth_key(r)->models.n > 0 && keep_allowed(p, hx_auth_key(r)) == 0) {
+    const hx_cfg_auth_key *key = hx_auth_key(r);
+    if (p->nchain > 0 && key && key->models.n > 0 && keep_allowed(p, key) == 0) {
         /* Failover must not reach a model the client key may not use. */
         hx_auth_deny_model(r, info->model[0] ? info->model : r->cfg->llm.model);
         px_finish(p);

@@ -286,7 +286,8 @@ static void handle_llm(hx_req *r, hx_api api, inbound_fn parse, const char *bad_
      * default chain serves llm.model); the proxy then also keeps failover
      * to providers the key may use. */
     const char *model = info.model[0] ? info.model : r->cfg->llm.model;
-    if (hx_auth_key(r) && !hx_auth_model_allowed(hx_auth_key(r), model)) {
+    const hx_cfg_auth_key *key = hx_auth_key(r);
+    if (key && !hx_auth_model_allowed(key, model)) {
         json_object_put(canon);
         if (info.ctx_free)
             info.ctx_free(info.ctx);
