@@ -151,28 +151,34 @@ void hx_req_set_done_hook(hx_req_done_fn fn)
     done_hook = fn;
 }
 
+_Static_assert(HX_REQ_CTX_SLOTS <= 8, "ctx_carved holds one bit per slot");
+_Static_assert(HX_REQ_CTX_BYTES <= UINT16_MAX, "ctx_used counts the area's bytes");
+
 void hx_req_set_ctx(hx_req *r, unsigned id, void *p)
 {
-    if (id < HX_REQ_CTX_SLOTS)
+    if (id < HX_REQ_CTX_SLOTS) {
         r->ctx[id] = p;
+        r->ctx_carved = (uint8_t)(r->ctx_carved & ~(1u << id));
+    }
 }
 
 void *hx_req_ctx_alloc(hx_req *r, unsigned id, size_t size)
 {
     if (id >= HX_REQ_CTX_SLOTS)
         return NULL;
-    if (r->ctx[id] != NULL) {
-        unsigned char *p = r->ctx[id];
-        /* Storage set with hx_req_set_ctx is not ours to hand out. */
-        return p >= r->ctx_mem && p < r->ctx_mem + sizeof r->ctx_mem ? p : NULL;
-    }
+    if (r->ctx[id] != NULL) /* storage set with hx_req_set_ctx is not ours to hand out */
+        return r->ctx_carved & (1u << id) ? r->ctx[id] : NULL;
+    size_t left = sizeof r->ctx_mem - r->ctx_used;
+    if (size == 0 || size > left) /* before rounding: a huge size must not wrap */
+        return NULL;
     const size_t align = alignof(max_align_t);
     size_t need = (size + align - 1) / align * align;
-    if (size == 0 || need > sizeof r->ctx_mem - r->ctx_used)
+    if (need > left)
         return NULL;
     /* The pool zeroed the area when it handed the request out. */
     r->ctx[id] = r->ctx_mem + r->ctx_used;
     r->ctx_used = (uint16_t)(r->ctx_used + need);
+    r->ctx_carved = (uint8_t)(r->ctx_carved | 1u << id);
     return r->ctx[id];
 }
 

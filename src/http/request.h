@@ -76,7 +76,7 @@ typedef struct hx_req hx_req;
  * malloc, no free, and a pooled request never shows the previous
  * request's context. A slot has no destructor: a module that must undo
  * something registers hx_req_on_finish. */
-#define HX_REQ_CTX_SLOTS 5
+#define HX_REQ_CTX_SLOTS 5 /* at most 8: ctx_carved is a byte */
 #define HX_REQ_CTX_BYTES 880
 #define HX_REQ_CTX_APP 0
 
@@ -151,7 +151,8 @@ struct hx_req {
     /* per-module context (hx_req_ctx): slot pointers and the inline area
      * hx_req_ctx_alloc carves them from */
     void *ctx[HX_REQ_CTX_SLOTS];
-    uint16_t ctx_used;
+    uint16_t ctx_used;           /* bytes of ctx_mem carved */
+    uint8_t ctx_carved;          /* slots (bit = id) pointing into ctx_mem */
     _Alignas(max_align_t) unsigned char ctx_mem[HX_REQ_CTX_BYTES];
 
     /* callbacks set by the handler */

@@ -75,8 +75,11 @@ static void test_slots_are_private(void **state)
     assert_ptr_equal(hx_req_ctx_alloc(r, HX_CTX_AUTH, HX_CTX_AUTH_BYTES), a);
     assert_ptr_equal(hx_req_ctx(r, HX_CTX_AUTH), a);
     assert_null(hx_req_ctx(r, HX_CTX_GATEWAY));
-    /* Out of range, and a slot pointing at storage it does not own. */
+    /* Out of range, too big (never wrapped to a small size), and a slot
+     * pointing at storage it does not own. */
     assert_null(hx_req_ctx_alloc(r, HX_REQ_CTX_SLOTS, 8));
+    assert_null(hx_req_ctx_alloc(r, HX_CTX_GATEWAY, SIZE_MAX));
+    assert_null(hx_req_ctx(r, HX_CTX_GATEWAY));
     assert_null(hx_req_ctx(r, HX_REQ_CTX_SLOTS));
     int app;
     hx_req_set_ctx(r, HX_CTX_APP, &app);
