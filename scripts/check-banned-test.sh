@@ -14,7 +14,7 @@ fails=0
 expect() {
   want=$1 line=$2 file=${3:-src/x/planted.c}
   rm -rf "$TMP/src"
-  mkdir -p "$TMP/src/x" "$TMP/src/util"
+  mkdir -p "$TMP/src/x" "$TMP/src/util" "$(dirname "$TMP/$file")"
   printf '#include <stdlib.h>\nstatic int ok(void)\n{\n    return 0;\n}\n%s\n' "$line" >"$TMP/$file"
   set +e
   out=$("$HERE/check-banned.sh" "$TMP" 2>&1)
@@ -48,6 +48,8 @@ expect 1 'static void (*const release)(void *) = free;'
 expect 1 'void *f(void) { return malloc(4); }' src/util/buf.c
 expect 1 'int f(const char *s) { return atoi(s); }' src/util/alloc.c
 expect 1 'int x; /* a comment */ int f(const char *s) { return atoi(s); }'
+expect 1 '#include "gateway/gateway.h"' src/http/planted.c
+expect 1 '#  include "middleware/ctx.h"' src/http/planted.h
 # Look-alikes that are fine.
 expect 0 'void *f(void) { return malloc(4); }' src/util/alloc.c
 expect 0 '/* atoi(s), sprintf(d, ...) and free(p) in a comment */'
@@ -58,6 +60,9 @@ expect 0 'char *f(char *s, char **k) { return strtok_r(s, ",", k); }'
 expect 0 'void f(struct vt *v, void *p) { v->free(p); }'
 expect 0 'static const struct vt t = {.free = release};'
 expect 0 'int f(int freed) { return freed; }'
+expect 0 '#include "http/router.h"' src/http/planted.c
+expect 0 '#include "middleware/ctx.h"' src/gateway/planted.c
+expect 1 '#include "gateway/handlers.h"' src/http/server.c
 
 if [ "$fails" -ne 0 ]; then
   echo "check-banned-test: $fails case(s) failed" >&2

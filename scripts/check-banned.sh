@@ -5,7 +5,12 @@
 #     hx_buf, memchr/strcspn;
 #  2. no raw malloc/calloc/realloc/free/strdup/strndup outside
 #     src/util/alloc.c: everything goes through hx_malloc etc., which the tests
-#     can make fail (json-c's own allocations are its business).
+#     can make fail (json-c's own allocations are its business);
+#  3. layering: src/http/ (the protocol-neutral request and its adapters)
+#     includes nothing from gateway/ or middleware/: modules keep their
+#     per-request state in hx_req's context slots and the application
+#     writes the access log through a hook; the application (routes,
+#     handlers, middleware) is composed in src/app/.
 # Comments, string and character literals and #include lines are not calls:
 # they are blanked first, so a comment may name a banned function.
 # Usage: scripts/check-banned.sh [ROOT]  (default: this checkout). Exit 1 and
@@ -58,6 +63,9 @@ found=$(
   # A call, or the name taken as a function pointer (`= free;`, `, free)`).
   grep -v '^src/util/alloc\.c:' "$TMP" | grep -E "$BEFORE($ALLOC)([^[:alnum:]_]|\$)" |
     sed -E 's/^([^:]*:[0-9]+:)/\1 raw allocation, use util\/alloc.h: /' || true
+  (cd "$ROOT" && grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(gateway|middleware)/' \
+    src/http/*.c src/http/*.h 2>/dev/null) |
+    sed -E 's/^([^:]*:[0-9]+:)/\1 layering, src\/http\/ includes no gateway\/ or middleware\/: /' || true
 )
 
 if [ -n "$found" ]; then

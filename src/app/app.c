@@ -138,6 +138,7 @@ int hx_app_run(hx_config *cfg, const char *config_path)
         HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", config_path));
         goto done;
     }
+    hx_req_set_done_hook(hx_gw_request_done); /* the access-log line */
     /* From here on no loop writes a log line itself: a writer thread does. */
     if (hx_log_start(cfg->logging.file, err, sizeof err) != 0) {
         HX_LOG_ERROR("cannot start", HX_F_STR("error", err), HX_F_STR("config", config_path));

@@ -25,7 +25,7 @@ typedef struct {
 /* One `key: value` of a string map (route headers, health-check checks,
  * llm.options). `is_string` tells a quoted/text value from a number or
  * bool whose original text is kept as is (a proxy keeps numbers exact). */
-typedef struct {
+typedef struct hx_kv {
     char *key;
     char *value;
     bool is_string;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "gateway/proxy_int.h"
+#include "http/router.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
 #include "obs/log.h"
@@ -196,9 +197,10 @@ static int start_attempt_as(proxy *p, const hx_provider *pv)
     p->render.ctx = p->info.ctx;
     p->relay_raw = (p->native || p->translated) && !p->info.stream;
     p->relay_sse = p->native && p->info.stream;
-    snprintf(r->log_provider, sizeof r->log_provider, "%s", pv->name);
-    snprintf(r->log_model, sizeof r->log_model, "%s", pv->model);
-    r->log_attempts++;
+    hx_gw_reqlog *lg = hx_gw_log(r);
+    snprintf(lg->provider, sizeof lg->provider, "%s", pv->name);
+    snprintf(lg->model, sizeof lg->model, "%s", pv->model);
+    lg->attempts++;
     p->call = hx_upstream_start(p->gw->up, ur.method, ur.url, &ur.headers, ur.body.data, ur.body.len, &o,
                                 &px_up_cb, p);
     hx_up_request_free(&ur);
@@ -292,7 +294,7 @@ static bool admit(proxy *p, const hx_provider *pv)
  * Returns true when an attempt started. */
 static bool try_panic(proxy *p)
 {
-    if (!p->g->cfg->llm.panic || p->panic_pos < 0 || p->panicked || p->req->log_attempts > 0)
+    if (!p->g->cfg->llm.panic || p->panic_pos < 0 || p->panicked || hx_gw_log_peek(p->req)->attempts > 0)
         return false;
     p->panicked = true;
     p->prov_model = p->chain_model[p->panic_pos];
@@ -521,7 +523,7 @@ static void tpm_reserve(proxy *p)
 
 void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
 {
-    hx_gw_worker *gw = r->app;
+    hx_gw_worker *gw = hx_req_ctx(r, HX_CTX_APP);
     proxy *p = gw ? hx_calloc(1, sizeof *p) : NULL;
     if (p == NULL) {
         json_object_put(canon);
@@ -556,7 +558,8 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
     }
     /* chain_model may point into p->info.model: p outlives every attempt. */
     p->nchain = hx_providers_chain(&p->g->providers, p->info.model, p->chain, p->chain_model, np);
-    if (p->nchain > 0 && r->auth_key && r->auth_key->models.n > 0 && keep_allowed(p, r->auth_key) == 0) {
+    const hx_cfg_auth_key *key = hx_auth_key(r);
+    if (p->nchain > 0 && key && key->models.n > 0 && keep_allowed(p, key) == 0) {
         /* Failover must not reach a model the client key may not use. */
         hx_auth_deny_model(r, info->model[0] ? info->model : r->cfg->llm.model);
         px_finish(p);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "gateway/inbound.h"
 #include "http/request.h"
+#include "middleware/ctx.h"
 #include "provider/provider.h"
 #include "resilience/breaker.h"
 #include "resilience/health.h"
@@ -135,6 +136,29 @@ void hx_prober_stop(hx_gw_worker *w);
  * with the provider probes. */
 int hx_route_probes_start(hx_gw_worker *w, void *loop);
 void hx_route_probes_stop(hx_gw_worker *w);
+
+/* What the gateway learnt about a request, for its access-log line, the
+ * token metrics and the tokens_per_minute debit: its request context slot
+ * (HX_CTX_GATEWAY). */
+typedef struct {
+    char provider[64];         /* the provider tried last */
+    char model[128];           /* ... and its model */
+    int attempts;              /* upstream calls made */
+    int64_t prompt_tokens;     /* as the upstream reported them */
+    int64_t completion_tokens;
+    char failures[512];        /* why earlier providers did not serve */
+} hx_gw_reqlog;
+
+/* The request's record, carved in its context area on first use. The
+ * area always has room for it (HX_CTX_GATEWAY_BYTES, middleware/ctx.h);
+ * should it not, writes go to a per-thread scratch record nobody reads. */
+hx_gw_reqlog *hx_gw_log(hx_req *r);
+/* The record to read: all zero while nothing was written. */
+const hx_gw_reqlog *hx_gw_log_peek(const hx_req *r);
+/* The done hook (hx_req_set_done_hook) of every finished request: the
+ * server-load latency sample of a proxied request, then the access-log
+ * line (when the route runs `logging` and logging.access_log is on). */
+void hx_gw_request_done(hx_req *r);
 
 /* Sends the canonical request (owned by the call from now on) along the
  * chain for info->model and renders the answer to r. */

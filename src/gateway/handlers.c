@@ -86,7 +86,7 @@ static int system_json(hx_buf *b, const hx_sysload_status *s)
 
 static void handle_health(hx_req *r)
 {
-    hx_gw_worker *w = r->app;
+    hx_gw_worker *w = hx_req_ctx(r, HX_CTX_APP);
     if (w)
         hx_gw_worker_sync(w);
     hx_buf b;
@@ -124,7 +124,7 @@ static void handle_health(hx_req *r)
 /* GET /health/providers/{name} */
 static void handle_provider_health(hx_req *r)
 {
-    hx_gw_worker *w = r->app;
+    hx_gw_worker *w = hx_req_ctx(r, HX_CTX_APP);
     if (w)
         hx_gw_worker_sync(w);
     const char *name = r->route_param ? r->route_param : ""; /* wherever the route is mounted */
@@ -188,7 +188,8 @@ static bool is_json_type(const char *ct)
 static void debit_tokens(hx_req *r, void *ud)
 {
     (void)ud;
-    int64_t t = hx_tokens_add(r->log_prompt_tokens, r->log_completion_tokens);
+    const hx_gw_reqlog *lg = hx_gw_log_peek(r);
+    int64_t t = hx_tokens_add(lg->prompt_tokens, lg->completion_tokens);
     if (t > 0)
         hx_ratelimit_debit_tokens(r, t);
 }
@@ -285,7 +286,8 @@ static void handle_llm(hx_req *r, hx_api api, inbound_fn parse, const char *bad_
      * default chain serves llm.model); the proxy then also keeps failover
      * to providers the key may use. */
     const char *model = info.model[0] ? info.model : r->cfg->llm.model;
-    if (r->auth_key && !hx_auth_model_allowed(r->auth_key, model)) {
+    const hx_cfg_auth_key *key = hx_auth_key(r);
+    if (key && !hx_auth_model_allowed(key, model)) {
         json_object_put(canon);
         if (info.ctx_free)
             info.ctx_free(info.ctx);

@@ -83,7 +83,7 @@ static size_t names_cap(const hx_providers *ps)
 
 void hx_handle_models(hx_req *r)
 {
-    hx_gw_worker *w = r->app;
+    hx_gw_worker *w = hx_req_ctx(r, HX_CTX_APP);
     if (w)
         hx_gw_worker_sync(w);
     const hx_providers *ps = w ? &w->gw->providers : NULL;
@@ -145,7 +145,7 @@ static bool decode_id(const char *in, char *out, size_t outlen)
 
 void hx_handle_model(hx_req *r)
 {
-    hx_gw_worker *w = r->app;
+    hx_gw_worker *w = hx_req_ctx(r, HX_CTX_APP);
     if (w)
         hx_gw_worker_sync(w);
     char id[MODEL_ID_MAX + 1];

@@ -126,12 +126,12 @@ void px_finish(proxy *p)
         return;
     px_set_state(p, PX_DONE);
     live_unlink(p);
-    hx_req *r = p->req;
+    const hx_gw_reqlog *lg = hx_gw_log_peek(p->req);
     px_tpm_settle(p);
-    if (p->prov && (r->log_prompt_tokens > 0 || r->log_completion_tokens > 0)) {
+    if (p->prov && (lg->prompt_tokens > 0 || lg->completion_tokens > 0)) {
         const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];
-        hx_metrics_inc(HX_M_TOKENS, m->tok_prompt, (uint64_t)r->log_prompt_tokens);
-        hx_metrics_inc(HX_M_TOKENS, m->tok_completion, (uint64_t)r->log_completion_tokens);
+        hx_metrics_inc(HX_M_TOKENS, m->tok_prompt, (uint64_t)lg->prompt_tokens);
+        hx_metrics_inc(HX_M_TOKENS, m->tok_completion, (uint64_t)lg->completion_tokens);
     }
     px_log_failures(p);
     px_breaker_verdict(p, -1);
@@ -176,7 +176,7 @@ void px_note_failure(proxy *p, hx_fail_class cls, const char *why)
 void px_set_provider_headers(proxy *p)
 {
     char n[16];
-    snprintf(n, sizeof n, "%d", p->req->log_attempts);
+    snprintf(n, sizeof n, "%d", hx_gw_log_peek(p->req)->attempts);
     hx_res_header(p->req, "X-Hapax-Provider", p->prov ? p->prov->name : "none");
     hx_res_header(p->req, "X-Hapax-Attempts", n);
 }
@@ -184,9 +184,10 @@ void px_set_provider_headers(proxy *p)
 /* The access log names why earlier providers did not serve. */
 void px_log_failures(proxy *p)
 {
-    hx_req *r = p->req;
-    if (p->states.len && r->log_failures[0] == '\0')
-        snprintf(r->log_failures, sizeof r->log_failures, "%s", p->states.data);
+    if (p->states.len == 0 || hx_gw_log_peek(p->req)->failures[0] != '\0')
+        return;
+    hx_gw_reqlog *lg = hx_gw_log(p->req);
+    snprintf(lg->failures, sizeof lg->failures, "%s", p->states.data);
 }
 
 void px_answer_error(proxy *p, hx_err e, const char *msg)
@@ -197,7 +198,7 @@ void px_answer_error(proxy *p, hx_err e, const char *msg)
         hx_res_header(r, "Retry-After", p->retry_after);
     if (e == HX_ERR_UNAVAILABLE)
         hx_res_header(r, "Retry-After", p->retry_after[0] ? p->retry_after : "5");
-    if (r->log_attempts)
+    if (hx_gw_log_peek(r)->attempts)
         px_set_provider_headers(p);
     hx_res_error(r, e, msg);
     px_finish(p);
@@ -209,8 +210,9 @@ void px_answer_local(proxy *p, const hx_translated *tr)
     hx_buf body;
     hx_buf_init(&body, HX_RENDER_BODY_MAX);
     char err[256];
-    snprintf(r->log_provider, sizeof r->log_provider, "%s", p->prov->name);
-    snprintf(r->log_model, sizeof r->log_model, "%s", p->prov->model);
+    hx_gw_reqlog *lg = hx_gw_log(r);
+    snprintf(lg->provider, sizeof lg->provider, "%s", p->prov->name);
+    snprintf(lg->model, sizeof lg->model, "%s", p->prov->model);
     if (tr->local(p->canon, &body, err, sizeof err) != 0) {
         hx_buf_free(&body);
         px_answer_error(p, HX_ERR_INTERNAL, err);
@@ -320,8 +322,9 @@ static int on_event(void *ud, const hx_event *ev)
 {
     proxy *p = ud;
     if (ev->type == HX_EV_USAGE) {
-        p->req->log_prompt_tokens = ev->prompt_tokens;
-        p->req->log_completion_tokens = ev->completion_tokens;
+        hx_gw_reqlog *lg = hx_gw_log(p->req);
+        lg->prompt_tokens = ev->prompt_tokens;
+        lg->completion_tokens = ev->completion_tokens;
         p->usage_seen = true;
     } else if (ev->type == HX_EV_TEXT || ev->type == HX_EV_TOOL_ARGS) {
         p->text_bytes += ev->len;
@@ -373,8 +376,9 @@ static void relay_usage(proxy *p)
 {
     if (!p->relay.usage_seen)
         return;
-    p->req->log_prompt_tokens = hx_tokens_add(p->relay.prompt_tokens, 0);
-    p->req->log_completion_tokens = hx_tokens_add(p->relay.completion_tokens, 0);
+    hx_gw_reqlog *lg = hx_gw_log(p->req);
+    lg->prompt_tokens = hx_tokens_add(p->relay.prompt_tokens, 0);
+    lg->completion_tokens = hx_tokens_add(p->relay.completion_tokens, 0);
     p->usage_seen = true;
 }
 

@@ -104,7 +104,8 @@ void hx_resp_save(hx_resp_ctx *rx, const char *response, size_t rlen, const char
 
 static const char *owner_of(const hx_req *r)
 {
-    return r->auth_key && r->auth_key->name ? r->auth_key->name : "";
+    const hx_cfg_auth_key *k = hx_auth_key(r);
+    return k && k->name ? k->name : "";
 }
 
 /* ---- POST: item references, previous_response_id ---------------------------------- */
@@ -393,7 +394,7 @@ void hx_responses_by_id(hx_req *r)
 
 int hx_responses_native_chain(hx_req *r, const hx_in_info *info)
 {
-    hx_gw_worker *w = r->app;
+    hx_gw_worker *w = hx_req_ctx(r, HX_CTX_APP);
     if (w == NULL)
         return 0;
     hx_gw_worker_sync(w);

@@ -108,7 +108,7 @@ int hx_route_health_json(hx_buf *b, struct hx_gateway *g, size_t *bad)
 
 void hx_handle_route_health(hx_req *r)
 {
-    hx_gw_worker *w = r->app;
+    hx_gw_worker *w = hx_req_ctx(r, HX_CTX_APP);
     if (w)
         hx_gw_worker_sync(w);
     /* The router's label is "<mount path>/health". */

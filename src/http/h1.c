@@ -258,10 +258,9 @@ static hx_req *ensure_req(h1_conn *c)
     if (r == NULL)
         return NULL;
     r->mw = hx_router_global_mw(c->w->router);
-    r->app = c->w->app;
+    hx_req_set_ctx(r, HX_REQ_CTX_APP, c->w->app);
     r->loop = &c->w->loop;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
-    memcpy(r->client_ip, c->peer_ip, sizeof r->client_ip);
     r->peer_port = c->peer_port;
     c->req = r;
     return r;

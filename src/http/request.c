@@ -1,13 +1,14 @@
 #include "http/request.h"
 
+#include <stdalign.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "obs/log.h"
+#include "config/config.h"
+#include "http/router.h"
 #include "obs/metrics.h"
-#include "obs/sysload.h"
 #include "util/alloc.h"
 #include "util/uuid.h"
 
@@ -142,30 +143,43 @@ hx_req *hx_req_ref(hx_req *r)
     return r;
 }
 
-static void log_access(hx_req *r)
+/* Set once at start (hx_req_set_done_hook), read by every worker. */
+static hx_req_done_fn done_hook;
+
+void hx_req_set_done_hook(hx_req_done_fn fn)
 {
-    uint64_t dur_us = (hx_now_ns() - r->start_ns) / 1000;
-    int status = r->head_sent ? r->status : 499; /* client closed first */
-    HX_LOG_INFO("request",
-                HX_F_STR("request_id", r->request_id),
-                HX_F_STR("client_ip", r->client_ip),
-                r->key_name[0] ? HX_F_STR("key_name", r->key_name) : (hx_log_field){0},
-                HX_F_STR("method", r->method),
-                HX_F_STR("path", r->path ? r->path : ""),
-                HX_F_INT("status", status),
-                HX_F_DBL("duration_ms", (double)dur_us / 1000.0),
-                HX_F_INT("bytes_in", r->bytes_in),
-                HX_F_INT("bytes_out", r->bytes_out),
-                r->queue_admitted ? HX_F_DBL("queue_wait_ms", (double)(r->queue_wait_ns / 1000) / 1000.0)
-                          : (hx_log_field){0},
-                r->error_code ? HX_F_STR("error", r->error_code) : (hx_log_field){0},
-                r->log_provider[0] ? HX_F_STR("provider", r->log_provider) : (hx_log_field){0},
-                r->log_model[0] ? HX_F_STR("model", r->log_model) : (hx_log_field){0},
-                r->log_attempts ? HX_F_INT("attempts", r->log_attempts) : (hx_log_field){0},
-                r->log_attempts ? HX_F_INT("prompt_tokens", r->log_prompt_tokens) : (hx_log_field){0},
-                r->log_attempts ? HX_F_INT("completion_tokens", r->log_completion_tokens) : (hx_log_field){0},
-                r->log_failures[0] ? HX_F_STR("failures", r->log_failures) : (hx_log_field){0},
-                HX_F_BOOL("aborted", r->aborted));
+    done_hook = fn;
+}
+
+_Static_assert(HX_REQ_CTX_SLOTS <= 8, "ctx_carved holds one bit per slot");
+_Static_assert(HX_REQ_CTX_BYTES <= UINT16_MAX, "ctx_used counts the area's bytes");
+
+void hx_req_set_ctx(hx_req *r, unsigned id, void *p)
+{
+    if (id < HX_REQ_CTX_SLOTS) {
+        r->ctx[id] = p;
+        r->ctx_carved = (uint8_t)(r->ctx_carved & ~(1u << id));
+    }
+}
+
+void *hx_req_ctx_alloc(hx_req *r, unsigned id, size_t size)
+{
+    if (id >= HX_REQ_CTX_SLOTS)
+        return NULL;
+    if (r->ctx[id] != NULL) /* storage set with hx_req_set_ctx is not ours to hand out */
+        return r->ctx_carved & (1u << id) ? r->ctx[id] : NULL;
+    size_t left = sizeof r->ctx_mem - r->ctx_used;
+    if (size == 0 || size > left) /* before rounding: a huge size must not wrap */
+        return NULL;
+    const size_t align = alignof(max_align_t);
+    size_t need = (size + align - 1) / align * align;
+    if (need > left)
+        return NULL;
+    /* The pool zeroed the area when it handed the request out. */
+    r->ctx[id] = r->ctx_mem + r->ctx_used;
+    r->ctx_used = (uint16_t)(r->ctx_used + need);
+    r->ctx_carved = (uint8_t)(r->ctx_carved | 1u << id);
+    return r->ctx[id];
 }
 
 /* Series ids of the request metrics, cached per thread: interning takes
@@ -274,11 +288,9 @@ void hx_req_unref(hx_req *r)
         r->nfins--;
         r->fins[r->nfins].fn(r, r->fins[r->nfins].ud);
     }
-    if (r->log_attempts && r->head_sent)
-        hx_sysload_observe_latency(r->head_ns - r->start_ns);
     record_metrics(r);
-    if ((r->mw & HX_MW_LOGGING) && r->cfg->logging.access_log && r->path)
-        log_access(r);
+    if (done_hook)
+        done_hook(r);
     hx_free(r->path);
     hx_free(r->query);
     hx_headers_free(&r->headers);

@@ -15,13 +15,18 @@
 #ifndef HX_HTTP_REQUEST_H
 #define HX_HTTP_REQUEST_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "http/error.h"
 #include "util/buf.h"
+
+/* The config is opaque here (config/config.h has it): a request holds a
+ * reference and the HTTP layer reads its limits in request.c. */
+typedef struct hx_config hx_config;
+typedef struct hx_kv hx_kv;
 
 #define HX_REQUEST_ID_MAX 128
 /* Largest JSON error envelope hx_res_error sends; a longer message is
@@ -56,16 +61,24 @@ typedef enum {
     HX_RES_ENOMEM = -3,
 } hx_res_rc;
 
-/* Which per-request middleware a route runs (server.middleware or the
- * route's own list). */
-enum {
-    HX_MW_REQUEST_ID = 1u << 0,
-    HX_MW_REQUEST_TIMER = 1u << 1,
-    HX_MW_PANIC_RECOVERY = 1u << 2,
-    HX_MW_LOGGING = 1u << 3,
-};
-
 typedef struct hx_req hx_req;
+
+/* Per-module context slots, as nginx's ngx_http_get_module_ctx: a module
+ * (auth, the queue, the gateway...) keeps what it knows about a request
+ * in its own slot, and the HTTP layer never sees those fields. The ids
+ * belong to the application (src/middleware/ctx.h lists them); slot
+ * HX_REQ_CTX_APP carries the worker's application context, which the
+ * adapter copies from its worker.
+ *
+ * Storage costs nothing per request: hx_req_ctx_alloc carves a module's
+ * struct from an area inside hx_req itself, which the per-thread request
+ * pool already reuses and zeroes as it hands a request out. So no
+ * malloc, no free, and a pooled request never shows the previous
+ * request's context. A slot has no destructor: a module that must undo
+ * something registers hx_req_on_finish. */
+#define HX_REQ_CTX_SLOTS 5 /* at most 8: ctx_carved is a byte */
+#define HX_REQ_CTX_BYTES 880
+#define HX_REQ_CTX_APP 0
 
 /* A middleware step or a handler. A step either answers the request
  * (hx_res_*) or calls hx_req_next exactly once, at once or later (after a
@@ -74,7 +87,7 @@ typedef void (*hx_step_fn)(hx_req *r);
 #define HX_REQ_MAX_STEPS 8
 
 /* Runs when the request is finished (its last reference dropped), before
- * the access log line is written. */
+ * the done hook (hx_req_set_done_hook: the access-log line). */
 typedef void (*hx_req_fin_fn)(hx_req *r, void *ud);
 #define HX_REQ_MAX_FINS 4
 
@@ -106,7 +119,7 @@ struct hx_req {
     uint64_t deadline_ns;        /* start + llm.request_timeout */
     hx_config *cfg;              /* reference held for the request's lifetime */
     void *loop;                  /* the uv_loop_t this request lives on */
-    unsigned mw;                 /* HX_MW_* of the matched route */
+    unsigned mw;                 /* the route's response-side options (HX_MW_*, http/router.h) */
 
     /* response state */
     hx_headers res_headers;
@@ -119,15 +132,6 @@ struct hx_req {
     uint64_t bytes_out;
     const char *error_code;      /* for the access log: code of the error sent */
     hx_err_render_fn err_render; /* the route's error dialect (NULL = OpenAI's envelope) */
-    /* set by the gateway for the access log */
-    char log_provider[64];
-    char log_model[128];
-    int log_attempts;
-    int64_t log_prompt_tokens;
-    int64_t log_completion_tokens;
-    char log_failures[512];      /* why earlier providers did not serve */
-    void *app;                   /* the worker's application context */
-
     /* middleware chain (set by the router) */
     hx_step_fn steps[HX_REQ_MAX_STEPS];
     uint8_t nsteps;
@@ -144,13 +148,12 @@ struct hx_req {
         void *ud;
     } fins[HX_REQ_MAX_FINS];
     uint8_t nfins;
-    /* set by middleware */
-    char client_ip[48];          /* peer, or X-Forwarded-For from a trusted proxy */
-    const hx_cfg_auth_key *auth_key; /* the client key that authenticated (in r->cfg) */
-    char key_name[64];           /* its name, for logs and metrics */
-    uint64_t queue_wait_ns;      /* time spent waiting in the queue */
-    bool queued;                 /* holds a queue slot */
-    bool queue_admitted;         /* went through the queue (for the access log) */
+    /* per-module context (hx_req_ctx): slot pointers and the inline area
+     * hx_req_ctx_alloc carves them from */
+    void *ctx[HX_REQ_CTX_SLOTS];
+    uint16_t ctx_used;           /* bytes of ctx_mem carved */
+    uint8_t ctx_carved;          /* slots (bit = id) pointing into ctx_mem */
+    _Alignas(max_align_t) unsigned char ctx_mem[HX_REQ_CTX_BYTES];
 
     /* callbacks set by the handler */
     hx_req_cb on_abort;
@@ -177,6 +180,29 @@ void hx_req_next(hx_req *r);
 /* Registers fn to run once when the request is finished. Returns 0, or -1
  * when HX_REQ_MAX_FINS are already registered. */
 int hx_req_on_finish(hx_req *r, hx_req_fin_fn fn, void *ud);
+
+/* The slot `id` (< HX_REQ_CTX_SLOTS), or NULL when nothing set it for
+ * this request. */
+static inline void *hx_req_ctx(const hx_req *r, unsigned id)
+{
+    return id < HX_REQ_CTX_SLOTS ? r->ctx[id] : NULL;
+}
+/* Points slot `id` at p (storage the caller owns, e.g. the worker's
+ * application context). */
+void hx_req_set_ctx(hx_req *r, unsigned id, void *p);
+/* The slot's storage: `size` zeroed bytes from the request's inline area,
+ * carved the first time and returned as is afterwards. NULL when id is
+ * out of range, the slot was set with hx_req_set_ctx, or the area is full
+ * (middleware/ctx.h gives each module a share that fits, checked at
+ * compile time). */
+void *hx_req_ctx_alloc(hx_req *r, unsigned id, size_t size);
+
+/* The application's hook for every finished request, after its finish
+ * callbacks and metrics: it writes the access-log line (the HTTP layer
+ * knows no gateway field). Set once at start, before any worker serves;
+ * NULL (the default) writes nothing. */
+typedef void (*hx_req_done_fn)(hx_req *r);
+void hx_req_set_done_hook(hx_req_done_fn fn);
 
 /* Called by the adapter when the client is gone: marks the request
  * aborted, detaches the transport and runs on_abort once. */

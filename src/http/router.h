@@ -10,6 +10,18 @@
 #include "config/config.h"
 #include "http/request.h"
 
+/* The response-side middleware of a route (server.middleware or the
+ * route's own list): no step of their own, the HTTP layer applies them
+ * (request.c: X-Request-ID, X-Response-Time, containment of internal
+ * errors; the application's done hook: the access-log line). The router
+ * stores the set in r->mw. */
+enum {
+    HX_MW_REQUEST_ID = 1u << 0,
+    HX_MW_REQUEST_TIMER = 1u << 1,
+    HX_MW_PANIC_RECOVERY = 1u << 2,
+    HX_MW_LOGGING = 1u << 3,
+};
+
 typedef hx_step_fn hx_handler_fn;
 /* What a handler name stands for: its function and the dialect its
  * clients speak, applied to every answer of its routes (the middleware's

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "middleware/clientip.h"
+#include "middleware/ctx.h"
 #include "middleware/middleware.h"
 #include "middleware/ratelimit.h"
 #include "obs/log.h"
@@ -256,14 +257,34 @@ static const char *presented_key(const hx_req *r, size_t *len)
     return NULL;
 }
 
+/* This module's slot (HX_CTX_AUTH): the key that authenticated. */
+typedef struct {
+    const hx_cfg_auth_key *key; /* in r->cfg */
+    char name[64];              /* its name, for logs and metrics */
+} auth_ctx;
+_Static_assert(sizeof(auth_ctx) <= HX_CTX_AUTH_BYTES, "auth_ctx outgrew its share");
+
+const hx_cfg_auth_key *hx_auth_key(const hx_req *r)
+{
+    const auth_ctx *a = hx_req_ctx(r, HX_CTX_AUTH);
+    return a ? a->key : NULL;
+}
+
+const char *hx_auth_key_name(const hx_req *r)
+{
+    const auth_ctx *a = hx_req_ctx(r, HX_CTX_AUTH);
+    return a ? a->name : "";
+}
+
 const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
 {
     int unused;
     if (why == NULL)
         why = &unused;
-    if (r->auth_key) {
+    const hx_cfg_auth_key *known = hx_auth_key(r);
+    if (known) {
         *why = HX_AUTH_OK;
-        return r->auth_key;
+        return known;
     }
     size_t len = 0;
     const char *key = presented_key(r, &len);
@@ -280,10 +301,14 @@ const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
         *why = HX_AUTH_INVALID;
         return NULL;
     }
-    r->auth_key = &r->cfg->auth.keys[m];
-    snprintf(r->key_name, sizeof r->key_name, "%s", r->auth_key->name);
+    const hx_cfg_auth_key *k = &r->cfg->auth.keys[m];
+    auth_ctx *a = hx_req_ctx_alloc(r, HX_CTX_AUTH, sizeof *a);
+    if (a) { /* else not remembered: a later call matches again */
+        a->key = k;
+        snprintf(a->name, sizeof a->name, "%s", k->name);
+    }
     *why = HX_AUTH_OK;
-    return r->auth_key;
+    return k;
 }
 
 /* One line per refusal. Only the configured key name may appear. */
@@ -294,10 +319,10 @@ static void log_failure(hx_req *r, const char *reason, const char *model)
     HX_LOG_WARN("authentication failed",
                 HX_F_STR("event", "auth_failure"),
                 HX_F_STR("reason", reason),
-                HX_F_STR("client_ip", r->client_ip),
+                HX_F_STR("client_ip", hx_client_ip(r)),
                 HX_F_STR("path", r->path ? r->path : ""),
                 HX_F_STR("request_id", r->request_id),
-                r->key_name[0] ? HX_F_STR("key_name", r->key_name) : (hx_log_field){0},
+                *hx_auth_key_name(r) ? HX_F_STR("key_name", hx_auth_key_name(r)) : (hx_log_field){0},
                 model ? HX_F_STR("model", model) : (hx_log_field){0});
 }
 
@@ -354,7 +379,7 @@ static bool metrics_open_to(hx_req *r)
     if (r->cfg->server.allow_unauthenticated)
         return true;
     hx_client_ip_resolve(r);
-    return hx_config_host_is_loopback(r->client_ip);
+    return hx_config_host_is_loopback(hx_client_ip(r));
 }
 
 bool hx_auth_metrics_allowed(hx_req *r)

@@ -27,7 +27,8 @@ enum {
 
 /* The configured key (in r->cfg) the request presents, or NULL with *why
  * set to HX_AUTH_MISSING or HX_AUTH_INVALID (why may be NULL). A match is
- * remembered in r->auth_key and r->key_name, so a second call is cheap.
+ * remembered in auth's request slot (hx_auth_key, middleware/ctx.h), so a
+ * second call is cheap.
  * Does not look at auth.enabled: callers decide whether auth applies.
  * Also NULL (HX_AUTH_INVALID) when memory runs out building the digests. */
 const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why);

@@ -2,6 +2,7 @@
  * trusted proxy vouches for (rate_limit.trusted_proxies), and the bucket
  * an address falls in. */
 #include "middleware/clientip.h"
+#include "middleware/ctx.h"
 
 #include <arpa/inet.h>
 #include <stdbool.h>
@@ -122,18 +123,33 @@ static void xff_walk(const hx_req *r, ip_addr *best)
     }
 }
 
+/* This module's slot (HX_CTX_CLIENTIP): the resolved address. */
+typedef struct {
+    char ip[sizeof ((hx_req *)0)->peer_ip];
+} clientip_ctx;
+_Static_assert(sizeof(clientip_ctx) <= HX_CTX_CLIENTIP_BYTES, "clientip_ctx outgrew its share");
+
+const char *hx_client_ip(const hx_req *r)
+{
+    const clientip_ctx *c = hx_req_ctx(r, HX_CTX_CLIENTIP);
+    return c ? c->ip : r->peer_ip;
+}
+
 void hx_client_ip_resolve(hx_req *r)
 {
+    clientip_ctx *c = hx_req_ctx_alloc(r, HX_CTX_CLIENTIP, sizeof *c);
+    if (c == NULL)
+        return; /* no room: the peer's address stands */
     ip_addr peer;
     if (!addr_parse(r->peer_ip, strlen(r->peer_ip), false, &peer)) {
-        snprintf(r->client_ip, sizeof r->client_ip, "%s", r->peer_ip);
+        snprintf(c->ip, sizeof c->ip, "%s", r->peer_ip);
         return;
     }
     ip_addr best = peer;
     if (is_trusted(r->cfg, &peer))
         xff_walk(r, &best);
-    if (inet_ntop(best.af, best.a, r->client_ip, sizeof r->client_ip) == NULL)
-        snprintf(r->client_ip, sizeof r->client_ip, "%s", r->peer_ip);
+    if (inet_ntop(best.af, best.a, c->ip, sizeof c->ip) == NULL)
+        snprintf(c->ip, sizeof c->ip, "%s", r->peer_ip);
 }
 
 /* An IPv6 client is limited per /64: one host usually holds a whole /64

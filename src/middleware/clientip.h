@@ -6,7 +6,7 @@
 
 #include "http/request.h"
 
-/* Sets r->client_ip: r->peer_ip, unless the peer is one of
+/* Sets the client's address (hx_client_ip, middleware/ctx.h): r->peer_ip, unless the peer is one of
  * rate_limit.trusted_proxies (IPs or CIDRs, v4 and v6): then the
  * right-most X-Forwarded-For entry that is not itself a trusted proxy. A
  * malformed entry stops the walk at the last trusted hop. Canonical form;

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "http/request.h"
+#include "middleware/ctx.h"
 #include "middleware/middleware.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -151,15 +152,42 @@ static void reject(hx_req *r, hx_err e, const char *reason, int retry_after)
     hx_res_error(r, e, NULL);
 }
 
+/* This module's slot (HX_CTX_QUEUE), carved when the step runs. */
+typedef struct {
+    uint64_t wait_ns; /* time spent waiting in the queue */
+    bool queued;      /* holds a queue slot */
+    bool admitted;    /* went through the queue (for the access log) */
+} queue_ctx;
+_Static_assert(sizeof(queue_ctx) <= HX_CTX_QUEUE_BYTES, "queue_ctx outgrew its share");
+
+bool hx_queue_admitted(const hx_req *r)
+{
+    const queue_ctx *c = hx_req_ctx(r, HX_CTX_QUEUE);
+    return c && c->admitted;
+}
+
+uint64_t hx_queue_wait_ns(const hx_req *r)
+{
+    const queue_ctx *c = hx_req_ctx(r, HX_CTX_QUEUE);
+    return c ? c->wait_ns : 0;
+}
+
+bool hx_queue_holds_slot(const hx_req *r)
+{
+    const queue_ctx *c = hx_req_ctx(r, HX_CTX_QUEUE);
+    return c && c->queued;
+}
+
 /* Finish hook of every request that went through the queue step. */
 static void release_slot(hx_req *r, void *ud)
 {
     (void)ud;
-    if (!r->queued)
+    queue_ctx *c = hx_req_ctx(r, HX_CTX_QUEUE);
+    if (c == NULL || !c->queued)
         return;
-    r->queued = false;
+    c->queued = false;
     /* Approximate: start_ns is a little before the queue step ran. */
-    uint64_t held = hx_now_ns() - (r->start_ns + r->queue_wait_ns);
+    uint64_t held = hx_now_ns() - (r->start_ns + c->wait_ns);
     pthread_mutex_lock(&q.mu);
     q.hold_ewma_ns = q.hold_ewma_ns ? (q.hold_ewma_ns * 7 + held) / 8 : held;
     give_back_locked();
@@ -238,10 +266,11 @@ static void deliver(waiter *w)
         waiter_end(w);
         return;
     }
-    r->queue_wait_ns = hx_now_ns() - w->since_ns;
-    hx_metrics_observe(HX_M_QUEUE_WAIT, 0, (double)r->queue_wait_ns / 1e9);
-    r->queued = true;
-    r->queue_admitted = true;
+    queue_ctx *c = hx_req_ctx(r, HX_CTX_QUEUE); /* carved by hx_mw_queue */
+    c->wait_ns = hx_now_ns() - w->since_ns;
+    hx_metrics_observe(HX_M_QUEUE_WAIT, 0, (double)c->wait_ns / 1e9);
+    c->queued = true;
+    c->admitted = true;
     hx_req_ref(r); /* survives waiter_end's unref while the chain runs */
     waiter_end(w);
     hx_req_next(r);
@@ -282,9 +311,10 @@ static bool try_admit_locked(hx_req *r)
         return false;
     q.in_flight++;
     q.admitted++;
-    r->queued = true;
-    r->queue_admitted = true;
-    r->queue_wait_ns = 0;
+    queue_ctx *c = hx_req_ctx(r, HX_CTX_QUEUE); /* carved by hx_mw_queue */
+    c->queued = true;
+    c->admitted = true;
+    c->wait_ns = 0;
     hx_metrics_observe(HX_M_QUEUE_WAIT, 0, 0.0);
     return true;
 }
@@ -322,9 +352,10 @@ void hx_mw_queue(hx_req *r)
     if (r->aborted)
         return;
     /* Registered before anything is taken: it frees the slot only when
-     * r->queued says the request holds one. */
-    if (hx_req_on_finish(r, release_slot, NULL) != 0) {
-        HX_LOG_ERROR("queue: no room for a finish hook", HX_F_STR("request_id", r->request_id));
+     * the request's context says it holds one. */
+    if (hx_req_ctx_alloc(r, HX_CTX_QUEUE, sizeof(queue_ctx)) == NULL ||
+        hx_req_on_finish(r, release_slot, NULL) != 0) {
+        HX_LOG_ERROR("queue: no room for its request context or finish hook", HX_F_STR("request_id", r->request_id));
         hx_res_error(r, HX_ERR_UNAVAILABLE, NULL);
         return;
     }

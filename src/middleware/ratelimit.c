@@ -11,6 +11,7 @@
 
 #include "middleware/auth.h"
 #include "middleware/clientip.h"
+#include "middleware/ctx.h"
 #include "middleware/middleware.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -356,7 +357,7 @@ static void rl_identify(hx_req *r, char id[ID_BUF], rl_limits *l)
         rate_merge(&eff, &k->rate_limit);
         snprintf(id, ID_BUF, "key:%s", k->name);
     } else {
-        hx_client_ip_bucket(r->client_ip, id, ID_BUF);
+        hx_client_ip_bucket(hx_client_ip(r), id, ID_BUF);
     }
     limits_from(&eff, l);
 }
@@ -404,8 +405,8 @@ void hx_mw_rate_limit(hx_req *r)
                 HX_F_STR("event", "rate_limited"),
                 HX_F_STR("kind", d.kind),
                 HX_F_STR("bucket", id),
-                HX_F_STR("client_ip", r->client_ip),
-                r->key_name[0] ? HX_F_STR("key_name", r->key_name) : (hx_log_field){0},
+                HX_F_STR("client_ip", hx_client_ip(r)),
+                *hx_auth_key_name(r) ? HX_F_STR("key_name", hx_auth_key_name(r)) : (hx_log_field){0},
                 HX_F_STR("path", r->path ? r->path : ""),
                 HX_F_STR("request_id", r->request_id),
                 HX_F_INT("retry_after", d.retry_s));

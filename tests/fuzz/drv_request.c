@@ -132,7 +132,6 @@ int hx_fuzz_request(const uint8_t *data, size_t size)
         r->mw = hx_router_global_mw(rt);
         r->loop = &loop;
         snprintf(r->peer_ip, sizeof r->peer_ip, "%s", size & 1 ? "10.1.2.3" : "2001:db8::7");
-        memcpy(r->client_ip, r->peer_ip, sizeof r->client_ip);
         r->http_minor = 1;
         if (fill(r, (const char *)data, size) == 0) {
             hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);

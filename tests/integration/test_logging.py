@@ -1,6 +1,7 @@
 """Structured logs on stderr: JSON lines, text format, levels, access log,
 no secrets."""
 
+import json
 import re
 
 from harness import HapaxTestCase, build_request
@@ -145,3 +146,43 @@ class SecretsNotLoggedTest(HapaxTestCase):
         self.assertNotIn("TOPSECRET", text, "a secret header value reached the log")
         for rid in ids:
             self.assertIn(rid, text, "request %s was not logged at all" % rid)
+
+
+class AccessLogFieldsTest(HapaxTestCase):
+    """The access-log line of a request that went through auth, the queue
+    and a failover carries every field, in the same order: the line is
+    written by the application's done hook (gateway/access_log.c) from the
+    modules' request context slots, and must read as it always has."""
+
+    KEY = "sk-logging-fields-0001"
+
+    def test_fields_and_order_of_a_proxied_request(self):
+        from test_money import config
+        from test_providers import provider, user
+
+        a, b = self.start_mock(), self.start_mock()
+        a.arm("500", -1)
+        cfg = config(provider("openai", a), [provider("openai", b, name="backup")],
+                     retry={"max_retries": 0})
+        cfg["auth"] = {"enabled": True, "keys": [{"name": "app", "key": self.KEY}]}
+        cfg["queue"] = {"enabled": True, "max_concurrent": 4, "initial_size": 4, "max_wait": "5s"}
+        srv = self.start_server(cfg)
+        body = json.dumps({"messages": [user("one two three")]})
+        r = srv.request("POST", "/v1/chat/completions", body=body, headers={
+            "Content-Type": "application/json", "Authorization": "Bearer " + self.KEY,
+            "X-Request-ID": "fields-1"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(srv.stop(), 0)
+        lines = [ln for ln in srv.log_lines() if '"request_id":"fields-1"' in ln and '"msg":"request"' in ln]
+        self.assertEqual(len(lines), 1, lines)
+        rec = json.loads(lines[0], object_pairs_hook=list)
+        keys = [k for k, _ in rec]
+        self.assertEqual(keys, ["ts", "level", "msg", "request_id", "client_ip", "key_name", "method", "path",
+                                "status", "duration_ms", "bytes_in", "bytes_out", "queue_wait_ms", "provider",
+                                "model", "attempts", "prompt_tokens", "completion_tokens", "failures",
+                                "aborted"], lines[0])
+        vals = dict(rec)
+        self.assertEqual((vals["client_ip"], vals["key_name"], vals["provider"], vals["attempts"]),
+                         ("127.0.0.1", "app", "backup", 2), lines[0])
+        self.assertEqual((vals["prompt_tokens"], vals["aborted"]), (3, False), lines[0])
+        self.assertIn("openai:", vals["failures"], lines[0])

@@ -236,7 +236,7 @@ static void fk_start(fk_env *e, const char *body)
     e->r = hx_req_new(&fk_tp, NULL, e->cfg);
     assert_non_null(e->r);
     e->r->loop = &e->loop;
-    e->r->app = &e->w;
+    hx_req_set_ctx(e->r, HX_REQ_CTX_APP, &e->w);
     snprintf(e->r->request_id, sizeof e->r->request_id, "req-test");
     assert_int_equal(hx_buf_append(&e->r->body, body, strlen(body)), 0);
     json_object *o = hx_json_parse(body, strlen(body));

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "http/request.h"
+#include "middleware/ctx.h"
 #include "middleware/auth.h"
 #include "middleware/middleware.h"
 #include "obs/log.h"
@@ -131,7 +132,7 @@ static int run_auth(const char *hname, const char *hvalue, hx_test_capture *cp, 
     hx_req *r = new_req(cfg, cp, hname, hvalue);
     hx_req_next(r);
     if (name)
-        snprintf(name, 64, "%s", r->auth_key ? r->auth_key->name : "");
+        snprintf(name, 64, "%s", hx_auth_key(r) ? hx_auth_key(r)->name : "");
     int st = cp->status;
     hx_req_unref(r);
     return st;
@@ -234,8 +235,8 @@ static void test_identify_why_and_cache(void **state)
     const hx_cfg_auth_key *k = hx_auth_identify(r, &why);
     assert_non_null(k);
     assert_int_equal(why, HX_AUTH_OK);
-    assert_string_equal(r->key_name, "delta");
-    assert_ptr_equal(r->auth_key, k);
+    assert_string_equal(hx_auth_key_name(r), "delta");
+    assert_ptr_equal(hx_auth_key(r), k);
     /* second call: remembered, no comparisons */
     unsigned long mid = hx_auth_test_compare_count();
     assert_ptr_equal(hx_auth_identify(r, NULL), k);

@@ -51,8 +51,8 @@ static void test_timeout_failover(void **state)
     fk_answer(1, 200, NULL, FK_OK_BODY);
     assert_int_equal(fk.status, 200);
     assert_string_equal(fk_header("X-Hapax-Provider"), "b");
-    assert_non_null(strstr(e.r->log_failures, "first_byte_timeout"));
-    assert_non_null(strstr(e.r->log_failures, "sent, may be billed"));
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "first_byte_timeout"));
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "sent, may be billed"));
     hx_breaker_snap bs;
     hx_breaker_snapshot(e.g->breakers[0], &bs);
     assert_int_equal(bs.window_failures, 1); /* a's verdict when the request left it */
@@ -94,7 +94,7 @@ static void test_429_retry_after(void **state)
     assert_int_equal(fk.status, 429);
     assert_string_equal(fk_header("Retry-After"), "7");
     assert_non_null(strstr(fk.body, "rate limiting"));
-    assert_non_null(strstr(e.r->log_failures, "Retry-After 30 s beyond max_delay"));
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "Retry-After 30 s beyond max_delay"));
     fk_teardown(&e);
 }
 
@@ -141,7 +141,7 @@ static void test_retries_exhausted_then_failover(void **state)
     fk_run(&e);
     assert_int_equal(fk.ncalls, 6);
     assert_int_equal(fk.status, 502);
-    assert_non_null(strstr(e.r->log_failures, "max_retries"));
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "max_retries"));
     hx_breaker_snap bs;
     hx_breaker_snapshot(e.g->breakers[0], &bs);
     assert_int_equal(bs.window_requests, 1); /* three attempts, one verdict */
@@ -165,7 +165,7 @@ static void test_unhealthy_names_address_by_class(void **state)
     assert_int_equal(fk.ncalls, 1);
     assert_non_null(strstr(fk.calls[0].url, "b.test"));
     fk_answer(0, 200, NULL, FK_OK_BODY);
-    assert_non_null(strstr(e.r->log_failures, "unhealthy (probe: tls_error; http://a.test"));
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "unhealthy (probe: tls_error; http://a.test"));
     fk_teardown(&e);
 
     fk_setup(&e, yaml);
@@ -173,7 +173,7 @@ static void test_unhealthy_names_address_by_class(void **state)
     hx_gateway_record(e.g, 0, false, "probe: connection_reset", HX_FAIL_RESET, -1, true);
     fk_start(&e, FK_CHAT);
     fk_answer(0, 200, NULL, FK_OK_BODY);
-    assert_non_null(strstr(e.r->log_failures, "unhealthy (probe: connection_reset)"));
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "unhealthy (probe: connection_reset)"));
     fk_teardown(&e);
 }
 
@@ -198,7 +198,7 @@ static void test_drain_and_force(void **state)
     assert_true(fk.ended);
     assert_non_null(strstr(fk.body, "shutting down"));
     assert_false(fk.calls[1].live); /* cancelled */
-    assert_non_null(strstr(e.r->log_failures, "upstream 503")); /* a, before the drain cut its wait */
+    assert_non_null(strstr(hx_gw_log_peek(e.r)->failures, "upstream 503")); /* a, before the drain cut its wait */
     fk_teardown(&e);
 }
 

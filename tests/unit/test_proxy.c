@@ -124,7 +124,7 @@ static void test_success(void **state)
     assert_non_null(strstr(fk.body, "hello"));
     assert_string_equal(fk_header("X-Hapax-Provider"), "openai");
     assert_string_equal(fk_header("X-Hapax-Attempts"), "1");
-    assert_int_equal(e.r->log_prompt_tokens, 3);
+    assert_int_equal(hx_gw_log_peek(e.r)->prompt_tokens, 3);
     fk_teardown(&e);
 }
 

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "http/request.h"
+#include "middleware/ctx.h"
 #include "middleware/middleware.h"
 #include "middleware/queue.h"
 #include "obs/log.h"
@@ -55,8 +56,8 @@ static void handler(hx_req *r)
     capture *c = r->tp_ctx;
     c->admitted = true;
     c->thread = uv_thread_self();
-    c->wait_ns = r->queue_wait_ns;
-    assert_true(r->queued);
+    c->wait_ns = hx_queue_wait_ns(r);
+    assert_true(hx_queue_holds_slot(r));
     assert_null(r->on_abort);
     /* Answer before recording: the test reads caps once it sees the id. */
     if (c->auto_finish)

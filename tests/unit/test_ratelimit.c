@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "http/request.h"
+#include "middleware/ctx.h"
 #include "middleware/auth.h"
 #include "middleware/middleware.h"
 #include "middleware/ratelimit.h"
@@ -133,7 +134,7 @@ static int run(call *k, hx_test_capture *c, char client_ip[48])
     if (k->debit)
         hx_ratelimit_debit_tokens(r, k->debit);
     if (client_ip)
-        snprintf(client_ip, 48, "%s", r->client_ip);
+        snprintf(client_ip, 48, "%s", hx_client_ip(r));
     int st = c->status;
     hx_req_unref(r);
     return st;

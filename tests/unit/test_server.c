@@ -51,7 +51,7 @@ static hx_router *stub_routes(const hx_config *cfg, void *ud, char *err, size_t 
 /* GET /health answers at once; POST /v1/chat/completions waits. */
 static void stub_handler(hx_req *r)
 {
-    worker_ctx *ctx = r->app;
+    worker_ctx *ctx = hx_req_ctx(r, HX_REQ_CTX_APP);
     if (ctx == NULL || ctx->magic != CTX_MAGIC) {
         hx_res_send(r, 500, "text/plain", "no ctx", 6);
         return;
