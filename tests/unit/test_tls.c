@@ -1,6 +1,6 @@
 /* src/tls/: a GnuTLS client session against hx_tls_conn, all in memory
- * (no sockets), with certificates made at test time by tests/certs/gen.sh.
- * Also the server.tls config validation. */
+ * (no sockets), with certificates made at test time by tests/certs/gen.sh
+ * (tls_certs.h). The server.tls config validation: test_tls_config.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,16 +27,8 @@
 #define PIPE_MAX (256 * 1024)
 #define PUMP_ROUNDS 64
 
-static char dir[256];
+#include "tls_certs.h"
 
-static const char *at(const char *name)
-{
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
 
 /* ---- an in-memory pair: GnuTLS client <-> hx_tls_conn ---- */
 
@@ -144,7 +136,7 @@ static pair *pair_new(hx_tls_ctx *ctx, const cli_opts *o)
     p->srv = hx_tls_conn_new(ctx, &srv_io, p);
     assert_non_null(p->srv);
     assert_int_equal(gnutls_certificate_allocate_credentials(&p->ccred), 0);
-    assert_true(gnutls_certificate_set_x509_trust_file(p->ccred, at("ca.pem"), GNUTLS_X509_FMT_PEM) > 0);
+    assert_true(gnutls_certificate_set_x509_trust_file(p->ccred, tls_at("ca.pem"), GNUTLS_X509_FMT_PEM) > 0);
     if (o->force_cert)
         gnutls_certificate_set_retrieve_function2(p->ccred, forced_retrieve);
     else if (o->cert)
@@ -262,7 +254,7 @@ static hx_tls_ctx *ctx_of(const hx_cfg_tls *t)
 static hx_tls_ctx *default_ctx(void)
 {
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     return ctx_of(&t);
 }
 
@@ -310,7 +302,7 @@ static void test_min_version_13_refuses_12(void **state)
 {
     (void)state;
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     t.min_version = "1.3";
     hx_tls_ctx *ctx = ctx_of(&t);
     pair *p = pair_new(ctx, &(cli_opts){.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2"});
@@ -357,7 +349,7 @@ static void test_alpn(void **state)
     hx_tls_ctx_unref(ctx);
     /* alpn: [http/1.1] only: a client offering both gets http/1.1 */
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     char *only[] = {"http/1.1"};
     t.alpn = (hx_strlist){only, 1};
     ctx = ctx_of(&t);
@@ -371,8 +363,8 @@ static void test_alpn(void **state)
 static hx_tls_ctx *sni_ctx(void)
 {
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
-    hx_cfg_tls_cert more = {(char *)(uintptr_t)at("other.pem"), (char *)(uintptr_t)at("other.key")};
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
+    hx_cfg_tls_cert more = {(char *)(uintptr_t)tls_at("other.pem"), (char *)(uintptr_t)tls_at("other.key")};
     t.certificates = &more;
     t.n_certificates = 1;
     return ctx_of(&t);
@@ -436,8 +428,8 @@ static void test_tickets(void **state)
 
     /* two instances sharing ticket_key_file accept each other's tickets */
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
-    t.ticket_key_file = (char *)(uintptr_t)at("ticket.key");
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
+    t.ticket_key_file = (char *)(uintptr_t)tls_at("ticket.key");
     hx_tls_ctx *x = ctx_of(&t);
     hx_tls_ctx *y = ctx_of(&t);
     get_ticket(x, &tk);
@@ -461,9 +453,9 @@ static void test_tickets(void **state)
 static hx_tls_ctx *mtls_ctx(const char *mode)
 {
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     t.client_auth = (char *)(uintptr_t)mode;
-    t.client_ca_file = (char *)(uintptr_t)at("ca.pem");
+    t.client_ca_file = (char *)(uintptr_t)tls_at("ca.pem");
     return ctx_of(&t);
 }
 
@@ -485,10 +477,10 @@ static void test_mtls(void **state)
 {
     (void)state;
     char fp[65];
-    fingerprint(at("client.pem"), fp);
+    fingerprint(tls_at("client.pem"), fp);
     hx_tls_ctx *req = mtls_ctx("require");
     /* a client certificate from the CA: verified, identity exposed */
-    pair *p = pair_new(req, &(cli_opts){.cert = at("client.pem"), .key = at("client.key")});
+    pair *p = pair_new(req, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
     handshake_ok(p);
     const hx_tls_info *i = hx_tls_conn_info(p->srv);
     assert_true(i->peer_verified);
@@ -503,11 +495,11 @@ static void test_mtls(void **state)
     pair_free(p);
     /* one from another CA: refused (a polite client sends none, since the
      * server names its CA; a hostile one sends it anyway) */
-    p = pair_new(req, &(cli_opts){.cert = at("rogue.pem"), .key = at("rogue.key")});
+    p = pair_new(req, &(cli_opts){.cert = tls_at("rogue.pem"), .key = tls_at("rogue.key")});
     pump(p);
     assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
     pair_free(p);
-    force_load(at("rogue.pem"), at("rogue.key"));
+    force_load(tls_at("rogue.pem"), tls_at("rogue.key"));
     p = pair_new(req, &(cli_opts){.force_cert = true});
     pump(p);
     assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
@@ -520,7 +512,7 @@ static void test_mtls(void **state)
     assert_false(hx_tls_conn_info(p->srv)->peer_verified);
     assert_string_equal(hx_tls_conn_info(p->srv)->peer_sha256, "");
     pair_free(p);
-    p = pair_new(opt, &(cli_opts){.cert = at("client.pem"), .key = at("client.key")});
+    p = pair_new(opt, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
     handshake_ok(p);
     assert_string_equal(hx_tls_conn_info(p->srv)->peer_sha256, fp);
     pair_free(p);
@@ -530,7 +522,7 @@ static void test_mtls(void **state)
     pair_free(p);
     force_unload();
     /* a server certificate (wrong purpose) signed by the right CA: refused */
-    force_load(at("server.pem"), at("server.key"));
+    force_load(tls_at("server.pem"), tls_at("server.key"));
     p = pair_new(opt, &(cli_opts){.force_cert = true});
     pump(p);
     assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
@@ -540,7 +532,7 @@ static void test_mtls(void **state)
 
     /* client_auth: none never asks: a client certificate is not sent */
     hx_tls_ctx *none = default_ctx();
-    p = pair_new(none, &(cli_opts){.cert = at("client.pem"), .key = at("client.key")});
+    p = pair_new(none, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
     handshake_ok(p);
     assert_false(hx_tls_conn_info(p->srv)->peer_verified);
     pair_free(p);
@@ -560,7 +552,7 @@ static void test_reload_swaps(void **state)
 
     /* the reload: a new context whose default certificate is c.test */
     hx_cfg_tls t;
-    tls_cfg(&t, at("other.pem"), at("other.key"));
+    tls_cfg(&t, tls_at("other.pem"), tls_at("other.key"));
     hx_tls_ctx *fresh = ctx_of(&t);
     hx_tls_ctx_publish(fresh);
     hx_tls_ctx_unref(fresh);
@@ -659,26 +651,26 @@ static void test_ctx_errors(void **state)
     (void)state;
     char err[512];
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("mismatch.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("mismatch.key"));
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "mismatch.key"));
-    tls_cfg(&t, at("missing.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("missing.pem"), tls_at("server.key"));
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "missing.pem"));
     tls_cfg(&t, "", "");
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "no certificate"));
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     t.priority = "NORMAL:+BOGUS-THING";
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "server.tls.priority"));
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     t.client_auth = "require";
-    t.client_ca_file = (char *)(uintptr_t)at("server.key");
+    t.client_ca_file = (char *)(uintptr_t)tls_at("server.key");
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "client_ca_file"));
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
-    t.ticket_key_file = (char *)(uintptr_t)at("ca.pem");
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
+    t.ticket_key_file = (char *)(uintptr_t)tls_at("ca.pem");
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "exactly 64 bytes"));
 }
@@ -687,7 +679,7 @@ static void test_alloc_failures(void **state)
 {
     (void)state;
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     char err[256];
     hx_tls_ctx *ctx = NULL;
     unsigned long n = 1;
@@ -714,19 +706,19 @@ static void test_key_mode_warning(void **state)
 {
     (void)state;
     char logp[512];
-    snprintf(logp, sizeof logp, "%s/log.txt", dir);
+    snprintf(logp, sizeof logp, "%s/log.txt", tls_dir);
     int fd = open(logp, O_CREAT | O_TRUNC | O_RDWR, 0600);
     assert_true(fd >= 0);
     hx_log_set_fd(fd);
     hx_log_set_json(true);
     hx_log_set_level(HX_LOG_WARN);
     hx_cfg_tls t;
-    tls_cfg(&t, at("chain.pem"), at("server.key"));
+    tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key"));
     assert_int_equal(hx_tls_warn_key_modes(&t), 0);
-    assert_int_equal(chmod(at("server.key"), 0644), 0);
+    assert_int_equal(chmod(tls_at("server.key"), 0644), 0);
     assert_int_equal(hx_tls_warn_key_modes(&t), 1);
     hx_tls_ctx_unref(ctx_of(&t)); /* building a context warns too */
-    assert_int_equal(chmod(at("server.key"), 0600), 0);
+    assert_int_equal(chmod(tls_at("server.key"), 0600), 0);
     hx_log_set_fd(2);
     hx_log_set_level(HX_LOG_ERROR);
     char buf[4096] = "";
@@ -736,134 +728,6 @@ static void test_key_mode_warning(void **state)
     assert_non_null(strstr(buf, "\"event\":\"security\""));
     assert_non_null(strstr(buf, "server.key"));
     assert_non_null(strstr(buf, "world-readable"));
-}
-
-/* ---- server.tls config validation ---- */
-
-/* Loads `extra` (server.tls keys) and returns every error joined. */
-static char *validate(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *validate(const char *fmt, ...)
-{
-    static char out[8192];
-    char yaml[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(yaml, sizeof yaml, fmt, ap);
-    va_end(ap);
-    hx_config_errors errs = {0};
-    hx_config *cfg = hx_config_load_string(yaml, strlen(yaml), "tls.yaml", &errs);
-    out[0] = '\0';
-    for (size_t i = 0; i < errs.n; i++) {
-        strncat(out, errs.items[i], sizeof out - strlen(out) - 2);
-        strcat(out, "\n");
-    }
-    hx_config_errors_free(&errs);
-    hx_config_unref(cfg);
-    return out;
-}
-
-#define TLS_YAML "server:\n  tls:\n    enabled: true\n"
-
-static void test_config_errors(void **state)
-{
-    (void)state;
-    char *e;
-    /* a good config: only the "not wired yet" refusal */
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("chain.pem"), at("server.key"));
-    assert_non_null(strstr(e, "tls.yaml:3:14: server.tls.enabled: the TLS listener is not wired yet"));
-    assert_null(strchr(strchr(e, '\n') + 1, ':'));
-    /* disabled: nothing is checked */
-    e = validate("server:\n  tls:\n    enabled: false\n    cert_file: /nonexistent.pem\n");
-    assert_string_equal(e, "");
-
-    e = validate(TLS_YAML "    cert_file: %s/missing.pem\n    key_file: %s\n", dir, at("server.key"));
-    assert_non_null(strstr(e, "tls.yaml:4:16: server.tls.cert_file: cannot read"));
-    assert_non_null(strstr(e, "missing.pem: No such file or directory"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("server.key"), at("server.key"));
-    assert_non_null(strstr(e, "server.tls.cert_file: "));
-    assert_non_null(strstr(e, "server.key holds no PEM certificate"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("chain.pem"), at("ca.pem"));
-    assert_non_null(strstr(e, "server.tls.key_file: "));
-    assert_non_null(strstr(e, "ca.pem holds no PEM private key"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("chain.pem"), at("mismatch.key"));
-    assert_non_null(strstr(e, "tls.yaml:5:15: server.tls.key_file: "));
-    assert_non_null(strstr(e, "mismatch.key does not match the certificate in"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("expired.pem"), at("server.key"));
-    assert_non_null(strstr(e, "expired.pem expired on 2020-01-01 00:00:00 UTC (valid from 2019-01-01 00:00:00 UTC)"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("future.pem"), at("server.key"));
-    assert_non_null(strstr(e, "future.pem is not valid before 2090-01-01 00:00:00 UTC"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", at("badorder.pem"), at("server.key"));
-    assert_non_null(strstr(e, "badorder.pem are out of order"));
-    e = validate(TLS_YAML "    cert_file: %s\n", at("chain.pem"));
-    assert_non_null(strstr(e, "server.tls.key_file: key_file is required with cert_file"));
-    e = validate(TLS_YAML);
-    assert_non_null(strstr(e, "server.tls: no certificate"));
-    /* certificates[] are checked one by one */
-    e = validate(TLS_YAML "    certificates:\n      - cert_file: %s\n        key_file: %s\n"
-                          "      - cert_file: %s\n        key_file: %s\n",
-                 at("chain.pem"), at("server.key"), at("other.pem"), at("server.key"));
-    assert_non_null(strstr(e, "tls.yaml:8:19: server.tls.certificates[1].key_file: "));
-    /* client CA */
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: require\n", at("chain.pem"),
-                 at("server.key"));
-    assert_non_null(strstr(e, "server.tls.client_auth: client_auth: require needs client_ca_file"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: optional\n"
-                          "    client_ca_file: %s/nope.pem\n",
-                 at("chain.pem"), at("server.key"), dir);
-    assert_non_null(strstr(e, "server.tls.client_ca_file: cannot read"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: sometimes\n", at("chain.pem"),
-                 at("server.key"));
-    assert_non_null(strstr(e, "invalid client_auth (none, optional or require)"));
-    /* versions, ALPN, priority, ports, tickets */
-    e = validate(TLS_YAML "    min_version: \"1.1\"\n    alpn: [h3]\n    priority: \"NORMAL:+NOPE\"\n");
-    assert_non_null(strstr(e, "invalid TLS version (1.2 or 1.3)"));
-    assert_non_null(strstr(e, "unknown ALPN protocol (h2 or http/1.1)"));
-    assert_non_null(strstr(e, "server.tls.priority: not a GnuTLS priority string"));
-    e = validate(TLS_YAML "    port: 8080\n    redirect_http: true\n");
-    assert_non_null(strstr(e, "there is no plain port to redirect from"));
-    e = validate(TLS_YAML "    ticket_key_file: %s\n", at("ca.pem"));
-    assert_non_null(strstr(e, "must hold exactly 64 bytes"));
-    e = validate(TLS_YAML "    handshake_timeout: 0s\n    port: 70000\n");
-    assert_non_null(strstr(e, "invalid TLS handshake timeout"));
-    assert_non_null(strstr(e, "invalid TLS port"));
-    e = validate(TLS_YAML "    cert_fle: x\n");
-    assert_non_null(strstr(e, "cert_fle"));
-}
-
-static void test_config_defaults(void **state)
-{
-    (void)state;
-    hx_config *cfg = hx_config_default();
-    assert_non_null(cfg);
-    const hx_cfg_tls *t = &cfg->server.tls;
-    assert_false(t->enabled);
-    assert_int_equal(t->port, 8443);
-    assert_string_equal(t->min_version, "1.2");
-    assert_int_equal(t->alpn.n, 2);
-    assert_string_equal(t->alpn.items[0], "h2");
-    assert_string_equal(t->client_auth, "none");
-    assert_true(t->session_tickets);
-    assert_int_equal(t->handshake_timeout, 10000);
-    hx_config_unref(cfg);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "%s/hx-tls-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "sh tests/certs/gen.sh %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -885,8 +749,6 @@ int main(void)
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_key_mode_warning),
-        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_config_defaults),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tls_certs_setup, tls_certs_teardown);
 }
