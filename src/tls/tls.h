@@ -20,6 +20,12 @@
 
 /* Plaintext handed to the recv callback at once: one TLS record. */
 #define HX_TLS_RECORD_MAX 16384
+/* The largest handshake message accepted (a client certificate chain
+ * fits; GnuTLS's own default is 128 KiB). */
+#define HX_TLS_HANDSHAKE_MAX (64 * 1024)
+/* Non-fatal events (warning alerts, renegotiation attempts) a connection
+ * may carry before the peer counts as abusive. */
+#define HX_TLS_WARNINGS_MAX 16
 /* Bounded texts of hx_tls_info. */
 #define HX_TLS_NAME_MAX 255     /* an SNI host name (RFC 6066 limit) */
 #define HX_TLS_SUBJECT_MAX 255  /* a client certificate's subject DN */

@@ -27,6 +27,7 @@ struct hx_tls_conn {
     hx_tls_rc failed;        /* the error every later call returns */
     int gnutls_err;
     bool io_failed;
+    unsigned warnings;       /* non-fatal events so far (HX_TLS_WARNINGS_MAX) */
     hx_tls_info info;
 };
 
@@ -81,6 +82,7 @@ hx_tls_conn *hx_tls_conn_new(hx_tls_ctx *ctx, const hx_tls_io *io, void *ud)
         hx_tls_conn_free(c);
         return NULL;
     }
+    gnutls_handshake_set_max_packet_length(c->s, HX_TLS_HANDSHAKE_MAX);
     gnutls_transport_set_ptr(c->s, c);
     gnutls_transport_set_pull_function(c->s, on_pull);
     gnutls_transport_set_pull_timeout_function(c->s, on_pull_timeout);
@@ -191,6 +193,12 @@ static void fill_info(hx_tls_conn *c)
     peer_identity(c);
 }
 
+/* Warning alerts cost the peer nothing; a real client sends almost none. */
+static bool too_many_warnings(hx_tls_conn *c)
+{
+    return ++c->warnings > HX_TLS_WARNINGS_MAX;
+}
+
 static hx_tls_rc handshake(hx_tls_conn *c)
 {
     for (;;) {
@@ -202,8 +210,8 @@ static hx_tls_rc handshake(hx_tls_conn *c)
                 return HX_TLS_OK;
             continue;
         }
-        if (gnutls_error_is_fatal(rc))
-            return fail(c, rc);
+        if (gnutls_error_is_fatal(rc) || too_many_warnings(c))
+            return fail(c, gnutls_error_is_fatal(rc) ? rc : GNUTLS_E_UNEXPECTED_PACKET);
     }
     c->state = ST_OPEN;
     fill_info(c);
@@ -229,12 +237,12 @@ static hx_tls_rc read_records(hx_tls_conn *c)
             return HX_TLS_OK;
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             continue;
-        if (n == GNUTLS_E_REHANDSHAKE) { /* TLS 1.2 renegotiation: not offered */
-            (void)gnutls_alert_send(c->s, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
-            continue;
-        }
         if (gnutls_error_is_fatal((int)n))
             return fail(c, (int)n);
+        if (too_many_warnings(c))
+            return fail(c, GNUTLS_E_UNEXPECTED_PACKET);
+        if (n == GNUTLS_E_REHANDSHAKE) /* TLS 1.2 renegotiation: not offered */
+            (void)gnutls_alert_send(c->s, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
     }
 }
 

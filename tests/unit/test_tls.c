@@ -608,6 +608,24 @@ static void test_garbage_bounded(void **state)
     hx_tls_ctx_unref(ctx);
 }
 
+/* Warning alerts are free to send: past HX_TLS_WARNINGS_MAX the peer is cut off. */
+static void test_warning_flood(void **state)
+{
+    (void)state;
+    hx_tls_ctx *ctx = default_ctx();
+    pair *p = pair_new(ctx, &(cli_opts){.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2"});
+    handshake_ok(p);
+    int i = 0;
+    for (; i < 2 * HX_TLS_WARNINGS_MAX && p->srv_rc == HX_TLS_OK; i++) {
+        assert_int_equal(gnutls_alert_send(p->cli, GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED), 0);
+        flush_c2s(p);
+    }
+    assert_int_equal(p->srv_rc, HX_TLS_E_PROTOCOL);
+    assert_int_equal(i, HX_TLS_WARNINGS_MAX + 1);
+    pair_free(p);
+    hx_tls_ctx_unref(ctx);
+}
+
 static void test_send_state_and_io_failure(void **state)
 {
     (void)state;
@@ -744,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_mtls),
         cmocka_unit_test(test_reload_swaps),
         cmocka_unit_test(test_garbage_bounded),
+        cmocka_unit_test(test_warning_flood),
         cmocka_unit_test(test_send_state_and_io_failure),
         cmocka_unit_test(test_session_setup),
         cmocka_unit_test(test_ctx_errors),
