@@ -174,6 +174,10 @@ static void check_pair(hx_vctx *v, const char *at, const char *cert, const char 
     char pc[TLS_PATH_MAX], pk[TLS_PATH_MAX];
     snprintf(pc, sizeof pc, "%s.cert_file", at);
     snprintf(pk, sizeof pk, "%s.key_file", at);
+    if (!*cert && !*key) {
+        hx__verr(v, at, "cert_file and key_file are required");
+        return;
+    }
     if (!*cert || !*key) {
         hx__verr(v, *cert ? pk : pc, "%s is required with %s", *cert ? "key_file" : "cert_file",
                  *cert ? "cert_file" : "key_file");

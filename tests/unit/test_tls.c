@@ -539,6 +539,32 @@ static void test_mtls(void **state)
     hx_tls_ctx_unref(none);
 }
 
+/* A session resumed by ticket keeps the client identity of the full
+ * handshake (the ticket carries it): auth sees the same client. */
+static void test_mtls_resumed_identity(void **state)
+{
+    (void)state;
+    char fp[65];
+    fingerprint(tls_at("client.pem"), fp);
+    hx_tls_ctx *req = mtls_ctx("require");
+    pair *p = pair_new(req, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
+    handshake_ok(p);
+    exchange(p);
+    gnutls_datum_t tk;
+    assert_int_equal(gnutls_session_get_data2(p->cli, &tk), 0);
+    pair_free(p);
+    p = pair_new(req, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key"), .resume = &tk});
+    handshake_ok(p);
+    const hx_tls_info *i = hx_tls_conn_info(p->srv);
+    assert_true(i->resumed);
+    assert_true(i->peer_verified);
+    assert_string_equal(i->peer_sha256, fp);
+    assert_string_equal(i->peer_subject, "CN=client-one");
+    pair_free(p);
+    gnutls_free(tk.data);
+    hx_tls_ctx_unref(req);
+}
+
 static void test_reload_swaps(void **state)
 {
     (void)state;
@@ -760,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_tickets),
         cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_mtls_resumed_identity),
         cmocka_unit_test(test_reload_swaps),
         cmocka_unit_test(test_garbage_bounded),
         cmocka_unit_test(test_warning_flood),

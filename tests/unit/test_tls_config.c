@@ -78,6 +78,8 @@ static void test_config_errors(void **state)
                           "      - cert_file: %s\n        key_file: %s\n",
                  tls_at("chain.pem"), tls_at("server.key"), tls_at("other.pem"), tls_at("server.key"));
     assert_non_null(strstr(e, "tls.yaml:8:19: server.tls.certificates[1].key_file: "));
+    e = validate(TLS_YAML "    certificates:\n      - {}\n");
+    assert_non_null(strstr(e, "server.tls.certificates[0]: cert_file and key_file are required"));
     /* client CA */
     e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: require\n", tls_at("chain.pem"),
                  tls_at("server.key"));
