@@ -62,8 +62,12 @@ static int srv_send(void *ud, const void *d, size_t n)
     return p->fail_send ? -1 : pipe_put(&p->s2c, d, n);
 }
 
+static size_t largest_recv; /* the biggest plaintext piece handed to recv */
+
 static int srv_recv(void *ud, const void *d, size_t n)
 {
+    if (n > largest_recv)
+        largest_recv = n;
     return pipe_put(&((pair *)ud)->got, d, n);
 }
 
@@ -634,6 +638,66 @@ static void test_garbage_bounded(void **state)
     hx_tls_ctx_unref(ctx);
 }
 
+/* Ciphertext arriving one byte at a time (a slow or fragmenting peer)
+ * completes the handshake all the same. */
+static void test_byte_at_a_time(void **state)
+{
+    (void)state;
+    hx_tls_ctx *ctx = default_ctx();
+    pair *p = pair_new(ctx, &(cli_opts){.alpn = "h2"});
+    for (int i = 0; i < PUMP_ROUNDS && !(p->cli_rc == 0 && hx_tls_conn_ready(p->srv)); i++) {
+        if (p->cli_rc == GNUTLS_E_AGAIN)
+            p->cli_rc = gnutls_handshake(p->cli);
+        for (size_t k = 0; k < p->c2s.len; k++)
+            assert_int_equal(hx_tls_conn_feed(p->srv, p->c2s.d + k, 1), HX_TLS_OK);
+        p->c2s.len = 0;
+    }
+    assert_int_equal(p->cli_rc, 0);
+    assert_true(hx_tls_conn_ready(p->srv));
+    assert_string_equal(hx_tls_conn_info(p->srv)->alpn, "h2");
+    exchange(p);
+    pair_free(p);
+    hx_tls_ctx_unref(ctx);
+}
+
+/* 200 KB each way: the server splits its sends into records, and hands
+ * the peer's plaintext over at most one record at a time. */
+static void test_large_transfer(void **state)
+{
+    (void)state;
+    enum { BIG = 200 * 1000 };
+    static unsigned char data[BIG], back[BIG];
+    for (size_t i = 0; i < BIG; i++)
+        data[i] = (unsigned char)(i * 7 + i / 251);
+    hx_tls_ctx *ctx = default_ctx();
+    pair *p = pair_new(ctx, &(cli_opts){0});
+    handshake_ok(p);
+    largest_recv = 0;
+    for (size_t off = 0; off < BIG;) {
+        ssize_t n = gnutls_record_send(p->cli, data + off, BIG - off);
+        assert_true(n > 0);
+        off += (size_t)n;
+        flush_c2s(p);
+        assert_int_equal(p->srv_rc, HX_TLS_OK);
+    }
+    assert_int_equal(p->got.len, BIG);
+    assert_memory_equal(p->got.d, data, BIG);
+    assert_true(largest_recv <= HX_TLS_RECORD_MAX);
+    assert_int_equal(hx_tls_conn_send(p->srv, data, BIG), HX_TLS_OK);
+    size_t got = 0;
+    while (got < BIG) {
+        ssize_t n = gnutls_record_recv(p->cli, back + got, BIG - got);
+        if (n == GNUTLS_E_AGAIN && p->s2c.len == 0)
+            break;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    assert_int_equal(got, BIG);
+    assert_memory_equal(back, data, BIG);
+    pair_free(p);
+    hx_tls_ctx_unref(ctx);
+}
+
 /* Warning alerts are free to send: past HX_TLS_WARNINGS_MAX the peer is cut off. */
 static void test_warning_flood(void **state)
 {
@@ -789,6 +853,8 @@ int main(void)
         cmocka_unit_test(test_mtls_resumed_identity),
         cmocka_unit_test(test_reload_swaps),
         cmocka_unit_test(test_garbage_bounded),
+        cmocka_unit_test(test_byte_at_a_time),
+        cmocka_unit_test(test_large_transfer),
         cmocka_unit_test(test_warning_flood),
         cmocka_unit_test(test_send_state_and_io_failure),
         cmocka_unit_test(test_session_setup),
