@@ -90,6 +90,12 @@ void hx_tls_ctx_publish(hx_tls_ctx *c);
 /* A new reference to the published context, or NULL. */
 hx_tls_ctx *hx_tls_ctx_current(void);
 
+/* True when a file the context was built from (certificates, keys, CA,
+ * ticket key) was replaced, changed or removed since: a listener polls
+ * this to reload on renewal without a signal. Follows symlinks (a
+ * certbot-style link swap counts). */
+bool hx_tls_ctx_files_changed(const hx_tls_ctx *c);
+
 /* Warns (event=security) about key files readable by group or others.
  * Returns how many it warned about. */
 int hx_tls_warn_key_modes(const hx_cfg_tls *t);

@@ -30,6 +30,16 @@
 
 typedef enum { CLIENT_NONE, CLIENT_OPTIONAL, CLIENT_REQUIRE } client_mode;
 
+/* What a file looked like when the context read it. */
+typedef struct {
+    char *path;
+    bool present;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} file_stamp;
+
 struct hx_tls_ctx {
     atomic_int refs;
     gnutls_certificate_credentials_t creds;
@@ -39,6 +49,8 @@ struct hx_tls_ctx {
     bool tickets;
     unsigned char ticket_key[HX_TLS_TICKET_KEY_LEN];
     client_mode client;
+    file_stamp *files;
+    size_t n_files;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -113,6 +125,66 @@ static int read_ticket_key(const char *path, unsigned char out[HX_TLS_TICKET_KEY
     }
     gnutls_memset(tmp, 0, sizeof tmp);
     return rc;
+}
+
+/* ---- the files it was built from ---- */
+
+static void stamp_take(file_stamp *f)
+{
+    struct stat st;
+    f->present = stat(f->path, &st) == 0;
+    if (!f->present)
+        return;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->size = st.st_size;
+    f->mtime = st.st_mtim;
+}
+
+static int stamp_add(hx_tls_ctx *c, const char *path)
+{
+    if (*path == '\0')
+        return 0;
+    file_stamp *f = &c->files[c->n_files];
+    f->path = hx_strdup(path);
+    if (f->path == NULL)
+        return -1;
+    c->n_files++;
+    stamp_take(f);
+    return 0;
+}
+
+/* Taken before loading: a file replaced while it is read shows as changed. */
+static int stamps_take(hx_tls_ctx *c, const hx_cfg_tls *t)
+{
+    c->files = hx_calloc(2 * t->n_certificates + 4, sizeof *c->files);
+    if (c->files == NULL)
+        return -1;
+    if (stamp_add(c, t->cert_file) || stamp_add(c, t->key_file))
+        return -1;
+    for (size_t i = 0; i < t->n_certificates; i++)
+        if (stamp_add(c, t->certificates[i].cert_file) || stamp_add(c, t->certificates[i].key_file))
+            return -1;
+    if (strcmp(t->client_auth, "none") != 0 && stamp_add(c, t->client_ca_file))
+        return -1;
+    if (t->session_tickets && stamp_add(c, t->ticket_key_file))
+        return -1;
+    return 0;
+}
+
+bool hx_tls_ctx_files_changed(const hx_tls_ctx *c)
+{
+    for (size_t i = 0; i < c->n_files; i++) {
+        const file_stamp *was = &c->files[i];
+        file_stamp now = {.path = was->path};
+        stamp_take(&now);
+        if (now.present != was->present)
+            return true;
+        if (now.present && (now.dev != was->dev || now.ino != was->ino || now.size != was->size ||
+                            now.mtime.tv_sec != was->mtime.tv_sec || now.mtime.tv_nsec != was->mtime.tv_nsec))
+            return true;
+    }
+    return false;
 }
 
 /* ---- building ---- */
@@ -226,6 +298,10 @@ hx_tls_ctx *hx_tls_ctx_new(const hx_cfg_tls *t, char *err, size_t errlen)
         set_err(err, errlen, "server.tls: %s", gnutls_strerror(rc));
         goto fail;
     }
+    if (stamps_take(c, t) != 0) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
     hx_tls_warn_key_modes(t);
     if (load_certs(c, t, err, errlen) != 0 || load_priority(c, t, err, errlen) != 0 ||
         load_client_ca(c, t, err, errlen) != 0)
@@ -263,6 +339,9 @@ void hx_tls_ctx_unref(hx_tls_ctx *c)
     if (c->creds)
         gnutls_certificate_free_credentials(c->creds);
     gnutls_memset(c->ticket_key, 0, sizeof c->ticket_key);
+    for (size_t i = 0; i < c->n_files; i++)
+        hx_free(c->files[i].path);
+    hx_free(c->files);
     hx_free(c);
 }
 

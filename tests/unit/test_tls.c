@@ -190,6 +190,30 @@ static void test_reload_swaps(void **state)
     assert_null(hx_tls_ctx_current());
 }
 
+/* Renewal without a signal: the context notices a replaced file. */
+static void test_files_changed(void **state)
+{
+    (void)state;
+    char copy[300], cmd[2048];
+    snprintf(copy, sizeof copy, "%s/renew.pem", tls_dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", tls_at("chain.pem"), copy);
+    assert_int_equal(system(cmd), 0);
+    hx_cfg_tls t;
+    tls_cfg(&t, copy, tls_at("server.key"));
+    hx_tls_ctx *ctx = ctx_of(&t);
+    assert_false(hx_tls_ctx_files_changed(ctx));
+    /* same bytes, written anew and renamed over (what renewal tools do) */
+    snprintf(cmd, sizeof cmd, "cp %s %s.new && mv %s.new %s", tls_at("chain.pem"), copy, copy, copy);
+    assert_int_equal(system(cmd), 0);
+    assert_true(hx_tls_ctx_files_changed(ctx));
+    hx_tls_ctx_unref(ctx);
+    ctx = ctx_of(&t);
+    assert_false(hx_tls_ctx_files_changed(ctx));
+    assert_int_equal(unlink(copy), 0);
+    assert_true(hx_tls_ctx_files_changed(ctx));
+    hx_tls_ctx_unref(ctx);
+}
+
 static void test_garbage_bounded(void **state)
 {
     (void)state;
@@ -437,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_alpn),
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_reload_swaps),
+        cmocka_unit_test(test_files_changed),
         cmocka_unit_test(test_garbage_bounded),
         cmocka_unit_test(test_byte_at_a_time),
         cmocka_unit_test(test_large_transfer),
