@@ -29,7 +29,8 @@ static int read_bounded(hx_vctx *v, const char *at, const char *path, gnutls_dat
 {
     out->data = NULL;
     out->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named by mistake must not hang the start. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         hx__verr(v, at, "cannot read %s: %s", path, strerror(errno));

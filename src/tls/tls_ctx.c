@@ -99,9 +99,13 @@ static int process_ticket_key(unsigned char out[HX_TLS_TICKET_KEY_LEN])
 static int read_ticket_key(const char *path, unsigned char out[HX_TLS_TICKET_KEY_LEN], char *err,
                            size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(err, errlen, "server.tls.ticket_key_file: cannot read %s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "server.tls.ticket_key_file: cannot read %s: %s", path,
+                fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     unsigned char tmp[HX_TLS_TICKET_KEY_LEN + 1];

@@ -393,6 +393,13 @@ static void test_ctx_errors(void **state)
     t.ticket_key_file = (char *)(uintptr_t)tls_at("ca.pem");
     assert_null(hx_tls_ctx_new(&t, err, sizeof err));
     assert_non_null(strstr(err, "exactly 64 bytes"));
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/ticket.fifo", tls_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    t.ticket_key_file = fifo;
+    assert_null(hx_tls_ctx_new(&t, err, sizeof err)); /* and does not block */
+    assert_non_null(strstr(err, "not a regular file"));
+    unlink(fifo);
 }
 
 static void test_alloc_failures(void **state)

@@ -8,6 +8,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "obs/log.h"
@@ -98,6 +100,14 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(e, "server.tls.priority: not a GnuTLS priority string"));
     e = validate(TLS_YAML "    port: 8080\n    redirect_http: true\n");
     assert_non_null(strstr(e, "there is no plain port to redirect from"));
+    /* a FIFO (or directory) is refused without blocking on it */
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tls_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", fifo, tls_dir);
+    assert_non_null(strstr(e, "fifo is not a regular file"));
+    assert_non_null(strstr(e, "server.tls.key_file: "));
+    unlink(fifo);
     e = validate(TLS_YAML "    ticket_key_file: %s\n", tls_at("ca.pem"));
     assert_non_null(strstr(e, "must hold exactly 64 bytes"));
     e = validate(TLS_YAML "    handshake_timeout: 0s\n    port: 70000\n");
