@@ -64,7 +64,10 @@ typedef struct {
 
 /* The transport's side. send: ciphertext for the peer (copy it; 0 = ok,
  * -1 = fail). recv: plaintext from the peer, at most HX_TLS_RECORD_MAX at
- * a time (0 = ok, -1 = stop with HX_TLS_E_IO). */
+ * a time, valid only during the call (a per-thread buffer: do not feed
+ * another connection from inside it); 0 = ok, -1 = stop with HX_TLS_E_IO.
+ * Neither may free the connection: return -1 and free it after the
+ * hx_tls_conn_* call returns. */
 typedef struct {
     int (*send)(void *ud, const void *data, size_t len);
     int (*recv)(void *ud, const void *data, size_t len);
