@@ -358,8 +358,9 @@ int hx_tls_ctx_session_setup(hx_tls_ctx *c, gnutls_session_t s)
         rc = gnutls_alpn_set_protocols(s, c->alpn, c->n_alpn, GNUTLS_ALPN_SERVER_PRECEDENCE);
     if (rc == 0 && c->tickets) {
         /* GnuTLS derives the ticket encryption keys from this master key
-         * and the time, rotating them every ticket lifetime: instances
-         * sharing the file (and a clock) accept each other's tickets. */
+         * and the time (lib/stek.c), so they rotate by themselves:
+         * instances sharing the file (and a clock) accept each other's
+         * tickets. */
         const gnutls_datum_t k = {c->ticket_key, HX_TLS_TICKET_KEY_LEN};
         rc = gnutls_session_ticket_enable_server(s, &k);
     }
