@@ -52,6 +52,32 @@ typedef struct {
     bool allow_0rtt_replay;
 } hx_cfg_http3;
 
+/* One certificate of server.tls: a PEM chain (leaf first) and its key. */
+typedef struct {
+    char *cert_file;
+    char *key_file;
+} hx_cfg_tls_cert;
+
+/* server.tls (docs/tls.md). The shorthand cert_file/key_file is the first
+ * (default) certificate; certificates[] follow it, chosen by SNI. */
+typedef struct {
+    bool enabled;
+    int64_t port;              /* HTTPS port; equal to server.port = TLS only there */
+    char *cert_file;
+    char *key_file;
+    hx_cfg_tls_cert *certificates;
+    size_t n_certificates;
+    char *min_version;         /* "1.2" | "1.3" */
+    char *priority;            /* GnuTLS priority string; "" = the built-in default */
+    hx_strlist alpn;           /* h2, http/1.1, in preference order */
+    char *client_ca_file;
+    char *client_auth;         /* none | optional | require */
+    bool session_tickets;
+    char *ticket_key_file;     /* 64 bytes shared by instances; "" = a per-process key */
+    bool redirect_http;        /* the plain port answers 308 to https */
+    int64_t handshake_timeout; /* ms */
+} hx_cfg_tls;
+
 /* System health thresholds (server.health_check). Percentages 0..100. */
 typedef struct {
     bool enabled;
@@ -81,6 +107,7 @@ typedef struct {
     hx_strlist middleware;     /* global chain, in order */
     hx_cfg_sys_health health_check;
     hx_cfg_http3 http3;
+    hx_cfg_tls tls;
     /* Client auth off on a non-loopback host is a config error unless
      * this is true (an explicit opt-in, warned about at start); it also
      * opens /metrics to non-loopback clients while auth is off. */
@@ -203,10 +230,16 @@ typedef struct {
     int64_t tokens_per_minute;
 } hx_cfg_rate;
 
+/* The longest client certificate subject DN a key may name (and a
+ * transport hands to hx_req.peer_cert_subject). */
+#define HX_PEER_SUBJECT_MAX 255
+#define HX_PEER_SHA256_HEX 64
+
 typedef struct {
     char *name;
     char *key;                 /* secret */
     char *key_sha256;          /* hex */
+    char *client_cert;         /* "sha256:HEX" or "subject:DN" of a verified TLS client certificate */
     hx_strlist models;         /* empty = any */
     hx_cfg_rate rate_limit;    /* 0 values = use the global limits */
     bool metrics;              /* may read /metrics */

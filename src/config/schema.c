@@ -88,6 +88,43 @@ static const hx_field http3_fields[] = {
 };
 TABLE(http3_schema, hx_cfg_http3, NULL, http3_fields);
 
+static int tls_cert_init(void *e)
+{
+    hx_cfg_tls_cert *c = e;
+    dflt d = {true};
+    dset(&d, &c->cert_file, "");
+    dset(&d, &c->key_file, "");
+    return d.ok ? 0 : -1;
+}
+
+static const hx_field tls_cert_fields[] = {
+    F(hx_cfg_tls_cert, "cert_file", cert_file, HX_FT_STRING),
+    F(hx_cfg_tls_cert, "key_file", key_file, HX_FT_STRING),
+};
+TABLE(tls_cert_schema, hx_cfg_tls_cert, tls_cert_init, tls_cert_fields);
+
+static const hx_field tls_fields[] = {
+    F(hx_cfg_tls, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_tls, "port", port, HX_FT_INT, R(1, 65535), .msg = "invalid TLS port"),
+    F(hx_cfg_tls, "cert_file", cert_file, HX_FT_STRING),
+    F(hx_cfg_tls, "key_file", key_file, HX_FT_STRING),
+    LIST(hx_cfg_tls, "certificates", certificates, n_certificates, tls_cert_schema),
+    F(hx_cfg_tls, "min_version", min_version, HX_FT_STRING, .values = STRS("1.2", "1.3"),
+      .msg = "invalid TLS version (1.2 or 1.3)"),
+    F(hx_cfg_tls, "priority", priority, HX_FT_STRING),
+    F(hx_cfg_tls, "alpn", alpn, HX_FT_STRLIST, .values = STRS("h2", "http/1.1"),
+      .msg = "unknown ALPN protocol (h2 or http/1.1)"),
+    F(hx_cfg_tls, "client_ca_file", client_ca_file, HX_FT_STRING),
+    F(hx_cfg_tls, "client_auth", client_auth, HX_FT_STRING, .values = STRS("none", "optional", "require"),
+      .msg = "invalid client_auth (none, optional or require)"),
+    F(hx_cfg_tls, "session_tickets", session_tickets, HX_FT_BOOL),
+    F(hx_cfg_tls, "ticket_key_file", ticket_key_file, HX_FT_STRING),
+    F(hx_cfg_tls, "redirect_http", redirect_http, HX_FT_BOOL),
+    F(hx_cfg_tls, "handshake_timeout", handshake_timeout, HX_FT_DURATION, R(1, 10 * MIN),
+      .msg = "invalid TLS handshake timeout"),
+};
+TABLE(tls_schema, hx_cfg_tls, NULL, tls_fields);
+
 static const hx_field sys_health_fields[] = {
     F(hx_cfg_sys_health, "enabled", enabled, HX_FT_BOOL),
     F(hx_cfg_sys_health, "interval", interval, HX_FT_DURATION, R(1, DMAX)),
@@ -124,6 +161,7 @@ static const hx_field server_fields[] = {
       .msg = "unknown middleware"),
     F(hx_cfg_server, "health_check", health_check, HX_FT_STRUCT, .sub = &sys_health_schema),
     F(hx_cfg_server, "http3", http3, HX_FT_STRUCT, .sub = &http3_schema),
+    F(hx_cfg_server, "tls", tls, HX_FT_STRUCT, .sub = &tls_schema),
     F(hx_cfg_server, "allow_unauthenticated", allow_unauthenticated, HX_FT_BOOL),
 };
 TABLE(server_schema, hx_cfg_server, NULL, server_fields);
@@ -166,6 +204,18 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
     h->enable_0rtt = true;
     h->max_0rtt_size = 16 * KIB;
     h->allow_0rtt_replay = false;
+    hx_cfg_tls *t = &s->tls;
+    t->port = 8443;
+    dset(d, &t->cert_file, "");
+    dset(d, &t->key_file, "");
+    dset(d, &t->min_version, "1.2");
+    dset(d, &t->priority, "");
+    dlist(d, &t->alpn, STRS("h2", "http/1.1"));
+    dset(d, &t->client_ca_file, "");
+    dset(d, &t->client_auth, "none");
+    t->session_tickets = true;
+    dset(d, &t->ticket_key_file, "");
+    t->handshake_timeout = 10 * SEC;
 }
 
 /* ---- llm ---- */
@@ -406,6 +456,7 @@ static int auth_key_init(void *e)
     dset(&d, &k->name, "");
     dset(&d, &k->key, "");
     dset(&d, &k->key_sha256, "");
+    dset(&d, &k->client_cert, "");
     return d.ok ? 0 : -1;
 }
 
@@ -413,6 +464,7 @@ static const hx_field auth_key_fields[] = {
     F(hx_cfg_auth_key, "name", name, HX_FT_STRING),
     F(hx_cfg_auth_key, "key", key, HX_FT_STRING, .flags = HX_FF_SECRET),
     F(hx_cfg_auth_key, "key_sha256", key_sha256, HX_FT_STRING, .flags = HX_FF_SECRET),
+    F(hx_cfg_auth_key, "client_cert", client_cert, HX_FT_STRING),
     F(hx_cfg_auth_key, "models", models, HX_FT_STRLIST),
     F(hx_cfg_auth_key, "rate_limit", rate_limit, HX_FT_STRUCT, .sub = &rate_schema),
     F(hx_cfg_auth_key, "metrics", metrics, HX_FT_BOOL),

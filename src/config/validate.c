@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "config/model_names.h"
 #include "config/schema.h"
+#include "config/validate_int.h"
 #include "util/alloc.h"
 #include "util/units.h"
 
@@ -112,11 +113,12 @@ void hx__errors_sort(hx_config_errors *errs, size_t from, const char *name)
     }
 }
 
-typedef struct {
+struct hx_vctx {
     const hx_config *cfg;
     hx_config_errors *errs;
     size_t added;
-} vctx;
+};
+typedef hx_vctx vctx;
 
 /* "FILE:LINE:COL: path: msg" when the loader recorded where path came from,
  * else "FILE: path: msg" or "path: msg". */
@@ -134,6 +136,21 @@ static void verr(vctx *v, const char *path, const char *fmt, ...)
     va_end(ap);
     if (rc == 0)
         v->added++;
+}
+
+void hx__verr(hx_vctx *v, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    verr(v, path, "%s", msg);
+}
+
+const hx_config *hx__vctx_cfg(const hx_vctx *v)
+{
+    return v->cfg;
 }
 
 static const char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -426,6 +443,7 @@ static void check_server(vctx *v)
                                        "disk_threshold or latency_threshold)");
     check_chain(v, &s->middleware, "server.middleware");
     check_http3(v);
+    hx__check_tls(v);
     check_exposure(v);
 }
 
@@ -581,10 +599,17 @@ static void check_auth(vctx *v)
         const hx_cfg_auth_key *k = &a->keys[i];
         if (!*k->name)
             verr(v, pathf(path, "auth.keys[%zu].name", i), "empty key name");
-        if (*k->key && *k->key_sha256)
-            verr(v, pathf(path, "auth.keys[%zu]", i), "set only one of key and key_sha256");
-        if (!*k->key && !*k->key_sha256)
-            verr(v, pathf(path, "auth.keys[%zu]", i), "one of key or key_sha256 is required");
+        int forms = (*k->key != 0) + (*k->key_sha256 != 0) + (*k->client_cert != 0);
+        if (forms > 1)
+            verr(v, pathf(path, "auth.keys[%zu]", i), "set only one of key, key_sha256 and client_cert");
+        if (forms == 0)
+            verr(v, pathf(path, "auth.keys[%zu]", i), "one of key, key_sha256 or client_cert is required");
+        if (*k->client_cert && !(strncmp(k->client_cert, "sha256:", 7) == 0 && is_hex64(k->client_cert + 7)) &&
+            !(strncmp(k->client_cert, "subject:", 8) == 0 && k->client_cert[8] &&
+              strlen(k->client_cert + 8) <= HX_PEER_SUBJECT_MAX))
+            verr(v, pathf(path, "auth.keys[%zu].client_cert", i),
+                 "must be \"sha256:\" and 64 hexadecimal characters (the certificate's SHA-256 fingerprint) "
+                 "or \"subject:\" and its subject DN (at most %d characters)", HX_PEER_SUBJECT_MAX);
         if (*k->key_sha256 && !is_hex64(k->key_sha256))
             verr(v, pathf(path, "auth.keys[%zu].key_sha256", i),
                  "must be 64 hexadecimal characters (a SHA-256 digest)");

@@ -29,6 +29,9 @@ typedef struct hx_config hx_config;
 typedef struct hx_kv hx_kv;
 
 #define HX_REQUEST_ID_MAX 128
+/* hx_req.peer_cert_*: a verified client certificate's identity. */
+#define HX_REQ_PEER_SHA256_HEX 64
+#define HX_REQ_PEER_SUBJECT_MAX 255
 /* Largest JSON error envelope hx_res_error sends; a longer message is
  * replaced by the error's default one. */
 #define HX_RES_ERROR_MAX (16 * 1024)
@@ -112,6 +115,12 @@ struct hx_req {
     hx_buf body;
     char peer_ip[48];
     int peer_port;
+    /* A client certificate the transport verified (TLS with client_auth),
+     * protocol-neutral: lower-case hex SHA-256 of its DER and its subject
+     * DN; "" when none (or, for the subject, when longer than the bound:
+     * never truncated, so it cannot match a shorter name). */
+    char peer_cert_sha256[HX_REQ_PEER_SHA256_HEX + 1];
+    char peer_cert_subject[HX_REQ_PEER_SUBJECT_MAX + 1];
     int http_minor;              /* 0 or 1 for HTTP/1.x; adapters of other protocols set 1 */
     char request_id[HX_REQUEST_ID_MAX + 1];
     uint64_t start_ns;           /* monotonic */

@@ -276,6 +276,40 @@ const char *hx_auth_key_name(const hx_req *r)
     return a ? a->name : "";
 }
 
+_Static_assert(HX_PEER_SUBJECT_MAX == HX_REQ_PEER_SUBJECT_MAX, "config and request disagree on the DN bound");
+
+/* The key naming the client certificate the transport verified, or NULL.
+ * Fingerprints and subjects are not secrets: a plain comparison. */
+static long cert_match(const hx_req *r)
+{
+    const hx_cfg_auth *a = &r->cfg->auth;
+    if (!r->peer_cert_sha256[0] && !r->peer_cert_subject[0])
+        return -1;
+    for (size_t i = 0; i < a->n_keys; i++) {
+        const char *cc = a->keys[i].client_cert;
+        if (cc == NULL || !*cc)
+            continue;
+        if (strncmp(cc, "sha256:", 7) == 0 && r->peer_cert_sha256[0] &&
+            strcasecmp(cc + 7, r->peer_cert_sha256) == 0)
+            return (long)i;
+        if (strncmp(cc, "subject:", 8) == 0 && r->peer_cert_subject[0] &&
+            strcmp(cc + 8, r->peer_cert_subject) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+static const hx_cfg_auth_key *remember(hx_req *r, long m)
+{
+    const hx_cfg_auth_key *k = &r->cfg->auth.keys[m];
+    auth_ctx *a = hx_req_ctx_alloc(r, HX_CTX_AUTH, sizeof *a);
+    if (a) { /* else not remembered: a later call matches again */
+        a->key = k;
+        snprintf(a->name, sizeof a->name, "%s", k->name);
+    }
+    return k;
+}
+
 const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
 {
     int unused;
@@ -285,6 +319,13 @@ const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
     if (known) {
         *why = HX_AUTH_OK;
         return known;
+    }
+    /* A verified client certificate named by a key identifies the client
+     * before any bearer key (it was proven by the handshake). */
+    long cm = cert_match(r);
+    if (cm >= 0) {
+        *why = HX_AUTH_OK;
+        return remember(r, cm);
     }
     size_t len = 0;
     const char *key = presented_key(r, &len);
@@ -301,14 +342,8 @@ const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
         *why = HX_AUTH_INVALID;
         return NULL;
     }
-    const hx_cfg_auth_key *k = &r->cfg->auth.keys[m];
-    auth_ctx *a = hx_req_ctx_alloc(r, HX_CTX_AUTH, sizeof *a);
-    if (a) { /* else not remembered: a later call matches again */
-        a->key = k;
-        snprintf(a->name, sizeof a->name, "%s", k->name);
-    }
     *why = HX_AUTH_OK;
-    return k;
+    return remember(r, m);
 }
 
 /* One line per refusal. Only the configured key name may appear. */

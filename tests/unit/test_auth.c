@@ -165,6 +165,64 @@ static void test_good_key_both_headers(void **state)
     assert_string_equal(captured_log(), "");
 }
 
+#define FP_ONE "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define FP_TWO "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+/* auth.keys[].client_cert: a client certificate the transport verified
+ * (hx_req.peer_cert_*) identifies the client like a key. */
+static void test_client_cert(void **state)
+{
+    (void)state;
+    hx_config *c = load("server:\n  middleware: [auth]\n"
+                        "auth:\n  enabled: true\n  keys:\n"
+                        "    - {name: alpha, key: " KEY_ALPHA "}\n"
+                        "    - {name: by-fp, client_cert: \"sha256:" FP_ONE "\", models: [gpt-4o]}\n"
+                        "    - {name: by-dn, client_cert: \"subject:CN=client-two,O=Example\"}\n");
+    struct {
+        const char *fp, *dn, *hname, *hvalue;
+        int status;
+        const char *name;
+    } cases[] = {
+        {FP_ONE, "CN=whoever", NULL, NULL, 200, "by-fp"},
+        /* fingerprints compare without case */
+        {"0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF", "", NULL, NULL, 200, "by-fp"},
+        {FP_TWO, "CN=client-two,O=Example", NULL, NULL, 200, "by-dn"},
+        /* a certificate first: it was proven by the handshake */
+        {FP_ONE, "", "Authorization", "Bearer " KEY_ALPHA, 200, "by-fp"},
+        /* an unnamed certificate falls back to the bearer key */
+        {FP_TWO, "CN=other", "Authorization", "Bearer " KEY_ALPHA, 200, "alpha"},
+        {FP_TWO, "CN=other", NULL, NULL, 401, ""},
+        /* a subject is matched whole, not as a prefix */
+        {"", "CN=client-two", NULL, NULL, 401, ""},
+        {"", "CN=client-two,O=Example,C=XX", NULL, NULL, 401, ""},
+        {"", "", NULL, NULL, 401, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hx_test_capture cp;
+        hx_req *r = new_req(c, &cp, cases[i].hname, cases[i].hvalue);
+        snprintf(r->peer_cert_sha256, sizeof r->peer_cert_sha256, "%s", cases[i].fp);
+        snprintf(r->peer_cert_subject, sizeof r->peer_cert_subject, "%s", cases[i].dn);
+        hx_req_next(r);
+        if (cp.status != cases[i].status)
+            fail_msg("case %zu: status %d", i, cp.status);
+        assert_string_equal(hx_auth_key(r) ? hx_auth_key(r)->name : "", cases[i].name);
+        if (i == 0) /* the key's model list applies as for a secret key */
+            assert_false(hx_auth_model_allowed(hx_auth_key(r), "llama3"));
+        hx_req_unref(r);
+        cap_free(&cp);
+    }
+    /* a key with client_cert has no secret: no bearer value matches it */
+    hx_test_capture cp;
+    hx_req *r = new_req(c, &cp, "Authorization", "Bearer ");
+    hx_req_next(r);
+    assert_int_equal(cp.status, 401);
+    hx_req_unref(r);
+    cap_free(&cp);
+    (void)captured_log();
+    hx_auth_cache_flush();
+    hx_config_unref(c);
+}
+
 static void test_key_sha256_form(void **state)
 {
     (void)state;
@@ -421,6 +479,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_good_key_both_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_sha256_form, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_why_and_cache, setup, teardown),

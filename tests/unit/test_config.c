@@ -679,9 +679,18 @@ static void test_backups_and_auth_keys(void **state)
              "test.yaml:3:17: llm.backup_providers[0].provider: invalid provider: mistral");
     load_bad("llm:\n  backup_providers:\n    - {provider: openai, model: a}\n    - {provider: openai, model: b}\n",
              "duplicate backup provider name \"openai\"");
-    load_bad("auth:\n  keys:\n    - name: a\n", "test.yaml:3:7: auth.keys[0]: one of key or key_sha256 is required");
-    load_bad("auth:\n  keys:\n    - {name: a, key: k, key_sha256: abc}\n", "set only one of key and key_sha256");
+    load_bad("auth:\n  keys:\n    - name: a\n", "test.yaml:3:7: auth.keys[0]: one of key, key_sha256 or client_cert is required");
+    load_bad("auth:\n  keys:\n    - {name: a, key: k, key_sha256: abc}\n", "set only one of key, key_sha256 and client_cert");
+    load_bad("auth:\n  keys:\n    - {name: a, key: k, client_cert: \"sha256:00\"}\n",
+             "set only one of key, key_sha256 and client_cert");
+    load_bad("auth:\n  keys:\n    - {name: a, client_cert: \"sha256:00\"}\n",
+             "auth.keys[0].client_cert: must be \"sha256:\" and 64 hexadecimal characters");
+    load_bad("auth:\n  keys:\n    - {name: a, client_cert: \"CN=x\"}\n", "auth.keys[0].client_cert: must be");
+    load_bad("auth:\n  keys:\n    - {name: a, client_cert: \"subject:\"}\n", "auth.keys[0].client_cert: must be");
     load_bad("auth:\n  keys:\n    - {name: a, key_sha256: abc}\n", "auth.keys[0].key_sha256: must be 64 hexadecimal characters");
+    hx_config_unref(load_ok("auth:\n  keys:\n    - {name: a, client_cert: \"subject:CN=a,O=b\"}\n"
+                            "    - {name: b, client_cert: \"sha256:"
+                            "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\"}\n"));
     load_bad("auth:\n  keys:\n    - {key: k}\n", "auth.keys[0].name: empty key name");
     load_bad("auth:\n  keys:\n    - {name: a, key: k}\n    - {name: a, key: j}\n", "duplicate key name \"a\"");
     hx_config *c = load_ok("auth:\n  keys:\n    - name: ci\n      key_sha256: "
