@@ -82,6 +82,7 @@ void px_proxy_unref(proxy *p)
     hx_buf_free(&p->states);
     hx_free(p->chain);
     hx_free(p->chain_model);
+    hx_free(p->health_noted_more);
     px_wait_unlink(p);
     live_unlink(p);
     if (p->retry_timer) {
@@ -692,6 +693,26 @@ static void on_up_done(void *ud, hx_up_result res, const char *detail)
 const hx_up_callbacks px_up_cb = {on_up_head, on_up_data, on_up_done};
 
 /* Passive health evidence from real traffic. */
+/* Whether this request already reported provider idx unreachable; marks
+ * it. Indexes past 63 use a byte array made on first need (a gateway with
+ * that many providers is rare); without memory the report is repeated,
+ * which only counts one request twice. */
+static bool health_noted_once(proxy *p, size_t idx)
+{
+    if (idx < 64) {
+        bool was = (p->health_noted >> idx) & 1;
+        p->health_noted |= 1ull << idx;
+        return was;
+    }
+    if (p->health_noted_more == NULL)
+        p->health_noted_more = hx_calloc(p->g->providers.n, 1);
+    if (p->health_noted_more == NULL || idx >= p->g->providers.n)
+        return false;
+    bool was = p->health_noted_more[idx];
+    p->health_noted_more[idx] = 1;
+    return was;
+}
+
 void px_record(proxy *p, bool ok, hx_fail_class cls, const char *why)
 {
     if (p->breaker_held) /* given when the request leaves the provider */
@@ -705,10 +726,7 @@ void px_record(proxy *p, bool ok, hx_fail_class cls, const char *why)
      * over many requests. So failure_threshold means "N requests or probes
      * in a row could not reach it", and one bad request never takes a
      * provider out. */
-    uint64_t bit = p->prov->index < 64 ? 1ull << p->prov->index : 0;
-    if (ok || (hx_fail_unreachable(cls) && !(p->health_noted & bit))) {
-        if (!ok)
-            p->health_noted |= bit;
+    if (ok || (hx_fail_unreachable(cls) && !health_noted_once(p, (size_t)p->prov->index))) {
         hx_gateway_record(p->g, (size_t)p->prov->index, ok, why, cls, ok ? ms : -1, false);
     }
     const hx_gw_provider_metrics *m = &p->g->pm[p->prov->index];

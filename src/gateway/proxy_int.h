@@ -62,7 +62,8 @@ typedef struct proxy {
     bool has_kept;             /* a provider error with its own meaning (quota, context length) */
     hx_err kept_err;           /* ... answered when no later provider serves */
     char kept_msg[384];
-    uint64_t health_noted;     /* providers (bit = index) already reported unhealthy by this request */
+    uint64_t health_noted;     /* providers 0..63 (bit = index) already reported unreachable by this request */
+    uint8_t *health_noted_more; /* the same for index 64 and up, one byte each (made when first needed) */
     struct proxy *wait_prev, *wait_next; /* in gw->waiting while a retry timer runs */
     struct proxy *live_prev, *live_next; /* in gw->live until finished */
     bool live;

@@ -199,8 +199,11 @@ class TestReload(ReloadTestCase):
 class TestLoadShedding(ReloadTestCase):
     def shed_cfg(self, mock, memory="0.01%"):
         cfg = self.llm_cfg(mock)
+        # Only memory is checked: on a loaded machine the CPU sample alone
+        # would keep the gateway shedding after the memory limit is lifted.
         cfg["server"] = {"health_check": {"enabled": True, "interval": "100ms", "timeout": "1s",
-                                          "threshold": 2, "memory_threshold": memory}}
+                                          "threshold": 2, "memory_threshold": memory,
+                                          "checks": {"memory": "system"}}}
         return cfg
 
     def test_overloaded_gateway_sheds_completions_and_recovers(self):

@@ -202,6 +202,37 @@ static void test_drain_and_force(void **state)
     fk_teardown(&e);
 }
 
+/* A provider past index 63 (the request's first 64 are a bit mask) that
+ * cannot be reached is still reported to health once per request, not once
+ * per attempt: three connect timeouts (two retries) count one failure. */
+static void test_unreachable_counted_once_past_64(void **state)
+{
+    (void)state;
+    char yaml[16384];
+    int n = snprintf(yaml, sizeof yaml, "llm:\n  provider: openai\n  model: gpt-4o\n  api_key: sk-test-a\n"
+                     "  endpoint: http://a.test/v1\n  retry:\n    max_retries: 2\n    initial_delay: 0ms\n"
+                     "    max_delay: 0ms\n  backup_providers:\n");
+    for (int i = 1; i <= 69; i++)
+        n += snprintf(yaml + n, sizeof yaml - (size_t)n, "    - name: p%d\n      provider: openai\n"
+                      "      model: %s\n      api_key: sk-test-%d\n      endpoint: http://p%d.test/v1\n", i,
+                      i == 65 ? "far-model" : "gpt-4o", i, i);
+    assert_true(n > 0 && (size_t)n < sizeof yaml);
+    fk_env e;
+    fk_setup(&e, yaml);
+    fk_start(&e, "{\"model\":\"far-model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(strstr(fk.calls[i].url, "p65.test"));
+        fk_done(i, HX_UP_CONNECT_TIMEOUT);
+        fk_run(&e);
+    }
+    assert_int_equal(fk.ncalls, 3);
+    assert_int_equal(fk.status, 504); /* the last attempt's connect timeout */
+    hx_health_snap hs;
+    hx_health_snapshot(e.g->health[65], &hs);
+    assert_int_equal(hs.consecutive_failures, 1);
+    fk_teardown(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_retries_exhausted_then_failover),
         cmocka_unit_test(test_unhealthy_names_address_by_class),
         cmocka_unit_test(test_drain_and_force),
+        cmocka_unit_test(test_unreachable_counted_once_past_64),
     };
     return cmocka_run_group_tests(tests, 0, 0);
 }
