@@ -1,0 +1,722 @@
+/* HTTP/2 adapter: an nghttp2 server session per connection, one hx_req per
+ * stream, the same router, limits and middleware as HTTP/1.1.
+ *
+ * Input: h2_io.c hands read bytes to nghttp2_session_mem_recv; its
+ * callbacks build the request (HEADERS → method, path, headers; DATA →
+ * body) and dispatch it at END_STREAM. Output: a response body waits in
+ * its stream's buffer; nghttp2 pulls it through a data source that
+ * defers when the buffer is empty (resumed by the next write). Frames are
+ * produced only while the connection's unwritten output is under
+ * HX_H2_CONN_HIGH, so a client that does not read (or keeps its window at
+ * zero) makes writers hear HX_RES_BUSY instead of growing memory. */
+#include <http_parser.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http/h2_int.h"
+#include "http/request.h"
+#include "obs/log.h"
+#include "util/alloc.h"
+
+/* ---- streams ------------------------------------------------------------ */
+
+static void stream_unlink_free(h2_stream *s)
+{
+    h2_conn *c = s->c;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->nstreams--;
+    hx_buf_free(&s->out);
+    hx_free(s);
+}
+
+/* Drops the stream's request: aborted when its answer never ended (the
+ * client reset the stream or the connection went). */
+static void stream_release_req(h2_stream *s)
+{
+    hx_req *r = s->req;
+    s->req = NULL;
+    if (r == NULL)
+        return;
+    if (r->tp_ctx == s && !r->ended)
+        hx_req_abort(r);
+    r->tp = NULL;
+    r->tp_ctx = NULL;
+    hx_req_unref(r);
+}
+
+static size_t stream_buffered(const h2_stream *s)
+{
+    return s->out.len - s->out_off;
+}
+
+/* ---- hx_transport ------------------------------------------------------- */
+
+static bool hop_by_hop(const char *name)
+{
+    static const char *const drop[] = {"connection", "transfer-encoding", "keep-alive", "proxy-connection",
+                                       "upgrade", "te"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        if (strcasecmp(name, drop[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The response head as nghttp2 name/value pairs: names lowercased (HTTP/2
+ * requires it) in one block, hop-by-hop fields dropped. */
+static int build_nv(const hx_headers *h, int status, int64_t clen, nghttp2_nv **nvp, size_t *np, char **blockp)
+{
+    size_t need = 32, n = 2;
+    for (size_t i = 0; i < h->n; i++)
+        if (!hop_by_hop(h->items[i].name))
+            need += strlen(h->items[i].name) + 1, n++;
+    if (need > HX_H2_HEAD_MAX)
+        return -1;
+    nghttp2_nv *nv = hx_calloc(n, sizeof *nv);
+    char *block = hx_malloc(need);
+    if (nv == NULL || block == NULL) {
+        hx_free(nv);
+        hx_free(block);
+        return -1;
+    }
+    size_t k = 0, off = 0;
+    int sl = snprintf(block, 8, "%d", status);
+    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)block, 7, (size_t)sl, NGHTTP2_NV_FLAG_NONE};
+    off = (size_t)sl + 1;
+    if (clen >= 0) {
+        int cl = snprintf(block + off, 24, "%lld", (long long)clen);
+        nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)block + off, 14, (size_t)cl,
+                               NGHTTP2_NV_FLAG_NONE};
+        off += (size_t)cl + 1;
+    }
+    for (size_t i = 0; i < h->n; i++) {
+        const char *name = h->items[i].name;
+        if (hop_by_hop(name) || strcasecmp(name, "content-length") == 0)
+            continue;
+        size_t nl = strlen(name);
+        char *lc = block + off;
+        for (size_t j = 0; j < nl; j++)
+            lc[j] = (char)((name[j] >= 'A' && name[j] <= 'Z') ? name[j] + 32 : name[j]);
+        off += nl + 1;
+        nv[k++] = (nghttp2_nv){(uint8_t *)lc, (uint8_t *)h->items[i].value, nl, strlen(h->items[i].value),
+                               NGHTTP2_NV_FLAG_NONE};
+    }
+    *nvp = nv;
+    *np = k;
+    *blockp = block;
+    return 0;
+}
+
+static ssize_t data_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
+{
+    (void)sess, (void)id, (void)ud;
+    h2_stream *s = src->ptr;
+    size_t n = stream_buffered(s);
+    if (n > length)
+        n = length;
+    if (n > 0) {
+        memcpy(buf, s->out.data + s->out_off, n);
+        s->out_off += n;
+        if (s->out_off == s->out.len) {
+            hx_buf_reset(&s->out);
+            s->out_off = 0;
+        }
+    }
+    if (stream_buffered(s) == 0) {
+        if (s->eof) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        } else if (n == 0) {
+            s->deferred = true;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static void stream_kick(h2_stream *s)
+{
+    h2_conn *c = s->c;
+    if (s->deferred && !c->sess_dead && c->state != H2C_CLOSED) {
+        s->deferred = false;
+        nghttp2_session_resume_data(c->sess, s->id);
+    }
+    hx_h2_io_flush_soon(c);
+}
+
+static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
+{
+    h2_stream *s = r->tp_ctx;
+    h2_conn *c = s->c;
+    bool no_body = status < 200 || status == 204 || status == 304;
+    nghttp2_nv *nv;
+    size_t n;
+    char *block;
+    if (c->sess_dead || c->state == H2C_CLOSED)
+        return HX_RES_EGONE;
+    if (build_nv(h, status, no_body ? -1 : content_length, &nv, &n, &block) != 0)
+        return HX_RES_ENOMEM;
+    /* Always a data source, even for an empty body: the stream ends when
+     * the handler ends it (tp_end), never under its feet. */
+    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = data_read};
+    int rv = nghttp2_submit_response(c->sess, s->id, nv, n, &dp);
+    hx_free(nv);
+    hx_free(block);
+    if (rv != 0)
+        return HX_RES_ENOMEM;
+    hx_h2_set_stream_state(s, H2S_ANSWERING, "answer head");
+    hx_h2_io_flush_soon(c);
+    return HX_RES_OK;
+}
+
+static int tp_body(hx_req *r, const void *data, size_t len)
+{
+    h2_stream *s = r->tp_ctx;
+    h2_conn *c = s->c;
+    if (c->state == H2C_CLOSED || c->sess_dead)
+        return HX_RES_EGONE;
+    if (hx_buf_append(&s->out, data, len) != 0) {
+        /* Out of memory or past its bound: the answer cannot complete. */
+        nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        hx_h2_io_flush_soon(c);
+        return HX_RES_ENOMEM;
+    }
+    r->bytes_out += len;
+    stream_kick(s);
+    if (stream_buffered(s) > HX_H2_STREAM_HIGH || c->out_pending > HX_H2_CONN_HIGH) {
+        s->busy = true;
+        return HX_RES_BUSY;
+    }
+    return HX_RES_OK;
+}
+
+static int tp_end(hx_req *r)
+{
+    h2_stream *s = r->tp_ctx;
+    s->eof = true;
+    hx_h2_set_stream_state(s, H2S_DONE, "answer ended");
+    stream_kick(s);
+    return HX_RES_OK;
+}
+
+static void tp_abort(hx_req *r)
+{
+    h2_stream *s = r->tp_ctx;
+    h2_conn *c = s->c;
+    r->on_abort = NULL; /* the handler asked for it: no callback back */
+    if (s->state != H2S_DONE)
+        hx_h2_set_stream_state(s, H2S_DONE, "handler cut the stream");
+    if (!c->sess_dead && c->state != H2C_CLOSED)
+        nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    s->req = NULL;
+    r->tp = NULL;
+    r->tp_ctx = NULL;
+    hx_req_unref(r);
+    hx_h2_io_flush_soon(c);
+}
+
+static const hx_transport h2_transport = {tp_head, tp_body, tp_end, tp_abort};
+
+/* ---- request head and body ---------------------------------------------- */
+
+/* The static method string (hx_req.method is never freed). */
+static const char *method_name(const uint8_t *v, size_t n)
+{
+    for (int m = 0; m < 64; m++) {
+        const char *s = http_method_str((enum http_method)m);
+        if (strcmp(s, "<unknown>") == 0)
+            break;
+        if (strlen(s) == n && memcmp(s, v, n) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static void answer_error(h2_stream *s, hx_err e)
+{
+    hx_req *r = s->req;
+    if (r->path == NULL)
+        hx_h1_set_target(r, "/", 1);
+    if (r->request_id[0] == '\0')
+        hx_req_assign_id(r, false);
+    if (hx_res_error(r, e, NULL) < 0 && s->req) {
+        nghttp2_submit_rst_stream(s->c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        if (s->state != H2S_DONE)
+            hx_h2_set_stream_state(s, H2S_DONE, "error answer failed");
+    }
+}
+
+static void dispatch(h2_stream *s)
+{
+    h2_conn *c = s->c;
+    hx_req *r = s->req;
+    hx_h2_set_stream_state(s, H2S_HANDLING, "request complete");
+    r->bytes_in += s->header_bytes;
+    hx_req_ref(r); /* a synchronous handler may end or cut it */
+    hx_router_dispatch(c->w->router, r);
+    hx_req_unref(r);
+}
+
+/* END_HEADERS: the head is whole. Returns false when an answer went out. */
+static bool head_complete(h2_stream *s)
+{
+    hx_req *r = s->req;
+    if (s->too_large) {
+        answer_error(s, HX_ERR_HEADERS_TOO_LARGE);
+        return false;
+    }
+    if (r->method == NULL || r->path == NULL) {
+        answer_error(s, HX_ERR_BAD_REQUEST);
+        return false;
+    }
+    r->head_only = strcmp(r->method, "HEAD") == 0;
+    hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
+    const char *cl = hx_headers_get(&r->headers, "content-length");
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->c->w->cfg->server.max_body_bytes) {
+        answer_error(s, HX_ERR_BODY_TOO_LARGE);
+        return false;
+    }
+    return true;
+}
+
+static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+    h2_conn *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    h2_stream *s = hx_calloc(1, sizeof *s);
+    hx_req *r = s ? hx_req_new(&h2_transport, s, c->w->cfg) : NULL;
+    if (r == NULL) {
+        hx_free(s);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
+    }
+    s->c = c;
+    s->id = f->hd.stream_id;
+    s->state = H2S_HEADERS;
+    s->req = r;
+    hx_buf_init(&s->out, HX_H2_STREAM_OUT_MAX);
+    r->mw = hx_router_global_mw(c->w->router);
+    hx_req_set_ctx(r, HX_REQ_CTX_APP, c->w->app);
+    r->loop = &c->w->loop;
+    r->http_minor = 1;
+    memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
+    r->peer_port = c->peer_port;
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->nstreams++;
+    uv_timer_stop(&c->idle_t);
+    nghttp2_session_set_stream_user_data(sess, s->id, s);
+    return 0;
+}
+
+static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)flags, (void)ud;
+    h2_stream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+    if (s == NULL || s->req == NULL || s->state != H2S_HEADERS || s->too_large)
+        return 0; /* trailers and a refused head are dropped */
+    const hx_config *cfg = s->c->w->cfg;
+    size_t limit = (size_t)cfg->server.max_header_bytes;
+    if (cfg->server.http2.max_header_list_size > 0 && (size_t)cfg->server.http2.max_header_list_size < limit)
+        limit = (size_t)cfg->server.http2.max_header_list_size;
+    s->header_bytes += nl + vl;
+    if (s->header_bytes > limit) {
+        s->too_large = true; /* 431 once the head is complete */
+        return 0;
+    }
+    hx_req *r = s->req;
+    int rc = 0;
+    if (nl > 0 && name[0] == ':') {
+        if (nl == 7 && memcmp(name, ":method", 7) == 0)
+            r->method = method_name(value, vl);
+        else if (nl == 5 && memcmp(name, ":path", 5) == 0)
+            rc = hx_h1_set_target(r, (const char *)value, vl);
+        else if (nl == 10 && memcmp(name, ":authority", 10) == 0 && !s->has_host)
+            rc = hx_headers_addn(&r->headers, "host", 4, (const char *)value, vl), s->has_host = true;
+        return rc == 0 ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (nl == 4 && memcmp(name, "host", 4) == 0) {
+        if (s->has_host)
+            return 0; /* :authority wins (RFC 9113 8.3.1) */
+        s->has_host = true;
+    }
+    rc = hx_headers_addn(&r->headers, (const char *)name, nl, (const char *)value, vl);
+    return rc == 0 ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                         void *ud)
+{
+    (void)flags, (void)ud;
+    h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+    if (s == NULL || s->req == NULL || s->state != H2S_BODY)
+        return 0; /* after an early answer: read and dropped */
+    hx_req *r = s->req;
+    r->bytes_in += len;
+    if (r->body.len + len > (size_t)s->c->w->cfg->server.max_body_bytes) {
+        answer_error(s, HX_ERR_BODY_TOO_LARGE);
+        return 0;
+    }
+    if (hx_buf_append(&r->body, data, len) != 0)
+        answer_error(s, HX_ERR_INTERNAL);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+    h2_conn *c = ud;
+    if (!hx_h2_guard_frame(c, f))
+        return 0;
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+        return 0;
+    h2_stream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+    if (s == NULL || s->req == NULL)
+        return 0;
+    if (f->hd.type == NGHTTP2_HEADERS && s->state == H2S_HEADERS) {
+        if (!head_complete(s))
+            return 0;
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            hx_h2_set_stream_state(s, H2S_BODY, "head complete, body follows");
+            return 0;
+        }
+    }
+    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && (s->state == H2S_HEADERS || s->state == H2S_BODY))
+        dispatch(s);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t err, void *ud)
+{
+    (void)err;
+    h2_conn *c = ud;
+    h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+    if (s == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(sess, id, NULL);
+    hx_h2_set_stream_state(s, H2S_CLOSED, err ? "reset" : "closed");
+    stream_release_req(s);
+    stream_unlink_free(s);
+    if (c->nstreams == 0 && c->state == H2C_OPEN)
+        hx_h2_guard_idle(c);
+    else if (c->nstreams == 0 && c->state == H2C_DRAINING)
+        hx_h2_set_conn_state(c, H2C_CLOSING, "drained");
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+    (void)sess;
+    h2_conn *c = ud;
+    if (f->hd.type == NGHTTP2_RST_STREAM)
+        hx_h2_guard_reset_sent(c);
+    return 0;
+}
+
+static ssize_t on_send(nghttp2_session *sess, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    (void)sess, (void)flags;
+    h2_conn *c = ud;
+    if (c->out_pending >= HX_H2_CONN_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK; /* the socket drains first */
+    return hx_h2_io_write(c, data, len) == 0 ? (ssize_t)len : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* ---- nghttp2 allocations through util/alloc.h --------------------------- */
+
+static void *mem_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return hx_malloc(n);
+}
+static void mem_free(void *p, void *ud)
+{
+    (void)ud;
+    hx_free(p);
+}
+static void *mem_calloc(size_t n, size_t sz, void *ud)
+{
+    (void)ud;
+    return hx_calloc(n, sz);
+}
+static void *mem_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    return hx_realloc(p, n);
+}
+static nghttp2_mem h2_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
+
+static int session_new(h2_conn *c)
+{
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb) != 0)
+        return -1;
+    nghttp2_session_callbacks_set_send_callback(cb, on_send);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_option *opt = hx_h2_guard_options(c->w->cfg);
+    int rv = opt ? nghttp2_session_server_new3(&c->sess, cb, c, opt, &h2_mem) : -1;
+    nghttp2_session_callbacks_del(cb);
+    if (opt)
+        nghttp2_option_del(opt);
+    if (rv != 0)
+        return -1;
+    const hx_cfg_server *sv = &c->w->cfg->server;
+    const hx_cfg_http2 *h = &sv->http2;
+    int64_t hl = h->max_header_list_size > 0 && h->max_header_list_size < sv->max_header_bytes
+                     ? h->max_header_list_size
+                     : sv->max_header_bytes;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)h->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)h->initial_window_size},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, (uint32_t)h->max_frame_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)hl},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    return nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) == 0 ? 0 : -1;
+}
+
+/* ---- connection life ---------------------------------------------------- */
+
+h2_conn *hx_h2_conn_new(hx_worker *w)
+{
+    h2_conn *c = hx_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->w = w;
+    c->state = H2C_OPEN;
+    hx_h2_io_init(c);
+    c->next = w->h2_conns;
+    if (w->h2_conns)
+        w->h2_conns->prev = c;
+    w->h2_conns = c;
+    w->nconns++;
+    return c;
+}
+
+void hx_h2_conn_freed(h2_conn *c)
+{
+    hx_worker *w = c->w;
+    hx_free(c);
+    hx_worker_maybe_stop(w);
+}
+
+void hx_h2_conn_close(h2_conn *c, const char *why)
+{
+    if (c->state == H2C_CLOSED)
+        return;
+    if (c->in_recv) {
+        c->close_due = true; /* nghttp2 is on the stack */
+        return;
+    }
+    hx_h2_set_conn_state(c, H2C_CLOSED, why);
+    hx_worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->h2_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    if (c->counted)
+        atomic_fetch_sub(&w->srv->conns, 1);
+    while (c->streams) {
+        h2_stream *s = c->streams;
+        hx_h2_set_stream_state(s, H2S_CLOSED, "connection closed");
+        stream_release_req(s);
+        stream_unlink_free(s);
+    }
+    nghttp2_session_del(c->sess);
+    c->sess = NULL;
+    c->sess_dead = true;
+    hx_h2_io_close(c);
+}
+
+void hx_h2_on_eof(h2_conn *c)
+{
+    hx_h2_conn_close(c, "client gone");
+}
+
+void hx_h2_on_input(h2_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == H2C_CLOSING || c->sess_dead)
+        return; /* the GOAWAY flushes; input is dropped */
+    c->in_recv = true;
+    ssize_t rv = nghttp2_session_mem_recv(c->sess, data, len);
+    c->in_recv = false;
+    if (rv < 0) {
+        c->sess_dead = true;
+        if (rv == NGHTTP2_ERR_FLOODED)
+            hx_h2_abuse(c, "flood");
+        else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            hx_h2_abuse(c, "continuation_flood");
+        else
+            hx_h2_conn_close(c, "protocol error");
+    }
+    if (c->close_due) {
+        c->close_due = false;
+        hx_h2_conn_close(c, "closed during input");
+        return;
+    }
+    if (c->state == H2C_CLOSED)
+        return;
+    /* A client that sends but does not read (PINGs whose answers pile up)
+     * is not read either until its output drains. */
+    if (c->out_pending > HX_H2_CONN_HIGH)
+        hx_h2_io_pause(c);
+    hx_h2_io_flush_soon(c);
+}
+
+/* After the output of a GOAWAY: the connection ends once it is written. */
+static void maybe_finish(h2_conn *c)
+{
+    if (c->state == H2C_CLOSED || c->out_pending > 0)
+        return;
+    if (c->state == H2C_CLOSING) {
+        hx_h2_conn_close(c, "goaway flushed");
+        return;
+    }
+    if (!c->sess_dead && !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess))
+        hx_h2_conn_close(c, "session over");
+}
+
+void hx_h2_on_output(h2_conn *c)
+{
+    if (!c->sess_dead && nghttp2_session_send(c->sess) != 0) {
+        c->sess_dead = true;
+        hx_h2_conn_close(c, "session send failed");
+        return;
+    }
+    if (c->state == H2C_CLOSED)
+        return;
+    for (h2_stream *s = c->streams, *next; s; s = next) {
+        next = s->next;
+        if (s->busy && stream_buffered(s) <= HX_H2_STREAM_LOW && c->out_pending <= HX_H2_CONN_LOW) {
+            s->busy = false;
+            hx_req *r = s->req;
+            if (r && r->on_drain)
+                r->on_drain(r, r->cb_ud); /* a later turn than the write it answers */
+            if (c->state == H2C_CLOSED)
+                return;
+        }
+    }
+    hx_h2_guard_output(c, false);
+    maybe_finish(c);
+}
+
+void hx_h2_on_written(h2_conn *c, size_t len)
+{
+    (void)len;
+    hx_h2_guard_output(c, true);
+    if (c->out_pending <= HX_H2_CONN_LOW)
+        hx_h2_io_resume(c);
+    if (c->state == H2C_CLOSING || c->sess_dead) {
+        maybe_finish(c);
+        return;
+    }
+    /* Room again: nghttp2 frames more, busy writers hear on_drain. */
+    hx_h2_io_flush_soon(c);
+}
+
+int hx_h2_conn_begin(h2_conn *c, long max_conns, const uint8_t *data, size_t len)
+{
+    hx_worker *w = c->w;
+    if (!c->counted) {
+        if (atomic_fetch_add(&w->srv->conns, 1) >= max_conns) {
+            atomic_fetch_sub(&w->srv->conns, 1);
+            hx_h2_conn_close(c, "over max_connections");
+            return -1;
+        }
+        c->counted = true;
+    }
+    hx_h2_guard_init(c);
+    if (session_new(c) != 0 || hx_h2_io_start(c) != 0) {
+        c->sess_dead = c->sess == NULL;
+        hx_h2_conn_close(c, "session start failed");
+        return -1;
+    }
+    hx_h2_guard_idle(c);
+    if (len > 0)
+        hx_h2_on_input(c, data, len);
+    hx_h2_io_flush_soon(c);
+    return 0;
+}
+
+int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *peer_ip, int peer_port,
+                bool counted)
+{
+    h2_conn *c = hx_h2_conn_new(w);
+    if (c == NULL) {
+        close(fd);
+        return -1;
+    }
+    snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
+    c->peer_port = peer_port;
+    if (hx_h2_io_open(c, fd) != 0) {
+        if (counted)
+            atomic_fetch_sub(&w->srv->conns, 1);
+        c->sess_dead = true;
+        hx_h2_conn_close(c, "adopt failed");
+        return -1;
+    }
+    c->counted = counted;
+    hx_h2_conn_begin(c, LONG_MAX, (const uint8_t *)data, len);
+    return 0;
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+void hx_h2_drain(hx_worker *w)
+{
+    for (h2_conn *c = w->h2_conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state != H2C_OPEN)
+            continue;
+        if (c->sess_dead) {
+            hx_h2_conn_close(c, "draining");
+            continue;
+        }
+        /* GOAWAY with the last stream we took: those finish, no new one. */
+        int32_t last = nghttp2_session_get_last_proc_stream_id(c->sess);
+        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
+        hx_h2_count_goaway("shutdown");
+        hx_h2_set_conn_state(c, c->nstreams ? H2C_DRAINING : H2C_CLOSING, "shutdown");
+        hx_h2_io_flush_soon(c);
+    }
+}
+
+void hx_h2_close_all(hx_worker *w)
+{
+    while (w->h2_conns)
+        hx_h2_conn_close(w->h2_conns, "closing all");
+}
+
+bool hx_h2_shed_one(hx_worker *w)
+{
+    h2_conn *idle = NULL;
+    for (h2_conn *c = w->h2_conns; c; c = c->next) {
+        if (c->state == H2C_CLOSING) {
+            hx_h2_conn_close(c, "shed for a descriptor");
+            return true;
+        }
+        if (idle == NULL && c->nstreams == 0 && c->out_pending == 0)
+            idle = c;
+    }
+    if (idle)
+        hx_h2_conn_close(idle, "shed for a descriptor");
+    return idle != NULL;
+}
