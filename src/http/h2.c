@@ -581,13 +581,25 @@ void hx_h2_on_input(h2_conn *c, const uint8_t *data, size_t len)
     hx_h2_io_flush_soon(c);
 }
 
-/* After the output of a GOAWAY: the connection ends once it is written. */
+static void on_linger(uv_timer_t *t)
+{
+    hx_h2_conn_close(t->data, "linger over");
+}
+
+/* After the output of a GOAWAY: the connection ends once it is written
+ * (FIN, a short linger, close). */
 static void maybe_finish(h2_conn *c)
 {
-    if (c->state == H2C_CLOSED || c->out_pending > 0)
+    if (c->state == H2C_CLOSED || c->out_pending > 0 || c->lingering)
         return;
     if (c->state == H2C_CLOSING) {
-        hx_h2_conn_close(c, "goaway flushed");
+        c->lingering = true;
+        uv_timer_stop(&c->slow_t);
+        if (hx_h2_io_finish(c) != 0) {
+            hx_h2_conn_close(c, "goaway flushed");
+            return;
+        }
+        uv_timer_start(&c->idle_t, on_linger, HX_H2_LINGER_MS, 0);
         return;
     }
     if (!c->sess_dead && !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess))

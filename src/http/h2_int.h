@@ -31,6 +31,10 @@
 #define HX_H2_STREAM_OUT_MAX HX_H1_OBUF_MAX
 #define HX_H2_OBUF_MAX (HX_H2_CONN_HIGH + 16 * 1024 * 1024 + 64 * 1024)
 #define HX_H2_HEAD_MAX (64 * 1024)
+/* After the last GOAWAY: FIN, then keep reading (and dropping) this long
+ * so unread input does not turn into a reset that destroys the GOAWAY on
+ * the client's side (as h1's linger). */
+#define HX_H2_LINGER_MS 1000
 
 /* Connection life; changed only by hx_h2_set_conn_state (h2_state.c). */
 enum h2_conn_state {
@@ -100,6 +104,7 @@ struct h2_conn {
     bool counted;         /* holds a slot of server.max_connections */
     bool abusive;         /* the SIEM event went out; GOAWAY(ENHANCE_YOUR_CALM) */
     bool sess_dead;       /* nghttp2 failed fatally: no more session calls */
+    bool lingering;       /* GOAWAY out and FIN sent: reads discarded until the linger ends */
     h2_bucket resets, settings, pings, priority, wupdates, empty_data;
     char peer_ip[48];
     int peer_port;
@@ -128,6 +133,8 @@ int hx_h2_io_start(h2_conn *c);
 int hx_h2_io_write(h2_conn *c, const uint8_t *data, size_t len);
 /* Runs hx_h2_on_output and writes in the check phase of this turn. */
 void hx_h2_io_flush_soon(h2_conn *c);
+/* Output done: FIN after the queued writes (reads go on, discarded). */
+int hx_h2_io_finish(h2_conn *c);
 void hx_h2_io_pause(h2_conn *c);
 void hx_h2_io_resume(h2_conn *c);
 /* Closes the handles (and the timers); hx_h2_conn_freed runs after. */

@@ -57,6 +57,19 @@ void hx_h2_io_close(h2_conn *c)
     uv_close((uv_handle_t *)&c->slow_t, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    h2_conn *c = req->data;
+    if (c->state != H2C_CLOSED && status < 0)
+        hx_h2_conn_close(c, "shutdown failed");
+}
+
+int hx_h2_io_finish(h2_conn *c)
+{
+    c->shutdown_req.data = c;
+    return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0 ? 0 : -1;
+}
+
 /* ---- input ----------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
