@@ -119,6 +119,9 @@ bool hx_h2_conn_state_allowed(enum h2_conn_state from, enum h2_conn_state to);
 bool hx_h2_stream_state_allowed(enum h2_stream_state from, enum h2_stream_state to);
 const char *hx_h2_conn_state_name(enum h2_conn_state s);
 const char *hx_h2_stream_state_name(enum h2_stream_state s);
+/* Tests only: sees every move (`stream` false: a connection's). */
+typedef void (*hx_h2_state_hook_fn)(bool stream, int from, int to, const char *why);
+extern hx_h2_state_hook_fn hx_h2_state_hook;
 
 /* h2_io.c: every socket call of the adapter. */
 /* Prepares the handles on the worker's loop (the listener accepts into

@@ -39,6 +39,8 @@ static const char *const stream_names[H2S__COUNT] = {
     [H2S_HEADERS] = "headers",     [H2S_BODY] = "body", [H2S_HANDLING] = "handling",
     [H2S_ANSWERING] = "answering", [H2S_DONE] = "done", [H2S_CLOSED] = "closed"};
 
+hx_h2_state_hook_fn hx_h2_state_hook;
+
 bool hx_h2_conn_state_allowed(enum h2_conn_state from, enum h2_conn_state to)
 {
     if ((unsigned)from >= H2C__COUNT || (unsigned)to >= H2C__COUNT)
@@ -79,6 +81,8 @@ bool hx_h2_set_conn_state(h2_conn *c, enum h2_conn_state to, const char *why)
 {
     if (!hx_h2_conn_state_allowed(c->state, to))
         return refuse("connection", hx_h2_conn_state_name(c->state), hx_h2_conn_state_name(to), why);
+    if (hx_h2_state_hook)
+        hx_h2_state_hook(false, (int)c->state, (int)to, why);
     c->state = to;
     return true;
 }
@@ -87,6 +91,8 @@ bool hx_h2_set_stream_state(h2_stream *s, enum h2_stream_state to, const char *w
 {
     if (!hx_h2_stream_state_allowed(s->state, to))
         return refuse("stream", hx_h2_stream_state_name(s->state), hx_h2_stream_state_name(to), why);
+    if (hx_h2_state_hook)
+        hx_h2_state_hook(true, (int)s->state, (int)to, why);
     s->state = to;
     return true;
 }

@@ -33,6 +33,18 @@ static struct {
     size_t body_len;
 } g;
 
+static unsigned seen_conn, seen_stream; /* states entered, across all tests */
+
+static void on_state(bool stream, int from, int to, const char *why)
+{
+    (void)from;
+    assert_non_null(why);
+    if (stream)
+        seen_stream |= 1u << to;
+    else
+        seen_conn |= 1u << to;
+}
+
 /* ---- the server side: one stub handler ---------------------------------- */
 
 static void on_abort(hx_req *r, void *ud)
@@ -261,6 +273,7 @@ static int setup_with(void **state, const char *yaml)
     if (h == NULL || lh_init(h, yaml, stub) != 0)
         return -1;
     hx_h2_io_worker_init(h->w);
+    hx_h2_state_hook = on_state;
     *state = h;
     return 0;
 }
@@ -385,6 +398,52 @@ static void test_max_concurrent_streams(void **state)
     cli_close(&c);
 }
 
+static bool got_goaway(cli *c, void *ud)
+{
+    (void)ud;
+    return c->goaway >= 0;
+}
+
+static bool no_h2_conns(cli *c, void *ud)
+{
+    (void)c;
+    return ((lh_loop *)ud)->w->h2_conns == NULL;
+}
+
+/* Shutdown: GOAWAY(NO_ERROR), the open stream still gets its answer,
+ * then the connection closes (DRAINING → CLOSING → CLOSED). */
+static void test_drain_lets_stream_finish(void **state)
+{
+    lh_loop *h = *state;
+    g.mode = HOLD;
+    cli c;
+    cli_open(h, &c, 65535);
+    int32_t id = cli_request(&c, "GET", "/health", NULL, 0, NULL, NULL);
+    assert_true(cli_until(h, &c, calls_at_least, (void *)1));
+    hx_h2_drain(h->w);
+    assert_true(cli_until(h, &c, got_goaway, NULL));
+    assert_int_equal(c.goaway, NGHTTP2_NO_ERROR);
+    assert_int_equal(h->w->h2_conns->state, H2C_DRAINING);
+    assert_int_equal(hx_res_send(g.held, 200, "text/plain", "late", 4), HX_RES_OK);
+    hx_req_unref(g.held);
+    g.held = NULL;
+    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)id));
+    assert_int_equal(c.status[id / 2], 200);
+    assert_string_equal(c.body[id / 2].data, "late");
+    assert_true(cli_until(h, &c, no_h2_conns, h));
+    cli_close(&c);
+}
+
+/* Every state of both tables was entered by the tests above. */
+static void test_every_state_reached(void **state)
+{
+    (void)state;
+    /* HEADERS is where a stream starts (not a move) */
+    assert_int_equal(seen_stream, ((1u << H2S__COUNT) - 1u) & ~(1u << H2S_HEADERS));
+    assert_int_equal(seen_conn & ((1u << H2C_DRAINING) | (1u << H2C_CLOSING) | (1u << H2C_CLOSED)),
+                     (1u << H2C_DRAINING) | (1u << H2C_CLOSING) | (1u << H2C_CLOSED));
+}
+
 static void test_state_tables(void **state)
 {
     (void)state;
@@ -416,7 +475,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_reset_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_413_and_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_concurrent_streams, setup_mcs, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_lets_stream_finish, setup, teardown),
         cmocka_unit_test(test_state_tables),
+        cmocka_unit_test(test_every_state_reached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
