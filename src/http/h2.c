@@ -287,6 +287,34 @@ static bool head_complete(h2_stream *s)
     return true;
 }
 
+/* While streams are open the connection's clock sweeps once a second:
+ * a request still arriving after server.read_timeout gets 408, as on
+ * HTTP/1.1 (a slow client cannot hold max_concurrent_streams bodies
+ * open for ever). With no stream the same clock is the idle timeout. */
+static void on_sweep(uv_timer_t *t)
+{
+    h2_conn *c = t->data;
+    if (c->state == H2C_CLOSED || c->lingering)
+        return;
+    if (c->nstreams == 0) {
+        uv_timer_stop(t);
+        if (c->state == H2C_OPEN)
+            hx_h2_guard_idle(c);
+        return;
+    }
+    int64_t ms = c->w->cfg->server.read_timeout;
+    if (ms <= 0)
+        return;
+    uint64_t now = hx_now_ns();
+    for (h2_stream *s = c->streams, *next; s; s = next) {
+        next = s->next;
+        if ((s->state == H2S_HEADERS || s->state == H2S_BODY) && s->req &&
+            now - s->req->start_ns > (uint64_t)ms * 1000000ull)
+            answer_error(s, HX_ERR_REQUEST_TIMEOUT);
+    }
+    hx_h2_io_flush_soon(c);
+}
+
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
 {
     h2_conn *c = ud;
@@ -314,7 +342,8 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void 
         c->streams->prev = s;
     c->streams = s;
     c->nstreams++;
-    uv_timer_stop(&c->idle_t);
+    if (c->nstreams == 1 && !c->lingering)
+        uv_timer_start(&c->idle_t, on_sweep, 1000, 1000);
     nghttp2_session_set_stream_user_data(sess, s->id, s);
     return 0;
 }
@@ -416,10 +445,17 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t err, void
 
 static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
 {
-    (void)sess;
     h2_conn *c = ud;
-    if (f->hd.type == NGHTTP2_RST_STREAM)
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
         hx_h2_guard_reset_sent(c);
+        return 0;
+    }
+    /* Our answer ended before the request did (413, 431, 408): the
+     * client may stop sending (RFC 9113 8.1), and the stream must not
+     * hold a concurrency slot until it does. */
+    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && f->hd.stream_id > 0 &&
+        nghttp2_session_get_stream_remote_close(sess, f->hd.stream_id) == 0)
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
 

@@ -236,6 +236,17 @@ class Http2RoutesTest(HapaxTestCase):
         c.close()
         self.assertEqual(srv.wait_exit(10), 0)
 
+    def test_slow_request_body_gets_408(self):
+        srv = self.start_server({"server": {"read_timeout": "1s", "http2": {"h2c": True}}}, name="rt")
+        c = H2Raw(srv.port)
+        c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions")) +
+               frame(DATA, 0, 1, b"{"))
+        got = c.frames(timeout=10, until=lambda f: f[2] == 1 and f[0] == DATA and f[1] & END_STREAM)
+        self.assertTrue(any(f[0] == HEADERS and f[2] == 1 for f in got), got)
+        rec = srv.wait_log(lambda r: r.get("msg") == "request" and r.get("status") == 408)
+        self.assertIsNotNone(rec, "no 408 in the access log")
+        c.close()
+
     def test_max_concurrent_streams(self):
         srv = self.start_server({"server": {"http2": {"h2c": True, "max_concurrent_streams": 2}}},
                                 name="mcs")
