@@ -243,15 +243,17 @@ static const char *method_name(const uint8_t *v, size_t n)
 static void answer_error(h2_stream *s, hx_err e)
 {
     hx_req *r = s->req;
+    if (r == NULL)
+        return;
     if (r->path == NULL)
         hx_h1_set_target(r, "/", 1);
     if (r->request_id[0] == '\0')
         hx_req_assign_id(r, false);
-    if (hx_res_error(r, e, NULL) < 0 && s->req) {
-        nghttp2_submit_rst_stream(s->c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
-        if (s->state != H2S_DONE)
-            hx_h2_set_stream_state(s, H2S_DONE, "error answer failed");
-    }
+    if (hx_res_error(r, e, NULL) >= 0 || s->req == NULL)
+        return; /* answered, or already cut by tp_abort */
+    nghttp2_submit_rst_stream(s->c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    if (s->state != H2S_DONE)
+        hx_h2_set_stream_state(s, H2S_DONE, "error answer failed");
 }
 
 static void dispatch(h2_stream *s)
