@@ -596,7 +596,7 @@ void hx_h1_conn_start(h1_conn *c, long max_conns)
         return;
     }
     c->counted = true;
-    c->h2c_probe = w->cfg->server.http2.h2c;
+    c->h2c_probe = w->cfg->server.http2.enabled && w->cfg->server.http2.h2c;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         hx_h1_conn_close(c, "read start failed");
         return;

@@ -247,6 +247,33 @@ class Http2RoutesTest(HapaxTestCase):
         self.assertIsNotNone(rec, "no 408 in the access log")
         c.close()
 
+    def test_preface_in_pieces_and_h1_sharing_its_first_letter(self):
+        # The preface split into single bytes still reaches HTTP/2.
+        c = socket.create_connection((HOST, self.srv.port), timeout=5)
+        for b in PREFACE:
+            c.sendall(bytes([b]))
+            time.sleep(0.002)
+        c.sendall(frame(SETTINGS, 0, 0) + frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block()))
+        raw = H2Raw.__new__(H2Raw)
+        raw.sock, raw.buf, raw.closed = c, b"", False
+        got = raw.frames(until=lambda f: f[2] == 1 and f[1] & END_STREAM)
+        self.assertTrue(any(f[0] == DATA and f[2] == 1 and b'"status"' in f[3] for f in got), got[-3:])
+        c.close()
+        # An HTTP/1.1 request whose first byte is the preface's ("P") stays HTTP/1.1.
+        h1 = self.srv.conn()
+        h1.send(b"P")
+        time.sleep(0.05)
+        h1.send(b"OST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n{}")
+        r = h1.read_response()
+        self.assertEqual(r.status, 400, r)  # an empty chat body: the gateway's answer, over HTTP/1.1
+        h1.close()
+
+    def test_http2_disabled_turns_h2c_off(self):
+        srv = self.start_server({"server": {"http2": {"enabled": False, "h2c": True}}}, name="disabled")
+        status, _, _, _ = curl(srv.port, "/health")
+        self.assertNotEqual(status, 200)
+
     def test_max_concurrent_streams(self):
         srv = self.start_server({"server": {"http2": {"h2c": True, "max_concurrent_streams": 2}}},
                                 name="mcs")
