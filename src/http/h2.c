@@ -419,6 +419,12 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
             return 0;
         if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             hx_h2_set_stream_state(s, H2S_BODY, "head complete, body follows");
+            const char *expect = hx_headers_get(&s->req->headers, "expect");
+            if (expect && strcasecmp(expect, "100-continue") == 0) {
+                /* The body is welcome (its size was checked above). */
+                nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE};
+                nghttp2_submit_headers(sess, NGHTTP2_FLAG_NONE, s->id, NULL, &nv, 1, NULL);
+            }
             return 0;
         }
     }

@@ -128,11 +128,15 @@ def curl(port, path, data=None, headers=(), extra=()):
     p = subprocess.run(cmd, input=data, capture_output=True, timeout=30)
     raw = p.stdout
     head, _, body = raw.partition(b"\r\n\r\n")
+    interim = []
+    while head.startswith(b"HTTP/2 1"):  # 1xx interim answers come first
+        interim.append(head)
+        head, _, body = body.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     if not lines or not lines[0].startswith("HTTP/"):
         return None, {}, raw, None
     version, status = lines[0].split()[0:2]
-    hdrs = {}
+    hdrs = {"_interim": len(interim)}
     for ln in lines[1:]:
         k, _, v = ln.partition(":")
         hdrs[k.strip().lower()] = v.strip()
@@ -322,6 +326,8 @@ class Http2FloodTest(HapaxTestCase):
         self.assertEqual((version, status), ("HTTP/2", 200))
         self.assertEqual(self.srv.get("/health").status, 200)
         self.assertLess(rss_kb(self.pid), rss0 + 64 * 1024, "RSS grew past 64 MB")
+        m = self.srv.get("/metrics").body.decode()
+        self.assertIn('hapax_http2_goaway_total{reason="%s"} 1' % reason, m)
 
     def test_rapid_reset(self):
         data = b""
@@ -330,6 +336,23 @@ class Http2FloodTest(HapaxTestCase):
             data += frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
             data += frame(RST_STREAM, 0, sid, struct.pack(">I", 8))  # CANCEL
         self.flood(data, "rapid_reset")
+
+    def test_provoked_resets(self):
+        # Malformed heads (an uppercase field name) make the server reset
+        # each stream: resets it is provoked into count like the client's.
+        data = b"".join(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i,
+                              request_block(extra=[(b"X-Upper", b"1")])) for i in range(400))
+        self.flood(data, "provoked_reset")
+
+    def test_expect_100_continue(self):
+        mock = self.start_mock(name="m100")
+        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {"h2c": True}}),
+                                name="e100")
+        big = json.dumps({"model": MODELS["openai"], "messages": [user("x" * 2000)]}).encode()
+        status, hdrs, body, version = curl(srv.port, "/v1/chat/completions", big,
+                                            ["content-type: application/json", "expect: 100-continue"])
+        self.assertEqual((version, status), ("HTTP/2", 200), body[:200])
+        self.assertEqual(hdrs["_interim"], 1, "no 100 Continue")
 
     def test_continuation_flood(self):
         data = frame(HEADERS, 0, 1, request_block())
