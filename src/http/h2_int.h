@@ -1,7 +1,8 @@
 /* HTTP/2 adapter internals (nghttp2), shared by h2.c (session, streams,
  * hx_transport), h2_guard.c (defences, connection life), h2_state.c (the
  * checked state tables) and h2_io.c (every socket call). Not for use
- * outside src/http/ (and its unit tests).
+ * outside src/http/ (and its unit tests). h2_out.c holds the stream's
+ * hx_transport.
  *
  * Layout: one nghttp2 server session per connection, one hx_req per
  * stream. h2_io.c owns the descriptor behind five calls (open, write,
@@ -153,6 +154,14 @@ void hx_h2_on_output(h2_conn *c);
 /* `len` bytes left for the socket. */
 void hx_h2_on_written(h2_conn *c, size_t len);
 void hx_h2_conn_freed(h2_conn *c);
+
+/* h2_out.c: a stream's transport (answer head, body, end, cut). */
+extern const hx_transport hx_h2_transport;
+
+static inline size_t hx_h2_stream_buffered(const h2_stream *s)
+{
+    return s->out.len - s->out_off;
+}
 
 /* h2.c */
 h2_conn *hx_h2_conn_new(hx_worker *w);

@@ -278,6 +278,26 @@ class Http2RoutesTest(HapaxTestCase):
         status, _, _, _ = curl(srv.port, "/health")
         self.assertNotEqual(status, 200)
 
+    def test_early_answer_frees_the_stream(self):
+        # 413 from the head; the client never ends its side: after
+        # read_timeout the server resets the stream with NO_ERROR and a new
+        # stream is served although max_concurrent_streams is 1.
+        srv = self.start_server({"server": {"read_timeout": "1s", "max_body_bytes": "4KB",
+                                            "http2": {"h2c": True, "max_concurrent_streams": 1}}},
+                                name="early")
+        c = H2Raw(srv.port)
+        c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions",
+                                                              [(b"content-length", b"999999")])))
+        got = c.frames(timeout=10, until=lambda f: f[0] == RST_STREAM and f[2] == 1)
+        rst = [f for f in got if f[0] == RST_STREAM and f[2] == 1]
+        self.assertTrue(rst, got)
+        self.assertEqual(struct.unpack(">I", rst[0][3])[0], 0)  # NO_ERROR
+        self.assertIsNotNone(srv.wait_log(lambda r: r.get("status") == 413))
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, request_block()))
+        got = c.frames(timeout=5, until=lambda f: f[2] == 3 and f[1] & END_STREAM)
+        self.assertTrue(any(f[0] == DATA and f[2] == 3 and b'"status"' in f[3] for f in got), got[-3:])
+        c.close()
+
     def test_max_concurrent_streams(self):
         srv = self.start_server({"server": {"http2": {"h2c": True, "max_concurrent_streams": 2}}},
                                 name="mcs")
