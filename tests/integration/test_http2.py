@@ -298,6 +298,36 @@ class Http2RoutesTest(HapaxTestCase):
         self.assertTrue(any(f[0] == DATA and f[2] == 3 and b'"status"' in f[3] for f in got), got[-3:])
         c.close()
 
+    def test_client_reset_aborts_the_relay(self):
+        mock = self.start_mock(name="rstmock", args=["--chunks", "50", "--chunk-delay-ms", "50"])
+        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {"h2c": True}}),
+                                name="rst")
+        c = H2Raw(srv.port)
+        body = json.dumps({"model": MODELS["openai"], "stream": True, "messages": [user("hi")]}).encode()
+        c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions",
+                                                              [(b"content-type", b"application/json")])) +
+               frame(DATA, END_STREAM, 1, body))
+        c.frames(timeout=5, until=lambda f: f[0] == DATA and f[2] == 1)
+        c.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 8)))  # CANCEL
+        rec = srv.wait_log(lambda r: r.get("msg") == "request" and r.get("path") == "/v1/chat/completions")
+        self.assertIsNotNone(rec)
+        self.assertTrue(rec.get("aborted"), rec)
+        # the connection goes on serving
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, request_block()))
+        got = c.frames(timeout=5, until=lambda f: f[2] == 3 and f[1] & END_STREAM)
+        self.assertTrue(any(f[0] == DATA and f[2] == 3 for f in got), got[-3:])
+        c.close()
+
+    def test_idle_connection_gets_goaway(self):
+        srv = self.start_server({"server": {"http2": {"h2c": True, "idle_timeout": "1s"}}}, name="idle")
+        c = H2Raw(srv.port)
+        got = c.frames(timeout=8, until=lambda f: f[0] == GOAWAY)
+        self.assertEqual(goaway_code(got), 0)
+        c.frames(timeout=5)
+        self.assertTrue(c.closed)
+        c.close()
+        self.assertIn('hapax_http2_goaway_total{reason="idle"} 1', srv.get("/metrics").body.decode())
+
     def test_max_concurrent_streams(self):
         srv = self.start_server({"server": {"http2": {"h2c": True, "max_concurrent_streams": 2}}},
                                 name="mcs")
