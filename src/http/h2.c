@@ -53,7 +53,6 @@ static void stream_release_req(h2_stream *s)
     hx_req_unref(r);
 }
 
-
 /* ---- request head and body ---------------------------------------------- */
 
 /* The static method string (hx_req.method is never freed). */
@@ -433,14 +432,16 @@ void hx_h2_on_input(h2_conn *c, const uint8_t *data, size_t len)
     c->in_recv = true;
     ssize_t rv = nghttp2_session_mem_recv(c->sess, data, len);
     c->in_recv = false;
-    if (rv < 0) {
-        c->sess_dead = true;
-        if (rv == NGHTTP2_ERR_FLOODED)
-            hx_h2_abuse(c, "flood");
-        else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
-            hx_h2_abuse(c, "continuation_flood");
-        else
-            hx_h2_conn_close(c, "protocol error");
+    if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+        c->sess_dead = true; /* hx_h2_abuse writes its GOAWAY by hand */
+        hx_h2_abuse(c, rv == NGHTTP2_ERR_FLOODED ? "flood" : "continuation_flood");
+    } else if (rv < 0 && c->state != H2C_CLOSED) {
+        /* A connection error (bad preface, HPACK failure: a header field
+         * over nghttp2's 64 KiB bound...): nghttp2 has usually queued a
+         * GOAWAY saying why; flush it (or ours), then close. */
+        nghttp2_session_terminate_session(c->sess, NGHTTP2_PROTOCOL_ERROR);
+        if (c->state != H2C_CLOSING)
+            hx_h2_set_conn_state(c, H2C_CLOSING, "protocol error");
     }
     if (c->close_due) {
         c->close_due = false;

@@ -328,6 +328,17 @@ class Http2RoutesTest(HapaxTestCase):
         c.close()
         self.assertIn('hapax_http2_goaway_total{reason="idle"} 1', srv.get("/metrics").body.decode())
 
+    def test_protocol_error_gets_goaway_not_a_security_event(self):
+        c = H2Raw(self.srv.port)
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\x7f"))  # HPACK index past the tables
+        got = c.frames(timeout=5, until=lambda f: f[0] == GOAWAY)
+        self.assertEqual(goaway_code(got), 9)  # COMPRESSION_ERROR, said before the close
+        c.frames(timeout=5)
+        self.assertTrue(c.closed)
+        c.close()
+        time.sleep(0.2)
+        self.assertFalse([r for r in self.srv.logs()[0] if r.get("kind") == "http2_abuse"])
+
     def test_max_concurrent_streams(self):
         srv = self.start_server({"server": {"http2": {"h2c": True, "max_concurrent_streams": 2}}},
                                 name="mcs")
