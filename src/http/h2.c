@@ -22,6 +22,8 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
+static void drain_one(h2_conn *c);
+
 /* ---- streams ------------------------------------------------------------ */
 
 static void stream_unlink_free(h2_stream *s)
@@ -540,6 +542,8 @@ int hx_h2_conn_begin(h2_conn *c, long max_conns, const uint8_t *data, size_t len
     hx_h2_guard_idle(c);
     if (len > 0)
         hx_h2_on_input(c, data, len);
+    if (c->w->draining && c->state == H2C_OPEN)
+        drain_one(c); /* handed over by h1 after the drain began */
     hx_h2_io_flush_soon(c);
     return 0;
 }
@@ -568,22 +572,27 @@ int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *
 
 /* ---- shutdown ----------------------------------------------------------- */
 
+/* GOAWAY with the last stream we took: those finish, no new one. */
+static void drain_one(h2_conn *c)
+{
+    if (c->state != H2C_OPEN)
+        return;
+    if (c->sess_dead) {
+        hx_h2_conn_close(c, "draining");
+        return;
+    }
+    int32_t last = nghttp2_session_get_last_proc_stream_id(c->sess);
+    nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
+    hx_h2_count_goaway("shutdown");
+    hx_h2_set_conn_state(c, c->nstreams ? H2C_DRAINING : H2C_CLOSING, "shutdown");
+    hx_h2_io_flush_soon(c);
+}
+
 void hx_h2_drain(hx_worker *w)
 {
     for (h2_conn *c = w->h2_conns, *next; c; c = next) {
         next = c->next;
-        if (c->state != H2C_OPEN)
-            continue;
-        if (c->sess_dead) {
-            hx_h2_conn_close(c, "draining");
-            continue;
-        }
-        /* GOAWAY with the last stream we took: those finish, no new one. */
-        int32_t last = nghttp2_session_get_last_proc_stream_id(c->sess);
-        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
-        hx_h2_count_goaway("shutdown");
-        hx_h2_set_conn_state(c, c->nstreams ? H2C_DRAINING : H2C_CLOSING, "shutdown");
-        hx_h2_io_flush_soon(c);
+        drain_one(c);
     }
 }
 
