@@ -296,6 +296,8 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     (void)sess;
     if (f->hd.type == NGHTTP2_RST_STREAM)
         hx_h2_guard_reset_sent(c);
+    else if (f->hd.type == NGHTTP2_GOAWAY)
+        hx_h2_goaway_sent(c, f->goaway.error_code);
     return 0;
 }
 

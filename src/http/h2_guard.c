@@ -67,15 +67,33 @@ static void raw_goaway(h2_conn *c, int32_t last)
     hx_h2_io_write(c, f, sizeof f);
 }
 
-void hx_h2_abuse(h2_conn *c, const char *reason)
+/* The one SIEM event of an abusive connection. */
+static bool mark_abusive(h2_conn *c, const char *reason)
 {
     if (c->abusive || c->state == H2C_CLOSED)
-        return;
+        return false;
     c->abusive = true;
     HX_LOG_WARN("abusive HTTP/2 connection: GOAWAY(ENHANCE_YOUR_CALM) and close", HX_F_STR("event", "security"),
                 HX_F_STR("kind", "http2_abuse"), HX_F_STR("reason", reason), HX_F_STR("client_ip", c->peer_ip),
                 HX_F_INT("client_port", c->peer_port), HX_F_INT("open_streams", (int64_t)c->nstreams));
     hx_h2_count_goaway(reason);
+    return true;
+}
+
+void hx_h2_goaway_sent(h2_conn *c, uint32_t code)
+{
+    /* nghttp2's own limits (SETTINGS entries, its reset limiter, ...)
+     * send ENHANCE_YOUR_CALM without asking us: log it all the same. */
+    if (code != NGHTTP2_ENHANCE_YOUR_CALM || !mark_abusive(c, "nghttp2_limit"))
+        return;
+    if (c->state != H2C_CLOSING)
+        hx_h2_set_conn_state(c, H2C_CLOSING, "nghttp2 limit");
+}
+
+void hx_h2_abuse(h2_conn *c, const char *reason)
+{
+    if (!mark_abusive(c, reason))
+        return;
     int32_t last = c->sess ? nghttp2_session_get_last_proc_stream_id(c->sess) : 0;
     if (c->sess_dead || nghttp2_session_terminate_session2(c->sess, last, NGHTTP2_ENHANCE_YOUR_CALM) != 0) {
         c->sess_dead = true;

@@ -180,6 +180,8 @@ bool hx_h2_guard_reset_sent(h2_conn *c);
 /* Marks c abusive: one SIEM event, a metric, GOAWAY(ENHANCE_YOUR_CALM),
  * close after the flush. `reason` is a literal. */
 void hx_h2_abuse(h2_conn *c, const char *reason);
+/* A GOAWAY left (nghttp2's own ENHANCE_YOUR_CALM counts as abuse). */
+void hx_h2_goaway_sent(h2_conn *c, uint32_t code);
 /* Plain GOAWAY reasons (idle, shutdown) for the metric. */
 void hx_h2_count_goaway(const char *reason);
 /* Output waits: (re)arm or stop the slow-read clock; idle clock. */

@@ -415,6 +415,11 @@ class Http2FloodTest(HapaxTestCase):
         self.assertEqual((version, status), ("HTTP/2", 200), body[:200])
         self.assertEqual(hdrs["_interim"], 1, "no 100 Continue")
 
+    def test_nghttp2_own_limit_is_logged_once(self):
+        # 40 entries in one SETTINGS frame: past nghttp2's 32, it answers
+        # ENHANCE_YOUR_CALM itself; the event is logged all the same.
+        self.flood(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 65535) * 40), "nghttp2_limit")
+
     def test_continuation_flood(self):
         data = frame(HEADERS, 0, 1, request_block())
         for i in range(100):
