@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http/h1_int.h"
 #include "http/request.h"
@@ -476,9 +477,12 @@ static bool h2c_handoff(h1_conn *c)
         hx_h1_conn_close(c, "h2c hand-off failed");
         return true;
     }
-    bool counted = c->counted;
-    c->counted = false; /* the slot moves with the connection */
-    hx_h2_adopt(c->w, dupfd, c->in.data, c->in.len, c->peer_ip, c->peer_port, counted);
+    if (hx_h2_adopt(c->w, dupfd, c->in.data, c->in.len, c->peer_ip, c->peer_port, c->counted) != 0) {
+        close(dupfd);
+        hx_h1_conn_close(c, "h2c hand-off failed");
+        return true;
+    }
+    c->counted = false; /* the slot moved with the connection */
     hx_buf_reset(&c->in);
     hx_h1_conn_close(c, "handed to http/2 (h2c)");
     return true;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "http/h2_int.h"
 #include "http/request.h"
@@ -554,20 +553,16 @@ int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *
                 bool counted)
 {
     h2_conn *c = hx_h2_conn_new(w);
-    if (c == NULL) {
-        close(fd);
-        return -1;
-    }
+    if (c == NULL)
+        return -1; /* the caller still owns fd */
     snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
     c->peer_port = peer_port;
+    c->counted = counted; /* from here on the slot is this connection's */
     if (hx_h2_io_open(c, fd) != 0) {
-        if (counted)
-            atomic_fetch_sub(&w->srv->conns, 1);
         c->sess_dead = true;
         hx_h2_conn_close(c, "adopt failed");
-        return -1;
+        return 0;
     }
-    c->counted = counted;
     hx_h2_conn_begin(c, LONG_MAX, (const uint8_t *)data, len);
     return 0;
 }

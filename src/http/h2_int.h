@@ -129,8 +129,11 @@ extern hx_h2_state_hook_fn hx_h2_state_hook;
  * hx_h2_io_stream, or hx_h2_io_open adopts a descriptor). */
 int hx_h2_io_init(h2_conn *c);
 uv_stream_t *hx_h2_io_stream(h2_conn *c);
-/* Adopts a connected descriptor (h2c hand-off from h1). */
+/* Adopts a connected descriptor (h2c hand-off from h1); closes it on
+ * failure. */
 int hx_h2_io_open(h2_conn *c, int fd);
+/* Fills peer_ip / peer_port from the socket (accepted connections). */
+void hx_h2_io_peer(h2_conn *c);
 /* Starts reading; hx_h2_on_input / hx_h2_on_eof follow. */
 int hx_h2_io_start(h2_conn *c);
 /* Queues frames for this turn's write. Returns 0, or -1 past the bound. */

@@ -22,24 +22,9 @@ static void h2_conn_discard(void *c)
     hx_h2_conn_close(h, "accept failed");
 }
 
-static void peer_name(h2_conn *c)
-{
-    struct sockaddr_storage ss;
-    int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
-        return;
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
-        c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
-        c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-}
-
 static void h2_conn_start(void *c, long max_conns)
 {
-    peer_name(c);
+    hx_h2_io_peer(c);
     hx_h2_conn_begin(c, max_conns, NULL, 0);
 }
 

@@ -175,8 +175,9 @@ int hx_h1_set_target(hx_req *r, const char *url, size_t len);
 /* h2.c: h1's h2c hand-off: the client sent the HTTP/2 connection
  * preface on the cleartext port. Takes `fd` (a duplicate; h1 closes its
  * own handle), the bytes read so far and the connection slot (`counted`).
- * Returns 0, or -1 (fd closed, slot given back) when no connection could
- * be made. */
+ * Returns 0 once fd and the slot are the HTTP/2 connection's (which may
+ * already have failed and closed), or -1 (no memory): both stay the
+ * caller's. */
 int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *peer_ip, int peer_port,
                 bool counted);
 /* server.c: called when a worker's last connection is gone while draining. */
