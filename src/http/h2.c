@@ -520,7 +520,13 @@ void hx_h2_on_written(h2_conn *c, size_t len)
         return;
     }
     /* Room again: nghttp2 frames more, busy writers hear on_drain. */
-    hx_h2_io_flush_soon(c);
+    bool more = nghttp2_session_want_write(c->sess) != 0;
+    for (const h2_stream *s = c->streams; s && !more; s = s->next)
+        more = s->busy;
+    if (more)
+        hx_h2_io_flush_soon(c);
+    else
+        maybe_finish(c);
 }
 
 int hx_h2_conn_begin(h2_conn *c, long max_conns, const uint8_t *data, size_t len)
