@@ -297,6 +297,8 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud
         hx_h2_guard_reset_sent(c);
     else if (f->hd.type == NGHTTP2_GOAWAY)
         hx_h2_goaway_sent(c, f->goaway.error_code);
+    else if (f->hd.type == NGHTTP2_DATA && f->hd.length > 0)
+        hx_h2_guard_data_sent(c);
     return 0;
 }
 

@@ -38,9 +38,13 @@ static bool take(h2_bucket *b, int64_t rate, uint64_t now_ms)
         b->tokens = (double)rate;
         b->last_ms = now_ms;
     }
-    b->tokens += (double)(now_ms - b->last_ms) * (double)rate / 1000.0;
-    if (b->tokens > (double)rate)
-        b->tokens = (double)rate;
+    /* Refill up to the burst; credit above it (hx_h2_guard_data_sent)
+     * is kept until spent. */
+    if (b->tokens < (double)rate) {
+        b->tokens += (double)(now_ms - b->last_ms) * (double)rate / 1000.0;
+        if (b->tokens > (double)rate)
+            b->tokens = (double)rate;
+    }
     b->last_ms = now_ms;
     if (b->tokens < 1.0)
         return false;
@@ -151,6 +155,24 @@ bool hx_h2_guard_reset_sent(h2_conn *c)
         return true;
     hx_h2_abuse(c, "provoked_reset");
     return false;
+}
+
+void hx_h2_guard_data_sent(h2_conn *c)
+{
+    /* A client answers our DATA with WINDOW_UPDATEs (one for the stream,
+     * one for the connection at most per frame): credit them, so a big
+     * download at loopback speed is never taken for a flood. The bucket
+     * stays capped at twice the rate. */
+    int64_t rate = c->w->cfg->server.http2.max_window_updates_per_second;
+    double cap = 2.0 * (double)rate;
+    if (!c->wupdates.started) {
+        c->wupdates.started = true;
+        c->wupdates.tokens = (double)rate;
+        c->wupdates.last_ms = uv_now(&c->w->loop);
+    }
+    c->wupdates.tokens += 2.0;
+    if (c->wupdates.tokens > cap)
+        c->wupdates.tokens = cap;
 }
 
 /* ---- clocks -------------------------------------------------------------- */

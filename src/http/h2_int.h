@@ -180,6 +180,9 @@ bool hx_h2_shed_one(hx_worker *w);
 void hx_h2_guard_init(h2_conn *c);
 bool hx_h2_guard_frame(h2_conn *c, const nghttp2_frame *frame);
 bool hx_h2_guard_reset_sent(h2_conn *c);
+/* A DATA frame left: the WINDOW_UPDATEs it earns (stream and connection)
+ * are not counted against the flood limit. */
+void hx_h2_guard_data_sent(h2_conn *c);
 /* Marks c abusive: one SIEM event, a metric, GOAWAY(ENHANCE_YOUR_CALM),
  * close after the flush. `reason` is a literal. */
 void hx_h2_abuse(h2_conn *c, const char *reason);

@@ -444,6 +444,36 @@ class Http2FloodTest(HapaxTestCase):
         data += frame(DATA, 0, 1) * 200
         self.flood(data, "empty_data_flood")
 
+    def test_window_updates_answering_data_are_not_a_flood(self):
+        # A reader with a small window that answers every DATA frame with
+        # two WINDOW_UPDATEs (stream and connection), far past
+        # max_window_updates_per_second, is a download, not a flood.
+        mock = self.start_mock(name="bigmock", args=["--chunks", "8000"])
+        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {
+            "h2c": True, "max_window_updates_per_second": 20}}), name="wu")
+        c = H2Raw(srv.port, settings=struct.pack(">HI", 4, 16384))
+        body = json.dumps({"model": MODELS["openai"], "stream": True, "messages": [user("hi")]}).encode()
+        c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions",
+                                                              [(b"content-type", b"application/json")])) +
+               frame(DATA, END_STREAM, 1, body))
+        received, updates, done = 0, 0, False
+        deadline = time.monotonic() + 20
+        while not done and time.monotonic() < deadline:
+            for f in c.frames(timeout=2, until=lambda f: f[0] == DATA):
+                if f[0] == GOAWAY:
+                    self.fail("GOAWAY during a download: %r" % (f,))
+                if f[0] == DATA and f[2] == 1:
+                    received += len(f[3])
+                    done = bool(f[1] & END_STREAM)
+                    if f[3]:
+                        inc = struct.pack(">I", len(f[3]))
+                        c.send(frame(WINDOW_UPDATE, 0, 1, inc) + frame(WINDOW_UPDATE, 0, 0, inc))
+                        updates += 2
+        self.assertTrue(done, "the answer did not complete (%d bytes)" % received)
+        self.assertGreater(updates, 100)
+        self.assertFalse([r for r in srv.logs()[0] if r.get("kind") == "http2_abuse"])
+        c.close()
+
     def test_zero_window_slow_reader(self):
         mock = self.start_mock(args=["--chunks", "2000"])
         srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {
