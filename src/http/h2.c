@@ -298,7 +298,7 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     else if (f->hd.type == NGHTTP2_GOAWAY)
         hx_h2_goaway_sent(c, f->goaway.error_code);
     else if (f->hd.type == NGHTTP2_DATA && f->hd.length > 0)
-        hx_h2_guard_data_sent(c);
+        hx_h2_guard_data_sent(c); /* also the slow-read clock's progress */
     return 0;
 }
 
@@ -514,7 +514,7 @@ void hx_h2_on_output(h2_conn *c)
 void hx_h2_on_written(h2_conn *c, size_t len)
 {
     (void)len;
-    hx_h2_guard_output(c, true);
+    hx_h2_guard_output(c, false);
     if (c->out_pending <= HX_H2_CONN_LOW)
         hx_h2_io_resume(c);
     if (c->state == H2C_CLOSING || c->sess_dead) {

@@ -173,6 +173,10 @@ void hx_h2_guard_data_sent(h2_conn *c)
     c->wupdates.tokens += 2.0;
     if (c->wupdates.tokens > cap)
         c->wupdates.tokens = cap;
+    /* Answer bytes move: the slow-read clock starts over. Only DATA
+     * counts: PING or SETTINGS answers flowing past a stream kept at a
+     * zero window are no progress. */
+    hx_h2_guard_output(c, true);
 }
 
 /* ---- clocks -------------------------------------------------------------- */

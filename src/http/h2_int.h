@@ -190,7 +190,8 @@ void hx_h2_abuse(h2_conn *c, const char *reason);
 void hx_h2_goaway_sent(h2_conn *c, uint32_t code);
 /* Plain GOAWAY reasons (idle, shutdown) for the metric. */
 void hx_h2_count_goaway(const char *reason);
-/* Output waits: (re)arm or stop the slow-read clock; idle clock. */
+/* Output waits: arm (progress: restart) or stop the slow-read clock;
+ * progress is a DATA frame leaving. The idle clock. */
 void hx_h2_guard_output(h2_conn *c, bool progress);
 void hx_h2_guard_idle(h2_conn *c);
 /* nghttp2 options from the config (the library's own limits sit above

@@ -474,6 +474,26 @@ class Http2FloodTest(HapaxTestCase):
         self.assertFalse([r for r in srv.logs()[0] if r.get("kind") == "http2_abuse"])
         c.close()
 
+    def test_zero_window_reader_sending_pings_is_still_slow(self):
+        # PINGs (answered) keep bytes flowing, but no answer byte moves.
+        mock = self.start_mock(name="pingmock", args=["--chunks", "2000"])
+        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {
+            "h2c": True, "slow_read_timeout": "1s"}}), name="pingslow")
+        c = H2Raw(srv.port, settings=struct.pack(">HI", 4, 0))
+        body = json.dumps({"model": MODELS["openai"], "stream": True, "messages": [user("hi")]}).encode()
+        c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions",
+                                                              [(b"content-type", b"application/json")])) +
+               frame(DATA, END_STREAM, 1, body))
+        got = []
+        deadline = time.monotonic() + 8
+        while goaway_code(got) is None and time.monotonic() < deadline:
+            c.send(frame(PING, 0, 0, b"\0" * 8))
+            got += c.frames(timeout=0.3)
+        self.assertEqual(goaway_code(got), ENHANCE_YOUR_CALM, got[-3:])
+        ev = srv.wait_log(lambda r: r.get("kind") == "http2_abuse")
+        self.assertEqual(ev and ev.get("reason"), "slow_read")
+        c.close()
+
     def test_zero_window_slow_reader(self):
         mock = self.start_mock(args=["--chunks", "2000"])
         srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {
