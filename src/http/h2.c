@@ -45,6 +45,8 @@ static void stream_release_req(h2_stream *s)
 {
     hx_req *r = s->req;
     s->req = NULL;
+    s->c->body_bytes -= s->body_counted;
+    s->body_counted = 0;
     if (r == NULL)
         return;
     if (r->tp_ctx == s && !r->ended)
@@ -237,8 +239,22 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const
         answer_error(s, HX_ERR_BODY_TOO_LARGE);
         return 0;
     }
-    if (hx_buf_append(&r->body, data, len) != 0)
+    h2_conn *c = s->c;
+    if (c->body_bytes + len > (size_t)HX_H2_BODY_BUDGET(c->w->cfg->server.max_body_bytes)) {
+        /* Refused before any processing: the client may retry it. */
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+        hx_h2_set_stream_state(s, H2S_DONE, "connection body budget");
+        c->body_bytes -= s->body_counted;
+        s->body_counted = 0;
+        hx_buf_free(&r->body);
+        return 0;
+    }
+    if (hx_buf_append(&r->body, data, len) != 0) {
         answer_error(s, HX_ERR_INTERNAL);
+        return 0;
+    }
+    s->body_counted += len;
+    c->body_bytes += len;
     return 0;
 }
 

@@ -32,6 +32,11 @@
 #define HX_H2_STREAM_OUT_MAX HX_H1_OBUF_MAX
 #define HX_H2_OBUF_MAX (HX_H2_CONN_HIGH + 16 * 1024 * 1024 + 64 * 1024)
 #define HX_H2_HEAD_MAX (64 * 1024)
+/* Request bodies one connection's streams may hold at once: an HTTP/1.1
+ * connection holds one body (server.max_body_bytes), an HTTP/2 one would
+ * otherwise hold max_concurrent_streams of them. Past it the stream whose
+ * DATA crosses it is refused (RST_STREAM REFUSED_STREAM: safe to retry). */
+#define HX_H2_BODY_BUDGET(max_body) ((max_body) * 4 > (1 << 20) ? (max_body) * 4 : (1 << 20))
 /* After the last GOAWAY: FIN, then keep reading (and dropping) this long
  * so unread input does not turn into a reset that destroys the GOAWAY on
  * the client's side (as h1's linger). */
@@ -67,6 +72,7 @@ typedef struct h2_stream {
     hx_buf out;           /* answer body not yet framed, from out_off */
     size_t out_off;
     size_t header_bytes;  /* names + values, against the header limit */
+    size_t body_counted;  /* its request body, in the connection's h2_conn.body_bytes */
     bool too_large;       /* past the header limit: 431 at the end of the head */
     bool has_host;
     bool eof;             /* the answer ended: the last DATA carries END_STREAM */
@@ -100,6 +106,7 @@ struct h2_conn {
     enum h2_conn_state state;
     h2_stream *streams;
     size_t nstreams;
+    size_t body_bytes;    /* request bodies its streams hold (HX_H2_BODY_BUDGET) */
     bool in_recv;         /* nghttp2_session_mem_recv is on the stack */
     bool close_due;       /* close once in_recv unwinds */
     bool counted;         /* holds a slot of server.max_connections */

@@ -170,6 +170,8 @@ static void tp_abort(hx_req *r)
     if (!c->sess_dead && c->state != H2C_CLOSED)
         nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
     s->req = NULL;
+    c->body_bytes -= s->body_counted;
+    s->body_counted = 0;
     r->tp = NULL;
     r->tp_ctx = NULL;
     hx_req_unref(r);

@@ -284,6 +284,12 @@ static int setup(void **state)
                              "  http2:\n    h2c: true\n");
 }
 
+static int setup_budget(void **state)
+{
+    return setup_with(state, "server:\n  max_body_bytes: 256KB\n  http2:\n    h2c: true\n"
+                             "    initial_window_size: 1MB\n");
+}
+
 static int setup_mcs(void **state)
 {
     return setup_with(state, "server:\n  http2:\n    h2c: true\n    max_concurrent_streams: 1\n");
@@ -410,6 +416,67 @@ static bool no_h2_conns(cli *c, void *ud)
     return ((lh_loop *)ud)->w->h2_conns == NULL;
 }
 
+typedef struct {
+    const char *d;
+    size_t len, off;
+} body_src;
+
+static ssize_t read_src(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                        nghttp2_data_source *src, void *ud)
+{
+    (void)s, (void)id, (void)ud;
+    body_src *b = src->ptr;
+    size_t n = b->len - b->off < len ? b->len - b->off : len;
+    memcpy(buf, b->d + b->off, n);
+    b->off += n;
+    if (b->off == b->len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static bool all_closed(cli *c, void *ud)
+{
+    int32_t *ids = ud;
+    for (int i = 0; ids[i]; i++)
+        if (!c->closed[ids[i] / 2])
+            return false;
+    return true;
+}
+
+/* Six bodies of 240 KB at once on one connection, against a budget of
+ * 1 MiB (4 x max_body_bytes, at least 1 MiB): the streams whose DATA
+ * crosses it are refused (REFUSED_STREAM, safe to retry), the others
+ * answered; memory stays at one budget. */
+static void test_connection_body_budget(void **state)
+{
+    lh_loop *h = *state;
+    static char big[240 * 1024];
+    memset(big, 'b', sizeof big);
+    cli c;
+    cli_open(h, &c, 1 << 20);
+    nghttp2_session_set_local_window_size(c.s, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    body_src src[6];
+    int32_t ids[7] = {0};
+    for (int i = 0; i < 6; i++) {
+        src[i] = (body_src){big, sizeof big, 0};
+        nghttp2_nv nv[4] = {NV(":method", "POST"), NV(":scheme", "http"), NV(":path", "/v1/chat/completions"),
+                            NV(":authority", "x")};
+        nghttp2_data_provider dp = {.source.ptr = &src[i], .read_callback = read_src};
+        ids[i] = nghttp2_submit_request(c.s, NULL, nv, 4, &dp, NULL);
+    }
+    assert_true(cli_until(h, &c, all_closed, ids));
+    int refused = 0, ok = 0;
+    for (int i = 0; i < 6; i++) {
+        refused += c.err[ids[i] / 2] == NGHTTP2_REFUSED_STREAM;
+        ok += c.status[ids[i] / 2] == 200;
+    }
+    assert_true(refused >= 1);
+    assert_int_equal(refused + ok, 6);
+    assert_int_equal(g.calls, ok);
+    assert_int_equal(h->w->h2_conns->body_bytes, 0); /* all released */
+    cli_close(&c);
+}
+
 /* Shutdown: GOAWAY(NO_ERROR), the open stream still gets its answer,
  * then the connection closes (DRAINING → CLOSING → CLOSED). */
 static void test_drain_lets_stream_finish(void **state)
@@ -476,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_413_and_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_concurrent_streams, setup_mcs, teardown),
         cmocka_unit_test_setup_teardown(test_drain_lets_stream_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_body_budget, setup_budget, teardown),
         cmocka_unit_test(test_state_tables),
         cmocka_unit_test(test_every_state_reached),
     };
