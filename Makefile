@@ -10,7 +10,7 @@ FUZZ    ?= build-fuzz
 FUZZ_SECONDS ?= 60
 # make test: a fixed number of inputs from a fixed seed (repeatable).
 FUZZ_TEST_RUNS ?= 20000
-FUZZ_TARGETS = json stream inbound config request http
+FUZZ_TARGETS = json stream inbound config request http h2
 
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -3,8 +3,9 @@
 # proxy_pass to it, and hapax to it. Processes are pinned: the proxy under
 # test on CPU 0, the mock and the load generator on CPU 1.
 #
-#   bench/run.sh            # both scenarios, 10 s each
+#   bench/run.sh            # every scenario, 10 s each
 #   DURATION=5 bench/run.sh
+#   SCENARIOS=h2c bench/run.sh   # only the HTTP/2 cleartext one (h1 = the two wrk ones)
 #
 # Prints req/s, p50/p99 latency, added latency versus direct, peak RSS of
 # the serving processes and the hapax/nginx ratio. Needs wrk and nginx (installed if missing).
@@ -18,11 +19,15 @@ CHUNKS=${CHUNKS:-100}
 MOCK_PORT=${MOCK_PORT:-19501}
 NGINX_PORT=${NGINX_PORT:-19502}
 HAPAX_PORT=${HAPAX_PORT:-19503}
+NGINX_H2_PORT=${NGINX_H2_PORT:-19504}
+H2_CONNS=${H2_CONNS:-10}
+H2_STREAMS=${H2_STREAMS:-100}   # concurrent streams per connection (h2load -m)
+SCENARIOS=${SCENARIOS:-h1 h2c}
 WORK=$(mktemp -d /tmp/hapax-bench.XXXXXX)
 HAPAX=${HAPAX:-build/hapax}     # e.g. HAPAX=build-asan/hapax to hunt a crash
 
-for p in wrk nginx; do
-  command -v $p >/dev/null || { scripts/install-deps.sh build; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; break; }
+for p in wrk nginx h2load; do
+  command -v $p >/dev/null || { scripts/install-deps.sh build; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light nghttp2-client >/dev/null; break; }
 done
 make -s build >/dev/null
 MOCK=build/mock-provider
@@ -63,6 +68,17 @@ http {
       proxy_buffering off;
     }
   }
+  server {
+    # HTTP/2 on cleartext with prior knowledge (h2c), as hapax's http2.h2c
+    listen 127.0.0.1:$NGINX_H2_PORT http2;
+    http2_max_concurrent_streams 128;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
 }
 NGX
   taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
@@ -72,7 +88,7 @@ NGX
 
 start_hapax() {
   cat > "$WORK/hapax.yaml" <<YML
-server: {host: 127.0.0.1, port: $HAPAX_PORT, workers: 1, max_connections: 20000}
+server: {host: 127.0.0.1, port: $HAPAX_PORT, workers: 1, max_connections: 20000, http2: {h2c: true, max_concurrent_streams: 128}}
 logging: {level: warn}
 llm:
   provider: openai
@@ -140,6 +156,37 @@ scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
   cleanup_round
 }
 
+# run_h2load NAME PORT STREAM → prints "NAME rps=… errors=…" (h2load, prior knowledge)
+run_h2load() {
+  local body="$WORK/body.json" out rps ok total
+  printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]%s}' \
+    "$([ "$3" = 1 ] && echo ',"stream":true')" > "$body"
+  out=$(taskset -c 1 h2load -D "$DURATION" -c "$H2_CONNS" -m "$H2_STREAMS" -d "$body" \
+        -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
+        "http://127.0.0.1:$2/v1/chat/completions" 2>&1) || true
+  rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' <<< "$out")
+  ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<< "$out")
+  total=$(sed -n 's/^requests: \([0-9]*\) total.*/\1/p' <<< "$out")
+  echo "$1 rps=${rps:-0} errors=$(( ${total:-0} - ${ok:-0} ))"
+}
+
+scenario_h2c() { # $1 title, $2 stream, $3 chunks
+  start_mock "$3"
+  start_nginx
+  start_hapax
+  local nginx_pid; nginx_pid=$(cat "$WORK/nginx.pid")
+  local n h
+  n=$(run_h2load nginx "$NGINX_H2_PORT" "$2")
+  h=$(run_h2load hapax "$HAPAX_PORT" "$2")
+  echo
+  echo "== $1 (${DURATION}s, h2load: $H2_CONNS connections x $H2_STREAMS streams, h2c prior knowledge) =="
+  printf "%-8s %10s %10s %8s\n" target req/s peak_rss errors
+  printf "%-8s %10s %10s %8s\n" nginx "$(field "$n" rps)" "$(workers_rss_kb "$nginx_pid")kB" "$(field "$n" errors)"
+  printf "%-8s %10s %10s %8s\n" hapax "$(field "$h" rps)" "$(peak_rss_kb "$HAPAX_PID")kB" "$(field "$h" errors)"
+  echo "hapax/nginx req/s ratio: $(awk -v h="$(field "$h" rps)" -v n="$(field "$n" rps)" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}')"
+  cleanup_round
+}
+
 cleanup_round() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -148,5 +195,11 @@ cleanup_round() {
 }
 
 echo "machine: $(nproc) CPUs, $(uname -r); hapax workers=1 on CPU 0, nginx worker_processes=1 on CPU 0, mock + wrk on CPU 1"
-scenario "non-streaming chat completion" "$CONNS" 0 8
-scenario "streaming: $STREAMS concurrent streams of $CHUNKS chunks" "$STREAMS" 1 "$CHUNKS"
+case " $SCENARIOS " in *" h1 "*)
+  scenario "non-streaming chat completion" "$CONNS" 0 8
+  scenario "streaming: $STREAMS concurrent streams of $CHUNKS chunks" "$STREAMS" 1 "$CHUNKS"
+esac
+case " $SCENARIOS " in *" h2c "*)
+  scenario_h2c "HTTP/2 cleartext: non-streaming chat completion" 0 8
+  scenario_h2c "HTTP/2 cleartext: streaming chat completion of $CHUNKS chunks" 1 "$CHUNKS"
+esac

@@ -78,6 +78,26 @@ typedef struct {
     int64_t handshake_timeout; /* ms */
 } hx_cfg_tls;
 
+/* server.http2: the HTTP/2 adapter (src/http/h2*.c) and its defences.
+ * Rates are per second per connection (token buckets, burst = rate). */
+typedef struct {
+    bool enabled;                 /* offered by ALPN on TLS (next round) */
+    bool h2c;                     /* prior knowledge on the cleartext port */
+    int64_t max_concurrent_streams;
+    int64_t max_header_list_size; /* bytes; 0 = server.max_header_bytes */
+    int64_t initial_window_size;  /* bytes */
+    int64_t max_frame_size;       /* bytes */
+    int64_t max_resets_per_second;        /* client RST_STREAM + resets we are provoked into */
+    int64_t max_continuations;            /* CONTINUATION frames per header block */
+    int64_t max_settings_per_second;
+    int64_t max_pings_per_second;
+    int64_t max_priority_per_second;
+    int64_t max_window_updates_per_second;
+    int64_t max_empty_data_per_second;
+    int64_t idle_timeout;         /* ms without an open stream (0 = none) */
+    int64_t slow_read_timeout;    /* ms without output progress while output waits (0 = none) */
+} hx_cfg_http2;
+
 /* System health thresholds (server.health_check). Percentages 0..100. */
 typedef struct {
     bool enabled;
@@ -108,6 +128,7 @@ typedef struct {
     hx_cfg_sys_health health_check;
     hx_cfg_http3 http3;
     hx_cfg_tls tls;
+    hx_cfg_http2 http2;
     /* Client auth off on a non-loopback host is a config error unless
      * this is true (an explicit opt-in, warned about at start); it also
      * opens /metrics to non-loopback clients while auth is off. */

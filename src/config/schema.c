@@ -125,6 +125,26 @@ static const hx_field tls_fields[] = {
 };
 TABLE(tls_schema, hx_cfg_tls, NULL, tls_fields);
 
+static const hx_field http2_fields[] = {
+    F(hx_cfg_http2, "enabled", enabled, HX_FT_BOOL),
+    F(hx_cfg_http2, "h2c", h2c, HX_FT_BOOL),
+    F(hx_cfg_http2, "max_concurrent_streams", max_concurrent_streams, HX_FT_INT, R(1, 100000)),
+    F(hx_cfg_http2, "max_header_list_size", max_header_list_size, HX_FT_SIZE, R(0, 64 * MIB)),
+    F(hx_cfg_http2, "initial_window_size", initial_window_size, HX_FT_SIZE, R(1, 2147483647)),
+    F(hx_cfg_http2, "max_frame_size", max_frame_size, HX_FT_SIZE, R(16384, 16777215)),
+    F(hx_cfg_http2, "max_resets_per_second", max_resets_per_second, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_http2, "max_continuations", max_continuations, HX_FT_INT, R(0, 1000)),
+    F(hx_cfg_http2, "max_settings_per_second", max_settings_per_second, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_http2, "max_pings_per_second", max_pings_per_second, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_http2, "max_priority_per_second", max_priority_per_second, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_http2, "max_window_updates_per_second", max_window_updates_per_second, HX_FT_INT,
+      R(1, 1000000)),
+    F(hx_cfg_http2, "max_empty_data_per_second", max_empty_data_per_second, HX_FT_INT, R(1, 1000000)),
+    F(hx_cfg_http2, "idle_timeout", idle_timeout, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_http2, "slow_read_timeout", slow_read_timeout, HX_FT_DURATION, R(0, DMAX)),
+};
+TABLE(http2_schema, hx_cfg_http2, NULL, http2_fields);
+
 static const hx_field sys_health_fields[] = {
     F(hx_cfg_sys_health, "enabled", enabled, HX_FT_BOOL),
     F(hx_cfg_sys_health, "interval", interval, HX_FT_DURATION, R(1, DMAX)),
@@ -162,6 +182,7 @@ static const hx_field server_fields[] = {
     F(hx_cfg_server, "health_check", health_check, HX_FT_STRUCT, .sub = &sys_health_schema),
     F(hx_cfg_server, "http3", http3, HX_FT_STRUCT, .sub = &http3_schema),
     F(hx_cfg_server, "tls", tls, HX_FT_STRUCT, .sub = &tls_schema),
+    F(hx_cfg_server, "http2", http2, HX_FT_STRUCT, .sub = &http2_schema),
     F(hx_cfg_server, "allow_unauthenticated", allow_unauthenticated, HX_FT_BOOL),
 };
 TABLE(server_schema, hx_cfg_server, NULL, server_fields);
@@ -191,6 +212,15 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
                                           .threshold = 3, .memory_threshold = 90,
                                           .cpu_threshold = 80, .disk_threshold = 95,
                                           .latency_threshold = 500};
+    /* HTTP/2 defaults: nghttp2's and nginx's orders of magnitude; a
+     * browser or SDK stays far below every rate. */
+    s->http2 = (hx_cfg_http2){.enabled = true, .h2c = false, .max_concurrent_streams = 100,
+                              .max_header_list_size = 0, .initial_window_size = 65535,
+                              .max_frame_size = 16384, .max_resets_per_second = 100,
+                              .max_continuations = 8, .max_settings_per_second = 20,
+                              .max_pings_per_second = 20, .max_priority_per_second = 200,
+                              .max_window_updates_per_second = 2000, .max_empty_data_per_second = 50,
+                              .idle_timeout = 60 * SEC, .slow_read_timeout = 30 * SEC};
     hx_cfg_http3 *h = &s->http3;
     h->port = 443;
     dset(d, &h->tls_cert_file, "");

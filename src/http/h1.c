@@ -4,11 +4,13 @@
  * (parser paused, bytes kept) until the current response has ended, so
  * responses always leave in request order. Two timers per connection: `rt`
  * for read / idle / linger deadlines, `wt` for a write that stalls. */
+#include <fcntl.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http/h1_int.h"
 #include "http/request.h"
@@ -453,6 +455,39 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->w->rbuf, sizeof c->w->rbuf);
 }
 
+/* h2c with prior knowledge: a connection whose first bytes are the
+ * HTTP/2 preface goes to the HTTP/2 adapter with what was read so far
+ * (a duplicate descriptor; this connection closes from IDLE, a legal
+ * move). Returns true when the bytes are (or may become) the preface. */
+static bool h2c_handoff(h1_conn *c)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t plen = sizeof preface - 1;
+    size_t n = c->in.len < plen ? c->in.len : plen;
+    if (memcmp(c->in.data, preface, n) != 0) {
+        c->h2c_probe = false;
+        return false;
+    }
+    if (c->in.len < plen)
+        return true; /* the rest of the preface follows (RT_READ armed) */
+    c->h2c_probe = false;
+    uv_os_fd_t fd;
+    int dupfd = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (dupfd < 0) {
+        hx_h1_conn_close(c, "h2c hand-off failed");
+        return true;
+    }
+    if (hx_h2_adopt(c->w, dupfd, c->in.data, c->in.len, c->peer_ip, c->peer_port, c->counted) != 0) {
+        close(dupfd);
+        hx_h1_conn_close(c, "h2c hand-off failed");
+        return true;
+    }
+    c->counted = false; /* the slot moved with the connection */
+    hx_buf_reset(&c->in);
+    hx_h1_conn_close(c, "handed to http/2 (h2c)");
+    return true;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     h1_conn *c = s->data;
@@ -470,6 +505,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         hx_h1_conn_close(c, "input past its bound");
         return;
     }
+    if (c->h2c_probe && c->state == H1_IDLE && h2c_handoff(c))
+        return;
     if (c->state == H1_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
@@ -563,6 +600,7 @@ void hx_h1_conn_start(h1_conn *c, long max_conns)
         return;
     }
     c->counted = true;
+    c->h2c_probe = w->cfg->server.http2.enabled && w->cfg->server.http2.h2c;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         hx_h1_conn_close(c, "read start failed");
         return;

@@ -42,6 +42,7 @@ struct h1_conn {
     bool parse_held;      /* the client reads no answers: take no new request */
     bool in_parse;        /* parse_input is on the stack (no re-entry) */
     bool counted;         /* holds a slot of server.max_connections */
+    bool h2c_probe;       /* server.http2.h2c: first bytes may be the HTTP/2 preface */
     /* Parser scratch for the current request head: */
     hx_buf url, hname, hval;
     bool in_value;

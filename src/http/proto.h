@@ -56,7 +56,11 @@ typedef struct hx_listener {
     bool open;              /* tcp owns fd (closing it closes the fd) */
 } hx_listener;
 
-/* h1_proto.c: the HTTP/1.1 adapter (h1.c, h1_out.c). */
+/* h1_proto.c: the HTTP/1.1 adapter (h1.c, h1_out.c). With
+ * server.http2.h2c it hands a connection that opens with the HTTP/2
+ * preface to h2 and forwards the worker's calls to hx_h2_proto too. */
 extern const hx_proto hx_h1_proto;
+/* h2_proto.c: the HTTP/2 adapter (h2*.c, nghttp2). */
+extern const hx_proto hx_h2_proto;
 
 #endif

@@ -55,6 +55,7 @@
 
 typedef struct hx_server hx_server;
 typedef struct h1_conn h1_conn;
+typedef struct h2_conn h2_conn;
 
 typedef struct hx_worker {
     hx_server *srv;
@@ -79,6 +80,11 @@ typedef struct hx_worker {
     h1_conn *flush_head;     /* connections with output to write this turn */
     uv_check_t flush_check;
     uv_idle_t flush_idle;
+    /* HTTP/2 adapter state (h2*.c): its connections and output batching. */
+    h2_conn *h2_conns;
+    h2_conn *h2_flush_head;
+    uv_check_t h2_flush_check;
+    uv_idle_t h2_flush_idle;
     uv_timer_t accept_timer; /* retries a paused accept */
     bool accept_paused;      /* a connection waits in the listener */
     uint64_t pause_logged;   /* loop time of the last pause warning */
@@ -166,6 +172,14 @@ hx_err hx_h1_framing_error(int major, int minor, bool chunked, const hx_headers 
 /* Sets r->path and r->query from the request target; an absolute-form
  * target ("http://host/p") keeps only its path. Returns 0 or -1. */
 int hx_h1_set_target(hx_req *r, const char *url, size_t len);
+/* h2.c: h1's h2c hand-off: the client sent the HTTP/2 connection
+ * preface on the cleartext port. Takes `fd` (a duplicate; h1 closes its
+ * own handle), the bytes read so far and the connection slot (`counted`).
+ * Returns 0 once fd and the slot are the HTTP/2 connection's (which may
+ * already have failed and closed), or -1 (no memory): both stay the
+ * caller's. */
+int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *peer_ip, int peer_port,
+                bool counted);
 /* server.c: called when a worker's last connection is gone while draining. */
 void hx_worker_maybe_stop(hx_worker *w);
 

@@ -669,6 +669,9 @@ static const hx_metric_def catalog[HX_M__COUNT] = {
     [HX_M_FAILOVERS_BY_CLASS] = {"hapax_failovers_by_class_total",
                                  "Failovers to the next provider, by why the provider before failed.",
                                  HX_METRIC_COUNTER, L("from_provider", "class"), NULL, 0, 0, NULL, NULL},
+    [HX_M_HTTP2_GOAWAY] = {"hapax_http2_goaway_total",
+                           "HTTP/2 connections ended with GOAWAY by the server, by reason.",
+                           HX_METRIC_COUNTER, L("reason"), NULL, 0, 0, NULL, NULL},
 };
 
 int hx_metrics_init(void)

@@ -167,6 +167,7 @@ typedef enum {
     HX_M_PANIC,                 /* hapax_panic_requests_total{provider} */
     HX_M_RETRIES_BY_CLASS,      /* hapax_retries_by_class_total{provider,class} */
     HX_M_FAILOVERS_BY_CLASS,    /* hapax_failovers_by_class_total{from_provider,class} */
+    HX_M_HTTP2_GOAWAY,          /* hapax_http2_goaway_total{reason} (abuse kind, or idle) */
     HX_M__COUNT
 } hx_metric_id;
 

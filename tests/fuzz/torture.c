@@ -34,6 +34,7 @@ static const struct {
     {"config", hx_fuzz_config, false},
     {"request", hx_fuzz_request, false},
     {"http", hx_fuzz_http, true},
+    {"h2", hx_fuzz_h2, true},
 };
 
 /* Past this many allocations in one input the corpus file is too big for

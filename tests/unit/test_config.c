@@ -629,6 +629,33 @@ static void test_cors_wildcard_with_credentials(void **state)
     hx_config_unref(c);
 }
 
+/* server.http2: defaults and the ranges HTTP/2 itself imposes. */
+static void test_http2(void **state)
+{
+    (void)state;
+    hx_config *c = load_ok("server:\n  port: 8080\n");
+    const hx_cfg_http2 *h = &c->server.http2;
+    assert_true(h->enabled);
+    assert_false(h->h2c);
+    assert_int_equal(h->max_concurrent_streams, 100);
+    assert_int_equal(h->initial_window_size, 65535);
+    assert_int_equal(h->max_frame_size, 16384);
+    assert_int_equal(h->max_continuations, 8);
+    assert_int_equal(h->max_resets_per_second, 100);
+    assert_int_equal(h->slow_read_timeout, 30000);
+    hx_config_unref(c);
+    c = load_ok("server:\n  http2:\n    h2c: true\n    max_frame_size: 1MB\n    idle_timeout: 0\n");
+    assert_true(c->server.http2.h2c);
+    assert_int_equal(c->server.http2.max_frame_size, 1048576);
+    hx_config_unref(c);
+    load_bad("server:\n  http2:\n    max_frame_size: 1000\n", "server.http2.max_frame_size: must be between");
+    load_bad("server:\n  http2:\n    max_frame_size: 32MB\n", "server.http2.max_frame_size: must be between");
+    load_bad("server:\n  http2:\n    initial_window_size: 4GB\n", "server.http2.initial_window_size");
+    load_bad("server:\n  http2:\n    max_concurrent_streams: 0\n", "server.http2.max_concurrent_streams");
+    load_bad("server:\n  http2:\n    max_pings_per_second: 0\n", "server.http2.max_pings_per_second");
+    load_bad("server:\n  http2:\n    h2cc: true\n", "h2cc");
+}
+
 static void test_ranges(void **state)
 {
     (void)state;
@@ -1130,6 +1157,7 @@ int main(void)
         cmocka_unit_test(test_limits_and_aliases),
         cmocka_unit_test(test_cors_wildcard_with_credentials),
         cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_http2),
         cmocka_unit_test(test_backups_and_auth_keys),
         cmocka_unit_test(test_cors_expose_patterns_refused),
         cmocka_unit_test(test_http3_validation),
