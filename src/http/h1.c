@@ -164,7 +164,7 @@ void hx_h1_conn_close(h1_conn *c, const char *why)
         r->tp_ctx = NULL;
         hx_req_unref(r);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    hx_io_close(&c->io, on_handle_closed);
     uv_close((uv_handle_t *)&c->rt, on_handle_closed);
     uv_close((uv_handle_t *)&c->wt, on_handle_closed);
 }
@@ -187,7 +187,7 @@ void hx_h1_begin_linger(h1_conn *c)
         return;
     hx_h1_set_state(c, H1_LINGER, "output done, closing");
     c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    if (hx_io_shutdown(&c->io, &c->shutdown_req, on_shutdown) != 0) {
         hx_h1_conn_close(c, "shutdown failed");
         return;
     }
@@ -223,14 +223,17 @@ static void on_rt(uv_timer_t *t)
         send_error(c, HX_ERR_REQUEST_TIMEOUT);
         return;
     }
-    if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
+    if (mode == RT_HANDSHAKE)
+        hx_h1_conn_close(c, "TLS handshake timeout");
+    else if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
         hx_h1_conn_close(c, mode == RT_LINGER ? "linger over" : "read or idle timeout");
 }
 
 static void rt_arm(h1_conn *c, enum rt_mode mode)
 {
     const hx_cfg_server *s = &c->w->cfg->server;
-    int64_t ms = mode == RT_READ ? s->read_timeout
+    int64_t ms = mode == RT_HANDSHAKE ? s->tls.handshake_timeout
+               : mode == RT_READ ? s->read_timeout
                : mode == RT_IDLE ? s->idle_timeout
                : mode == RT_LINGER ? HX_H1_LINGER_MS : 0;
     c->rt_mode = mode;
@@ -262,6 +265,16 @@ static hx_req *ensure_req(h1_conn *c)
     r->loop = &c->w->loop;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
+    if (c->tls) {
+        hx_io_tls_facts f = hx_io_tls_get_facts(&c->io);
+        r->secure = true;
+        /* Both bounded like hx_tls_info's: copied whole or not at all. */
+        size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
+        if (hl < sizeof r->peer_cert_sha256 && sl < sizeof r->peer_cert_subject) {
+            memcpy(r->peer_cert_sha256, f.peer_sha256, hl + 1);
+            memcpy(r->peer_cert_subject, f.peer_subject, sl + 1);
+        }
+    }
     c->req = r;
     return r;
 }
@@ -434,7 +447,7 @@ static void parse_input(h1_conn *c)
     c->in_parse = false;
     if (c->read_stopped && c->state != H1_LINGER && c->state != H1_CLOSED && c->in.len <= HX_H1_PENDING_MAX) {
         c->read_stopped = false; /* what was queued is parsed down: read again */
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        hx_io_read_start(&c->io, on_alloc, on_read);
     }
 }
 
@@ -473,7 +486,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == H1_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
-            uv_read_stop(s);
+            hx_io_read_stop(&c->io);
             c->read_stopped = true;
         }
         return;
@@ -482,6 +495,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* ---- new connections (accept.c takes them from the listener) ---------- */
+
+/* The TLS handshake finished: the protocol ALPN chose must be ours (the
+ * context offers only what an adapter serves), then requests may come. */
+static void on_tls_ready(hx_io *io)
+{
+    h1_conn *c = io->tcp.data;
+    if (c->state == H1_CLOSED)
+        return;
+    hx_io_tls_facts f = hx_io_tls_get_facts(io);
+    if (hx_alpn_proto(f.alpn) != &hx_h1_proto) {
+        hx_h1_conn_close(c, "ALPN protocol without an adapter");
+        return;
+    }
+    if (c->rt_mode == RT_HANDSHAKE)
+        rt_arm(c, RT_READ);
+}
+
 
 static void init_settings(void)
 {
@@ -496,7 +526,7 @@ static void init_settings(void)
     settings.on_message_complete = on_message_complete;
 }
 
-h1_conn *hx_h1_conn_new(hx_worker *w)
+h1_conn *hx_h1_conn_new(hx_worker *w, bool tls)
 {
     init_settings();
     h1_conn *c = hx_calloc(1, sizeof *c);
@@ -513,10 +543,11 @@ h1_conn *hx_h1_conn_new(hx_worker *w)
     hx_buf_init(&c->hval, hmax);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_tcp_init(&w->loop, &c->tcp);
+    c->tls = tls;
+    hx_io_init(&w->loop, &c->io, c);
     uv_timer_init(&w->loop, &c->rt);
     uv_timer_init(&w->loop, &c->wt);
-    c->tcp.data = c->rt.data = c->wt.data = c;
+    c->rt.data = c->wt.data = c;
     c->open_handles = 3;
     c->next = w->conns;
     if (w->conns)
@@ -528,7 +559,7 @@ h1_conn *hx_h1_conn_new(hx_worker *w)
 
 uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 {
-    return (uv_stream_t *)&c->tcp;
+    return hx_io_stream(&c->io);
 }
 
 void hx_h1_conn_discard(h1_conn *c)
@@ -540,7 +571,7 @@ static void peer_name(h1_conn *c)
 {
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
@@ -554,20 +585,29 @@ static void peer_name(h1_conn *c)
 void hx_h1_conn_start(h1_conn *c, long max_conns)
 {
     hx_worker *w = c->w;
-    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_nodelay(&c->io.tcp, 1);
     peer_name(c);
     if (atomic_fetch_add(&w->srv->conns, 1) >= max_conns) {
         atomic_fetch_sub(&w->srv->conns, 1);
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (c->tls) {
+            /* A polite 503 would first cost a handshake: close. */
+            hx_h1_conn_close(c, "too many connections");
+            return;
+        }
+        hx_io_read_start(&c->io, on_alloc, on_read);
         send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
         return;
     }
     c->counted = true;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (c->tls && hx_io_tls_start(&c->io, on_tls_ready) != 0) {
+        hx_h1_conn_close(c, "no TLS session");
+        return;
+    }
+    if (hx_io_read_start(&c->io, on_alloc, on_read) != 0) {
         hx_h1_conn_close(c, "read start failed");
         return;
     }
-    rt_arm(c, RT_READ);
+    rt_arm(c, c->tls ? RT_HANDSHAKE : RT_READ);
 }
 
 bool hx_h1_shed_one(hx_worker *w)
