@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "http/h1_int.h"
+#include "http/redirect.h"
 #include "http/request.h"
 #include "http/server_int.h"
 #include "obs/log.h"
@@ -39,6 +40,9 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
     for (size_t i = 0; ok && i < h->n; i++)
         ok = hx_buf_append_str(&b, h->items[i].name) == 0 && hx_buf_append(&b, ": ", 2) == 0 &&
              hx_buf_append_str(&b, h->items[i].value) == 0 && hx_buf_append(&b, "\r\n", 2) == 0;
+    const char *alt_svc = hx_res_alt_svc();
+    if (ok && alt_svc)
+        ok = hx_buf_printf(&b, "Alt-Svc: %s\r\n", alt_svc) == 0;
     if (ok && !no_body) {
         if (content_length >= 0)
             ok = hx_buf_printf(&b, "Content-Length: %lld\r\n", (long long)content_length) == 0;
@@ -408,7 +412,9 @@ static void dispatch(h1_conn *c)
     /* Our own reference: a synchronous handler may end or abort the
      * request, and nothing may free it under the router's feet. */
     hx_req_ref(r);
-    hx_router_dispatch(c->w->router, r);
+    const hx_server *srv = c->w->srv;
+    if (c->tls || !srv->tls || !c->w->cfg->server.tls.redirect_http || !hx_redirect_https(r, srv->tls_port))
+        hx_router_dispatch(c->w->router, r);
     hx_req_unref(r);
 }
 
