@@ -124,6 +124,7 @@ int hx_server_reload(hx_server *s, const char *why)
         hx_tls_ctx_publish(tls);
         hx_tls_ctx_unref(s->tls_ctx);
         s->tls_ctx = tls;
+        s->tls_failed_at = 0; /* the files it was built from are current */
     }
     warn_restart_only(s->cfg, cfg);
     s->router = rt;
