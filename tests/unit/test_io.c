@@ -261,6 +261,32 @@ static void test_tls_client_cert_facts(void **state)
     tls_teardown();
 }
 
+/* Past server.max_connections a TLS connection is closed at once (no
+ * handshake spent on a refusal); the one counted keeps working. */
+static void test_tls_max_connections(void **state)
+{
+    (void)state;
+    tls_setup("server:\n  max_connections: 1\n", false);
+    client c;
+    client_open(&c, NULL, NULL);
+    assert_int_equal(client_handshake(&c), 0);
+    assert_int_equal(atomic_load(&h.srv.conns), 1);
+    int fd = lh_connect(&h);
+    hx_buf got;
+    hx_buf_init(&got, 1 << 16);
+    assert_true(lh_run_until_eof(&h, fd, &got));
+    assert_int_equal(got.len, 0);
+    close(fd);
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    client_send(&c, req, sizeof req - 1);
+    assert_int_equal(client_read(&c, &got, "hello"), 1);
+    hx_buf_free(&got);
+    client_close(&c);
+    assert_true(lh_run_until(&h, lh_cond_no_conns, NULL));
+    assert_int_equal(atomic_load(&h.srv.conns), 0);
+    tls_teardown();
+}
+
 /* A context that offers a protocol no adapter serves (here h2 before the
  * HTTP/2 adapter: what hx_io_tls_ctx_new prevents) gets the connection
  * closed after the handshake instead of HTTP/1.1 bytes on an h2 stream. */
@@ -354,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_tls_large_and_close_notify),
         cmocka_unit_test(test_tls_garbage_and_handshake_deadline),
         cmocka_unit_test(test_tls_client_cert_facts),
+        cmocka_unit_test(test_tls_max_connections),
         cmocka_unit_test(test_tls_alpn_without_adapter),
         cmocka_unit_test(test_plain_alt_svc),
         cmocka_unit_test(test_https_location),
