@@ -518,7 +518,6 @@ static void on_tls_ready(hx_io *io)
         rt_arm(c, RT_READ);
 }
 
-
 static void init_settings(void)
 {
     if (settings.on_message_complete)

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <gnutls/gnutls.h>
+#include <signal.h>
 
 #include "http/io_tls.h"
 #include "http/redirect.h"
@@ -375,6 +376,7 @@ static void test_https_location(void **state)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as hx_server_run: close_notify to a client already gone */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_requests),
         cmocka_unit_test(test_tls_large_and_close_notify),
