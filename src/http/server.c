@@ -118,6 +118,10 @@ static int server_tls_init(hx_server *s, const hx_config *cfg, char *err, size_t
         return -1;
     s->tls_ctx = ctx;
     hx_tls_ctx_publish(ctx);
+    for (size_t i = 0; i < t->alpn.n; i++)
+        if (hx_alpn_proto(t->alpn.items[i]) == NULL)
+            HX_LOG_INFO("server.tls.alpn names a protocol this build does not serve over TLS yet; not offered",
+                        HX_F_STR("protocol", t->alpn.items[i]));
     return 0;
 }
 

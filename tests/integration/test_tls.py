@@ -171,6 +171,9 @@ class TlsServeTest(TlsBase):
             self.assertEqual(c.request("GET", "/health").status, 200)
         with TlsConn(self.tls_port, self.ctx()) as c:  # no ALPN at all: HTTP/1.1
             self.assertEqual(c.request("GET", "/health").status, 200)
+        # the default alpn [h2, http/1.1]: the operator is told h2 is not offered
+        self.assertIsNotNone(self.srv.wait_log(lambda ln: ln.get("protocol") == "h2"
+                                               and "not offered" in ln.get("msg", "")))
 
     def test_sni_picks_the_certificate(self):
         for sni, cn in (("a.test", "a.test"), ("b.test", "a.test"), ("c.test", "c.test")):
