@@ -63,6 +63,10 @@ expect 0 'int f(int freed) { return freed; }'
 expect 0 '#include "http/router.h"' src/http/planted.c
 expect 0 '#include "middleware/ctx.h"' src/gateway/planted.c
 expect 1 '#include "gateway/handlers.h"' src/http/server.c
+expect 1 '#include "http/request.h"' src/tls/planted.c
+expect 1 '#include "gateway/gateway.h"' src/tls/planted.h
+expect 0 '#include "config/config.h"' src/tls/planted.c
+expect 0 '#include "tls/tls.h"' src/http/planted.c
 
 if [ "$fails" -ne 0 ]; then
   echo "check-banned-test: $fails case(s) failed" >&2

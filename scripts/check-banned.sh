@@ -11,6 +11,9 @@
 #     per-request state in hx_req's context slots and the application
 #     writes the access log through a hook; the application (routes,
 #     handlers, middleware) is composed in src/app/.
+#     src/http/ may include src/tls/ (the connection I/O layer, io_tls.c);
+#     src/tls/ (shared by the TCP listener and later QUIC) includes only
+#     config/, obs/, util/ and tls/ of ours: never http/ or anything above.
 # Comments, string and character literals and #include lines are not calls:
 # they are blanked first, so a comment may name a banned function.
 # Usage: scripts/check-banned.sh [ROOT]  (default: this checkout). Exit 1 and
@@ -66,6 +69,9 @@ found=$(
   (cd "$ROOT" && grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(gateway|middleware)/' \
     src/http/*.c src/http/*.h 2>/dev/null) |
     sed -E 's/^([^:]*:[0-9]+:)/\1 layering, src\/http\/ includes no gateway\/ or middleware\/: /' || true
+  (cd "$ROOT" && grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[a-z_]+/' src/tls/*.c src/tls/*.h 2>/dev/null |
+    grep -vE '#[[:space:]]*include[[:space:]]*"(config|obs|util|tls)/') |
+    sed -E 's/^([^:]*:[0-9]+:)/\1 layering, src\/tls\/ includes only config\/, obs\/, util\/: /' || true
 )
 
 if [ -n "$found" ]; then

@@ -247,9 +247,6 @@ void hx__check_tls(hx_vctx *v)
     const hx_cfg_tls *t = &cfg->server.tls;
     if (!t->enabled)
         return;
-    /* Until the listener is wired (issue 13's next round), enabling TLS
-     * must not silently serve cleartext only. */
-    hx__verr(v, "server.tls.enabled", "the TLS listener is not wired yet");
     if (!*t->cert_file && !*t->key_file && t->n_certificates == 0)
         hx__verr(v, "server.tls", "no certificate: set cert_file and key_file (or certificates)");
     else if (*t->cert_file || *t->key_file)

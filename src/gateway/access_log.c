@@ -44,6 +44,7 @@ static void log_access(const hx_req *r)
                 key_name[0] ? HX_F_STR("key_name", key_name) : (hx_log_field){0},
                 HX_F_STR("method", r->method),
                 HX_F_STR("path", r->path ? r->path : ""),
+                r->secure ? HX_F_STR("scheme", "https") : (hx_log_field){0},
                 HX_F_INT("status", status),
                 HX_F_DBL("duration_ms", (double)dur_us / 1000.0),
                 HX_F_INT("bytes_in", r->bytes_in),

@@ -43,6 +43,8 @@ void hx_accept_stop(hx_worker *w)
     /* Closing the listener also closes its pending connection. */
     uv_timer_stop(&w->accept_timer);
     w->accept_paused = false;
+    for (int i = 0; i < w->nlisteners; i++)
+        w->listeners[i].paused = false;
 }
 
 void hx_accept_close(hx_worker *w)
@@ -56,17 +58,17 @@ void hx_accept_close(hx_worker *w)
 /* Takes the pending connection. Returns false, leaving it pending, when
  * the spare descriptor cannot be restored (the table is still full) or
  * the connection cannot be allocated. */
-static bool accept_one(hx_worker *w)
+static bool accept_one(hx_worker *w, hx_listener *l)
 {
     if (w->spare_fd < 0 && (w->spare_fd = spare_open()) < 0)
         return false;
-    const hx_proto *p = w->listener.proto;
-    void *c = p->conn_new(w);
+    const hx_proto *p = l->proto;
+    void *c = p->conn_new(w, l);
     if (c == NULL)
         return false;
     /* Into a fresh handle uv_accept cannot fail (libuv 1.44 only fails
      * when the handle already has another fd or options to apply). */
-    if (uv_accept((uv_stream_t *)&w->listener.tcp, p->conn_stream(c)) != 0) {
+    if (uv_accept((uv_stream_t *)&l->tcp, p->conn_stream(c)) != 0) {
         p->conn_discard(c);
         return true;
     }
@@ -82,15 +84,21 @@ static void on_accept_retry(uv_timer_t *t)
     hx_worker *w = t->data;
     if (!w->accept_paused || w->draining)
         return;
-    if (!accept_one(w)) {
-        uv_timer_start(&w->accept_timer, on_accept_retry, HX_ACCEPT_RETRY_MS, 0);
-        return;
+    bool waiting = false;
+    for (int i = 0; i < w->nlisteners; i++) {
+        hx_listener *l = &w->listeners[i];
+        if (l->paused && accept_one(w, l))
+            l->paused = false; /* uv_accept resumed polling */
+        waiting |= l->paused;
     }
-    w->accept_paused = false; /* uv_accept resumed polling */
+    w->accept_paused = waiting;
+    if (waiting)
+        uv_timer_start(&w->accept_timer, on_accept_retry, HX_ACCEPT_RETRY_MS, 0);
 }
 
-static void accept_pause(hx_worker *w)
+static void accept_pause(hx_worker *w, hx_listener *l)
 {
+    l->paused = true;
     uint64_t now = uv_now(&w->loop);
     if (!w->accept_paused && (w->pause_logged == 0 || now - w->pause_logged >= HX_ACCEPT_LOG_EVERY_MS)) {
         w->pause_logged = now;
@@ -114,18 +122,19 @@ static void shed_emfile(hx_worker *w)
     /* Another thread took the one we freed: give up a connection that is
      * closing anyway, else an idle one (as nginx does). With neither,
      * libuv retries until another worker frees a descriptor. */
-    w->listener.proto->shed_one(w);
+    w->listeners[0].proto->shed_one(w);
 }
 
 void hx_accept_on_connection(uv_stream_t *listener, int status)
 {
     hx_worker *w = listener->data;
+    hx_listener *l = (hx_listener *)listener; /* tcp is its first member */
     if (status == UV_EMFILE || status == UV_ENFILE) {
         shed_emfile(w);
         return;
     }
     if (status < 0 || w->draining)
         return;
-    if (!accept_one(w))
-        accept_pause(w);
+    if (!accept_one(w, l))
+        accept_pause(w, l);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/h1_int.h"
+#include "http/redirect.h"
 #include "http/request.h"
 #include "http/server_int.h"
 #include "obs/log.h"
@@ -41,6 +42,9 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
     for (size_t i = 0; ok && i < h->n; i++)
         ok = hx_buf_append_str(&b, h->items[i].name) == 0 && hx_buf_append(&b, ": ", 2) == 0 &&
              hx_buf_append_str(&b, h->items[i].value) == 0 && hx_buf_append(&b, "\r\n", 2) == 0;
+    const char *alt_svc = hx_res_alt_svc();
+    if (ok && alt_svc)
+        ok = hx_buf_printf(&b, "Alt-Svc: %s\r\n", alt_svc) == 0;
     if (ok && !no_body) {
         if (content_length >= 0)
             ok = hx_buf_printf(&b, "Content-Length: %lld\r\n", (long long)content_length) == 0;
@@ -166,7 +170,7 @@ void hx_h1_conn_close(h1_conn *c, const char *why)
         r->tp_ctx = NULL;
         hx_req_unref(r);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    hx_io_close(&c->io, on_handle_closed);
     uv_close((uv_handle_t *)&c->rt, on_handle_closed);
     uv_close((uv_handle_t *)&c->wt, on_handle_closed);
 }
@@ -189,7 +193,7 @@ void hx_h1_begin_linger(h1_conn *c)
         return;
     hx_h1_set_state(c, H1_LINGER, "output done, closing");
     c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    if (hx_io_shutdown(&c->io, &c->shutdown_req, on_shutdown) != 0) {
         hx_h1_conn_close(c, "shutdown failed");
         return;
     }
@@ -225,14 +229,17 @@ static void on_rt(uv_timer_t *t)
         send_error(c, HX_ERR_REQUEST_TIMEOUT);
         return;
     }
-    if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
+    if (mode == RT_HANDSHAKE)
+        hx_h1_conn_close(c, "TLS handshake timeout");
+    else if (mode == RT_READ || mode == RT_IDLE || mode == RT_LINGER)
         hx_h1_conn_close(c, mode == RT_LINGER ? "linger over" : "read or idle timeout");
 }
 
 static void rt_arm(h1_conn *c, enum rt_mode mode)
 {
     const hx_cfg_server *s = &c->w->cfg->server;
-    int64_t ms = mode == RT_READ ? s->read_timeout
+    int64_t ms = mode == RT_HANDSHAKE ? s->tls.handshake_timeout
+               : mode == RT_READ ? s->read_timeout
                : mode == RT_IDLE ? s->idle_timeout
                : mode == RT_LINGER ? HX_H1_LINGER_MS : 0;
     c->rt_mode = mode;
@@ -264,6 +271,16 @@ static hx_req *ensure_req(h1_conn *c)
     r->loop = &c->w->loop;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
+    if (c->tls) {
+        hx_io_tls_facts f = hx_io_tls_get_facts(&c->io);
+        r->secure = true;
+        /* Both bounded like hx_tls_info's: copied whole or not at all. */
+        size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
+        if (hl < sizeof r->peer_cert_sha256 && sl < sizeof r->peer_cert_subject) {
+            memcpy(r->peer_cert_sha256, f.peer_sha256, hl + 1);
+            memcpy(r->peer_cert_subject, f.peer_subject, sl + 1);
+        }
+    }
     c->req = r;
     return r;
 }
@@ -397,7 +414,9 @@ static void dispatch(h1_conn *c)
     /* Our own reference: a synchronous handler may end or abort the
      * request, and nothing may free it under the router's feet. */
     hx_req_ref(r);
-    hx_router_dispatch(c->w->router, r);
+    const hx_server *srv = c->w->srv;
+    if (c->tls || !srv->tls || !c->w->cfg->server.tls.redirect_http || !hx_redirect_https(r, srv->tls_port))
+        hx_router_dispatch(c->w->router, r);
     hx_req_unref(r);
 }
 
@@ -436,7 +455,7 @@ static void parse_input(h1_conn *c)
     c->in_parse = false;
     if (c->read_stopped && c->state != H1_LINGER && c->state != H1_CLOSED && c->in.len <= HX_H1_PENDING_MAX) {
         c->read_stopped = false; /* what was queued is parsed down: read again */
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        hx_io_read_start(&c->io, on_alloc, on_read);
     }
 }
 
@@ -472,7 +491,7 @@ static bool h2c_handoff(h1_conn *c)
         return true; /* the rest of the preface follows (RT_READ armed) */
     c->h2c_probe = false;
     uv_os_fd_t fd;
-    int dupfd = uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    int dupfd = uv_fileno((uv_handle_t *)&c->io.tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (dupfd < 0) {
         hx_h1_conn_close(c, "h2c hand-off failed");
         return true;
@@ -510,7 +529,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == H1_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
-            uv_read_stop(s);
+            hx_io_read_stop(&c->io);
             c->read_stopped = true;
         }
         return;
@@ -519,6 +538,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* ---- new connections (accept.c takes them from the listener) ---------- */
+
+/* The TLS handshake finished: the protocol ALPN chose must be ours (the
+ * context offers only what an adapter serves), then requests may come. */
+static void on_tls_ready(hx_io *io)
+{
+    h1_conn *c = io->tcp.data;
+    if (c->state == H1_CLOSED)
+        return;
+    hx_io_tls_facts f = hx_io_tls_get_facts(io);
+    if (hx_alpn_proto(f.alpn) != &hx_h1_proto) {
+        hx_h1_conn_close(c, "ALPN protocol without an adapter");
+        return;
+    }
+    if (c->rt_mode == RT_HANDSHAKE)
+        rt_arm(c, RT_READ);
+}
 
 static void init_settings(void)
 {
@@ -533,7 +568,7 @@ static void init_settings(void)
     settings.on_message_complete = on_message_complete;
 }
 
-h1_conn *hx_h1_conn_new(hx_worker *w)
+h1_conn *hx_h1_conn_new(hx_worker *w, bool tls)
 {
     init_settings();
     h1_conn *c = hx_calloc(1, sizeof *c);
@@ -550,10 +585,11 @@ h1_conn *hx_h1_conn_new(hx_worker *w)
     hx_buf_init(&c->hval, hmax);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_tcp_init(&w->loop, &c->tcp);
+    c->tls = tls;
+    hx_io_init(&w->loop, &c->io, c);
     uv_timer_init(&w->loop, &c->rt);
     uv_timer_init(&w->loop, &c->wt);
-    c->tcp.data = c->rt.data = c->wt.data = c;
+    c->rt.data = c->wt.data = c;
     c->open_handles = 3;
     c->next = w->conns;
     if (w->conns)
@@ -565,7 +601,7 @@ h1_conn *hx_h1_conn_new(hx_worker *w)
 
 uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 {
-    return (uv_stream_t *)&c->tcp;
+    return hx_io_stream(&c->io);
 }
 
 void hx_h1_conn_discard(h1_conn *c)
@@ -577,7 +613,7 @@ static void peer_name(h1_conn *c)
 {
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
@@ -591,21 +627,30 @@ static void peer_name(h1_conn *c)
 void hx_h1_conn_start(h1_conn *c, long max_conns)
 {
     hx_worker *w = c->w;
-    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_nodelay(&c->io.tcp, 1);
     peer_name(c);
     if (atomic_fetch_add(&w->srv->conns, 1) >= max_conns) {
         atomic_fetch_sub(&w->srv->conns, 1);
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (c->tls) {
+            /* A polite 503 would first cost a handshake: close. */
+            hx_h1_conn_close(c, "too many connections");
+            return;
+        }
+        hx_io_read_start(&c->io, on_alloc, on_read);
         send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
         return;
     }
     c->counted = true;
-    c->h2c_probe = w->cfg->server.http2.enabled && w->cfg->server.http2.h2c;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    c->h2c_probe = !c->tls && w->cfg->server.http2.enabled && w->cfg->server.http2.h2c;
+    if (c->tls && hx_io_tls_start(&c->io, on_tls_ready) != 0) {
+        hx_h1_conn_close(c, "no TLS session");
+        return;
+    }
+    if (hx_io_read_start(&c->io, on_alloc, on_read) != 0) {
         hx_h1_conn_close(c, "read start failed");
         return;
     }
-    rt_arm(c, RT_READ);
+    rt_arm(c, c->tls ? RT_HANDSHAKE : RT_READ);
 }
 
 bool hx_h1_shed_one(hx_worker *w)

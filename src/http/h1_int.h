@@ -6,6 +6,7 @@
 #include <http_parser.h>
 #include <stdbool.h>
 
+#include "http/io.h"
 #include "http/server_int.h"
 
 /* The connection's life. Every change goes through hx_h1_set_state(),
@@ -21,10 +22,10 @@ enum h1_state {
     H1_CLOSED,   /* handles closing; every callback returns early */
     H1__COUNT
 };
-enum rt_mode { RT_NONE, RT_READ, RT_IDLE, RT_LINGER };
+enum rt_mode { RT_NONE, RT_HANDSHAKE, RT_READ, RT_IDLE, RT_LINGER };
 
 struct h1_conn {
-    uv_tcp_t tcp;
+    hx_io io;             /* the byte stream: plain TCP or TLS (io.h) */
     uv_timer_t rt;
     uv_timer_t wt;
     uv_shutdown_t shutdown_req;
@@ -43,6 +44,7 @@ struct h1_conn {
     bool in_parse;        /* parse_input is on the stack (no re-entry) */
     bool counted;         /* holds a slot of server.max_connections */
     bool h2c_probe;       /* server.http2.h2c: first bytes may be the HTTP/2 preface */
+    bool tls;             /* from a TLS listener: handshake before requests */
     /* Parser scratch for the current request head: */
     hx_buf url, hname, hval;
     bool in_value;

@@ -8,13 +8,6 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
-typedef struct {
-    uv_write_t w;
-    h1_conn *c;
-    size_t len;
-    char *data;
-} wreq;
-
 void hx_h1_update_date(hx_worker *w)
 {
     time_t now = time(NULL);
@@ -47,13 +40,9 @@ static void wrote(h1_conn *c, size_t len)
     }
 }
 
-static void on_write(uv_write_t *uw, int status)
+static void on_write(hx_io *io, size_t len, int status)
 {
-    wreq *wr = (wreq *)uw;
-    h1_conn *c = wr->c;
-    size_t len = wr->len;
-    hx_free(wr->data);
-    hx_free(wr);
+    h1_conn *c = io->tcp.data;
     if (c->state == H1_CLOSED) {
         c->out_pending -= len;
         return;
@@ -91,8 +80,7 @@ static void flush_conn(h1_conn *c)
      * request and spares libuv's epoll_ctl round after each uv_write.
      * uv_try_write refuses (EAGAIN) while earlier uv_writes are queued,
      * so the order of bytes is kept. */
-    uv_buf_t direct = uv_buf_init(c->obuf.data, (unsigned)c->obuf.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
+    int n = hx_io_try_write(&c->io, c->obuf.data, c->obuf.len);
     if (n < 0 && n != UV_EAGAIN) {
         hx_h1_conn_close(c, "write failed");
         return;
@@ -103,18 +91,10 @@ static void flush_conn(h1_conn *c)
         if (c->state == H1_CLOSED || c->obuf.len == 0)
             return;
     }
-    wreq *wr = hx_malloc(sizeof *wr);
-    if (wr == NULL) {
-        hx_h1_conn_close(c, "out of memory");
-        return;
-    }
-    wr->c = c;
-    wr->data = hx_buf_steal(&c->obuf, &wr->len);
-    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)wr->len);
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
-        c->out_pending -= wr->len;
-        hx_free(wr->data);
-        hx_free(wr);
+    size_t len = 0;
+    char *data = hx_buf_steal(&c->obuf, &len);
+    if (hx_io_write(&c->io, data, len, on_write) != 0) {
+        c->out_pending -= len;
         hx_h1_conn_close(c, "write failed");
     }
 }

@@ -10,9 +10,9 @@ static void h1_server_init(const hx_config *cfg)
     http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes + 4096);
 }
 
-static void *h1_conn_new(hx_worker *w)
+static void *h1_conn_new(hx_worker *w, const hx_listener *l)
 {
-    return hx_h1_conn_new(w);
+    return hx_h1_conn_new(w, l->kind == HX_LISTEN_TLS);
 }
 
 static uv_stream_t *h1_conn_stream(void *c)

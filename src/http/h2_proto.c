@@ -5,8 +5,9 @@
  * and the next round's TLS listener picks it by ALPN. */
 #include "http/h2_int.h"
 
-static void *h2_conn_new(hx_worker *w)
+static void *h2_conn_new(hx_worker *w, const hx_listener *l)
 {
+    (void)l;
     return hx_h2_conn_new(w);
 }
 

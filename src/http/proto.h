@@ -18,6 +18,8 @@
 
 typedef struct hx_worker hx_worker;
 
+struct hx_listener;
+
 typedef struct hx_proto {
     const char *name; /* "http/1.1": logged at start */
     /* Process-wide setup, once from hx_server_new (NULL = none). */
@@ -31,7 +33,7 @@ typedef struct hx_proto {
      * client waits in the backlog), accepts into its stream, then starts
      * it, or discards it when the accept failed. Past max_conns
      * connections (all workers, all adapters) start refuses politely. */
-    void *(*conn_new)(hx_worker *w);
+    void *(*conn_new)(hx_worker *w, const struct hx_listener *l);
     uv_stream_t *(*conn_stream)(void *conn);
     void (*conn_discard)(void *conn);
     void (*conn_start)(void *conn, long max_conns);
@@ -46,7 +48,10 @@ typedef struct hx_proto {
 
 /* What a listener is bound to. Only TCP today; a UDP kind (HTTP/3 over
  * QUIC) would hand its socket to the adapter instead of accepting. */
-typedef enum { HX_LISTEN_TCP } hx_listen_kind;
+typedef enum {
+    HX_LISTEN_TCP,
+    HX_LISTEN_TLS, /* TLS over TCP: the handshake's ALPN picks the adapter (hx_alpn_proto) */
+} hx_listen_kind;
 
 typedef struct hx_listener {
     uv_tcp_t tcp;           /* data = the worker */
@@ -54,7 +59,13 @@ typedef struct hx_listener {
     const hx_proto *proto;  /* the adapter of every connection it takes */
     int fd;                 /* bound before the worker starts; -1 when none */
     bool open;              /* tcp owns fd (closing it closes the fd) */
+    bool paused;            /* accept.c: a connection waits in its backlog */
 } hx_listener;
+
+/* io_tls.c: the adapter of an ALPN protocol name ("" = none offered:
+ * HTTP/1.1); NULL when no adapter serves it. Only "http/1.1" is
+ * registered until the HTTP/2 adapter can adopt a TLS connection. */
+const hx_proto *hx_alpn_proto(const char *name);
 
 /* h1_proto.c: the HTTP/1.1 adapter (h1.c, h1_out.c). With
  * server.http2.h2c it hands a connection that opens with the HTTP/2

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "http/io_tls.h"
 #include "http/server_int.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -21,6 +22,9 @@
 /* Several events arrive for one save (truncate, write, rename): wait for
  * them to settle before reading the file. */
 #define HX_RELOAD_SETTLE_MS 150
+/* A renewed certificate that failed to load (half written, expired) is
+ * tried again after this long, not at every poll. */
+#define HX_TLS_RETRY_MS 30000
 
 static void count_reload(bool ok)
 {
@@ -40,6 +44,9 @@ static void warn_restart_only(const hx_config *old, const hx_config *cfg)
     if (strcmp(old->server.host, cfg->server.host) != 0 || old->server.port != cfg->server.port ||
         old->server.workers != cfg->server.workers)
         HX_LOG_WARN("server.host, server.port and server.workers take effect at the next restart",
+                    HX_F_STR("event", "config_reload"));
+    if (old->server.tls.enabled != cfg->server.tls.enabled || old->server.tls.port != cfg->server.tls.port)
+        HX_LOG_WARN("server.tls.enabled and server.tls.port take effect at the next restart",
                     HX_F_STR("event", "config_reload"));
     if (strcmp(old->queue.state_path, cfg->queue.state_path) != 0 || old->queue.save_interval != cfg->queue.save_interval)
         HX_LOG_WARN("queue.state_path and queue.save_interval take effect at the next restart",
@@ -95,12 +102,29 @@ int hx_server_reload(hx_server *s, const char *why)
         hx_config_unref(cfg);
         return -1;
     }
-    if (s->app.reload && s->app.reload(cfg, s->app.ud, err, sizeof err) != 0) {
-        s->nretired--; /* the running table stays in use */
+    /* A new TLS context from the new certificates; new handshakes take
+     * it, connections keep the one they started with. */
+    hx_tls_ctx *tls = NULL;
+    if (s->tls && cfg->server.tls.enabled && (tls = hx_io_tls_ctx_new(&cfg->server.tls, err, sizeof err)) == NULL) {
+        s->nretired--;
         log_failure(why, err);
         hx_router_free(rt);
         hx_config_unref(cfg);
         return -1;
+    }
+    if (s->app.reload && s->app.reload(cfg, s->app.ud, err, sizeof err) != 0) {
+        s->nretired--; /* the running table stays in use */
+        log_failure(why, err);
+        hx_tls_ctx_unref(tls);
+        hx_router_free(rt);
+        hx_config_unref(cfg);
+        return -1;
+    }
+    if (tls) {
+        hx_tls_ctx_publish(tls);
+        hx_tls_ctx_unref(s->tls_ctx);
+        s->tls_ctx = tls;
+        s->tls_failed_at = 0; /* the files it was built from are current */
     }
     warn_restart_only(s->cfg, cfg);
     s->router = rt;
@@ -148,6 +172,19 @@ static void on_usr1(uv_signal_t *sig, int signum)
     hx_log_reopen();
 }
 
+/* certbot-style renewal: a certificate or key file replaced on disk
+ * reloads the configuration (validated again: an expired certificate is
+ * refused and the running one keeps serving). */
+static void on_tls_poll(uv_timer_t *t)
+{
+    hx_server *s = t->data;
+    uint64_t now = uv_now(t->loop);
+    if (s->tls_ctx == NULL || (s->tls_failed_at && now - s->tls_failed_at < HX_TLS_RETRY_MS) ||
+        !hx_tls_ctx_files_changed(s->tls_ctx))
+        return;
+    s->tls_failed_at = hx_server_reload(s, "certificate") == 0 ? 0 : now;
+}
+
 static void on_settled(uv_timer_t *t)
 {
     hx_server_reload(t->data, "file");
@@ -183,6 +220,10 @@ void hx_reload_start(hx_server *s)
     uv_signal_init(&s->main_loop, &s->sig_usr1);
     s->sig_usr1.data = s;
     uv_signal_start(&s->sig_usr1, on_usr1, SIGUSR1);
+    uv_timer_init(&s->main_loop, &s->tls_poll);
+    s->tls_poll.data = s;
+    if (s->tls)
+        uv_timer_start(&s->tls_poll, on_tls_poll, HX_TLS_POLL_MS, HX_TLS_POLL_MS);
     const char *path = s->cfg->source_path;
     if (path == NULL || split_path(s, path) != 0)
         return;
@@ -198,6 +239,7 @@ void hx_reload_stop(hx_server *s)
     uv_close((uv_handle_t *)&s->sig_hup, NULL);
     uv_close((uv_handle_t *)&s->sig_usr1, NULL);
     uv_close((uv_handle_t *)&s->reload_timer, NULL);
+    uv_close((uv_handle_t *)&s->tls_poll, NULL);
     uv_close((uv_handle_t *)&s->watch, NULL);
 }
 

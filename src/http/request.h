@@ -121,6 +121,7 @@ struct hx_req {
      * never truncated, so it cannot match a shorter name). */
     char peer_cert_sha256[HX_REQ_PEER_SHA256_HEX + 1];
     char peer_cert_subject[HX_REQ_PEER_SUBJECT_MAX + 1];
+    bool secure;                 /* arrived over TLS: the scheme is https */
     int http_minor;              /* 0 or 1 for HTTP/1.x; adapters of other protocols set 1 */
     char request_id[HX_REQUEST_ID_MAX + 1];
     uint64_t start_ns;           /* monotonic */

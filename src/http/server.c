@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/io_tls.h"
 #include "http/server_int.h"
 #include "obs/crash.h"
 #include "obs/log.h"
@@ -102,6 +103,43 @@ static void fd_limit_connections(hx_server *s, const hx_config *cfg)
                     HX_F_INT("rlimit_nofile", (int64_t)rl.rlim_cur));
 }
 
+/* server.tls.enabled: its own port, or TLS only on server.port when the
+ * two are equal. The context is built and published before any worker
+ * runs; a certificate that does not load stops the start. */
+static int server_tls_init(hx_server *s, const hx_config *cfg, char *err, size_t errlen)
+{
+    const hx_cfg_tls *t = &cfg->server.tls;
+    s->tls = t->enabled;
+    s->plain = !t->enabled || t->port != cfg->server.port;
+    if (!s->tls)
+        return 0;
+    hx_tls_ctx *ctx = hx_io_tls_ctx_new(t, err, errlen);
+    if (ctx == NULL)
+        return -1;
+    s->tls_ctx = ctx;
+    hx_tls_ctx_publish(ctx);
+    for (size_t i = 0; i < t->alpn.n; i++)
+        if (hx_alpn_proto(t->alpn.items[i]) == NULL)
+            HX_LOG_INFO("server.tls.alpn names a protocol this build does not serve over TLS yet; not offered",
+                        HX_F_STR("protocol", t->alpn.items[i]));
+    return 0;
+}
+
+/* One more listener of `kind` for w; the first worker's bind is the
+ * exclusive one of its port (bind_listener), later ones join its group. */
+static int add_listener(hx_worker *w, hx_listen_kind kind, int *port, int *bound, char *err, size_t errlen)
+{
+    hx_listener *l = &w->listeners[w->nlisteners];
+    l->kind = kind;
+    l->proto = w->srv->proto; /* TLS: ALPN may pick another after the handshake (hx_alpn_proto) */
+    l->fd = bind_listener(w->cfg->server.host, *port, w->id == 0, bound, err, errlen);
+    if (l->fd < 0)
+        return -1;
+    w->nlisteners++;
+    *port = *bound; /* port 0: every worker shares the first one's port */
+    return 0;
+}
+
 static int cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -133,19 +171,21 @@ hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, si
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    int port = (int)cfg->server.port;
+    if (server_tls_init(s, cfg, err, errlen) != 0)
+        goto fail;
+    int port = (int)cfg->server.port, tls_port = (int)cfg->server.tls.port;
     for (int i = 0; i < s->nworkers; i++) {
         hx_worker *w = &s->workers[i];
         w->srv = s;
         w->id = i;
         w->cfg = hx_config_ref(cfg);
         w->router = s->router;
-        w->listener.kind = HX_LISTEN_TCP;
-        w->listener.proto = s->proto;
-        w->listener.fd = bind_listener(cfg->server.host, port, i == 0, &s->port, err, errlen);
-        if (w->listener.fd < 0)
+        for (int k = 0; k < HX_LISTENERS_MAX; k++)
+            w->listeners[k].fd = -1;
+        if (s->plain && add_listener(w, HX_LISTEN_TCP, &port, &s->port, err, errlen) != 0)
             goto fail;
-        port = s->port; /* port 0: every worker shares the first one's port */
+        if (s->tls && add_listener(w, HX_LISTEN_TLS, &tls_port, &s->tls_port, err, errlen) != 0)
+            goto fail;
     }
     if (s->proto->server_init)
         s->proto->server_init(cfg);
@@ -157,7 +197,7 @@ fail:
 
 int hx_server_port(const hx_server *s)
 {
-    return s->port;
+    return s->plain ? s->port : s->tls_port;
 }
 
 void hx_server_free(hx_server *s)
@@ -165,12 +205,17 @@ void hx_server_free(hx_server *s)
     if (s == NULL)
         return;
     for (int i = 0; s->workers && i < s->nworkers; i++) {
-        if (s->workers[i].listener.fd > 0 && !s->workers[i].listener.open)
-            close(s->workers[i].listener.fd);
+        for (int k = 0; k < s->workers[i].nlisteners; k++)
+            if (s->workers[i].listeners[k].fd >= 0 && !s->workers[i].listeners[k].open)
+                close(s->workers[i].listeners[k].fd);
         if (s->workers[i].cfg)
             hx_config_unref(s->workers[i].cfg);
     }
     hx_reload_free(s);
+    if (s->tls_ctx) {
+        hx_tls_ctx_publish(NULL);
+        hx_tls_ctx_unref(s->tls_ctx);
+    }
     uv_mutex_destroy(&s->reload_mu);
     hx_free(s->workers);
     hx_router_free(s->router);
@@ -182,8 +227,11 @@ void hx_server_free(hx_server *s)
 
 static void worker_close_listener(hx_worker *w)
 {
-    if (w->listener.open && !uv_is_closing((uv_handle_t *)&w->listener.tcp))
-        uv_close((uv_handle_t *)&w->listener.tcp, NULL);
+    for (int k = 0; k < w->nlisteners; k++) {
+        hx_listener *l = &w->listeners[k];
+        if (l->open && !uv_is_closing((uv_handle_t *)&l->tcp))
+            uv_close((uv_handle_t *)&l->tcp, NULL);
+    }
 }
 
 void hx_worker_maybe_stop(hx_worker *w)
@@ -200,7 +248,7 @@ void hx_worker_maybe_stop(hx_worker *w)
 static void on_force_timer(uv_timer_t *t)
 {
     hx_worker *w = t->data;
-    w->listener.proto->close_all(w);
+    w->srv->proto->close_all(w);
     hx_worker_maybe_stop(w);
 }
 
@@ -213,9 +261,9 @@ static void worker_force(hx_worker *w)
     w->forcing = true;
     if (w->app && w->srv->app.worker_force)
         w->srv->app.worker_force(w->app);
-    w->listener.proto->drain(w); /* connections whose answer just ended close after it */
+    w->srv->proto->drain(w); /* connections whose answer just ended close after it */
     if (uv_timer_start(&w->force_timer, on_force_timer, HX_SHUTDOWN_FLUSH_MS, 0) != 0)
-        w->listener.proto->close_all(w);
+        w->srv->proto->close_all(w);
 }
 
 /* Runs on the worker's loop when the main thread asks it to drain/force. */
@@ -232,7 +280,7 @@ static void on_worker_wake(uv_async_t *a)
         worker_close_listener(w);
         if (w->app && w->srv->app.worker_drain)
             w->srv->app.worker_drain(w->app);
-        w->listener.proto->drain(w);
+        w->srv->proto->drain(w);
     }
     if (stopping >= 2)
         worker_force(w);
@@ -246,7 +294,7 @@ static void worker_main(void *arg)
     const hx_server_app *app = &w->srv->app;
     if (app->worker_init && (w->app = app->worker_init(&w->loop, app->ud)) == NULL) {
         HX_LOG_ERROR("worker initialisation failed", HX_F_INT("worker", w->id));
-        w->listener.proto->close_all(w);
+        w->srv->proto->close_all(w);
         w->draining = true;
         hx_worker_maybe_stop(w);
     }
@@ -261,7 +309,7 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
     int rc = uv_loop_init(&w->loop);
     if (rc == 0) {
         hx_accept_init(w);
-        w->listener.proto->worker_init(w);
+        w->srv->proto->worker_init(w);
         rc = uv_async_init(&w->loop, &w->wake, on_worker_wake);
     }
     if (rc == 0) {
@@ -269,15 +317,17 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
         rc = uv_timer_init(&w->loop, &w->force_timer);
         w->force_timer.data = w;
     }
-    if (rc == 0)
-        rc = uv_tcp_init(&w->loop, &w->listener.tcp);
-    if (rc == 0) {
-        w->listener.tcp.data = w;
-        rc = uv_tcp_open(&w->listener.tcp, w->listener.fd);
-    }
-    if (rc == 0) {
-        w->listener.open = true;
-        rc = uv_listen((uv_stream_t *)&w->listener.tcp, HX_LISTEN_BACKLOG, hx_accept_on_connection);
+    for (int k = 0; rc == 0 && k < w->nlisteners; k++) {
+        hx_listener *l = &w->listeners[k];
+        rc = uv_tcp_init(&w->loop, &l->tcp);
+        if (rc == 0) {
+            l->tcp.data = w;
+            rc = uv_tcp_open(&l->tcp, l->fd);
+        }
+        if (rc == 0) {
+            l->open = true;
+            rc = uv_listen((uv_stream_t *)&l->tcp, HX_LISTEN_BACKLOG, hx_accept_on_connection);
+        }
     }
     if (rc == 0)
         rc = uv_thread_create(&w->thread, worker_main, w);
@@ -384,9 +434,12 @@ int hx_server_run(hx_server *s)
             break;
         }
     }
-    if (started == s->nworkers)
+    if (started == s->nworkers && s->plain)
         HX_LOG_INFO("listening", HX_F_STR("host", s->cfg->server.host), HX_F_INT("port", s->port),
                     HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", s->proto->name));
+    if (started == s->nworkers && s->tls)
+        HX_LOG_INFO("listening", HX_F_STR("host", s->cfg->server.host), HX_F_INT("port", s->tls_port),
+                    HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", "https"));
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < started; i++) {
         hx_worker *w = &s->workers[i];
@@ -394,7 +447,7 @@ int hx_server_run(hx_server *s)
         /* Now nobody signals this loop any more: close what is left. */
         uv_close((uv_handle_t *)&w->wake, NULL);
         uv_close((uv_handle_t *)&w->force_timer, NULL);
-        w->listener.proto->worker_close(w);
+        s->proto->worker_close(w);
         hx_accept_close(w);
         worker_close_listener(w);
         if (w->app && s->app.worker_fini)

@@ -53,6 +53,11 @@
 #define HX_FD_RESERVE_BASE 32
 #define HX_FD_RESERVE_PER_WORKER 8
 
+/* A worker's listening sockets: server.port and server.tls.port. */
+#define HX_LISTENERS_MAX 2
+/* How often the main loop checks whether a certificate file was renewed. */
+#define HX_TLS_POLL_MS 2000
+
 typedef struct hx_server hx_server;
 typedef struct h1_conn h1_conn;
 typedef struct h2_conn h2_conn;
@@ -61,7 +66,8 @@ typedef struct hx_worker {
     hx_server *srv;
     int id;
     uv_loop_t loop;
-    hx_listener listener;    /* names its protocol adapter */
+    hx_listener listeners[HX_LISTENERS_MAX]; /* plain, TLS; each names its adapter */
+    int nlisteners;
     uv_async_t wake;
     uv_timer_t force_timer;  /* shutdown_timeout: the last flush, then close all */
     bool forcing;
@@ -86,7 +92,7 @@ typedef struct hx_worker {
     uv_check_t h2_flush_check;
     uv_idle_t h2_flush_idle;
     uv_timer_t accept_timer; /* retries a paused accept */
-    bool accept_paused;      /* a connection waits in the listener */
+    bool accept_paused;      /* a connection waits in a listener */
     uint64_t pause_logged;   /* loop time of the last pause warning */
     int spare_fd;            /* given up at EMFILE so an accept can succeed; -1 when spent */
     char rbuf[HX_H1_READ_BUF];
@@ -113,6 +119,12 @@ struct hx_server {
     atomic_int stop_asked;    /* hx_server_stop */
     hx_server_app app;        /* the application's hooks (copied) */
     const hx_proto *proto;    /* the adapter of the TCP listeners */
+    int tls_port;             /* bound TLS port; 0 without TLS */
+    bool plain;               /* a plain listener on server.port */
+    bool tls;                 /* a TLS listener (server.tls.enabled) */
+    struct hx_tls_ctx *tls_ctx; /* of the running config (reload.c); NULL without TLS */
+    uv_timer_t tls_poll;      /* certificate renewal on disk */
+    uint64_t tls_failed_at;   /* main loop time of a failed renewal reload; 0 = none */
     /* reload (reload.c) */
     uv_mutex_t reload_mu;
     uv_signal_t sig_hup;
@@ -142,7 +154,7 @@ void hx_accept_stop(hx_worker *w);
 void hx_accept_close(hx_worker *w);
 
 /* h1.c: a connection for the listener's next client (NULL: no memory). */
-h1_conn *hx_h1_conn_new(hx_worker *w);
+h1_conn *hx_h1_conn_new(hx_worker *w, bool tls);
 uv_stream_t *hx_h1_conn_stream(h1_conn *c);
 /* The accept failed: closes the connection. */
 void hx_h1_conn_discard(h1_conn *c);

@@ -95,11 +95,12 @@ static void setup(void)
         perror("fuzz h2: bind");
         abort();
     }
-    wk->listener.proto = &hx_h1_proto;
-    uv_tcp_init(&wk->loop, &wk->listener.tcp);
-    wk->listener.tcp.data = wk;
-    if (uv_tcp_open(&wk->listener.tcp, fd) != 0 ||
-        uv_listen((uv_stream_t *)&wk->listener.tcp, 64, hx_accept_on_connection) != 0) {
+    wk->listeners[0].proto = &hx_h1_proto;
+    wk->nlisteners = 1;
+    uv_tcp_init(&wk->loop, &wk->listeners[0].tcp);
+    wk->listeners[0].tcp.data = wk;
+    if (uv_tcp_open(&wk->listeners[0].tcp, fd) != 0 ||
+        uv_listen((uv_stream_t *)&wk->listeners[0].tcp, 64, hx_accept_on_connection) != 0) {
         fprintf(stderr, "fuzz h2: listen failed\n");
         abort();
     }

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 
-from harness import REPO_ROOT, HapaxTestCase, child_env, http_request, secret
+from harness import REPO_ROOT, HapaxTestCase, child_env, deep_merge, free_port, http_request, secret
 
 SDK_DIR = os.path.join(REPO_ROOT, "tests", "sdk")
 NODE_TIMEOUT = 120.0
@@ -206,6 +206,38 @@ class MockForSdkTest(HapaxTestCase):
         self.assertEqual(d["stop_reason"], "end_turn")
         d = self.post("anthropic", {"tools": ant_tools, "tool_choice": {"type": "any"}}).json()
         self.assertEqual(d["content"][0]["name"], "a")
+
+
+class SdkTlsTest(SdkTest):
+    """The same SDK files over HTTPS (docs/tls.md): hapax's TLS listener
+    with a certificate for 127.0.0.1 from the test CA, which node trusts
+    through NODE_EXTRA_CA_CERTS."""
+
+    def start_server(self, overrides=None, **kw):
+        certs = os.path.join(self.workdir, "certs")
+        subprocess.run(["sh", os.path.join(REPO_ROOT, "tests", "certs", "gen.sh"), certs], check=True)
+        tmpl = os.path.join(certs, "ip.tmpl")
+        with open(tmpl, "w") as f:
+            f.write('cn = "127.0.0.1"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\n'
+                    'expiration_days = 30\n')
+        j = lambda n: os.path.join(certs, n)  # noqa: E731
+        subprocess.run(["certtool", "--generate-certificate", "--load-privkey", j("server.key"),
+                        "--load-ca-certificate", j("ca.pem"), "--load-ca-privkey", j("ca.key"),
+                        "--template", tmpl, "--outfile", j("ip.pem")], check=True, capture_output=True)
+        self.ca = j("ca.pem")
+        self.tls_port = free_port()
+        tls = {"server": {"tls": {"enabled": True, "port": self.tls_port, "cert_file": j("ip.pem"),
+                                  "key_file": j("server.key")}}}
+        return super().start_server(deep_merge(overrides or {}, tls), **kw)
+
+    def run_node(self, filename, extra_env=None):
+        env = {"HAPAX_URL": "https://127.0.0.1:%d" % self.tls_port, "NODE_EXTRA_CA_CERTS": self.ca}
+        env.update(extra_env or {})
+        n = super().run_node(filename, env)
+        self.assertIsNotNone(self.srv.wait_log(lambda ln: ln.get("msg") == "request" and ln.get("scheme") == "https"
+                                               and ln.get("path", "").startswith("/v1/")),
+                             "no request reached hapax over HTTPS")
+        return n
 
 
 # One test per tests/sdk/*.test.mjs (test_openai_sdk, test_anthropic_sdk, ...),

@@ -1,6 +1,5 @@
 """server.tls at start: the binary refuses a bad certificate setup with
-FILE:LINE:COL errors naming the file and the dates, and refuses
-enabled: true until the TLS listener is wired (docs/tls.md). The library
+FILE:LINE:COL errors naming the file and the dates (docs/tls.md). The library
 itself is tested in memory by tests/unit/test_tls.c."""
 
 import os
@@ -42,11 +41,9 @@ class TlsConfigStartTest(HapaxTestCase):
                 self.assertRegex(err, r"tls\.yaml:7:\d+: server\.tls\.key_file: \S*mismatch\.key does not match")
                 self.assertRegex(err, r"tls\.yaml:8:\d+: server\.tls\.client_auth: client_auth: require needs "
                                       r"client_ca_file")
-                self.assertRegex(err, r"tls\.yaml:5:\d+: server\.tls\.enabled: the TLS listener is not wired yet")
 
-    def test_good_certificate_only_the_listener_refusal(self):
+    def test_good_certificate_is_valid(self):
         r = self.cli(["--config", self.config("chain.pem", "server.key"), "--validate"])
-        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.returncode, 0, r)
         errors = [ln for ln in r.stderr.splitlines() if re.search(r"tls\.yaml:\d+:\d+:", ln)]
-        self.assertEqual(len(errors), 1, r.stderr)
-        self.assertIn("the TLS listener is not wired yet", errors[0])
+        self.assertEqual(errors, [], r.stderr)

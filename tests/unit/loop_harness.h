@@ -83,17 +83,18 @@ static inline int lh_init(lh_loop *h, const char *yaml, hx_handler_fn handler)
         return -1;
     hx_accept_init(w);
     hx_h1_worker_init(w);
-    w->listener.proto = &hx_h1_proto;
+    w->listeners[0].proto = &hx_h1_proto;
+    w->nlisteners = 1;
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", 0, &a);
     struct sockaddr_in got;
     int len = sizeof got;
-    if (uv_tcp_init(&w->loop, &w->listener.tcp) != 0)
+    if (uv_tcp_init(&w->loop, &w->listeners[0].tcp) != 0)
         return -1;
-    w->listener.tcp.data = w;
-    if (uv_tcp_bind(&w->listener.tcp, (const struct sockaddr *)&a, 0) != 0 ||
-        uv_listen((uv_stream_t *)&w->listener.tcp, 16, hx_accept_on_connection) != 0 ||
-        uv_tcp_getsockname(&w->listener.tcp, (struct sockaddr *)&got, &len) != 0)
+    w->listeners[0].tcp.data = w;
+    if (uv_tcp_bind(&w->listeners[0].tcp, (const struct sockaddr *)&a, 0) != 0 ||
+        uv_listen((uv_stream_t *)&w->listeners[0].tcp, 16, hx_accept_on_connection) != 0 ||
+        uv_tcp_getsockname(&w->listeners[0].tcp, (struct sockaddr *)&got, &len) != 0)
         return -1;
     h->port = ntohs(got.sin_port);
     return 0;
@@ -226,7 +227,7 @@ static inline void lh_fini(lh_loop *h)
     hx_worker *w = h->w;
     if (w) {
         hx_h1_close_all(w);
-        uv_close((uv_handle_t *)&w->listener.tcp, NULL);
+        uv_close((uv_handle_t *)&w->listeners[0].tcp, NULL);
         hx_h1_worker_close(w);
         hx_accept_close(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -1,0 +1,90 @@
+/* The connection I/O layer under the protocol adapters: one client
+ * connection's byte stream, plain TCP or TLS over TCP, as the adapter
+ * sees it (read start/stop into its own buffer, try_write/write with
+ * completion, shutdown, close).
+ *
+ * Plain TCP costs nothing: the inline calls below are libuv's own calls
+ * behind one predictable branch (io->tls == NULL), and h1 keeps its
+ * uv_try_write fast path. TLS (io_tls.c) decrypts ciphertext reads into
+ * the adapter's read callback and encrypts its writes; the adapter never
+ * sees a TLS type (request.h stays TLS-free: the facts a request needs are
+ * copied into hx_req by the adapter). */
+#ifndef HX_HTTP_IO_H
+#define HX_HTTP_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct hx_io hx_io;
+typedef struct hx_io_tls hx_io_tls;
+
+/* `len` bytes given to hx_io_write are written (status 0) or failed. */
+typedef void (*hx_io_write_cb)(hx_io *io, size_t len, int status);
+/* The TLS handshake finished: the adapter may check ALPN and start. */
+typedef void (*hx_io_ready_cb)(hx_io *io);
+
+struct hx_io {
+    uv_tcp_t tcp;         /* first member; data = the adapter's connection */
+    hx_io_tls *tls;       /* NULL: plain TCP */
+};
+
+/* What a finished TLS handshake tells the adapter (copied, bounded). */
+typedef struct {
+    const char *alpn;        /* "" when the client offered none */
+    const char *peer_sha256; /* "" without a verified client certificate */
+    const char *peer_subject;
+} hx_io_tls_facts;
+
+int hx_io_init(uv_loop_t *loop, hx_io *io, void *owner);
+static inline uv_stream_t *hx_io_stream(hx_io *io)
+{
+    return (uv_stream_t *)&io->tcp;
+}
+static inline bool hx_io_is_tls(const hx_io *io)
+{
+    return io->tls != NULL;
+}
+
+/* TLS only (io_tls.c): begin the server handshake with the published
+ * context (hx_tls_ctx_current). -1 when there is none or no memory. */
+int hx_io_tls_start(hx_io *io, hx_io_ready_cb ready);
+int hx_io_tls_read_start(hx_io *io, uv_alloc_cb alloc, uv_read_cb read);
+int hx_io_tls_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb);
+int hx_io_tls_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb);
+void hx_io_tls_release(hx_io *io);
+hx_io_tls_facts hx_io_tls_get_facts(const hx_io *io);
+
+/* Reads arrive as plaintext through `read` (the adapter's buffer from
+ * `alloc`); nread < 0 is EOF or an error (a TLS failure is UV_EPROTO). */
+static inline int hx_io_read_start(hx_io *io, uv_alloc_cb alloc, uv_read_cb read)
+{
+    if (io->tls == NULL)
+        return uv_read_start((uv_stream_t *)&io->tcp, alloc, read);
+    return hx_io_tls_read_start(io, alloc, read);
+}
+
+static inline void hx_io_read_stop(hx_io *io)
+{
+    uv_read_stop((uv_stream_t *)&io->tcp);
+}
+
+/* Writes what the socket takes now: bytes written, UV_EAGAIN, or an
+ * error. TLS always answers UV_EAGAIN (records go through hx_io_write). */
+static inline int hx_io_try_write(hx_io *io, char *data, size_t len)
+{
+    if (io->tls != NULL)
+        return UV_EAGAIN;
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    return uv_try_write((uv_stream_t *)&io->tcp, &b, 1);
+}
+
+/* Takes `data` (hx_malloc'ed; freed here whatever happens) and writes it
+ * after what was queued before; `cb` follows unless this returns < 0. */
+int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb);
+/* After queued output: TLS close_notify, then FIN. */
+int hx_io_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb);
+/* Closes the socket (a TLS connection first tries to send close_notify). */
+void hx_io_close(hx_io *io, uv_close_cb cb);
+
+#endif

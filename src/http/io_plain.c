@@ -1,0 +1,65 @@
+/* The connection I/O layer's plain TCP side (io.h): write requests,
+ * shutdown, close. TLS connections branch off to io_tls.c. */
+#include "http/io.h"
+#include "util/alloc.h"
+
+typedef struct {
+    uv_write_t w;
+    hx_io_write_cb cb;
+    size_t len;
+    char *data;
+} plain_wreq;
+
+int hx_io_init(uv_loop_t *loop, hx_io *io, void *owner)
+{
+    io->tls = NULL;
+    int rc = uv_tcp_init(loop, &io->tcp);
+    io->tcp.data = owner;
+    return rc;
+}
+
+static void on_plain_write(uv_write_t *uw, int status)
+{
+    plain_wreq *wr = (plain_wreq *)uw;
+    hx_io *io = (hx_io *)uw->handle;
+    hx_io_write_cb cb = wr->cb;
+    size_t len = wr->len;
+    hx_free(wr->data);
+    hx_free(wr);
+    cb(io, len, status);
+}
+
+int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb)
+{
+    if (io->tls != NULL)
+        return hx_io_tls_write(io, data, len, cb);
+    plain_wreq *wr = hx_malloc(sizeof *wr);
+    if (wr == NULL) {
+        hx_free(data);
+        return UV_ENOMEM;
+    }
+    wr->cb = cb;
+    wr->len = len;
+    wr->data = data;
+    uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+    int rc = uv_write(&wr->w, (uv_stream_t *)&io->tcp, &buf, 1, on_plain_write);
+    if (rc != 0) {
+        hx_free(data);
+        hx_free(wr);
+    }
+    return rc;
+}
+
+int hx_io_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb)
+{
+    if (io->tls != NULL)
+        return hx_io_tls_shutdown(io, req, cb);
+    return uv_shutdown(req, (uv_stream_t *)&io->tcp, cb);
+}
+
+void hx_io_close(hx_io *io, uv_close_cb cb)
+{
+    if (io->tls != NULL)
+        hx_io_tls_release(io);
+    uv_close((uv_handle_t *)&io->tcp, cb);
+}
