@@ -142,6 +142,7 @@ static void on_handle_closed(uv_handle_t *h)
     hx_buf_free(&c->url);
     hx_buf_free(&c->hname);
     hx_buf_free(&c->hval);
+    hx_free(c->io);
     hx_free(c);
     hx_worker_maybe_stop(w);
 }
@@ -170,7 +171,10 @@ void hx_h1_conn_close(h1_conn *c, const char *why)
         r->tp_ctx = NULL;
         hx_req_unref(r);
     }
-    hx_io_close(&c->io, on_handle_closed);
+    if (c->io)
+        hx_io_close(c->io, on_handle_closed);
+    else
+        c->open_handles--; /* the socket went to h2 */
     uv_close((uv_handle_t *)&c->rt, on_handle_closed);
     uv_close((uv_handle_t *)&c->wt, on_handle_closed);
 }
@@ -193,7 +197,7 @@ void hx_h1_begin_linger(h1_conn *c)
         return;
     hx_h1_set_state(c, H1_LINGER, "output done, closing");
     c->shutdown_req.data = c;
-    if (hx_io_shutdown(&c->io, &c->shutdown_req, on_shutdown) != 0) {
+    if (hx_io_shutdown(c->io, &c->shutdown_req, on_shutdown) != 0) {
         hx_h1_conn_close(c, "shutdown failed");
         return;
     }
@@ -272,7 +276,7 @@ static hx_req *ensure_req(h1_conn *c)
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
     if (c->tls) {
-        hx_io_tls_facts f = hx_io_tls_get_facts(&c->io);
+        hx_io_tls_facts f = hx_io_tls_get_facts(c->io);
         r->secure = true;
         /* Both bounded like hx_tls_info's: copied whole or not at all. */
         size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
@@ -455,7 +459,7 @@ static void parse_input(h1_conn *c)
     c->in_parse = false;
     if (c->read_stopped && c->state != H1_LINGER && c->state != H1_CLOSED && c->in.len <= HX_H1_PENDING_MAX) {
         c->read_stopped = false; /* what was queued is parsed down: read again */
-        hx_io_read_start(&c->io, on_alloc, on_read);
+        hx_io_read_start(c->io, on_alloc, on_read);
     }
 }
 
@@ -491,7 +495,7 @@ static bool h2c_handoff(h1_conn *c)
         return true; /* the rest of the preface follows (RT_READ armed) */
     c->h2c_probe = false;
     uv_os_fd_t fd;
-    int dupfd = uv_fileno((uv_handle_t *)&c->io.tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    int dupfd = uv_fileno((uv_handle_t *)&c->io->tcp, &fd) == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (dupfd < 0) {
         hx_h1_conn_close(c, "h2c hand-off failed");
         return true;
@@ -529,7 +533,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == H1_HANDLING || c->parse_held) {
         /* Pipelined input waits; stop reading once enough is queued. */
         if (c->in.len > HX_H1_PENDING_MAX && !c->read_stopped) {
-            hx_io_read_stop(&c->io);
+            hx_io_read_stop(c->io);
             c->read_stopped = true;
         }
         return;
@@ -547,7 +551,23 @@ static void on_tls_ready(hx_io *io)
     if (c->state == H1_CLOSED)
         return;
     hx_io_tls_facts f = hx_io_tls_get_facts(io);
-    if (hx_alpn_proto(f.alpn) != &hx_h1_proto) {
+    const hx_proto *p = hx_alpn_proto(f.alpn);
+    if (p == &hx_h2_proto && c->state == H1_IDLE && c->in.len == 0) {
+        /* ALPN h2: the socket and its TLS session move to h2 as they are
+         * (the slot of max_connections with them); this side closes. */
+        c->io = NULL;
+        io->tcp.data = NULL;
+        if (hx_h2_adopt_io(c->w, io, c->peer_ip, c->peer_port, c->counted) != 0) {
+            c->io = io;
+            io->tcp.data = c;
+            hx_h1_conn_close(c, "h2 hand-off failed");
+            return;
+        }
+        c->counted = false;
+        hx_h1_conn_close(c, "handed to http/2 (ALPN h2)");
+        return;
+    }
+    if (p != &hx_h1_proto) {
         hx_h1_conn_close(c, "ALPN protocol without an adapter");
         return;
     }
@@ -586,7 +606,12 @@ h1_conn *hx_h1_conn_new(hx_worker *w, bool tls)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->tls = tls;
-    hx_io_init(&w->loop, &c->io, c);
+    c->io = hx_malloc(sizeof *c->io);
+    if (c->io == NULL) {
+        hx_free(c);
+        return NULL;
+    }
+    hx_io_init(&w->loop, c->io, c);
     uv_timer_init(&w->loop, &c->rt);
     uv_timer_init(&w->loop, &c->wt);
     c->rt.data = c->wt.data = c;
@@ -601,7 +626,7 @@ h1_conn *hx_h1_conn_new(hx_worker *w, bool tls)
 
 uv_stream_t *hx_h1_conn_stream(h1_conn *c)
 {
-    return hx_io_stream(&c->io);
+    return hx_io_stream(c->io);
 }
 
 void hx_h1_conn_discard(h1_conn *c)
@@ -613,7 +638,7 @@ static void peer_name(h1_conn *c)
 {
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &sl) != 0)
+    if (uv_tcp_getpeername(&c->io->tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
@@ -627,7 +652,7 @@ static void peer_name(h1_conn *c)
 void hx_h1_conn_start(h1_conn *c, long max_conns)
 {
     hx_worker *w = c->w;
-    uv_tcp_nodelay(&c->io.tcp, 1);
+    uv_tcp_nodelay(&c->io->tcp, 1);
     peer_name(c);
     if (atomic_fetch_add(&w->srv->conns, 1) >= max_conns) {
         atomic_fetch_sub(&w->srv->conns, 1);
@@ -636,17 +661,17 @@ void hx_h1_conn_start(h1_conn *c, long max_conns)
             hx_h1_conn_close(c, "too many connections");
             return;
         }
-        hx_io_read_start(&c->io, on_alloc, on_read);
+        hx_io_read_start(c->io, on_alloc, on_read);
         send_error(c, HX_ERR_TOO_MANY_CONNECTIONS);
         return;
     }
     c->counted = true;
     c->h2c_probe = !c->tls && w->cfg->server.http2.enabled && w->cfg->server.http2.h2c;
-    if (c->tls && hx_io_tls_start(&c->io, on_tls_ready) != 0) {
+    if (c->tls && hx_io_tls_start(c->io, on_tls_ready) != 0) {
         hx_h1_conn_close(c, "no TLS session");
         return;
     }
-    if (hx_io_read_start(&c->io, on_alloc, on_read) != 0) {
+    if (hx_io_read_start(c->io, on_alloc, on_read) != 0) {
         hx_h1_conn_close(c, "read start failed");
         return;
     }

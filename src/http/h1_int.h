@@ -25,7 +25,8 @@ enum h1_state {
 enum rt_mode { RT_NONE, RT_HANDSHAKE, RT_READ, RT_IDLE, RT_LINGER };
 
 struct h1_conn {
-    hx_io io;             /* the byte stream: plain TCP or TLS (io.h) */
+    hx_io *io;            /* the byte stream: plain TCP or TLS (io.h); its own
+                           * allocation, NULL once handed to h2 (ALPN h2) */
     uv_timer_t rt;
     uv_timer_t wt;
     uv_shutdown_t shutdown_req;

@@ -80,7 +80,7 @@ static void flush_conn(h1_conn *c)
      * request and spares libuv's epoll_ctl round after each uv_write.
      * uv_try_write refuses (EAGAIN) while earlier uv_writes are queued,
      * so the order of bytes is kept. */
-    int n = hx_io_try_write(&c->io, c->obuf.data, c->obuf.len);
+    int n = hx_io_try_write(c->io, c->obuf.data, c->obuf.len);
     if (n < 0 && n != UV_EAGAIN) {
         hx_h1_conn_close(c, "write failed");
         return;
@@ -93,7 +93,7 @@ static void flush_conn(h1_conn *c)
     }
     size_t len = 0;
     char *data = hx_buf_steal(&c->obuf, &len);
-    if (hx_io_write(&c->io, data, len, on_write) != 0) {
+    if (hx_io_write(c->io, data, len, on_write) != 0) {
         c->out_pending -= len;
         hx_h1_conn_close(c, "write failed");
     }

@@ -179,6 +179,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void 
     r->http_minor = 1;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
+    hx_h2_io_req_facts(c, r);
     s->next = c->streams;
     if (c->streams)
         c->streams->prev = s;
@@ -394,7 +395,10 @@ h2_conn *hx_h2_conn_new(hx_worker *w)
         return NULL;
     c->w = w;
     c->state = H2C_OPEN;
-    hx_h2_io_init(c);
+    if (hx_h2_io_init(c) != 0) {
+        hx_free(c);
+        return NULL;
+    }
     c->next = w->h2_conns;
     if (w->h2_conns)
         w->h2_conns->prev = c;
@@ -588,6 +592,19 @@ int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *
         return 0;
     }
     hx_h2_conn_begin(c, LONG_MAX, (const uint8_t *)data, len);
+    return 0;
+}
+
+int hx_h2_adopt_io(hx_worker *w, hx_io *io, const char *peer_ip, int peer_port, bool counted)
+{
+    h2_conn *c = hx_h2_conn_new(w);
+    if (c == NULL)
+        return -1;
+    snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
+    c->peer_port = peer_port;
+    c->counted = counted;
+    hx_h2_io_take(c, io);
+    hx_h2_conn_begin(c, LONG_MAX, NULL, 0);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "http/io.h"
 #include "http/server_int.h"
 
 /* Output handed to the socket and not yet written: past HIGH nghttp2
@@ -90,7 +91,7 @@ typedef struct {
 
 struct h2_conn {
     /* I/O (h2_io.c only) */
-    uv_tcp_t tcp;
+    hx_io *io;            /* plain or TLS (io.h); its own allocation, freed with c */
     uv_shutdown_t shutdown_req;
     hx_buf obuf;          /* frames of this turn, written in one go */
     size_t out_pending;   /* in obuf + handed to libuv, not yet written */
@@ -139,8 +140,14 @@ uv_stream_t *hx_h2_io_stream(h2_conn *c);
 /* Adopts a connected descriptor (h2c hand-off from h1); closes it on
  * failure. */
 int hx_h2_io_open(h2_conn *c, int fd);
+/* Adopts h1's hx_io after a TLS handshake chose h2 (ALPN): c's own
+ * unused one is closed, `io` (reading) becomes c's. */
+void hx_h2_io_take(h2_conn *c, hx_io *io);
 /* Fills peer_ip / peer_port from the socket (accepted connections). */
 void hx_h2_io_peer(h2_conn *c);
+/* Over TLS: marks r secure and copies the verified client certificate's
+ * identity (as h1 does), so auth by client_cert works over h2 too. */
+void hx_h2_io_req_facts(h2_conn *c, hx_req *r);
 /* Starts reading; hx_h2_on_input / hx_h2_on_eof follow. */
 int hx_h2_io_start(h2_conn *c);
 /* Queues frames for this turn's write. Returns 0, or -1 past the bound. */

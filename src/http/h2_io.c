@@ -1,49 +1,60 @@
 /* HTTP/2 adapter, the only file with socket calls: reads feed nghttp2
  * (hx_h2_on_input), frames of a loop turn are gathered and written once
- * in the check phase, as h1_out.c does. The next round puts these calls
- * over a TLS session instead of the plain descriptor. */
+ * in the check phase, as h1_out.c does. All of them go through the
+ * connection I/O layer (io.h), so h2c and h2 over TLS share this code. */
+#include <string.h>
 #include <unistd.h>
 
 #include "http/h2_int.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 
-typedef struct {
-    uv_write_t w;
-    h2_conn *c;
-    size_t len;
-    char *data;
-} wreq;
-
 static void on_handle_closed(uv_handle_t *h)
 {
     h2_conn *c = h->data;
     if (--c->open_handles > 0)
         return;
+    hx_free(c->io);
     hx_buf_free(&c->obuf);
     hx_h2_conn_freed(c);
 }
 
 int hx_h2_io_init(h2_conn *c)
 {
+    c->io = hx_malloc(sizeof *c->io);
+    if (c->io == NULL)
+        return -1;
     hx_buf_init(&c->obuf, HX_H2_OBUF_MAX);
     uv_loop_t *loop = &c->w->loop;
-    uv_tcp_init(loop, &c->tcp);
+    hx_io_init(loop, c->io, c);
     uv_timer_init(loop, &c->idle_t);
     uv_timer_init(loop, &c->slow_t);
-    c->tcp.data = c->idle_t.data = c->slow_t.data = c;
+    c->idle_t.data = c->slow_t.data = c;
     c->open_handles = 3;
     return 0;
 }
 
 uv_stream_t *hx_h2_io_stream(h2_conn *c)
 {
-    return (uv_stream_t *)&c->tcp;
+    return hx_io_stream(c->io);
+}
+
+static void on_spare_closed(uv_handle_t *h)
+{
+    hx_free(h); /* the hx_io c never used (tcp first member) */
+}
+
+void hx_h2_io_take(h2_conn *c, hx_io *io)
+{
+    uv_close((uv_handle_t *)&c->io->tcp, on_spare_closed);
+    c->io = io;
+    io->tcp.data = c;
+    hx_io_read_stop(io); /* h1's callbacks; hx_h2_io_start sets ours */
 }
 
 int hx_h2_io_open(h2_conn *c, int fd)
 {
-    if (uv_tcp_open(&c->tcp, fd) != 0) {
+    if (uv_tcp_open(&c->io->tcp, fd) != 0) {
         close(fd);
         return -1;
     }
@@ -54,7 +65,7 @@ void hx_h2_io_peer(h2_conn *c)
 {
     struct sockaddr_storage ss;
     int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+    if (uv_tcp_getpeername(&c->io->tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
@@ -65,9 +76,23 @@ void hx_h2_io_peer(h2_conn *c)
     }
 }
 
+void hx_h2_io_req_facts(h2_conn *c, hx_req *r)
+{
+    if (!hx_io_is_tls(c->io))
+        return;
+    hx_io_tls_facts f = hx_io_tls_get_facts(c->io);
+    r->secure = true;
+    /* Both bounded like hx_tls_info's: copied whole or not at all. */
+    size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
+    if (hl < sizeof r->peer_cert_sha256 && sl < sizeof r->peer_cert_subject) {
+        memcpy(r->peer_cert_sha256, f.peer_sha256, hl + 1);
+        memcpy(r->peer_cert_subject, f.peer_subject, sl + 1);
+    }
+}
+
 void hx_h2_io_close(h2_conn *c)
 {
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    hx_io_close(c->io, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle_t, on_handle_closed);
     uv_close((uv_handle_t *)&c->slow_t, on_handle_closed);
 }
@@ -82,7 +107,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 int hx_h2_io_finish(h2_conn *c)
 {
     c->shutdown_req.data = c;
-    return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0 ? 0 : -1;
+    return hx_io_shutdown(c->io, &c->shutdown_req, on_shutdown) == 0 ? 0 : -1;
 }
 
 /* ---- input ----------------------------------------------------------- */
@@ -109,15 +134,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 int hx_h2_io_start(h2_conn *c)
 {
-    uv_tcp_nodelay(&c->tcp, 1);
-    return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0 ? 0 : -1;
+    uv_tcp_nodelay(&c->io->tcp, 1);
+    return hx_io_read_start(c->io, on_alloc, on_read) == 0 ? 0 : -1;
 }
 
 void hx_h2_io_pause(h2_conn *c)
 {
     if (c->read_stopped || c->state == H2C_CLOSED)
         return;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    hx_io_read_stop(c->io);
     c->read_stopped = true;
 }
 
@@ -126,7 +151,7 @@ void hx_h2_io_resume(h2_conn *c)
     if (!c->read_stopped || c->state == H2C_CLOSED)
         return;
     c->read_stopped = false;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    hx_io_read_start(c->io, on_alloc, on_read);
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -139,13 +164,9 @@ int hx_h2_io_write(h2_conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-static void on_write(uv_write_t *uw, int status)
+static void on_write(hx_io *io, size_t len, int status)
 {
-    wreq *wr = (wreq *)uw;
-    h2_conn *c = wr->c;
-    size_t len = wr->len;
-    hx_free(wr->data);
-    hx_free(wr);
+    h2_conn *c = io->tcp.data;
     c->out_pending -= len;
     if (c->state == H2C_CLOSED)
         return;
@@ -165,9 +186,9 @@ static void flush_conn(h2_conn *c)
     if (c->state == H2C_CLOSED || c->obuf.len == 0)
         return;
     /* Most turns fit the socket buffer: no write request needed.
-     * uv_try_write refuses while earlier writes queue, so order holds. */
-    uv_buf_t direct = uv_buf_init(c->obuf.data, (unsigned)c->obuf.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
+     * A try_write refuses while earlier writes queue, so order holds
+     * (TLS always refuses: records go through hx_io_write). */
+    int n = hx_io_try_write(c->io, c->obuf.data, c->obuf.len);
     if (n < 0 && n != UV_EAGAIN) {
         hx_h2_conn_close(c, "write failed");
         return;
@@ -179,18 +200,10 @@ static void flush_conn(h2_conn *c)
         if (c->state == H2C_CLOSED || c->obuf.len == 0)
             return;
     }
-    wreq *wr = hx_malloc(sizeof *wr);
-    if (wr == NULL) {
-        hx_h2_conn_close(c, "out of memory");
-        return;
-    }
-    wr->c = c;
-    wr->data = hx_buf_steal(&c->obuf, &wr->len);
-    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)wr->len);
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
-        c->out_pending -= wr->len;
-        hx_free(wr->data);
-        hx_free(wr);
+    size_t len = 0;
+    char *data = hx_buf_steal(&c->obuf, &len);
+    if (hx_io_write(c->io, data, len, on_write) != 0) { /* data freed there */
+        c->out_pending -= len;
         hx_h2_conn_close(c, "write failed");
     }
 }

@@ -45,13 +45,14 @@ typedef struct {
 
 /* ---- ALPN: protocol name → adapter ---------------------------------- */
 
-/* The protocols the TLS listener offers, each with its adapter. HTTP/2
- * plugs in here (a row "h2" → its hx_proto) once its adapter can adopt a
- * connection that finished its handshake. */
+/* The protocols the TLS listener offers, each with its adapter. A TLS
+ * connection starts in h1 (it runs the handshake); ALPN "h2" moves the
+ * hx_io to the HTTP/2 adapter (h1.c:on_tls_ready, hx_h2_adopt_io). */
 static const struct {
     const char *name;
     const hx_proto *proto;
 } alpn_table[] = {
+    {"h2", &hx_h2_proto},
     {"http/1.1", &hx_h1_proto},
 };
 
@@ -65,16 +66,16 @@ const hx_proto *hx_alpn_proto(const char *name)
     return NULL;
 }
 
-hx_tls_ctx *hx_io_tls_ctx_new(const hx_cfg_tls *t, char *err, size_t errlen)
+hx_tls_ctx *hx_io_tls_ctx_new(const hx_cfg_tls *t, bool h2, char *err, size_t errlen)
 {
-    /* Offer only what an adapter serves: "h2" in server.tls.alpn waits
-     * for the HTTP/2 adapter (a client offering h2 gets http/1.1). */
+    /* Offer only what an adapter serves: "h2" only while HTTP/2 is on
+     * (server.http2.enabled; a client offering h2 then gets http/1.1). */
     char *names[8];
     hx_cfg_tls only = *t;
     only.alpn.items = names;
     only.alpn.n = 0;
     for (size_t i = 0; i < t->alpn.n && only.alpn.n < sizeof names / sizeof names[0]; i++)
-        if (strcmp(t->alpn.items[i], "h2") != 0 && hx_alpn_proto(t->alpn.items[i]) != NULL)
+        if ((h2 || strcmp(t->alpn.items[i], "h2") != 0) && hx_alpn_proto(t->alpn.items[i]) != NULL)
             names[only.alpn.n++] = t->alpn.items[i];
     return hx_tls_ctx_new(&only, err, errlen);
 }
@@ -210,7 +211,9 @@ static void tls_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (rc != HX_TLS_OK && rc != HX_TLS_CLOSED)
         HX_LOG_DEBUG("TLS connection failed", HX_F_STR("error", hx_tls_rc_text(rc)),
                      HX_F_STR("reason", hx_tls_conn_error(t->conn)));
-    read(s, rc == HX_TLS_CLOSED ? UV_EOF : UV_EPROTO, buf);
+    /* t->read again: the handshake may have moved the connection to
+     * another adapter (ALPN h2) during the feed. */
+    t->read(s, rc == HX_TLS_CLOSED ? UV_EOF : UV_EPROTO, buf);
 }
 
 int hx_io_tls_read_start(hx_io *io, uv_alloc_cb alloc, uv_read_cb read)

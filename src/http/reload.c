@@ -105,7 +105,7 @@ int hx_server_reload(hx_server *s, const char *why)
     /* A new TLS context from the new certificates; new handshakes take
      * it, connections keep the one they started with. */
     hx_tls_ctx *tls = NULL;
-    if (s->tls && cfg->server.tls.enabled && (tls = hx_io_tls_ctx_new(&cfg->server.tls, err, sizeof err)) == NULL) {
+    if (s->tls && cfg->server.tls.enabled && (tls = hx_io_tls_ctx_new(&cfg->server.tls, cfg->server.http2.enabled, err, sizeof err)) == NULL) {
         s->nretired--;
         log_failure(why, err);
         hx_router_free(rt);

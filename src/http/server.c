@@ -113,14 +113,14 @@ static int server_tls_init(hx_server *s, const hx_config *cfg, char *err, size_t
     s->plain = !t->enabled || t->port != cfg->server.port;
     if (!s->tls)
         return 0;
-    hx_tls_ctx *ctx = hx_io_tls_ctx_new(t, err, errlen);
+    hx_tls_ctx *ctx = hx_io_tls_ctx_new(t, cfg->server.http2.enabled, err, errlen);
     if (ctx == NULL)
         return -1;
     s->tls_ctx = ctx;
     hx_tls_ctx_publish(ctx);
     for (size_t i = 0; i < t->alpn.n; i++)
-        if (hx_alpn_proto(t->alpn.items[i]) == NULL)
-            HX_LOG_INFO("server.tls.alpn names a protocol this build does not serve over TLS yet; not offered",
+        if (!cfg->server.http2.enabled && strcmp(t->alpn.items[i], "h2") == 0)
+            HX_LOG_INFO("server.tls.alpn names h2 but server.http2.enabled is false; not offered",
                         HX_F_STR("protocol", t->alpn.items[i]));
     return 0;
 }

@@ -192,6 +192,11 @@ int hx_h1_set_target(hx_req *r, const char *url, size_t len);
  * caller's. */
 int hx_h2_adopt(hx_worker *w, int fd, const char *data, size_t len, const char *peer_ip, int peer_port,
                 bool counted);
+struct hx_io;
+/* h2.c: ALPN h2 on a TLS connection whose handshake h1 ran: h2 takes `io`
+ * (its own allocation, the TLS session in it) and the slot. 0, or -1 with
+ * io untouched (the caller still owns it). */
+int hx_h2_adopt_io(hx_worker *w, struct hx_io *io, const char *peer_ip, int peer_port, bool counted);
 /* server.c: called when a worker's last connection is gone while draining. */
 void hx_worker_maybe_stop(hx_worker *w);
 

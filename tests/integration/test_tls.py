@@ -10,12 +10,15 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import unittest
 
 from harness import (DEFAULT_TIMEOUT, HOST, REPO_ROOT, HapaxTestCase, RawConn, build_request, free_port,
                      http_request)
+from test_http2 import (END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, GOAWAY, HEADERS, PREFACE, RST_STREAM,
+                        SETTINGS, H2Raw, frame, goaway_code, request_block)
 
 
 def have(tool):
@@ -163,17 +166,16 @@ class TlsServeTest(TlsBase):
         p.wait()
         return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
-    def test_alpn_h2_offered_http11_chosen(self):
-        """h2 waits for the HTTP/2 adapter: a client offering both gets
-        http/1.1 and is served."""
+    def test_alpn_picks_h2_or_http11(self):
+        """The default alpn [h2, http/1.1]: a client offering both gets h2;
+        one offering http/1.1 only, or no ALPN at all, is served HTTP/1.1."""
         with TlsConn(self.tls_port, self.ctx(alpn=["h2", "http/1.1"])) as c:
+            self.assertEqual(c.sock.selected_alpn_protocol(), "h2")
+        with TlsConn(self.tls_port, self.ctx(alpn=["http/1.1"])) as c:
             self.assertEqual(c.sock.selected_alpn_protocol(), "http/1.1")
             self.assertEqual(c.request("GET", "/health").status, 200)
         with TlsConn(self.tls_port, self.ctx()) as c:  # no ALPN at all: HTTP/1.1
             self.assertEqual(c.request("GET", "/health").status, 200)
-        # the default alpn [h2, http/1.1]: the operator is told h2 is not offered
-        self.assertIsNotNone(self.srv.wait_log(lambda ln: ln.get("protocol") == "h2"
-                                               and "not offered" in ln.get("msg", "")))
 
     def test_sni_picks_the_certificate(self):
         for sni, cn in (("a.test", "a.test"), ("b.test", "a.test"), ("c.test", "c.test")):
@@ -338,6 +340,24 @@ class TlsClientCertTest(TlsBase):
         with self.assertRaises((ssl.SSLError, OSError)):
             self.chat(self.ctx("rogue.pem", "rogue.key"))
 
+    @unittest.skipUnless(have("curl"), "curl needed")
+    def test_client_cert_is_a_key_over_h2(self):
+        """ALPN h2: the certificate's identity reaches the HTTP/2 stream's
+        request as it does over HTTP/1.1."""
+        self.start_mtls("optional")
+        chat = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+        url = "https://a.test:%d/v1/chat/completions" % self.tls_port
+        r = self.curl("--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                      "--cert", self.cert("client.pem"), "--key", self.cert("client.key"),
+                      "-H", "Content-Type: application/json", "-d", chat, url)
+        self.assertEqual(r.stdout, "200 2", r.stderr)
+        log = self.srv.wait_log(lambda ln: ln.get("msg") == "request" and ln.get("status") == 200
+                                and ln.get("path") == "/v1/chat/completions")
+        self.assertEqual(log.get("key_name"), "svc")
+        r = self.curl("--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                      "-H", "Content-Type: application/json", "-d", chat, url)
+        self.assertEqual(r.stdout, "401 2", r.stderr)
+
     def test_require_refuses_without_certificate(self):
         self.start_mtls("require")
         self.assertEqual(self.chat(self.ctx("client.pem", "client.key")).status, 200)
@@ -428,3 +448,113 @@ class RedirectTest(TlsBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class H2Tls(H2Raw):
+    """test_http2's frame client over TLS with ALPN h2."""
+
+    def __init__(self, port, ctx, settings=b""):
+        self.buf = b""
+        self.closed = False
+        raw = socket.create_connection((HOST, port), timeout=5)
+        self.sock = ctx.wrap_socket(raw, server_hostname="a.test")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.send(PREFACE + frame(SETTINGS, 0, 0, settings))
+
+
+@unittest.skipUnless(have("curl") and have("nghttp"), "curl and nghttp (nghttp2-client) needed")
+class TlsHttp2Test(TlsBase):
+    """HTTP/2 over TLS (ALPN h2): the routes, the limits and the defences
+    of docs/http2.md, as on h2c."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_tls(extra={"server": {"max_header_bytes": "16KB", "max_body_bytes": "1MB",
+                                         "http2": {"max_resets_per_second": 50}}})
+
+    def h2curl(self, *args):
+        r = self.curl("--http2", "-w", "\n%{http_code} %{http_version}", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body, _, tail = r.stdout.rpartition("\n")
+        return body, tail
+
+    def test_routes_with_curl_h2(self):
+        base = "https://a.test:%d" % self.tls_port
+        chat = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+        chat_stream = chat[:-1] + ',"stream":true}'
+        msgs = '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
+        cases = [
+            (["%s/health" % base], '"status":"ok"'),
+            (["%s/v1/models" % base], '"object":"list"'),
+            (["-H", "Content-Type: application/json", "-d", chat, "%s/v1/chat/completions" % base],
+             '"chat.completion"'),
+            (["-N", "-H", "Content-Type: application/json", "-d", chat_stream, "%s/v1/chat/completions" % base],
+             "data: [DONE]"),
+            (["-H", "Content-Type: application/json", "-d", msgs, "%s/v1/messages" % base], '"type":"message"'),
+        ]
+        for args, want in cases:
+            with self.subTest(url=args[-1], want=want):
+                body, tail = self.h2curl(*args)
+                self.assertEqual(tail, "200 2", body[:300])
+                self.assertIn(want, body)
+        log = self.srv.wait_log(lambda ln: ln.get("msg") == "request" and ln.get("path") == "/v1/messages")
+        self.assertEqual(log.get("scheme"), "https")
+
+    def test_413_and_431_over_h2_tls(self):
+        base = "https://a.test:%d" % self.tls_port
+        _, tail = self.h2curl("-o", "/dev/null", "-H", "X-Big: " + "x" * 20000, "%s/health" % base)
+        self.assertEqual(tail, "431 2")
+        path = os.path.join(self.workdir, "big.json")
+        with open(path, "wb") as f:
+            f.write(b"y" * (2 << 20))
+        _, tail = self.h2curl("-o", "/dev/null", "-H", "Content-Type: application/json",
+                              "--data-binary", "@" + path, "%s/v1/chat/completions" % base)
+        self.assertEqual(tail, "413 2")
+
+    def test_nghttp_over_tls(self):
+        url = "https://%s:%d" % (HOST, self.tls_port)
+        p = subprocess.run(["nghttp", "-v", "-y", url + "/health"], capture_output=True, timeout=30)
+        out = p.stdout.decode()
+        self.assertIn("h2", out)
+        self.assertIn(":status: 200", out)
+        path = os.path.join(self.workdir, "req.json")
+        with open(path, "w") as f:
+            f.write('{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}')
+        p = subprocess.run(["nghttp", "-v", "-y", "-d", path, "-H", "content-type: application/json",
+                            url + "/v1/chat/completions"], capture_output=True, timeout=30)
+        out = p.stdout.decode()
+        self.assertIn(":status: 200", out)
+        self.assertIn("data: [DONE]", out)
+
+    def test_rapid_reset_over_tls_gets_goaway(self):
+        data = b""
+        for i in range(400):
+            sid = 1 + 2 * i
+            data += frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
+            data += frame(RST_STREAM, 0, sid, struct.pack(">I", 8))  # CANCEL
+        c = H2Tls(self.tls_port, self.ctx(alpn=["h2"]))
+        c.send(data)
+        got = c.frames(timeout=10, until=lambda f: f[0] == GOAWAY)
+        self.assertEqual(goaway_code(got), ENHANCE_YOUR_CALM, got[-3:])
+        c.close()
+        ev = self.srv.wait_log(lambda r: r.get("kind") == "http2_abuse")
+        self.assertIsNotNone(ev, "no security event")
+        self.assertEqual(ev.get("reason"), "rapid_reset")
+        _, tail = self.h2curl("-o", "/dev/null", "https://a.test:%d/health" % self.tls_port)
+        self.assertEqual(tail, "200 2")  # other clients are still served
+
+
+class TlsHttp2OffTest(TlsBase):
+
+    def test_http2_disabled_alpn_picks_http11(self):
+        self.start_tls(extra={"server": {"http2": {"enabled": False}}})
+        with TlsConn(self.tls_port, self.ctx(alpn=["h2", "http/1.1"])) as c:
+            self.assertEqual(c.sock.selected_alpn_protocol(), "http/1.1")
+            self.assertEqual(c.request("GET", "/health").status, 200)
+        if have("curl"):
+            r = self.curl("--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                          "https://a.test:%d/health" % self.tls_port)
+            self.assertEqual(r.stdout, "200 1.1", r.stderr)
+        # alpn [h2, http/1.1] by default: the operator is told h2 is not offered
+        self.assertIsNotNone(self.srv.wait_log(lambda ln: ln.get("protocol") == "h2"
+                                               and "not offered" in ln.get("msg", "")))

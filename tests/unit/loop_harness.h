@@ -82,7 +82,7 @@ static inline int lh_init(lh_loop *h, const char *yaml, hx_handler_fn handler)
     if (uv_loop_init(&w->loop) != 0)
         return -1;
     hx_accept_init(w);
-    hx_h1_worker_init(w);
+    hx_h1_proto.worker_init(w); /* h1's and h2's per-worker handles */
     w->listeners[0].proto = &hx_h1_proto;
     w->nlisteners = 1;
     struct sockaddr_in a;
@@ -226,9 +226,9 @@ static inline void lh_fini(lh_loop *h)
 {
     hx_worker *w = h->w;
     if (w) {
-        hx_h1_close_all(w);
+        hx_h1_proto.close_all(w);
         uv_close((uv_handle_t *)&w->listeners[0].tcp, NULL);
-        hx_h1_worker_close(w);
+        hx_h1_proto.worker_close(w);
         hx_accept_close(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);

@@ -272,7 +272,6 @@ static int setup_with(void **state, const char *yaml)
     lh_loop *h = calloc(1, sizeof *h);
     if (h == NULL || lh_init(h, yaml, stub) != 0)
         return -1;
-    hx_h2_io_worker_init(h->w);
     hx_h2_state_hook = on_state;
     *state = h;
     return 0;
@@ -301,9 +300,7 @@ static int teardown(void **state)
     if (g.held)
         hx_req_unref(g.held);
     g.held = NULL;
-    hx_h2_close_all(h->w);
-    hx_h2_io_worker_close(h->w);
-    lh_fini(h);
+    lh_fini(h); /* closes h1's and h2's connections and handles */
     free(h);
     return 0;
 }

@@ -63,7 +63,7 @@ static void tls_setup(const char *yaml, bool client_ca)
         t.client_auth = "optional";
     }
     char err[256] = "";
-    hx_tls_ctx *c = hx_io_tls_ctx_new(&t, err, sizeof err); /* the listener's: ALPN filtered */
+    hx_tls_ctx *c = hx_io_tls_ctx_new(&t, false, err, sizeof err); /* the listener's: ALPN filtered */
     assert_non_null(c);
     hx_tls_ctx_publish(c);
     hx_tls_ctx_unref(c);
@@ -288,28 +288,69 @@ static void test_tls_max_connections(void **state)
     tls_teardown();
 }
 
-/* A context that offers a protocol no adapter serves (here h2 before the
- * HTTP/2 adapter: what hx_io_tls_ctx_new prevents) gets the connection
- * closed after the handshake instead of HTTP/1.1 bytes on an h2 stream. */
-static void test_tls_alpn_without_adapter(void **state)
+/* ALPN h2 moves the connection, its TLS session and its slot to the HTTP/2
+ * adapter: a request in HTTP/2 frames reaches the router and its answer
+ * comes back in a DATA frame, with the request marked secure; h1 bytes
+ * on such a connection are not served. */
+static void test_tls_alpn_h2_moves_to_http2(void **state)
 {
     (void)state;
     tls_setup(NULL, false);
     hx_cfg_tls t;
     tls_cfg(&t, tls_at("chain.pem"), tls_at("server.key")); /* alpn: h2, http/1.1 */
-    hx_tls_ctx *ctx = ctx_of(&t);
+    hx_tls_ctx *ctx = hx_io_tls_ctx_new(&t, true, (char[256]){0}, 256);
+    assert_non_null(ctx);
     hx_tls_ctx_publish(ctx);
     hx_tls_ctx_unref(ctx);
     client c;
     client_open(&c, NULL, NULL);
     assert_int_equal(client_handshake(&c), 0);
-    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    gnutls_datum_t sel;
+    assert_int_equal(gnutls_alpn_get_selected_protocol(c.s, &sel), 0);
+    assert_int_equal(sel.size, 2);
+    assert_memory_equal(sel.data, "h2", 2);
+    /* preface, empty SETTINGS, HEADERS (END_STREAM|END_HEADERS) on stream 1:
+     * GET https /health, :authority x (HPACK: indexed and literal fields) */
+    static const char req[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                              "\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                              "\x00\x00\x0e\x01\x05\x00\x00\x00\x01"
+                              "\x82\x87\x04\x07/health\x01\x01x";
     client_send(&c, req, sizeof req - 1);
     hx_buf got;
     hx_buf_init(&got, 1 << 16);
-    assert_true(client_read(&c, &got, "hello") <= 0);
-    assert_int_equal(g.calls, 0);
+    assert_int_equal(client_read(&c, &got, "hello"), 1);
+    assert_int_equal(g.calls, 1);
+    assert_true(g.secure);
     hx_buf_free(&got);
+    client_close(&c);
+    assert_true(lh_run_until(&h, lh_cond_no_conns, NULL));
+    assert_int_equal(atomic_load(&h.srv.conns), 0);
+
+    client_open(&c, NULL, NULL); /* HTTP/1.1 bytes after ALPN h2: refused */
+    assert_int_equal(client_handshake(&c), 0);
+    static const char h1req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    client_send(&c, h1req, sizeof h1req - 1);
+    hx_buf_init(&got, 1 << 16);
+    assert_true(client_read(&c, &got, "hello") <= 0);
+    assert_int_equal(g.calls, 1);
+    hx_buf_free(&got);
+    client_close(&c);
+    tls_teardown();
+}
+
+/* With server.http2.enabled false the listener's context does not offer
+ * h2: a client offering h2 and http/1.1 gets http/1.1. */
+static void test_tls_alpn_h2_off(void **state)
+{
+    (void)state;
+    tls_setup(NULL, false); /* publishes hx_io_tls_ctx_new(&t, false, ...) */
+    client c;
+    client_open(&c, NULL, NULL);
+    assert_int_equal(client_handshake(&c), 0);
+    gnutls_datum_t sel;
+    assert_int_equal(gnutls_alpn_get_selected_protocol(c.s, &sel), 0);
+    assert_int_equal(sel.size, 8);
+    assert_memory_equal(sel.data, "http/1.1", 8);
     client_close(&c);
     tls_teardown();
 }
@@ -383,7 +424,8 @@ int main(void)
         cmocka_unit_test(test_tls_garbage_and_handshake_deadline),
         cmocka_unit_test(test_tls_client_cert_facts),
         cmocka_unit_test(test_tls_max_connections),
-        cmocka_unit_test(test_tls_alpn_without_adapter),
+        cmocka_unit_test(test_tls_alpn_h2_moves_to_http2),
+        cmocka_unit_test(test_tls_alpn_h2_off),
         cmocka_unit_test(test_plain_alt_svc),
         cmocka_unit_test(test_https_location),
     };
