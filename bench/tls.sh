@@ -1,0 +1,134 @@
+#!/bin/bash
+# HTTPS side by side: hapax vs nginx with the same certificate, both
+# proxying to the mock (one worker each on CPU 0; the mock and the load
+# generators on CPU 1). Scenarios:
+#   h1      HTTP/1.1 over TLS, keep-alive (wrk, 50 connections)
+#   h2      HTTP/2 over TLS (h2load, 10 connections x 100 streams)
+#   hs      a new TLS connection per request (wrk, Connection: close): handshakes/s
+#   idle    peak RSS holding 1000 idle TLS connections
+#   streams peak RSS and req/s at 1000 concurrent HTTP/2 streams of 100 chunks
+#   bench/tls.sh                      # all, 10 s per run
+#   DURATION=5 SCENARIOS="h1 h2" bench/tls.sh
+# Prints req/s, p50/p99 where the tool gives them, peak RSS (VmHWM) of the
+# serving processes (hapax's process; nginx's worker) and hapax/nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+SCENARIOS=${SCENARIOS:-h1 h2 hs idle streams}
+MOCK_PORT=${MOCK_PORT:-19701}; NGINX_PORT=${NGINX_PORT:-19702}; HAPAX_PORT=${HAPAX_PORT:-19703}
+HAPAX_PLAIN=${HAPAX_PLAIN:-19704}
+HAPAX=${HAPAX:-build/hapax}; MOCK=build/mock-provider
+WORK=$(mktemp -d /tmp/hapax-tls-bench.XXXXXX)
+for p in wrk nginx h2load openssl; do
+  command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light nghttp2-client openssl >/dev/null; break; }
+done
+make -s build >/dev/null
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+chmod 600 "$WORK/key.pem"
+BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
+SBODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}],"stream":true}'
+echo "$BODY" > "$WORK/body.json"; echo "$SBODY" > "$WORK/sbody.json"
+
+start_all() { # $1 = mock chunks
+  taskset -c 1 "$MOCK" --port "$MOCK_PORT" --chunks "$1" > "$WORK/mock.out" & pids+=($!)
+  cat > "$WORK/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+error_log $WORK/nginx-error.log warn;
+pid $WORK/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl http2;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    http2_max_concurrent_streams 128;
+    keepalive_requests 100000;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+NGX
+  taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & NGINX_PID=$!; pids+=($NGINX_PID)
+  cat > "$WORK/h.yaml" <<YML
+server:
+  host: 127.0.0.1
+  port: $HAPAX_PLAIN
+  workers: 1
+  max_connections: 20000
+  http2: {max_concurrent_streams: 128}
+  tls: {enabled: true, port: $HAPAX_PORT, cert_file: $WORK/cert.pem, key_file: $WORK/key.pem}
+logging: {level: warn}
+llm: {provider: openai, model: gpt-4o-mini, api_key: sk-bench, endpoint: "http://127.0.0.1:$MOCK_PORT/v1"}
+YML
+  taskset -c 0 "$HAPAX" --config "$WORK/h.yaml" > "$WORK/hapax.log" 2>&1 & HAPAX_PID=$!; pids+=($HAPAX_PID)
+  for _ in $(seq 50); do curl -skf "https://127.0.0.1:$HAPAX_PORT/health" >/dev/null && curl -sk "https://127.0.0.1:$NGINX_PORT/" >/dev/null && return; sleep 0.1; done
+  echo "servers did not start" >&2; exit 1
+}
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+nginx_hwm() { local s=0 w; for w in $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null); do s=$((s + $(hwm "$w"))); done; echo $s; }
+ratio() { awk -v h="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}'; }
+
+wrk_run() { # $1 port, $2 conns, extra args...
+  local port=$1 conns=$2; shift 2
+  taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s bench/chat.lua "$@" "https://127.0.0.1:$port" 2>&1 |
+    awk '/RESULT/ {print}'
+}
+h2_run() { # $1 port, $2 body file, $3 conns, $4 streams
+  taskset -c 1 h2load -D "$DURATION" -c "$3" -m "$4" -d "$2" -H 'content-type: application/json' \
+    -H 'authorization: Bearer sk-bench' "https://127.0.0.1:$1/v1/chat/completions" 2>&1 |
+    awk '/finished in/ {rps=$4} /^requests:/ {ok=$8} /time for request:/ {mean=$6} END {printf "rps=%s succeeded=%s mean=%s\n", rps, ok, mean}'
+}
+field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<< "$1"; }
+
+for s in $SCENARIOS; do
+  case $s in
+  h1)
+    start_all 10
+    n=$(STREAM=0 wrk_run $NGINX_PORT 50); h=$(STREAM=0 wrk_run $HAPAX_PORT 50)
+    echo "== HTTP/1.1 over TLS, keep-alive, 50 connections (${DURATION}s) =="
+    echo "nginx $n rss=$(nginx_hwm)kB"; echo "hapax $h rss=$(hwm $HAPAX_PID)kB"
+    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+  h2)
+    start_all 10
+    n=$(h2_run $NGINX_PORT "$WORK/body.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/body.json" 10 100)
+    echo "== HTTP/2 over TLS, 10 connections x 100 streams (${DURATION}s) =="
+    echo "nginx $n rss=$(nginx_hwm)kB"; echo "hapax $h rss=$(hwm $HAPAX_PID)kB"
+    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+  hs)
+    start_all 10
+    n=$(STREAM=0 wrk_run $NGINX_PORT 20 -H "Connection: close"); h=$(STREAM=0 wrk_run $HAPAX_PORT 20 -H "Connection: close")
+    echo "== a new TLS connection per request (handshakes), 20 connections (${DURATION}s) =="
+    echo "nginx $n"; echo "hapax $h"
+    echo "hapax/nginx handshakes/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+  idle)
+    start_all 10
+    for port in $NGINX_PORT $HAPAX_PORT; do
+      taskset -c 1 python3 - "$port" <<'PY'
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+conns = []
+for _ in range(1000):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    conns.append(ctx.wrap_socket(s, server_hostname="localhost"))
+time.sleep(2)
+PY
+    done
+    echo "== 1000 idle TLS connections (handshake done, no request) =="
+    echo "nginx rss=$(nginx_hwm)kB"; echo "hapax rss=$(hwm $HAPAX_PID)kB"; stop_all ;;
+  streams)
+    start_all 100
+    n=$(h2_run $NGINX_PORT "$WORK/sbody.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/sbody.json" 10 100)
+    echo "== 1000 concurrent HTTP/2 streams over TLS (10 x 100), 100 chunks each (${DURATION}s) =="
+    echo "nginx $n rss=$(nginx_hwm)kB"; echo "hapax $h rss=$(hwm $HAPAX_PID)kB"
+    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+  esac
+done
