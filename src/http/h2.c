@@ -263,7 +263,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
 {
     h2_conn *c = ud;
     if (!hx_h2_guard_frame(c, f))
-        return 0;
+        return c->goaway_due ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
     h2_stream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
@@ -457,7 +457,9 @@ void hx_h2_on_input(h2_conn *c, const uint8_t *data, size_t len)
     c->in_recv = true;
     ssize_t rv = nghttp2_session_mem_recv(c->sess, data, len);
     c->in_recv = false;
-    if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+    if (c->goaway_due) {
+        hx_h2_abuse_finish(c); /* rv is our callback's failure */
+    } else if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
         c->sess_dead = true; /* hx_h2_abuse writes its GOAWAY by hand */
         hx_h2_abuse(c, rv == NGHTTP2_ERR_FLOODED ? "flood" : "continuation_flood");
     } else if (rv < 0 && c->state != H2C_CLOSED) {

@@ -94,17 +94,38 @@ void hx_h2_goaway_sent(h2_conn *c, uint32_t code)
         hx_h2_set_conn_state(c, H2C_CLOSING, "nghttp2 limit");
 }
 
-void hx_h2_abuse(h2_conn *c, const char *reason)
+static void send_goaway(h2_conn *c)
 {
-    if (!mark_abusive(c, reason))
-        return;
     int32_t last = c->sess ? nghttp2_session_get_last_proc_stream_id(c->sess) : 0;
     if (c->sess_dead || nghttp2_session_terminate_session2(c->sess, last, NGHTTP2_ENHANCE_YOUR_CALM) != 0) {
         c->sess_dead = true;
         raw_goaway(c, last);
     }
-    hx_h2_set_conn_state(c, H2C_CLOSING, reason);
     hx_h2_io_flush_soon(c);
+}
+
+void hx_h2_abuse(h2_conn *c, const char *reason)
+{
+    if (!mark_abusive(c, reason))
+        return;
+    if (c->state != H2C_CLOSING)
+        hx_h2_set_conn_state(c, H2C_CLOSING, reason);
+    /* Inside mem_recv, nghttp2 resets its inbound state after each frame
+     * callback and so undoes a terminate made there (the next bad frame
+     * then trips an assertion in nghttp2_session_mem_recv): the callback
+     * fails instead and the GOAWAY follows once mem_recv returned. */
+    if (c->in_recv)
+        c->goaway_due = true;
+    else
+        send_goaway(c);
+}
+
+void hx_h2_abuse_finish(h2_conn *c)
+{
+    if (!c->goaway_due)
+        return;
+    c->goaway_due = false;
+    send_goaway(c);
 }
 
 bool hx_h2_guard_frame(h2_conn *c, const nghttp2_frame *f)

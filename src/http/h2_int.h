@@ -112,6 +112,7 @@ struct h2_conn {
     bool close_due;       /* close once in_recv unwinds */
     bool counted;         /* holds a slot of server.max_connections */
     bool abusive;         /* the SIEM event went out; GOAWAY(ENHANCE_YOUR_CALM) */
+    bool goaway_due;      /* found abusive inside mem_recv: GOAWAY once it returns */
     bool sess_dead;       /* nghttp2 failed fatally: no more session calls */
     bool lingering;       /* GOAWAY out and FIN sent: reads discarded until the linger ends */
     h2_bucket resets, settings, pings, priority, wupdates, empty_data;
@@ -198,8 +199,10 @@ bool hx_h2_guard_reset_sent(h2_conn *c);
  * are not counted against the flood limit. */
 void hx_h2_guard_data_sent(h2_conn *c);
 /* Marks c abusive: one SIEM event, a metric, GOAWAY(ENHANCE_YOUR_CALM),
- * close after the flush. `reason` is a literal. */
+ * close after the flush. `reason` is a literal. Inside mem_recv the
+ * GOAWAY waits for hx_h2_abuse_finish (the callback must then fail). */
 void hx_h2_abuse(h2_conn *c, const char *reason);
+void hx_h2_abuse_finish(h2_conn *c);
 /* A GOAWAY left (nghttp2's own ENHANCE_YOUR_CALM counts as abuse). */
 void hx_h2_goaway_sent(h2_conn *c, uint32_t code);
 /* Plain GOAWAY reasons (idle, shutdown) for the metric. */

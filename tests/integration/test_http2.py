@@ -444,6 +444,21 @@ class Http2FloodTest(HapaxTestCase):
         data += frame(DATA, 0, 1) * 200
         self.flood(data, "empty_data_flood")
 
+    def test_flood_then_bad_frame_size_in_one_read(self):
+        # The flood is found inside nghttp2's input loop; a frame-size
+        # error right behind it once made nghttp2 abort the process.
+        for reason, data in (("ping_flood", b"".join(frame(PING, 0, 0, struct.pack(">Q", i)) for i in range(20))),
+                             ("empty_data_flood", frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/x"))
+                              + frame(DATA, 0, 1) * 20)):
+            with self.subTest(reason=reason):
+                c = H2Raw(self.srv.port)
+                c.send(data + frame(SETTINGS, 0, 0, b"x" * 5))  # a length not a multiple of 6
+                got = c.frames(timeout=10, until=lambda f: f[0] == GOAWAY)
+                self.assertEqual(goaway_code(got), ENHANCE_YOUR_CALM, got[-3:])
+                c.close()
+                self.assertIsNone(self.srv.proc.poll(), "the server died")
+                self.assertEqual(self.srv.get("/health").status, 200)
+
     def test_window_updates_answering_data_are_not_a_flood(self):
         # A reader with a small window that answers every DATA frame with
         # two WINDOW_UPDATEs (stream and connection), far past
