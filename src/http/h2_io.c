@@ -63,17 +63,7 @@ int hx_h2_io_open(h2_conn *c, int fd)
 
 void hx_h2_io_peer(h2_conn *c)
 {
-    struct sockaddr_storage ss;
-    int sl = sizeof ss;
-    if (uv_tcp_getpeername(&c->io->tcp, (struct sockaddr *)&ss, &sl) != 0)
-        return;
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
-        c->peer_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
-        c->peer_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
+    hx_io_peer_name(c->io, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
 }
 
 void hx_h2_io_req_facts(h2_conn *c, hx_req *r)

@@ -86,5 +86,8 @@ int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb);
 int hx_io_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb);
 /* Closes the socket (a TLS connection first tries to send close_notify). */
 void hx_io_close(hx_io *io, uv_close_cb cb);
+/* The peer's address and port (IPv4 or IPv6) into ip[iplen] and *port.
+ * Returns 0, or -1 (no peer, or another family: ip "" and port 0). */
+int hx_io_peer_name(hx_io *io, char *ip, size_t iplen, int *port);
 
 #endif

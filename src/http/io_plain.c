@@ -63,3 +63,24 @@ void hx_io_close(hx_io *io, uv_close_cb cb)
         hx_io_tls_release(io);
     uv_close((uv_handle_t *)&io->tcp, cb);
 }
+
+int hx_io_peer_name(hx_io *io, char *ip, size_t iplen, int *port)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    *port = 0;
+    if (iplen > 0)
+        ip[0] = '\0';
+    if (uv_tcp_getpeername(&io->tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, iplen);
+        *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, iplen);
+        *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else {
+        return -1; /* a Unix socket (the fuzz harness): no address to show */
+    }
+    return 0;
+}
