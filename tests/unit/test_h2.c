@@ -264,6 +264,22 @@ static int32_t cli_request(cli *c, const char *method, const char *path, const c
     return nghttp2_submit_request(c->s, NULL, nv, n, body ? &dp : NULL, NULL);
 }
 
+/* Runs h until stream id of c is closed. */
+static void until_closed(lh_loop *h, cli *c, int32_t id)
+{
+    assert_true(cli_until(h, c, stream_closed, (void *)(intptr_t)id));
+}
+
+/* Opens c with a stream window of `window`, sends GET /health and runs h
+ * until the handler has it; returns its stream id. */
+static int32_t open_get_handled(lh_loop *h, cli *c, uint32_t window)
+{
+    cli_open(h, c, window);
+    int32_t id = cli_request(c, "GET", "/health", NULL, 0, NULL, NULL);
+    assert_true(cli_until(h, c, calls_at_least, (void *)1));
+    return id;
+}
+
 /* ---- fixture ------------------------------------------------------------ */
 
 static int setup_with(void **state, const char *yaml)
@@ -314,8 +330,8 @@ static void test_get_and_post(void **state)
     cli_open(h, &c, 65535);
     int32_t a = cli_request(&c, "GET", "/health?x=1", NULL, 0, NULL, NULL);
     int32_t b = cli_request(&c, "POST", "/v1/chat/completions", "{\"a\":1}", 7, NULL, NULL);
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)b));
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)a));
+    until_closed(h, &c, b);
+    until_closed(h, &c, a);
     assert_int_equal(c.status[a / 2], 200);
     assert_int_equal(c.status[b / 2], 200);
     assert_string_equal(c.body[a / 2].data, "GET /health body=0 host=example.test");
@@ -331,9 +347,7 @@ static void test_stream_backpressure_and_drain(void **state)
     lh_loop *h = *state;
     g.mode = STREAM;
     cli c;
-    cli_open(h, &c, 0); /* the stream window is 0: no body byte may leave */
-    int32_t id = cli_request(&c, "GET", "/health", NULL, 0, NULL, NULL);
-    assert_true(cli_until(h, &c, calls_at_least, (void *)1));
+    int32_t id = open_get_handled(h, &c, 0); /* the stream window is 0: no body byte may leave */
     for (int i = 0; i < 50; i++)
         cli_pump(h, &c);
     assert_int_equal(g.busy, 1);      /* the handler was told to wait */
@@ -342,7 +356,7 @@ static void test_stream_backpressure_and_drain(void **state)
     /* Open the window: the body flows, the handler hears on_drain. */
     nghttp2_session_set_local_window_size(c.s, NGHTTP2_FLAG_NONE, 0, 16 * 1024 * 1024);
     nghttp2_session_set_local_window_size(c.s, NGHTTP2_FLAG_NONE, id, 16 * 1024 * 1024);
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)id));
+    until_closed(h, &c, id);
     assert_true(g.drains >= 1);
     assert_int_equal(c.err[id / 2], 0);
     assert_int_equal(c.body[id / 2].len, (size_t)g.writes * CHUNK);
@@ -355,9 +369,7 @@ static void test_client_reset_aborts(void **state)
     lh_loop *h = *state;
     g.mode = HOLD;
     cli c;
-    cli_open(h, &c, 65535);
-    int32_t id = cli_request(&c, "GET", "/health", NULL, 0, NULL, NULL);
-    assert_true(cli_until(h, &c, calls_at_least, (void *)1));
+    int32_t id = open_get_handled(h, &c, 65535);
     nghttp2_submit_rst_stream(c.s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
     assert_true(cli_until(h, &c, aborted, NULL));
     assert_int_equal(g.aborts, 1);
@@ -374,11 +386,11 @@ static void test_413_and_431(void **state)
     cli c;
     cli_open(h, &c, 65535);
     int32_t a = cli_request(&c, "POST", "/v1/chat/completions", big, sizeof big, NULL, NULL);
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)a));
+    until_closed(h, &c, a);
     assert_int_equal(c.status[a / 2], 413);
     big[2000] = '\0';
     int32_t b = cli_request(&c, "GET", "/health", NULL, 0, "x-big", big);
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)b));
+    until_closed(h, &c, b);
     assert_int_equal(c.status[b / 2], 431);
     assert_int_equal(g.calls, 0); /* neither reached the handler */
     cli_close(&c);
@@ -395,7 +407,7 @@ static void test_max_concurrent_streams(void **state)
     cli_request(&c, "GET", "/health", NULL, 0, NULL, NULL);
     int32_t b = cli_request(&c, "GET", "/health", NULL, 0, NULL, NULL);
     nghttp2_session_send(c.s);
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)b));
+    until_closed(h, &c, b);
     assert_int_equal(c.err[b / 2], NGHTTP2_REFUSED_STREAM);
     assert_int_equal(g.calls, 1);
     cli_close(&c);
@@ -481,9 +493,7 @@ static void test_drain_lets_stream_finish(void **state)
     lh_loop *h = *state;
     g.mode = HOLD;
     cli c;
-    cli_open(h, &c, 65535);
-    int32_t id = cli_request(&c, "GET", "/health", NULL, 0, NULL, NULL);
-    assert_true(cli_until(h, &c, calls_at_least, (void *)1));
+    int32_t id = open_get_handled(h, &c, 65535);
     hx_h2_drain(h->w);
     assert_true(cli_until(h, &c, got_goaway, NULL));
     assert_int_equal(c.goaway, NGHTTP2_NO_ERROR);
@@ -491,7 +501,7 @@ static void test_drain_lets_stream_finish(void **state)
     assert_int_equal(hx_res_send(g.held, 200, "text/plain", "late", 4), HX_RES_OK);
     hx_req_unref(g.held);
     g.held = NULL;
-    assert_true(cli_until(h, &c, stream_closed, (void *)(intptr_t)id));
+    until_closed(h, &c, id);
     assert_int_equal(c.status[id / 2], 200);
     assert_string_equal(c.body[id / 2].data, "late");
     assert_true(cli_until(h, &c, no_h2_conns, h));

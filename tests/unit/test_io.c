@@ -81,6 +81,19 @@ typedef struct {
     gnutls_certificate_credentials_t cred;
 } client;
 
+static int client_handshake(client *c)
+{
+    int rc = GNUTLS_E_AGAIN;
+    for (int i = 0; i < LH_MAX_TURNS; i++) {
+        rc = gnutls_handshake(c->s);
+        if (rc == 0 || gnutls_error_is_fatal(rc))
+            return rc;
+        lh_turn(&h);
+    }
+    return rc;
+}
+
+/* A TLS client offering h2 and http/1.1, connected and past its handshake. */
 static void client_open(client *c, const char *cert, const char *key)
 {
     c->fd = lh_connect(&h);
@@ -97,19 +110,19 @@ static void client_open(client *c, const char *cert, const char *key)
     gnutls_datum_t alpn[2] = {{(unsigned char *)"h2", 2}, {(unsigned char *)"http/1.1", 8}};
     assert_int_equal(gnutls_alpn_set_protocols(c->s, alpn, 2, 0), 0);
     gnutls_transport_set_int(c->s, c->fd);
+    assert_int_equal(client_handshake(c), 0);
 }
 
-static int client_handshake(client *c)
+/* ALPN chose `want`. */
+static void assert_alpn(client *c, const char *want)
 {
-    int rc = GNUTLS_E_AGAIN;
-    for (int i = 0; i < LH_MAX_TURNS; i++) {
-        rc = gnutls_handshake(c->s);
-        if (rc == 0 || gnutls_error_is_fatal(rc))
-            return rc;
-        lh_turn(&h);
-    }
-    return rc;
+    gnutls_datum_t sel;
+    assert_int_equal(gnutls_alpn_get_selected_protocol(c->s, &sel), 0);
+    assert_int_equal(sel.size, strlen(want));
+    assert_memory_equal(sel.data, want, sel.size);
 }
+
+static const char health_req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
 
 static void client_send(client *c, const char *data, size_t len)
 {
@@ -163,16 +176,11 @@ static void test_tls_requests(void **state)
     tls_setup(NULL, false);
     client c;
     client_open(&c, NULL, NULL);
-    assert_int_equal(client_handshake(&c), 0);
-    gnutls_datum_t sel;
-    assert_int_equal(gnutls_alpn_get_selected_protocol(c.s, &sel), 0);
-    assert_int_equal(sel.size, 8);
-    assert_memory_equal(sel.data, "http/1.1", 8);
+    assert_alpn(&c, "http/1.1");
     hx_buf got;
     hx_buf_init(&got, 1 << 20);
     for (int i = 1; i <= 2; i++) {
-        static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-        client_send(&c, req, sizeof req - 1);
+        client_send(&c, health_req, sizeof health_req - 1);
         assert_int_equal(client_read(&c, &got, "hello"), 1);
         assert_int_equal(g.calls, i);
         hx_buf_reset(&got);
@@ -195,7 +203,6 @@ static void test_tls_large_and_close_notify(void **state)
     g.answer_len = 1 << 20;
     client c;
     client_open(&c, NULL, NULL);
-    assert_int_equal(client_handshake(&c), 0);
     size_t blen = 300000;
     char *req = malloc(blen + 256);
     assert_non_null(req);
@@ -249,9 +256,7 @@ static void test_tls_client_cert_facts(void **state)
     tls_setup(NULL, true);
     client c;
     client_open(&c, tls_at("client.pem"), tls_at("client.key"));
-    assert_int_equal(client_handshake(&c), 0);
-    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-    client_send(&c, req, sizeof req - 1);
+    client_send(&c, health_req, sizeof health_req - 1);
     hx_buf got;
     hx_buf_init(&got, 1 << 16);
     assert_int_equal(client_read(&c, &got, "hello"), 1);
@@ -270,7 +275,6 @@ static void test_tls_max_connections(void **state)
     tls_setup("server:\n  max_connections: 1\n", false);
     client c;
     client_open(&c, NULL, NULL);
-    assert_int_equal(client_handshake(&c), 0);
     assert_int_equal(atomic_load(&h.srv.conns), 1);
     int fd = lh_connect(&h);
     hx_buf got;
@@ -278,8 +282,7 @@ static void test_tls_max_connections(void **state)
     assert_true(lh_run_until_eof(&h, fd, &got));
     assert_int_equal(got.len, 0);
     close(fd);
-    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-    client_send(&c, req, sizeof req - 1);
+    client_send(&c, health_req, sizeof health_req - 1);
     assert_int_equal(client_read(&c, &got, "hello"), 1);
     hx_buf_free(&got);
     client_close(&c);
@@ -304,11 +307,7 @@ static void test_tls_alpn_h2_moves_to_http2(void **state)
     hx_tls_ctx_unref(ctx);
     client c;
     client_open(&c, NULL, NULL);
-    assert_int_equal(client_handshake(&c), 0);
-    gnutls_datum_t sel;
-    assert_int_equal(gnutls_alpn_get_selected_protocol(c.s, &sel), 0);
-    assert_int_equal(sel.size, 2);
-    assert_memory_equal(sel.data, "h2", 2);
+    assert_alpn(&c, "h2");
     /* preface, empty SETTINGS, HEADERS (END_STREAM|END_HEADERS) on stream 1:
      * GET https /health, :authority x (HPACK: indexed and literal fields) */
     static const char req[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -327,9 +326,7 @@ static void test_tls_alpn_h2_moves_to_http2(void **state)
     assert_int_equal(atomic_load(&h.srv.conns), 0);
 
     client_open(&c, NULL, NULL); /* HTTP/1.1 bytes after ALPN h2: refused */
-    assert_int_equal(client_handshake(&c), 0);
-    static const char h1req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-    client_send(&c, h1req, sizeof h1req - 1);
+    client_send(&c, health_req, sizeof health_req - 1);
     hx_buf_init(&got, 1 << 16);
     assert_true(client_read(&c, &got, "hello") <= 0);
     assert_int_equal(g.calls, 1);
@@ -346,11 +343,7 @@ static void test_tls_alpn_h2_off(void **state)
     tls_setup(NULL, false); /* publishes hx_io_tls_ctx_new(&t, false, ...) */
     client c;
     client_open(&c, NULL, NULL);
-    assert_int_equal(client_handshake(&c), 0);
-    gnutls_datum_t sel;
-    assert_int_equal(gnutls_alpn_get_selected_protocol(c.s, &sel), 0);
-    assert_int_equal(sel.size, 8);
-    assert_memory_equal(sel.data, "http/1.1", 8);
+    assert_alpn(&c, "http/1.1");
     client_close(&c);
     tls_teardown();
 }

@@ -147,18 +147,34 @@ static void stop(fixture *f)
 /* One request through the worker: the listener's adapter parsed it, the
  * application's router ran the stub with the worker's context, and the
  * context was made and freed on that worker. */
+static const char health_req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/* Starts f on a config with `extra` server lines and connects a client. */
+static int start_client(fixture *f, hx_config **cfg, const char *extra)
+{
+    *cfg = test_config(extra);
+    start(f, *cfg);
+    int fd = wh_connect(&f->h);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+/* Sends req on fd; the answer in b, its status returned. */
+static int ask(int fd, const char *req, hx_buf *b)
+{
+    assert_int_equal(wh_send(fd, req), 0);
+    return wh_read_response(fd, b);
+}
+
 static void test_one_request(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg = test_config("");
-    start(&f, cfg);
-    int fd = wh_connect(&f.h);
-    assert_true(fd >= 0);
-    assert_int_equal(wh_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    hx_config *cfg;
+    int fd = start_client(&f, &cfg, "");
     hx_buf b;
     hx_buf_init(&b, WH_RESPONSE_MAX);
-    assert_int_equal(wh_read_response(fd, &b), 200);
+    assert_int_equal(ask(fd, health_req, &b), 200);
     assert_string_equal(wh_body(&b), "ok");
     close(fd);
     stop(&f);
@@ -175,10 +191,8 @@ static void test_drain_finishes_in_flight(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg = test_config("");
-    start(&f, cfg);
-    int fd = wh_connect(&f.h);
-    assert_true(fd >= 0);
+    hx_config *cfg;
+    int fd = start_client(&f, &cfg, "");
     assert_int_equal(wh_send(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"), 0);
     uv_sem_wait(&f.slow_seen);
     hx_server_stop(f.h.srv);
@@ -203,14 +217,11 @@ static void test_drain_closes_idle(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg = test_config("");
-    start(&f, cfg);
-    int fd = wh_connect(&f.h);
-    assert_true(fd >= 0);
-    assert_int_equal(wh_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    hx_config *cfg;
+    int fd = start_client(&f, &cfg, "");
     hx_buf b;
     hx_buf_init(&b, WH_RESPONSE_MAX);
-    assert_int_equal(wh_read_response(fd, &b), 200);
+    assert_int_equal(ask(fd, health_req, &b), 200);
     assert_null(strcasestr(b.data, "connection: close"));
     hx_server_stop(f.h.srv);
     assert_true(wh_peer_closed(fd));
@@ -227,23 +238,19 @@ static void test_shed_past_max_connections(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg = test_config("  max_connections: 1\n");
-    start(&f, cfg);
+    hx_config *cfg;
+    int a = start_client(&f, &cfg, "  max_connections: 1\n");
     hx_buf b;
     hx_buf_init(&b, WH_RESPONSE_MAX);
-    int a = wh_connect(&f.h);
-    assert_true(a >= 0);
     /* Answered: the first connection is counted and stays open. */
-    assert_int_equal(wh_send(a, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
-    assert_int_equal(wh_read_response(a, &b), 200);
+    assert_int_equal(ask(a, health_req, &b), 200);
     int c = wh_connect(&f.h);
     assert_true(c >= 0);
     assert_int_equal(wh_read_response(c, &b), 503);
     assert_true(wh_peer_closed(c));
     close(c);
     /* The one admitted is still served. */
-    assert_int_equal(wh_send(a, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
-    assert_int_equal(wh_read_response(a, &b), 200);
+    assert_int_equal(ask(a, health_req, &b), 200);
     close(a);
     stop(&f);
     hx_buf_free(&b);

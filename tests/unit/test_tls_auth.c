@@ -99,6 +99,16 @@ static void fingerprint(const char *pem_path, char out[65])
     gnutls_free(der.data);
 }
 
+/* The server refuses a handshake from a client with options o for its
+ * certificate (or its lack of one). */
+static void assert_peer_refused(hx_tls_ctx *ctx, const cli_opts *o)
+{
+    pair *p = pair_new(ctx, o);
+    pump(p);
+    assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
+    pair_free(p);
+}
+
 static void test_mtls(void **state)
 {
     (void)state;
@@ -115,21 +125,12 @@ static void test_mtls(void **state)
     exchange(p);
     pair_free(p);
     /* none: refused */
-    p = pair_new(req, &(cli_opts){0});
-    pump(p);
-    assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
-    pair_free(p);
+    assert_peer_refused(req, &(cli_opts){0});
     /* one from another CA: refused (a polite client sends none, since the
      * server names its CA; a hostile one sends it anyway) */
-    p = pair_new(req, &(cli_opts){.cert = tls_at("rogue.pem"), .key = tls_at("rogue.key")});
-    pump(p);
-    assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
-    pair_free(p);
+    assert_peer_refused(req, &(cli_opts){.cert = tls_at("rogue.pem"), .key = tls_at("rogue.key")});
     force_load(tls_at("rogue.pem"), tls_at("rogue.key"));
-    p = pair_new(req, &(cli_opts){.force_cert = true});
-    pump(p);
-    assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
-    pair_free(p);
+    assert_peer_refused(req, &(cli_opts){.force_cert = true});
     hx_tls_ctx_unref(req);
 
     hx_tls_ctx *opt = mtls_ctx("optional");
@@ -142,17 +143,11 @@ static void test_mtls(void **state)
     handshake_ok(p);
     assert_string_equal(hx_tls_conn_info(p->srv)->peer_sha256, fp);
     pair_free(p);
-    p = pair_new(opt, &(cli_opts){.force_cert = true});
-    pump(p);
-    assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
-    pair_free(p);
+    assert_peer_refused(opt, &(cli_opts){.force_cert = true});
     force_unload();
     /* a server certificate (wrong purpose) signed by the right CA: refused */
     force_load(tls_at("server.pem"), tls_at("server.key"));
-    p = pair_new(opt, &(cli_opts){.force_cert = true});
-    pump(p);
-    assert_int_equal(p->srv_rc, HX_TLS_E_PEER_CERT);
-    pair_free(p);
+    assert_peer_refused(opt, &(cli_opts){.force_cert = true});
     force_unload();
     hx_tls_ctx_unref(opt);
 

@@ -41,79 +41,88 @@ static char *validate(const char *fmt, ...)
 
 #define TLS_YAML "server:\n  tls:\n    enabled: true\n"
 
+/* validate() of server.tls with one certificate and key, by file name. */
+static char *validate_pair(const char *cert, const char *key)
+{
+    return validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at(cert), tls_at(key));
+}
+
+/* The joined errors e hold `want`. */
+#define assert_has(e, want) assert_non_null(strstr((e), (want)))
+
 static void test_config_errors(void **state)
 {
     (void)state;
     char *e;
     /* a good config: accepted (the listener is wired) */
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("chain.pem"), tls_at("server.key"));
+    e = validate_pair("chain.pem", "server.key");
     assert_string_equal(e, "");
     /* disabled: nothing is checked */
     e = validate("server:\n  tls:\n    enabled: false\n    cert_file: /nonexistent.pem\n");
     assert_string_equal(e, "");
 
     e = validate(TLS_YAML "    cert_file: %s/missing.pem\n    key_file: %s\n", tls_dir, tls_at("server.key"));
-    assert_non_null(strstr(e, "tls.yaml:4:16: server.tls.cert_file: cannot read"));
-    assert_non_null(strstr(e, "missing.pem: No such file or directory"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("server.key"), tls_at("server.key"));
-    assert_non_null(strstr(e, "server.tls.cert_file: "));
-    assert_non_null(strstr(e, "server.key holds no PEM certificate"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("chain.pem"), tls_at("ca.pem"));
-    assert_non_null(strstr(e, "server.tls.key_file: "));
-    assert_non_null(strstr(e, "ca.pem holds no PEM private key"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("chain.pem"), tls_at("mismatch.key"));
-    assert_non_null(strstr(e, "tls.yaml:5:15: server.tls.key_file: "));
-    assert_non_null(strstr(e, "mismatch.key does not match the certificate in"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("expired.pem"), tls_at("server.key"));
-    assert_non_null(strstr(e, "expired.pem expired on 2020-01-01 00:00:00 UTC (valid from 2019-01-01 00:00:00 UTC)"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("future.pem"), tls_at("server.key"));
-    assert_non_null(strstr(e, "future.pem is not valid before 2090-01-01 00:00:00 UTC"));
-    e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", tls_at("badorder.pem"), tls_at("server.key"));
-    assert_non_null(strstr(e, "badorder.pem are out of order"));
+    assert_has(e, "tls.yaml:4:16: server.tls.cert_file: cannot read");
+    assert_has(e, "missing.pem: No such file or directory");
+    e = validate_pair("server.key", "server.key");
+    assert_has(e, "server.tls.cert_file: ");
+    assert_has(e, "server.key holds no PEM certificate");
+    e = validate_pair("chain.pem", "ca.pem");
+    assert_has(e, "server.tls.key_file: ");
+    assert_has(e, "ca.pem holds no PEM private key");
+    e = validate_pair("chain.pem", "mismatch.key");
+    assert_has(e, "tls.yaml:5:15: server.tls.key_file: ");
+    assert_has(e, "mismatch.key does not match the certificate in");
+    e = validate_pair("expired.pem", "server.key");
+    assert_has(e, "expired.pem expired on 2020-01-01 00:00:00 UTC (valid from 2019-01-01 00:00:00 UTC)");
+    e = validate_pair("future.pem", "server.key");
+    assert_has(e, "future.pem is not valid before 2090-01-01 00:00:00 UTC");
+    e = validate_pair("badorder.pem", "server.key");
+    assert_has(e, "badorder.pem are out of order");
     e = validate(TLS_YAML "    cert_file: %s\n", tls_at("chain.pem"));
-    assert_non_null(strstr(e, "server.tls.key_file: key_file is required with cert_file"));
+    assert_has(e, "server.tls.key_file: key_file is required with cert_file");
     e = validate(TLS_YAML);
-    assert_non_null(strstr(e, "server.tls: no certificate"));
+    assert_has(e, "server.tls: no certificate");
     /* certificates[] are checked one by one */
     e = validate(TLS_YAML "    certificates:\n      - cert_file: %s\n        key_file: %s\n"
                           "      - cert_file: %s\n        key_file: %s\n",
                  tls_at("chain.pem"), tls_at("server.key"), tls_at("other.pem"), tls_at("server.key"));
-    assert_non_null(strstr(e, "tls.yaml:8:19: server.tls.certificates[1].key_file: "));
+    assert_has(e, "tls.yaml:8:19: server.tls.certificates[1].key_file: ");
     e = validate(TLS_YAML "    certificates:\n      - {}\n");
-    assert_non_null(strstr(e, "server.tls.certificates[0]: cert_file and key_file are required"));
+    assert_has(e, "server.tls.certificates[0]: cert_file and key_file are required");
     /* client CA */
     e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: require\n", tls_at("chain.pem"),
                  tls_at("server.key"));
-    assert_non_null(strstr(e, "server.tls.client_auth: client_auth: require needs client_ca_file"));
+    assert_has(e, "server.tls.client_auth: client_auth: require needs client_ca_file");
     e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: optional\n"
                           "    client_ca_file: %s/nope.pem\n",
                  tls_at("chain.pem"), tls_at("server.key"), tls_dir);
-    assert_non_null(strstr(e, "server.tls.client_ca_file: cannot read"));
+    assert_has(e, "server.tls.client_ca_file: cannot read");
     e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n    client_auth: sometimes\n", tls_at("chain.pem"),
                  tls_at("server.key"));
-    assert_non_null(strstr(e, "invalid client_auth (none, optional or require)"));
+    assert_has(e, "invalid client_auth (none, optional or require)");
     /* versions, ALPN, priority, ports, tickets */
     e = validate(TLS_YAML "    min_version: \"1.1\"\n    alpn: [h3]\n    priority: \"NORMAL:+NOPE\"\n");
-    assert_non_null(strstr(e, "invalid TLS version (1.2 or 1.3)"));
-    assert_non_null(strstr(e, "unknown ALPN protocol (h2 or http/1.1)"));
-    assert_non_null(strstr(e, "server.tls.priority: not a GnuTLS priority string"));
+    assert_has(e, "invalid TLS version (1.2 or 1.3)");
+    assert_has(e, "unknown ALPN protocol (h2 or http/1.1)");
+    assert_has(e, "server.tls.priority: not a GnuTLS priority string");
     e = validate(TLS_YAML "    port: 8080\n    redirect_http: true\n");
-    assert_non_null(strstr(e, "there is no plain port to redirect from"));
+    assert_has(e, "there is no plain port to redirect from");
     /* a FIFO (or directory) is refused without blocking on it */
     char fifo[300];
     snprintf(fifo, sizeof fifo, "%s/fifo", tls_dir);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     e = validate(TLS_YAML "    cert_file: %s\n    key_file: %s\n", fifo, tls_dir);
-    assert_non_null(strstr(e, "fifo is not a regular file"));
-    assert_non_null(strstr(e, "server.tls.key_file: "));
+    assert_has(e, "fifo is not a regular file");
+    assert_has(e, "server.tls.key_file: ");
     unlink(fifo);
     e = validate(TLS_YAML "    ticket_key_file: %s\n", tls_at("ca.pem"));
-    assert_non_null(strstr(e, "must hold exactly 64 bytes"));
+    assert_has(e, "must hold exactly 64 bytes");
     e = validate(TLS_YAML "    handshake_timeout: 0s\n    port: 70000\n");
-    assert_non_null(strstr(e, "invalid TLS handshake timeout"));
-    assert_non_null(strstr(e, "invalid TLS port"));
+    assert_has(e, "invalid TLS handshake timeout");
+    assert_has(e, "invalid TLS port");
     e = validate(TLS_YAML "    cert_fle: x\n");
-    assert_non_null(strstr(e, "cert_fle"));
+    assert_has(e, "cert_fle");
 }
 
 static void test_config_defaults(void **state)
