@@ -16,6 +16,7 @@
 
 #include "config/validate_int.h"
 #include "util/alloc.h"
+#include "util/fdread.h"
 
 #define TLS_FILE_MAX (1024 * 1024) /* a PEM bundle; real ones are a few KiB */
 #define TLS_TICKET_KEY_LEN 64      /* gnutls_session_ticket_key_generate's size */
@@ -44,15 +45,7 @@ static int read_bounded(hx_vctx *v, const char *at, const char *path, gnutls_dat
         return -1;
     }
     unsigned char *buf = hx_malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (buf && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    size_t got = buf ? hx_read_upto(fd, buf, (size_t)st.st_size) : 0;
     close(fd);
     if (buf == NULL) {
         hx__verr(v, at, "out of memory reading %s", path);

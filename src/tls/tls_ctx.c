@@ -16,6 +16,7 @@
 #include "obs/log.h"
 #include "tls/tls_int.h"
 #include "util/alloc.h"
+#include "util/fdread.h"
 
 /* Modern defaults: TLS 1.2 and 1.3 only, AEAD ciphers, forward-secret
  * key exchange (no RSA key transport, no CBC, no SHA-1 signatures); the
@@ -109,15 +110,7 @@ static int read_ticket_key(const char *path, unsigned char out[HX_TLS_TICKET_KEY
         return -1;
     }
     unsigned char tmp[HX_TLS_TICKET_KEY_LEN + 1];
-    size_t got = 0;
-    while (got < sizeof tmp) {
-        ssize_t n = read(fd, tmp + got, sizeof tmp - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    size_t got = hx_read_upto(fd, tmp, sizeof tmp);
     close(fd);
     int rc = 0;
     if (got != HX_TLS_TICKET_KEY_LEN) {
