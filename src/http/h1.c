@@ -275,16 +275,7 @@ static hx_req *ensure_req(h1_conn *c)
     r->loop = &c->w->loop;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
-    if (c->tls) {
-        hx_io_tls_facts f = hx_io_tls_get_facts(c->io);
-        r->secure = true;
-        /* Both bounded like hx_tls_info's: copied whole or not at all. */
-        size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
-        if (hl < sizeof r->peer_cert_sha256 && sl < sizeof r->peer_cert_subject) {
-            memcpy(r->peer_cert_sha256, f.peer_sha256, hl + 1);
-            memcpy(r->peer_cert_subject, f.peer_subject, sl + 1);
-        }
-    }
+    hx_io_req_facts(c->io, r);
     c->req = r;
     return r;
 }

@@ -179,7 +179,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void 
     r->http_minor = 1;
     memcpy(r->peer_ip, c->peer_ip, sizeof r->peer_ip);
     r->peer_port = c->peer_port;
-    hx_h2_io_req_facts(c, r);
+    hx_io_req_facts(c->io, r); /* so auth by client_cert works over h2 too */
     s->next = c->streams;
     if (c->streams)
         c->streams->prev = s;

@@ -146,9 +146,6 @@ int hx_h2_io_open(h2_conn *c, int fd);
 void hx_h2_io_take(h2_conn *c, hx_io *io);
 /* Fills peer_ip / peer_port from the socket (accepted connections). */
 void hx_h2_io_peer(h2_conn *c);
-/* Over TLS: marks r secure and copies the verified client certificate's
- * identity (as h1 does), so auth by client_cert works over h2 too. */
-void hx_h2_io_req_facts(h2_conn *c, hx_req *r);
 /* Starts reading; hx_h2_on_input / hx_h2_on_eof follow. */
 int hx_h2_io_start(h2_conn *c);
 /* Queues frames for this turn's write. Returns 0, or -1 past the bound. */

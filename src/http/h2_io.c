@@ -66,20 +66,6 @@ void hx_h2_io_peer(h2_conn *c)
     hx_io_peer_name(c->io, c->peer_ip, sizeof c->peer_ip, &c->peer_port);
 }
 
-void hx_h2_io_req_facts(h2_conn *c, hx_req *r)
-{
-    if (!hx_io_is_tls(c->io))
-        return;
-    hx_io_tls_facts f = hx_io_tls_get_facts(c->io);
-    r->secure = true;
-    /* Both bounded like hx_tls_info's: copied whole or not at all. */
-    size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
-    if (hl < sizeof r->peer_cert_sha256 && sl < sizeof r->peer_cert_subject) {
-        memcpy(r->peer_cert_sha256, f.peer_sha256, hl + 1);
-        memcpy(r->peer_cert_subject, f.peer_subject, sl + 1);
-    }
-}
-
 void hx_h2_io_close(h2_conn *c)
 {
     hx_io_close(c->io, on_handle_closed);

@@ -46,6 +46,11 @@ static inline bool hx_io_is_tls(const hx_io *io)
     return io->tls != NULL;
 }
 
+/* Internal to the I/O layer: writes `data` (n bytes, taken: freed here
+ * whatever happens, may be NULL when n is 0) in one libuv write whose
+ * completion reports `len` to cb, when there is one (io_plain.c). */
+int hx_io_write_owned(hx_io *io, char *data, size_t n, size_t len, hx_io_write_cb cb);
+
 /* TLS only (io_tls.c): begin the server handshake with the published
  * context (hx_tls_ctx_current). -1 when there is none or no memory. */
 int hx_io_tls_start(hx_io *io, hx_io_ready_cb ready);
@@ -89,5 +94,10 @@ void hx_io_close(hx_io *io, uv_close_cb cb);
 /* The peer's address and port (IPv4 or IPv6) into ip[iplen] and *port.
  * Returns 0, or -1 (no peer, or another family: ip "" and port 0). */
 int hx_io_peer_name(hx_io *io, char *ip, size_t iplen, int *port);
+/* A request on a TLS connection: marks r secure and copies the verified
+ * client certificate's identity into it (io_tls.c). Nothing over plain
+ * TCP. */
+struct hx_req;
+void hx_io_req_facts(hx_io *io, struct hx_req *r);
 
 #endif

@@ -5,10 +5,10 @@
 
 typedef struct {
     uv_write_t w;
-    hx_io_write_cb cb;
-    size_t len;
+    hx_io_write_cb cb;     /* NULL for TLS handshake answers and alerts */
+    size_t len;            /* what cb reports: the plaintext length */
     char *data;
-} plain_wreq;
+} owned_wreq;
 
 int hx_io_init(uv_loop_t *loop, hx_io *io, void *owner)
 {
@@ -18,22 +18,21 @@ int hx_io_init(uv_loop_t *loop, hx_io *io, void *owner)
     return rc;
 }
 
-static void on_plain_write(uv_write_t *uw, int status)
+static void on_owned_written(uv_write_t *uw, int status)
 {
-    plain_wreq *wr = (plain_wreq *)uw;
+    owned_wreq *wr = (owned_wreq *)uw;
     hx_io *io = (hx_io *)uw->handle;
     hx_io_write_cb cb = wr->cb;
     size_t len = wr->len;
     hx_free(wr->data);
     hx_free(wr);
-    cb(io, len, status);
+    if (cb)
+        cb(io, len, status);
 }
 
-int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb)
+int hx_io_write_owned(hx_io *io, char *data, size_t n, size_t len, hx_io_write_cb cb)
 {
-    if (io->tls != NULL)
-        return hx_io_tls_write(io, data, len, cb);
-    plain_wreq *wr = hx_malloc(sizeof *wr);
+    owned_wreq *wr = hx_malloc(sizeof *wr);
     if (wr == NULL) {
         hx_free(data);
         return UV_ENOMEM;
@@ -41,13 +40,20 @@ int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb)
     wr->cb = cb;
     wr->len = len;
     wr->data = data;
-    uv_buf_t buf = uv_buf_init(data, (unsigned)len);
-    int rc = uv_write(&wr->w, (uv_stream_t *)&io->tcp, &buf, 1, on_plain_write);
+    uv_buf_t buf = uv_buf_init(data ? data : (char *)"", (unsigned)n);
+    int rc = uv_write(&wr->w, (uv_stream_t *)&io->tcp, &buf, 1, on_owned_written);
     if (rc != 0) {
         hx_free(data);
         hx_free(wr);
     }
     return rc;
+}
+
+int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb)
+{
+    if (io->tls != NULL)
+        return hx_io_tls_write(io, data, len, cb);
+    return hx_io_write_owned(io, data, len, len, cb);
 }
 
 int hx_io_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb)

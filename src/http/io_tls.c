@@ -14,6 +14,7 @@
 #include "http/io.h"
 #include "http/io_tls.h"
 #include "http/proto.h"
+#include "http/request.h"
 #include "obs/log.h"
 #include "tls/tls.h"
 #include "util/alloc.h"
@@ -35,13 +36,6 @@ struct hx_io_tls {
     bool in_feed;          /* the session is on the stack: free it later */
     bool released;
 };
-
-typedef struct {
-    uv_write_t w;
-    hx_io_write_cb cb;     /* NULL for handshake answers and alerts */
-    size_t plain_len;
-    char *data;
-} tls_wreq;
 
 /* ---- ALPN: protocol name → adapter ---------------------------------- */
 
@@ -112,40 +106,15 @@ static int on_plain(void *ud, const void *data, size_t len)
     return t->released ? -1 : 0;
 }
 
-static void on_cipher_written(uv_write_t *uw, int status)
-{
-    tls_wreq *wr = (tls_wreq *)uw;
-    hx_io *io = (hx_io *)uw->handle;
-    hx_io_write_cb cb = wr->cb;
-    size_t len = wr->plain_len;
-    hx_free(wr->data);
-    hx_free(wr);
-    if (cb)
-        cb(io, len, status);
-}
-
 /* Writes what the last session call produced. With a callback, the
  * callback follows (0 returned) even when there was nothing to write. */
 static int flush_cipher(hx_io_tls *t, size_t plain_len, hx_io_write_cb cb)
 {
     if (t->out.len == 0 && cb == NULL)
         return 0;
-    tls_wreq *wr = hx_calloc(1, sizeof *wr);
-    if (wr == NULL) {
-        hx_buf_reset(&t->out);
-        return UV_ENOMEM;
-    }
-    wr->cb = cb;
-    wr->plain_len = plain_len;
     size_t n = 0;
-    wr->data = t->out.len ? hx_buf_steal(&t->out, &n) : NULL;
-    uv_buf_t buf = uv_buf_init(wr->data ? wr->data : (char *)"", (unsigned)n);
-    int rc = uv_write(&wr->w, (uv_stream_t *)&t->io->tcp, &buf, 1, on_cipher_written);
-    if (rc != 0) {
-        hx_free(wr->data);
-        hx_free(wr);
-    }
-    return rc;
+    char *data = t->out.len ? hx_buf_steal(&t->out, &n) : NULL;
+    return hx_io_write_owned(t->io, data, n, plain_len, cb);
 }
 
 static void tls_free(hx_io_tls *t)
@@ -271,4 +240,18 @@ hx_io_tls_facts hx_io_tls_get_facts(const hx_io *io)
         f.peer_subject = i->peer_subject;
     }
     return f;
+}
+
+void hx_io_req_facts(hx_io *io, hx_req *r)
+{
+    if (!hx_io_is_tls(io))
+        return;
+    hx_io_tls_facts f = hx_io_tls_get_facts(io);
+    r->secure = true;
+    /* Both bounded like hx_tls_info's: copied whole or not at all. */
+    size_t hl = strlen(f.peer_sha256), sl = strlen(f.peer_subject);
+    if (hl < sizeof r->peer_cert_sha256 && sl < sizeof r->peer_cert_subject) {
+        memcpy(r->peer_cert_sha256, f.peer_sha256, hl + 1);
+        memcpy(r->peer_cert_subject, f.peer_subject, sl + 1);
+    }
 }
