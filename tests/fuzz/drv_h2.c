@@ -14,19 +14,16 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "fuzz_net.h"
 #include "http/request.h"
 #include "http/server_int.h"
 #include "util/alloc.h"
 
-static hx_server srv;
+static hx_fuzz_net net;
 static hx_worker *wk;
-static struct sockaddr_un addr;
-static socklen_t addr_len;
 
 static void echo(hx_req *r)
 {
@@ -69,62 +66,10 @@ static void setup(void)
     hx_config_errors_free(&errs);
     char err[256];
     hx_router *rt = cfg ? hx_router_build(cfg, lookup, NULL, err, sizeof err) : NULL;
-    wk = calloc(1, sizeof *wk);
-    if (rt == NULL || wk == NULL) {
-        fprintf(stderr, "fuzz h2: set-up failed\n");
-        abort();
-    }
-    srv.cfg = cfg;
-    srv.router = rt;
-    srv.nworkers = 1;
-    srv.workers = wk;
-    wk->srv = &srv;
-    wk->cfg = cfg;
-    wk->router = rt;
-    uv_loop_init(&wk->loop);
-    hx_accept_init(wk);
+    hx_fuzz_net_init(&net, "h2", cfg, rt);
+    wk = net.wk;
     hx_h1_proto.worker_init(wk); /* h1's and h2's per-worker handles */
-
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                           (size_t)snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1,
-                                            "hx-fuzz-h2-%d", (int)getpid()));
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, addr_len) != 0) {
-        perror("fuzz h2: bind");
-        abort();
-    }
-    wk->listeners[0].proto = &hx_h1_proto;
-    wk->nlisteners = 1;
-    uv_tcp_init(&wk->loop, &wk->listeners[0].tcp);
-    wk->listeners[0].tcp.data = wk;
-    if (uv_tcp_open(&wk->listeners[0].tcp, fd) != 0 ||
-        uv_listen((uv_stream_t *)&wk->listeners[0].tcp, 64, hx_accept_on_connection) != 0) {
-        fprintf(stderr, "fuzz h2: listen failed\n");
-        abort();
-    }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int drain(int fd, hx_buf *got)
-{
-    char buf[16384];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n == 0)
-            return 1;
-        if (n < 0)
-            return errno == EAGAIN || errno == EINTR ? 0 : 1;
-        if (got->len < 65536)
-            hx_buf_append(got, buf, (size_t)n);
-    }
+    hx_fuzz_net_listen(&net);
 }
 
 static bool sendall(int fd, const uint8_t *p, size_t n, hx_buf *got, int *eof)
@@ -137,7 +82,7 @@ static bool sendall(int fd, const uint8_t *p, size_t n, hx_buf *got, int *eof)
         else if (k < 0 && errno != EAGAIN && errno != EINTR)
             return false; /* the server closed */
         uv_run(&wk->loop, UV_RUN_NOWAIT);
-        *eof = drain(fd, got);
+        *eof = hx_fuzz_net_drain(fd, got);
     }
     return true;
 }
@@ -147,37 +92,16 @@ int hx_fuzz_h2(const uint8_t *data, size_t size)
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     if (wk == NULL)
         setup();
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, addr_len) != 0) {
-        perror("fuzz h2: connect");
-        abort();
-    }
-    for (int i = 0; i < 100000 && wk->conns == NULL; i++)
-        uv_run(&wk->loop, UV_RUN_NOWAIT);
+    int fd = hx_fuzz_net_connect(&net);
     hx_fuzz_arm(); /* accepted: from here on allocations may fail */
     hx_buf got;
     hx_buf_init(&got, 0);
     int eof = 0;
-    double start = now_s();
+    double start = hx_fuzz_now();
     double limit = hx_fuzz_torture ? 4 : 10;
     if (sendall(fd, (const uint8_t *)preface, sizeof preface - 1, &got, &eof))
         sendall(fd, data, size, &got, &eof);
-    shutdown(fd, SHUT_WR);
-    while (!eof) {
-        uv_run(&wk->loop, UV_RUN_NOWAIT);
-        eof = drain(fd, &got);
-        if (!eof && now_s() - start > limit) {
-            FUZZ_CHECK(!"the server never closed the connection");
-            hx_fuzz_hung++;
-            break;
-        }
-    }
-    close(fd);
-    for (int i = 0; i < 100000 && (wk->conns || wk->h2_conns); i++)
-        uv_run(&wk->loop, UV_RUN_NOWAIT);
-    FUZZ_CHECK(wk->conns == NULL && wk->h2_conns == NULL);
-    if (wk->conns || wk->h2_conns)
-        hx_fuzz_hung++;
+    hx_fuzz_net_finish(&net, fd, &got, eof, start, limit);
     /* The server speaks first: its SETTINGS frame (type 4 on stream 0). */
     FUZZ_CHECK(got.len >= 9 && got.data[3] == 4 && got.data[5] == 0 && got.data[8] == 0);
     hx_buf_free(&got);

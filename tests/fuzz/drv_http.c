@@ -19,20 +19,17 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "fuzz_net.h"
 #include "http/request.h"
 #include "http/server_int.h"
 #include "middleware/middleware.h"
 #include "util/alloc.h"
 
-static hx_server srv;
+static hx_fuzz_net net;
 static hx_worker *wk;
-static struct sockaddr_un addr;
-static socklen_t addr_len;
 
 static void echo(hx_req *r)
 {
@@ -68,67 +65,12 @@ static void setup(void)
     hx_config *cfg = hx_fuzz_mw_config();
     char err[256];
     hx_router *rt = cfg ? hx_router_build(cfg, lookup, hx_middleware_lookup, err, sizeof err) : NULL;
-    wk = calloc(1, sizeof *wk);
-    if (rt == NULL || wk == NULL) {
-        fprintf(stderr, "fuzz http: set-up failed\n");
-        abort();
-    }
+    hx_fuzz_net_init(&net, "http", cfg, rt);
+    wk = net.wk;
     http_parser_set_max_header_size((uint32_t)cfg->server.max_header_bytes + 4096);
-    srv.cfg = cfg;
-    srv.router = rt;
-    srv.nworkers = 1;
-    srv.workers = wk;
-    wk->srv = &srv;
-    wk->cfg = cfg;
-    wk->router = rt;
-    uv_loop_init(&wk->loop);
-    hx_accept_init(wk);
     hx_h1_worker_init(wk);
     hx_middleware_worker_init(&wk->loop);
-
-    /* An abstract Unix socket: no file to clean up, no TIME_WAIT. */
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                           (size_t)snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1,
-                                            "hx-fuzz-http-%d", (int)getpid()));
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, addr_len) != 0) {
-        perror("fuzz http: bind");
-        abort();
-    }
-    wk->listeners[0].proto = &hx_h1_proto;
-    wk->nlisteners = 1;
-    uv_tcp_init(&wk->loop, &wk->listeners[0].tcp);
-    wk->listeners[0].tcp.data = wk;
-    /* A Unix socket behind a uv_tcp_t: accept and read work the same. */
-    if (uv_tcp_open(&wk->listeners[0].tcp, fd) != 0 ||
-        uv_listen((uv_stream_t *)&wk->listeners[0].tcp, 64, hx_accept_on_connection) != 0) {
-        fprintf(stderr, "fuzz http: listen failed\n");
-        abort();
-    }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Reads what the server sent; returns 1 at EOF / reset, 0 otherwise. */
-static int drain(int fd, hx_buf *got)
-{
-    char buf[16384];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n == 0)
-            return 1;
-        if (n < 0)
-            return errno == EAGAIN || errno == EINTR ? 0 : 1;
-        if (got->len < 65536)
-            hx_buf_append(got, buf, (size_t)n);
-    }
+    hx_fuzz_net_listen(&net);
 }
 
 /* Length of the header block at p (through the blank line), 0 if none. */
@@ -231,20 +173,14 @@ int hx_fuzz_http(const uint8_t *data, size_t size)
 {
     if (wk == NULL)
         setup();
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, addr_len) != 0) {
-        perror("fuzz http: connect");
-        abort();
-    }
     /* Accepted before anything may fail (see hx_fuzz_arm). */
-    for (int i = 0; i < 100000 && wk->conns == NULL; i++)
-        uv_run(&wk->loop, UV_RUN_NOWAIT);
+    int fd = hx_fuzz_net_connect(&net);
     hx_fuzz_arm();
     hx_buf got;
     hx_buf_init(&got, 0);
     size_t off = 0;
     int eof = 0;
-    double start = now_s();
+    double start = hx_fuzz_now();
     double limit = hx_fuzz_torture ? 2 : 10;
     /* Send everything (the server may answer and close before the end).
      * For half the inputs (by a hash of the bytes), in small pieces with
@@ -268,25 +204,9 @@ int hx_fuzz_http(const uint8_t *data, size_t size)
         uv_run(&wk->loop, UV_RUN_NOWAIT);
         if (pieces)
             uv_run(&wk->loop, UV_RUN_NOWAIT); /* the write callbacks too */
-        eof = drain(fd, &got);
+        eof = hx_fuzz_net_drain(fd, &got);
     }
-    shutdown(fd, SHUT_WR);
-    while (!eof) {
-        uv_run(&wk->loop, UV_RUN_NOWAIT);
-        eof = drain(fd, &got);
-        if (!eof && now_s() - start > limit) {
-            FUZZ_CHECK(!"the server never closed the connection");
-            hx_fuzz_hung++;
-            break;
-        }
-    }
-    close(fd);
-    /* Let the server finish closing its side. */
-    for (int i = 0; i < 1000 && wk->conns; i++)
-        uv_run(&wk->loop, UV_RUN_NOWAIT);
-    FUZZ_CHECK(wk->conns == NULL);
-    if (wk->conns)
-        hx_fuzz_hung++;
+    hx_fuzz_net_finish(&net, fd, &got, eof, start, limit);
     check_output(&got);
     if (getenv("HX_FUZZ_HTTP_DUMP"))
         fwrite(got.data ? got.data : "", 1, got.len, stderr);
