@@ -10,6 +10,7 @@
 # Needs valgrind and h2load (nghttp2-client; --h1 drives HTTP/1.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 OLD=${1:?usage: bench/instructions.sh OLD_BIN [NEW_BIN]}
 NEW=${2:-build/hapax}
 N=${N:-2000}
@@ -23,15 +24,9 @@ trap cleanup EXIT
 cat > "$W/h.yaml" <<YML
 server: {host: 127.0.0.1, port: $HP, workers: 1, max_connections: 20000}
 logging: {level: info}
-llm:
-  provider: openai
-  model: gpt-4o-mini
-  api_key: sk-bench
-  endpoint: http://127.0.0.1:$MP/v1
+$(llm_yaml "$MP")
 YML
-stream=""; [ "${STREAM:-0}" = 1 ] && stream=',"stream":true'
-printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]%s}' \
-  "$stream" > "$W/body.json"
+chat_body "$W/body.json" "${STREAM:-0}"
 load() { # $1 = requests
   h2load --h1 -n "$1" -c 10 -d "$W/body.json" -H 'Content-Type: application/json' \
     -H 'Authorization: Bearer sk-bench' "http://127.0.0.1:$HP/v1/chat/completions" 2>&1

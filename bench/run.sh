@@ -11,6 +11,7 @@
 # the serving processes and the hapax/nginx ratio. Needs wrk and nginx (installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
@@ -26,63 +27,26 @@ SCENARIOS=${SCENARIOS:-h1 h2c}
 WORK=$(mktemp -d /tmp/hapax-bench.XXXXXX)
 HAPAX=${HAPAX:-build/hapax}     # e.g. HAPAX=build-asan/hapax to hunt a crash
 
-for p in wrk nginx h2load; do
-  command -v $p >/dev/null || { scripts/install-deps.sh build; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light nghttp2-client >/dev/null; break; }
-done
+need_tools wrk nginx h2load
 make -s build >/dev/null
 MOCK=build/mock-provider
 
-pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_pids
   cp "$WORK/hapax.log" /tmp/hapax-bench-last.log 2>/dev/null || true  # kept for a look after a run
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 start_mock() { # $1 = chunks
-  taskset -c 1 "$MOCK" --port "$MOCK_PORT" --chunks "$1" > "$WORK/mock.out" &
-  MOCK_PID=$!
-  pids+=($MOCK_PID)
-  for _ in $(seq 50); do grep -q listening "$WORK/mock.out" 2>/dev/null && return; sleep 0.1; done
-  echo "mock did not start" >&2; exit 1
+  start_mock_on 1 "$MOCK_PORT" "$1" "$WORK/mock.out"
 }
 
 start_nginx() {
-  cat > "$WORK/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-error_log $WORK/nginx-error.log warn;
-pid $WORK/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-  server {
-    # HTTP/2 on cleartext with prior knowledge (h2c), as hapax's http2.h2c
-    listen 127.0.0.1:$NGINX_H2_PORT http2;
-    http2_max_concurrent_streams 128;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGX
-  taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
-  pids+=($!)
+  start_nginx_on 0 "$WORK" "$MOCK_PORT" 4096 "\
+  server { listen 127.0.0.1:$NGINX_PORT; $NGINX_PROXY }
+  # HTTP/2 on cleartext with prior knowledge (h2c), as hapax's http2.h2c
+  server { listen 127.0.0.1:$NGINX_H2_PORT http2; http2_max_concurrent_streams 128; $NGINX_PROXY }"
   sleep 0.5
 }
 
@@ -90,16 +54,12 @@ start_hapax() {
   cat > "$WORK/hapax.yaml" <<YML
 server: {host: 127.0.0.1, port: $HAPAX_PORT, workers: 1, max_connections: 20000, http2: {h2c: true, max_concurrent_streams: 128}}
 logging: {level: warn}
-llm:
-  provider: openai
-  model: gpt-4o-mini
-  api_key: sk-bench
-  endpoint: http://127.0.0.1:$MOCK_PORT/v1
+$(llm_yaml "$MOCK_PORT")
 YML
   taskset -c 0 "$HAPAX" --config "$WORK/hapax.yaml" 2> "$WORK/hapax.log" &
   HAPAX_PID=$!
   pids+=($HAPAX_PID)
-  for _ in $(seq 50); do curl -sf "127.0.0.1:$HAPAX_PORT/health" >/dev/null && return; sleep 0.1; done
+  wait_up "http://127.0.0.1:$HAPAX_PORT/health" && return
   echo "hapax did not start" >&2; cat "$WORK/hapax.log" >&2; exit 1
 }
 
@@ -111,34 +71,17 @@ run_wrk() {
   echo "$1 $out"
 }
 
-# Peak RSS (VmHWM, kB) of the processes that serve: a process's threads
-# share one RSS, so hapax (its workers are threads) and the mock are one
-# process each; nginx's master only forks and watches, its worker(s) serve,
-# so nginx's figure is the sum over the master's children.
-peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-child_pids() { # the processes whose parent is $1
-  cat /proc/"$1"/task/*/children 2>/dev/null || pgrep -P "$1" || true
-}
-workers_rss_kb() {
-  local sum=0 w
-  for w in $(child_pids "$1"); do sum=$((sum + $(peak_rss_kb "$w"))); done
-  echo "$sum"
-}
-
-field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<< "$1"; }
-
 scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
   start_mock "$4"
   start_nginx
   start_hapax
-  local nginx_pid; nginx_pid=$(cat "$WORK/nginx.pid")
   # warm-up
   STREAM=$3 taskset -c 1 wrk -t1 -c"$2" -d2s -s bench/chat.lua "http://127.0.0.1:$HAPAX_PORT" >/dev/null 2>&1 || true
   local d n h
   d=$(run_wrk direct "$MOCK_PORT" "$2" "$3")
   n=$(run_wrk nginx "$NGINX_PORT" "$2" "$3")
   h=$(run_wrk hapax "$HAPAX_PORT" "$2" "$3")
-  local mrss nrss hrss; mrss=$(peak_rss_kb "$MOCK_PID"); nrss=$(workers_rss_kb "$nginx_pid"); hrss=$(peak_rss_kb "$HAPAX_PID")
+  local mrss nrss hrss; mrss=$(peak_rss_kb "$MOCK_PID"); nrss=$(workers_rss_kb "$NGINX_PID"); hrss=$(peak_rss_kb "$HAPAX_PID")
   echo
   echo "== $1 (${DURATION}s, $2 connections) =="
   printf "%-8s %10s %10s %10s %12s %10s %8s\n" target req/s p50_ms p99_ms added_p50_ms peak_rss errors
@@ -150,8 +93,7 @@ scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
     rss="${mrss}kB"; [ "$name" = nginx ] && rss="${nrss}kB"; [ "$name" = hapax ] && rss="${hrss}kB"
     printf "%-8s %10s %10s %10s %12s %10s %8s\n" "$name" "$rps" "$p50" "$p99" "$added" "$rss" "$err"
   done
-  local ratio; ratio=$(awk -v h="$(field "$h" rps)" -v n="$(field "$n" rps)" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}')
-  echo "hapax/nginx req/s ratio: $ratio"
+  echo "hapax/nginx req/s ratio: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"
   echo "peak_rss: direct = the mock (it served all three runs), nginx = its worker(s), hapax = its process"
   cleanup_round
 }
@@ -159,8 +101,7 @@ scenario() { # $1 title, $2 conns, $3 stream, $4 chunks
 # run_h2load NAME PORT STREAM → prints "NAME rps=… errors=…" (h2load, prior knowledge)
 run_h2load() {
   local body="$WORK/body.json" out rps ok total
-  printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]%s}' \
-    "$([ "$3" = 1 ] && echo ',"stream":true')" > "$body"
+  chat_body "$body" "$3"
   out=$(taskset -c 1 h2load -D "$DURATION" -c "$H2_CONNS" -m "$H2_STREAMS" -d "$body" \
         -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
         "http://127.0.0.1:$2/v1/chat/completions" 2>&1) || true
@@ -174,23 +115,20 @@ scenario_h2c() { # $1 title, $2 stream, $3 chunks
   start_mock "$3"
   start_nginx
   start_hapax
-  local nginx_pid; nginx_pid=$(cat "$WORK/nginx.pid")
   local n h
   n=$(run_h2load nginx "$NGINX_H2_PORT" "$2")
   h=$(run_h2load hapax "$HAPAX_PORT" "$2")
   echo
   echo "== $1 (${DURATION}s, h2load: $H2_CONNS connections x $H2_STREAMS streams, h2c prior knowledge) =="
   printf "%-8s %10s %10s %8s\n" target req/s peak_rss errors
-  printf "%-8s %10s %10s %8s\n" nginx "$(field "$n" rps)" "$(workers_rss_kb "$nginx_pid")kB" "$(field "$n" errors)"
+  printf "%-8s %10s %10s %8s\n" nginx "$(field "$n" rps)" "$(workers_rss_kb "$NGINX_PID")kB" "$(field "$n" errors)"
   printf "%-8s %10s %10s %8s\n" hapax "$(field "$h" rps)" "$(peak_rss_kb "$HAPAX_PID")kB" "$(field "$h" errors)"
-  echo "hapax/nginx req/s ratio: $(awk -v h="$(field "$h" rps)" -v n="$(field "$n" rps)" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}')"
+  echo "hapax/nginx req/s ratio: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"
   cleanup_round
 }
 
 cleanup_round() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
+  stop_pids
   grep -v '"msg":"request"' "$WORK/hapax.log" >> /tmp/hapax-bench-last.log 2>/dev/null || true
 }
 

@@ -13,38 +13,26 @@
 # serving processes (hapax's process; nginx's worker) and hapax/nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${DURATION:-10}
 SCENARIOS=${SCENARIOS:-h1 h2 hs idle streams}
 MOCK_PORT=${MOCK_PORT:-19701}; NGINX_PORT=${NGINX_PORT:-19702}; HAPAX_PORT=${HAPAX_PORT:-19703}
 HAPAX_PLAIN=${HAPAX_PLAIN:-19704}
 HAPAX=${HAPAX:-build/hapax}; MOCK=build/mock-provider
 WORK=$(mktemp -d /tmp/hapax-tls-bench.XXXXXX)
-for p in wrk nginx h2load openssl; do
-  command -v $p >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light nghttp2-client openssl >/dev/null; break; }
-done
+need_tools wrk nginx h2load openssl
 make -s build >/dev/null
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { stop_pids; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 chmod 600 "$WORK/key.pem"
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
-SBODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}],"stream":true}'
-echo "$BODY" > "$WORK/body.json"; echo "$SBODY" > "$WORK/sbody.json"
+chat_body "$WORK/body.json" 0; chat_body "$WORK/sbody.json" 1
 
 start_all() { # $1 = mock chunks
-  taskset -c 1 "$MOCK" --port "$MOCK_PORT" --chunks "$1" > "$WORK/mock.out" & pids+=($!)
-  cat > "$WORK/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-error_log $WORK/nginx-error.log warn;
-pid $WORK/nginx.pid;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
+  start_mock_on 1 "$MOCK_PORT" "$1" "$WORK/mock.out"
+  start_nginx_on 0 "$WORK" "$MOCK_PORT" 8192 "\
   server {
     listen 127.0.0.1:$NGINX_PORT ssl http2;
     ssl_certificate $WORK/cert.pem;
@@ -52,11 +40,8 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     http2_max_concurrent_streams 128;
     keepalive_requests 100000;
-    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
-  }
-}
-NGX
-  taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" & NGINX_PID=$!; pids+=($NGINX_PID)
+    $NGINX_PROXY
+  }"
   cat > "$WORK/h.yaml" <<YML
 server:
   host: 127.0.0.1
@@ -66,16 +51,12 @@ server:
   http2: {max_concurrent_streams: 128}
   tls: {enabled: true, port: $HAPAX_PORT, cert_file: $WORK/cert.pem, key_file: $WORK/key.pem}
 logging: {level: warn}
-llm: {provider: openai, model: gpt-4o-mini, api_key: sk-bench, endpoint: "http://127.0.0.1:$MOCK_PORT/v1"}
+$(llm_yaml "$MOCK_PORT")
 YML
   taskset -c 0 "$HAPAX" --config "$WORK/h.yaml" > "$WORK/hapax.log" 2>&1 & HAPAX_PID=$!; pids+=($HAPAX_PID)
-  for _ in $(seq 50); do curl -skf "https://127.0.0.1:$HAPAX_PORT/health" >/dev/null && curl -sk "https://127.0.0.1:$NGINX_PORT/" >/dev/null && return; sleep 0.1; done
+  wait_up "https://127.0.0.1:$HAPAX_PORT/health" "any:https://127.0.0.1:$NGINX_PORT/" && return
   echo "servers did not start" >&2; exit 1
 }
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
-hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-nginx_hwm() { local s=0 w; for w in $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null); do s=$((s + $(hwm "$w"))); done; echo $s; }
-ratio() { awk -v h="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", h/n; else print "n/a"}'; }
 
 wrk_run() { # $1 port, $2 conns, extra args...
   local port=$1 conns=$2; shift 2
@@ -87,7 +68,6 @@ h2_run() { # $1 port, $2 body file, $3 conns, $4 streams
     -H 'authorization: Bearer sk-bench' "https://127.0.0.1:$1/v1/chat/completions" 2>&1 |
     awk '/finished in/ {rps=$4} /^requests:/ {ok=$8} /time for request:/ {mean=$6} END {printf "rps=%s succeeded=%s mean=%s\n", rps, ok, mean}'
 }
-field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<< "$1"; }
 
 for s in $SCENARIOS; do
   case $s in
@@ -95,20 +75,20 @@ for s in $SCENARIOS; do
     start_all 10
     n=$(STREAM=0 wrk_run $NGINX_PORT 50); h=$(STREAM=0 wrk_run $HAPAX_PORT 50)
     echo "== HTTP/1.1 over TLS, keep-alive, 50 connections (${DURATION}s) =="
-    echo "nginx $n rss=$(nginx_hwm)kB"; echo "hapax $h rss=$(hwm $HAPAX_PID)kB"
-    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+    echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
+    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
   h2)
     start_all 10
     n=$(h2_run $NGINX_PORT "$WORK/body.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/body.json" 10 100)
     echo "== HTTP/2 over TLS, 10 connections x 100 streams (${DURATION}s) =="
-    echo "nginx $n rss=$(nginx_hwm)kB"; echo "hapax $h rss=$(hwm $HAPAX_PID)kB"
-    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+    echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
+    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
   hs)
     start_all 10
     n=$(STREAM=0 wrk_run $NGINX_PORT 20 -H "Connection: close"); h=$(STREAM=0 wrk_run $HAPAX_PORT 20 -H "Connection: close")
     echo "== a new TLS connection per request (handshakes), 20 connections (${DURATION}s) =="
     echo "nginx $n"; echo "hapax $h"
-    echo "hapax/nginx handshakes/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+    echo "hapax/nginx handshakes/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
   idle)
     start_all 10
     for port in $NGINX_PORT $HAPAX_PORT; do
@@ -123,12 +103,12 @@ time.sleep(2)
 PY
     done
     echo "== 1000 idle TLS connections (handshake done, no request) =="
-    echo "nginx rss=$(nginx_hwm)kB"; echo "hapax rss=$(hwm $HAPAX_PID)kB"; stop_all ;;
+    echo "nginx rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax rss=$(peak_rss_kb $HAPAX_PID)kB"; stop_pids ;;
   streams)
     start_all 100
     n=$(h2_run $NGINX_PORT "$WORK/sbody.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/sbody.json" 10 100)
     echo "== 1000 concurrent HTTP/2 streams over TLS (10 x 100), 100 chunks each (${DURATION}s) =="
-    echo "nginx $n rss=$(nginx_hwm)kB"; echo "hapax $h rss=$(hwm $HAPAX_PID)kB"
-    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_all ;;
+    echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
+    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
   esac
 done
