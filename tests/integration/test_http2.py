@@ -109,6 +109,16 @@ def goaway_code(frames):
     return None
 
 
+def rapid_reset_frames(n):
+    """n streams each opened and at once cancelled (RST_STREAM CANCEL)."""
+    data = b""
+    for i in range(n):
+        sid = 1 + 2 * i
+        data += frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
+        data += frame(RST_STREAM, 0, sid, struct.pack(">I", 8))  # CANCEL
+    return data
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for ln in f:
@@ -220,15 +230,20 @@ class Http2RoutesTest(HapaxTestCase):
         status, _, _, _ = curl(off.port, "/health")
         self.assertNotEqual(status, 200)
 
-    def test_shutdown_lets_open_stream_finish(self):
-        mock = self.start_mock(name="slowmock", args=["--chunks", "10", "--chunk-delay-ms", "100"])
-        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {"h2c": True}}),
-                                name="drain")
+    def streaming_chat(self, name, chunks, delay_ms):
+        """A server (h2c) on a mock streaming `chunks` chunks `delay_ms` apart,
+        and an h2c connection that sent a streamed chat on stream 1."""
+        mock = self.start_mock(name=name + "mock", args=["--chunks", str(chunks), "--chunk-delay-ms", str(delay_ms)])
+        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {"h2c": True}}), name=name)
         c = H2Raw(srv.port)
         body = json.dumps({"model": MODELS["openai"], "stream": True, "messages": [user("hi")]}).encode()
         c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions",
                                                               [(b"content-type", b"application/json")])) +
                frame(DATA, END_STREAM, 1, body))
+        return srv, c
+
+    def test_shutdown_lets_open_stream_finish(self):
+        srv, c = self.streaming_chat("drain", 10, 100)
         got = c.frames(timeout=5, until=lambda f: f[0] == DATA and f[2] == 1)
         srv.signal(signal.SIGTERM)
         got += c.frames(timeout=10, until=lambda f: f[2] == 1 and f[1] & END_STREAM)
@@ -299,14 +314,7 @@ class Http2RoutesTest(HapaxTestCase):
         c.close()
 
     def test_client_reset_aborts_the_relay(self):
-        mock = self.start_mock(name="rstmock", args=["--chunks", "50", "--chunk-delay-ms", "50"])
-        srv = self.start_server(dict(llm(provider("openai", mock)), server={"http2": {"h2c": True}}),
-                                name="rst")
-        c = H2Raw(srv.port)
-        body = json.dumps({"model": MODELS["openai"], "stream": True, "messages": [user("hi")]}).encode()
-        c.send(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/v1/chat/completions",
-                                                              [(b"content-type", b"application/json")])) +
-               frame(DATA, END_STREAM, 1, body))
+        srv, c = self.streaming_chat("rst", 50, 50)
         c.frames(timeout=5, until=lambda f: f[0] == DATA and f[2] == 1)
         c.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 8)))  # CANCEL
         rec = srv.wait_log(lambda r: r.get("msg") == "request" and r.get("path") == "/v1/chat/completions")
@@ -391,12 +399,7 @@ class Http2FloodTest(HapaxTestCase):
         self.assertIn('hapax_http2_goaway_total{reason="%s"} 1' % reason, m)
 
     def test_rapid_reset(self):
-        data = b""
-        for i in range(400):
-            sid = 1 + 2 * i
-            data += frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
-            data += frame(RST_STREAM, 0, sid, struct.pack(">I", 8))  # CANCEL
-        self.flood(data, "rapid_reset")
+        self.flood(rapid_reset_frames(400), "rapid_reset")
 
     def test_provoked_resets(self):
         # Malformed heads (an uppercase field name) make the server reset

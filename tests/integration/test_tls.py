@@ -18,11 +18,28 @@ import unittest
 from harness import (DEFAULT_TIMEOUT, HOST, REPO_ROOT, HapaxTestCase, RawConn, build_request, free_port,
                      http_request)
 from test_http2 import (END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, GOAWAY, HEADERS, PREFACE, RST_STREAM,
-                        SETTINGS, H2Raw, frame, goaway_code, request_block)
+                        SETTINGS, H2Raw, frame, goaway_code, rapid_reset_frames, request_block)
 
 
 def have(tool):
     return shutil.which(tool) is not None
+
+
+def route_family_cases(base):
+    """One curl call per route family at base (health, models, chat whole
+    and streamed, messages): (curl arguments, text the body must hold)."""
+    chat = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+    chat_stream = chat[:-1] + ',"stream":true}'
+    msgs = '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
+    return [
+        (["%s/health" % base], '"status":"ok"'),
+        (["%s/v1/models" % base], '"object":"list"'),
+        (["-H", "Content-Type: application/json", "-d", chat, "%s/v1/chat/completions" % base],
+         '"chat.completion"'),
+        (["-N", "-H", "Content-Type: application/json", "-d", chat_stream, "%s/v1/chat/completions" % base],
+         "data: [DONE]"),
+        (["-H", "Content-Type: application/json", "-d", msgs, "%s/v1/messages" % base], '"type":"message"'),
+    ]
 
 
 class TlsConn(RawConn):
@@ -186,19 +203,7 @@ class TlsServeTest(TlsBase):
 
     def test_every_route_family_with_curl(self):
         base = "https://a.test:%d" % self.tls_port
-        chat = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-        chat_stream = chat[:-1] + ',"stream":true}'
-        msgs = '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
-        cases = [
-            (["%s/health" % base], '"status":"ok"'),
-            (["%s/v1/models" % base], '"object":"list"'),
-            (["-H", "Content-Type: application/json", "-d", chat, "%s/v1/chat/completions" % base],
-             '"chat.completion"'),
-            (["-N", "-H", "Content-Type: application/json", "-d", chat_stream, "%s/v1/chat/completions" % base],
-             "data: [DONE]"),
-            (["-H", "Content-Type: application/json", "-d", msgs, "%s/v1/messages" % base], '"type":"message"'),
-        ]
-        for args, want in cases:
+        for args, want in route_family_cases(base):
             with self.subTest(url=args[-1], want=want):
                 r = self.curl(*args)
                 self.assertEqual(r.returncode, 0, r.stderr)
@@ -480,19 +485,7 @@ class TlsHttp2Test(TlsBase):
 
     def test_routes_with_curl_h2(self):
         base = "https://a.test:%d" % self.tls_port
-        chat = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-        chat_stream = chat[:-1] + ',"stream":true}'
-        msgs = '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
-        cases = [
-            (["%s/health" % base], '"status":"ok"'),
-            (["%s/v1/models" % base], '"object":"list"'),
-            (["-H", "Content-Type: application/json", "-d", chat, "%s/v1/chat/completions" % base],
-             '"chat.completion"'),
-            (["-N", "-H", "Content-Type: application/json", "-d", chat_stream, "%s/v1/chat/completions" % base],
-             "data: [DONE]"),
-            (["-H", "Content-Type: application/json", "-d", msgs, "%s/v1/messages" % base], '"type":"message"'),
-        ]
-        for args, want in cases:
+        for args, want in route_family_cases(base):
             with self.subTest(url=args[-1], want=want):
                 body, tail = self.h2curl(*args)
                 self.assertEqual(tail, "200 2", body[:300])
@@ -527,13 +520,8 @@ class TlsHttp2Test(TlsBase):
         self.assertIn("data: [DONE]", out)
 
     def test_rapid_reset_over_tls_gets_goaway(self):
-        data = b""
-        for i in range(400):
-            sid = 1 + 2 * i
-            data += frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
-            data += frame(RST_STREAM, 0, sid, struct.pack(">I", 8))  # CANCEL
         c = H2Tls(self.tls_port, self.ctx(alpn=["h2"]))
-        c.send(data)
+        c.send(rapid_reset_frames(400))
         got = c.frames(timeout=10, until=lambda f: f[0] == GOAWAY)
         self.assertEqual(goaway_code(got), ENHANCE_YOUR_CALM, got[-3:])
         c.close()
