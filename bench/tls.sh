@@ -69,20 +69,24 @@ h2_run() { # $1 port, $2 body file, $3 conns, $4 streams
     awk '/finished in/ {rps=$4} /^requests:/ {ok=$8} /time for request:/ {mean=$6} END {printf "rps=%s succeeded=%s mean=%s\n", rps, ok, mean}'
 }
 
+# report TITLE: the nginx and hapax lines ($n, $h) with their peak RSS and
+# the req/s ratio, then stops the round.
+report() {
+  echo "== $1 =="
+  echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
+  echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids
+}
+
 for s in $SCENARIOS; do
   case $s in
   h1)
     start_all 10
     n=$(STREAM=0 wrk_run $NGINX_PORT 50); h=$(STREAM=0 wrk_run $HAPAX_PORT 50)
-    echo "== HTTP/1.1 over TLS, keep-alive, 50 connections (${DURATION}s) =="
-    echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
-    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
+    report "HTTP/1.1 over TLS, keep-alive, 50 connections (${DURATION}s)" ;;
   h2)
     start_all 10
     n=$(h2_run $NGINX_PORT "$WORK/body.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/body.json" 10 100)
-    echo "== HTTP/2 over TLS, 10 connections x 100 streams (${DURATION}s) =="
-    echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
-    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
+    report "HTTP/2 over TLS, 10 connections x 100 streams (${DURATION}s)" ;;
   hs)
     start_all 10
     n=$(STREAM=0 wrk_run $NGINX_PORT 20 -H "Connection: close"); h=$(STREAM=0 wrk_run $HAPAX_PORT 20 -H "Connection: close")
@@ -107,8 +111,6 @@ PY
   streams)
     start_all 100
     n=$(h2_run $NGINX_PORT "$WORK/sbody.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/sbody.json" 10 100)
-    echo "== 1000 concurrent HTTP/2 streams over TLS (10 x 100), 100 chunks each (${DURATION}s) =="
-    echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
-    echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
+    report "1000 concurrent HTTP/2 streams over TLS (10 x 100), 100 chunks each (${DURATION}s)" ;;
   esac
 done

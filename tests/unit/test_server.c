@@ -23,6 +23,8 @@ typedef struct {
     atomic_int inits, finis, drains;
     atomic_int in_flight;   /* the slow request reached its handler */
     uv_sem_t slow_seen;
+    hx_config *cfg;
+    hx_buf b;               /* the client's last answer */
 } fixture;
 
 /* The per-worker application context. */
@@ -144,19 +146,24 @@ static void stop(fixture *f)
     uv_sem_destroy(&f->slow_seen);
 }
 
-/* One request through the worker: the listener's adapter parsed it, the
- * application's router ran the stub with the worker's context, and the
- * context was made and freed on that worker. */
 static const char health_req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
 
-/* Starts f on a config with `extra` server lines and connects a client. */
-static int start_client(fixture *f, hx_config **cfg, const char *extra)
+/* Starts f on a config with `extra` server lines and connects a client;
+ * fixture_free ends what this made. */
+static int start_client(fixture *f, const char *extra)
 {
-    *cfg = test_config(extra);
-    start(f, *cfg);
+    f->cfg = test_config(extra);
+    hx_buf_init(&f->b, WH_RESPONSE_MAX);
+    start(f, f->cfg);
     int fd = wh_connect(&f->h);
     assert_true(fd >= 0);
     return fd;
+}
+
+static void fixture_free(fixture *f)
+{
+    hx_buf_free(&f->b);
+    hx_config_unref(f->cfg);
 }
 
 /* Sends req on fd; the answer in b, its status returned. */
@@ -166,23 +173,22 @@ static int ask(int fd, const char *req, hx_buf *b)
     return wh_read_response(fd, b);
 }
 
+/* One request through the worker: the listener's adapter parsed it, the
+ * application's router ran the stub with the worker's context, and the
+ * context was made and freed on that worker. */
 static void test_one_request(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg;
-    int fd = start_client(&f, &cfg, "");
-    hx_buf b;
-    hx_buf_init(&b, WH_RESPONSE_MAX);
-    assert_int_equal(ask(fd, health_req, &b), 200);
-    assert_string_equal(wh_body(&b), "ok");
+    int fd = start_client(&f, "");
+    assert_int_equal(ask(fd, health_req, &f.b), 200);
+    assert_string_equal(wh_body(&f.b), "ok");
     close(fd);
     stop(&f);
     assert_int_equal(atomic_load(&f.inits), 1);
     assert_int_equal(atomic_load(&f.finis), 1);
     assert_int_equal(atomic_load(&f.drains), 1);
-    hx_buf_free(&b);
-    hx_config_unref(cfg);
+    fixture_free(&f);
 }
 
 /* A graceful stop lets the request in flight finish: its answer arrives
@@ -191,24 +197,20 @@ static void test_drain_finishes_in_flight(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg;
-    int fd = start_client(&f, &cfg, "");
+    int fd = start_client(&f, "");
     assert_int_equal(wh_send(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"), 0);
     uv_sem_wait(&f.slow_seen);
     hx_server_stop(f.h.srv);
-    hx_buf b;
-    hx_buf_init(&b, WH_RESPONSE_MAX);
-    assert_int_equal(wh_read_response(fd, &b), 200);
-    assert_string_equal(wh_body(&b), "finished");
-    assert_non_null(strcasestr(b.data, "connection: close"));
+    assert_int_equal(wh_read_response(fd, &f.b), 200);
+    assert_string_equal(wh_body(&f.b), "finished");
+    assert_non_null(strcasestr(f.b.data, "connection: close"));
     assert_true(wh_peer_closed(fd));
     close(fd);
     assert_int_equal(wh_join(&f.h), 0);
     uv_sem_destroy(&f.slow_seen);
     assert_int_equal(atomic_load(&f.drains), 1);
     assert_int_equal(atomic_load(&f.finis), 1);
-    hx_buf_free(&b);
-    hx_config_unref(cfg);
+    fixture_free(&f);
 }
 
 /* A graceful stop closes a keep-alive connection that waits for its next
@@ -217,19 +219,15 @@ static void test_drain_closes_idle(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg;
-    int fd = start_client(&f, &cfg, "");
-    hx_buf b;
-    hx_buf_init(&b, WH_RESPONSE_MAX);
-    assert_int_equal(ask(fd, health_req, &b), 200);
-    assert_null(strcasestr(b.data, "connection: close"));
+    int fd = start_client(&f, "");
+    assert_int_equal(ask(fd, health_req, &f.b), 200);
+    assert_null(strcasestr(f.b.data, "connection: close"));
     hx_server_stop(f.h.srv);
     assert_true(wh_peer_closed(fd));
     assert_int_equal(wh_join(&f.h), 0);
     uv_sem_destroy(&f.slow_seen);
     close(fd);
-    hx_buf_free(&b);
-    hx_config_unref(cfg);
+    fixture_free(&f);
 }
 
 /* Load shedding: past server.max_connections a new client gets a 503
@@ -238,23 +236,19 @@ static void test_shed_past_max_connections(void **state)
 {
     (void)state;
     fixture f = {0};
-    hx_config *cfg;
-    int a = start_client(&f, &cfg, "  max_connections: 1\n");
-    hx_buf b;
-    hx_buf_init(&b, WH_RESPONSE_MAX);
+    int a = start_client(&f, "  max_connections: 1\n");
     /* Answered: the first connection is counted and stays open. */
-    assert_int_equal(ask(a, health_req, &b), 200);
+    assert_int_equal(ask(a, health_req, &f.b), 200);
     int c = wh_connect(&f.h);
     assert_true(c >= 0);
-    assert_int_equal(wh_read_response(c, &b), 503);
+    assert_int_equal(wh_read_response(c, &f.b), 503);
     assert_true(wh_peer_closed(c));
     close(c);
     /* The one admitted is still served. */
-    assert_int_equal(ask(a, health_req, &b), 200);
+    assert_int_equal(ask(a, health_req, &f.b), 200);
     close(a);
     stop(&f);
-    hx_buf_free(&b);
-    hx_config_unref(cfg);
+    fixture_free(&f);
 }
 
 static hx_router *refusing_routes(const hx_config *cfg, void *ud, char *err, size_t errlen)

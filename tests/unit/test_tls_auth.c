@@ -109,6 +109,16 @@ static void assert_peer_refused(hx_tls_ctx *ctx, const cli_opts *o)
     pair_free(p);
 }
 
+/* A pair with ctx whose client presents client-one's certificate (and
+ * resumes the session of `resume`, if any), past a good handshake. */
+static pair *client_one_pair(hx_tls_ctx *ctx, const gnutls_datum_t *resume)
+{
+    cli_opts o = {.cert = tls_at("client.pem"), .key = tls_at("client.key"), .resume = resume};
+    pair *p = pair_new(ctx, &o);
+    handshake_ok(p);
+    return p;
+}
+
 static void test_mtls(void **state)
 {
     (void)state;
@@ -116,8 +126,7 @@ static void test_mtls(void **state)
     fingerprint(tls_at("client.pem"), fp);
     hx_tls_ctx *req = mtls_ctx("require");
     /* a client certificate from the CA: verified, identity exposed */
-    pair *p = pair_new(req, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
-    handshake_ok(p);
+    pair *p = client_one_pair(req, NULL);
     const hx_tls_info *i = hx_tls_conn_info(p->srv);
     assert_true(i->peer_verified);
     assert_string_equal(i->peer_sha256, fp);
@@ -139,8 +148,7 @@ static void test_mtls(void **state)
     assert_false(hx_tls_conn_info(p->srv)->peer_verified);
     assert_string_equal(hx_tls_conn_info(p->srv)->peer_sha256, "");
     pair_free(p);
-    p = pair_new(opt, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
-    handshake_ok(p);
+    p = client_one_pair(opt, NULL);
     assert_string_equal(hx_tls_conn_info(p->srv)->peer_sha256, fp);
     pair_free(p);
     assert_peer_refused(opt, &(cli_opts){.force_cert = true});
@@ -153,8 +161,7 @@ static void test_mtls(void **state)
 
     /* client_auth: none never asks: a client certificate is not sent */
     hx_tls_ctx *none = default_ctx();
-    p = pair_new(none, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
-    handshake_ok(p);
+    p = client_one_pair(none, NULL);
     assert_false(hx_tls_conn_info(p->srv)->peer_verified);
     pair_free(p);
     hx_tls_ctx_unref(none);
@@ -168,14 +175,12 @@ static void test_mtls_resumed_identity(void **state)
     char fp[65];
     fingerprint(tls_at("client.pem"), fp);
     hx_tls_ctx *req = mtls_ctx("require");
-    pair *p = pair_new(req, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key")});
-    handshake_ok(p);
+    pair *p = client_one_pair(req, NULL);
     exchange(p);
     gnutls_datum_t tk;
     assert_int_equal(gnutls_session_get_data2(p->cli, &tk), 0);
     pair_free(p);
-    p = pair_new(req, &(cli_opts){.cert = tls_at("client.pem"), .key = tls_at("client.key"), .resume = &tk});
-    handshake_ok(p);
+    p = client_one_pair(req, &tk);
     const hx_tls_info *i = hx_tls_conn_info(p->srv);
     assert_true(i->resumed);
     assert_true(i->peer_verified);
