@@ -7,6 +7,9 @@
 # json-c).
 #   bench/instructions.sh OLD_BIN [NEW_BIN]   # NEW_BIN defaults to build/hapax
 #   N=2000 STREAM=1 CHUNKS=100 bench/instructions.sh ../old/build/hapax
+#   TLS=1 bench/instructions.sh ...   # HTTP/1.1 over TLS (H2=1: HTTP/2 over TLS)
+# KEEP=1 keeps the callgrind files (their directory is printed) for
+# callgrind_annotate.
 # Needs valgrind and h2load (nghttp2-client; --h1 drives HTTP/1.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,16 +23,34 @@ W=$(mktemp -d)
 MOCKPID=""; P=""
 cleanup() { [ -n "$P" ] && kill "$P" 2>/dev/null; [ -n "$MOCKPID" ] && kill "$MOCKPID" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
+[ "${KEEP:-0}" = 1 ] && { trap - EXIT; echo "callgrind files in $W"; }
+scheme=http; tls=""
+if [ "${TLS:-0}" = 1 ] || [ "${H2:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+  chmod 600 "$W/key.pem"
+  scheme=https; TP=$((HP + 2))
+  tls="  tls: {enabled: true, port: $TP, cert_file: $W/cert.pem, key_file: $W/key.pem}"
+fi
 "$MOCK" --port "$MP" --chunks "${CHUNKS:-10}" > "$W/mock.out" & MOCKPID=$!
 cat > "$W/h.yaml" <<YML
-server: {host: 127.0.0.1, port: $HP, workers: 1, max_connections: 20000}
+server:
+  host: 127.0.0.1
+  port: $HP
+  workers: 1
+  max_connections: 20000
+$tls
 logging: {level: info}
 $(llm_yaml "$MP")
 YML
 chat_body "$W/body.json" "${STREAM:-0}"
+url="http://127.0.0.1:$HP/v1/chat/completions"; proto=--h1
+[ $scheme = https ] && url="https://127.0.0.1:$TP/v1/chat/completions"
+[ "${H2:-0}" = 1 ] && proto="-m 10"
 load() { # $1 = requests
-  h2load --h1 -n "$1" -c 10 -d "$W/body.json" -H 'Content-Type: application/json' \
-    -H 'Authorization: Bearer sk-bench' "http://127.0.0.1:$HP/v1/chat/completions" 2>&1
+  # shellcheck disable=SC2086
+  h2load $proto -n "$1" -c 10 -d "$W/body.json" -H 'Content-Type: application/json' \
+    -H 'Authorization: Bearer sk-bench' "$url" 2>&1
 }
 for b in old new; do
   bin=$OLD; [ $b = new ] && bin=$NEW
