@@ -10,6 +10,7 @@
 #include "http/router.h"
 #include "obs/metrics.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/uuid.h"
 
 uint64_t hx_now_ns(void)
@@ -345,15 +346,27 @@ int hx_res_header(hx_req *r, const char *name, const char *value)
     return hx_headers_add(&r->res_headers, name, value) == 0 ? HX_RES_OK : HX_RES_ENOMEM;
 }
 
-/* Go-style duration text that time.ParseDuration accepts. */
-static void format_elapsed(uint64_t ns, char *out, size_t size)
+/* Go-style duration text that time.ParseDuration accepts: three decimals
+ * rounded as %.3f would, in fixed point (printf's float formatting costs
+ * more than the rest of the head). out holds at least 32 bytes. */
+static void format_elapsed(uint64_t ns, char out[32])
 {
-    if (ns < 1000000ull)
-        snprintf(out, size, "%.3fus", (double)ns / 1e3);
-    else if (ns < 1000000000ull)
-        snprintf(out, size, "%.3fms", (double)ns / 1e6);
-    else
-        snprintf(out, size, "%.3fs", (double)ns / 1e9);
+    uint64_t v = ns;
+    const char *unit = "us";
+    if (ns >= 1000000000ull) {
+        v = ns / 1000000 + (ns % 1000000 >= 500000);
+        unit = "s";
+    } else if (ns >= 1000000ull) {
+        v = ns / 1000 + (ns % 1000 >= 500);
+        unit = "ms";
+    }
+    size_t n = hx_fmt_int(out, (long long)(v / 1000));
+    uint64_t frac = v % 1000;
+    out[n++] = '.';
+    out[n++] = (char)('0' + frac / 100);
+    out[n++] = (char)('0' + frac / 10 % 10);
+    out[n++] = (char)('0' + frac % 10);
+    memcpy(out + n, unit, strlen(unit) + 1);
 }
 
 static int send_head(hx_req *r, int status, int64_t content_length)
@@ -368,7 +381,7 @@ static int send_head(hx_req *r, int status, int64_t content_length)
     }
     if (r->mw & HX_MW_REQUEST_TIMER) {
         char t[32];
-        format_elapsed(hx_now_ns() - r->start_ns, t, sizeof t);
+        format_elapsed(hx_now_ns() - r->start_ns, t);
         if (hx_headers_set(&r->res_headers, "X-Response-Time", t) != 0)
             return HX_RES_ENOMEM;
     }

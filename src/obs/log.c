@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "obs/metrics.h"
+#include "util/buf.h"
 
 /* A line longer than this is cut and marked; logging never allocates. */
 #define HX_LOG_LINE_MAX 8192
@@ -69,25 +70,31 @@ static void putf(line_buf *b, const char *fmt, ...)
         put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* JSON string body escaping; control characters as \u00XX. */
+/* JSON string body escaping; control characters as \u00XX. Runs of
+ * plain characters are copied whole. */
 static void put_json_str(line_buf *b, const char *s)
 {
+    static const char hex[] = "0123456789abcdef";
     put(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+    const unsigned char *c = (const unsigned char *)(s ? s : ""), *run = c;
+    for (;; c++) {
+        if (*c >= 0x20 && *c != '"' && *c != '\\')
+            continue;
+        put(b, (const char *)run, (size_t)(c - run));
+        run = c + 1;
         switch (*c) {
+        case '\0': put(b, "\"", 1); return;
         case '"': put(b, "\\\"", 2); break;
         case '\\': put(b, "\\\\", 2); break;
         case '\n': put(b, "\\n", 2); break;
         case '\r': put(b, "\\r", 2); break;
         case '\t': put(b, "\\t", 2); break;
-        default:
-            if (*c < 0x20)
-                putf(b, "\\u%04x", *c);
-            else
-                put(b, (const char *)c, 1);
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 0xf]};
+            put(b, u, sizeof u);
+        }
         }
     }
-    put(b, "\"", 1);
 }
 
 /* Text values are quoted only when they contain spaces, quotes or '='. */
@@ -102,14 +109,22 @@ static void put_text_str(line_buf *b, const char *s)
 
 static void put_ts(line_buf *b)
 {
+    /* The date part changes once a second: each thread keeps its last. */
+    static _Thread_local time_t last_sec = -1;
+    static _Thread_local char last[40];
+    static _Thread_local size_t last_len;
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char tmp[40];
-    size_t n = strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-    put(b, tmp, n);
-    putf(b, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (ts.tv_sec != last_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        last_len = strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%S", &tm);
+        last_sec = ts.tv_sec;
+    }
+    put(b, last, last_len);
+    long ms = ts.tv_nsec / 1000000;
+    char frac[5] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z'};
+    put(b, frac, sizeof frac);
 }
 
 static void put_value(line_buf *b, const hx_log_field *f, bool json)
@@ -121,7 +136,11 @@ static void put_value(line_buf *b, const hx_log_field *f, bool json)
         else
             put_text_str(b, f->v.s);
         break;
-    case HX_LF_INT: putf(b, "%lld", (long long)f->v.i); break;
+    case HX_LF_INT: {
+        char tmp[HX_FMT_INT_MAX];
+        put(b, tmp, hx_fmt_int(tmp, (long long)f->v.i));
+        break;
+    }
     case HX_LF_DOUBLE: putf(b, "%.6g", f->v.d); break;
     case HX_LF_BOOL: puts_(b, f->v.b ? "true" : "false"); break;
     case HX_LF_SECRET: puts_(b, json ? "\"[redacted]\"" : "[redacted]"); break;

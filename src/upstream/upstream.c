@@ -636,8 +636,16 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
 {
     CURL *e = c->easy;
     for (size_t i = 0; headers && i < headers->n; i++) {
+        /* "name: value", cut at the line bound as snprintf did. */
         char line[8192];
-        snprintf(line, sizeof line, "%s: %s", headers->items[i].name, headers->items[i].value);
+        const char *nm = headers->items[i].name, *val = headers->items[i].value;
+        size_t nl = strlen(nm), vl = strlen(val), k = nl < sizeof line - 1 ? nl : sizeof line - 1;
+        memcpy(line, nm, k);
+        for (const char *sep = ": "; *sep && k < sizeof line - 1; sep++)
+            line[k++] = *sep;
+        size_t take = vl < sizeof line - 1 - k ? vl : sizeof line - 1 - k;
+        memcpy(line + k, val, take);
+        line[k + take] = '\0';
         struct curl_slist *l = curl_slist_append(c->hdrs, line);
         if (l == NULL)
             return -1;

@@ -51,17 +51,50 @@ int hx_buf_append_str(hx_buf *b, const char *s)
 
 int hx_buf_printf(hx_buf *b, const char *fmt, ...)
 {
+    /* One pass when the text fits the spare capacity (the usual case),
+     * a second after growing only when it does not. */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || reserve(b, (size_t)n) != 0)
+    if (n < 0 || (b->max && (size_t)n > b->max - (b->len < b->max ? b->len : b->max)) ||
+        ((size_t)n >= room && reserve(b, (size_t)n) != 0)) {
+        if (b->data)
+            b->data[b->len] = '\0'; /* undo a partial first pass */
         return -1;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= room) {
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
+}
+
+size_t hx_fmt_int(char out[HX_FMT_INT_MAX], long long v)
+{
+    char tmp[HX_FMT_INT_MAX];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t k = 0;
+    if (v < 0)
+        out[k++] = '-';
+    while (n)
+        out[k++] = tmp[--n];
+    out[k] = '\0';
+    return k;
+}
+
+int hx_buf_append_int(hx_buf *b, long long v)
+{
+    char tmp[HX_FMT_INT_MAX];
+    return hx_buf_append(b, tmp, hx_fmt_int(tmp, v));
 }
 
 void hx_buf_consume(hx_buf *b, size_t n)

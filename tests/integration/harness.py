@@ -1004,7 +1004,10 @@ class HapaxTestCase(unittest.TestCase):
     def assertCommonHeaders(self, resp):
         rid = resp.header("X-Request-ID")
         self.assertTrue(rid, "response has no X-Request-ID: %r" % resp)
-        self.assertTrue(resp.header("X-Response-Time"), "response has no X-Response-Time: %r" % resp)
+        rt = resp.header("X-Response-Time")
+        self.assertTrue(rt, "response has no X-Response-Time: %r" % resp)
+        # Go duration text with three decimals (time.ParseDuration reads it)
+        self.assertRegex(rt, r"^[0-9]+\.[0-9]{3}(us|ms|s)$")
 
     def assertJsonError(self, resp, status, code):
         """The uniform JSON error: status, Content-Type, body shape, code,

@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +60,41 @@ static void test_buf_limits(void **state)
     hx_free(s);
 }
 
+static void test_buf_int_and_printf(void **state)
+{
+    (void)state;
+    char t[HX_FMT_INT_MAX];
+    assert_int_equal(hx_fmt_int(t, 0), 1);
+    assert_string_equal(t, "0");
+    hx_fmt_int(t, -42);
+    assert_string_equal(t, "-42");
+    hx_fmt_int(t, LLONG_MIN);
+    assert_string_equal(t, "-9223372036854775808");
+    hx_fmt_int(t, LLONG_MAX);
+    assert_string_equal(t, "9223372036854775807");
+
+    hx_buf b;
+    hx_buf_init(&b, 12);
+    assert_int_equal(hx_buf_append_int(&b, 200), 0);
+    /* printf into spare capacity (256 after the first append) still
+     * honours max, and a refusal leaves the text as it was. */
+    assert_int_equal(hx_buf_printf(&b, "%s", "0123456789"), -1);
+    assert_string_equal(b.data, "200");
+    assert_int_equal(hx_buf_printf(&b, " %d-%s", 7, "ab"), 0);
+    assert_string_equal(b.data, "200 7-ab");
+    assert_int_equal(b.len, 8);
+    hx_buf_free(&b);
+
+    hx_buf_init(&b, 0);
+    char big[600];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(hx_buf_printf(&b, "<%s>", big), 0); /* the growing pass */
+    assert_int_equal(b.len, sizeof big + 1);
+    assert_int_equal(b.data[b.len - 1], '>');
+    hx_buf_free(&b);
+}
+
 static void test_uuid_format(void **state)
 {
     (void)state;
@@ -109,6 +145,7 @@ int main(void)
         cmocka_unit_test(test_curl_uses_allocator),
         cmocka_unit_test(test_fail_at_nth),
         cmocka_unit_test(test_buf_limits),
+        cmocka_unit_test(test_buf_int_and_printf),
         cmocka_unit_test(test_uuid_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,6 +109,23 @@ static void test_escaping_and_secret(void **state)
     json_object_put(o);
 }
 
+static void test_every_escape_and_int(void **state)
+{
+    (void)state;
+    HX_LOG_INFO("m", HX_F_STR("s", "a\"b\\c\nd\re\tf\x1f\x7f\xc3\xa9g"), HX_F_INT("neg", -12345),
+                HX_F_INT("big", INT64_MAX), HX_F_STR("empty", ""));
+    char *out = captured();
+    assert_non_null(strstr(out, "\"s\":\"a\\\"b\\\\c\\nd\\re\\tf\\u001f\x7f\xc3\xa9g\""));
+    assert_non_null(strstr(out, "\"neg\":-12345,"));
+    assert_non_null(strstr(out, "\"big\":9223372036854775807,"));
+    assert_non_null(strstr(out, "\"empty\":\"\"}"));
+    /* the timestamp: date, time and three digits of milliseconds */
+    const char *ts = strstr(out, "\"ts\":\"");
+    assert_non_null(ts);
+    assert_int_equal(ts[6 + 23], 'Z');
+    assert_int_equal(ts[6 + 19], '.');
+}
+
 static void test_long_line_is_cut_but_valid(void **state)
 {
     (void)state;
@@ -218,6 +235,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_level_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_text_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping_and_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_escape_and_int, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_is_cut_but_valid, setup, teardown),
         cmocka_unit_test(test_secret_names),
         cmocka_unit_test(test_level_parse),
