@@ -11,11 +11,18 @@ FUZZ_SECONDS ?= 60
 # make test: a fixed number of inputs from a fixed seed (repeatable).
 FUZZ_TEST_RUNS ?= 20000
 FUZZ_TARGETS = json stream inbound config request http h2
+# Integration tests run in this many worker processes (run.py -j): a test
+# mostly waits on its children, so two workers use a core between them.
+IT_JOBS ?= 2
+# make test: how many phases run at once, and where their logs go.
+TEST_JOBS ?= 3
+TEST_LOGS ?= $(BUILD)/test-logs
 
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test-deps build asan run test unit integration check-build-deps check-banned analyze fuzz fuzz-build fuzz-test clean
+.PHONY: all deps test-deps build asan run test unit integration check-build-deps check-banned analyze fuzz fuzz-build fuzz-test clean \
+        test-phases t-build t-asan t-fuzz-build t-analyze t-checks t-unit-release t-unit-asan t-it-asan t-it-release t-fuzz
 
 all: build
 
@@ -71,8 +78,8 @@ unit: test-deps build asan check-build-deps check-banned
 	$(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
 
 integration: test-deps build asan
-	$(PYTHON) tests/integration/run.py --bin $(ASAN)/hapax
-	$(PYTHON) tests/integration/run.py --bin $(BUILD)/hapax
+	$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(ASAN)/hapax
+	$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(BUILD)/hapax
 
 # A build with only the build packages (no cmocka) must configure and build.
 check-build-deps:
@@ -102,7 +109,49 @@ fuzz: fuzz-build
 fuzz-test: fuzz-build
 	$(SAN_ENV) tests/fuzz/run.sh $(FUZZ) runs=$(FUZZ_TEST_RUNS) $(FUZZ_TARGETS)
 
-test: analyze unit integration fuzz-test
+# make test = analyze + unit + integration + fuzz-test, the same steps as
+# those targets, run as phases up to TEST_JOBS at once (the integration
+# passes mostly wait, the rest is CPU-bound), each with its output in
+# TEST_LOGS/PHASE.log and a start line, then an ok line or FAILED with the
+# log's tail, on the terminal. Any failed phase fails `make test` (the
+# others still finish).
+PHASE = @scripts/test-phase.sh $(TEST_LOGS)
+
+test: deps test-deps $(BUILD)/build.ninja $(ASAN)/build.ninja $(FUZZ)/build.ninja
+	@rm -rf $(TEST_LOGS)
+	@start=$$(date +%s); $(MAKE) --no-print-directory -k -j$(TEST_JOBS) test-phases; rc=$$?; \
+	  secs=$$(($$(date +%s) - start)); \
+	  if [ $$rc -eq 0 ]; then echo "make test: all phases passed in $$((secs / 60))m$$((secs % 60))s"; \
+	  else echo "make test: FAILED after $$((secs / 60))m$$((secs % 60))s (phase logs: $(TEST_LOGS)/)"; fi; \
+	  exit $$rc
+
+# Listed in the order make starts them: the ASan pass is the longest chain.
+test-phases: t-it-asan t-analyze t-it-release t-fuzz t-unit-asan t-unit-release t-checks
+
+t-build:
+	$(PHASE) build '' sh -c 'meson configure $(BUILD) -Dtests=enabled && ninja -C $(BUILD)'
+t-asan:
+	$(PHASE) build-asan '' ninja -C $(ASAN)
+t-fuzz-build:
+	$(PHASE) build-fuzz '' ninja -C $(FUZZ) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+t-analyze:
+	$(PHASE) analyze 'check-analyze-test:|analyze:' \
+		sh -c 'scripts/check-analyze-test.sh && scripts/analyze.sh $(BUILD)'
+t-checks:
+	$(PHASE) checks 'check-' sh -c 'scripts/check-build-deps.sh && \
+		scripts/check-banned-test.sh && scripts/check-banned.sh'
+t-unit-release: t-build
+	$(PHASE) unit-release '^(Ok|Fail|Timeout): ' meson test -C $(BUILD) --print-errorlogs
+t-unit-asan: t-asan
+	$(PHASE) unit-asan '^(Ok|Fail|Timeout): ' env $(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
+t-it-asan: t-asan
+	$(PHASE) integration-asan '^hapax integration:' \
+		$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(ASAN)/hapax
+t-it-release: t-build
+	$(PHASE) integration-release '^hapax integration:' \
+		$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(BUILD)/hapax
+t-fuzz: t-fuzz-build
+	$(PHASE) fuzz '^fuzz' env $(SAN_ENV) tests/fuzz/run.sh $(FUZZ) runs=$(FUZZ_TEST_RUNS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
