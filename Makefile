@@ -78,8 +78,8 @@ unit: test-deps build asan check-build-deps check-banned
 	$(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
 
 integration: test-deps build asan
-	$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(ASAN)/hapax
-	$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(BUILD)/hapax
+	$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --slowest 20 --bin $(ASAN)/hapax
+	$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --slowest 20 --bin $(BUILD)/hapax
 
 # A build with only the build packages (no cmocka) must configure and build.
 check-build-deps:
@@ -113,45 +113,53 @@ fuzz-test: fuzz-build
 # those targets, run as phases up to TEST_JOBS at once (the integration
 # passes mostly wait, the rest is CPU-bound), each with its output in
 # TEST_LOGS/PHASE.log and a start line, then an ok line or FAILED with the
-# log's tail, on the terminal. Any failed phase fails `make test` (the
-# others still finish).
+# log's tail, on the terminal. Any failed phase fails `make test`; the
+# others still run (RUN: a failed test phase does not stop the lane behind
+# it; a failed build does stop what needs it).
 PHASE = @scripts/test-phase.sh $(TEST_LOGS)
+RUN = @PHASE_EXIT0=1 scripts/test-phase.sh $(TEST_LOGS)
 
 test: deps test-deps $(BUILD)/build.ninja $(ASAN)/build.ninja $(FUZZ)/build.ninja
 	@rm -rf $(TEST_LOGS)
 	@start=$$(date +%s); $(MAKE) --no-print-directory -k -j$(TEST_JOBS) test-phases; rc=$$?; \
+	  [ ! -s $(TEST_LOGS)/failed ] || rc=1; \
 	  secs=$$(($$(date +%s) - start)); \
 	  if [ $$rc -eq 0 ]; then echo "make test: all phases passed in $$((secs / 60))m$$((secs % 60))s"; \
 	  else echo "make test: FAILED after $$((secs / 60))m$$((secs % 60))s (phase logs: $(TEST_LOGS)/)"; fi; \
 	  exit $$rc
 
-# Listed in the order make starts them: the ASan pass is the longest chain.
-test-phases: t-it-asan t-analyze t-it-release t-fuzz t-unit-asan t-unit-release t-checks
+# Three lanes, fixed by order-only prerequisites (make alone would start
+# whatever it scans first): the ASan build, then its integration pass (the
+# longest chain); the release build, then its pass; and the CPU-bound rest,
+# one after another at a lower priority (LOW) so the integration passes get
+# the CPU when they need it.
+LOW = nice -n 10
+test-phases: t-it-asan t-it-release t-checks
 
-t-build:
+t-build: | t-asan
 	$(PHASE) build '' sh -c 'meson configure $(BUILD) -Dtests=enabled && ninja -C $(BUILD)'
 t-asan:
 	$(PHASE) build-asan '' ninja -C $(ASAN)
-t-fuzz-build:
-	$(PHASE) build-fuzz '' ninja -C $(FUZZ) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+t-fuzz-build: | t-analyze
+	$(PHASE) build-fuzz '' $(LOW) ninja -C $(FUZZ) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 t-analyze:
-	$(PHASE) analyze 'check-analyze-test:|analyze:' \
-		sh -c 'scripts/check-analyze-test.sh && scripts/analyze.sh $(BUILD)'
-t-checks:
-	$(PHASE) checks 'check-' sh -c 'scripts/check-build-deps.sh && \
+	$(RUN) analyze 'check-analyze-test:|analyze:' \
+		$(LOW) sh -c 'scripts/check-analyze-test.sh && scripts/analyze.sh $(BUILD)'
+t-checks: | t-unit-asan
+	$(RUN) checks 'check-' $(LOW) sh -c 'scripts/check-build-deps.sh && \
 		scripts/check-banned-test.sh && scripts/check-banned.sh'
-t-unit-release: t-build
-	$(PHASE) unit-release '^(Ok|Fail|Timeout): ' meson test -C $(BUILD) --print-errorlogs
-t-unit-asan: t-asan
-	$(PHASE) unit-asan '^(Ok|Fail|Timeout): ' env $(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
+t-unit-release: t-build | t-fuzz
+	$(RUN) unit-release '^(Ok|Fail|Timeout): ' $(LOW) meson test -C $(BUILD) --print-errorlogs
+t-unit-asan: t-asan | t-unit-release
+	$(RUN) unit-asan '^(Ok|Fail|Timeout): ' $(LOW) env $(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
 t-it-asan: t-asan
-	$(PHASE) integration-asan '^hapax integration:' \
-		$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(ASAN)/hapax
+	$(RUN) integration-asan '^hapax integration:' \
+		$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --slowest 20 --bin $(ASAN)/hapax
 t-it-release: t-build
-	$(PHASE) integration-release '^hapax integration:' \
-		$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --bin $(BUILD)/hapax
+	$(RUN) integration-release '^hapax integration:' \
+		$(PYTHON) tests/integration/run.py -j $(IT_JOBS) --slowest 20 --bin $(BUILD)/hapax
 t-fuzz: t-fuzz-build
-	$(PHASE) fuzz '^fuzz' env $(SAN_ENV) tests/fuzz/run.sh $(FUZZ) runs=$(FUZZ_TEST_RUNS) $(FUZZ_TARGETS)
+	$(RUN) fuzz '^fuzz' $(LOW) env $(SAN_ENV) tests/fuzz/run.sh $(FUZZ) runs=$(FUZZ_TEST_RUNS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)
