@@ -129,28 +129,29 @@ test: deps test-deps $(BUILD)/build.ninja $(ASAN)/build.ninja $(FUZZ)/build.ninj
 	  exit $$rc
 
 # Three lanes, fixed by order-only prerequisites (make alone would start
-# whatever it scans first): the ASan build, then its integration pass (the
-# longest chain); the release build, then its pass; and the CPU-bound rest,
-# one after another at a lower priority (LOW) so the integration passes get
-# the CPU when they need it.
+# whatever it scans first): the ASan build, its integration pass (the
+# longest chain), its unit tests; the release build (once the ASan one is
+# done), its integration pass, the fuzz build and run, its unit tests; and
+# the analysis, then the checks. The CPU-bound phases run at a lower
+# priority (LOW) so that the integration passes get the CPU when they need it.
 LOW = nice -n 10
-test-phases: t-it-asan t-it-release t-checks
+test-phases: t-unit-asan t-unit-release t-checks
 
 t-build: | t-asan
 	$(PHASE) build '' sh -c 'meson configure $(BUILD) -Dtests=enabled && ninja -C $(BUILD)'
 t-asan:
 	$(PHASE) build-asan '' ninja -C $(ASAN)
-t-fuzz-build: | t-analyze
+t-fuzz-build: | t-it-release
 	$(PHASE) build-fuzz '' $(LOW) ninja -C $(FUZZ) $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 t-analyze:
 	$(RUN) analyze 'check-analyze-test:|analyze:' \
 		$(LOW) sh -c 'scripts/check-analyze-test.sh && scripts/analyze.sh $(BUILD)'
-t-checks: | t-unit-asan
+t-checks: | t-analyze
 	$(RUN) checks 'check-' $(LOW) sh -c 'scripts/check-build-deps.sh && \
 		scripts/check-banned-test.sh && scripts/check-banned.sh'
 t-unit-release: t-build | t-fuzz
 	$(RUN) unit-release '^(Ok|Fail|Timeout): ' $(LOW) meson test -C $(BUILD) --print-errorlogs
-t-unit-asan: t-asan | t-unit-release
+t-unit-asan: t-asan | t-it-asan
 	$(RUN) unit-asan '^(Ok|Fail|Timeout): ' $(LOW) env $(SAN_ENV) meson test -C $(ASAN) --print-errorlogs
 t-it-asan: t-asan
 	$(RUN) integration-asan '^hapax integration:' \

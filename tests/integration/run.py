@@ -255,16 +255,18 @@ def main():
     for path, secret in leaks:
         print("SECRET LEAK: %s contains the test secret %s..." % (path, secret[:6]))
 
+    # Above the summary, so that the summary and the failed tests end the output.
+    slowest = args.slowest if args.slowest is not None else 8 if args.verbose else 0
+    if slowest > 0:
+        print()
+        print("slowest tests:")
+        for d, tid in sorted(durations, reverse=True)[:slowest]:
+            print("  %6.2fs %s" % (d, tid))
     print()
     print("=" * 70)
     print("hapax integration: %d run, %d passed, %d failed, %d skipped in %.1fs"
           % (run, run - len(failed_ids) - skipped, len(failed_ids), skipped, elapsed))
     print("binary: %s" % binary)
-    slowest = args.slowest if args.slowest is not None else 8 if args.verbose else 0
-    if slowest > 0:
-        print("slowest tests:")
-        for d, tid in sorted(durations, reverse=True)[:slowest]:
-            print("  %6.2fs %s" % (d, tid))
     for tid in failed_ids:
         print("  FAILED %s" % tid)
     ok = not failed_ids and not leaks
