@@ -69,14 +69,48 @@ def artifacts_root():
     return ARTIFACTS
 
 
-def free_port():
-    """A port that was free a moment ago (bind 127.0.0.1:0, close)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+# Ports for the servers tests start come from one counter shared by every
+# test process on the machine (a locked file), walking 20000-31999: below
+# the kernel's ephemeral range (32768+), so no outgoing connection takes
+# one, and never the same port to two tests running side by side (run.py
+# -j, or the ASan and release passes at once). A port still bound by
+# something else is skipped.
+PORT_LO, PORT_HI = 20000, 32000
+PORT_COUNTER = os.path.join(tempfile.gettempdir(), "hapax-it-ports")
+
+
+def _next_port_number():
+    import fcntl
+    fd = os.open(PORT_COUNTER, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = os.pread(fd, 32, 0).strip()
+        n = int(raw) if raw.isdigit() else int.from_bytes(os.urandom(2), "big")
+        os.pwrite(fd, b"%-31d\n" % (n + 1), 0)
+        return PORT_LO + n % (PORT_HI - PORT_LO)
     finally:
-        s.close()
+        os.close(fd)
+
+
+def _bindable(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_port():
+    """A port no other test was given lately and nothing holds now."""
+    for _ in range(PORT_HI - PORT_LO):
+        port = _next_port_number()
+        if _bindable(port):
+            return port
+    raise RuntimeError("no free port in %d-%d" % (PORT_LO, PORT_HI))
 
 
 def child_env(extra=None):

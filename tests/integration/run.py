@@ -2,12 +2,18 @@
 """Runs the hapax integration tests against a built binary.
 
     python3 tests/integration/run.py --bin build/hapax [-k PATTERN]... [-v]
-                                     [--artifacts DIR] [--failfast] [--list]
+                                     [-j N] [--artifacts DIR] [--failfast] [--list]
 
 -k selects tests whose id (e.g. test_http.HealthTest.test_head) contains
 PATTERN, or matches it as a shell glob when it has * ? or [. Repeat -k to
 select the union. Exit status: 0 all passed, 1 a test failed, 2 usage error
 (no binary, nothing selected).
+
+-j N runs the tests in N worker processes (forked after discovery; each
+takes the next test as it finishes one, slowest-known first), which pays
+off because most of a test's time is spent waiting on its children. Every
+test starts its own servers on free ports in its own directory, so the
+order does not matter.
 
 Each test writes its config and the child's stderr/stdout under the
 artifacts directory (a fresh temp dir unless --artifacts is given); the
@@ -17,6 +23,8 @@ directory is removed when everything passed, kept (and printed) otherwise.
 import argparse
 import faulthandler
 import fnmatch
+import io
+import multiprocessing
 import os
 import shutil
 import sys
@@ -96,6 +104,101 @@ def scan_for_secrets(root):
     return found
 
 
+# -- -j N: a pool of forked workers, one test at a time each
+
+_TESTS = []     # the selected tests; set before the workers fork
+
+
+def _worker_init():
+    # A worker dies with the runner (and its hapax children with it); a
+    # worker stuck in a test dumps its stacks and exits instead of hanging.
+    harness._die_with_parent()
+    faulthandler.dump_traceback_later(SUITE_LIMIT_S, exit=True)
+
+
+def _run_one(index):
+    """Runs _TESTS[index] in a worker; returns what the runner reports."""
+    test = _TESTS[index]
+    result = TimedResult(io.StringIO(), True, 0)
+    unittest.TestSuite([test]).run(result)
+
+    def described(pairs):
+        # (id a failed subTest counts for, description, traceback)
+        return [(getattr(t, "test_case", t).id(), str(t), tb) for t, tb in pairs]
+    return {
+        "id": test.id(),
+        "run": result.testsRun,
+        "failures": described(result.failures),
+        "errors": described(result.errors),
+        "unexpected": [t.id() for t in result.unexpectedSuccesses],
+        "skipped": len(result.skipped),
+        "durations": result.durations,
+    }
+
+
+def run_parallel(tests, jobs, verbose, failfast):
+    """Runs `tests` in `jobs` workers, printing unittest-style progress and
+    tracebacks; returns (run, failed_ids, skipped, durations)."""
+    global _TESTS
+    _TESTS = tests
+    run, skipped, durations, failed_ids, problems = 0, 0, [], [], []
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(jobs, initializer=_worker_init)
+    faulthandler.dump_traceback_later(SUITE_LIMIT_S, exit=True)
+    try:
+        for rep in pool.imap_unordered(_run_one, range(len(tests)), chunksize=1):
+            run += rep["run"]
+            skipped += rep["skipped"]
+            durations.extend(rep["durations"])
+            bad = [("FAIL", f) for f in rep["failures"]] + [("ERROR", e) for e in rep["errors"]]
+            problems.extend(bad)
+            for tid in [b[1][0] for b in bad] + rep["unexpected"]:
+                if tid not in failed_ids:
+                    failed_ids.append(tid)
+            if verbose:
+                word = ("FAIL" if rep["failures"] else "ERROR" if rep["errors"]
+                        else "unexpected success" if rep["unexpected"]
+                        else "skipped" if rep["skipped"] else "ok")
+                took = sum(d for d, _ in rep["durations"])
+                print("%s ... %s (%.1fs)" % (rep["id"], word, took), flush=True)
+            else:
+                mark = ("F" if rep["failures"] else "E" if rep["errors"] else "u" if rep["unexpected"]
+                        else "s" if rep["skipped"] else ".")
+                sys.stdout.write(mark)
+                sys.stdout.flush()
+            if failfast and failed_ids:
+                break
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        pool.terminate()
+        pool.join()
+    print()
+    for kind, (_, desc, tb) in problems:
+        print("=" * 70)
+        print("%s: %s" % (kind, desc))
+        print("-" * 70)
+        print(tb)
+    print("-" * 70)
+    print("Ran %d tests in %d workers" % (run, jobs))
+    return run, failed_ids, skipped, durations
+
+
+def run_serial(tests, verbose, failfast):
+    """The same, in this process, with unittest's own runner."""
+    suite = unittest.TestSuite(tests)
+    faulthandler.dump_traceback_later(SUITE_LIMIT_S, exit=True)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2 if verbose else 1,
+                                     failfast=failfast, resultclass=TimedResult)
+    result = runner.run(suite)
+    faulthandler.cancel_dump_traceback_later()
+    failed_ids = []
+    for t in [f[0] for f in result.failures + result.errors] + result.unexpectedSuccesses:
+        tid = getattr(t, "test_case", t).id()   # a failed subTest counts for its test
+        if tid not in failed_ids:
+            failed_ids.append(tid)
+    return result.testsRun, failed_ids, len(result.skipped), result.durations
+
+
 def main():
     ap = argparse.ArgumentParser(description="hapax integration tests")
     ap.add_argument("--bin", default=os.path.join(harness.REPO_ROOT, "build", "hapax"),
@@ -105,6 +208,10 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per test")
     ap.add_argument("--artifacts", help="keep configs and child logs here")
     ap.add_argument("--failfast", action="store_true", help="stop at the first failure")
+    ap.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                    help="run the tests in N worker processes (default 1: in this process)")
+    ap.add_argument("--slowest", type=int, default=None, metavar="N",
+                    help="list the N slowest tests at the end (default 8 with -v)")
     ap.add_argument("--list", action="store_true", help="list the selected tests and exit")
     args = ap.parse_args()
 
@@ -136,37 +243,33 @@ def main():
         print("run.py: no test matches %s" % " ".join(args.k), file=sys.stderr)
         return 2
 
-    suite = unittest.TestSuite(tests)
-    faulthandler.dump_traceback_later(SUITE_LIMIT_S, exit=True)
     start = time.monotonic()
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2 if args.verbose else 1,
-                                     failfast=args.failfast, resultclass=TimedResult)
-    result = runner.run(suite)
-    faulthandler.cancel_dump_traceback_later()
+    if args.jobs > 1:
+        run, failed_ids, skipped, durations = run_parallel(tests, args.jobs, args.verbose,
+                                                           args.failfast)
+    else:
+        run, failed_ids, skipped, durations = run_serial(tests, args.verbose, args.failfast)
     elapsed = time.monotonic() - start
 
     leaks = scan_for_secrets(artifacts)
     for path, secret in leaks:
         print("SECRET LEAK: %s contains the test secret %s..." % (path, secret[:6]))
 
-    failed_ids = []
-    for t in [f[0] for f in result.failures + result.errors] + result.unexpectedSuccesses:
-        tid = getattr(t, "test_case", t).id()   # a failed subTest counts for its test
-        if tid not in failed_ids:
-            failed_ids.append(tid)
+    # Above the summary, so that the summary and the failed tests end the output.
+    slowest = args.slowest if args.slowest is not None else 8 if args.verbose else 0
+    if slowest > 0:
+        print()
+        print("slowest tests:")
+        for d, tid in sorted(durations, reverse=True)[:slowest]:
+            print("  %6.2fs %s" % (d, tid))
     print()
     print("=" * 70)
     print("hapax integration: %d run, %d passed, %d failed, %d skipped in %.1fs"
-          % (result.testsRun, result.testsRun - len(failed_ids) - len(result.skipped),
-             len(failed_ids), len(result.skipped), elapsed))
+          % (run, run - len(failed_ids) - skipped, len(failed_ids), skipped, elapsed))
     print("binary: %s" % binary)
-    if args.verbose:
-        print("slowest tests:")
-        for d, tid in sorted(result.durations, reverse=True)[:8]:
-            print("  %6.2fs %s" % (d, tid))
     for tid in failed_ids:
         print("  FAILED %s" % tid)
-    ok = result.wasSuccessful() and not leaks
+    ok = not failed_ids and not leaks
     if ok and not keep:
         shutil.rmtree(artifacts, ignore_errors=True)
     else:

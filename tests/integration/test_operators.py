@@ -85,6 +85,15 @@ class LogSinkTest(HapaxTestCase):
         log = os.path.join(self.workdir, "hapax.log")
         srv = self.start_server({"logging": {"file": log}})
         self.assertEqual(srv.get("/health", headers={"X-Request-ID": "before-rotate"}).status, 200)
+        # The log writer thread writes the access line a moment after the
+        # answer; rotate once it is in the file (under load it may not be yet).
+        deadline = time.monotonic() + 10
+        while True:
+            with open(log) as f:
+                if "before-rotate" in f.read():
+                    break
+            self.assertLess(time.monotonic(), deadline, "the access line never reached logging.file")
+            time.sleep(0.02)
         os.rename(log, log + ".1")
         srv.signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10
