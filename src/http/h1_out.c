@@ -77,26 +77,16 @@ static void flush_conn(h1_conn *c)
     if (c->state == H1_CLOSED || c->obuf.len == 0)
         return;
     /* Most answers fit the socket buffer: a direct write needs no write
-     * request and spares libuv's epoll_ctl round after each uv_write.
-     * uv_try_write refuses (EAGAIN) while earlier uv_writes are queued,
-     * so the order of bytes is kept. */
-    int n = hx_io_try_write(c->io, c->obuf.data, c->obuf.len);
-    if (n < 0 && n != UV_EAGAIN) {
+     * request and spares libuv's epoll_ctl round after each uv_write. */
+    size_t len = c->obuf.len;
+    ssize_t n = hx_io_send(c->io, &c->obuf, on_write);
+    if (n < 0) {
+        c->out_pending -= len;
         hx_h1_conn_close(c, "write failed");
         return;
     }
-    if (n > 0) {
-        hx_buf_consume(&c->obuf, (size_t)n);
+    if (n > 0)
         wrote(c, (size_t)n);
-        if (c->state == H1_CLOSED || c->obuf.len == 0)
-            return;
-    }
-    size_t len = 0;
-    char *data = hx_buf_steal(&c->obuf, &len);
-    if (hx_io_write(c->io, data, len, on_write) != 0) {
-        c->out_pending -= len;
-        hx_h1_conn_close(c, "write failed");
-    }
 }
 
 static void on_flush_check(uv_check_t *h)

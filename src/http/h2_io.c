@@ -161,26 +161,17 @@ static void flush_conn(h2_conn *c)
     hx_h2_on_output(c);
     if (c->state == H2C_CLOSED || c->obuf.len == 0)
         return;
-    /* Most turns fit the socket buffer: no write request needed.
-     * A try_write refuses while earlier writes queue, so order holds
-     * (TLS always refuses: records go through hx_io_write). */
-    int n = hx_io_try_write(c->io, c->obuf.data, c->obuf.len);
-    if (n < 0 && n != UV_EAGAIN) {
+    /* Most turns fit the socket buffer: no write request needed. */
+    size_t len = c->obuf.len;
+    ssize_t n = hx_io_send(c->io, &c->obuf, on_write);
+    if (n < 0) {
+        c->out_pending -= len;
         hx_h2_conn_close(c, "write failed");
         return;
     }
     if (n > 0) {
-        hx_buf_consume(&c->obuf, (size_t)n);
         c->out_pending -= (size_t)n;
         hx_h2_on_written(c, (size_t)n);
-        if (c->state == H2C_CLOSED || c->obuf.len == 0)
-            return;
-    }
-    size_t len = 0;
-    char *data = hx_buf_steal(&c->obuf, &len);
-    if (hx_io_write(c->io, data, len, on_write) != 0) { /* data freed there */
-        c->out_pending -= len;
-        hx_h2_conn_close(c, "write failed");
     }
 }
 

@@ -1,12 +1,14 @@
 /* The connection I/O layer under the protocol adapters: one client
  * connection's byte stream, plain TCP or TLS over TCP, as the adapter
- * sees it (read start/stop into its own buffer, try_write/write with
- * completion, shutdown, close).
+ * sees it (read start/stop into its own buffer, send with completion,
+ * shutdown, close).
  *
  * Plain TCP costs nothing: the inline calls below are libuv's own calls
- * behind one predictable branch (io->tls == NULL), and h1 keeps its
- * uv_try_write fast path. TLS (io_tls.c) decrypts ciphertext reads into
- * the adapter's read callback and encrypts its writes; the adapter never
+ * behind one predictable branch (io->tls == NULL), and a send goes
+ * straight to the socket when it takes it all, over TLS as well (the
+ * records of a send are written directly). TLS (io_tls.c) decrypts
+ * ciphertext reads into the adapter's read callback and encrypts its
+ * sends; the adapter never
  * sees a TLS type (request.h stays TLS-free: the facts a request needs are
  * copied into hx_req by the adapter). */
 #ifndef HX_HTTP_IO_H
@@ -16,10 +18,12 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "util/buf.h"
+
 typedef struct hx_io hx_io;
 typedef struct hx_io_tls hx_io_tls;
 
-/* `len` bytes given to hx_io_write are written (status 0) or failed. */
+/* `len` bytes queued by hx_io_send are written (status 0) or failed. */
 typedef void (*hx_io_write_cb)(hx_io *io, size_t len, int status);
 /* The TLS handshake finished: the adapter may check ALPN and start. */
 typedef void (*hx_io_ready_cb)(hx_io *io);
@@ -55,7 +59,7 @@ int hx_io_write_owned(hx_io *io, char *data, size_t n, size_t len, hx_io_write_c
  * context (hx_tls_ctx_current). -1 when there is none or no memory. */
 int hx_io_tls_start(hx_io *io, hx_io_ready_cb ready);
 int hx_io_tls_read_start(hx_io *io, uv_alloc_cb alloc, uv_read_cb read);
-int hx_io_tls_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb);
+ssize_t hx_io_tls_send(hx_io *io, hx_buf *out, hx_io_write_cb cb);
 int hx_io_tls_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb);
 void hx_io_tls_release(hx_io *io);
 hx_io_tls_facts hx_io_tls_get_facts(const hx_io *io);
@@ -74,19 +78,15 @@ static inline void hx_io_read_stop(hx_io *io)
     uv_read_stop((uv_stream_t *)&io->tcp);
 }
 
-/* Writes what the socket takes now: bytes written, UV_EAGAIN, or an
- * error. TLS always answers UV_EAGAIN (records go through hx_io_write). */
-static inline int hx_io_try_write(hx_io *io, char *data, size_t len)
-{
-    if (io->tls != NULL)
-        return UV_EAGAIN;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
-    return uv_try_write((uv_stream_t *)&io->tcp, &b, 1);
-}
+/* Sends what `out` holds: what the socket takes now leaves at once (no
+ * write request, no extra loop turn), the rest goes to a queued write that
+ * takes out's memory. `out` is empty afterwards either way. Returns the
+ * bytes that left at once (0..len; cb never reports those) and cb(rest)
+ * follows for the others; < 0 on an error (no cb follows). TLS encrypts
+ * everything at once, so it answers either all or 0. Bytes queued before
+ * keep their order (a direct write is refused while writes queue). */
+ssize_t hx_io_send(hx_io *io, hx_buf *out, hx_io_write_cb cb);
 
-/* Takes `data` (hx_malloc'ed; freed here whatever happens) and writes it
- * after what was queued before; `cb` follows unless this returns < 0. */
-int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb);
 /* After queued output: TLS close_notify, then FIN. */
 int hx_io_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb);
 /* Closes the socket (a TLS connection first tries to send close_notify). */

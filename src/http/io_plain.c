@@ -49,11 +49,29 @@ int hx_io_write_owned(hx_io *io, char *data, size_t n, size_t len, hx_io_write_c
     return rc;
 }
 
-int hx_io_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb)
+ssize_t hx_io_send(hx_io *io, hx_buf *out, hx_io_write_cb cb)
 {
     if (io->tls != NULL)
-        return hx_io_tls_write(io, data, len, cb);
-    return hx_io_write_owned(io, data, len, len, cb);
+        return hx_io_tls_send(io, out, cb);
+    size_t len = out->len;
+    if (len == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init(out->data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&io->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        hx_buf_reset(out);
+        return n;
+    }
+    size_t now = n > 0 ? (size_t)n : 0;
+    if (now == len) {
+        hx_buf_reset(out);
+        return (ssize_t)now;
+    }
+    hx_buf_consume(out, now);
+    size_t rest = 0;
+    char *data = hx_buf_steal(out, &rest);
+    int rc = hx_io_write_owned(io, data, rest, rest, cb);
+    return rc < 0 ? rc : (ssize_t)now;
 }
 
 int hx_io_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb)

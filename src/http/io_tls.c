@@ -192,16 +192,40 @@ int hx_io_tls_read_start(hx_io *io, uv_alloc_cb alloc, uv_read_cb read)
     return uv_read_start((uv_stream_t *)&io->tcp, tls_alloc, tls_on_read);
 }
 
-int hx_io_tls_write(hx_io *io, char *data, size_t len, hx_io_write_cb cb)
+/* Past this, an idle connection gives its ciphertext buffer back. */
+#define HX_IO_TLS_OUT_KEEP (32 * 1024)
+
+ssize_t hx_io_tls_send(hx_io *io, hx_buf *out, hx_io_write_cb cb)
 {
     hx_io_tls *t = io->tls;
-    hx_tls_rc rc = hx_tls_conn_send(t->conn, data, len);
-    hx_free(data);
+    size_t len = out->len;
+    if (len == 0)
+        return 0;
+    hx_tls_rc rc = hx_tls_conn_send(t->conn, out->data, len);
+    hx_buf_reset(out);
     if (rc != HX_TLS_OK) {
         hx_buf_reset(&t->out);
         return UV_EPROTO;
     }
-    return flush_cipher(t, len, cb);
+    /* The records straight to the socket when it takes them all (the
+     * usual answer): no copy, no write request, no loop turn. */
+    uv_buf_t b = uv_buf_init(t->out.data, (unsigned)t->out.len);
+    int n = uv_try_write((uv_stream_t *)&io->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        hx_buf_reset(&t->out);
+        return n;
+    }
+    if (n > 0 && (size_t)n == t->out.len) {
+        if (t->out.cap > HX_IO_TLS_OUT_KEEP)
+            hx_buf_free(&t->out);
+        else
+            hx_buf_reset(&t->out);
+        return (ssize_t)len;
+    }
+    if (n > 0)
+        hx_buf_consume(&t->out, (size_t)n);
+    int wrc = flush_cipher(t, len, cb);
+    return wrc < 0 ? wrc : 0;
 }
 
 int hx_io_tls_shutdown(hx_io *io, uv_shutdown_t *req, uv_shutdown_cb cb)
