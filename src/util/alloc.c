@@ -1,15 +1,23 @@
 #include "util/alloc.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 static atomic_ulong alloc_count;
 static atomic_ulong fail_at;     /* absolute allocation number, 0 = off */
 static atomic_int fail_sticky;
+/* Counting starts with the first test call (hx_alloc_count or
+ * hx_alloc_fail_at): a serving process never arms a failure, and a shared
+ * counter bumped by every allocation of every worker costs a locked
+ * instruction and a contended cache line each time. */
+static atomic_bool counting;
 
 static int should_fail(void)
 {
+    if (!atomic_load_explicit(&counting, memory_order_relaxed))
+        return 0;
     unsigned long n = atomic_fetch_add(&alloc_count, 1) + 1;
     unsigned long at = atomic_load(&fail_at);
     if (at == 0)
@@ -64,11 +72,13 @@ void hx_free(void *p)
 
 void hx_alloc_fail_at(unsigned long nth, int sticky)
 {
+    atomic_store(&counting, true);
     atomic_store(&fail_sticky, sticky);
     atomic_store(&fail_at, nth ? atomic_load(&alloc_count) + nth : 0);
 }
 
 unsigned long hx_alloc_count(void)
 {
+    atomic_store(&counting, true);
     return atomic_load(&alloc_count);
 }

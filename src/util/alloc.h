@@ -19,7 +19,8 @@ void hx_free(void *p);
 /* Test hook: the nth allocation from now (1 = the next one) returns NULL,
  * and so does every later one while `sticky` is set. 0 turns it off. */
 void hx_alloc_fail_at(unsigned long nth, int sticky);
-/* Number of allocations attempted since the process started. */
+/* Number of allocations attempted since the first call of either test
+ * hook (counting costs nothing until a test asks). */
 unsigned long hx_alloc_count(void);
 
 #endif
