@@ -47,9 +47,10 @@ struct hx_up_call {
     hx_up_call *prev, *next;
     CURL *easy;
     struct curl_slist *hdrs;
-    char *body;
+    char *body;                /* libcurl sends it from here (POSTFIELDS) */
     size_t body_len;
-    size_t body_off;           /* bytes of body handed to libcurl */
+    int attempts;              /* libcurl's connect-and-send rounds (on_prereq) */
+    bool retry_refused;        /* on_prereq stopped libcurl's silent re-send */
     hx_up_callbacks cb;
     void *ud;
     uv_timer_t fb_timer;       /* first byte, then idle between body bytes */
@@ -268,7 +269,7 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
         return HX_UP_RESET;
-    case CURLE_SEND_FAIL_REWIND: /* libcurl wanted to send it again (on_seek) */
+    case CURLE_SEND_FAIL_REWIND: /* libcurl could not rewind to send it again */
         return HX_UP_RESET_AFTER_SEND;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -281,28 +282,28 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
     case CURLE_URL_MALFORMAT:
     case CURLE_BAD_CONTENT_ENCODING:
         return HX_UP_PROTOCOL_ERROR;
-    case CURLE_WRITE_ERROR:
     case CURLE_ABORTED_BY_CALLBACK:
+        if (c->retry_refused)
+            return HX_UP_RESET_AFTER_SEND; /* on_prereq: not sent twice */
+        return HX_UP_ABORTED;
+    case CURLE_WRITE_ERROR:
         return HX_UP_ABORTED;
     case CURLE_OUT_OF_MEMORY: return HX_UP_NOMEM;
     default: return HX_UP_OTHER;
     }
 }
 
-/* May the upstream have the request? A body goes to libcurl only through
- * on_read, once the connection (and TLS) is up and the head is going out,
- * on HTTP/1.1 and HTTP/2 alike: once any of it was handed over, the
- * request counts as sent (a partly sent body is counted too: that loses a
- * retry at worst, never bills twice). Without a body, the head's size
- * tells. A request not sent cannot have been processed: it may go again. */
+/* May the upstream have the request? CURLINFO_REQUEST_SIZE counts the
+ * bytes of head and body that reached the socket over all of libcurl's
+ * rounds (a partly sent body is counted too: that loses a retry at worst,
+ * never bills twice). A request not sent cannot have been processed: it
+ * may go again. */
 static bool request_sent(hx_up_call *c)
 {
-    if (c->body_len > 0)
-        return c->body_off > 0;
-    long head = 0;
-    if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &head) != CURLE_OK)
+    long sent = 0;
+    if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
         return true; /* unknown: assume the worst (sent) */
-    return head > 0;
+    return sent > 0;
 }
 
 static void check_done(hx_upstream *up)
@@ -604,31 +605,27 @@ void hx_upstream_free(hx_upstream *up)
     uv_close((uv_handle_t *)&up->reap, on_up_timer_closed);
 }
 
-/* The body goes to libcurl through a read callback rather than
- * POSTFIELDS so that a rewind can be refused: libcurl silently sends a
- * request again when a reused connection dies before any answer, and a
- * request the upstream may have read must not be sent twice (billed
- * twice). Before any body byte was handed over, rewinding is harmless. */
-static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+/* The body goes to libcurl as POSTFIELDS, so a small one leaves in the
+ * same send as the head (one segment, one wake-up of the upstream).
+ * libcurl silently sends a request again on a new connection when a
+ * reused one dies before any answer; a request the upstream may have read
+ * must not be sent twice (billed twice). Each round of libcurl's passes
+ * here before its head is sent: a second round after bytes of the first
+ * left (CURLINFO_REQUEST_SIZE counts them over the rounds) is refused and
+ * the call ends as HX_UP_RESET_AFTER_SEND. A first round that sent nothing
+ * may go again: the upstream cannot have it. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
 {
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
     hx_up_call *c = ud;
-    size_t room = size * n, left = c->body_len - c->body_off;
-    size_t k = room < left ? room : left;
-    if (k == 0)
-        return 0;
-    memcpy(buf, c->body + c->body_off, k);
-    c->body_off += k;
-    return k;
-}
-
-static int on_seek(void *ud, curl_off_t offset, int origin)
-{
-    hx_up_call *c = ud;
-    if (origin != SEEK_SET || offset != 0)
-        return CURL_SEEKFUNC_CANTSEEK;
-    if (c->body_off > 0)
-        return CURL_SEEKFUNC_CANTSEEK; /* may have been sent: HX_UP_RESET_AFTER_SEND */
-    return CURL_SEEKFUNC_OK;
+    if (++c->attempts == 1)
+        return CURL_PREREQFUNC_OK;
+    long sent = 1;
+    if (curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0) {
+        c->retry_refused = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
 }
 
 static int setup_easy(hx_up_call *c, const char *method, const char *url, const hx_headers *headers,
@@ -679,12 +676,10 @@ static int setup_easy(hx_up_call *c, const char *method, const char *url, const 
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(e, CURLOPT_READDATA, c);
-        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(e, CURLOPT_SEEKDATA, c);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
         if (strcmp(method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
