@@ -227,6 +227,11 @@ static hx_tls_rc read_records(hx_tls_conn *c)
                 c->io_failed = true;
                 return fail(c, GNUTLS_E_PUSH_ERROR);
             }
+            /* Every fed byte read and nothing decrypted left: the next
+             * call could only say "again", after GnuTLS allocated and
+             * freed a record buffer for it. */
+            if (c->in_left == 0 && gnutls_record_check_pending(c->s) == 0)
+                return HX_TLS_OK;
             continue;
         }
         if (n == 0) {

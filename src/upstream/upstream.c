@@ -11,17 +11,40 @@
 #include "obs/log.h"
 #include "util/alloc.h"
 
-#define HX_UP_POOL_MAX 64
+/* Easy handles kept for reuse: as many as a burst needed (a new one costs
+ * libcurl's handle and buffers, tens of KiB of malloc and free), given back
+ * down to HX_UP_POOL_KEEP once a trim period passed without using them. */
+#define HX_UP_POOL_MAX 1024
+#define HX_UP_POOL_KEEP 64
+#define HX_UP_TRIM_MS 10000
+/* libcurl walks every connection of its multi handle when a transfer ends
+ * and its host's connections when one starts (7.88): with a thousand
+ * upstream connections in one multi that walk was a tenth of the CPU. Calls
+ * spread over up to HX_UP_SHARDS multi handles (each its own connection
+ * cache), a new one opened only when every open one holds
+ * HX_UP_SHARD_CALLS calls, so light traffic keeps reusing one cache. */
+#define HX_UP_SHARDS 16
+#define HX_UP_SHARD_CALLS 32
+#define HX_UP_SHARD_CONNS 256L
 
 typedef struct sock_ctx sock_ctx;
 
+typedef struct up_shard {
+    hx_upstream *up;
+    CURLM *multi;
+    uv_timer_t timer;        /* libcurl's timeout for this multi */
+    int calls;               /* calls in it now */
+} up_shard;
+
 struct hx_upstream {
     uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;        /* libcurl's timeout */
+    up_shard shards[HX_UP_SHARDS];
+    int nshards;
     uv_timer_t reap;         /* finishes cancelled calls on a clean stack */
-    CURL *pool[HX_UP_POOL_MAX];
-    int npool;
+    uv_timer_t trim;         /* gives back pooled easy handles a period did not use */
+    CURL **pool;
+    int npool, pool_cap;
+    int pool_low;            /* fewest pooled handles since the last trim */
     hx_up_call *calls;
     int in_curl;             /* > 0 while inside a libcurl call */
     sock_ctx **socks;        /* by fd */
@@ -37,6 +60,7 @@ struct hx_upstream {
 struct sock_ctx {
     uv_poll_t poll;
     hx_upstream *up;
+    up_shard *sh;    /* the multi handle that owns the socket now */
     curl_socket_t fd;
     int events;      /* what the poll handle watches now */
     bool idle;       /* curl does not watch this socket at the moment */
@@ -44,6 +68,7 @@ struct sock_ctx {
 
 struct hx_up_call {
     hx_upstream *up;
+    up_shard *sh;
     hx_up_call *prev, *next;
     CURL *easy;
     struct curl_slist *hdrs;
@@ -69,7 +94,7 @@ struct hx_up_call {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-static void check_done(hx_upstream *up);
+static void check_done(up_shard *sh);
 static void finish(hx_up_call *c, hx_up_result res, const char *detail);
 static void idle_arm(hx_up_call *c);
 
@@ -122,13 +147,13 @@ const char *hx_up_result_str(hx_up_result r)
 
 /* ---- loop integration ---------------------------------------------------- */
 
-static void socket_action(hx_upstream *up, curl_socket_t fd, int flags)
+static void socket_action(up_shard *sh, curl_socket_t fd, int flags)
 {
     int running;
-    up->in_curl++;
-    curl_multi_socket_action(up->multi, fd, flags, &running);
-    up->in_curl--;
-    check_done(up);
+    sh->up->in_curl++;
+    curl_multi_socket_action(sh->multi, fd, flags, &running);
+    sh->up->in_curl--;
+    check_done(sh);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -148,7 +173,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    socket_action(s->up, s->fd, flags);
+    socket_action(s->sh, s->fd, flags);
 }
 
 static void on_poll_closed(uv_handle_t *h)
@@ -197,7 +222,8 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 {
     (void)e;
     (void)socketp;
-    hx_upstream *up = userp;
+    up_shard *sh = userp;
+    hx_upstream *up = sh->up;
     sock_ctx *s = sock_get(up, fd);
     if (what == CURL_POLL_REMOVE) {
         if (s)
@@ -206,6 +232,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     }
     if (s == NULL && (s = sock_new(up, fd)) == NULL)
         return -1;
+    s->sh = sh;
     s->idle = false;
     int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
     /* uv_poll_start re-registers the fd even for the same events (two
@@ -240,11 +267,11 @@ static void on_timer(uv_timer_t *t)
 static int on_timer_change(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m;
-    hx_upstream *up = userp;
+    up_shard *sh = userp;
     if (timeout_ms < 0)
-        uv_timer_stop(&up->timer);
+        uv_timer_stop(&sh->timer);
     else
-        uv_timer_start(&up->timer, on_timer, (uint64_t)timeout_ms, 0);
+        uv_timer_start(&sh->timer, on_timer, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -306,11 +333,11 @@ static bool request_sent(hx_up_call *c)
     return sent > 0;
 }
 
-static void check_done(hx_upstream *up)
+static void check_done(up_shard *sh)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
+    while ((m = curl_multi_info_read(sh->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
         hx_up_call *c = NULL;
@@ -336,12 +363,54 @@ static void on_call_closed(uv_handle_t *h)
 
 static void release_easy(hx_upstream *up, CURL *e)
 {
-    if (up->npool < HX_UP_POOL_MAX && !up->closing) {
+    if (!up->closing && up->npool == up->pool_cap && up->pool_cap < HX_UP_POOL_MAX) {
+        int cap = up->pool_cap ? up->pool_cap * 2 : HX_UP_POOL_KEEP;
+        CURL **p = hx_realloc(up->pool, (size_t)cap * sizeof *p);
+        if (p) {
+            up->pool = p;
+            up->pool_cap = cap;
+        }
+    }
+    if (up->npool < up->pool_cap && !up->closing) {
         curl_easy_reset(e);
         up->pool[up->npool++] = e;
     } else {
         curl_easy_cleanup(e);
     }
+}
+
+static CURL *take_easy(hx_upstream *up)
+{
+    if (up->npool == 0)
+        return curl_easy_init();
+    CURL *e = up->pool[--up->npool];
+    if (up->npool < up->pool_low)
+        up->pool_low = up->npool;
+    return e;
+}
+
+/* Handles no call took over a whole period are surplus: keep
+ * HX_UP_POOL_KEEP, give back the rest. */
+void hx_upstream_trim(hx_upstream *up)
+{
+    int surplus = up->pool_low - HX_UP_POOL_KEEP;
+    while (surplus-- > 0 && up->npool > 0)
+        curl_easy_cleanup(up->pool[--up->npool]);
+    up->pool_low = up->npool;
+}
+
+static void on_trim(uv_timer_t *t)
+{
+    hx_upstream_trim(t->data);
+}
+
+void hx_upstream_get_stats(const hx_upstream *up, hx_upstream_stats *st)
+{
+    st->multis = up->nshards;
+    st->pooled = up->npool;
+    st->calls = 0;
+    for (int i = 0; i < up->nshards; i++)
+        st->calls += up->shards[i].calls;
 }
 
 /* Ends a call: takes it out of libcurl (never from inside a libcurl
@@ -354,8 +423,9 @@ static void finish(hx_up_call *c, hx_up_result res, const char *detail)
     hx_upstream *up = c->up;
     uv_timer_stop(&c->fb_timer);
     if (c->in_multi) {
-        curl_multi_remove_handle(up->multi, c->easy);
+        curl_multi_remove_handle(c->sh->multi, c->easy);
         c->in_multi = false;
+        c->sh->calls--;
     }
     release_easy(up, c->easy);
     c->easy = NULL;
@@ -545,35 +615,77 @@ static void idle_arm(hx_up_call *c)
 
 /* ---- public ------------------------------------------------------------------ */
 
+/* Opens the next multi handle (NULL: no memory; callers use an open one). */
+static up_shard *shard_open(hx_upstream *up)
+{
+    if (up->nshards == HX_UP_SHARDS)
+        return NULL;
+    up_shard *sh = &up->shards[up->nshards];
+    sh->multi = curl_multi_init();
+    if (sh->multi == NULL)
+        return NULL;
+    sh->up = up;
+    sh->calls = 0;
+    uv_timer_init(up->loop, &sh->timer);
+    sh->timer.data = sh;
+    up->open_handles++;
+    up->nshards++;
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    /* The default cache (4 x handles in use at the moment a transfer ends)
+     * shrinks in quiet moments and closes connections a burst reopens. */
+    curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, HX_UP_SHARD_CONNS);
+    return sh;
+}
+
+/* The multi handle with the fewest calls; a new one when all are full. */
+static up_shard *shard_pick(hx_upstream *up)
+{
+    up_shard *best = &up->shards[0];
+    for (int i = 1; i < up->nshards; i++)
+        if (up->shards[i].calls < best->calls)
+            best = &up->shards[i];
+    if (best->calls >= HX_UP_SHARD_CALLS) {
+        up_shard *sh = shard_open(up);
+        if (sh)
+            return sh;
+    }
+    return best;
+}
+
 hx_upstream *hx_upstream_new(uv_loop_t *loop)
 {
     hx_upstream *up = hx_calloc(1, sizeof *up);
     if (up == NULL)
         return NULL;
     up->loop = loop;
-    up->multi = curl_multi_init();
-    if (up->multi == NULL) {
+    if (shard_open(up) == NULL) {
         hx_free(up);
         return NULL;
     }
-    uv_timer_init(loop, &up->timer);
     uv_timer_init(loop, &up->reap);
-    up->timer.data = up->reap.data = up;
-    up->open_handles = 2;
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    /* The default cache (4 x handles in use at the moment a transfer ends)
-     * shrinks in quiet moments and closes connections a burst reopens. */
-    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    uv_timer_init(loop, &up->trim);
+    up->reap.data = up->trim.data = up;
+    up->open_handles += 2;
+    uv_timer_start(&up->trim, on_trim, HX_UP_TRIM_MS, HX_UP_TRIM_MS);
+    uv_unref((uv_handle_t *)&up->trim); /* never keeps a loop alive */
     return up;
 }
 
 static void on_up_timer_closed(uv_handle_t *h)
 {
     hx_upstream *up = h->data;
+    if (--up->open_handles == 0 && up->closing)
+        hx_free(up);
+}
+
+static void on_shard_timer_closed(uv_handle_t *h)
+{
+    up_shard *sh = h->data;
+    hx_upstream *up = sh->up;
     if (--up->open_handles == 0 && up->closing)
         hx_free(up);
 }
@@ -590,8 +702,12 @@ void hx_upstream_free(hx_upstream *up)
     for (int i = 0; i < up->npool; i++)
         curl_easy_cleanup(up->pool[i]);
     up->npool = 0;
-    curl_multi_cleanup(up->multi); /* closes sockets: on_close_socket */
-    up->multi = NULL;
+    hx_free(up->pool);
+    up->pool = NULL;
+    for (int i = 0; i < up->nshards; i++) {
+        curl_multi_cleanup(up->shards[i].multi); /* closes sockets: on_close_socket */
+        up->shards[i].multi = NULL;
+    }
     for (size_t i = 0; i < up->nsocks; i++) /* sockets curl never closed */
         if (up->socks[i]) {
             uv_poll_stop(&up->socks[i]->poll);
@@ -601,8 +717,12 @@ void hx_upstream_free(hx_upstream *up)
     hx_free(up->socks);
     up->socks = NULL;
     up->nsocks = 0;
-    uv_close((uv_handle_t *)&up->timer, on_up_timer_closed);
+    /* The shards' timers close last: their callback may free up. */
     uv_close((uv_handle_t *)&up->reap, on_up_timer_closed);
+    uv_close((uv_handle_t *)&up->trim, on_up_timer_closed);
+    int n = up->nshards;
+    for (int i = 0; i < n; i++)
+        uv_close((uv_handle_t *)&up->shards[i].timer, on_shard_timer_closed);
 }
 
 /* The body goes to libcurl as POSTFIELDS, so a small one leaves in the
@@ -702,7 +822,7 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
     c->up = up;
     c->cb = *cb;
     c->ud = ud;
-    c->easy = up->npool > 0 ? up->pool[--up->npool] : curl_easy_init();
+    c->easy = take_easy(up);
     if (c->easy == NULL || (len && (c->body = hx_malloc(len)) == NULL))
         goto fail;
     if (len)
@@ -710,9 +830,11 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
     c->body_len = len;
     if (setup_easy(c, method, url, headers, len, opts) != 0)
         goto fail;
-    if (curl_multi_add_handle(up->multi, c->easy) != CURLM_OK)
+    c->sh = shard_pick(up);
+    if (curl_multi_add_handle(c->sh->multi, c->easy) != CURLM_OK)
         goto fail;
     c->in_multi = true;
+    c->sh->calls++;
     uv_timer_init(up->loop, &c->fb_timer);
     c->fb_timer.data = c;
     up->open_handles++;
@@ -757,5 +879,5 @@ void hx_up_call_resume(hx_up_call *c)
     up->in_curl--;
     if (c->cancelled || c->forced != HX_UP_OK)
         schedule_reap(up);
-    check_done(up);
+    check_done(c->sh);
 }

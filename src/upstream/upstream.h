@@ -75,6 +75,19 @@ void hx_up_call_resume(hx_up_call *c);
 
 const char *hx_up_result_str(hx_up_result r);
 
+/* What a loop's client holds now: libcurl multi handles opened (calls
+ * spread over them under load), easy handles pooled for reuse, calls
+ * running. */
+typedef struct {
+    int multis;
+    int pooled;
+    int calls;
+} hx_upstream_stats;
+void hx_upstream_get_stats(const hx_upstream *up, hx_upstream_stats *st);
+/* Gives back the pooled easy handles no call took since the previous trim,
+ * down to a floor; a timer runs it every 10 s. */
+void hx_upstream_trim(hx_upstream *up);
+
 /* Process-wide libcurl initialisation; call once before any thread starts. */
 int hx_upstream_global_init(void);
 

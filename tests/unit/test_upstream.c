@@ -350,6 +350,47 @@ static void test_free_with_call_running(void **state)
     assert_false(f->k.done);
 }
 
+/* Under load calls spread over several libcurl multi handles (libcurl
+ * walks every connection of one when a transfer ends); the easy handles of
+ * the burst are pooled, the pool shrinks back once quiet, and the
+ * connections stay cached for the next call. */
+#define BURST 80
+static void test_burst_spreads_and_pool_trims(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    static sink ks[BURST];
+    hx_headers h = {0};
+    memset(ks, 0, sizeof ks);
+    for (int i = 0; i < BURST; i++)
+        assert_non_null(hx_upstream_start(f->up, "POST", f->url, &h, "{}", 2, NULL, &cbs, &ks[i]));
+    hx_upstream_stats st;
+    hx_upstream_get_stats(f->up, &st);
+    assert_int_equal(st.calls, BURST);
+    assert_int_equal(st.multis, 3); /* 32 calls each before the next opens */
+    for (int i = 0; i < BURST; i++)
+        uph_run_until(&f->loop, &ks[i].done);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(ks[i].res, HX_UP_OK);
+        assert_int_equal(ks[i].status, 200);
+        assert_int_equal(ks[i].got, 11);
+    }
+    hx_upstream_get_stats(f->up, &st);
+    assert_int_equal(st.calls, 0);
+    assert_int_equal(st.pooled, BURST); /* more than the floor of 64 */
+    size_t conns = f->srv.connections;
+    assert_int_equal(conns, BURST);
+    hx_upstream_trim(f->up); /* the burst's period: every handle was used */
+    hx_upstream_get_stats(f->up, &st);
+    assert_int_equal(st.pooled, BURST);
+    hx_upstream_trim(f->up); /* a quiet period: back to the floor */
+    hx_upstream_get_stats(f->up, &st);
+    assert_int_equal(st.pooled, 64);
+    call(f, "{}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->srv.connections, conns); /* a cached connection */
+}
+
 int main(void)
 {
     if (hx_upstream_global_init() != 0)
@@ -369,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_rewind_on_reused_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_after_send_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_call_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_spreads_and_pool_trims, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

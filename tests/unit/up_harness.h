@@ -34,7 +34,7 @@ typedef struct {
 
 #define UPH_STEPS_MAX 8
 #define UPH_REQ_MAX (256 * 1024)
-#define UPH_CONNS_MAX 8
+#define UPH_CONNS_MAX 128
 
 typedef struct uph_server uph_server;
 
