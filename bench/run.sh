@@ -45,8 +45,10 @@ start_mock() { # $1 = chunks
 start_nginx() {
   start_nginx_on 0 "$WORK" "$MOCK_PORT" 4096 "\
   server { listen 127.0.0.1:$NGINX_PORT; $NGINX_PROXY }
-  # HTTP/2 on cleartext with prior knowledge (h2c), as hapax's http2.h2c
-  server { listen 127.0.0.1:$NGINX_H2_PORT http2; http2_max_concurrent_streams 128; $NGINX_PROXY }"
+  # HTTP/2 on cleartext with prior knowledge (h2c), as hapax's http2.h2c;
+  # nginx ends an HTTP/2 connection after 1000 requests by default and
+  # h2load does not reconnect: the limit is lifted as in tls.sh.
+  server { listen 127.0.0.1:$NGINX_H2_PORT http2; http2_max_concurrent_streams 128; keepalive_requests 100000; $NGINX_PROXY }"
   sleep 0.5
 }
 

@@ -9,6 +9,11 @@
 #   streams peak RSS and req/s at 1000 concurrent HTTP/2 streams of 100 chunks
 #   bench/tls.sh                      # all, 10 s per run
 #   DURATION=5 SCENARIOS="h1 h2" bench/tls.sh
+#   ROUNDS=5 DURATION=5 SCENARIOS="h1 h2" bench/tls.sh   # on a noisy host
+# ROUNDS > 1 runs nginx and hapax that many times in alternating order and
+# reports every round's ratio and their median: on a shared VM the speed of
+# the machine moves by tens of percent between runs, so only runs taken
+# side by side compare.
 # Prints req/s, p50/p99 where the tool gives them, peak RSS (VmHWM) of the
 # serving processes (hapax's process; nginx's worker) and hapax/nginx.
 set -euo pipefail
@@ -16,6 +21,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 DURATION=${DURATION:-10}
 SCENARIOS=${SCENARIOS:-h1 h2 hs idle streams}
+ROUNDS=${ROUNDS:-1}
 MOCK_PORT=${MOCK_PORT:-19701}; NGINX_PORT=${NGINX_PORT:-19702}; HAPAX_PORT=${HAPAX_PORT:-19703}
 HAPAX_PLAIN=${HAPAX_PLAIN:-19704}
 HAPAX=${HAPAX:-build/hapax}; MOCK=build/mock-provider
@@ -69,30 +75,48 @@ h2_run() { # $1 port, $2 body file, $3 conns, $4 streams
     awk '/finished in/ {rps=$4} /^requests:/ {ok=$8} /time for request:/ {mean=$6} END {printf "rps=%s succeeded=%s mean=%s\n", rps, ok, mean}'
 }
 
+# pairs NGINX_CMD HAPAX_CMD: ROUNDS rounds of both, the order alternating;
+# n and h get the last round's lines, rounds_out one line per round and
+# the median ratio (when ROUNDS > 1).
+pairs() {
+  local i r rs=()
+  rounds_out=""
+  for i in $(seq "$ROUNDS"); do
+    if (( i % 2 )); then n=$(eval "$1"); h=$(eval "$2"); else h=$(eval "$2"); n=$(eval "$1"); fi
+    r=$(ratio "$(field "$h" rps)" "$(field "$n" rps)"); rs+=("$r")
+    rounds_out+="  round $i: nginx $(field "$n" rps) hapax $(field "$h" rps) ratio $r"$'\n'
+  done
+  [ "$ROUNDS" -gt 1 ] || { rounds_out=""; return; }
+  rounds_out+="  median ratio of $ROUNDS rounds: $(printf '%s\n' "${rs[@]}" | sort -n |
+    awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}')"$'\n'
+}
+
 # report TITLE: the nginx and hapax lines ($n, $h) with their peak RSS and
-# the req/s ratio, then stops the round.
+# the req/s ratio (and the rounds), then stops the round.
 report() {
   echo "== $1 =="
   echo "nginx $n rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax $h rss=$(peak_rss_kb $HAPAX_PID)kB"
-  echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids
+  echo "hapax/nginx req/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"
+  printf '%s' "$rounds_out"; stop_pids
 }
 
 for s in $SCENARIOS; do
   case $s in
   h1)
     start_all 10
-    n=$(STREAM=0 wrk_run $NGINX_PORT 50); h=$(STREAM=0 wrk_run $HAPAX_PORT 50)
+    pairs 'STREAM=0 wrk_run $NGINX_PORT 50' 'STREAM=0 wrk_run $HAPAX_PORT 50'
     report "HTTP/1.1 over TLS, keep-alive, 50 connections (${DURATION}s)" ;;
   h2)
     start_all 10
-    n=$(h2_run $NGINX_PORT "$WORK/body.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/body.json" 10 100)
+    pairs 'h2_run $NGINX_PORT "$WORK/body.json" 10 100' 'h2_run $HAPAX_PORT "$WORK/body.json" 10 100'
     report "HTTP/2 over TLS, 10 connections x 100 streams (${DURATION}s)" ;;
   hs)
     start_all 10
-    n=$(STREAM=0 wrk_run $NGINX_PORT 20 -H "Connection: close"); h=$(STREAM=0 wrk_run $HAPAX_PORT 20 -H "Connection: close")
+    pairs 'STREAM=0 wrk_run $NGINX_PORT 20 -H "Connection: close"' 'STREAM=0 wrk_run $HAPAX_PORT 20 -H "Connection: close"'
     echo "== a new TLS connection per request (handshakes), 20 connections (${DURATION}s) =="
     echo "nginx $n"; echo "hapax $h"
-    echo "hapax/nginx handshakes/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"; stop_pids ;;
+    echo "hapax/nginx handshakes/s: $(ratio "$(field "$h" rps)" "$(field "$n" rps)")"
+    printf '%s' "$rounds_out"; stop_pids ;;
   idle)
     start_all 10
     for port in $NGINX_PORT $HAPAX_PORT; do
@@ -110,7 +134,7 @@ PY
     echo "nginx rss=$(workers_rss_kb $NGINX_PID)kB"; echo "hapax rss=$(peak_rss_kb $HAPAX_PID)kB"; stop_pids ;;
   streams)
     start_all 100
-    n=$(h2_run $NGINX_PORT "$WORK/sbody.json" 10 100); h=$(h2_run $HAPAX_PORT "$WORK/sbody.json" 10 100)
+    pairs 'h2_run $NGINX_PORT "$WORK/sbody.json" 10 100' 'h2_run $HAPAX_PORT "$WORK/sbody.json" 10 100'
     report "1000 concurrent HTTP/2 streams over TLS (10 x 100), 100 chunks each (${DURATION}s)" ;;
   esac
 done

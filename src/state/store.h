@@ -1,0 +1,95 @@
+/* The state store (shared/DESIGN.md section 4): the one interface through
+ * which features keep state that several instances may have to share:
+ * counters with an expiry, single-use registers (0-RTT anti-replay),
+ * compare-and-set, token buckets. Features call the interface, never a
+ * backend, so sharing state is a configuration change.
+ *
+ * Asynchronous by contract, as hx_resp_store: a shared backend (Redis)
+ * answers later on the caller's loop. The in-process backend calls back
+ * synchronously, before the call returns, and never while it holds its
+ * lock (the callback may call the store again). A call that returns -1
+ * (bad arguments, no memory for the request) never calls back; every
+ * other call calls back exactly once.
+ *
+ * Keys are NUL-free strings of at most HX_STORE_KEY_MAX bytes; values are
+ * bytes. Every entry may carry an expiry (ttl_ms > 0); nothing is kept
+ * without bound: the in-process backend refuses new keys past its limits
+ * (HX_STORE_FULL) after dropping expired ones. */
+#ifndef HX_STATE_STORE_H
+#define HX_STATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HX_STORE_KEY_MAX 512
+
+typedef enum {
+    HX_STORE_OK = 0,
+    HX_STORE_EXISTS,      /* add_once: the key is already registered (a replay) */
+    HX_STORE_NOT_FOUND,   /* get, del; cas on a missing key with an expected value */
+    HX_STORE_CONFLICT,    /* cas: the value is not the expected one */
+    HX_STORE_LIMITED,     /* bucket_take: fewer tokens than asked */
+    HX_STORE_FULL,        /* a new key past the store's bounds */
+    HX_STORE_WRONG_TYPE,  /* incr on a value that is not a counter, and the like */
+    HX_STORE_UNAVAILABLE, /* the backend cannot answer (a shared one down) */
+    HX_STORE_NOMEM,
+} hx_store_rc;
+
+/* What an operation answers; valid during the callback only. */
+typedef struct {
+    hx_store_rc rc;
+    int64_t value;      /* incr: the new value */
+    const void *data;   /* get: the value (not NUL-terminated) */
+    size_t len;
+    double tokens;      /* bucket_take: tokens left after the take */
+    int64_t retry_ms;   /* bucket_take LIMITED: when the asked tokens are there */
+} hx_store_reply;
+
+typedef void (*hx_store_cb)(void *ud, const hx_store_reply *r);
+
+typedef struct hx_store hx_store;
+
+typedef struct {
+    const char *name; /* "memory", "redis" */
+    int (*get)(hx_store *s, const char *key, hx_store_cb cb, void *ud);
+    /* Stores the value (replacing any), with an expiry when ttl_ms > 0. */
+    int (*set)(hx_store *s, const char *key, const void *val, size_t len, int64_t ttl_ms, hx_store_cb cb,
+               void *ud);
+    /* Registers key once: OK the first time, EXISTS while it lives. */
+    int (*add_once)(hx_store *s, const char *key, int64_t ttl_ms, hx_store_cb cb, void *ud);
+    /* Adds delta to a counter (a missing key counts from 0); the expiry is
+     * set when the key is created and kept after. */
+    int (*incr)(hx_store *s, const char *key, int64_t delta, int64_t ttl_ms, hx_store_cb cb, void *ud);
+    /* Replaces the value when it equals expect (expect NULL: when the key
+     * is missing). */
+    int (*cas)(hx_store *s, const char *key, const void *expect, size_t elen, const void *val, size_t vlen,
+               int64_t ttl_ms, hx_store_cb cb, void *ud);
+    /* Takes n tokens from a bucket of `burst` refilled at rate_per_s
+     * (full when created). LIMITED takes nothing. */
+    int (*bucket_take)(hx_store *s, const char *key, double rate_per_s, double burst, double n, hx_store_cb cb,
+                       void *ud);
+    int (*del)(hx_store *s, const char *key, hx_store_cb cb, void *ud);
+    void (*destroy)(hx_store *s);
+} hx_store_vt;
+
+struct hx_store {
+    const hx_store_vt *vt;
+};
+
+/* Limits of the in-process backend: entries and bytes (keys and values). */
+typedef struct {
+    size_t max_entries;
+    size_t max_bytes;
+} hx_store_limits;
+
+/* The in-process backend (thread-safe: one mutex, short sections). NULL
+ * when out of memory. Destroy with s->vt->destroy(s). */
+hx_store *hx_store_memory_new(const hx_store_limits *lim);
+/* Tests: the clock (monotonic milliseconds) the store reads. */
+void hx_store_memory_clock(hx_store *s, int64_t (*now_ms)(void));
+/* Entries and bytes held now, expired ones not yet dropped included. */
+void hx_store_memory_usage(hx_store *s, size_t *count, size_t *bytes);
+
+const char *hx_store_rc_str(hx_store_rc rc);
+
+#endif
