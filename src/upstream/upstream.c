@@ -167,8 +167,15 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
+    if (status < 0) {
+        /* An error on the socket (a reset): libuv stopped the handle.
+         * Bytes that arrived before the reset still wait in the socket;
+         * with "readable" too libcurl reads them first and meets the
+         * error itself (an answer cut mid-way stays an answer, not a
+         * failure before the head). */
+        s->events = 0;
+        flags = CURL_CSELECT_IN | CURL_CSELECT_ERR;
+    }
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
