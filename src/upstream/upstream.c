@@ -9,94 +9,20 @@
 #include <unistd.h>
 
 #include "obs/log.h"
+#include "upstream/upstream_int.h"
 #include "util/alloc.h"
 
-/* Easy handles kept for reuse: as many as a burst needed (a new one costs
- * libcurl's handle and buffers, tens of KiB of malloc and free), given back
- * down to HX_UP_POOL_KEEP once a trim period passed without using them. */
-#define HX_UP_POOL_MAX 1024
-#define HX_UP_POOL_KEEP 64
-#define HX_UP_TRIM_MS 10000
-/* libcurl walks every connection of its multi handle when a transfer ends
- * and its host's connections when one starts (7.88): with a thousand
- * upstream connections in one multi that walk was a tenth of the CPU. Calls
- * spread over up to HX_UP_SHARDS multi handles (each its own connection
- * cache), a new one opened only when every open one holds
- * HX_UP_SHARD_CALLS calls, so light traffic keeps reusing one cache. */
-#define HX_UP_SHARDS 16
-#define HX_UP_SHARD_CALLS 32
-#define HX_UP_SHARD_CONNS 256L
-
-typedef struct sock_ctx sock_ctx;
-
-typedef struct up_shard {
-    hx_upstream *up;
-    CURLM *multi;
-    uv_timer_t timer;        /* libcurl's timeout for this multi */
-    int calls;               /* calls in it now */
-} up_shard;
-
-struct hx_upstream {
-    uv_loop_t *loop;
-    up_shard shards[HX_UP_SHARDS];
-    int nshards;
-    uv_timer_t reap;         /* finishes cancelled calls on a clean stack */
-    uv_timer_t trim;         /* gives back pooled easy handles a period did not use */
-    CURL **pool;
-    int npool, pool_cap;
-    int pool_low;            /* fewest pooled handles since the last trim */
-    hx_up_call *calls;
-    int in_curl;             /* > 0 while inside a libcurl call */
-    sock_ctx **socks;        /* by fd */
-    size_t nsocks;
-    int open_handles;
-    bool closing;
-};
-
-/* One per upstream socket. The poll handle outlives curl's interest in the
- * socket: when a transfer ends, its connection idles in curl's cache and
- * the next request on it reuses the handle without touching epoll. The
- * handle goes away only when curl closes the socket (closesocket callback). */
-struct sock_ctx {
-    uv_poll_t poll;
-    hx_upstream *up;
-    up_shard *sh;    /* the multi handle that owns the socket now */
-    curl_socket_t fd;
-    int events;      /* what the poll handle watches now */
-    bool idle;       /* curl does not watch this socket at the moment */
-};
-
-struct hx_up_call {
-    hx_upstream *up;
-    up_shard *sh;
-    hx_up_call *prev, *next;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char *body;                /* libcurl sends it from here (POSTFIELDS) */
-    size_t body_len;
-    int attempts;              /* libcurl's connect-and-send rounds (on_prereq) */
-    bool retry_refused;        /* on_prereq stopped libcurl's silent re-send */
-    hx_up_callbacks cb;
-    void *ud;
-    uv_timer_t fb_timer;       /* first byte, then idle between body bytes */
-    uint64_t idle_ms;          /* stream_idle_timeout (0 = none) */
-    uint64_t last_data_ms;     /* loop time of the last body bytes */
-    hx_headers resp_headers;
-    int status;
-    size_t consumed;           /* bytes at the front of libcurl's next delivery that
-                                * the caller already has (see on_write) */
-    bool head_done;
-    bool paused;
-    bool cancelled;
-    bool finished;
-    bool in_multi;
-    hx_up_result forced;
-    char errbuf[CURL_ERROR_SIZE];
-};
-
 static void check_done(up_shard *sh);
+
+/* A handle of up's closed: the last one frees up once it is closing. */
+void hx_up_handle_closed(hx_upstream *up)
+{
+    if (--up->open_handles == 0 && up->closing) {
+        hx_free(up->h1);
+        hx_free(up);
+    }
+}
 static void finish(hx_up_call *c, hx_up_result res, const char *detail);
-static void idle_arm(hx_up_call *c);
 
 /* libcurl allocates through the same failable wrapper as the rest of the
  * program, so allocation-failure tests reach it too. curl calls these from
@@ -188,8 +114,7 @@ static void on_poll_closed(uv_handle_t *h)
     sock_ctx *s = h->data;
     hx_upstream *up = s->up;
     hx_free(s);
-    if (--up->open_handles == 0 && up->closing)
-        hx_free(up);
+    hx_up_handle_closed(up);
 }
 
 static sock_ctx *sock_get(hx_upstream *up, curl_socket_t fd)
@@ -335,6 +260,8 @@ static hx_up_result map_code(hx_up_call *c, CURLcode code)
 static bool request_sent(hx_up_call *c)
 {
     long sent = 0;
+    if (c->native)
+        return c->sent > 0;
     if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
         return true; /* unknown: assume the worst (sent) */
     return sent > 0;
@@ -364,8 +291,7 @@ static void on_call_closed(uv_handle_t *h)
     hx_up_call *c = h->data;
     hx_upstream *up = c->up;
     hx_free(c);
-    if (--up->open_handles == 0 && up->closing)
-        hx_free(up);
+    hx_up_handle_closed(up);
 }
 
 static void release_easy(hx_upstream *up, CURL *e)
@@ -429,12 +355,15 @@ static void finish(hx_up_call *c, hx_up_result res, const char *detail)
     c->finished = true;
     hx_upstream *up = c->up;
     uv_timer_stop(&c->fb_timer);
+    if (c->native)
+        hx_h1up_detach(c);
     if (c->in_multi) {
         curl_multi_remove_handle(c->sh->multi, c->easy);
         c->in_multi = false;
         c->sh->calls--;
     }
-    release_easy(up, c->easy);
+    if (c->easy)
+        release_easy(up, c->easy);
     c->easy = NULL;
     if (c->prev)
         c->prev->next = c->next;
@@ -446,8 +375,14 @@ static void finish(hx_up_call *c, hx_up_result res, const char *detail)
         c->cb.on_done(c->ud, res, detail);
     curl_slist_free_all(c->hdrs);
     hx_free(c->body);
+    hx_buf_free(&c->req);
     hx_headers_free(&c->resp_headers);
     uv_close((uv_handle_t *)&c->fb_timer, on_call_closed);
+}
+
+void hx_up_finish(hx_up_call *c, hx_up_result res, const char *detail)
+{
+    finish(c, res, detail);
 }
 
 static void on_reap(uv_timer_t *t)
@@ -457,12 +392,12 @@ static void on_reap(uv_timer_t *t)
     while (c) {
         hx_up_call *next = c->next;
         if (c->cancelled || c->forced != HX_UP_OK)
-            finish(c, c->forced != HX_UP_OK ? c->forced : HX_UP_ABORTED, "cancelled");
+            finish(c, c->forced != HX_UP_OK ? c->forced : HX_UP_ABORTED, c->forced_why ? c->forced_why : "cancelled");
         c = next;
     }
 }
 
-static void schedule_reap(hx_upstream *up)
+void hx_up_schedule_reap(hx_upstream *up)
 {
     if (!uv_is_active((uv_handle_t *)&up->reap))
         uv_timer_start(&up->reap, on_reap, 0, 0);
@@ -470,7 +405,7 @@ static void schedule_reap(hx_upstream *up)
 
 /* ---- libcurl callbacks ------------------------------------------------------ */
 
-static bool kept_header(const char *name, size_t n)
+bool hx_up_kept_header(const char *name, size_t n)
 {
     static const char *const kept[] = {"retry-after", "content-type", "x-request-id"};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
@@ -514,7 +449,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) {
         if (c->status >= 200 && !c->head_done) {
             c->head_done = true;
-            idle_arm(c);
+            hx_up_idle_arm(c);
             if (c->cb.on_head)
                 c->cb.on_head(c->ud, c->status, &c->resp_headers);
         }
@@ -523,7 +458,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     const char *colon = memchr(p, ':', len);
     /* Only the headers callers use are kept (see upstream.h): copying
      * every upstream header costs two allocations each per request. */
-    if (colon && !kept_header(p, (size_t)(colon - p)))
+    if (colon && !hx_up_kept_header(p, (size_t)(colon - p)))
         return len;
     if (colon) {
         size_t nl = (size_t)(colon - p);
@@ -556,7 +491,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         return whole;
     if (!c->head_done) { /* a body without a header block: treat as head now */
         c->head_done = true;
-        idle_arm(c);
+        hx_up_idle_arm(c);
         if (c->cb.on_head)
             c->cb.on_head(c->ud, c->status, &c->resp_headers);
         if (c->cancelled)
@@ -611,7 +546,7 @@ static void on_idle(uv_timer_t *t)
 
 /* After the response head: the same timer now watches the gaps between
  * body bytes (a hung stream would otherwise hold until the deadline). */
-static void idle_arm(hx_up_call *c)
+void hx_up_idle_arm(hx_up_call *c)
 {
     uv_timer_stop(&c->fb_timer);
     if (c->idle_ms == 0)
@@ -669,7 +604,8 @@ hx_upstream *hx_upstream_new(uv_loop_t *loop)
     if (up == NULL)
         return NULL;
     up->loop = loop;
-    if (shard_open(up) == NULL) {
+    if ((up->h1 = hx_h1up_new(up)) == NULL || shard_open(up) == NULL) {
+        hx_free(up->h1);
         hx_free(up);
         return NULL;
     }
@@ -685,16 +621,14 @@ hx_upstream *hx_upstream_new(uv_loop_t *loop)
 static void on_up_timer_closed(uv_handle_t *h)
 {
     hx_upstream *up = h->data;
-    if (--up->open_handles == 0 && up->closing)
-        hx_free(up);
+    hx_up_handle_closed(up);
 }
 
 static void on_shard_timer_closed(uv_handle_t *h)
 {
     up_shard *sh = h->data;
     hx_upstream *up = sh->up;
-    if (--up->open_handles == 0 && up->closing)
-        hx_free(up);
+    hx_up_handle_closed(up);
 }
 
 void hx_upstream_free(hx_upstream *up)
@@ -711,6 +645,7 @@ void hx_upstream_free(hx_upstream *up)
     up->npool = 0;
     hx_free(up->pool);
     up->pool = NULL;
+    hx_h1up_close(up->h1);
     for (int i = 0; i < up->nshards; i++) {
         curl_multi_cleanup(up->shards[i].multi); /* closes sockets: on_close_socket */
         up->shards[i].multi = NULL;
@@ -829,19 +764,24 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
     c->up = up;
     c->cb = *cb;
     c->ud = ud;
-    c->easy = take_easy(up);
-    if (c->easy == NULL || (len && (c->body = hx_malloc(len)) == NULL))
+    if (len && (c->body = hx_malloc(len)) == NULL)
         goto fail;
     if (len)
         memcpy(c->body, body, len);
     c->body_len = len;
-    if (setup_easy(c, method, url, headers, len, opts) != 0)
+    int native = hx_h1up_start(up->h1, c, method, url, headers, opts);
+    if (native < 0)
         goto fail;
-    c->sh = shard_pick(up);
-    if (curl_multi_add_handle(c->sh->multi, c->easy) != CURLM_OK)
-        goto fail;
-    c->in_multi = true;
-    c->sh->calls++;
+    if (native == 0) {
+        c->easy = take_easy(up);
+        if (c->easy == NULL || setup_easy(c, method, url, headers, len, opts) != 0)
+            goto fail;
+        c->sh = shard_pick(up);
+        if (curl_multi_add_handle(c->sh->multi, c->easy) != CURLM_OK)
+            goto fail;
+        c->in_multi = true;
+        c->sh->calls++;
+    }
     uv_timer_init(up->loop, &c->fb_timer);
     c->fb_timer.data = c;
     up->open_handles++;
@@ -858,6 +798,7 @@ fail:
         release_easy(up, c->easy);
     curl_slist_free_all(c->hdrs);
     hx_free(c->body);
+    hx_buf_free(&c->req);
     hx_free(c);
     return NULL;
 }
@@ -868,7 +809,7 @@ void hx_up_call_cancel(hx_up_call *c)
         return;
     c->cancelled = true;
     if (c->up->in_curl > 0)
-        schedule_reap(c->up); /* never remove a handle inside libcurl */
+        hx_up_schedule_reap(c->up); /* never remove a handle inside libcurl */
     else
         finish(c, HX_UP_ABORTED, "cancelled");
 }
@@ -880,11 +821,15 @@ void hx_up_call_resume(hx_up_call *c)
     c->paused = false;
     hx_upstream *up = c->up;
     if (c->head_done)
-        idle_arm(c); /* the idle clock restarts once the client reads again */
+        hx_up_idle_arm(c); /* the idle clock restarts once the client reads again */
+    if (c->native) {
+        hx_h1up_resume(c); /* may deliver data, or end the call, right here */
+        return;
+    }
     up->in_curl++;
     curl_easy_pause(c->easy, CURLPAUSE_CONT); /* may deliver data right here */
     up->in_curl--;
     if (c->cancelled || c->forced != HX_UP_OK)
-        schedule_reap(up);
+        hx_up_schedule_reap(up);
     check_done(c->sh);
 }

@@ -92,7 +92,10 @@ typedef struct {
     uph_server srv;
     sink k;
     char url[128];
+    const char *host; /* 127.0.0.1: hapax's own HTTP/1.1 client; localhost: libcurl */
 } fixture;
+
+static const char *setup_host = "127.0.0.1";
 
 static int setup(void **state)
 {
@@ -102,7 +105,8 @@ static int setup(void **state)
     f->up = hx_upstream_new(&f->loop);
     assert_non_null(f->up);
     uph_start(&f->srv, &f->loop);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1/chat/completions", f->srv.port);
+    f->host = setup_host;
+    snprintf(f->url, sizeof f->url, "http://%s:%d/v1/chat/completions", f->host, f->srv.port);
     f->k.loop = &f->loop;
     uv_timer_init(&f->loop, &f->k.resume);
     f->k.resume.data = &f->k;
@@ -225,7 +229,7 @@ static void test_resume_cancel_harmless(void **state)
 static void test_connection_refused(void **state)
 {
     fixture *f = *state;
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/", uph_closed_port(&f->loop));
+    snprintf(f->url, sizeof f->url, "http://%s:%d/", f->host, uph_closed_port(&f->loop));
     call(f, "{}", NULL, NULL);
     assert_int_equal(f->k.res, HX_UP_CONNECT_ERROR);
     assert_int_equal(f->k.heads, 0);
@@ -358,6 +362,8 @@ static void test_free_with_call_running(void **state)
 static void test_burst_spreads_and_pool_trims(void **state)
 {
     fixture *f = *state;
+    if (strcmp(f->host, "localhost") != 0)
+        skip(); /* libcurl's multi handles and easy pool */
     uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
     static sink ks[BURST];
     hx_headers h = {0};
@@ -391,10 +397,94 @@ static void test_burst_spreads_and_pool_trims(void **state)
     assert_int_equal(f->srv.connections, conns); /* a cached connection */
 }
 
-int main(void)
+/* The upstream ends a kept connection between two calls: the next call
+ * goes on a new connection and is answered (the request never met the
+ * dead one, so nothing could be sent twice). */
+static void test_kept_connection_closed_by_upstream(void **state)
 {
-    if (hx_upstream_global_init() != 0)
-        return 1;
+    fixture *f = *state;
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY_FIN, OK_REPLY, 0}});
+    call(f, "{\"a\":1}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    for (int i = 0; i < 5; i++) /* the FIN reaches the client's loop */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    call(f, "{\"b\":2}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->srv.requests, 2);
+    assert_int_equal(f->srv.connections, 2);
+}
+
+/* Interim 1xx heads are skipped; a chunked body arrives decoded; the kept
+ * headers come from the final head only. */
+static void test_interim_head_and_chunked_body(void **state)
+{
+    fixture *f = *state;
+    uph_script(&f->srv, 1,
+               (uph_step[]){{UPH_REPLY,
+                             "HTTP/1.1 100 Continue\r\nX-Request-Id: early\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nRetry-After: 7\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                             0}});
+    call(f, "{}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->k.status, 200);
+    assert_int_equal(f->k.heads, 1);
+    assert_string_equal(f->k.ctype, "text/event-stream");
+    assert_int_equal(f->k.got, 11);
+    assert_int_equal(f->k.sum, sum_of("hello world", 11));
+    call(f, NULL, NULL, NULL); /* the connection stays usable */
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->srv.connections, 1);
+}
+
+/* A burst on hapax's own client: one connection per concurrent call, all
+ * kept, and the next call takes one of them. */
+static void test_burst_keeps_connections(void **state)
+{
+    fixture *f = *state;
+    if (strcmp(f->host, "127.0.0.1") != 0)
+        skip();
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    static sink ks[BURST];
+    hx_headers h = {0};
+    memset(ks, 0, sizeof ks);
+    for (int i = 0; i < BURST; i++)
+        assert_non_null(hx_upstream_start(f->up, "POST", f->url, &h, "{}", 2, NULL, &cbs, &ks[i]));
+    for (int i = 0; i < BURST; i++)
+        uph_run_until(&f->loop, &ks[i].done);
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(ks[i].res, HX_UP_OK);
+    assert_int_equal(f->srv.connections, BURST);
+    call(f, "{}", NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->srv.connections, BURST);
+    hx_upstream_stats st;
+    hx_upstream_get_stats(f->up, &st);
+    assert_int_equal(st.multis, 1); /* libcurl was never asked */
+}
+
+/* A proxy variable sends every call through libcurl (which honours it): a
+ * proxy on a closed port makes a call to a live upstream fail. */
+static void test_proxy_variable_goes_through_libcurl(void **state)
+{
+    fixture *f = *state;
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", uph_closed_port(&f->loop));
+    hx_upstream_free(f->up);
+    setenv("http_proxy", proxy, 1);
+    f->up = hx_upstream_new(&f->loop);
+    assert_non_null(f->up);
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    call(f, "{}", NULL, NULL); /* libcurl reads the variable per transfer */
+    unsetenv("http_proxy");
+    assert_int_equal(f->k.res, HX_UP_CONNECT_ERROR);
+    assert_int_equal(f->srv.requests, 0);
+}
+
+static int run_all(const char *host, const char *name)
+{
+    setup_host = host;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_answer_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_error_status, setup, teardown),
@@ -411,6 +501,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_after_send_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_call_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_spreads_and_pool_trims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_connection_closed_by_upstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interim_head_and_chunked_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_keeps_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_variable_goes_through_libcurl, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name(name, tests, NULL, NULL);
+}
+
+int main(void)
+{
+    if (hx_upstream_global_init() != 0)
+        return 1;
+    int failed = run_all("127.0.0.1", "own HTTP/1.1 client");
+    failed += run_all("localhost", "libcurl");
+    return failed;
 }

@@ -24,6 +24,7 @@ typedef enum {
     UPH_REPLY = 0, /* writes `reply` and keeps the connection (keep-alive) */
     UPH_SILENT,    /* writes `reply` (may be empty), then nothing more */
     UPH_CLOSE,     /* closes the connection without a byte */
+    UPH_REPLY_FIN, /* writes `reply`, then ends its side of the connection (FIN) */
 } uph_action;
 
 typedef struct {
@@ -124,6 +125,10 @@ static inline void uph_on_request(uph_conn *c, size_t len)
     }
     const char *r = st->reply ? st->reply : "";
     uph_write(c, r, st->reply_len ? st->reply_len : strlen(r));
+    if (st->action == UPH_REPLY_FIN) {
+        static uv_shutdown_t sd; /* one at a time in these tests */
+        uv_shutdown(&sd, (uv_stream_t *)&c->tcp, NULL);
+    }
 }
 
 static inline void uph_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
