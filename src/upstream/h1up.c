@@ -31,6 +31,9 @@
 typedef struct h1up_host {
     struct h1up_host *next;
     struct sockaddr_storage addr;
+    struct sockaddr_storage alt; /* localhost: ::1 beside 127.0.0.1 */
+    bool has_alt;
+    bool use_alt;                /* the last connect that worked used alt */
     h1up_conn *idle; /* most recently used first */
     int nidle;
     char key[64];    /* "ip:port" as in the URL */
@@ -40,6 +43,7 @@ struct h1up {
     hx_upstream *up;
     h1up_host *hosts;
     bool proxied;    /* a proxy variable is set: libcurl takes every call */
+    bool off;        /* hx_upstream_own_client(up, false) */
     char buf[H1UP_READ_BUF];
 };
 
@@ -59,6 +63,8 @@ struct h1up_conn {
     int handles;
     bool writing;
     bool connected;
+    bool retried;      /* localhost: this is the connect to the other address */
+    bool reading;      /* the socket is read (stopped while the caller pauses) */
     /* the kept header being parsed */
     char hname[32];
     size_t hname_len;
@@ -70,6 +76,7 @@ struct h1up_conn {
 };
 
 static const http_parser_settings parser_settings;
+static h1up_conn *conn_new(h1up *h, h1up_host *host, hx_up_call *c);
 
 static bool proxy_set(void)
 {
@@ -281,6 +288,7 @@ static void feed(h1up_conn *k, const char *data, size_t n)
             k->held_len = n - used;
         }
         uv_read_stop((uv_stream_t *)&k->tcp);
+        k->reading = false;
         return;
     }
     if (e != HPE_OK) {
@@ -320,6 +328,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     }
     feed(k, b->base, (size_t)n);
+}
+
+/* Reads the socket (again); false when libuv refuses. */
+static bool read_on(h1up_conn *k)
+{
+    if (k->reading)
+        return true;
+    k->reading = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) == 0;
+    return k->reading;
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -408,6 +425,23 @@ static void on_connect(uv_connect_t *r, int status)
     if (k->state == HC_CLOSING)
         return;
     hx_up_call *c = k->call;
+    if (status == UV_ECONNREFUSED && k->host->has_alt && !k->retried) {
+        /* localhost: the server may listen on the other loopback address
+         * only (as libcurl tries both). */
+        h1up *h = k->h;
+        h1up_host *host = k->host;
+        c->conn = NULL;
+        conn_close(k);
+        host->use_alt = !host->use_alt;
+        h1up_conn *k2 = conn_new(h, host, c);
+        if (k2 != NULL) {
+            k2->retried = true;
+            return;
+        }
+        host->use_alt = !host->use_alt;
+        hx_up_finish(c, HX_UP_CONNECT_ERROR, "failed to connect to localhost: no memory to try ::1");
+        return;
+    }
     if (status < 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "failed to connect to %s: %s", k->host->key, uv_strerror(status));
@@ -416,7 +450,7 @@ static void on_connect(uv_connect_t *r, int status)
     }
     k->connected = true;
     uv_tcp_nodelay(&k->tcp, 1);
-    if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) != 0) {
+    if (!read_on(k)) {
         hx_up_finish(c, HX_UP_CONNECT_ERROR, "could not read from the upstream connection");
         return;
     }
@@ -445,7 +479,8 @@ static h1up_conn *conn_new(h1up *h, h1up_host *host, hx_up_call *c)
     k->state = HC_CONNECTING;
     k->call = c;
     c->conn = k;
-    int rc = uv_tcp_connect(&k->creq, &k->tcp, (const struct sockaddr *)&host->addr, on_connect);
+    const struct sockaddr_storage *to = host->use_alt ? &host->alt : &host->addr;
+    int rc = uv_tcp_connect(&k->creq, &k->tcp, (const struct sockaddr *)to, on_connect);
     if (rc != 0) {
         c->conn = NULL;
         conn_close(k);
@@ -460,9 +495,11 @@ static h1up_conn *conn_new(h1up *h, h1up_host *host, hx_up_call *c)
 
 /* ---- calls ---------------------------------------------------------------------- */
 
-/* "http://IP[:port]/path?query" to an address and a host key; false for
- * anything libcurl should handle (names, userinfo, other schemes). */
-static bool parse_url(const char *url, struct sockaddr_storage *addr, char *key, size_t keymax, const char **path)
+/* "http://IP[:port]/path?query" (or localhost) to an address and a host
+ * key; false for anything libcurl should handle (other names, userinfo,
+ * other schemes). *local is set for localhost. */
+static bool parse_url(const char *url, struct sockaddr_storage *addr, char *key, size_t keymax, const char **path,
+                      bool *local)
 {
     if (strncmp(url, "http://", 7) != 0)
         return false;
@@ -503,6 +540,9 @@ static bool parse_url(const char *url, struct sockaddr_storage *addr, char *key,
             return false;
     }
     memset(addr, 0, sizeof *addr);
+    *local = strcasecmp(host, "localhost") == 0;
+    if (*local)
+        snprintf(host, sizeof host, "127.0.0.1");
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) != 0)
         return false;
@@ -564,7 +604,7 @@ static int build_request(hx_buf *out, const char *method, const char *key, const
     return rc ? -1 : 0;
 }
 
-static h1up_host *host_get(h1up *h, const char *key, const struct sockaddr_storage *addr)
+static h1up_host *host_get(h1up *h, const char *key, const struct sockaddr_storage *addr, bool local)
 {
     for (h1up_host *o = h->hosts; o; o = o->next)
         if (strcmp(o->key, key) == 0)
@@ -574,6 +614,10 @@ static h1up_host *host_get(h1up *h, const char *key, const struct sockaddr_stora
         return NULL;
     snprintf(o->key, sizeof o->key, "%s", key); /* parse_url bounds it below 64 */
     o->addr = *addr;
+    if (local) {
+        o->has_alt = true;
+        uv_ip6_addr("::1", ntohs(((const struct sockaddr_in *)addr)->sin_port), (struct sockaddr_in6 *)&o->alt);
+    }
     o->next = h->hosts;
     h->hosts = o;
     return o;
@@ -585,9 +629,10 @@ int hx_h1up_start(h1up *h, hx_up_call *c, const char *method, const char *url, c
     struct sockaddr_storage addr;
     char key[64];
     const char *path;
-    if (h == NULL || h->proxied || !parse_url(url, &addr, key, sizeof key, &path))
+    bool local;
+    if (h == NULL || h->proxied || h->off || !parse_url(url, &addr, key, sizeof key, &path, &local))
         return 0;
-    h1up_host *host = host_get(h, key, &addr);
+    h1up_host *host = host_get(h, key, &addr, local);
     if (host == NULL || build_request(&c->req, method, key, path, headers, c->body, c->body_len) != 0)
         return -1;
     hx_free(c->body); /* the request holds it now */
@@ -629,7 +674,9 @@ void hx_h1up_detach(hx_up_call *c)
         return;
     bool keep = c->native_done && k->state == HC_BUSY && !k->writing && k->held == NULL &&
                 k->host->nidle < H1UP_IDLE_MAX && !k->h->up->closing;
-    if (!keep) {
+    /* A kept connection is read while idle (a pause may have stopped the
+     * reads just before the answer's end). */
+    if (!keep || !read_on(k)) {
         conn_close(k);
         return;
     }
@@ -659,8 +706,13 @@ void hx_h1up_resume(hx_up_call *c)
         if (c->finished || c->paused)
             return;
     }
-    if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) != 0)
+    if (!read_on(k))
         hx_up_finish(c, broken(c), "could not read from the upstream connection");
+}
+
+void hx_h1up_enable(h1up *h, bool on)
+{
+    h->off = !on;
 }
 
 void hx_h1up_close(h1up *h)

@@ -337,6 +337,11 @@ static void on_trim(uv_timer_t *t)
     hx_upstream_trim(t->data);
 }
 
+void hx_upstream_own_client(hx_upstream *up, bool on)
+{
+    hx_h1up_enable(up->h1, on);
+}
+
 void hx_upstream_get_stats(const hx_upstream *up, hx_upstream_stats *st)
 {
     st->multis = up->nshards;

@@ -14,6 +14,7 @@
 #ifndef HX_UPSTREAM_UPSTREAM_H
 #define HX_UPSTREAM_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -87,6 +88,9 @@ void hx_upstream_get_stats(const hx_upstream *up, hx_upstream_stats *st);
 /* Gives back the pooled easy handles no call took since the previous trim,
  * down to a floor; a timer runs it every 10 s. */
 void hx_upstream_trim(hx_upstream *up);
+/* Whether plain http:// calls to an IP literal or localhost go through
+ * hapax's own HTTP/1.1 client (the default) or libcurl; tests run both. */
+void hx_upstream_own_client(hx_upstream *up, bool on);
 
 /* Process-wide libcurl initialisation; call once before any thread starts. */
 int hx_upstream_global_init(void);

@@ -132,5 +132,6 @@ int hx_h1up_start(h1up *h, hx_up_call *c, const char *method, const char *url, c
  * call when the answer ended cleanly, closed otherwise). */
 void hx_h1up_detach(hx_up_call *c);
 void hx_h1up_resume(hx_up_call *c);
+void hx_h1up_enable(h1up *h, bool on);
 
 #endif

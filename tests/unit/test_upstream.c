@@ -92,10 +92,12 @@ typedef struct {
     uph_server srv;
     sink k;
     char url[128];
-    const char *host; /* 127.0.0.1: hapax's own HTTP/1.1 client; localhost: libcurl */
+    const char *host;
+    bool curl;        /* libcurl rather than hapax's own HTTP/1.1 client */
 } fixture;
 
 static const char *setup_host = "127.0.0.1";
+static bool setup_curl;
 
 static int setup(void **state)
 {
@@ -104,6 +106,8 @@ static int setup(void **state)
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->up = hx_upstream_new(&f->loop);
     assert_non_null(f->up);
+    f->curl = setup_curl;
+    hx_upstream_own_client(f->up, !f->curl);
     uph_start(&f->srv, &f->loop);
     f->host = setup_host;
     snprintf(f->url, sizeof f->url, "http://%s:%d/v1/chat/completions", f->host, f->srv.port);
@@ -199,7 +203,7 @@ static void test_stream_pause_resume(void **state)
                                           "Content-Length: %d\r\n\r\n", N);
     for (size_t i = 0; i < N; i++)
         reply[h + i] = (char)('a' + i % 26);
-    uph_script(&f->srv, 1, (uph_step[]){{UPH_SILENT, reply, (size_t)h + N}});
+    uph_script(&f->srv, 2, (uph_step[]){{UPH_REPLY, reply, (size_t)h + N}, {UPH_REPLY, OK_REPLY, 0}});
     f->k.pause = true;
     f->k.resume_ms = 150;
     hx_up_opts o = {.idle_timeout_ms = 100};
@@ -208,6 +212,14 @@ static void test_stream_pause_resume(void **state)
     assert_int_equal(f->k.got, N);
     assert_int_equal(f->k.sum, sum_of(reply + h, N));
     assert_true(f->k.pauses > 1);
+    /* The connection paused up to the answer's end is kept and read
+     * again: the next call on it is answered. */
+    f->k.pause = false;
+    hx_up_opts t = {.first_byte_timeout_ms = 2000};
+    call(f, "{}", &t, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(f->k.got, 11);
+    assert_int_equal(f->srv.connections, 1);
 }
 
 /* Resume after the call ended and cancel of a finished call are no-ops. */
@@ -362,7 +374,7 @@ static void test_free_with_call_running(void **state)
 static void test_burst_spreads_and_pool_trims(void **state)
 {
     fixture *f = *state;
-    if (strcmp(f->host, "localhost") != 0)
+    if (!f->curl)
         skip(); /* libcurl's multi handles and easy pool */
     uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
     static sink ks[BURST];
@@ -443,7 +455,7 @@ static void test_interim_head_and_chunked_body(void **state)
 static void test_burst_keeps_connections(void **state)
 {
     fixture *f = *state;
-    if (strcmp(f->host, "127.0.0.1") != 0)
+    if (f->curl)
         skip();
     uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
     static sink ks[BURST];
@@ -482,9 +494,35 @@ static void test_proxy_variable_goes_through_libcurl(void **state)
     assert_int_equal(f->srv.requests, 0);
 }
 
-static int run_all(const char *host, const char *name)
+/* localhost is 127.0.0.1 first; a server on ::1 only is reached too (as
+ * libcurl tries both), and the connection is kept. */
+static void test_localhost_on_ipv6_only(void **state)
+{
+    fixture *f = *state;
+    if (f->curl || strcmp(f->host, "localhost") != 0)
+        skip();
+    static uph_server s6;
+    memset(&s6, 0, sizeof s6);
+    if (!uph_start_at(&s6, &f->loop, "::1"))
+        skip(); /* no IPv6 loopback here */
+    uph_script(&s6, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    snprintf(f->url, sizeof f->url, "http://localhost:%d/v1/models", s6.port);
+    call(f, NULL, NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    call(f, NULL, NULL, NULL);
+    assert_int_equal(f->k.res, HX_UP_OK);
+    assert_int_equal(s6.requests, 2);
+    assert_int_equal(s6.connections, 1);
+    hx_upstream_free(f->up); /* its connection to s6 closes before s6 stops */
+    f->up = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uph_stop(&s6);
+}
+
+static int run_all(const char *host, bool curl, const char *name)
 {
     setup_host = host;
+    setup_curl = curl;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_answer_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_error_status, setup, teardown),
@@ -505,6 +543,7 @@ static int run_all(const char *host, const char *name)
         cmocka_unit_test_setup_teardown(test_interim_head_and_chunked_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_keeps_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proxy_variable_goes_through_libcurl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_localhost_on_ipv6_only, setup, teardown),
     };
     return cmocka_run_group_tests_name(name, tests, NULL, NULL);
 }
@@ -513,7 +552,8 @@ int main(void)
 {
     if (hx_upstream_global_init() != 0)
         return 1;
-    int failed = run_all("127.0.0.1", "own HTTP/1.1 client");
-    failed += run_all("localhost", "libcurl");
+    int failed = run_all("127.0.0.1", false, "own HTTP/1.1 client");
+    failed += run_all("localhost", false, "own HTTP/1.1 client, localhost");
+    failed += run_all("127.0.0.1", true, "libcurl");
     return failed;
 }

@@ -180,19 +180,31 @@ static inline void uph_on_connection(uv_stream_t *l, int status)
 }
 
 /* Starts listening on 127.0.0.1:0 (s->port tells where). */
-static inline void uph_start(uph_server *s, uv_loop_t *loop)
+/* Listens on ip (port 0); false when the address cannot be bound (no
+ * IPv6 on the machine): the listener is closed again. */
+static inline bool uph_start_at(uph_server *s, uv_loop_t *loop, const char *ip)
 {
     s->loop = loop;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    assert_int_equal(uv_tcp_bind(&s->listener, (const struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 16, uph_on_connection), 0);
+    struct sockaddr_storage a;
+    if (uv_ip4_addr(ip, 0, (struct sockaddr_in *)&a) != 0)
+        assert_int_equal(uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)&a), 0);
+    if (uv_tcp_bind(&s->listener, (const struct sockaddr *)&a, 0) != 0 ||
+        uv_listen((uv_stream_t *)&s->listener, 128, uph_on_connection) != 0) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        return false;
+    }
     struct sockaddr_storage got;
     int len = sizeof got;
     uv_tcp_getsockname(&s->listener, (struct sockaddr *)&got, &len);
-    s->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+    s->port = ntohs(((struct sockaddr_in *)&got)->sin_port); /* sin6_port sits at the same place */
+    return true;
+}
+
+static inline void uph_start(uph_server *s, uv_loop_t *loop)
+{
+    assert_true(uph_start_at(s, loop, "127.0.0.1"));
 }
 
 static inline void uph_script(uph_server *s, size_t n, const uph_step *steps)
