@@ -193,8 +193,10 @@ static int on_headers_complete(http_parser *p)
     h1up_conn *k = p->data;
     hx_up_call *c = k->call;
     header_flush(k);
+    /* 1 tells http_parser "no body": an interim 1xx head (another head
+     * follows), 204 and 304 (RFC 9110), whatever framing they claim. */
     if (p->status_code < 200)
-        return 0; /* 1xx: another head follows */
+        return 1;
     c->status = p->status_code;
     c->head_done = true;
     hx_up_idle_arm(c);
@@ -202,7 +204,7 @@ static int on_headers_complete(http_parser *p)
         c->cb.on_head(c->ud, c->status, &c->resp_headers);
     if (c->cancelled || c->forced != HX_UP_OK)
         http_parser_pause(p, 1);
-    return 0;
+    return c->status == 204 || c->status == 304 ? 1 : 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)

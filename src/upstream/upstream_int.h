@@ -118,6 +118,22 @@ void hx_up_handle_closed(hx_upstream *up);
 void hx_up_idle_arm(hx_up_call *c);
 bool hx_up_kept_header(const char *name, size_t n);
 
+/* upstream.c, for curl_multi.c: ends the calls libcurl finished. */
+void hx_up_check_done(up_shard *sh);
+
+/* curl_multi.c: libcurl on the loop. */
+int hx_up_on_close_socket(void *userp, curl_socket_t fd);
+void hx_up_poll_closed(uv_handle_t *h);
+/* Opens the next multi handle (NULL: none left or no memory); picks the
+ * one with the fewest calls, opening another when all are full. */
+up_shard *hx_up_shard_open(hx_upstream *up);
+up_shard *hx_up_shard_pick(hx_upstream *up);
+void hx_up_shard_timer_closed(uv_handle_t *h);
+/* Easy handles: from the pool (or new), back to it (reset) or freed. */
+CURL *hx_up_take_easy(hx_upstream *up);
+void hx_up_release_easy(hx_upstream *up, CURL *e);
+void hx_up_on_trim(uv_timer_t *t);
+
 /* h1up.c */
 h1up *hx_h1up_new(hx_upstream *up);
 /* Closes its idle connections (calls are finished first); its handles

@@ -21,7 +21,7 @@ for t in "$@"; do
     mkdir -p "$work" "$art"
     log="$build/fuzz-$t.log"
     case $t in
-        http|request) dict="$root/dict/http.dict" ;;
+        http|request|upstream) dict="$root/dict/http.dict" ;;
         h2) dict="$root/dict/h2.dict" ;;
         config) dict="$root/dict/config.dict" ;;
         *) dict="$root/dict/json.dict" ;;

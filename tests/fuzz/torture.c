@@ -35,6 +35,7 @@ static const struct {
     {"request", hx_fuzz_request, false},
     {"http", hx_fuzz_http, true},
     {"h2", hx_fuzz_h2, true},
+    {"upstream", hx_fuzz_upstream, false},
 };
 
 /* Past this many allocations in one input the corpus file is too big for
