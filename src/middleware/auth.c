@@ -1,7 +1,7 @@
 #include "middleware/auth.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,24 +48,11 @@ unsigned long hx_auth_test_compare_count(void)
     return compare_count;
 }
 
-/* OpenSSL 3 looks an implicit EVP_sha256() up in its provider store (a
- * lock) on every digest: fetch it once. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
+/* GnuTLS (nettle) for the digest: the one crypto library of the server
+ * side (src/tls/), no OpenSSL headers needed to build. */
 static int sha256(const void *data, size_t len, unsigned char out[DIGEST_LEN])
 {
-    unsigned int n = 0;
-    pthread_once(&sha256_once, sha256_fetch);
-    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
-    if (EVP_Digest(data, len, out, &n, md, NULL) != 1 || n != DIGEST_LEN)
-        return -1;
-    return 0;
+    return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, out) == 0 ? 0 : -1;
 }
 
 static int hex_val(char c)
@@ -97,7 +84,7 @@ static void set_free(digest_set *s)
     if (s == NULL)
         return;
     if (s->dig)
-        OPENSSL_cleanse(s->dig, s->n * sizeof *s->dig);
+        explicit_bzero(s->dig, s->n * sizeof *s->dig); /* not optimised away */
     hx_free(s->dig);
     hx_free(s->usable);
     hx_config_unref(s->cfg);
@@ -139,7 +126,7 @@ static long set_match(const digest_set *s, const unsigned char d[DIGEST_LEN])
 {
     size_t found = 0; /* index + 1; 0 = none */
     for (size_t i = 0; i < s->n; i++) {
-        int diff = CRYPTO_memcmp(s->dig[i], d, DIGEST_LEN);
+        int diff = gnutls_memcmp(s->dig[i], d, DIGEST_LEN); /* constant time */
         compare_count++;
         size_t eq = (size_t)((unsigned)(diff == 0) & s->usable[i]);
         size_t mask = (size_t)0 - eq;
@@ -337,7 +324,7 @@ const hx_cfg_auth_key *hx_auth_identify(hx_req *r, int *why)
     long m = -1;
     if (sha256(key, len, d) == 0)
         m = cached_match(r->cfg, d);
-    OPENSSL_cleanse(d, sizeof d);
+    explicit_bzero(d, sizeof d);
     if (m < 0) {
         *why = HX_AUTH_INVALID;
         return NULL;
