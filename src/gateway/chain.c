@@ -188,6 +188,13 @@ static int start_attempt_as(proxy *p, const hx_provider *pv)
     p->answer_tool = ur.answer_as_tool;
     ur.answer_as_tool = NULL;
     hx_up_opts o = {l->connect_timeout, l->first_byte_timeout, left_ms, l->stream_idle_timeout};
+    /* RFC 8470: forwarded before the client's handshake completed (the
+     * operator allowed 0-RTT replays), the upstream is told it may be one. */
+    if (r->early_data && hx_headers_add(&ur.headers, "Early-Data", "1") != 0) {
+        hx_up_request_free(&ur);
+        p->last_err = HX_ERR_INTERNAL;
+        return -1;
+    }
     p->attempt_ns = now;
     if (p->tries++ > 0) {
         hx_metrics_inc(HX_M_RETRIES, p->g->pm[pv->index].retries, 1);

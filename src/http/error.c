@@ -29,6 +29,7 @@ static const hx_err_info table[HX_ERR__COUNT] = {
     [HX_ERR_INSUFFICIENT_QUOTA] = {429, "insufficient_quota", "insufficient_quota", "The provider's quota is exhausted."},
     [HX_ERR_CONTEXT_LENGTH] = {400, "invalid_request_error", "context_length_exceeded", "The request exceeds the model's context length."},
     [HX_ERR_CONTENT_POLICY] = {400, "invalid_request_error", "content_policy_violation", "The provider refused the request under its content policy."},
+    [HX_ERR_TOO_EARLY] = {425, "invalid_request_error", "too_early", "The request arrived in TLS early data (0-RTT) and could be a replay; send it again once the connection is established."},
 };
 
 const hx_err_info *hx_err_get(hx_err e)

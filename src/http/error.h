@@ -37,6 +37,7 @@ typedef enum {
     HX_ERR_INSUFFICIENT_QUOTA,  /* 429 insufficient_quota: billing, not throttling */
     HX_ERR_CONTEXT_LENGTH,      /* 400 context_length_exceeded */
     HX_ERR_CONTENT_POLICY,      /* 400 content_policy_violation */
+    HX_ERR_TOO_EARLY,           /* 425: arrived in TLS early data, not safe to replay (RFC 8470) */
     HX_ERR__COUNT
 } hx_err;
 

@@ -140,7 +140,7 @@ static void tp_abort(hx_req *r)
     hx_h1_conn_close(c, "handler aborted");
 }
 
-static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort};
+static const hx_transport h1_transport = {tp_head, tp_body, tp_end, tp_abort, NULL}; /* no early data on TCP */
 
 /* ---- connection lifetime ---------------------------------------------- */
 

@@ -178,5 +178,5 @@ static void tp_abort(hx_req *r)
     hx_h2_io_flush_soon(c);
 }
 
-const hx_transport hx_h2_transport = {tp_head, tp_body, tp_end, tp_abort};
+const hx_transport hx_h2_transport = {tp_head, tp_body, tp_end, tp_abort, NULL}; /* no early data on TCP */
 

@@ -96,14 +96,19 @@ typedef void (*hx_req_fin_fn)(hx_req *r, void *ud);
 
 /* What an adapter implements. `head` is called once with the status and the
  * final header list; content_length < 0 means the body is streamed. */
+typedef void (*hx_req_cb)(hx_req *r, void *ud);
+
 typedef struct {
     int (*head)(hx_req *r, int status, const hx_headers *h, int64_t content_length);
     int (*body)(hx_req *r, const void *data, size_t len);
     int (*end)(hx_req *r);
     void (*abort)(hx_req *r);
+    /* Optional, for adapters that take TLS early data (0-RTT): calls cb
+     * once the connection's handshake completed (the request can no longer
+     * be a replay), or never when the connection ends first (the request
+     * is then aborted). 0 held; -1 it cannot wait (the router answers 425). */
+    int (*when_confirmed)(hx_req *r, hx_req_cb cb, void *ud);
 } hx_transport;
-
-typedef void (*hx_req_cb)(hx_req *r, void *ud);
 
 struct hx_req {
     int refs;
@@ -122,6 +127,8 @@ struct hx_req {
     char peer_cert_sha256[HX_REQ_PEER_SHA256_HEX + 1];
     char peer_cert_subject[HX_REQ_PEER_SUBJECT_MAX + 1];
     bool secure;                 /* arrived over TLS: the scheme is https */
+    bool early_data;             /* arrived, in part at least, in TLS early data (0-RTT): it
+                                  * may be a replay (RFC 8470; hx_router_dispatch decides) */
     int http_minor;              /* 0 or 1 for HTTP/1.x; adapters of other protocols set 1 */
     char request_id[HX_REQUEST_ID_MAX + 1];
     uint64_t start_ns;           /* monotonic */

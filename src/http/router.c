@@ -1,5 +1,6 @@
 #include "http/router.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ typedef struct {
     bool has_cors;
     hx_kv *required;     /* copy of the route's `headers` */
     size_t nrequired;
+    unsigned flags;      /* the handler's HX_HANDLER_* */
     char allow[64];
 } route;
 
@@ -151,6 +153,7 @@ static int add_health_route(hx_router *rt, const hx_config *cfg, const hx_cfg_ro
     r->methods = M_GET | M_HEAD;
     const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
     r->mw = hx_router_mw_mask(chain);
+    r->flags = def->flags;
     build_steps(r, cfg, cr, def->flags, steps);
     build_allow(r);
     return 0;
@@ -205,7 +208,8 @@ hx_router *hx_router_build(const hx_config *cfg, hx_handler_lookup_fn lookup, hx
             r->methods |= method_bit(cr->methods.items[j]);
         const hx_strlist *chain = cr->middleware.n ? &cr->middleware : &cfg->server.middleware;
         r->mw = hx_router_mw_mask(chain);
-        build_steps(r, cfg, cr, def->flags, steps);
+        r->flags = def->flags;
+    build_steps(r, cfg, cr, def->flags, steps);
         if (copy_required(r, &cr->headers) != 0)
             goto oom;
         build_allow(r);
@@ -238,6 +242,46 @@ void hx_router_free(hx_router *rt)
 unsigned hx_router_global_mw(const hx_router *rt)
 {
     return rt->global_mw;
+}
+
+static void run_route(const route *found, hx_req *r)
+{
+    memcpy(r->steps, found->steps, sizeof r->steps);
+    r->nsteps = found->nsteps;
+    r->step_pos = 0;
+    r->handler = found->fn;
+    r->required = found->required;
+    r->nrequired = found->nrequired;
+    hx_req_next(r);
+}
+
+/* The handshake completed: the held request is no longer replayable. The
+ * route table outlives its requests (a reload retires it, never frees it
+ * under them). */
+static void on_confirmed(hx_req *r, void *ud)
+{
+    r->early_data = false;
+    run_route(ud, r);
+}
+
+/* RFC 8470: a request received in TLS early data may be a replay. GET and
+ * HEAD of a route that spends nothing (health, models, metrics) are safe
+ * to serve from it. Anything else is held until the handshake completes
+ * when the transport can wait, or answered 425 Too Early; with
+ * server.http3.allow_0rtt_replay the operator accepts replays and it goes
+ * on (the upstream request then carries Early-Data: 1). true when it
+ * answered or held the request. */
+static bool early_data_stops(const route *found, hx_req *r)
+{
+    bool safe_method = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    if (safe_method && !(found->flags & HX_HANDLER_SPENDS))
+        return false;
+    if (r->cfg->server.http3.allow_0rtt_replay)
+        return false;
+    if (r->tp->when_confirmed && r->tp->when_confirmed(r, on_confirmed, (void *)(uintptr_t)found) == 0)
+        return true;
+    hx_res_error(r, HX_ERR_TOO_EARLY, NULL);
+    return true;
 }
 
 void hx_router_dispatch(const hx_router *rt, hx_req *r)
@@ -280,11 +324,7 @@ void hx_router_dispatch(const hx_router *rt, hx_req *r)
         hx_res_error(r, HX_ERR_METHOD_NOT_ALLOWED, NULL);
         return;
     }
-    memcpy(r->steps, found->steps, sizeof r->steps);
-    r->nsteps = found->nsteps;
-    r->step_pos = 0;
-    r->handler = found->fn;
-    r->required = found->required;
-    r->nrequired = found->nrequired;
-    hx_req_next(r);
+    if (r->early_data && early_data_stops(found, r))
+        return;
+    run_route(found, r);
 }

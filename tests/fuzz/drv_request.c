@@ -51,7 +51,7 @@ static void tp_abort(hx_req *r)
     (void)r;
 }
 
-static const hx_transport rec_tp = {tp_head, tp_body, tp_end, tp_abort};
+static const hx_transport rec_tp = {tp_head, tp_body, tp_end, tp_abort, NULL};
 
 /* Echoes the shape, not the bytes: the key check below must not see the
  * client's own body. */

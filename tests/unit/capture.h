@@ -95,6 +95,6 @@ static inline void cap_abort_(hx_req *r)
 }
 
 __attribute__((unused)) static const hx_transport cap_tp = {cap_head_, cap_body_, cap_end_,
-                                                            cap_abort_};
+                                                            cap_abort_, NULL};
 
 #endif

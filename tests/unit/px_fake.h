@@ -29,6 +29,7 @@ struct hx_up_call {
     const hx_up_callbacks *cb;
     void *ud;
     char url[256];
+    bool early;                 /* the request carried Early-Data: 1 */
 };
 
 #define FK_CALLS 16
@@ -70,11 +71,13 @@ hx_up_call *hx_upstream_start(hx_upstream *up, const char *method, const char *u
                               const void *body, size_t len, const hx_up_opts *opts, const hx_up_callbacks *cb,
                               void *ud)
 {
-    (void)up, (void)method, (void)headers, (void)body, (void)len, (void)opts;
+    (void)up, (void)method, (void)body, (void)len, (void)opts;
     if (fk.ncalls >= FK_CALLS)
         return NULL;
     struct hx_up_call *c = &fk.calls[fk.ncalls];
     *c = (struct hx_up_call){.n = fk.ncalls++, .live = true, .cb = cb, .ud = ud};
+    const char *ed = headers ? hx_headers_get(headers, "Early-Data") : NULL;
+    c->early = ed && strcmp(ed, "1") == 0;
     snprintf(c->url, sizeof c->url, "%s", url);
     return c;
 }
@@ -174,7 +177,7 @@ static void tp_abort(hx_req *r)
     (void)r;
 }
 
-static const hx_transport fk_tp = {tp_head, tp_body, tp_end, tp_abort};
+static const hx_transport fk_tp = {tp_head, tp_body, tp_end, tp_abort, NULL};
 
 /* ---- the gateway and one request ------------------------------------------ */
 
@@ -230,11 +233,14 @@ static void fk_setup(fk_env *e, const char *yaml)
     e->w.up = &fk_up;
 }
 
-/* Starts a chat request with `body` (an OpenAI chat body). */
+/* Starts a chat request with `body` (an OpenAI chat body); with
+ * fk_early set, as one received in TLS early data. */
+static bool fk_early;
 static void fk_start(fk_env *e, const char *body)
 {
     e->r = hx_req_new(&fk_tp, NULL, e->cfg);
     assert_non_null(e->r);
+    e->r->early_data = fk_early;
     e->r->loop = &e->loop;
     hx_req_set_ctx(e->r, HX_REQ_CTX_APP, &e->w);
     snprintf(e->r->request_id, sizeof e->r->request_id, "req-test");

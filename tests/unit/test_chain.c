@@ -17,6 +17,7 @@ static void test_500_retry_success(void **state)
     fk_env e;
     fk_setup(&e, FK_YAML);
     fk_start(&e, FK_CHAT);
+    assert_false(fk.calls[0].early);
     fk_answer(0, 500, NULL, FK_ERR_500);
     assert_int_equal(e.p->state, PX_BACKOFF);
     assert_int_equal(fk.ncalls, 1); /* nothing before the timer */
@@ -233,6 +234,24 @@ static void test_unreachable_counted_once_past_64(void **state)
     fk_teardown(&e);
 }
 
+/* A request forwarded from TLS early data (the operator allowed 0-RTT
+ * replays, so the router let it through) tells the upstream it may be a
+ * replay (RFC 8470 Early-Data: 1). */
+static void test_early_data_is_marked_upstream(void **state)
+{
+    (void)state;
+    fk_env e;
+    fk_setup(&e, FK_YAML);
+    fk_early = true;
+    fk_start(&e, FK_CHAT);
+    fk_early = false;
+    assert_int_equal(fk.ncalls, 1);
+    assert_true(fk.calls[0].early);
+    fk_answer(0, 200, NULL, FK_OK_BODY);
+    assert_int_equal(fk.status, 200);
+    fk_teardown(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_unhealthy_names_address_by_class),
         cmocka_unit_test(test_drain_and_force),
         cmocka_unit_test(test_unreachable_counted_once_past_64),
+        cmocka_unit_test(test_early_data_is_marked_upstream),
     };
     return cmocka_run_group_tests(tests, 0, 0);
 }

@@ -370,6 +370,98 @@ static void test_metrics_by_flag(void **state)
     hx_config_unref(c2);
 }
 
+/* ---- RFC 8470: requests that arrived in TLS early data ---- */
+
+/* A transport that can wait for the handshake: it keeps the callback. */
+typedef struct {
+    hx_test_capture c; /* first: the capture transport's context */
+    hx_req_cb cb;
+    void *ud;
+    int waits;
+} early_ctx;
+
+static int early_wait(hx_req *r, hx_req_cb cb, void *ud)
+{
+    early_ctx *e = r->tp_ctx;
+    e->cb = cb;
+    e->ud = ud;
+    e->waits++;
+    return 0;
+}
+
+static hx_transport early_tp;
+
+static hx_req *early_req(early_ctx *e, bool can_wait, const char *method, const char *path)
+{
+    memset(e, 0, sizeof *e);
+    cap_init(&e->c);
+    early_tp = cap_tp;
+    early_tp.when_confirmed = can_wait ? early_wait : NULL;
+    hx_req *r = hx_req_new(&early_tp, e, cfg);
+    assert_non_null(r);
+    r->method = method;
+    r->path = hx_strdup(path);
+    r->early_data = true;
+    snprintf(r->peer_ip, sizeof r->peer_ip, "127.0.0.1");
+    r->mw = hx_router_global_mw(rt);
+    hx_req_assign_id(r, false);
+    return r;
+}
+
+/* A spending POST in early data with a transport that cannot wait: 425,
+ * in the route's own error dialect; nothing reaches the handler. */
+static void test_early_post_is_too_early(void **state)
+{
+    (void)state;
+    early_ctx e;
+    hx_req *r = early_req(&e, false, "POST", "/v1/chat/completions");
+    hx_router_dispatch(rt, r);
+    hx_req_unref(r);
+    assert_int_equal(e.c.status, 425);
+    assert_non_null(strstr(cap_text(&e.c), "\"code\":\"too_early\""));
+    cap_free(&e.c);
+    r = early_req(&e, false, "POST", "/v1/messages");
+    hx_router_dispatch(rt, r);
+    hx_req_unref(r);
+    assert_int_equal(e.c.status, 425);
+    assert_non_null(strstr(cap_text(&e.c), "\"type\":\"error\"")); /* Anthropic's envelope */
+    cap_free(&e.c);
+}
+
+/* GET of what spends nothing is served from early data. */
+static void test_early_get_of_status_is_served(void **state)
+{
+    (void)state;
+    const char *paths[] = {"/health", "/v1/models"};
+    for (size_t i = 0; i < 2; i++) {
+        early_ctx e;
+        hx_req *r = early_req(&e, true, "GET", paths[i]);
+        hx_router_dispatch(rt, r);
+        hx_req_unref(r);
+        assert_int_equal(e.waits, 0);
+        assert_int_equal(e.c.status, 200);
+        cap_free(&e.c);
+    }
+}
+
+/* With a transport that can wait, the POST is held (no answer), then runs
+ * once the handshake completed: the handler answers (here 400, no JSON). */
+static void test_early_post_is_held_until_confirmed(void **state)
+{
+    (void)state;
+    early_ctx e;
+    hx_req *r = early_req(&e, true, "POST", "/v1/chat/completions");
+    hx_router_dispatch(rt, r);
+    assert_int_equal(e.waits, 1);
+    assert_int_equal(e.c.status, 0); /* held */
+    e.cb(r, e.ud);                   /* the handshake completed */
+    assert_false(r->early_data);
+    hx_req_unref(r);
+    assert_int_equal(e.c.status, 400);
+    assert_null(strstr(cap_text(&e.c), "too_early"));
+    cap_free(&e.c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +478,9 @@ int main(void)
         cmocka_unit_test(test_internal_error_containment),
         cmocka_unit_test(test_handler_flags),
         cmocka_unit_test(test_metrics_by_flag),
+        cmocka_unit_test(test_early_post_is_too_early),
+        cmocka_unit_test(test_early_get_of_status_is_served),
+        cmocka_unit_test(test_early_post_is_held_until_confirmed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
