@@ -15,6 +15,7 @@
  * The answer is parsed by http_parser. Its callbacks call the caller
  * (on_head, on_data) as libcurl's did, under up->in_curl so a cancel from
  * inside waits for the reap; the call ends after the parser returned. */
+#include <http_parser.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

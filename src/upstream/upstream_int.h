@@ -5,7 +5,6 @@
 #define HX_UPSTREAM_UPSTREAM_INT_H
 
 #include <curl/curl.h>
-#include <http_parser.h>
 #include <stdbool.h>
 
 #include "upstream/upstream.h"

@@ -130,6 +130,18 @@ typedef struct {
     gnutls_datum_t ticket; /* the client's session data after the handshake */
 } outcome;
 
+/* A server session that takes early data through the register, on in/out. */
+static void server_open(end *srv, pipe_buf *in, pipe_buf *out)
+{
+    assert_int_equal(gnutls_init(&srv->s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NONBLOCK), 0);
+    assert_int_equal(gnutls_priority_set_direct(srv->s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL), 0);
+    assert_int_equal(gnutls_credentials_set(srv->s, GNUTLS_CRD_CERTIFICATE, scred), 0);
+    assert_int_equal(gnutls_session_ticket_enable_server(srv->s, &ticket_key), 0);
+    assert_int_equal(gnutls_record_set_max_early_data_size(srv->s, 16384), 0);
+    hx_antireplay_enable(ar, srv->s);
+    wire(srv, in, out);
+}
+
 /* One connection: resume (and send early data) when `resume` is given. */
 static void connect_once(const gnutls_datum_t *resume, outcome *o)
 {
@@ -139,13 +151,7 @@ static void connect_once(const gnutls_datum_t *resume, outcome *o)
     s2c_s = s2c;
     end srv, cli;
     memset(o, 0, sizeof *o);
-    assert_int_equal(gnutls_init(&srv.s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NONBLOCK), 0);
-    assert_int_equal(gnutls_priority_set_direct(srv.s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL), 0);
-    assert_int_equal(gnutls_credentials_set(srv.s, GNUTLS_CRD_CERTIFICATE, scred), 0);
-    assert_int_equal(gnutls_session_ticket_enable_server(srv.s, &ticket_key), 0);
-    assert_int_equal(gnutls_record_set_max_early_data_size(srv.s, 16384), 0);
-    hx_antireplay_enable(ar, srv.s);
-    wire(&srv, &c2s_s, &s2c_s);
+    server_open(&srv, &c2s_s, &s2c_s);
 
     assert_int_equal(gnutls_init(&cli.s, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NONBLOCK), 0);
     assert_int_equal(gnutls_priority_set_direct(cli.s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL), 0);
@@ -200,13 +206,7 @@ static bool replay_accepted(const pipe_buf *flight, char *early, size_t cap)
     in = *flight;
     out.len = 0;
     end srv;
-    assert_int_equal(gnutls_init(&srv.s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NONBLOCK), 0);
-    assert_int_equal(gnutls_priority_set_direct(srv.s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL), 0);
-    assert_int_equal(gnutls_credentials_set(srv.s, GNUTLS_CRD_CERTIFICATE, scred), 0);
-    assert_int_equal(gnutls_session_ticket_enable_server(srv.s, &ticket_key), 0);
-    assert_int_equal(gnutls_record_set_max_early_data_size(srv.s, 16384), 0);
-    hx_antireplay_enable(ar, srv.s);
-    wire(&srv, &in, &out);
+    server_open(&srv, &in, &out);
     int rc = gnutls_handshake(srv.s); /* waits for a Finished that never comes */
     assert_true(rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED);
     assert_true(out.len > 0); /* the server did answer the ClientHello */

@@ -371,28 +371,40 @@ static void test_free_with_call_running(void **state)
  * the burst are pooled, the pool shrinks back once quiet, and the
  * connections stay cached for the next call. */
 #define BURST 80
+static sink burst_sinks[BURST];
+
+/* BURST calls at once, each answered OK_REPLY: started, then run to the end. */
+static void burst_start(fixture *f)
+{
+    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
+    hx_headers h = {0};
+    memset(burst_sinks, 0, sizeof burst_sinks);
+    for (int i = 0; i < BURST; i++)
+        assert_non_null(hx_upstream_start(f->up, "POST", f->url, &h, "{}", 2, NULL, &cbs, &burst_sinks[i]));
+}
+
+static void burst_finish(fixture *f)
+{
+    for (int i = 0; i < BURST; i++)
+        uph_run_until(&f->loop, &burst_sinks[i].done);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(burst_sinks[i].res, HX_UP_OK);
+        assert_int_equal(burst_sinks[i].status, 200);
+        assert_int_equal(burst_sinks[i].got, 11);
+    }
+}
+
 static void test_burst_spreads_and_pool_trims(void **state)
 {
     fixture *f = *state;
     if (!f->curl)
         skip(); /* libcurl's multi handles and easy pool */
-    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
-    static sink ks[BURST];
-    hx_headers h = {0};
-    memset(ks, 0, sizeof ks);
-    for (int i = 0; i < BURST; i++)
-        assert_non_null(hx_upstream_start(f->up, "POST", f->url, &h, "{}", 2, NULL, &cbs, &ks[i]));
+    burst_start(f);
     hx_upstream_stats st;
     hx_upstream_get_stats(f->up, &st);
     assert_int_equal(st.calls, BURST);
     assert_int_equal(st.multis, 3); /* 32 calls each before the next opens */
-    for (int i = 0; i < BURST; i++)
-        uph_run_until(&f->loop, &ks[i].done);
-    for (int i = 0; i < BURST; i++) {
-        assert_int_equal(ks[i].res, HX_UP_OK);
-        assert_int_equal(ks[i].status, 200);
-        assert_int_equal(ks[i].got, 11);
-    }
+    burst_finish(f);
     hx_upstream_get_stats(f->up, &st);
     assert_int_equal(st.calls, 0);
     assert_int_equal(st.pooled, BURST); /* more than the floor of 64 */
@@ -457,16 +469,8 @@ static void test_burst_keeps_connections(void **state)
     fixture *f = *state;
     if (f->curl)
         skip();
-    uph_script(&f->srv, 1, (uph_step[]){{UPH_REPLY, OK_REPLY, 0}});
-    static sink ks[BURST];
-    hx_headers h = {0};
-    memset(ks, 0, sizeof ks);
-    for (int i = 0; i < BURST; i++)
-        assert_non_null(hx_upstream_start(f->up, "POST", f->url, &h, "{}", 2, NULL, &cbs, &ks[i]));
-    for (int i = 0; i < BURST; i++)
-        uph_run_until(&f->loop, &ks[i].done);
-    for (int i = 0; i < BURST; i++)
-        assert_int_equal(ks[i].res, HX_UP_OK);
+    burst_start(f);
+    burst_finish(f);
     assert_int_equal(f->srv.connections, BURST);
     call(f, "{}", NULL, NULL);
     assert_int_equal(f->k.res, HX_UP_OK);
