@@ -11,6 +11,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "state/snapshot.h"
+#include "state/store.h"
 #include "upstream/upstream.h"
 
 /* What the hooks share; lives for the whole run. */
@@ -72,6 +73,27 @@ static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
     return 0;
 }
 
+/* The single-use register of 0-RTT tickets (server.http3): the state
+ * store, in memory (issue 15 puts it in Redis when instances share). A
+ * full store refuses early data: never accepted twice, at worst not at
+ * all. */
+#define REPLAY_MAX_ENTRIES 200000
+#define REPLAY_MAX_BYTES (32u << 20)
+
+static void on_replay_reply(void *ud, const hx_store_reply *r)
+{
+    *(hx_store_rc *)ud = r->rc;
+}
+
+static hx_replay_rc replay_register(void *ud, const char *key, int64_t ttl_ms)
+{
+    hx_store *s = ud;
+    hx_store_rc rc = HX_STORE_UNAVAILABLE;
+    if (s == NULL || s->vt->add_once(s, key, ttl_ms, on_replay_reply, &rc) != 0)
+        return HX_REPLAY_ERROR;
+    return rc == HX_STORE_OK ? HX_REPLAY_NEW : rc == HX_STORE_EXISTS ? HX_REPLAY_SEEN : HX_REPLAY_ERROR;
+}
+
 /* The state file lives on the main loop, off the request path. */
 static void on_main_start(void *loop, void *ud)
 {
@@ -119,6 +141,14 @@ int hx_app_run(hx_config *cfg, const char *config_path)
     if (app_start(cfg) != 0)
         return 1;
     app_ctx ctx = {.cfg = cfg}; /* cfg outlives the server */
+    hx_store *replay = NULL;
+    if (cfg->server.http3.enabled && cfg->server.http3.enable_0rtt) {
+        const hx_store_limits lim = {REPLAY_MAX_ENTRIES, REPLAY_MAX_BYTES};
+        if ((replay = hx_store_memory_new(&lim)) == NULL) {
+            HX_LOG_ERROR("cannot start", HX_F_STR("error", "out of memory"));
+            return 1;
+        }
+    }
     const hx_server_app app = {
         .routes = hx_app_routes,
         .worker_init = hx_gateway_worker_init,
@@ -129,6 +159,8 @@ int hx_app_run(hx_config *cfg, const char *config_path)
         .reload = on_reload,
         .main_start = on_main_start,
         .main_stop = on_main_stop,
+        .replay_add = replay_register,
+        .replay_ud = replay,
         .ud = &ctx,
     };
     char err[256];
@@ -152,9 +184,13 @@ int hx_app_run(hx_config *cfg, const char *config_path)
     hx_gateway_publish(NULL);
     hx_metrics_shutdown();
     hx_log_stop(HX_LOG_EXIT_WAIT_MS);
+    if (replay)
+        replay->vt->destroy(replay);
     return rc;
 done:
     hx_server_free(srv);
+    if (replay)
+        replay->vt->destroy(replay);
     hx_middleware_shutdown();
     hx_gateway_publish(NULL);
     return rc;

@@ -50,6 +50,7 @@ typedef struct {
     bool enable_0rtt;
     int64_t max_0rtt_size;                /* bytes */
     bool allow_0rtt_replay;
+    char *address_validation;             /* auto | always | never (Retry before a handshake) */
 } hx_cfg_http3;
 
 /* One certificate of server.tls: a PEM chain (leaf first) and its key. */

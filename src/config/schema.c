@@ -85,6 +85,7 @@ static const hx_field http3_fields[] = {
     F(hx_cfg_http3, "enable_0rtt", enable_0rtt, HX_FT_BOOL),
     F(hx_cfg_http3, "max_0rtt_size", max_0rtt_size, HX_FT_SIZE),
     F(hx_cfg_http3, "allow_0rtt_replay", allow_0rtt_replay, HX_FT_BOOL),
+    F(hx_cfg_http3, "address_validation", address_validation, HX_FT_STRING),
 };
 TABLE(http3_schema, hx_cfg_http3, NULL, http3_fields);
 
@@ -234,6 +235,7 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
     h->enable_0rtt = true;
     h->max_0rtt_size = 16 * KIB;
     h->allow_0rtt_replay = false;
+    dset(d, &h->address_validation, "auto");
     hx_cfg_tls *t = &s->tls;
     t->port = 8443;
     dset(d, &t->cert_file, "");

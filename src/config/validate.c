@@ -17,6 +17,8 @@
 
 #define PATH_MAX_LEN 256
 #define MAX_SHOWN 64
+/* The steering program reads one byte of the connection ID (quic_steer.h). */
+#define HX_QUIC_WORKERS_MAX 256
 
 /* ---- the error list ---- */
 
@@ -319,7 +321,6 @@ static void check_http3(vctx *v)
     char d[HX_UNITS_BUFSZ];
     if (!h->enabled)
         return;
-    verr(v, "server.http3.enabled", "HTTP/3 is not supported yet");
     if (h->port < 0 || h->port > 65535)
         verr(v, "server.http3.port", "invalid HTTP/3 port: %lld", (long long)h->port);
     if (!*h->tls_cert_file)
@@ -342,6 +343,23 @@ static void check_http3(vctx *v)
     if (h->max_connection_receive_window <= 0)
         verr(v, "server.http3.max_connection_receive_window",
              "HTTP/3 max connection receive window must be positive");
+    /* HTTP/3 itself needs 3 unidirectional streams from the client
+     * (control, QPACK encoder and decoder: RFC 9114 6.2). */
+    if (h->max_uni_streams_concurrent >= 0 && h->max_uni_streams_concurrent < 3)
+        verr(v, "server.http3.max_uni_streams_concurrent",
+             "HTTP/3 needs at least 3 unidirectional streams per client (control and QPACK), not %lld",
+             (long long)h->max_uni_streams_concurrent);
+    if (h->max_bi_streams_concurrent == 0)
+        verr(v, "server.http3.max_bi_streams_concurrent", "0 bidirectional streams would serve no request");
+    if (h->port == 0)
+        verr(v, "server.http3.port", "HTTP/3 needs a fixed port (Alt-Svc announces it)");
+    if (strcmp(h->address_validation, "auto") != 0 && strcmp(h->address_validation, "always") != 0 &&
+        strcmp(h->address_validation, "never") != 0)
+        verr(v, "server.http3.address_validation", "must be auto, always or never, not '%s'",
+             h->address_validation);
+    if (v->cfg->server.workers > HX_QUIC_WORKERS_MAX)
+        verr(v, "server.workers", "HTTP/3 serves at most %d workers (one byte of the connection ID)",
+             HX_QUIC_WORKERS_MAX);
     check_file(v, "server.http3.tls_cert_file", h->tls_cert_file, "certificate");
     check_file(v, "server.http3.tls_key_file", h->tls_key_file, "key");
     if (h->enable_0rtt && h->max_0rtt_size <= 0)

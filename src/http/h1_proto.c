@@ -42,6 +42,7 @@ static void h1_worker_close(hx_worker *w)
 {
     hx_h1_worker_close(w);
     hx_h2_proto.worker_close(w);
+    hx_h3_worker_close(w);
 }
 
 static bool h1_shed_one(hx_worker *w)
@@ -53,12 +54,14 @@ static void h1_drain(hx_worker *w)
 {
     hx_h1_drain(w);
     hx_h2_proto.drain(w);
+    hx_h3_worker_drain(w);
 }
 
 static void h1_close_all(hx_worker *w)
 {
     hx_h1_close_all(w);
     hx_h2_proto.close_all(w);
+    hx_h3_worker_close_all(w);
 }
 
 const hx_proto hx_h1_proto = {

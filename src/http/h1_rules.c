@@ -1,5 +1,6 @@
 /* Request-head rules of the HTTP/1.1 adapter: what RFC 9112 asks and the
  * lenient http-parser build lets through, and the request target. */
+#include <http_parser.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,4 +61,16 @@ int hx_h1_set_target(hx_req *r, const char *url, size_t len)
     if (q)
         r->query = hx_strndup(q + 1, (size_t)(end - q - 1));
     return r->path && (!q || r->query) ? 0 : -1;
+}
+
+const char *hx_method_name(const uint8_t *v, size_t n)
+{
+    for (int m = 0; m < 64; m++) {
+        const char *s = http_method_str((enum http_method)m);
+        if (strcmp(s, "<unknown>") == 0)
+            break;
+        if (strlen(s) == n && memcmp(s, v, n) == 0)
+            return s;
+    }
+    return NULL;
 }

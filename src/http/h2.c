@@ -58,19 +58,6 @@ static void stream_release_req(h2_stream *s)
 
 /* ---- request head and body ---------------------------------------------- */
 
-/* The static method string (hx_req.method is never freed). */
-static const char *method_name(const uint8_t *v, size_t n)
-{
-    for (int m = 0; m < 64; m++) {
-        const char *s = http_method_str((enum http_method)m);
-        if (strcmp(s, "<unknown>") == 0)
-            break;
-        if (strlen(s) == n && memcmp(s, v, n) == 0)
-            return s;
-    }
-    return NULL;
-}
-
 static void answer_error(h2_stream *s, hx_err e)
 {
     hx_req *r = s->req;
@@ -211,7 +198,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
     int rc = 0;
     if (nl > 0 && name[0] == ':') {
         if (nl == 7 && memcmp(name, ":method", 7) == 0)
-            r->method = method_name(value, vl);
+            r->method = hx_method_name(value, vl);
         else if (nl == 5 && memcmp(name, ":path", 5) == 0)
             rc = hx_h1_set_target(r, (const char *)value, vl);
         else if (nl == 10 && memcmp(name, ":authority", 10) == 0 && !s->has_host)

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "http/h2_int.h"
+#include "http/redirect.h"
 #include "http/request.h"
 #include "util/alloc.h"
 
@@ -27,7 +28,8 @@ static bool hop_by_hop(const char *name)
  * requires it) in one block, hop-by-hop fields dropped. */
 static int build_nv(const hx_headers *h, int status, int64_t clen, nghttp2_nv **nvp, size_t *np, char **blockp)
 {
-    size_t need = 32, n = 2;
+    const char *alt_svc = hx_res_alt_svc(); /* HTTP/3 is on: say where */
+    size_t need = 32, n = 3;
     for (size_t i = 0; i < h->n; i++)
         if (!hop_by_hop(h->items[i].name))
             need += strlen(h->items[i].name) + 1, n++;
@@ -62,6 +64,9 @@ static int build_nv(const hx_headers *h, int status, int64_t clen, nghttp2_nv **
         nv[k++] = (nghttp2_nv){(uint8_t *)lc, (uint8_t *)h->items[i].value, nl, strlen(h->items[i].value),
                                NGHTTP2_NV_FLAG_NONE};
     }
+    if (alt_svc)
+        nv[k++] = (nghttp2_nv){(uint8_t *)"alt-svc", (uint8_t *)(uintptr_t)alt_svc, 7, strlen(alt_svc),
+                               NGHTTP2_NV_FLAG_NONE};
     *nvp = nv;
     *np = k;
     *blockp = block;

@@ -180,6 +180,7 @@ hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, si
         w->id = i;
         w->cfg = hx_config_ref(cfg);
         w->router = s->router;
+        w->h3_fd = -1;
         for (int k = 0; k < HX_LISTENERS_MAX; k++)
             w->listeners[k].fd = -1;
         if (s->plain && add_listener(w, HX_LISTEN_TCP, &port, &s->port, err, errlen) != 0)
@@ -187,6 +188,9 @@ hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, si
         if (s->tls && add_listener(w, HX_LISTEN_TLS, &tls_port, &s->tls_port, err, errlen) != 0)
             goto fail;
     }
+    if (cfg->server.http3.enabled &&
+        (hx_h3_server_init(cfg, app->replay_add, app->replay_ud, err, errlen) != 0 || hx_h3_bind(s, err, errlen) != 0))
+        goto fail;
     if (s->proto->server_init)
         s->proto->server_init(cfg);
     return s;
@@ -205,6 +209,9 @@ void hx_server_free(hx_server *s)
     if (s == NULL)
         return;
     for (int i = 0; s->workers && i < s->nworkers; i++) {
+        hx_h3_worker_free(&s->workers[i]);
+        if (s->workers[i].h3_fd >= 0)
+            close(s->workers[i].h3_fd);
         for (int k = 0; k < s->workers[i].nlisteners; k++)
             if (s->workers[i].listeners[k].fd >= 0 && !s->workers[i].listeners[k].open)
                 close(s->workers[i].listeners[k].fd);
@@ -212,6 +219,8 @@ void hx_server_free(hx_server *s)
             hx_config_unref(s->workers[i].cfg);
     }
     hx_reload_free(s);
+    if (s->cfg->server.http3.enabled)
+        hx_h3_server_free();
     if (s->tls_ctx) {
         hx_tls_ctx_publish(NULL);
         hx_tls_ctx_unref(s->tls_ctx);
@@ -312,6 +321,8 @@ static int worker_start(hx_worker *w, char *err, size_t errlen)
         w->srv->proto->worker_init(w);
         rc = uv_async_init(&w->loop, &w->wake, on_worker_wake);
     }
+    if (rc == 0 && w->h3_fd >= 0 && hx_h3_worker_open(w) != 0)
+        rc = UV_ENOMEM;
     if (rc == 0) {
         w->wake.data = w;
         rc = uv_timer_init(&w->loop, &w->force_timer);
@@ -440,6 +451,9 @@ int hx_server_run(hx_server *s)
     if (started == s->nworkers && s->tls)
         HX_LOG_INFO("listening", HX_F_STR("host", s->cfg->server.host), HX_F_INT("port", s->tls_port),
                     HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", "https"));
+    if (started == s->nworkers && s->h3_port)
+        HX_LOG_INFO("listening", HX_F_STR("host", s->cfg->server.host), HX_F_INT("port", s->h3_port),
+                    HX_F_INT("workers", s->nworkers), HX_F_STR("protocol", "h3"));
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < started; i++) {
         hx_worker *w = &s->workers[i];

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "tls/antireplay.h"
 
 typedef struct hx_server hx_server;
 typedef struct hx_router hx_router;
@@ -54,6 +55,11 @@ typedef struct hx_server_app {
      * off the request path such as saving the state file. */
     hx_main_start_fn main_start;
     hx_main_stop_fn main_stop;
+    /* The single-use register of 0-RTT tickets (server.http3.enable_0rtt
+     * without allow_0rtt_replay): the application's state store. Called
+     * on worker threads, synchronously; replay_ud is its argument. */
+    hx_replay_add_fn replay_add;
+    void *replay_ud;
     void *ud;
 } hx_server_app;
 

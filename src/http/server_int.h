@@ -61,6 +61,7 @@
 typedef struct hx_server hx_server;
 typedef struct h1_conn h1_conn;
 typedef struct h2_conn h2_conn;
+struct h3_worker;
 
 typedef struct hx_worker {
     hx_server *srv;
@@ -91,6 +92,10 @@ typedef struct hx_worker {
     h2_conn *h2_flush_head;
     uv_check_t h2_flush_check;
     uv_idle_t h2_flush_idle;
+    /* HTTP/3 adapter state (h3*.c): its UDP socket (bound by the main
+     * thread in worker order) and what lives on it. */
+    int h3_fd;               /* -1 without HTTP/3 */
+    struct h3_worker *h3;
     uv_timer_t accept_timer; /* retries a paused accept */
     bool accept_paused;      /* a connection waits in a listener */
     uint64_t pause_logged;   /* loop time of the last pause warning */
@@ -120,6 +125,7 @@ struct hx_server {
     hx_server_app app;        /* the application's hooks (copied) */
     const hx_proto *proto;    /* the adapter of the TCP listeners */
     int tls_port;             /* bound TLS port; 0 without TLS */
+    int h3_port;              /* bound HTTP/3 (UDP) port; 0 without HTTP/3 */
     bool plain;               /* a plain listener on server.port */
     bool tls;                 /* a TLS listener (server.tls.enabled) */
     struct hx_tls_ctx *tls_ctx; /* of the running config (reload.c); NULL without TLS */
@@ -197,6 +203,18 @@ struct hx_io;
  * (its own allocation, the TLS session in it) and the slot. 0, or -1 with
  * io untouched (the caller still owns it). */
 int hx_h2_adopt_io(hx_worker *w, struct hx_io *io, const char *peer_ip, int peer_port, bool counted);
+/* h1_rules.c: the static method string of an HTTP/2 or HTTP/3 :method
+ * (hx_req.method is never freed); NULL for a method we do not know. */
+const char *hx_method_name(const uint8_t *v, size_t n);
+/* h3_server.c, h3_udp.c: the HTTP/3 adapter as the worker sees it. */
+int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, char *err, size_t errlen);
+void hx_h3_server_free(void);
+int hx_h3_bind(hx_server *s, char *err, size_t errlen);
+int hx_h3_worker_open(hx_worker *w);
+void hx_h3_worker_drain(hx_worker *w);
+void hx_h3_worker_close_all(hx_worker *w);
+void hx_h3_worker_close(hx_worker *w);
+void hx_h3_worker_free(hx_worker *w);
 /* server.c: called when a worker's last connection is gone while draining. */
 void hx_worker_maybe_stop(hx_worker *w);
 

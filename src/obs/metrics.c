@@ -672,6 +672,13 @@ static const hx_metric_def catalog[HX_M__COUNT] = {
     [HX_M_HTTP2_GOAWAY] = {"hapax_http2_goaway_total",
                            "HTTP/2 connections ended with GOAWAY by the server, by reason.",
                            HX_METRIC_COUNTER, L("reason"), NULL, 0, 0, NULL, NULL},
+    [HX_M_HTTP3_EARLY_DATA] = {"hapax_http3_early_data_total",
+                               "HTTP/3 0-RTT early data, by outcome (accepted, replay refused, ...).",
+                               HX_METRIC_COUNTER, L("outcome"), NULL, 0, 0, NULL, NULL},
+    [HX_M_HTTP3_EVENTS] = {"hapax_http3_events_total",
+                           "HTTP/3 packets no connection sends (retry, version_negotiation, stateless_reset, "
+                           "refused, invalid_token) and migrations.",
+                           HX_METRIC_COUNTER, L("kind"), NULL, 0, 0, NULL, NULL},
 };
 
 int hx_metrics_init(void)

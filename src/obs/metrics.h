@@ -168,6 +168,10 @@ typedef enum {
     HX_M_RETRIES_BY_CLASS,      /* hapax_retries_by_class_total{provider,class} */
     HX_M_FAILOVERS_BY_CLASS,    /* hapax_failovers_by_class_total{from_provider,class} */
     HX_M_HTTP2_GOAWAY,          /* hapax_http2_goaway_total{reason} (abuse kind, or idle) */
+    HX_M_HTTP3_EARLY_DATA,      /* hapax_http3_early_data_total{outcome} (accepted|replay|rejected|disabled|
+                                   too_large|register_error) */
+    HX_M_HTTP3_EVENTS,          /* hapax_http3_events_total{kind} (retry|version_negotiation|stateless_reset|
+                                   refused|invalid_token|migration) */
     HX_M__COUNT
 } hx_metric_id;
 

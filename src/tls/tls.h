@@ -103,6 +103,12 @@ bool hx_tls_ctx_files_changed(const hx_tls_ctx *c);
  * Returns how many it warned about. */
 int hx_tls_warn_key_modes(const hx_cfg_tls *t);
 
+/* A session's verified client certificate: lower-case hex SHA-256 of its
+ * DER and its RFC 4514 subject ("" when longer than the bound). false
+ * (both untouched) when there is none or it does not verify. */
+bool hx_tls_session_peer(gnutls_session_t s, char sha256[HX_TLS_SHA256_HEX + 1],
+                         char subject[HX_TLS_SUBJECT_MAX + 1]);
+
 /* ---- connection ---- */
 
 /* A server session over memory buffers; holds a reference to ctx. NULL

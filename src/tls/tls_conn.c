@@ -144,31 +144,36 @@ static void hex(const unsigned char *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* The verified client certificate (the handshake failed if it was not). */
-static void peer_identity(hx_tls_conn *c)
+bool hx_tls_session_peer(gnutls_session_t s, char sha256[HX_TLS_SHA256_HEX + 1], char subject[HX_TLS_SUBJECT_MAX + 1])
 {
     unsigned n = 0;
-    const gnutls_datum_t *certs = gnutls_certificate_get_peers(c->s, &n);
-    if (certs == NULL || n == 0 || hx__tls_verify_client(c->s) != 0)
-        return;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+    if (certs == NULL || n == 0 || hx__tls_verify_client(s) != 0)
+        return false;
     unsigned char d[32];
     size_t dl = sizeof d;
     if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], d, &dl) != 0 || dl != sizeof d)
-        return;
-    hex(d, dl, c->info.peer_sha256);
-    c->info.peer_verified = true;
+        return false;
+    hex(d, dl, sha256);
     gnutls_x509_crt_t crt;
     if (gnutls_x509_crt_init(&crt) != 0)
-        return;
+        return true;
     gnutls_datum_t dn = {NULL, 0};
     if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
         gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0 && dn.size <= HX_TLS_SUBJECT_MAX &&
         memchr(dn.data, '\0', dn.size) == NULL) {
-        memcpy(c->info.peer_subject, dn.data, dn.size);
-        c->info.peer_subject[dn.size] = '\0';
+        memcpy(subject, dn.data, dn.size);
+        subject[dn.size] = '\0';
     }
     gnutls_free(dn.data);
     gnutls_x509_crt_deinit(crt);
+    return true;
+}
+
+/* The verified client certificate (the handshake failed if it was not). */
+static void peer_identity(hx_tls_conn *c)
+{
+    c->info.peer_verified = hx_tls_session_peer(c->s, c->info.peer_sha256, c->info.peer_subject);
 }
 
 static void fill_info(hx_tls_conn *c)

@@ -276,7 +276,9 @@ static void set_alpn(hx_tls_ctx *c, const hx_cfg_tls *t)
 {
     for (size_t i = 0; i < t->alpn.n && c->n_alpn < 2; i++) {
         /* Static strings: the config may be freed before the context. */
-        const char *p = strcmp(t->alpn.items[i], "h2") == 0 ? "h2" : "http/1.1";
+        const char *p = strcmp(t->alpn.items[i], "h2") == 0   ? "h2"
+                        : strcmp(t->alpn.items[i], "h3") == 0 ? "h3"
+                                                              : "http/1.1";
         c->alpn[c->n_alpn++] = (gnutls_datum_t){(unsigned char *)(uintptr_t)p, (unsigned)strlen(p)};
     }
 }

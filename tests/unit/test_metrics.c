@@ -499,7 +499,8 @@ static void test_catalog_names(void **state)
         "hapax_config_reloads_total counter", "hapax_load_shed_total counter",
         "hapax_panic_requests_total counter",
         "hapax_retries_by_class_total counter", "hapax_failovers_by_class_total counter",
-        "hapax_http2_goaway_total counter",
+        "hapax_http2_goaway_total counter", "hapax_http3_early_data_total counter",
+        "hapax_http3_events_total counter",
     };
     assert_int_equal(sizeof names / sizeof names[0], HX_M__COUNT);
     const char *prev = t;
