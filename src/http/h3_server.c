@@ -187,26 +187,17 @@ int hx_h3_bind(hx_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot resolve HTTP/3 listen address '%s': %s", host, gai_strerror(gai));
         return -1;
     }
-    if (port != 0) {
-        int probe = udp_socket(res, false);
-        if (probe < 0)
-            goto fail;
-        close(probe);
-    }
+    /* The config refuses port 0 (Alt-Svc announces the port). */
+    int probe = udp_socket(res, false);
+    if (probe < 0)
+        goto fail;
+    close(probe);
     for (int i = 0; i < s->nworkers; i++) {
         hx_worker *w = &s->workers[i];
         w->h3_fd = udp_socket(res, true);
         if (w->h3_fd < 0)
             goto fail;
         set_rcvbuf(w->h3_fd, cfg->server.http3.udp_receive_buffer_size, i == 0);
-        if (port == 0) { /* every worker on the port the first one got */
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof ss;
-            getsockname(w->h3_fd, (struct sockaddr *)&ss, &sl);
-            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-            ((struct sockaddr_in *)(void *)res->ai_addr)->sin_port = htons((uint16_t)port);
-        }
     }
     int rc = hx_quic_steer_attach(s->workers[0].h3_fd, (unsigned)s->nworkers);
     if (rc != 0) {

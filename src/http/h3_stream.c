@@ -159,6 +159,10 @@ static void answer_error(h3_stream *s, hx_err e)
         hx_h1_set_target(r, "/", 1);
     if (r->request_id[0] == '\0')
         hx_req_assign_id(r, false);
+    /* RFC 9114 4.1.2: answered before the request ended: the rest of it
+     * is not wanted (STOP_SENDING H3_NO_ERROR). */
+    if (s->state == H3S_HEADERS || s->state == H3S_BODY)
+        ngtcp2_conn_shutdown_stream_read(s->c->qc, s->id, NGHTTP3_H3_NO_ERROR);
     if (hx_res_error(r, e, NULL) >= 0 || s->req == NULL)
         return;
     ngtcp2_conn_shutdown_stream(s->c->qc, s->id, NGHTTP3_H3_INTERNAL_ERROR);

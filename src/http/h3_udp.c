@@ -526,6 +526,7 @@ int hx_h3_worker_open(hx_worker *w)
     if (hw->rx == NULL || hw->tx == NULL)
         goto fail;
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* the analyzer does not model getsockname() */
     socklen_t sl = sizeof ss;
     if (getsockname(hw->fd, (struct sockaddr *)&ss, &sl) != 0)
         goto fail;
