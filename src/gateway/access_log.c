@@ -45,6 +45,7 @@ static void log_access(const hx_req *r)
                 HX_F_STR("method", r->method),
                 HX_F_STR("path", r->path ? r->path : ""),
                 r->secure ? HX_F_STR("scheme", "https") : (hx_log_field){0},
+                r->early_data ? HX_F_BOOL("early_data", true) : (hx_log_field){0}, /* served from 0-RTT */
                 HX_F_INT("status", status),
                 HX_F_DBL("duration_ms", (double)dur_us / 1000.0),
                 HX_F_INT("bytes_in", r->bytes_in),

@@ -5,6 +5,9 @@
  * the SIEM events), and the three ways a connection ends: closed by us
  * (CONNECTION_CLOSE, repeated to late packets for 3 PTO), closed by the
  * peer (draining, 3 PTO), silently (idle timeout). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gnutls/crypto.h>
@@ -299,6 +302,16 @@ static void set_peer(h3_conn *c, const ngtcp2_path *path)
 
 static void on_timer(uv_timer_t *t);
 
+static void dbg_log(void *ud, const char *fmt, ...)
+{
+    (void)ud;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 h3_conn *hx_h3_conn_new(h3_worker *hw, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd, const ngtcp2_cid *ocid,
                         const uint8_t *token, size_t tokenlen)
 {
@@ -314,6 +327,8 @@ h3_conn *hx_h3_conn_new(h3_worker *hw, const ngtcp2_path *path, const ngtcp2_pkt
     ngtcp2_settings s;
     ngtcp2_settings_default(&s);
     s.initial_ts = hx_h3_now();
+    if (getenv("HX_H3_DEBUG"))
+        s.log_printf = dbg_log;
     s.token = (ngtcp2_vec){(uint8_t *)(uintptr_t)token, tokenlen};
     s.max_window = (uint64_t)h->max_connection_receive_window;
     s.max_stream_window = (uint64_t)h->max_stream_receive_window;
@@ -577,15 +592,16 @@ static int flush(h3_conn *c, const ngtcp2_path *path, size_t off, size_t seg)
     return hx_h3_send(c->hw, path, c->hw->tx, off, seg) == -1 ? -1 : 0;
 }
 
-/* One stream's data from nghttp3 into the next packet; -1 on a fatal
- * error (the connection is closing), 1 to continue, 0 when done. */
+/* Writes packets (streams' data from nghttp3, ACKs, control frames) in
+ * GSO batches until ngtcp2 has nothing more; 0 when done, 1 when more
+ * waits for the next loop turn, -1 on a fatal error (last_error set). */
 static int write_loop(h3_conn *c, ngtcp2_tstamp ts)
 {
     h3_worker *hw = c->hw;
     size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
     size_t quantum = ngtcp2_conn_get_send_quantum(c->qc) / mtu;
     size_t max_pkts = quantum < 1 ? 1 : quantum > HX_H3_GSO_MAX ? HX_H3_GSO_MAX : quantum;
-    size_t off = 0, seg = 0, pkts = 0;
+    size_t off = 0, seg = 0, pkts = 0, batches = 0;
     ngtcp2_path_storage ps, batch;
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_path_storage_zero(&batch);
@@ -642,12 +658,13 @@ static int write_loop(h3_conn *c, ngtcp2_tstamp ts)
         off += (size_t)n;
         pkts++;
         if (pkts == max_pkts || (size_t)n < seg) {
-            bool full = pkts == max_pkts;
             if (flush(c, &batch.path, off, seg) != 0)
                 return -1;
             off = pkts = 0;
-            if (full)
-                return 1; /* paced: the timer brings the next batch */
+            /* A long flight goes out over several loop turns, so one
+             * connection does not hold the worker. */
+            if (++batches == HX_H3_BATCHES_PER_TURN)
+                return 1;
         }
     }
 }
@@ -662,11 +679,20 @@ int hx_h3_conn_write(h3_conn *c)
     if (c->state >= H3C_CLOSING)
         return 0;
     ngtcp2_tstamp ts = hx_h3_now();
-    if (write_loop(c, ts) < 0) {
+    int rc = write_loop(c, ts);
+    if (rc < 0) {
         close_now(c);
         return -1;
     }
-    ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
+    if (rc == 1)
+        hx_h3_write_soon(c); /* the rest on the next turn */
+    /* Pacing (ngtcp2 0.12) spaces packets by cwnd / smoothed RTT. Before
+     * the handshake completes there is no RTT sample yet and the 333 ms
+     * default would hold the first answer back for ~25 ms after the
+     * handshake: the handshake flights (small, amplification-limited)
+     * are not paced; what they sent counts in the first paced interval. */
+    if (ngtcp2_conn_get_handshake_completed(c->qc))
+        ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     if (c->draining_goaway && c->nstreams == 0) {
         hx_h3_conn_close(c, "shutdown");
         return -1;

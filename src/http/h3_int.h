@@ -35,6 +35,8 @@
 /* One datagram; GSO sends up to this many of them in one call. */
 #define HX_H3_MAX_UDP 1452
 #define HX_H3_GSO_MAX 10
+/* Batches one connection writes per loop turn before the others' turn. */
+#define HX_H3_BATCHES_PER_TURN 16
 #define HX_H3_RX_BUF (64 * 1024)
 /* Datagrams read per readiness event before other handles get a turn. */
 #define HX_H3_READ_BATCH 64
@@ -176,7 +178,7 @@ struct h3_worker {
 /* The process-wide HTTP/3 setup (h3_udp.c): built by hx_h3_server_init. */
 typedef struct {
     hx_tls_ctx *tls;       /* certificates of server.http3, ALPN h3 */
-    hx_antireplay *replay; /* NULL with allow_0rtt_replay */
+    hx_antireplay *replay; /* NULL without enable_0rtt; lets all through with allow_0rtt_replay */
     uint8_t secret[HX_H3_SECRET_LEN];
     int validation;        /* 0 auto, 1 always, 2 never */
 } h3_global;

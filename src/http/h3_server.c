@@ -46,6 +46,12 @@ static hx_replay_rc replay_add(void *ud, const char *key, int64_t ttl_ms)
     return rc;
 }
 
+static hx_replay_rc replay_allow_all(void *ud, const char *key, int64_t ttl_ms)
+{
+    (void)ud, (void)key, (void)ttl_ms;
+    return HX_REPLAY_NEW;
+}
+
 /* Tokens and stateless resets must verify on every worker and, with
  * server.tls.ticket_key_file, on every instance and after a restart (a
  * restarted server resets its old clients' connections at once): the
@@ -114,6 +120,13 @@ int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, 
             return -1;
         }
     } else if (h->enable_0rtt) {
+        /* GnuTLS takes early data only with an anti-replay object: one
+         * whose register lets everything through, as the operator asked. */
+        hx_h3_g.replay = hx_antireplay_new(10000, replay_allow_all, NULL);
+        if (hx_h3_g.replay == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         HX_LOG_WARN("server.http3.allow_0rtt_replay is true: a captured 0-RTT request can be replayed to the "
                     "gateway and reach the provider again (billed again)",
                     HX_F_STR("event", "security"), HX_F_STR("kind", "0rtt_replay_allowed"));
