@@ -265,6 +265,57 @@ class H3RoutesTest(H3Base):
         self.assertEqual(r.header("Alt-Svc"), 'h3=":%d"; ma=86400' % self.h3_port)
 
 
+class H3MiddlewareTest(H3Base):
+    """The same middleware as over TCP: auth (a key, and client_auth: require
+    holding over QUIC too), rate limits, the access log's key name."""
+
+    def test_auth_key_and_rate_limit(self):
+        self.start_h3(extra={"auth": {"enabled": True, "keys": [{"name": "app", "key": "hx-h3-key-0123456789"}]}})
+        r = self.post("/v1/chat/completions", CHAT).first
+        self.assertEqual(r.status, 401)
+        self.assertIn(b"invalid_api_key", r.body)
+        hdrs = dict(JSON, authorization="Bearer hx-h3-key-0123456789")
+        r = self.h3c("/v1/chat/completions", method="POST", headers=hdrs, data=CHAT).first
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.srv.wait_log(lambda l: l.get("msg") == "request" and l.get("key_name") == "app" and
+                                          l.get("scheme") == "https"))
+
+    def test_client_auth_require_holds_over_quic(self):
+        self.start_h3(server={"tls": {"enabled": True, "port": free_port(), "cert_file": self.cert("chain.pem"),
+                                      "key_file": self.cert("server.key"), "client_auth": "require",
+                                      "client_ca_file": self.cert("ca.pem")}})
+        run = self.h3c("/health")  # h3client has no client certificate
+        self.assertEqual(run.responses, [], "served over QUIC without the required client certificate")
+        self.assertNotEqual(run.rc, 0)
+
+
+class H3StreamTest(H3Base):
+    """A long streamed answer through a small client window: flow control,
+    blocked and resumed streams, answer chunks freed as acknowledged."""
+
+    def setUp(self):
+        HapaxTestCase.setUp(self)
+        self.certs = os.path.join(self.workdir, "certs")
+        subprocess.run(["sh", os.path.join(REPO_ROOT, "tests", "certs", "gen.sh"), self.certs], check=True)
+        self.mock = self.start_mock(name="mock", args=["--chunks", "3000"])
+        self.dl = os.path.join(self.workdir, "dl")
+        os.makedirs(self.dl, exist_ok=True)
+
+    def test_long_stream_small_window(self):
+        self.start_h3()
+        run = self.post("/v1/chat/completions", dict(CHAT, stream=True), args=["--window", "2048"], timeout=60)
+        r = run.first
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body.endswith(b"data: [DONE]\n\n"), r.body[-200:])
+        self.assertGreaterEqual(r.body.count(b"\ndata: "), 3000)
+        # Several at once on one connection.
+        run = self.h3c(["/v1/chat/completions"] * 4, method="POST", headers=JSON, data=dict(CHAT, stream=True),
+                       args=["-s", "4", "--window", "4096"], timeout=60)
+        self.assertEqual([x.status for x in run.responses], [200] * 4)
+        for x in run.responses:
+            self.assertTrue(x.body.endswith(b"data: [DONE]\n\n"))
+
+
 class H3ConfigTest(H3Base):
     """Each server.http3 key changes what the wire shows."""
 

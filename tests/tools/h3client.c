@@ -551,7 +551,7 @@ static int quic_init(conn *c)
     if (getenv("H3CLIENT_DEBUG"))
         st.log_printf = q_log;
     ngtcp2_transport_params_default(&tp);
-    tp.initial_max_stream_data_bidi_local = 4u << 20;
+    tp.initial_max_stream_data_bidi_local = opt.window > 0 ? (uint64_t)opt.window : 4u << 20;
     tp.initial_max_stream_data_bidi_remote = 256u << 10;
     tp.initial_max_stream_data_uni = 256u << 10;
     tp.initial_max_data = 16u << 20;
@@ -778,6 +778,10 @@ int run_connections(void)
     for (;;) {
         uint64_t now = now_ns(), next = deadline;
         int live = 0;
+        if (opt.duration > 0 && now >= stats.t_start + (uint64_t)(opt.duration * 1e9))
+            for (int k = 0; k < opt.conns; k++) /* --duration: no new requests, finish the rest */
+                if (cs[k].quota > cs[k].started)
+                    cs[k].quota = cs[k].started;
         for (int k = 0; k < opt.conns; k++) {
             conn *c = &cs[k];
             if (c->closed)
@@ -833,6 +837,12 @@ int run_connections(void)
         }
     }
     stats.t_end = now_ns();
+    if (opt.duration > 0) { /* what was asked in the time: the summary's "requests" */
+        long total = 0;
+        for (int k = 0; k < opt.conns; k++)
+            total += cs[k].quota;
+        opt.requests = total;
+    }
     for (int k = 0; k < opt.conns; k++) {
         conn *c = &cs[k];
         if (timed_out && !c->closed) {

@@ -41,6 +41,8 @@ typedef struct {
     size_t body_len;
     long requests;
     int conns, streams, no_early, quiet, bench;
+    long window; /* --window: per-stream receive window (0: 4 MiB) */
+    double duration; /* --duration: stop starting requests after it (0: none) */
     double timeout;
 } options;
 

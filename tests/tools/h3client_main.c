@@ -25,6 +25,8 @@ static void usage(FILE *f)
           "                     when FILE exists, rewritten with the newest ticket\n"
           "  --no-early         with --session: resume but send nothing in 0-RTT\n"
           "  --timeout SECONDS  overall deadline (default 20; exit 3 when reached)\n"
+          "  --window BYTES     the client's receive window per stream (default 4 MiB; >= 1024)\n"
+          "  --duration SECONDS start no request after it (-n is then the upper bound)\n"
           "  --quiet            no per-response output\n"
           "  --bench            benchmark summary (requests, rps, latency percentiles)\n"
           "URLs look like https://localhost:PORT/path; HOST PORT is where to connect.\n"
@@ -323,11 +325,12 @@ static long num_arg(const char *s, long min)
 
 static int parse_args(int argc, char **argv)
 {
-    enum { O_SESSION = 256, O_NO_EARLY, O_TIMEOUT, O_QUIET, O_BENCH, O_HELP };
+    enum { O_SESSION = 256, O_NO_EARLY, O_TIMEOUT, O_QUIET, O_BENCH, O_HELP, O_WINDOW, O_DURATION };
     static const struct option longs[] = {
         {"session", required_argument, NULL, O_SESSION}, {"no-early", no_argument, NULL, O_NO_EARLY},
         {"timeout", required_argument, NULL, O_TIMEOUT}, {"quiet", no_argument, NULL, O_QUIET},
         {"bench", no_argument, NULL, O_BENCH},           {"help", no_argument, NULL, O_HELP},
+        {"window", required_argument, NULL, O_WINDOW},   {"duration", required_argument, NULL, O_DURATION},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -355,6 +358,16 @@ static int parse_args(int argc, char **argv)
         case O_TIMEOUT:
             opt.timeout = strtod(optarg, &end);
             if (end == optarg || *end || !(opt.timeout > 0))
+                return -1;
+            break;
+        case O_WINDOW:
+            opt.window = num_arg(optarg, 1024);
+            if (opt.window < 0)
+                return -1;
+            break;
+        case O_DURATION:
+            opt.duration = strtod(optarg, &end);
+            if (end == optarg || *end || !(opt.duration > 0))
                 return -1;
             break;
         case O_QUIET: opt.quiet = 1; break;
