@@ -53,6 +53,33 @@ static void warn_restart_only(const hx_config *old, const hx_config *cfg)
                     HX_F_STR("event", "config_reload"));
 }
 
+/* The HTTP/3 listener, its TLS context and its 0-RTT register are built
+ * once, at start: a reload keeps the running server.http3 (so no request
+ * reads a value the listener does not apply) and says so. */
+static void keep_http3(const hx_config *old, hx_config *cfg)
+{
+    const hx_cfg_http3 *a = &old->server.http3;
+    hx_cfg_http3 *b = &cfg->server.http3;
+    bool same = a->enabled == b->enabled && a->port == b->port && a->idle_timeout == b->idle_timeout &&
+                a->max_bi_streams_concurrent == b->max_bi_streams_concurrent &&
+                a->max_uni_streams_concurrent == b->max_uni_streams_concurrent &&
+                a->max_stream_receive_window == b->max_stream_receive_window &&
+                a->max_connection_receive_window == b->max_connection_receive_window &&
+                a->udp_receive_buffer_size == b->udp_receive_buffer_size && a->enable_0rtt == b->enable_0rtt &&
+                a->max_0rtt_size == b->max_0rtt_size && a->allow_0rtt_replay == b->allow_0rtt_replay &&
+                strcmp(a->tls_cert_file, b->tls_cert_file) == 0 && strcmp(a->tls_key_file, b->tls_key_file) == 0 &&
+                strcmp(a->address_validation, b->address_validation) == 0;
+    if (same)
+        return;
+    HX_LOG_WARN("server.http3 takes effect at the next restart; the running values stay",
+                HX_F_STR("event", "config_reload"));
+    char *cert = b->tls_cert_file, *key = b->tls_key_file, *av = b->address_validation;
+    *b = *a; /* the scalars; the strings stay the new config's own (freed with it) */
+    b->tls_cert_file = cert;
+    b->tls_key_file = key;
+    b->address_validation = av;
+}
+
 static int retire_router(hx_server *s, hx_router *old)
 {
     hx_router **p = hx_realloc(s->retired, (s->nretired + 1) * sizeof *p);
@@ -127,6 +154,7 @@ int hx_server_reload(hx_server *s, const char *why)
         s->tls_failed_at = 0; /* the files it was built from are current */
     }
     warn_restart_only(s->cfg, cfg);
+    keep_http3(s->cfg, cfg);
     s->router = rt;
     hx_config *old = s->cfg;
     s->cfg = cfg; /* the reference from the loader moves here */

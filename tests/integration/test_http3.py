@@ -353,6 +353,24 @@ class H3ConfigTest(H3Base):
                                           l.get("requested_bytes") == 256 << 20 and
                                           l.get("effective_bytes") < 256 << 20))
 
+    def test_reload_keeps_the_running_http3(self):
+        """The listener is built at start: a reload that changes server.http3
+        says so and the running values stay (a request never reads a value
+        the listener does not apply)."""
+        import signal
+        self.start_h3({"max_0rtt_size": "1KB", "allow_0rtt_replay": True})
+        with open(self.srv.config_path) as fh:
+            text = fh.read()
+        with open(self.srv.config_path, "w") as fh:
+            fh.write(text.replace("max_0rtt_size: 1KB", "max_0rtt_size: 64KB"))
+        self.srv.signal(signal.SIGHUP)
+        self.assertTrue(self.srv.wait_log(lambda l: "server.http3 takes effect at the next restart" in l.get("msg", "")))
+        self.assertTrue(self.srv.wait_log(lambda l: l.get("msg") == "configuration reloaded"))
+        run = self.h3c("/health", session="r")
+        run = self.post("/v1/chat/completions", {"model": "gpt-4o-mini",
+                                                 "messages": [{"role": "user", "content": "z" * 4000}]}, session="r")
+        self.assertEqual(run.first.status, 425)  # still the 1KB bound
+
     def test_second_instance_on_the_same_udp_port_fails(self):
         first = self.start_h3(server={"workers": 2})
         over = {"server": {"http3": {"enabled": True, "port": self.h3_port,
