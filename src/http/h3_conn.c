@@ -585,11 +585,15 @@ int hx_h3_conn_read(h3_conn *c, const ngtcp2_path *path, const ngtcp2_pkt_info *
 }
 
 /* Answers the packets of one batch: `off` bytes of `seg`-byte packets. */
+/* Sends one batch: 0, or 1 when the socket is full (writing resumes when
+ * it is writable). A batch that cannot leave (full socket, EMSGSIZE past
+ * a path's MTU, an unreachable address) is a loss QUIC's recovery
+ * repairs, never the end of the connection. */
 static int flush(h3_conn *c, const ngtcp2_path *path, size_t off, size_t seg)
 {
     if (off == 0)
         return 0;
-    return hx_h3_send(c->hw, path, c->hw->tx, off, seg) == -1 ? -1 : 0;
+    return hx_h3_send(c->hw, path, c->hw->tx, off, seg) == 1 ? 1 : 0;
 }
 
 /* Writes packets (streams' data from nghttp3, ACKs, control frames) in
@@ -642,12 +646,14 @@ static int write_loop(h3_conn *c, ngtcp2_tstamp ts)
         }
         if (ndata >= 0 && nghttp3_conn_add_write_offset(c->h3, sid, (size_t)ndata) != 0)
             return -1;
-        if (n == 0)
-            return flush(c, &batch.path, off, seg);
+        if (n == 0) {
+            flush(c, &batch.path, off, seg);
+            return 0;
+        }
         if (pkts > 0 && (!ngtcp2_path_eq(&batch.path, &ps.path) || (size_t)n > seg)) {
             /* This packet cannot join the batch: send the batch, start anew. */
             if (flush(c, &batch.path, off, seg) != 0)
-                return -1;
+                return 0; /* full: the writable event brings the rest */
             memmove(hw->tx, hw->tx + off, (size_t)n);
             off = pkts = 0;
         }
@@ -659,7 +665,7 @@ static int write_loop(h3_conn *c, ngtcp2_tstamp ts)
         pkts++;
         if (pkts == max_pkts || (size_t)n < seg) {
             if (flush(c, &batch.path, off, seg) != 0)
-                return -1;
+                return 0; /* full: the writable event brings the rest */
             off = pkts = 0;
             /* A long flight goes out over several loop turns, so one
              * connection does not hold the worker. */

@@ -398,6 +398,16 @@ class H3ConfigTest(H3Base):
         self.start_h3()  # auto: no Retry for a lone client
         self.assertEqual(self.h3("/health").first.status, 200)
         self.assertEqual(self.metric("hapax_http3_events_total", kind="retry"), 0)
+        # auto under load: 200 clients start their handshakes at once; past 64
+        # in progress the later ones prove their address first, and all are served.
+        run = self.h3c("/health", args=["-c", "200", "-n", "200", "--quiet"], timeout=60)
+        self.assertEqual(run.summary.get("ok2xx"), 200, run.summary)
+        self.assertGreater(self.metric("hapax_http3_events_total", kind="retry"), 0)
+        self.srv.stop()
+        self.start_h3({"address_validation": "never"})  # never, even under the same load
+        run = self.h3c("/health", args=["-c", "200", "-n", "200", "--quiet"], timeout=60)
+        self.assertEqual(run.summary.get("ok2xx"), 200, run.summary)
+        self.assertEqual(self.metric("hapax_http3_events_total", kind="retry"), 0)
 
 
 class H3ZeroRttTest(H3Base):
