@@ -302,6 +302,9 @@ static void set_peer(h3_conn *c, const ngtcp2_path *path)
 
 static void on_timer(uv_timer_t *t);
 
+static void dbg_log(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* HX_H3_DEBUG=1: ngtcp2's packet log on stderr (debugging only). */
+static void dbg_log(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void dbg_log(void *ud, const char *fmt, ...)
 {
     (void)ud;

@@ -498,6 +498,7 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
     return 0;
 }
 
+static void q_log(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void q_log(void *ud, const char *fmt, ...)
 {
     va_list ap;
