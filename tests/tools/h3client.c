@@ -51,7 +51,7 @@ typedef struct stream {
     size_t nhdrs;
     buf body;
     size_t body_len;
-    uint64_t t0;
+    uint64_t t0, t_fin; /* opened; the answer's FIN arrived */
     struct stream *next;
 } stream;
 
@@ -217,11 +217,19 @@ static int h3_deferred_consume(nghttp3_conn *h, int64_t id, size_t n, void *ud, 
     return 0;
 }
 
+/* The answer's end (its FIN): the latency is taken here, not when the
+ * stream closes (that waits for the server to acknowledge the request,
+ * up to its ACK delay later). */
 static int h3_end_stream(nghttp3_conn *h, int64_t id, void *ud, void *sud)
 {
     (void)h, (void)id, (void)ud;
-    if (sud)
-        ((stream *)sud)->fin = 1;
+    if (sud) {
+        stream *s = sud;
+        s->fin = 1;
+        s->t_fin = now_ns();
+        if (stats.t_first == 0)
+            stats.t_first = s->t_fin;
+    }
     return 0;
 }
 
@@ -233,7 +241,7 @@ static int h3_stream_close(nghttp3_conn *h, int64_t id, uint64_t code, void *ud,
     if (s == NULL)
         return 0;
     if (s->status > 0 && s->fin) {
-        record_response(c->k, id, s->status, s->hdrs, s->nhdrs, &s->body, s->body_len, now_ns() - s->t0);
+        record_response(c->k, id, s->status, s->hdrs, s->nhdrs, &s->body, s->body_len, s->t_fin - s->t0);
     } else {
         fprintf(stderr, "h3client: conn %d stream %" PRId64 ": closed without a complete response (code 0x%" PRIx64
                         ")\n", c->k, id, code);

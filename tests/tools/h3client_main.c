@@ -132,8 +132,6 @@ void record_response(int k, int64_t id, int status, const hdr *h, size_t nh, con
                      uint64_t ns)
 {
     stats.responses++;
-    if (stats.t_first == 0)
-        stats.t_first = now_ns();
     if (status >= 200 && status < 300)
         stats.ok2xx++;
     if (stats.nlat < (size_t)opt.requests)
