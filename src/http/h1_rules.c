@@ -1,6 +1,7 @@
 /* Request-head rules of the HTTP/1.1 adapter: what RFC 9112 asks and the
  * lenient http-parser build lets through, and the request target. */
 #include <http_parser.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -73,4 +74,36 @@ const char *hx_method_name(const uint8_t *v, size_t n)
             return s;
     }
     return NULL;
+}
+
+hx_err hx_stream_head_verdict(hx_req *r, bool too_large, int64_t max_body)
+{
+    if (too_large)
+        return HX_ERR_HEADERS_TOO_LARGE;
+    if (r->method == NULL || r->path == NULL)
+        return HX_ERR_BAD_REQUEST;
+    r->head_only = strcmp(r->method, "HEAD") == 0;
+    hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
+    const char *cl = hx_headers_get(&r->headers, "content-length");
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max_body)
+        return HX_ERR_BODY_TOO_LARGE;
+    return HX_ERR__COUNT;
+}
+
+void hx_stream_error_prep(hx_req *r)
+{
+    if (r->path == NULL)
+        hx_h1_set_target(r, "/", 1);
+    if (r->request_id[0] == '\0')
+        hx_req_assign_id(r, false);
+}
+
+bool hx_header_hop_by_hop(const char *name)
+{
+    static const char *const drop[] = {"connection", "transfer-encoding", "keep-alive", "proxy-connection",
+                                       "upgrade", "te"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        if (strcasecmp(name, drop[i]) == 0)
+            return true;
+    return false;
 }

@@ -63,10 +63,7 @@ static void answer_error(h2_stream *s, hx_err e)
     hx_req *r = s->req;
     if (r == NULL)
         return;
-    if (r->path == NULL)
-        hx_h1_set_target(r, "/", 1);
-    if (r->request_id[0] == '\0')
-        hx_req_assign_id(r, false);
+    hx_stream_error_prep(r);
     if (hx_res_error(r, e, NULL) >= 0 || s->req == NULL)
         return; /* answered, or already cut by tp_abort */
     nghttp2_submit_rst_stream(s->c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
@@ -88,23 +85,11 @@ static void dispatch(h2_stream *s)
 /* END_HEADERS: the head is whole. Returns false when an answer went out. */
 static bool head_complete(h2_stream *s)
 {
-    hx_req *r = s->req;
-    if (s->too_large) {
-        answer_error(s, HX_ERR_HEADERS_TOO_LARGE);
-        return false;
-    }
-    if (r->method == NULL || r->path == NULL) {
-        answer_error(s, HX_ERR_BAD_REQUEST);
-        return false;
-    }
-    r->head_only = strcmp(r->method, "HEAD") == 0;
-    hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
-    const char *cl = hx_headers_get(&r->headers, "content-length");
-    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->c->w->cfg->server.max_body_bytes) {
-        answer_error(s, HX_ERR_BODY_TOO_LARGE);
-        return false;
-    }
-    return true;
+    hx_err e = hx_stream_head_verdict(s->req, s->too_large, s->c->w->cfg->server.max_body_bytes);
+    if (e == HX_ERR__COUNT)
+        return true;
+    answer_error(s, e);
+    return false;
 }
 
 /* While streams are open the connection's clock sweeps once a second:

@@ -14,16 +14,6 @@
 #include "http/request.h"
 #include "util/alloc.h"
 
-static bool hop_by_hop(const char *name)
-{
-    static const char *const drop[] = {"connection", "transfer-encoding", "keep-alive", "proxy-connection",
-                                       "upgrade", "te"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
-        if (strcasecmp(name, drop[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The response head as nghttp2 name/value pairs: names lowercased (HTTP/2
  * requires it) in one block, hop-by-hop fields dropped. */
 static int build_nv(const hx_headers *h, int status, int64_t clen, nghttp2_nv **nvp, size_t *np, char **blockp)
@@ -31,7 +21,7 @@ static int build_nv(const hx_headers *h, int status, int64_t clen, nghttp2_nv **
     const char *alt_svc = hx_res_alt_svc(); /* HTTP/3 is on: say where */
     size_t need = 32, n = 3;
     for (size_t i = 0; i < h->n; i++)
-        if (!hop_by_hop(h->items[i].name))
+        if (!hx_header_hop_by_hop(h->items[i].name))
             need += strlen(h->items[i].name) + 1, n++;
     if (need > HX_H2_HEAD_MAX)
         return -1;
@@ -54,7 +44,7 @@ static int build_nv(const hx_headers *h, int status, int64_t clen, nghttp2_nv **
     }
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->items[i].name;
-        if (hop_by_hop(name) || strcasecmp(name, "content-length") == 0)
+        if (hx_header_hop_by_hop(name) || strcasecmp(name, "content-length") == 0)
             continue;
         size_t nl = strlen(name);
         char *lc = block + off;

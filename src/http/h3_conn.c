@@ -442,6 +442,8 @@ void hx_h3_conn_freed(h3_conn *c)
 
 static void start_close_wait(h3_conn *c, enum h3_conn_state st)
 {
+    if (c->state == H3C_HANDSHAKE)
+        c->hw->handshaking--; /* conn_free counts only H3C_HANDSHAKE */
     c->state = st;
     uint64_t ms = 3 * ngtcp2_conn_get_pto(c->qc) / NGTCP2_MILLISECONDS + 1;
     uv_timer_start(&c->timer, on_timer, ms, 0);

@@ -155,10 +155,7 @@ static void answer_error(h3_stream *s, hx_err e)
     hx_req *r = s->req;
     if (r == NULL)
         return;
-    if (r->path == NULL)
-        hx_h1_set_target(r, "/", 1);
-    if (r->request_id[0] == '\0')
-        hx_req_assign_id(r, false);
+    hx_stream_error_prep(r);
     /* RFC 9114 4.1.2: answered before the request ended: the rest of it
      * is not wanted (STOP_SENDING H3_NO_ERROR). */
     if (s->state == H3S_HEADERS || s->state == H3S_BODY)
@@ -239,23 +236,11 @@ static int h_recv_header(nghttp3_conn *h3, int64_t id, int32_t token, nghttp3_rc
 /* The head is whole: false when an answer went out already. */
 static bool head_complete(h3_stream *s)
 {
-    hx_req *r = s->req;
-    if (s->too_large) {
-        answer_error(s, HX_ERR_HEADERS_TOO_LARGE);
-        return false;
-    }
-    if (r->method == NULL || r->path == NULL) {
-        answer_error(s, HX_ERR_BAD_REQUEST);
-        return false;
-    }
-    r->head_only = strcmp(r->method, "HEAD") == 0;
-    hx_req_assign_id(r, (r->mw & HX_MW_REQUEST_ID) != 0);
-    const char *cl = hx_headers_get(&r->headers, "content-length");
-    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->c->hw->w->cfg->server.max_body_bytes) {
-        answer_error(s, HX_ERR_BODY_TOO_LARGE);
-        return false;
-    }
-    return true;
+    hx_err e = hx_stream_head_verdict(s->req, s->too_large, s->c->hw->w->cfg->server.max_body_bytes);
+    if (e == HX_ERR__COUNT)
+        return true;
+    answer_error(s, e);
+    return false;
 }
 
 static int h_end_headers(nghttp3_conn *h3, int64_t id, int fin, void *ud, void *sud)
@@ -476,16 +461,6 @@ void hx_h3_sweep(h3_worker *hw)
 
 /* ---- the stream's hx_transport ----------------------------------------------------- */
 
-static bool hop_by_hop(const char *name)
-{
-    static const char *const drop[] = {"connection", "transfer-encoding", "keep-alive", "proxy-connection",
-                                       "upgrade", "te"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
-        if (strcasecmp(name, drop[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The head as nghttp3 pairs: names lowercased in one block (nghttp3
  * copies them on submit), hop-by-hop fields dropped (RFC 9114 4.2). */
 static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
@@ -519,7 +494,7 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
     }
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->items[i].name;
-        if (hop_by_hop(name) || strcasecmp(name, "content-length") == 0)
+        if (hx_header_hop_by_hop(name) || strcasecmp(name, "content-length") == 0)
             continue;
         size_t nl = strlen(name);
         char *lc = block + off;

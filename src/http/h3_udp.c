@@ -84,10 +84,18 @@ static h3_conn *cid_lookup(h3_worker *hw, const uint8_t *id, size_t len)
     return s ? s->c : NULL;
 }
 
-/* Keeps the table at most half full (tombstones count). */
+/* Keeps the table at most half full (tombstones count). The new size
+ * follows the live IDs, not the old size: under connection churn the
+ * table is mostly tombstones, and doubling every time grew it with every
+ * ID ever issued. */
 static int cid_grow(h3_worker *hw)
 {
-    size_t cap = hw->cid_cap ? hw->cid_cap * 2 : 256;
+    size_t live = 0;
+    for (size_t i = 0; i < hw->cid_cap; i++)
+        live += hw->cids[i].len && !hw->cids[i].tomb;
+    size_t cap = 256;
+    while ((live + 1) * 4 > cap)
+        cap *= 2;
     h3_cid_slot *old = hw->cids, *neu = hx_calloc(cap, sizeof *neu);
     size_t oldcap = hw->cid_cap;
     if (neu == NULL)

@@ -203,6 +203,16 @@ struct hx_io;
  * (its own allocation, the TLS session in it) and the slot. 0, or -1 with
  * io untouched (the caller still owns it). */
 int hx_h2_adopt_io(hx_worker *w, struct hx_io *io, const char *peer_ip, int peer_port, bool counted);
+/* h1_rules.c, for the stream protocols (HTTP/2, HTTP/3). A request head
+ * is whole: HX_ERR__COUNT when it goes on, else the error to answer (431
+ * past the header limit, 400 without :method or :path, 413 when its
+ * content-length is past max_body); sets head_only and the request id. */
+hx_err hx_stream_head_verdict(hx_req *r, bool too_large, int64_t max_body);
+/* Before an error answer to a request whose head was cut short: a path
+ * and a request id for the answer and the access log. */
+void hx_stream_error_prep(hx_req *r);
+/* Fields HTTP/2 and HTTP/3 answers never carry (connection-specific). */
+bool hx_header_hop_by_hop(const char *name);
 /* h1_rules.c: the static method string of an HTTP/2 or HTTP/3 :method
  * (hx_req.method is never freed); NULL for a method we do not know. */
 const char *hx_method_name(const uint8_t *v, size_t n);
