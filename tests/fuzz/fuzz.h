@@ -59,6 +59,7 @@ int hx_fuzz_config(const uint8_t *data, size_t size);
 int hx_fuzz_http(const uint8_t *data, size_t size);
 int hx_fuzz_request(const uint8_t *data, size_t size);
 int hx_fuzz_h2(const uint8_t *data, size_t size);
+int hx_fuzz_h3(const uint8_t *data, size_t size);
 int hx_fuzz_upstream(const uint8_t *data, size_t size);
 
 #endif

@@ -23,6 +23,7 @@ for t in "$@"; do
     case $t in
         http|request|upstream) dict="$root/dict/http.dict" ;;
         h2) dict="$root/dict/h2.dict" ;;
+        h3) dict="$root/dict/h3.dict" ;;
         config) dict="$root/dict/config.dict" ;;
         *) dict="$root/dict/json.dict" ;;
     esac

@@ -8,8 +8,9 @@
  *
  * The http target arms its failures only once its connection is accepted
  * (hx_fuzz_arm): a failed accept is a known defect of its own (issue 9,
- * "a worker goes deaf"). A connection the server never closes fails the
- * run.
+ * "a worker goes deaf"). h2 likewise, and h3 once its QUIC handshake
+ * completed (before its datagrams in its datagram mode). A connection the
+ * server never closes fails the run.
  *
  * Usage: torture CORPUS_DIR [TARGET...] (default: every target). */
 #include <dirent.h>
@@ -35,6 +36,7 @@ static const struct {
     {"request", hx_fuzz_request, false},
     {"http", hx_fuzz_http, true},
     {"h2", hx_fuzz_h2, true},
+    {"h3", hx_fuzz_h3, true},
     {"upstream", hx_fuzz_upstream, false},
 };
 
