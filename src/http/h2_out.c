@@ -100,7 +100,7 @@ static void stream_kick(h2_stream *s)
     hx_h2_io_flush_soon(c);
 }
 
-static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
+static int submit_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
 {
     h2_stream *s = r->tp_ctx;
     h2_conn *c = s->c;
@@ -123,6 +123,21 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
     hx_h2_set_stream_state(s, H2S_ANSWERING, "answer head");
     hx_h2_io_flush_soon(c);
     return HX_RES_OK;
+}
+
+/* A head that cannot be submitted resets the stream: the request is never
+ * left open without an answer. */
+static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
+{
+    int rc = submit_head(r, status, h, content_length);
+    if (rc == HX_RES_ENOMEM) {
+        h2_stream *s = r->tp_ctx;
+        nghttp2_submit_rst_stream(s->c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        if (s->state != H2S_DONE)
+            hx_h2_set_stream_state(s, H2S_DONE, "answer head failed");
+        hx_h2_io_flush_soon(s->c);
+    }
+    return rc;
 }
 
 static int tp_body(hx_req *r, const void *data, size_t len)

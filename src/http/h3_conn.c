@@ -248,7 +248,7 @@ static int tls_open(h3_conn *c)
         c->tls = NULL;
         return -1;
     }
-    c->tctx = hx_tls_ctx_ref(hx_h3_g.tls);
+    c->tctx = hx_h3_tls_current();
     if (hx_tls_ctx_session_setup(c->tctx, c->tls) != 0 || ngtcp2_crypto_gnutls_configure_server_session(c->tls) != 0)
         return -1;
     /* QUIC without ALPN h3 is nothing we serve (RFC 9114 3.1). */
@@ -302,7 +302,6 @@ static void set_peer(h3_conn *c, const ngtcp2_path *path)
 
 static void on_timer(uv_timer_t *t);
 
-static void dbg_log(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* HX_H3_DEBUG=1: ngtcp2's packet log on stderr (debugging only). */
 static void dbg_log(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void dbg_log(void *ud, const char *fmt, ...)

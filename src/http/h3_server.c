@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,7 +76,10 @@ static int make_secret(const hx_config *cfg)
     return gnutls_rnd(GNUTLS_RND_KEY, hx_h3_g.secret, sizeof hx_h3_g.secret) == 0 ? 0 : -1;
 }
 
-int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, char *err, size_t errlen)
+/* The TLS context of server.http3: its certificate, ALPN h3 only, TLS 1.3
+ * only; the same client-certificate rule as the TCP listener (HTTP/3 is
+ * no way around server.tls.client_auth) and its ticket key. */
+static hx_tls_ctx *make_tls(const hx_config *cfg, char *err, size_t errlen)
 {
     const hx_cfg_http3 *h = &cfg->server.http3;
     const hx_cfg_tls *tcp = &cfg->server.tls;
@@ -88,15 +92,53 @@ int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, 
         .min_version = "1.3",
         .priority = H3_PRIORITY,
         .alpn = {alpn_h3, 1},
-        /* The same client-certificate rule as the TCP listener: HTTP/3 is
-         * no way around server.tls.client_auth. */
         .client_ca_file = tcp->enabled ? tcp->client_ca_file : "",
         .client_auth = tcp->enabled ? tcp->client_auth : "none",
         .session_tickets = true,
         .ticket_key_file = tcp->session_tickets ? tcp->ticket_key_file : "",
         .handshake_timeout = tcp->handshake_timeout,
     };
-    hx_h3_g.tls = hx_tls_ctx_new(&t, err, errlen);
+    return hx_tls_ctx_new(&t, err, errlen);
+}
+
+/* New connections take the current context; a renewed certificate swaps
+ * it (connections keep the one they started with). */
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+
+hx_tls_ctx *hx_h3_tls_current(void)
+{
+    pthread_mutex_lock(&tls_mu);
+    hx_tls_ctx *c = hx_tls_ctx_ref(hx_h3_g.tls);
+    pthread_mutex_unlock(&tls_mu);
+    return c;
+}
+
+hx_tls_ctx *hx_h3_tls_build(const hx_config *cfg, char *err, size_t errlen)
+{
+    return make_tls(cfg, err, errlen);
+}
+
+void hx_h3_tls_install(hx_tls_ctx *neu)
+{
+    pthread_mutex_lock(&tls_mu);
+    hx_tls_ctx *old = hx_h3_g.tls;
+    hx_h3_g.tls = neu;
+    pthread_mutex_unlock(&tls_mu);
+    hx_tls_ctx_unref(old);
+}
+
+bool hx_h3_tls_files_changed(void)
+{
+    hx_tls_ctx *c = hx_h3_tls_current();
+    bool changed = c && hx_tls_ctx_files_changed(c);
+    hx_tls_ctx_unref(c);
+    return changed;
+}
+
+int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, char *err, size_t errlen)
+{
+    const hx_cfg_http3 *h = &cfg->server.http3;
+    hx_h3_g.tls = make_tls(cfg, err, errlen);
     if (hx_h3_g.tls == NULL)
         return -1;
     if (make_secret(cfg) != 0) {

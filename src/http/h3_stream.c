@@ -463,7 +463,7 @@ void hx_h3_sweep(h3_worker *hw)
 
 /* The head as nghttp3 pairs: names lowercased in one block (nghttp3
  * copies them on submit), hop-by-hop fields dropped (RFC 9114 4.2). */
-static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
+static int submit_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
 {
     h3_stream *s = r->tp_ctx;
     h3_conn *c = s->c;
@@ -513,6 +513,20 @@ static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_l
     s->state = H3S_ANSWERING;
     hx_h3_write_soon(c);
     return HX_RES_OK;
+}
+
+/* A head that cannot be submitted ends the stream (reset): the request is
+ * never left open without an answer. */
+static int tp_head(hx_req *r, int status, const hx_headers *h, int64_t content_length)
+{
+    int rc = submit_head(r, status, h, content_length);
+    if (rc == HX_RES_ENOMEM) {
+        h3_stream *s = r->tp_ctx;
+        ngtcp2_conn_shutdown_stream(s->c->qc, s->id, NGHTTP3_H3_INTERNAL_ERROR);
+        s->state = H3S_DONE;
+        hx_h3_write_soon(s->c);
+    }
+    return rc;
 }
 
 static void stream_kick(h3_stream *s)

@@ -53,9 +53,10 @@ static void warn_restart_only(const hx_config *old, const hx_config *cfg)
                     HX_F_STR("event", "config_reload"));
 }
 
-/* The HTTP/3 listener, its TLS context and its 0-RTT register are built
- * once, at start: a reload keeps the running server.http3 (so no request
- * reads a value the listener does not apply) and says so. */
+/* The HTTP/3 listener and its 0-RTT register are built once, at start: a
+ * reload keeps the running server.http3 (so no request reads a value the
+ * listener does not apply) and says so. Its certificate files are the
+ * exception: they reload (hx_h3_tls_reload), as the TCP listener's do. */
 static void keep_http3(const hx_config *old, hx_config *cfg)
 {
     const hx_cfg_http3 *a = &old->server.http3;
@@ -67,7 +68,6 @@ static void keep_http3(const hx_config *old, hx_config *cfg)
                 a->max_connection_receive_window == b->max_connection_receive_window &&
                 a->udp_receive_buffer_size == b->udp_receive_buffer_size && a->enable_0rtt == b->enable_0rtt &&
                 a->max_0rtt_size == b->max_0rtt_size && a->allow_0rtt_replay == b->allow_0rtt_replay &&
-                strcmp(a->tls_cert_file, b->tls_cert_file) == 0 && strcmp(a->tls_key_file, b->tls_key_file) == 0 &&
                 strcmp(a->address_validation, b->address_validation) == 0;
     if (same)
         return;
@@ -139,9 +139,20 @@ int hx_server_reload(hx_server *s, const char *why)
         hx_config_unref(cfg);
         return -1;
     }
+    /* The same for the HTTP/3 certificate (server.http3's paths). */
+    hx_tls_ctx *h3tls = NULL;
+    if (s->h3_port && cfg->server.http3.enabled && (h3tls = hx_h3_tls_build(cfg, err, sizeof err)) == NULL) {
+        s->nretired--;
+        log_failure(why, err);
+        hx_tls_ctx_unref(tls);
+        hx_router_free(rt);
+        hx_config_unref(cfg);
+        return -1;
+    }
     if (s->app.reload && s->app.reload(cfg, s->app.ud, err, sizeof err) != 0) {
         s->nretired--; /* the running table stays in use */
         log_failure(why, err);
+        hx_tls_ctx_unref(h3tls);
         hx_tls_ctx_unref(tls);
         hx_router_free(rt);
         hx_config_unref(cfg);
@@ -155,6 +166,8 @@ int hx_server_reload(hx_server *s, const char *why)
     }
     warn_restart_only(s->cfg, cfg);
     keep_http3(s->cfg, cfg);
+    if (h3tls)
+        hx_h3_tls_install(h3tls); /* takes the reference */
     s->router = rt;
     hx_config *old = s->cfg;
     s->cfg = cfg; /* the reference from the loader moves here */
@@ -207,8 +220,10 @@ static void on_tls_poll(uv_timer_t *t)
 {
     hx_server *s = t->data;
     uint64_t now = uv_now(t->loop);
-    if (s->tls_ctx == NULL || (s->tls_failed_at && now - s->tls_failed_at < HX_TLS_RETRY_MS) ||
-        !hx_tls_ctx_files_changed(s->tls_ctx))
+    if (s->tls_failed_at && now - s->tls_failed_at < HX_TLS_RETRY_MS)
+        return;
+    bool tcp = s->tls_ctx && hx_tls_ctx_files_changed(s->tls_ctx);
+    if (!tcp && !(s->h3_port && hx_h3_tls_files_changed()))
         return;
     s->tls_failed_at = hx_server_reload(s, "certificate") == 0 ? 0 : now;
 }
@@ -250,7 +265,7 @@ void hx_reload_start(hx_server *s)
     uv_signal_start(&s->sig_usr1, on_usr1, SIGUSR1);
     uv_timer_init(&s->main_loop, &s->tls_poll);
     s->tls_poll.data = s;
-    if (s->tls)
+    if (s->tls || s->h3_port)
         uv_timer_start(&s->tls_poll, on_tls_poll, HX_TLS_POLL_MS, HX_TLS_POLL_MS);
     const char *path = s->cfg->source_path;
     if (path == NULL || split_path(s, path) != 0)

@@ -219,6 +219,13 @@ const char *hx_method_name(const uint8_t *v, size_t n);
 /* h3_server.c, h3_udp.c: the HTTP/3 adapter as the worker sees it. */
 int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, char *err, size_t errlen);
 void hx_h3_server_free(void);
+/* The HTTP/3 certificate on a reload or a renewal on disk: a context
+ * built from cfg (NULL and a reason: the reload fails, the running one
+ * stays), then installed for new connections (takes the reference). */
+struct hx_tls_ctx *hx_h3_tls_build(const hx_config *cfg, char *err, size_t errlen);
+void hx_h3_tls_install(struct hx_tls_ctx *ctx);
+bool hx_h3_tls_files_changed(void);
+struct hx_tls_ctx *hx_h3_tls_current(void);
 int hx_h3_bind(hx_server *s, char *err, size_t errlen);
 int hx_h3_worker_open(hx_worker *w);
 void hx_h3_worker_drain(hx_worker *w);

@@ -371,6 +371,35 @@ class H3ConfigTest(H3Base):
                                                  "messages": [{"role": "user", "content": "z" * 4000}]}, session="r")
         self.assertEqual(run.first.status, 425)  # still the 1KB bound
 
+    def test_certificate_renewal_without_a_signal(self):
+        import hashlib
+        import ssl
+
+        def sha(name):
+            with open(self.cert(name)) as fh:
+                return hashlib.sha256(ssl.PEM_cert_to_DER_cert(fh.read())).hexdigest()
+        cur_cert, cur_key = self.cert("cur.pem"), self.cert("cur.key")
+        shutil.copy(self.cert("chain.pem"), cur_cert)
+        shutil.copy(self.cert("server.key"), cur_key)
+        self.start_h3({"tls_cert_file": cur_cert, "tls_key_file": cur_key})
+        self.assertEqual(self.h3c("/health").summary["peer_cert_sha256"], sha("server.pem"))
+        # certbot-style: new files moved into place; no signal.
+        for src, dst in (("other.key", cur_key), ("other.pem", cur_cert)):
+            shutil.copy(self.cert(src), dst + ".new")
+            os.rename(dst + ".new", dst)
+        self.assertTrue(self.srv.wait_log(lambda l: l.get("msg") == "configuration reloaded" and
+                                          l.get("trigger") == "certificate", timeout=15))
+        self.assertEqual(self.h3c("/health").summary["peer_cert_sha256"], sha("other.pem"))
+        # A broken renewal keeps the running certificate.
+        with open(cur_cert, "w") as fh:
+            fh.write("not a certificate")
+        self.assertTrue(self.srv.wait_log(lambda l: l.get("event") == "config_reload" and
+                                          l.get("result") == "failure" and l.get("trigger") == "certificate",
+                                          timeout=15))
+        r = self.h3c("/health")
+        self.assertEqual(r.first.status, 200)
+        self.assertEqual(r.summary["peer_cert_sha256"], sha("other.pem"))
+
     def test_second_instance_on_the_same_udp_port_fails(self):
         first = self.start_h3(server={"workers": 2})
         over = {"server": {"http3": {"enabled": True, "port": self.h3_port,

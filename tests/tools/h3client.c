@@ -489,6 +489,13 @@ static int q_handshake_completed(ngtcp2_conn *qc, void *ud)
 {
     conn *c = ud;
     stats.hs_ms[c->k] = (double)(now_ns() - c->t_start) / 1e6;
+    unsigned ncert = 0;
+    const gnutls_datum_t *cert = gnutls_certificate_get_peers(c->tls, &ncert);
+    unsigned char dig[32];
+    size_t dl = sizeof dig;
+    if (c->k == 0 && cert && ncert && gnutls_fingerprint(GNUTLS_DIG_SHA256, &cert[0], dig, &dl) == 0)
+        for (size_t i = 0; i < dl; i++)
+            snprintf(stats.peer_sha256 + 2 * i, 3, "%02x", dig[i]);
     if (c->early) {
         if (gnutls_session_get_flags(c->tls) & GNUTLS_SFLAGS_EARLY_DATA) {
             stats.early_accepted++;

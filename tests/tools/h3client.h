@@ -49,6 +49,7 @@ typedef struct {
 typedef struct {
     long responses, ok2xx, errors, conn_errors;
     int early_attempted, early_accepted, early_rejected, resumed;
+    char peer_sha256[65]; /* the server certificate of connection 0 (hex SHA-256 of its DER) */
     double *lat_ms; /* one per response */
     size_t nlat;
     double *hs_ms; /* one per connection; -1: no handshake */

@@ -428,11 +428,12 @@ static void summary(void)
     else
         fputs("null", stdout);
     printf(",\"resumed\":%s,\"requests\":%ld,\"responses\":%ld,\"ok2xx\":%ld,\"errors\":%ld,\"seconds\":%.3f,"
-           "\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"handshake_ms_p50\":%.3f,\"first_response_ms\":%.3f}\n",
+           "\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"handshake_ms_p50\":%.3f,\"first_response_ms\":%.3f,"
+           "\"peer_cert_sha256\":\"%s\"}\n",
            stats.resumed == opt.conns ? "true" : "false", opt.requests, stats.responses, stats.ok2xx, stats.errors,
            secs, secs > 0 ? (double)stats.responses / secs : 0.0, pct(stats.lat_ms, stats.nlat, 0.50),
            pct(stats.lat_ms, stats.nlat, 0.99), pct(hs, nhs, 0.50),
-           stats.t_first ? (double)(stats.t_first - stats.t_start) / 1e6 : 0.0);
+           stats.t_first ? (double)(stats.t_first - stats.t_start) / 1e6 : 0.0, stats.peer_sha256);
     fflush(stdout);
 }
 
