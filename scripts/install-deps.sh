@@ -6,10 +6,10 @@ set -eu
 
 BUILD_PKGS="gcc make meson ninja-build pkg-config libuv1-dev libhttp-parser-dev \
 libyaml-dev libjson-c-dev libcurl4-openssl-dev libgnutls28-dev libnghttp2-dev \
-libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev"
+libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libhiredis-dev"
 # clang also gives `make analyze` its static analyzer (clang --analyze).
 TEST_PKGS="libcmocka-dev python3 curl prometheus clang libclang-rt-14-dev cppcheck gnutls-bin nghttp2-client openssl \
-ngtcp2-client chromium"
+ngtcp2-client chromium redis-server"
 
 case "${1:-build}" in
   build) PKGS="$BUILD_PKGS" ;;

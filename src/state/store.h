@@ -18,6 +18,7 @@
 #ifndef HX_STATE_STORE_H
 #define HX_STATE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,5 +92,33 @@ void hx_store_memory_clock(hx_store *s, int64_t (*now_ms)(void));
 void hx_store_memory_usage(hx_store *s, size_t *count, size_t *bytes);
 
 const char *hx_store_rc_str(hx_store_rc rc);
+
+/* ---- the Redis backend (store_redis.c) ---- */
+
+#define HX_STORE_PREFIX_MAX 64
+
+typedef struct {
+    const char *address;        /* "host:port" or "[v6]:port" (copied) */
+    const char *prefix;         /* before every key: several gateways share one Redis */
+    const char *username;       /* ACL user ("" = the default user) */
+    const char *password;       /* "" = no AUTH */
+    int db;                     /* SELECT when > 0 */
+    int64_t connect_timeout_ms; /* default 1000 */
+    int64_t command_timeout_ms; /* default 1000: the oldest unanswered command past it breaks the connection */
+    size_t max_pending;         /* default 10000 commands in flight; past it: UNAVAILABLE */
+} hx_store_redis_opts;
+
+typedef struct {
+    uint64_t connect_attempts, connects, connect_errors, disconnects, timeouts, setup_errors;
+    uint64_t answered, unavailable;
+} hx_store_redis_stats;
+
+/* A store on a loop (a worker's): asynchronous, answers on that loop, never
+ * blocks it; reconnects by itself with backoff (100 ms doubling to 5 s).
+ * While disconnected every call answers HX_STORE_UNAVAILABLE at once.
+ * NULL on bad options or no memory. Destroy on the loop's thread. */
+hx_store *hx_store_redis_new(void *uv_loop, const hx_store_redis_opts *o);
+bool hx_store_redis_connected(const hx_store *s);
+void hx_store_redis_get_stats(const hx_store *s, hx_store_redis_stats *st);
 
 #endif

@@ -1,0 +1,566 @@
+/* The state store in Redis (issue 15's shared backend), on hiredis 0.14's
+ * asynchronous API and its libuv adapter: one connection per loop (a
+ * worker's), commands pipelined, answers on that loop, never a blocking
+ * call. Every key gets the configured prefix, so several gateways can
+ * share one Redis; operations that read and write (incr with its expiry,
+ * compare-and-set, token buckets) are Lua scripts, atomic on the server.
+ *
+ * Failure is bounded and visible: a connect deadline, a command deadline
+ * (the oldest unanswered command older than it breaks the connection:
+ * Redis answers in order, so one timer watches them all), at most
+ * max_pending commands in flight, and a reconnect with backoff
+ * (100 ms doubling to 5 s). While disconnected every call answers
+ * HX_STORE_UNAVAILABLE at once: the caller applies its on_failure rule.
+ *
+ * Not yet wired to a feature: docs/internals/state-store.md. */
+#include "state/store.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define KEY_BUF (HX_STORE_PREFIX_MAX + HX_STORE_KEY_MAX + 1)
+
+typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_DEL, OP_SETUP } op_kind;
+
+typedef struct pending {
+    struct redis_store *s;
+    op_kind op;
+    uint64_t sent_ms;
+    hx_store_cb cb;
+    void *ud;
+    struct pending *next; /* FIFO: Redis answers in order */
+} pending;
+
+typedef struct redis_store {
+    hx_store base;
+    uv_loop_t *loop;
+    redisAsyncContext *ac;
+    bool connected;
+    bool closing;
+    uv_timer_t timer;     /* connect deadline, command deadline, reconnect */
+    uint64_t backoff_ms;
+    pending *head, *tail;
+    size_t npending;
+    hx_store_redis_opts o; /* its strings point into `owned` */
+    char *owned;
+    char host[256];
+    int port;
+    hx_store_redis_stats st;
+} redis_store;
+
+static void arm(redis_store *s);
+static void connect_now(redis_store *s);
+
+static uint64_t now_ms(redis_store *s)
+{
+    return uv_now(s->loop);
+}
+
+static void answer(hx_store_cb cb, void *ud, hx_store_rc rc)
+{
+    hx_store_reply r = {.rc = rc};
+    if (cb)
+        cb(ud, &r);
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+static hx_store_rc error_rc(const redisReply *rp)
+{
+    if (rp->str && strncmp(rp->str, "WRONGTYPE", 9) == 0)
+        return HX_STORE_WRONG_TYPE;
+    if (rp->str && strncmp(rp->str, "OOM", 3) == 0)
+        return HX_STORE_FULL;
+    return HX_STORE_UNAVAILABLE;
+}
+
+static void decode(const pending *p, const redisReply *rp, hx_store_reply *out)
+{
+    out->rc = HX_STORE_OK;
+    if (rp->type == REDIS_REPLY_ERROR) {
+        out->rc = error_rc(rp);
+        return;
+    }
+    switch (p->op) {
+    case OP_GET:
+        if (rp->type == REDIS_REPLY_NIL)
+            out->rc = HX_STORE_NOT_FOUND;
+        else if (rp->type == REDIS_REPLY_STRING)
+            out->data = rp->str, out->len = rp->len;
+        else
+            out->rc = HX_STORE_WRONG_TYPE;
+        break;
+    case OP_ADD:
+        out->rc = rp->type == REDIS_REPLY_NIL ? HX_STORE_EXISTS : HX_STORE_OK;
+        break;
+    case OP_INCR:
+        out->value = rp->type == REDIS_REPLY_INTEGER ? rp->integer : 0;
+        break;
+    case OP_CAS:
+        out->rc = rp->type != REDIS_REPLY_INTEGER ? HX_STORE_UNAVAILABLE
+                  : rp->integer == 1              ? HX_STORE_OK
+                  : rp->integer == 0              ? HX_STORE_CONFLICT
+                                                  : HX_STORE_NOT_FOUND;
+        break;
+    case OP_BUCKET:
+        if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 3) {
+            out->rc = HX_STORE_UNAVAILABLE;
+            break;
+        }
+        out->rc = rp->element[0]->integer == 1 ? HX_STORE_OK : HX_STORE_LIMITED;
+        out->tokens = rp->element[1]->str ? strtod(rp->element[1]->str, NULL) : 0;
+        out->retry_ms = rp->element[2]->integer;
+        break;
+    case OP_DEL:
+        out->rc = rp->type == REDIS_REPLY_INTEGER && rp->integer > 0 ? HX_STORE_OK : HX_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
+    }
+}
+
+/* hiredis calls back once per command: with the reply, or NULL when the
+ * connection went (then every pending command hears UNAVAILABLE). */
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    pending *p = privdata;
+    redis_store *s = p->s;
+    if (s->head == p) { /* always the head: answers come in order */
+        s->head = p->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+    }
+    s->npending--;
+    hx_store_reply out = {.rc = HX_STORE_UNAVAILABLE};
+    if (r)
+        decode(p, r, &out);
+    if (p->op == OP_SETUP) {
+        if (r == NULL || out.rc != HX_STORE_OK)
+            s->st.setup_errors++;
+    } else {
+        s->st.answered++;
+        if (out.rc == HX_STORE_UNAVAILABLE)
+            s->st.unavailable++;
+        if (p->cb)
+            p->cb(p->ud, &out);
+    }
+    hx_free(p);
+}
+
+/* ---- sending ----------------------------------------------------------------------- */
+
+static int send_argv(redis_store *s, op_kind op, int argc, const char **argv, const size_t *lens, hx_store_cb cb,
+                     void *ud)
+{
+    if (!s->connected && op != OP_SETUP) {
+        s->st.unavailable++;
+        answer(cb, ud, HX_STORE_UNAVAILABLE);
+        return 0;
+    }
+    if (s->npending >= s->o.max_pending) {
+        s->st.unavailable++;
+        answer(cb, ud, HX_STORE_UNAVAILABLE); /* bounded: past it, fail fast */
+        return 0;
+    }
+    pending *p = hx_calloc(1, sizeof *p);
+    if (p == NULL)
+        return -1;
+    *p = (pending){.s = s, .op = op, .sent_ms = now_ms(s), .cb = cb, .ud = ud};
+    if (redisAsyncCommandArgv(s->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+        hx_free(p);
+        answer(cb, ud, HX_STORE_UNAVAILABLE);
+        return 0;
+    }
+    if (s->tail)
+        s->tail->next = p;
+    else
+        s->head = p;
+    s->tail = p;
+    s->npending++;
+    if (s->npending == 1)
+        arm(s);
+    return 0;
+}
+
+/* prefix + key into buf; -1 when the key is not a valid store key. */
+static int full_key(const redis_store *s, const char *key, char buf[KEY_BUF], size_t *len)
+{
+    size_t kl = key ? strnlen(key, HX_STORE_KEY_MAX + 1) : 0;
+    size_t pl = strlen(s->o.prefix);
+    if (kl == 0 || kl > HX_STORE_KEY_MAX)
+        return -1;
+    memcpy(buf, s->o.prefix, pl);
+    memcpy(buf + pl, key, kl);
+    buf[pl + kl] = '\0';
+    *len = pl + kl;
+    return 0;
+}
+
+static const char INCR_LUA[] =
+    "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return v";
+/* ARGV: has_expect, expect, value, ttl_ms. 1 set, 0 conflict, -1 missing. */
+static const char CAS_LUA[] =
+    "local cur = redis.call('GET', KEYS[1]) "
+    "if ARGV[1] == '0' then if cur then return 0 end "
+    "else if not cur then return -1 end if cur ~= ARGV[2] then return 0 end end "
+    "if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) "
+    "else redis.call('SET', KEYS[1], ARGV[3]) end return 1";
+/* ARGV: rate per s, burst, n. Server time, so instances agree. */
+static const char BUCKET_LUA[] =
+    "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local rate, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local b = redis.call('HMGET', KEYS[1], 't', 'ts') "
+    "local tokens, ts = tonumber(b[1]), tonumber(b[2]) "
+    "if not tokens then tokens, ts = burst, now end "
+    "tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000) "
+    "local ok, retry = 0, 0 "
+    "if tokens >= n then tokens = tokens - n ok = 1 else retry = math.ceil((n - tokens) * 1000 / rate) end "
+    "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', now) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000) "
+    "return {ok, tostring(tokens), retry}";
+
+static int eval(redis_store *s, op_kind op, const char *script, const char *key, int nargs, const char **args,
+                const size_t *arglens, hx_store_cb cb, void *ud)
+{
+    char k[KEY_BUF];
+    size_t kl;
+    if (full_key(s, key, k, &kl) != 0)
+        return -1;
+    const char *argv[8] = {"EVAL", script, "1", k};
+    size_t lens[8] = {4, strlen(script), 1, kl};
+    for (int i = 0; i < nargs; i++) {
+        argv[4 + i] = args[i];
+        lens[4 + i] = arglens[i];
+    }
+    return send_argv(s, op, 4 + nargs, argv, lens, cb, ud);
+}
+
+/* ---- the operations ----------------------------------------------------------------- */
+
+static int r_get(hx_store *b, const char *key, hx_store_cb cb, void *ud)
+{
+    redis_store *s = (redis_store *)b;
+    char k[KEY_BUF];
+    size_t kl;
+    if (full_key(s, key, k, &kl) != 0)
+        return -1;
+    const char *argv[] = {"GET", k};
+    const size_t lens[] = {3, kl};
+    return send_argv(s, OP_GET, 2, argv, lens, cb, ud);
+}
+
+static int set_like(redis_store *s, op_kind op, const char *key, const void *val, size_t len, bool nx,
+                    int64_t ttl_ms, hx_store_cb cb, void *ud)
+{
+    char k[KEY_BUF], ttl[24];
+    size_t kl;
+    if (full_key(s, key, k, &kl) != 0 || (val == NULL && len > 0))
+        return -1;
+    const char *argv[6] = {"SET", k, val ? val : ""};
+    size_t lens[6] = {3, kl, len};
+    int argc = 3;
+    if (nx)
+        argv[argc] = "NX", lens[argc++] = 2;
+    if (ttl_ms > 0) {
+        argv[argc] = "PX", lens[argc++] = 2;
+        lens[argc] = (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+        argv[argc++] = ttl;
+    }
+    return send_argv(s, op, argc, argv, lens, cb, ud);
+}
+
+static int r_set(hx_store *b, const char *key, const void *val, size_t len, int64_t ttl_ms, hx_store_cb cb,
+                 void *ud)
+{
+    return set_like((redis_store *)b, OP_SET, key, val, len, false, ttl_ms, cb, ud);
+}
+
+static int r_add_once(hx_store *b, const char *key, int64_t ttl_ms, hx_store_cb cb, void *ud)
+{
+    return set_like((redis_store *)b, OP_ADD, key, "1", 1, true, ttl_ms, cb, ud);
+}
+
+static int r_incr(hx_store *b, const char *key, int64_t delta, int64_t ttl_ms, hx_store_cb cb, void *ud)
+{
+    char d[24], t[24];
+    const char *args[] = {d, t};
+    size_t lens[] = {(size_t)snprintf(d, sizeof d, "%lld", (long long)delta),
+                     (size_t)snprintf(t, sizeof t, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0))};
+    return eval((redis_store *)b, OP_INCR, INCR_LUA, key, 2, args, lens, cb, ud);
+}
+
+static int r_cas(hx_store *b, const char *key, const void *expect, size_t elen, const void *val, size_t vlen,
+                 int64_t ttl_ms, hx_store_cb cb, void *ud)
+{
+    if ((val == NULL && vlen > 0) || (expect == NULL && elen > 0))
+        return -1;
+    char t[24];
+    const char *args[] = {expect ? "1" : "0", expect ? expect : "", val ? val : "", t};
+    size_t lens[] = {1, elen, vlen, (size_t)snprintf(t, sizeof t, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0))};
+    return eval((redis_store *)b, OP_CAS, CAS_LUA, key, 4, args, lens, cb, ud);
+}
+
+static int r_bucket_take(hx_store *b, const char *key, double rate, double burst, double n, hx_store_cb cb, void *ud)
+{
+    if (!(rate > 0) || !(burst > 0) || !(n >= 0))
+        return -1;
+    char a[3][32];
+    const char *args[] = {a[0], a[1], a[2]};
+    size_t lens[] = {(size_t)snprintf(a[0], sizeof a[0], "%.17g", rate),
+                     (size_t)snprintf(a[1], sizeof a[1], "%.17g", burst),
+                     (size_t)snprintf(a[2], sizeof a[2], "%.17g", n)};
+    return eval((redis_store *)b, OP_BUCKET, BUCKET_LUA, key, 3, args, lens, cb, ud);
+}
+
+static int r_del(hx_store *b, const char *key, hx_store_cb cb, void *ud)
+{
+    redis_store *s = (redis_store *)b;
+    char k[KEY_BUF];
+    size_t kl;
+    if (full_key(s, key, k, &kl) != 0)
+        return -1;
+    const char *argv[] = {"DEL", k};
+    const size_t lens[] = {3, kl};
+    return send_argv(s, OP_DEL, 2, argv, lens, cb, ud);
+}
+
+/* ---- the connection -------------------------------------------------------------------- */
+
+static void schedule_reconnect(redis_store *s)
+{
+    if (s->closing)
+        return;
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS)
+        s->backoff_ms = BACKOFF_MAX_MS;
+    arm(s);
+}
+
+/* The connection is gone (hiredis has answered every pending command
+ * with NULL and freed the context). */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    redis_store *s = ac->data;
+    (void)status;
+    bool was = s->connected;
+    s->connected = false;
+    s->ac = NULL;
+    if (was)
+        s->st.disconnects++;
+    schedule_reconnect(s);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    redis_store *s = ac->data;
+    if (status != REDIS_OK) {
+        s->ac = NULL; /* hiredis frees the context after this callback */
+        s->st.connect_errors++;
+        schedule_reconnect(s);
+        return;
+    }
+    s->connected = true;
+    s->backoff_ms = 0;
+    s->st.connects++;
+    arm(s);
+}
+
+/* AUTH (an ACL user too) and SELECT go first on every new connection;
+ * hiredis queues them until the socket is up. */
+static void setup_commands(redis_store *s)
+{
+    if (*s->o.password) {
+        const char *argv[] = {"AUTH", s->o.username, s->o.password};
+        const size_t lens[] = {4, strlen(s->o.username), strlen(s->o.password)};
+        if (*s->o.username)
+            send_argv(s, OP_SETUP, 3, argv, lens, NULL, NULL);
+        else
+            send_argv(s, OP_SETUP, 2, (const char *[]){"AUTH", s->o.password},
+                      (const size_t[]){4, strlen(s->o.password)}, NULL, NULL);
+    }
+    if (s->o.db > 0) {
+        char db[16];
+        const char *argv[] = {"SELECT", db};
+        const size_t lens[] = {6, (size_t)snprintf(db, sizeof db, "%d", s->o.db)};
+        send_argv(s, OP_SETUP, 2, argv, lens, NULL, NULL);
+    }
+}
+
+static void connect_now(redis_store *s)
+{
+    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    if (ac == NULL || ac->err || redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+        if (ac)
+            redisAsyncFree(ac);
+        s->st.connect_errors++;
+        schedule_reconnect(s);
+        return;
+    }
+    ac->data = s;
+    s->ac = ac;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->st.connect_attempts++;
+    setup_commands(s);
+    arm(s);
+}
+
+/* The one timer: while connecting, the connect deadline; while connected
+ * with commands in flight, the oldest one's deadline; while down, the
+ * reconnect. */
+static void on_timer(uv_timer_t *t)
+{
+    redis_store *s = t->data;
+    if (s->closing)
+        return;
+    if (s->ac == NULL) {
+        connect_now(s);
+        return;
+    }
+    uint64_t now = now_ms(s);
+    bool late = !s->connected || (s->head && now - s->head->sent_ms >= (uint64_t)s->o.command_timeout_ms);
+    if (!late) {
+        arm(s);
+        return;
+    }
+    s->st.timeouts++;
+    /* Not a polite disconnect (it would wait for the answers that are
+     * late): every pending command hears UNAVAILABLE at once (on_reply
+     * with NULL); a connected context also calls on_disconnect, which
+     * schedules the reconnect. */
+    redisAsyncContext *ac = s->ac;
+    redisAsyncFree(ac);
+    if (s->ac == ac) { /* never connected: no disconnect callback */
+        s->ac = NULL;
+        s->connected = false;
+        schedule_reconnect(s);
+    }
+}
+
+static void arm(redis_store *s)
+{
+    if (s->closing)
+        return;
+    uint64_t ms;
+    if (s->ac == NULL)
+        ms = s->backoff_ms;
+    else if (!s->connected)
+        ms = (uint64_t)s->o.connect_timeout_ms;
+    else if (s->head) {
+        uint64_t age = now_ms(s) - s->head->sent_ms, to = (uint64_t)s->o.command_timeout_ms;
+        ms = age >= to ? 0 : to - age;
+    } else {
+        uv_timer_stop(&s->timer);
+        return;
+    }
+    uv_timer_start(&s->timer, on_timer, ms, 0);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    redis_store *s = h->data;
+    hx_free(s->owned);
+    hx_free(s);
+}
+
+static void r_destroy(hx_store *b)
+{
+    redis_store *s = (redis_store *)b;
+    s->closing = true;
+    if (s->ac) {
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        redisAsyncFree(ac); /* pending callbacks hear UNAVAILABLE now */
+    }
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+static const hx_store_vt redis_vt = {
+    .name = "redis",
+    .get = r_get,
+    .set = r_set,
+    .add_once = r_add_once,
+    .incr = r_incr,
+    .cas = r_cas,
+    .bucket_take = r_bucket_take,
+    .del = r_del,
+    .destroy = r_destroy,
+};
+
+hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
+{
+    if (loop == NULL || o == NULL || o->address == NULL || (o->prefix && strlen(o->prefix) > HX_STORE_PREFIX_MAX))
+        return NULL;
+    redis_store *s = hx_calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->base.vt = &redis_vt;
+    s->loop = loop;
+    s->o = *o;
+    /* Copies of the strings: the store may outlive the config it came from. */
+    const char *strs[] = {o->address, o->prefix ? o->prefix : "", o->username ? o->username : "",
+                          o->password ? o->password : ""};
+    size_t total = 0, off = 0;
+    for (int i = 0; i < 4; i++)
+        total += strlen(strs[i]) + 1;
+    if ((s->owned = hx_malloc(total)) == NULL) {
+        hx_free(s);
+        return NULL;
+    }
+    const char **dst[] = {&s->o.address, &s->o.prefix, &s->o.username, &s->o.password};
+    for (int i = 0; i < 4; i++) {
+        size_t n = strlen(strs[i]) + 1;
+        memcpy(s->owned + off, strs[i], n);
+        *dst[i] = s->owned + off;
+        off += n;
+    }
+    if (s->o.max_pending == 0)
+        s->o.max_pending = 10000;
+    if (s->o.connect_timeout_ms <= 0)
+        s->o.connect_timeout_ms = 1000;
+    if (s->o.command_timeout_ms <= 0)
+        s->o.command_timeout_ms = 1000;
+    /* host:port (the last colon, so an IPv6 literal in brackets works). */
+    const char *addr = s->o.address, *colon = strrchr(addr, ':');
+    size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']' && hl - 2 < sizeof s->host) {
+        memcpy(s->host, addr + 1, hl - 2);
+        s->host[hl - 2] = '\0';
+    } else if (hl < sizeof s->host) {
+        memcpy(s->host, addr, hl);
+        s->host[hl] = '\0';
+    }
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 6379;
+    if (s->host[0] == '\0' || port <= 0 || port > 65535 || (colon && (end == colon + 1 || *end))) {
+        hx_free(s->owned);
+        hx_free(s);
+        return NULL;
+    }
+    s->port = (int)port;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    connect_now(s);
+    return &s->base;
+}
+
+bool hx_store_redis_connected(const hx_store *b)
+{
+    return ((const redis_store *)b)->connected;
+}
+
+void hx_store_redis_get_stats(const hx_store *b, hx_store_redis_stats *st)
+{
+    *st = ((const redis_store *)b)->st;
+}

@@ -1,0 +1,401 @@
+/* The state store's Redis backend against a real redis-server (Debian's,
+ * started here on a free port without persistence, stopped after): every
+ * operation's answers, the key prefix, expiry, AUTH, a Redis that stops
+ * answering (command deadline, then recovery), one that goes away and
+ * comes back (reconnect), the bound on commands in flight. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "state/store.h"
+
+#define REDIS_BIN "/usr/bin/redis-server"
+
+static uv_loop_t loop;
+static pid_t redis_pid;
+static int redis_port;
+
+typedef struct {
+    int calls;
+    hx_store_reply r;
+    char data[256];
+} got;
+
+static void on_reply(void *ud, const hx_store_reply *r)
+{
+    got *g = ud;
+    g->calls++;
+    g->r = *r;
+    g->data[0] = '\0';
+    if (r->data && r->len < sizeof g->data) {
+        memcpy(g->data, r->data, r->len);
+        g->data[r->len] = '\0';
+    }
+    g->r.data = g->data;
+}
+
+/* Runs the loop until g has an answer (or 5 s). */
+static void wait_for(got *g)
+{
+    uint64_t until = uv_hrtime() + 5000000000ull;
+    while (g->calls == 0 && uv_hrtime() < until)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(g->calls, 1);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void spin_ms(int ms)
+{
+    uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000ull;
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    while (uv_hrtime() < until) {
+        uv_timer_start(&t, on_tick, 5, 0);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void redis_start(const char *password)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", redis_port);
+    redis_pid = fork();
+    assert_true(redis_pid >= 0);
+    if (redis_pid == 0) {
+        if (freopen("/dev/null", "w", stdout) == NULL)
+            _exit(126);
+        if (password)
+            execl(REDIS_BIN, REDIS_BIN, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  "--requirepass", password, (char *)NULL);
+        else
+            execl(REDIS_BIN, REDIS_BIN, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  (char *)NULL);
+        _exit(127);
+    }
+    /* Ready once it accepts. */
+    for (int i = 0; i < 200; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return;
+        usleep(20000);
+    }
+    fail_msg("redis-server did not start");
+}
+
+static void redis_stop(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGCONT);
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+    }
+    redis_pid = 0;
+}
+
+static hx_store *open_store(const char *prefix, const char *password, int64_t cmd_timeout_ms, size_t max_pending)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", redis_port);
+    hx_store_redis_opts o = {.address = addr, .prefix = prefix, .password = password,
+                             .connect_timeout_ms = 500, .command_timeout_ms = cmd_timeout_ms,
+                             .max_pending = max_pending};
+    hx_store *s = hx_store_redis_new(&loop, &o);
+    assert_non_null(s);
+    uint64_t until = uv_hrtime() + 3000000000ull;
+    while (!hx_store_redis_connected(s) && uv_hrtime() < until)
+        uv_run(&loop, UV_RUN_ONCE);
+    return s;
+}
+
+static void close_store(hx_store *s)
+{
+    s->vt->destroy(s);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (access(REDIS_BIN, X_OK) != 0)
+        return 0;
+    uv_loop_init(&loop);
+    redis_port = free_port();
+    redis_start(NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    redis_stop();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 0;
+}
+
+#define NEED_REDIS()                                                                                   \
+    do {                                                                                               \
+        if (access(REDIS_BIN, X_OK) != 0)                                                              \
+            skip();                                                                                    \
+    } while (0)
+
+static void test_operations(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *s = open_store("t1:", "", 1000, 0);
+    assert_true(hx_store_redis_connected(s));
+    got g = {0};
+    assert_int_equal(s->vt->set(s, "k", "v\0x", 3, 0, on_reply, &g), 0);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    g = (got){0};
+    s->vt->get(s, "k", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.len, 3); /* binary-safe: the NUL is kept */
+    assert_memory_equal(g.data, "v\0x", 3);
+    g = (got){0};
+    s->vt->get(s, "missing", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_NOT_FOUND);
+    /* single use */
+    g = (got){0};
+    s->vt->add_once(s, "once", 10000, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    g = (got){0};
+    s->vt->add_once(s, "once", 10000, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_EXISTS);
+    /* counters */
+    for (int i = 1; i <= 3; i++) {
+        g = (got){0};
+        s->vt->incr(s, "n", 5, 10000, on_reply, &g);
+        wait_for(&g);
+        assert_int_equal(g.r.rc, HX_STORE_OK);
+        assert_int_equal(g.r.value, 5 * i);
+    }
+    g = (got){0};
+    s->vt->incr(s, "k", 1, 0, on_reply, &g); /* not a counter */
+    wait_for(&g);
+    assert_int_not_equal(g.r.rc, HX_STORE_OK);
+    /* compare-and-set */
+    g = (got){0};
+    s->vt->cas(s, "c", "a", 1, "b", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_NOT_FOUND);
+    g = (got){0};
+    s->vt->cas(s, "c", NULL, 0, "a", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    g = (got){0};
+    s->vt->cas(s, "c", NULL, 0, "z", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_CONFLICT);
+    g = (got){0};
+    s->vt->cas(s, "c", "x", 1, "b", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_CONFLICT);
+    g = (got){0};
+    s->vt->cas(s, "c", "a", 1, "b", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    /* token bucket: burst 3 at 1/s */
+    for (int i = 0; i < 3; i++) {
+        g = (got){0};
+        s->vt->bucket_take(s, "b", 1.0, 3.0, 1.0, on_reply, &g);
+        wait_for(&g);
+        assert_int_equal(g.r.rc, HX_STORE_OK);
+    }
+    g = (got){0};
+    s->vt->bucket_take(s, "b", 1.0, 3.0, 1.0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED);
+    assert_true(g.r.retry_ms > 0 && g.r.retry_ms <= 1000);
+    /* delete */
+    g = (got){0};
+    s->vt->del(s, "k", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    g = (got){0};
+    s->vt->del(s, "k", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_NOT_FOUND);
+    /* bad keys are refused before anything is sent */
+    char big[HX_STORE_KEY_MAX + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(s->vt->get(s, big, on_reply, &g), -1);
+    assert_int_equal(s->vt->get(s, "", on_reply, &g), -1);
+    close_store(s);
+}
+
+static void test_prefix_and_expiry(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *a = open_store("gw-a:", "", 1000, 0), *b = open_store("gw-b:", "", 1000, 0);
+    got g = {0};
+    a->vt->add_once(a, "same", 200, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    g = (got){0};
+    b->vt->add_once(b, "same", 200, on_reply, &g); /* another gateway's namespace */
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    spin_ms(400);
+    g = (got){0};
+    a->vt->add_once(a, "same", 200, on_reply, &g); /* expired: registrable again */
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    close_store(a);
+    close_store(b);
+}
+
+static void test_stalled_redis_times_out_then_recovers(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *s = open_store("t3:", "", 200, 2);
+    kill(redis_pid, SIGSTOP);
+    got g1 = {0}, g2 = {0}, g3 = {0};
+    s->vt->set(s, "x", "1", 1, 0, on_reply, &g1);
+    s->vt->set(s, "y", "1", 1, 0, on_reply, &g2);
+    s->vt->set(s, "z", "1", 1, 0, on_reply, &g3); /* past max_pending: at once */
+    assert_int_equal(g3.calls, 1);
+    assert_int_equal(g3.r.rc, HX_STORE_UNAVAILABLE);
+    uint64_t t0 = uv_hrtime();
+    wait_for(&g1);
+    wait_for(&g2);
+    assert_int_equal(g1.r.rc, HX_STORE_UNAVAILABLE);
+    assert_int_equal(g2.r.rc, HX_STORE_UNAVAILABLE);
+    assert_true(uv_hrtime() - t0 < 2000000000ull); /* the command deadline, not a hang */
+    hx_store_redis_stats st;
+    hx_store_redis_get_stats(s, &st);
+    assert_true(st.timeouts >= 1);
+    kill(redis_pid, SIGCONT);
+    uint64_t until = uv_hrtime() + 5000000000ull;
+    while (!hx_store_redis_connected(s) && uv_hrtime() < until)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(hx_store_redis_connected(s));
+    got g = {0};
+    s->vt->get(s, "x", on_reply, &g);
+    wait_for(&g);
+    assert_true(g.r.rc == HX_STORE_OK || g.r.rc == HX_STORE_NOT_FOUND);
+    close_store(s);
+}
+
+static void test_redis_restart_reconnects(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *s = open_store("t4:", "", 500, 0);
+    redis_stop();
+    spin_ms(100);
+    got g = {0};
+    s->vt->get(s, "k", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_UNAVAILABLE); /* down: answered, not queued */
+    redis_start(NULL);
+    uint64_t until = uv_hrtime() + 8000000000ull;
+    while (!hx_store_redis_connected(s) && uv_hrtime() < until)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(hx_store_redis_connected(s));
+    g = (got){0};
+    s->vt->add_once(s, "after", 1000, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    hx_store_redis_stats st;
+    hx_store_redis_get_stats(s, &st);
+    assert_true(st.disconnects >= 1 && st.connects >= 2);
+    close_store(s);
+}
+
+static void test_auth(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    redis_stop();
+    redis_start("s3cret-pass");
+    hx_store *good = open_store("t5:", "s3cret-pass", 500, 0);
+    got g = {0};
+    good->vt->set(good, "k", "v", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    hx_store *bad = open_store("t5:", "wrong", 500, 0);
+    g = (got){0};
+    bad->vt->get(bad, "k", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_UNAVAILABLE); /* NOAUTH: never a value */
+    hx_store_redis_stats st;
+    hx_store_redis_get_stats(bad, &st);
+    assert_true(st.setup_errors >= 1);
+    close_store(good);
+    close_store(bad);
+    redis_stop();
+    redis_start(NULL);
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store_redis_opts o = {.address = "127.0.0.1:notaport"};
+    assert_null(hx_store_redis_new(&loop, &o));
+    o.address = "127.0.0.1:70000";
+    assert_null(hx_store_redis_new(&loop, &o));
+    char prefix[HX_STORE_PREFIX_MAX + 2];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    o.address = "127.0.0.1:6379";
+    o.prefix = prefix;
+    assert_null(hx_store_redis_new(&loop, &o));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_operations),
+        cmocka_unit_test(test_prefix_and_expiry),
+        cmocka_unit_test(test_stalled_redis_times_out_then_recovers),
+        cmocka_unit_test(test_redis_restart_reconnects),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_bad_options),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
