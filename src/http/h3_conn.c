@@ -434,11 +434,6 @@ static void conn_free(h3_conn *c)
     hx_worker_maybe_stop(hw->w);
 }
 
-void hx_h3_conn_freed(h3_conn *c)
-{
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-}
-
 static void start_close_wait(h3_conn *c, enum h3_conn_state st)
 {
     if (c->state == H3C_HANDSHAKE)

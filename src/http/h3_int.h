@@ -206,7 +206,6 @@ int hx_h3_conn_write(h3_conn *c);
 void hx_h3_conn_close(h3_conn *c, const char *why);
 /* Shutdown: GOAWAY; streams finish, then the connection closes. */
 void hx_h3_conn_drain(h3_conn *c);
-void hx_h3_conn_freed(h3_conn *c);
 /* The connection whose packet is being read (for the register's event). */
 extern _Thread_local h3_conn *hx_h3_reading;
 /* The early-data metric and SIEM event (h3_conn.c). */
