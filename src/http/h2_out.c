@@ -164,6 +164,8 @@ static int tp_body(hx_req *r, const void *data, size_t len)
 static int tp_end(hx_req *r)
 {
     h2_stream *s = r->tp_ctx;
+    if (s->state == H2S_DONE)
+        return HX_RES_EGONE; /* reset already: its head could not be submitted */
     s->eof = true;
     hx_h2_set_stream_state(s, H2S_DONE, "answer ended");
     stream_kick(s);

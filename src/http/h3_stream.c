@@ -562,6 +562,8 @@ static int tp_body(hx_req *r, const void *data, size_t len)
 static int tp_end(hx_req *r)
 {
     h3_stream *s = r->tp_ctx;
+    if (s->state == H3S_DONE)
+        return HX_RES_EGONE; /* reset already: its head could not be submitted */
     s->eof = true;
     s->state = H3S_DONE;
     stream_kick(s);
