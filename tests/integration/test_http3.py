@@ -512,6 +512,28 @@ class H3ZeroRttTest(H3Base):
         self.assertTrue(self.srv.wait_log(lambda l: l.get("kind") == "early_data_replay" and
                                           l.get("event") == "security" and l.get("peer") == HOST))
 
+    def test_same_session_twice(self):
+        """The issue's case from the client's side: one saved session used
+        twice for the same 0-RTT POST. The register keys on the ClientHello
+        (its PSK binder, RFC 8446 8.2), and a second ClientHello is a new
+        one, so TLS takes its early data; the POST is held until each
+        handshake completes all the same, so neither is served from early
+        data, each exactly once, and nothing upstream says Early-Data."""
+        self.start_h3()
+        self.prime()
+        twin = os.path.join(self.workdir, "twin.h3s")
+        shutil.copy(os.path.join(self.workdir, "s.h3s"), twin)
+        before = self.mock.stats()["requests"]
+        for session in ("s", "twin"):
+            run = self.post("/v1/chat/completions", CHAT, session=session)
+            self.assertEqual(run.summary["early_data"], "accepted", run.summary)
+            self.assertEqual(run.first.status, 200)
+            self.assertNotIn("early-data", self.mock.last()["headers"])
+        self.assertEqual(self.mock.stats()["requests"], before + 2)
+        self.srv.wait_log(lambda l: len(self.request_logs("/v1/chat/completions")) == 2)
+        for line in self.request_logs("/v1/chat/completions"):
+            self.assertNotIn("early_data", line)  # held, not served from early data
+
     def test_allow_0rtt_replay_forwards_with_early_data_header(self):
         self.start_h3({"allow_0rtt_replay": True})
         self.assertTrue(self.srv.wait_log(lambda l: l.get("kind") == "0rtt_replay_allowed"))
