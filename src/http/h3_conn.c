@@ -329,7 +329,7 @@ h3_conn *hx_h3_conn_new(h3_worker *hw, const ngtcp2_path *path, const ngtcp2_pkt
     ngtcp2_settings s;
     ngtcp2_settings_default(&s);
     s.initial_ts = hx_h3_now();
-    if (getenv("HX_H3_DEBUG"))
+    if (hx_h3_g.debug)
         s.log_printf = dbg_log;
     s.token = (ngtcp2_vec){(uint8_t *)(uintptr_t)token, tokenlen};
     s.max_window = (uint64_t)h->max_connection_receive_window;

@@ -181,6 +181,7 @@ typedef struct {
     hx_antireplay *replay; /* NULL without enable_0rtt; lets all through with allow_0rtt_replay */
     uint8_t secret[HX_H3_SECRET_LEN];
     int validation;        /* 0 auto, 1 always, 2 never */
+    bool debug;            /* HX_H3_DEBUG set at start: ngtcp2's packet log on stderr */
 } h3_global;
 extern h3_global hx_h3_g;
 

@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -141,6 +142,7 @@ int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, 
     hx_h3_g.tls = make_tls(cfg, err, errlen);
     if (hx_h3_g.tls == NULL)
         return -1;
+    hx_h3_g.debug = getenv("HX_H3_DEBUG") != NULL; /* read once, not per connection */
     if (make_secret(cfg) != 0) {
         snprintf(err, errlen, "server.http3: cannot make the token secret");
         return -1;
