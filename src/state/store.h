@@ -23,6 +23,9 @@
 #include <stdint.h>
 
 #define HX_STORE_KEY_MAX 512
+#define HX_STORE_MEMBER_MAX 128
+/* Live members of one lease set, in the in-process backend. */
+#define HX_STORE_LEASES_MAX 4096
 
 typedef enum {
     HX_STORE_OK = 0,
@@ -39,10 +42,10 @@ typedef enum {
 /* What an operation answers; valid during the callback only. */
 typedef struct {
     hx_store_rc rc;
-    int64_t value;      /* incr: the new value */
+    int64_t value;      /* incr: the new value; lease_acquire: live members */
     const void *data;   /* get: the value (not NUL-terminated) */
     size_t len;
-    double tokens;      /* bucket_take: tokens left after the take */
+    double tokens;      /* bucket_take, bucket_charge: tokens left after */
     int64_t retry_ms;   /* bucket_take LIMITED: when the asked tokens are there */
 } hx_store_reply;
 
@@ -69,6 +72,20 @@ typedef struct {
      * (full when created). LIMITED takes nothing. */
     int (*bucket_take)(hx_store *s, const char *key, double rate_per_s, double burst, double n, hx_store_cb cb,
                        void *ud);
+    /* Takes n tokens whatever the level (n < 0 gives back, never above
+     * burst); the level never goes below `floor` (< 0: a debt the refill
+     * pays off). OK, with the level after in tokens. */
+    int (*bucket_charge)(hx_store *s, const char *key, double rate_per_s, double burst, double n, double floor,
+                         hx_store_cb cb, void *ud);
+    /* Leases: a set of members, each expiring ttl_ms after its last
+     * acquire (a holder that dies loses its lease by itself). Acquire adds
+     * or renews `member` while fewer than `limit` others hold one: OK or
+     * LIMITED, with the live members (this one included when OK) in value.
+     * Members are NUL-free strings of at most HX_STORE_MEMBER_MAX bytes. */
+    int (*lease_acquire)(hx_store *s, const char *key, const char *member, int64_t limit, int64_t ttl_ms,
+                         hx_store_cb cb, void *ud);
+    /* Gives a lease back: OK, or NOT_FOUND when it was not held (expired). */
+    int (*lease_release)(hx_store *s, const char *key, const char *member, hx_store_cb cb, void *ud);
     int (*del)(hx_store *s, const char *key, hx_store_cb cb, void *ud);
     void (*destroy)(hx_store *s);
 } hx_store_vt;

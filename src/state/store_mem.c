@@ -12,7 +12,7 @@
 
 #include "util/alloc.h"
 
-typedef enum { V_BYTES, V_COUNTER, V_BUCKET, V_MARK } vkind;
+typedef enum { V_BYTES, V_COUNTER, V_BUCKET, V_MARK, V_LEASES } vkind;
 
 typedef struct entry {
     struct entry *next; /* chain */
@@ -387,6 +387,173 @@ static int mem_bucket_take(hx_store *base, const char *key, double rate, double 
     return answer(cb, ud, &r);
 }
 
+static int mem_bucket_charge(hx_store *base, const char *key, double rate, double burst, double n, double floor,
+                             hx_store_cb cb, void *ud)
+{
+    mem_store *s = (mem_store *)base;
+    size_t klen;
+    uint32_t h;
+    int64_t now;
+    if (!(rate > 0) || !(burst > 0) || !isfinite(rate) || !isfinite(burst) || !isfinite(n) || !isfinite(floor) ||
+        floor > burst || enter(s, key, &klen, &h, &now) != 0)
+        return -1;
+    hx_store_reply r = {.rc = HX_STORE_OK};
+    entry *e = find(s, key, klen, h, now);
+    if (e == NULL && (e = insert(s, key, klen, h, V_BUCKET, 0, now, &r.rc)) != NULL) {
+        e->tokens = burst;
+        e->refilled_ms = now;
+    }
+    if (e && e->kind != V_BUCKET) {
+        r.rc = HX_STORE_WRONG_TYPE;
+    } else if (e) {
+        e->tokens = fmin(burst, e->tokens + (double)(now - e->refilled_ms) * rate / 1000.0);
+        e->refilled_ms = now;
+        e->tokens = fmax(floor, fmin(burst, e->tokens - n));
+        r.tokens = e->tokens;
+        e->expires_ms = now + (int64_t)ceil((burst - e->tokens) * 1000.0 / rate) + 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return answer(cb, ud, &r);
+}
+
+/* A lease set's value: records of [int64 expiry ms][uint8 length][member]. */
+#define LEASE_HEAD 9
+
+static size_t lease_next(const entry *e, size_t at)
+{
+    return at + LEASE_HEAD + e->val[at + 8];
+}
+
+static int64_t lease_expiry(const entry *e, size_t at)
+{
+    int64_t x;
+    memcpy(&x, e->val + at, sizeof x);
+    return x;
+}
+
+/* Drops the expired records of e (in place); the live count in *live and
+ * the offset of member's record (or SIZE_MAX) in *found. */
+static void lease_scan(mem_store *s, entry *e, const char *member, size_t mlen, int64_t now, int64_t *live,
+                       size_t *found)
+{
+    size_t w = 0;
+    *live = 0;
+    *found = SIZE_MAX;
+    for (size_t at = 0; at < e->vlen;) {
+        size_t next = lease_next(e, at), len = next - at;
+        if (lease_expiry(e, at) > now) {
+            memmove(e->val + w, e->val + at, len);
+            if (e->val[w + 8] == mlen && memcmp(e->val + w + LEASE_HEAD, member, mlen) == 0)
+                *found = w;
+            w += len;
+            (*live)++;
+        }
+        at = next;
+    }
+    s->bytes -= e->vlen - w;
+    e->vlen = w;
+}
+
+static int member_check(const char *member, size_t *mlen)
+{
+    if (member == NULL)
+        return -1;
+    *mlen = strnlen(member, HX_STORE_MEMBER_MAX + 1);
+    return *mlen == 0 || *mlen > HX_STORE_MEMBER_MAX ? -1 : 0;
+}
+
+/* Appends member's record to e with expiry x; false: no room or memory. */
+static bool lease_append(mem_store *s, entry *e, const char *member, size_t mlen, int64_t x, hx_store_rc *rc)
+{
+    size_t add = LEASE_HEAD + mlen;
+    if (s->bytes + add > s->lim.max_bytes) {
+        *rc = HX_STORE_FULL;
+        return false;
+    }
+    unsigned char *v = hx_realloc(e->val, e->vlen + add);
+    if (v == NULL) {
+        *rc = HX_STORE_NOMEM;
+        return false;
+    }
+    e->val = v;
+    memcpy(v + e->vlen, &x, sizeof x);
+    v[e->vlen + 8] = (unsigned char)mlen;
+    memcpy(v + e->vlen + LEASE_HEAD, member, mlen);
+    e->vlen += add;
+    s->bytes += add;
+    return true;
+}
+
+static int mem_lease_acquire(hx_store *base, const char *key, const char *member, int64_t limit, int64_t ttl_ms,
+                             hx_store_cb cb, void *ud)
+{
+    mem_store *s = (mem_store *)base;
+    size_t klen, mlen;
+    uint32_t h;
+    int64_t now;
+    if (limit < 1 || ttl_ms < 1 || member_check(member, &mlen) != 0 || enter(s, key, &klen, &h, &now) != 0)
+        return -1;
+    hx_store_reply r = {.rc = HX_STORE_OK};
+    entry *e = find(s, key, klen, h, now);
+    bool fresh = e == NULL;
+    if (e == NULL)
+        e = insert(s, key, klen, h, V_LEASES, 0, now, &r.rc);
+    if (e && e->kind != V_LEASES) {
+        r.rc = HX_STORE_WRONG_TYPE;
+    } else if (e) {
+        int64_t live;
+        size_t at;
+        lease_scan(s, e, member, mlen, now, &live, &at);
+        int64_t x = now + ttl_ms;
+        r.value = live;
+        if (at != SIZE_MAX) {
+            memcpy(e->val + at, &x, sizeof x);
+        } else if (live >= limit || live >= HX_STORE_LEASES_MAX) {
+            r.rc = HX_STORE_LIMITED;
+        } else if (lease_append(s, e, member, mlen, x, &r.rc)) {
+            r.value = live + 1;
+        }
+        if (r.rc == HX_STORE_OK || r.rc == HX_STORE_LIMITED) {
+            if (x > e->expires_ms) /* the set goes with its last lease */
+                e->expires_ms = x;
+        } else if (fresh) {
+            unlink_entry(s, e);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return answer(cb, ud, &r);
+}
+
+static int mem_lease_release(hx_store *base, const char *key, const char *member, hx_store_cb cb, void *ud)
+{
+    mem_store *s = (mem_store *)base;
+    size_t klen, mlen;
+    uint32_t h;
+    int64_t now;
+    if (member_check(member, &mlen) != 0 || enter(s, key, &klen, &h, &now) != 0)
+        return -1;
+    hx_store_reply r = {.rc = HX_STORE_NOT_FOUND};
+    entry *e = find(s, key, klen, h, now);
+    if (e && e->kind != V_LEASES) {
+        r.rc = HX_STORE_WRONG_TYPE;
+    } else if (e) {
+        int64_t live;
+        size_t at;
+        lease_scan(s, e, member, mlen, now, &live, &at);
+        if (at != SIZE_MAX) {
+            size_t len = LEASE_HEAD + mlen;
+            memmove(e->val + at, e->val + at + len, e->vlen - at - len);
+            e->vlen -= len;
+            s->bytes -= len;
+            r.rc = HX_STORE_OK;
+        }
+        if (e->vlen == 0)
+            unlink_entry(s, e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return answer(cb, ud, &r);
+}
+
 static int mem_del(hx_store *base, const char *key, hx_store_cb cb, void *ud)
 {
     mem_store *s = (mem_store *)base;
@@ -422,7 +589,18 @@ static void mem_destroy(hx_store *base)
 }
 
 static const hx_store_vt mem_vt = {
-    "memory", mem_get, mem_set, mem_add_once, mem_incr, mem_cas, mem_bucket_take, mem_del, mem_destroy,
+    .name = "memory",
+    .get = mem_get,
+    .set = mem_set,
+    .add_once = mem_add_once,
+    .incr = mem_incr,
+    .cas = mem_cas,
+    .bucket_take = mem_bucket_take,
+    .bucket_charge = mem_bucket_charge,
+    .lease_acquire = mem_lease_acquire,
+    .lease_release = mem_lease_release,
+    .del = mem_del,
+    .destroy = mem_destroy,
 };
 
 hx_store *hx_store_memory_new(const hx_store_limits *lim)

@@ -18,6 +18,7 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@
 #define BACKOFF_MAX_MS 5000
 #define KEY_BUF (HX_STORE_PREFIX_MAX + HX_STORE_KEY_MAX + 1)
 
-typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_DEL, OP_SETUP } op_kind;
+typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_DEL, OP_SETUP } op_kind;
 
 typedef struct pending {
     struct redis_store *s;
@@ -119,6 +120,22 @@ static void decode(const pending *p, const redisReply *rp, hx_store_reply *out)
         out->tokens = rp->element[1]->str ? strtod(rp->element[1]->str, NULL) : 0;
         out->retry_ms = rp->element[2]->integer;
         break;
+    case OP_CHARGE:
+        if (rp->type != REDIS_REPLY_STRING)
+            out->rc = HX_STORE_UNAVAILABLE;
+        else
+            out->tokens = strtod(rp->str, NULL);
+        break;
+    case OP_LEASE:
+        if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 2 || rp->element[0]->type != REDIS_REPLY_INTEGER ||
+            rp->element[1]->type != REDIS_REPLY_INTEGER) {
+            out->rc = HX_STORE_UNAVAILABLE;
+            break;
+        }
+        out->rc = rp->element[0]->integer == 1 ? HX_STORE_OK : HX_STORE_LIMITED;
+        out->value = rp->element[1]->integer;
+        break;
+    case OP_RELEASE:
     case OP_DEL:
         out->rc = rp->type == REDIS_REPLY_INTEGER && rp->integer > 0 ? HX_STORE_OK : HX_STORE_NOT_FOUND;
         break;
@@ -227,8 +244,32 @@ static const char BUCKET_LUA[] =
     "local ok, retry = 0, 0 "
     "if tokens >= n then tokens = tokens - n ok = 1 else retry = math.ceil((n - tokens) * 1000 / rate) end "
     "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', now) "
-    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000) "
     "return {ok, tostring(tokens), retry}";
+/* ARGV: rate per s, burst, n, floor. The level after, as a string. */
+static const char CHARGE_LUA[] =
+    "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local rate, burst, n, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]) "
+    "local b = redis.call('HMGET', KEYS[1], 't', 'ts') "
+    "local tokens, ts = tonumber(b[1]), tonumber(b[2]) "
+    "if not tokens then tokens, ts = burst, now end "
+    "tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000) "
+    "tokens = math.max(floor, math.min(burst, tokens - n)) "
+    "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', now) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000) "
+    "return tostring(tokens)";
+/* ARGV: member, limit, ttl_ms. A sorted set scored by expiry, on the
+ * server's clock. {1|0, live members}. */
+static const char LEASE_LUA[] =
+    "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local limit, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
+    "local n = redis.call('ZCARD', KEYS[1]) "
+    "local have = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+    "if not have and n >= limit then return {0, n} end "
+    "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1]) "
+    "if redis.call('PTTL', KEYS[1]) < ttl + 1000 then redis.call('PEXPIRE', KEYS[1], ttl + 1000) end "
+    "if have then return {1, n} end return {1, n + 1}";
 
 static int eval(redis_store *s, op_kind op, const char *script, const char *key, int nargs, const char **args,
                 const size_t *arglens, hx_store_cb cb, void *ud)
@@ -321,6 +362,52 @@ static int r_bucket_take(hx_store *b, const char *key, double rate, double burst
                      (size_t)snprintf(a[1], sizeof a[1], "%.17g", burst),
                      (size_t)snprintf(a[2], sizeof a[2], "%.17g", n)};
     return eval((redis_store *)b, OP_BUCKET, BUCKET_LUA, key, 3, args, lens, cb, ud);
+}
+
+static int r_bucket_charge(hx_store *b, const char *key, double rate, double burst, double n, double floor,
+                           hx_store_cb cb, void *ud)
+{
+    if (!(rate > 0) || !(burst > 0) || !isfinite(rate) || !isfinite(burst) || !isfinite(n) || !isfinite(floor) ||
+        floor > burst)
+        return -1;
+    char a[4][32];
+    const char *args[] = {a[0], a[1], a[2], a[3]};
+    size_t lens[] = {(size_t)snprintf(a[0], sizeof a[0], "%.17g", rate),
+                     (size_t)snprintf(a[1], sizeof a[1], "%.17g", burst),
+                     (size_t)snprintf(a[2], sizeof a[2], "%.17g", n),
+                     (size_t)snprintf(a[3], sizeof a[3], "%.17g", floor)};
+    return eval((redis_store *)b, OP_CHARGE, CHARGE_LUA, key, 4, args, lens, cb, ud);
+}
+
+static int member_len(const char *member, size_t *mlen)
+{
+    *mlen = member ? strnlen(member, HX_STORE_MEMBER_MAX + 1) : 0;
+    return *mlen == 0 || *mlen > HX_STORE_MEMBER_MAX ? -1 : 0;
+}
+
+static int r_lease_acquire(hx_store *b, const char *key, const char *member, int64_t limit, int64_t ttl_ms,
+                           hx_store_cb cb, void *ud)
+{
+    size_t ml;
+    if (limit < 1 || ttl_ms < 1 || member_len(member, &ml) != 0)
+        return -1;
+    char l[24], t[24];
+    const char *args[] = {member, l, t};
+    size_t lens[] = {ml, (size_t)snprintf(l, sizeof l, "%lld", (long long)limit),
+                     (size_t)snprintf(t, sizeof t, "%lld", (long long)ttl_ms)};
+    return eval((redis_store *)b, OP_LEASE, LEASE_LUA, key, 3, args, lens, cb, ud);
+}
+
+static int r_lease_release(hx_store *b, const char *key, const char *member, hx_store_cb cb, void *ud)
+{
+    redis_store *s = (redis_store *)b;
+    char k[KEY_BUF];
+    size_t kl, ml;
+    if (member_len(member, &ml) != 0 || full_key(s, key, k, &kl) != 0)
+        return -1;
+    const char *argv[] = {"ZREM", k, member};
+    const size_t lens[] = {4, kl, ml};
+    return send_argv(s, OP_RELEASE, 3, argv, lens, cb, ud);
 }
 
 static int r_del(hx_store *b, const char *key, hx_store_cb cb, void *ud)
@@ -494,6 +581,9 @@ static const hx_store_vt redis_vt = {
     .incr = r_incr,
     .cas = r_cas,
     .bucket_take = r_bucket_take,
+    .bucket_charge = r_bucket_charge,
+    .lease_acquire = r_lease_acquire,
+    .lease_release = r_lease_release,
     .del = r_del,
     .destroy = r_destroy,
 };

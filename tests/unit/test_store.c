@@ -173,6 +173,73 @@ static void test_bucket(void **state)
     s->vt->destroy(s);
 }
 
+/* bucket_charge: a debt below zero down to the floor, refunds capped at
+ * the burst, refill paying the debt off. */
+static void test_bucket_charge(void **state)
+{
+    (void)state;
+    hx_store *s = mk(100, 1 << 20);
+    got g;
+    ONCE(g, s->vt->bucket_charge(s, "t", 10.0, 100, 30, -1000, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_true(g.r.tokens == 70);
+    ONCE(g, s->vt->bucket_charge(s, "t", 10.0, 100, 5000, -1000, on_reply, &g));
+    assert_true(g.r.tokens == -1000); /* the floor */
+    fake_now += 1000;
+    ONCE(g, s->vt->bucket_take(s, "t", 10.0, 100, 0, on_reply, &g)); /* a look: 10 paid back */
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED);
+    assert_true(g.r.tokens == -990);
+    ONCE(g, s->vt->bucket_charge(s, "t", 10.0, 100, -5000, -1000, on_reply, &g)); /* refund, capped */
+    assert_true(g.r.tokens == 100);
+    ONCE(g, s->vt->set(s, "v", "x", 1, 0, on_reply, &g));
+    ONCE(g, s->vt->bucket_charge(s, "v", 10.0, 100, 1, -10, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_WRONG_TYPE);
+    assert_int_equal(s->vt->bucket_charge(s, "t", 10.0, 100, 1, 200, on_reply, &g), -1); /* floor > burst */
+    s->vt->destroy(s);
+}
+
+/* Leases: a limit on live members, renewal, release, expiry (a dead
+ * holder's lease comes back by itself), and the set gone once empty. */
+static void test_leases(void **state)
+{
+    (void)state;
+    hx_store *s = mk(100, 1 << 20);
+    got g;
+    ONCE(g, s->vt->lease_acquire(s, "q", "a", 2, 1000, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 1);
+    ONCE(g, s->vt->lease_acquire(s, "q", "b", 2, 1000, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 2);
+    ONCE(g, s->vt->lease_acquire(s, "q", "c", 2, 1000, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED);
+    assert_int_equal(g.r.value, 2);
+    fake_now += 600;
+    ONCE(g, s->vt->lease_acquire(s, "q", "a", 2, 1000, on_reply, &g)); /* renewal, not a new member */
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 2);
+    fake_now += 600; /* b expired, a renewed */
+    ONCE(g, s->vt->lease_acquire(s, "q", "c", 2, 1000, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 2);
+    ONCE(g, s->vt->lease_release(s, "q", "b", on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_NOT_FOUND);
+    ONCE(g, s->vt->lease_release(s, "q", "a", on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    ONCE(g, s->vt->lease_release(s, "q", "c", on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    size_t n, b;
+    hx_store_memory_usage(s, &n, &b);
+    assert_int_equal(n, 0);
+    assert_int_equal(b, 0);
+    char big[HX_STORE_MEMBER_MAX + 2];
+    memset(big, 'm', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(s->vt->lease_acquire(s, "q", big, 2, 1000, on_reply, &g), -1);
+    assert_int_equal(s->vt->lease_acquire(s, "q", "a", 0, 1000, on_reply, &g), -1);
+    s->vt->destroy(s);
+}
+
 /* Past its bounds a new key is refused (expired entries make room first);
  * existing keys keep working. */
 static void test_bounds(void **state)
@@ -312,6 +379,8 @@ int main(void)
         cmocka_unit_test(test_incr),
         cmocka_unit_test(test_cas),
         cmocka_unit_test(test_bucket),
+        cmocka_unit_test(test_bucket_charge),
+        cmocka_unit_test(test_leases),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_allocation_failures),

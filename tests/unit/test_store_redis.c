@@ -286,6 +286,51 @@ static void test_prefix_and_expiry(void **state)
     close_store(b);
 }
 
+/* The two shared-limit operations on the server: a charge into debt and
+ * back, leases with a limit, expiry and release. */
+static void test_charge_and_leases(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *s = open_store("t3:", "", 1000, 0);
+    got g = {0};
+    s->vt->bucket_charge(s, "t", 10.0, 100.0, 300.0, -1000.0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_true(g.r.tokens <= -199.0 && g.r.tokens > -201.0);
+    g = (got){0};
+    s->vt->bucket_take(s, "t", 10.0, 100.0, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED);
+    g = (got){0};
+    s->vt->bucket_charge(s, "t", 10.0, 100.0, -1000.0, -1000.0, on_reply, &g);
+    wait_for(&g);
+    assert_true(g.r.tokens == 100.0); /* refunds never pass the burst */
+    const char *m[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        g = (got){0};
+        s->vt->lease_acquire(s, "q", m[i], 2, i < 2 ? 300 : 5000, on_reply, &g);
+        wait_for(&g);
+        assert_int_equal(g.r.rc, i < 2 ? HX_STORE_OK : HX_STORE_LIMITED);
+        assert_int_equal(g.r.value, i < 2 ? i + 1 : 2);
+    }
+    spin_ms(400); /* both holders' leases ran out */
+    g = (got){0};
+    s->vt->lease_acquire(s, "q", "c", 2, 5000, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 1);
+    g = (got){0};
+    s->vt->lease_release(s, "q", "c", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    g = (got){0};
+    s->vt->lease_release(s, "q", "c", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_NOT_FOUND);
+    close_store(s);
+}
+
 static void test_stalled_redis_times_out_then_recovers(void **state)
 {
     (void)state;
@@ -392,6 +437,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operations),
         cmocka_unit_test(test_prefix_and_expiry),
+        cmocka_unit_test(test_charge_and_leases),
         cmocka_unit_test(test_stalled_redis_times_out_then_recovers),
         cmocka_unit_test(test_redis_restart_reconnects),
         cmocka_unit_test(test_auth),
