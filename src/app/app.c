@@ -10,6 +10,7 @@
 #include "obs/crash.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "state/cluster.h"
 #include "state/snapshot.h"
 #include "state/store.h"
 #include "upstream/upstream.h"
@@ -70,6 +71,7 @@ static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
     hx_gateway_unref(gw);
     apply_logging(cfg);
     hx_middleware_reconfigure(cfg);
+    hx_cluster_reconfigure(cfg);
     return 0;
 }
 
@@ -124,6 +126,10 @@ static int app_start(hx_config *cfg)
     }
     hx_gateway_publish(gw);
     hx_gateway_unref(gw);
+    if (hx_cluster_init(cfg) != 0) {
+        hx_gateway_publish(NULL);
+        return -1;
+    }
     if (hx_middleware_init(cfg) != 0 || hx_gateway_state_register() != 0) {
         hx_gateway_publish(NULL);
         return -1;
@@ -181,6 +187,7 @@ int hx_app_run(hx_config *cfg, const char *config_path)
     hx_server_free(srv);
     srv = NULL;
     hx_middleware_shutdown();
+    hx_cluster_shutdown();
     hx_gateway_publish(NULL);
     hx_metrics_shutdown();
     hx_log_stop(HX_LOG_EXIT_WAIT_MS);

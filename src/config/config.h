@@ -153,9 +153,15 @@ typedef struct {
 } hx_cfg_retry;
 
 typedef struct {
-    char *address;
+    char *address;             /* host:port, [v6]:port */
+    char *username;            /* ACL user ("" = the default user) */
     char *password;            /* secret */
     int64_t db;
+    char *prefix;              /* before every key: several gateways share one Redis */
+    int64_t connect_timeout;   /* ms */
+    int64_t command_timeout;   /* ms */
+    char *on_failure;          /* state.redis: local | deny */
+    bool tls;                  /* refused: hiredis 0.14 has no TLS */
 } hx_cfg_redis;
 
 typedef struct {

@@ -254,8 +254,15 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
 
 static const hx_field redis_fields[] = {
     F(hx_cfg_redis, "address", address, HX_FT_STRING),
+    F(hx_cfg_redis, "username", username, HX_FT_STRING),
     F(hx_cfg_redis, "password", password, HX_FT_STRING, .flags = HX_FF_SECRET),
     F(hx_cfg_redis, "db", db, HX_FT_INT, R(0, 1000000)),
+    F(hx_cfg_redis, "prefix", prefix, HX_FT_STRING),
+    F(hx_cfg_redis, "connect_timeout", connect_timeout, HX_FT_DURATION, R(10, MIN)),
+    F(hx_cfg_redis, "command_timeout", command_timeout, HX_FT_DURATION, R(10, MIN)),
+    F(hx_cfg_redis, "on_failure", on_failure, HX_FT_STRING, .values = STRS("local", "deny"),
+      .msg = "invalid on_failure (local or deny)"),
+    F(hx_cfg_redis, "tls", tls, HX_FT_BOOL),
 };
 TABLE(redis_schema, hx_cfg_redis, NULL, redis_fields);
 
@@ -356,8 +363,14 @@ TABLE(llm_schema, hx_cfg_llm, NULL, llm_fields);
 static void redis_defaults(dflt *d, hx_cfg_redis *r)
 {
     dset(d, &r->address, "localhost:6379");
+    dset(d, &r->username, "");
     dset(d, &r->password, "");
     r->db = 0;
+    dset(d, &r->prefix, "hapax:");
+    r->connect_timeout = SEC;
+    r->command_timeout = SEC;
+    dset(d, &r->on_failure, "local");
+    r->tls = false;
 }
 
 static void llm_defaults(dflt *d, hx_cfg_llm *l)

@@ -12,6 +12,8 @@
 #include "config/model_names.h"
 #include "config/schema.h"
 #include "config/validate_int.h"
+#include "state/store.h"
+#include "state/store.h"
 #include "util/alloc.h"
 #include "util/units.h"
 
@@ -312,6 +314,23 @@ static void check_file(vctx *v, const char *path, const char *file, const char *
     struct stat st;
     if (*file && stat(file, &st) != 0)
         verr(v, path, "HTTP/3 TLS %s file not accessible: %s", what, strerror(errno));
+}
+
+/* A Redis connection (state.redis, llm.cache.redis). */
+static void check_redis(vctx *v, const char *path, const hx_cfg_redis *r)
+{
+    char p[PATH_MAX_LEN], host[256];
+    int port;
+    if (hx_store_redis_parse_address(r->address, host, sizeof host, &port) != 0)
+        verr(v, pathf(p, "%s.address", path), "invalid Redis address (host:port or [v6]:port)");
+    if (strlen(r->prefix) > HX_STORE_PREFIX_MAX)
+        verr(v, pathf(p, "%s.prefix", path), "longer than %d bytes", HX_STORE_PREFIX_MAX);
+    if (r->tls)
+        verr(v, pathf(p, "%s.tls", path),
+             "TLS to Redis is not available: Debian's hiredis 0.14 has no TLS; reach Redis over a private "
+             "network or a local TLS tunnel (stunnel, spiped)");
+    if (*r->username && !*r->password)
+        verr(v, pathf(p, "%s.username", path), "an ACL user needs a password");
 }
 
 /* Only when enabled, in the original's order, plus "not supported yet". */
@@ -665,7 +684,7 @@ static void check_features(vctx *v)
     if (c->metrics.path[0] != '/')
         verr(v, "metrics.path", "must start with '/'");
     if (strcmp(c->state.backend, "redis") == 0)
-        verr(v, "state.backend", "the redis state backend is not supported yet");
+        check_redis(v, "state.redis", &c->state.redis);
     check_auth(v);
 }
 

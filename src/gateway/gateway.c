@@ -6,6 +6,7 @@
 
 #include "gateway/route_health.h"
 #include "middleware/middleware.h"
+#include "state/cluster.h"
 #include "obs/log.h"
 #include "util/alloc.h"
 
@@ -216,7 +217,13 @@ void *hx_gateway_worker_init(void *loop, void *app)
     w->up = w->gw ? hx_upstream_new(loop) : NULL;
     if (w->up == NULL)
         goto fail;
+    if (hx_cluster_worker_init(loop) != 0) {
+        HX_LOG_ERROR("cannot connect this worker to the shared state store", HX_F_STR("error", "out of memory"));
+        hx_upstream_free(w->up);
+        goto fail;
+    }
     if (hx_middleware_worker_init(loop) != 0) {
+        hx_cluster_worker_fini(loop);
         hx_upstream_free(w->up);
         goto fail;
     }
@@ -253,6 +260,7 @@ void hx_gateway_worker_fini(void *worker)
     hx_gw_worker *w = worker;
     hx_prober_stop(w);
     hx_middleware_worker_fini(w->loop);
+    hx_cluster_worker_fini(w->loop);
     hx_upstream_free(w->up);
     hx_gateway_unref(w->gw);
     hx_free(w);

@@ -13,6 +13,7 @@
 #include "gateway/models.h"
 #include "gateway/responses.h"
 #include "gateway/route_health.h"
+#include "state/cluster.h"
 #include "middleware/auth.h"
 #include "middleware/ratelimit.h"
 #include "obs/metrics.h"
@@ -78,6 +79,20 @@ static int system_json(hx_buf *b, const hx_sysload_status *s)
     return rc || hx_buf_append(b, "}", 1);
 }
 
+/* The shared state block of /health (state.backend: redis). */
+static int state_json(hx_buf *b, const hx_cluster_status *c, bool detail)
+{
+    int rc = hx_buf_printf(b, ",\"state\":{\"backend\":\"redis\",\"status\":\"%s\",\"instances\":%lld,"
+                              "\"on_failure\":\"%s\"",
+                           c->up ? "ok" : "degraded", (long long)c->instances, c->on_failure);
+    /* the host name is in the id: for those who may read /metrics */
+    if (rc == 0 && detail)
+        rc = hx_buf_append_str(b, ",\"instance\":") || hx_json_cstr(b, c->instance);
+    if (rc == 0 && c->degraded_since_ms)
+        rc = hx_buf_printf(b, ",\"degraded_since_unix_ms\":%lld", (long long)c->degraded_since_ms);
+    return rc || hx_buf_append(b, "}", 1);
+}
+
 /* GET /health: ok when every provider can serve (up, or unknown: not
  * checked yet but tried), degraded when some can, unavailable (503) when
  * none can. */
@@ -107,11 +122,15 @@ static void handle_health(hx_req *r)
         rc = hx_buf_append_str(&b, "},");
     hx_sysload_status sys;
     hx_sysload_get(&sys);
+    hx_cluster_status cs;
+    hx_cluster_get_status(&cs);
+    bool state_ok = !cs.enabled || cs.up;
     const char *status = sys.shedding ? "overloaded"
-                       : (n == 0 || up == n) && bad_routes == 0 ? "ok" : up > 0 || n == 0 ? "degraded"
-                                                                                           : "unavailable";
+                       : (n == 0 || up == n) && bad_routes == 0 && state_ok ? "ok"
+                       : up > 0 || n == 0                                   ? "degraded"
+                                                                            : "unavailable";
     if (rc == 0)
-        rc = system_json(&b, &sys) || hx_buf_append_str(&b, ",\"status\":") ||
+        rc = system_json(&b, &sys) || (cs.enabled && state_json(&b, &cs, hx_auth_metrics_allowed(r))) || hx_buf_append_str(&b, ",\"status\":") ||
              hx_json_cstr(&b, status) || hx_buf_append_str(&b, "}\n");
     hx_res_header(r, "Cache-Control", "no-store");
     if (rc != 0)

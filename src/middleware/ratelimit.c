@@ -13,8 +13,10 @@
 #include "middleware/clientip.h"
 #include "middleware/ctx.h"
 #include "middleware/middleware.h"
+#include "middleware/ratelimit_int.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "state/cluster.h"
 #include "util/alloc.h"
 
 /* Striped so workers limiting different clients rarely wait on each
@@ -23,13 +25,7 @@
 #define STRIPE_MAX (HX_RATELIMIT_MAX_ENTRIES / STRIPES)
 #define FIRST_SLOTS 64
 #define IDLE_CHECKS 4
-#define ID_BUF 256
 #define EPS 1e-9
-
-typedef struct {
-    double req_cap, req_pm;   /* capacity, refill per minute; cap 0 = no bucket */
-    double tpm_cap, tpm_pm;
-} rl_limits;
 
 typedef struct {
     double level;
@@ -53,12 +49,6 @@ typedef struct {
     size_t count;
     rl_entry *newest, *oldest;
 } rl_stripe;
-
-typedef struct {
-    bool allowed;
-    const char *kind;         /* why refused: "requests" | "tokens" */
-    int64_t limit, remaining, reset_s, retry_s;
-} rl_decision;
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static rl_stripe stripes[STRIPES];
@@ -169,7 +159,7 @@ static int64_t ms_until(const rl_bucket *b, double target, double per_min)
     return (int64_t)ceil((target - b->level) * 60000.0 / per_min - EPS);
 }
 
-static int64_t secs_ceil(int64_t ms)
+int64_t hx_rl_secs_ceil(int64_t ms)
 {
     return (ms + 999) / 1000;
 }
@@ -303,7 +293,7 @@ static void decide(rl_entry *e, const rl_limits *l, rl_decision *d)
     if (l->tpm_cap > 0 && e->tpm.level <= 0) {
         d->allowed = false;
         d->kind = "tokens";
-        d->retry_s = secs_ceil(ms_until(&e->tpm, 0, l->tpm_pm) + 1);
+        d->retry_s = hx_rl_secs_ceil(ms_until(&e->tpm, 0, l->tpm_pm) + 1);
         tpm_view = true;
     } else if (l->req_cap > 0) {
         if (e->req.level + EPS >= 1) {
@@ -313,7 +303,7 @@ static void decide(rl_entry *e, const rl_limits *l, rl_decision *d)
         } else {
             d->allowed = false;
             d->kind = "requests";
-            d->retry_s = secs_ceil(ms_until(&e->req, 1, l->req_pm));
+            d->retry_s = hx_rl_secs_ceil(ms_until(&e->req, 1, l->req_pm));
         }
     }
     if (!d->allowed && d->retry_s < 1)
@@ -324,11 +314,10 @@ static void decide(rl_entry *e, const rl_limits *l, rl_decision *d)
     double left = floor(b->level + EPS);
     d->limit = (int64_t)cap;
     d->remaining = left > 0 ? (int64_t)left : 0;
-    d->reset_s = secs_ceil(ms_until(b, cap, pm));
+    d->reset_s = hx_rl_secs_ceil(ms_until(b, cap, pm));
 }
 
-/* Takes one request from id's buckets. Returns 0, or -1 out of memory. */
-static int rl_take(const char *id, const rl_limits *l, rl_decision *d)
+int hx_rl_local_take(const char *id, const rl_limits *l, rl_decision *d)
 {
     int64_t now = mono_ms();
     uint64_t h = id_hash(id);
@@ -375,6 +364,44 @@ static void set_headers(hx_req *r, const rl_decision *d)
     hx_res_header(r, "RateLimit-Reset", v);
 }
 
+void hx_rl_answer(hx_req *r, const char *id, const rl_decision *d)
+{
+    set_headers(r, d);
+    if (d->allowed) {
+        hx_req_next(r);
+        return;
+    }
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", (long long)d->retry_s);
+    hx_res_header(r, "Retry-After", ra);
+    /* The id holds the key's configured name or the IP, never a key. */
+    HX_LOG_WARN("rate limited",
+                HX_F_STR("event", "rate_limited"),
+                HX_F_STR("kind", d->kind),
+                HX_F_STR("bucket", id),
+                HX_F_STR("client_ip", hx_client_ip(r)),
+                *hx_auth_key_name(r) ? HX_F_STR("key_name", hx_auth_key_name(r)) : (hx_log_field){0},
+                HX_F_STR("path", r->path ? r->path : ""),
+                HX_F_STR("request_id", r->request_id),
+                HX_F_INT("retry_after", d->retry_s));
+    hx_metrics_inc(HX_M_RATE_LIMIT_HITS, hx_metrics_series(HX_M_RATE_LIMIT_HITS, d->kind), 1);
+    bool tokens = strcmp(d->kind, "tokens") == 0;
+    hx_res_error(r, HX_ERR_RATE_LIMITED,
+                 tokens ? "Token rate limit exceeded." : "Request rate limit exceeded.");
+}
+
+void hx_rl_local_answer(hx_req *r, const char *id, const rl_limits *l)
+{
+    rl_decision d;
+    if (hx_rl_local_take(id, l, &d) != 0) {
+        /* Fail open: a memory shortage should not turn into an outage. */
+        HX_LOG_WARN("rate limiter out of memory", HX_F_STR("request_id", r->request_id));
+        hx_req_next(r);
+        return;
+    }
+    hx_rl_answer(r, id, &d);
+}
+
 void hx_mw_rate_limit(hx_req *r)
 {
     ensure_setup();
@@ -385,35 +412,10 @@ void hx_mw_rate_limit(hx_req *r)
         hx_req_next(r);
         return;
     }
-    rl_decision d;
-    if (rl_take(id, &l, &d) != 0) {
-        /* Fail open: a memory shortage should not turn into an outage. */
-        HX_LOG_WARN("rate limiter out of memory", HX_F_STR("request_id", r->request_id));
-        hx_req_next(r);
-        return;
-    }
-    set_headers(r, &d);
-    if (d.allowed) {
-        hx_req_next(r);
-        return;
-    }
-    char ra[24];
-    snprintf(ra, sizeof ra, "%lld", (long long)d.retry_s);
-    hx_res_header(r, "Retry-After", ra);
-    /* The id holds the key's configured name or the IP, never a key. */
-    HX_LOG_WARN("rate limited",
-                HX_F_STR("event", "rate_limited"),
-                HX_F_STR("kind", d.kind),
-                HX_F_STR("bucket", id),
-                HX_F_STR("client_ip", hx_client_ip(r)),
-                *hx_auth_key_name(r) ? HX_F_STR("key_name", hx_auth_key_name(r)) : (hx_log_field){0},
-                HX_F_STR("path", r->path ? r->path : ""),
-                HX_F_STR("request_id", r->request_id),
-                HX_F_INT("retry_after", d.retry_s));
-    hx_metrics_inc(HX_M_RATE_LIMIT_HITS, hx_metrics_series(HX_M_RATE_LIMIT_HITS, d.kind), 1);
-    bool tokens = strcmp(d.kind, "tokens") == 0;
-    hx_res_error(r, HX_ERR_RATE_LIMITED,
-                 tokens ? "Token rate limit exceeded." : "Request rate limit exceeded.");
+    if (hx_cluster_enabled())
+        hx_rl_shared_take(r, id, &l);
+    else
+        hx_rl_local_answer(r, id, &l);
 }
 
 static bool step_ran(const hx_req *r)
@@ -424,8 +426,29 @@ static bool step_ran(const hx_req *r)
     return false;
 }
 
-/* The most a client can owe, in minutes of its tokens_per_minute. */
-#define TPM_MAX_DEBT_MINUTES 60
+/* Moves r's client tokens bucket by -delta (a refund when delta < 0, never
+ * above capacity). Returns the capacity, or 0 when r has no tokens limit. */
+void hx_rl_local_adjust(const char *id, const rl_limits *l, int64_t delta)
+{
+    ensure_setup();
+    int64_t now = mono_ms();
+    uint64_t h = id_hash(id);
+    rl_stripe *s = stripe_for(h);
+    pthread_mutex_lock(&s->mu);
+    rl_entry *e = stripe_get(s, id, h, now, true);
+    if (e) {
+        entry_refill(e, l, now);
+        e->tpm.level -= (double)delta;
+        if (e->tpm.level > l->tpm_cap)
+            e->tpm.level = l->tpm_cap;
+        /* Debt is real usage, but an upstream reporting absurd counts must
+         * not lock a client out for years: at most HX_RL_MAX_DEBT_MINUTES. */
+        if (e->tpm.level < -(double)l->tpm_cap * HX_RL_MAX_DEBT_MINUTES)
+            e->tpm.level = -(double)l->tpm_cap * HX_RL_MAX_DEBT_MINUTES;
+        entry_set_full_at(e, l);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
 
 /* Moves r's client tokens bucket by -delta (a refund when delta < 0, never
  * above capacity). Returns the capacity, or 0 when r has no tokens limit. */
@@ -441,23 +464,10 @@ static int64_t tpm_adjust(hx_req *r, int64_t delta)
         return 0;
     if (delta == 0)
         return (int64_t)l.tpm_cap;
-    int64_t now = mono_ms();
-    uint64_t h = id_hash(id);
-    rl_stripe *s = stripe_for(h);
-    pthread_mutex_lock(&s->mu);
-    rl_entry *e = stripe_get(s, id, h, now, true);
-    if (e) {
-        entry_refill(e, &l, now);
-        e->tpm.level -= (double)delta;
-        if (e->tpm.level > l.tpm_cap)
-            e->tpm.level = l.tpm_cap;
-        /* Debt is real usage, but an upstream reporting absurd counts must
-         * not lock a client out for years: at most TPM_MAX_DEBT_MINUTES. */
-        if (e->tpm.level < -(double)l.tpm_cap * TPM_MAX_DEBT_MINUTES)
-            e->tpm.level = -(double)l.tpm_cap * TPM_MAX_DEBT_MINUTES;
-        entry_set_full_at(e, &l);
-    }
-    pthread_mutex_unlock(&s->mu);
+    if (hx_cluster_enabled())
+        hx_rl_shared_adjust(id, &l, delta);
+    else
+        hx_rl_local_adjust(id, &l, delta);
     return (int64_t)l.tpm_cap;
 }
 

@@ -136,6 +136,9 @@ typedef struct {
  * NULL on bad options or no memory. Destroy on the loop's thread. */
 hx_store *hx_store_redis_new(void *uv_loop, const hx_store_redis_opts *o);
 bool hx_store_redis_connected(const hx_store *s);
+/* "host:port", "[v6]:port" or "host" (port 6379): host copied into host
+ * (hostlen bytes); -1 when malformed or too long. */
+int hx_store_redis_parse_address(const char *addr, char *host, size_t hostlen, int *port);
 void hx_store_redis_get_stats(const hx_store *s, hx_store_redis_stats *st);
 
 #endif

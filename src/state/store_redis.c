@@ -588,6 +588,29 @@ static const hx_store_vt redis_vt = {
     .destroy = r_destroy,
 };
 
+int hx_store_redis_parse_address(const char *addr, char *host, size_t hostlen, int *port)
+{
+    /* host:port (the last colon, so an IPv6 literal in brackets works). */
+    const char *colon = strrchr(addr, ':');
+    size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (hostlen == 0)
+        return -1;
+    host[0] = '\0';
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']' && hl - 2 < hostlen) {
+        memcpy(host, addr + 1, hl - 2);
+        host[hl - 2] = '\0';
+    } else if (hl < hostlen && addr[0] != '[') {
+        memcpy(host, addr, hl);
+        host[hl] = '\0';
+    }
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : 6379;
+    if (host[0] == '\0' || p <= 0 || p > 65535 || (colon && (end == colon + 1 || *end)))
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
 hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
 {
     if (loop == NULL || o == NULL || o->address == NULL || (o->prefix && strlen(o->prefix) > HX_STORE_PREFIX_MAX))
@@ -621,24 +644,13 @@ hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
         s->o.connect_timeout_ms = 1000;
     if (s->o.command_timeout_ms <= 0)
         s->o.command_timeout_ms = 1000;
-    /* host:port (the last colon, so an IPv6 literal in brackets works). */
-    const char *addr = s->o.address, *colon = strrchr(addr, ':');
-    size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
-    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']' && hl - 2 < sizeof s->host) {
-        memcpy(s->host, addr + 1, hl - 2);
-        s->host[hl - 2] = '\0';
-    } else if (hl < sizeof s->host) {
-        memcpy(s->host, addr, hl);
-        s->host[hl] = '\0';
-    }
-    char *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : 6379;
-    if (s->host[0] == '\0' || port <= 0 || port > 65535 || (colon && (end == colon + 1 || *end))) {
+    int port;
+    if (hx_store_redis_parse_address(s->o.address, s->host, sizeof s->host, &port) != 0) {
         hx_free(s->owned);
         hx_free(s);
         return NULL;
     }
-    s->port = (int)port;
+    s->port = port;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     connect_now(s);

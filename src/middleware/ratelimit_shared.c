@@ -1,0 +1,186 @@
+/* The rate limiter over the shared state store (state.backend: redis):
+ * every instance takes from the same buckets, updated atomically on the
+ * Redis server and refilled on its clock, so a limit holds for the
+ * cluster and RateLimit-* headers show the cluster's view.
+ *
+ * A request's decision is two bucket operations pipelined on the
+ * worker's connection: a look at the tokens bucket (taking 0) and the
+ * take of one request. A request refused for tokens gives its request
+ * token back. Token usage is charged without waiting for an answer.
+ *
+ * When Redis cannot answer (down, slow past command_timeout, too many
+ * commands in flight), state.redis.on_failure decides: `local` limits
+ * in process with the limits divided by the instances last seen, `deny`
+ * answers 503. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "middleware/ratelimit_int.h"
+#include "obs/log.h"
+#include "state/cluster.h"
+#include "util/alloc.h"
+
+#define KEY_BUF (ID_BUF + 8)
+
+typedef struct {
+    hx_req *r;
+    rl_limits l;
+    int waiting;              /* answers still to come, plus 1 while sending */
+    bool unavailable;
+    hx_store_reply req, tpm;  /* rc, tokens, retry_ms (no data) */
+    char id[ID_BUF];
+} sh_take;
+
+static void key_of(char *buf, char kind, const char *id)
+{
+    snprintf(buf, KEY_BUF, "rl:%c:%s", kind, id);
+}
+
+/* The limits of this instance's share, when it decides alone. */
+static rl_limits local_share(const rl_limits *l)
+{
+    double n = (double)hx_cluster_instances();
+    rl_limits s = *l;
+    if (n > 1) {
+        s.req_pm /= n, s.tpm_pm /= n;
+        s.req_cap = s.req_cap > 0 ? fmax(1, floor(s.req_cap / n)) : 0;
+        s.tpm_cap = s.tpm_cap > 0 ? fmax(1, floor(s.tpm_cap / n)) : 0;
+    }
+    return s;
+}
+
+/* Redis could not answer: on_failure. */
+static void fallback(hx_req *r, const char *id, const rl_limits *l)
+{
+    hx_cluster_note_fallback("rate_limit");
+    if (hx_cluster_deny()) {
+        hx_res_header(r, "Retry-After", "1");
+        hx_res_error(r, HX_ERR_UNAVAILABLE, "Rate limit state is unavailable.");
+        return;
+    }
+    rl_limits s = local_share(l);
+    hx_rl_local_answer(r, id, &s);
+}
+
+static void view(rl_decision *d, const hx_store_reply *b, double cap, double pm)
+{
+    double left = floor(b->tokens + 1e-9);
+    d->limit = (int64_t)cap;
+    d->remaining = left > 0 ? (int64_t)left : 0;
+    d->reset_s = b->tokens >= cap ? 0 : (int64_t)ceil((cap - b->tokens) * 60.0 / pm);
+}
+
+static void decide(sh_take *t, rl_decision *d)
+{
+    const rl_limits *l = &t->l;
+    *d = (rl_decision){.allowed = true};
+    bool tpm_view = l->req_cap <= 0;
+    if (l->tpm_cap > 0 && t->tpm.tokens <= 0) {
+        d->allowed = false;
+        d->kind = "tokens";
+        /* until the level is above 0 again */
+        d->retry_s = (int64_t)ceil((1e-9 - t->tpm.tokens) * 60.0 / l->tpm_pm) + 1;
+        tpm_view = true;
+        if (l->req_cap > 0 && t->req.rc == HX_STORE_OK) { /* give the request back */
+            char k[KEY_BUF];
+            key_of(k, 'r', t->id);
+            hx_store *s = hx_cluster_store();
+            if (s)
+                s->vt->bucket_charge(s, k, l->req_pm / 60.0, l->req_cap, -1, 0, NULL, NULL);
+        }
+    } else if (l->req_cap > 0 && t->req.rc != HX_STORE_OK) {
+        d->allowed = false;
+        d->kind = "requests";
+        d->retry_s = hx_rl_secs_ceil(t->req.retry_ms);
+    }
+    if (!d->allowed && d->retry_s < 1)
+        d->retry_s = 1;
+    if (tpm_view)
+        view(d, &t->tpm, l->tpm_cap, l->tpm_pm);
+    else
+        view(d, &t->req, l->req_cap, l->req_pm);
+}
+
+static void finish(sh_take *t)
+{
+    hx_req *r = t->r;
+    if (!r->aborted) {
+        if (t->unavailable) {
+            fallback(r, t->id, &t->l);
+        } else {
+            rl_decision d;
+            decide(t, &d);
+            hx_rl_answer(r, t->id, &d);
+        }
+    }
+    hx_free(t);
+    hx_req_unref(r);
+}
+
+static void got(sh_take *t, hx_store_reply *into, const hx_store_reply *rp)
+{
+    if (rp->rc == HX_STORE_UNAVAILABLE || rp->rc == HX_STORE_NOMEM || rp->rc == HX_STORE_WRONG_TYPE ||
+        rp->rc == HX_STORE_FULL)
+        t->unavailable = true;
+    into->rc = rp->rc;
+    into->tokens = rp->tokens;
+    into->retry_ms = rp->retry_ms;
+    if (--t->waiting == 0)
+        finish(t);
+}
+
+static void on_req(void *ud, const hx_store_reply *rp)
+{
+    sh_take *t = ud;
+    got(t, &t->req, rp);
+}
+
+static void on_tpm(void *ud, const hx_store_reply *rp)
+{
+    sh_take *t = ud;
+    got(t, &t->tpm, rp);
+}
+
+void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l)
+{
+    hx_store *s = hx_cluster_store();
+    sh_take *t = s ? hx_calloc(1, sizeof *t) : NULL;
+    if (t == NULL) {
+        fallback(r, id, l);
+        return;
+    }
+    t->r = hx_req_ref(r);
+    t->l = *l;
+    snprintf(t->id, sizeof t->id, "%s", id);
+    t->waiting = 1; /* the store may answer before the call returns */
+    char k[KEY_BUF];
+    static const hx_store_reply failed = {.rc = HX_STORE_UNAVAILABLE};
+    if (l->tpm_cap > 0) {
+        t->waiting++;
+        key_of(k, 't', id);
+        if (s->vt->bucket_take(s, k, l->tpm_pm / 60.0, l->tpm_cap, 0, on_tpm, t) != 0)
+            on_tpm(t, &failed);
+    }
+    if (l->req_cap > 0) {
+        t->waiting++;
+        key_of(k, 'r', id);
+        if (s->vt->bucket_take(s, k, l->req_pm / 60.0, l->req_cap, 1, on_req, t) != 0)
+            on_req(t, &failed);
+    }
+    if (--t->waiting == 0)
+        finish(t);
+}
+
+void hx_rl_shared_adjust(const char *id, const rl_limits *l, int64_t delta)
+{
+    hx_store *s = hx_cluster_store();
+    char k[KEY_BUF];
+    key_of(k, 't', id);
+    double floor_level = -l->tpm_cap * HX_RL_MAX_DEBT_MINUTES;
+    if (s && s->vt->bucket_charge(s, k, l->tpm_pm / 60.0, l->tpm_cap, (double)delta, floor_level, NULL, NULL) == 0)
+        return;
+    /* Redis cannot take it now: this instance's share remembers it. */
+    rl_limits share = local_share(l);
+    hx_rl_local_adjust(id, &share, delta);
+}

@@ -1,0 +1,303 @@
+#include "state/cluster.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "util/alloc.h"
+
+/* Connection state is looked at this often; the heartbeat goes every
+ * HEARTBEAT_TICKS of them. */
+#define TICK_MS 250
+#define HEARTBEAT_TICKS (HX_CLUSTER_HEARTBEAT_MS / TICK_MS)
+#define INSTANCES_KEY "instances"
+#define ID_MAX 96
+
+typedef struct cl_worker {
+    struct cl_worker *next; /* the registry: fini runs off the worker's thread */
+    uv_loop_t *loop;
+    hx_store *store;
+    uv_timer_t tick;
+    unsigned ticks;
+    bool connected;
+    bool heartbeat;     /* this worker renews the instance's heartbeat */
+    bool hb_pending;
+} cl_worker;
+
+static struct {
+    bool enabled;
+    hx_store_redis_opts opts; /* strings point into `owned` */
+    char *owned;
+    char instance[ID_MAX];
+    atomic_bool deny;
+    atomic_int_fast64_t instances;
+    atomic_int down;          /* workers whose connection is not up */
+    atomic_bool degraded;
+    atomic_int_fast64_t degraded_since_ms;
+    atomic_uint_fast64_t degraded_total, fallback_local, fallback_deny;
+    atomic_int hb_claimed;
+} C;
+
+static _Thread_local cl_worker *tls_worker;
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static cl_worker *reg_head;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* host:pid:random: unique among instances, stable for the process. */
+static void make_instance_id(void)
+{
+    char host[48] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !*host)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        rnd = (uint32_t)wall_ms();
+    snprintf(C.instance, sizeof C.instance, "%s:%ld:%08x", host, (long)getpid(), rnd);
+}
+
+static void collect(hx_metrics_writer *w, void *ud)
+{
+    (void)ud;
+    if (!C.enabled)
+        return;
+    hx_metrics_write_family(w, "hapax_state_backend_up",
+                            "1 while every worker reaches the shared state store (state.backend: redis).",
+                            HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_state_backend_up", NULL, atomic_load(&C.degraded) ? 0 : 1);
+    hx_metrics_write_family(w, "hapax_state_instances", "Gateway instances sharing the state store (heartbeats).",
+                            HX_METRIC_GAUGE);
+    hx_metrics_write_sample(w, "hapax_state_instances", NULL, (double)hx_cluster_instances());
+    hx_metrics_write_family(w, "hapax_state_degraded_total", "Times the shared state store became unreachable.",
+                            HX_METRIC_COUNTER);
+    hx_metrics_write_sample(w, "hapax_state_degraded_total", NULL, (double)atomic_load(&C.degraded_total));
+    hx_metrics_write_family(w, "hapax_state_fallbacks_total",
+                            "Decisions taken without the shared store, by state.redis.on_failure action.",
+                            HX_METRIC_COUNTER);
+    hx_metrics_write_sample(w, "hapax_state_fallbacks_total", (const char *const[]){"action", "local", NULL},
+                            (double)atomic_load(&C.fallback_local));
+    hx_metrics_write_sample(w, "hapax_state_fallbacks_total", (const char *const[]){"action", "deny", NULL},
+                            (double)atomic_load(&C.fallback_deny));
+}
+
+int hx_cluster_init(const hx_config *cfg)
+{
+    memset(&C, 0, sizeof C);
+    atomic_store(&C.instances, 1);
+    if (strcmp(cfg->state.backend, "redis") != 0)
+        return 0;
+    const hx_cfg_redis *r = &cfg->state.redis;
+    const char *strs[] = {r->address, r->prefix, r->username, r->password};
+    size_t total = 0, off = 0;
+    for (int i = 0; i < 4; i++)
+        total += strlen(strs[i]) + 1;
+    if ((C.owned = hx_malloc(total)) == NULL) {
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", "out of memory"));
+        return -1;
+    }
+    const char **dst[] = {&C.opts.address, &C.opts.prefix, &C.opts.username, &C.opts.password};
+    for (int i = 0; i < 4; i++) {
+        size_t n = strlen(strs[i]) + 1;
+        memcpy(C.owned + off, strs[i], n);
+        *dst[i] = C.owned + off;
+        off += n;
+    }
+    C.opts.db = (int)r->db;
+    C.opts.connect_timeout_ms = r->connect_timeout;
+    C.opts.command_timeout_ms = r->command_timeout;
+    atomic_store(&C.deny, strcmp(r->on_failure, "deny") == 0);
+    make_instance_id();
+    if (hx_metrics_add_collector(collect, NULL) != 0) {
+        hx_free(C.owned);
+        C.owned = NULL;
+        return -1;
+    }
+    C.enabled = true;
+    HX_LOG_INFO("sharing state through redis", HX_F_STR("address", r->address), HX_F_STR("prefix", r->prefix),
+                HX_F_STR("instance", C.instance), HX_F_STR("on_failure", r->on_failure));
+    return 0;
+}
+
+void hx_cluster_reconfigure(const hx_config *cfg)
+{
+    if (!C.enabled) {
+        if (strcmp(cfg->state.backend, "redis") == 0)
+            HX_LOG_WARN("state.backend changes need a restart; state stays in process",
+                        HX_F_STR("setting", "state.backend"));
+        return;
+    }
+    const hx_cfg_redis *r = &cfg->state.redis;
+    atomic_store(&C.deny, strcmp(r->on_failure, "deny") == 0);
+    if (strcmp(cfg->state.backend, "redis") != 0 || strcmp(r->address, C.opts.address) != 0 ||
+        strcmp(r->prefix, C.opts.prefix) != 0 || strcmp(r->username, C.opts.username) != 0 ||
+        strcmp(r->password, C.opts.password) != 0 || r->db != C.opts.db ||
+        r->connect_timeout != C.opts.connect_timeout_ms || r->command_timeout != C.opts.command_timeout_ms)
+        HX_LOG_WARN("state.backend and the state.redis connection need a restart; the running connection stays",
+                    HX_F_STR("setting", "state.redis"));
+}
+
+void hx_cluster_shutdown(void)
+{
+    hx_free(C.owned);
+    C.owned = NULL;
+    C.enabled = false;
+}
+
+/* Whether the shared store is reachable, from the workers' connections;
+ * a change is an event (a security-relevant one: limits are now local or
+ * refused). */
+static void evaluate(void)
+{
+    bool deg = atomic_load(&C.down) > 0;
+    if (atomic_exchange(&C.degraded, deg) == deg)
+        return;
+    if (deg) {
+        atomic_store(&C.degraded_since_ms, wall_ms());
+        atomic_fetch_add(&C.degraded_total, 1);
+        HX_LOG_WARN("shared state unreachable: limits fall back", HX_F_STR("event", "state_backend_degraded"),
+                    HX_F_STR("backend", "redis"), HX_F_STR("address", C.opts.address),
+                    HX_F_STR("on_failure", atomic_load(&C.deny) ? "deny" : "local"),
+                    HX_F_INT("instances", hx_cluster_instances()));
+    } else {
+        int64_t since = atomic_exchange(&C.degraded_since_ms, 0);
+        HX_LOG_INFO("shared state reachable again", HX_F_STR("event", "state_backend_recovered"),
+                    HX_F_STR("backend", "redis"), HX_F_STR("address", C.opts.address),
+                    HX_F_INT("degraded_ms", since ? wall_ms() - since : 0));
+    }
+}
+
+static void on_heartbeat(void *ud, const hx_store_reply *r)
+{
+    cl_worker *w = ud;
+    w->hb_pending = false;
+    if (r->rc == HX_STORE_OK && r->value >= 1)
+        atomic_store(&C.instances, r->value);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cl_worker *w = t->data;
+    bool c = hx_store_redis_connected(w->store);
+    if (c != w->connected) {
+        w->connected = c;
+        atomic_fetch_add(&C.down, c ? -1 : 1);
+    }
+    evaluate();
+    if (w->heartbeat && c && !w->hb_pending && w->ticks++ % HEARTBEAT_TICKS == 0) {
+        w->hb_pending = true;
+        if (w->store->vt->lease_acquire(w->store, INSTANCES_KEY, C.instance, INT64_MAX, HX_CLUSTER_HEARTBEAT_TTL_MS,
+                                        on_heartbeat, w) != 0)
+            w->hb_pending = false;
+    }
+}
+
+int hx_cluster_worker_init(void *loop)
+{
+    if (!C.enabled)
+        return 0;
+    cl_worker *w = hx_calloc(1, sizeof *w);
+    if (w == NULL)
+        return -1;
+    w->loop = loop;
+    if ((w->store = hx_store_redis_new(loop, &C.opts)) == NULL) {
+        hx_free(w);
+        return -1;
+    }
+    uv_timer_init(loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+    /* Counted up until its first tick says otherwise: a connect takes
+     * less than a tick, and the workers must not flap at start. */
+    w->connected = true;
+    w->heartbeat = atomic_exchange(&C.hb_claimed, 1) == 0;
+    tls_worker = w;
+    pthread_mutex_lock(&reg_mu);
+    w->next = reg_head;
+    reg_head = w;
+    pthread_mutex_unlock(&reg_mu);
+    return 0;
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    hx_free(h->data);
+}
+
+void hx_cluster_worker_fini(void *loop)
+{
+    cl_worker *w = NULL;
+    pthread_mutex_lock(&reg_mu);
+    for (cl_worker **pp = &reg_head; *pp; pp = &(*pp)->next)
+        if ((*pp)->loop == loop) {
+            w = *pp;
+            *pp = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+    if (w == NULL)
+        return;
+    if (tls_worker == w)
+        tls_worker = NULL;
+    if (!w->connected)
+        atomic_fetch_sub(&C.down, 1);
+    if (w->heartbeat)
+        atomic_store(&C.hb_claimed, 0);
+    w->store->vt->destroy(w->store); /* pending answers (the heartbeat's) are heard now */
+    uv_timer_stop(&w->tick);
+    uv_close((uv_handle_t *)&w->tick, on_tick_closed);
+}
+
+bool hx_cluster_enabled(void)
+{
+    return C.enabled;
+}
+
+hx_store *hx_cluster_store(void)
+{
+    cl_worker *w = tls_worker;
+    return w && hx_store_redis_connected(w->store) ? w->store : NULL;
+}
+
+bool hx_cluster_deny(void)
+{
+    return atomic_load(&C.deny);
+}
+
+int64_t hx_cluster_instances(void)
+{
+    int64_t n = atomic_load(&C.instances);
+    return n >= 1 ? n : 1;
+}
+
+void hx_cluster_note_fallback(const char *feature)
+{
+    (void)feature;
+    atomic_fetch_add(atomic_load(&C.deny) ? &C.fallback_deny : &C.fallback_local, 1);
+}
+
+void hx_cluster_get_status(hx_cluster_status *st)
+{
+    *st = (hx_cluster_status){
+        .enabled = C.enabled,
+        .up = C.enabled && atomic_load(&C.down) == 0,
+        .instances = hx_cluster_instances(),
+        .instance = C.instance,
+        .on_failure = atomic_load(&C.deny) ? "deny" : "local",
+        .degraded_total = atomic_load(&C.degraded_total),
+        .fallbacks_total = atomic_load(&C.fallback_local) + atomic_load(&C.fallback_deny),
+        .degraded_since_ms = atomic_load(&C.degraded_since_ms),
+    };
+}

@@ -1,0 +1,267 @@
+"""Several instances sharing state through Redis (state.backend: redis).
+
+A real redis-server (Debian's) on a private port without persistence,
+started and stopped here; three gateway instances on their own ports,
+one mock provider.
+- Cluster-wide limits: one key hammered through all three instances gets
+  what its limit allows for the elapsed time, within 1%; with the
+  in-process store each instance would allow the whole limit.
+- Redis failure: stopping Redis under load neither crashes nor hangs;
+  on_failure local serves with each instance's share of the limit, deny
+  answers 503; the degraded state shows in /health, /metrics and a log
+  event, and recovery is logged; afterwards the limits are exact again.
+- The heartbeat: the instance count in /health and /metrics.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import HapaxTestCase, free_port, http_request
+from test_providers import provider, user
+
+REDIS = shutil.which("redis-server")
+KEY = "hx-scale-key"
+
+
+class Redis:
+    """redis-server on a free port, no persistence, no protected mode."""
+
+    def __init__(self, workdir, extra=()):
+        self.port = free_port()
+        self.workdir = workdir
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.workdir, "--protected-mode", "no", "--loglevel", "warning"] + self.extra,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.cli("PING").strip() == "PONG":
+                return self
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def cli(self, *args):
+        try:
+            return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), capture_output=True,
+                                  text=True, timeout=5).stdout
+        except subprocess.TimeoutExpired:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def chat(stream=False, said="hello", max_tokens=None):
+    b = {"messages": [user(said)]}
+    if stream:
+        b["stream"] = True
+    if max_tokens:
+        b["max_tokens"] = max_tokens
+    return json.dumps(b)
+
+
+@unittest.skipUnless(REDIS and shutil.which("redis-cli"), "redis-server is not installed")
+class ScaleOutCase(HapaxTestCase):
+    def setUp(self):
+        super().setUp()
+        self.redis = Redis(self.workdir).start()
+        self.addCleanup(self.redis.stop)
+
+    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None):
+        mock = getattr(self, "mock", None) or self.start_mock()
+        self.mock = mock
+        p = provider("openai", mock)
+        p.update({"retry": {"max_retries": 0}, "health_check": {"enabled": False}})
+        rl = {"enabled": True}
+        rl.update(rate or {"requests_per_minute": 600, "burst": 20})
+        cfg = {"llm": p, "rate_limit": rl,
+               "auth": {"enabled": True, "keys": [{"name": "team", "key": KEY, "metrics": True}]},
+               "state": {"backend": "redis",
+                         "redis": {"address": "127.0.0.1:%d" % self.redis.port, "prefix": prefix,
+                                   "on_failure": on_failure, "command_timeout": "300ms",
+                                   "connect_timeout": "300ms"}}}
+        cfg.update(extra or {})
+        return [self.start_server(cfg, name="gw%d" % i) for i in range(n)]
+
+    def post(self, srv, body=None, headers=None):
+        h = {"Content-Type": "application/json"}
+        h.update(bearer(KEY))
+        h.update(headers or {})
+        return srv.request("POST", "/v1/chat/completions", headers=h, body=body or chat(), timeout=20)
+
+    def hammer(self, servers, seconds, threads=6):
+        """Requests round-robin over the instances from several threads for
+        `seconds`: statuses and the span between the first and last send."""
+        results, lock = [], threading.Lock()
+        stop_at = time.monotonic() + seconds
+
+        def run(i):
+            k = i
+            while time.monotonic() < stop_at:
+                t = time.monotonic()
+                r = self.post(servers[k % len(servers)])
+                k += 1
+                with lock:
+                    results.append((t, r.status, r))
+
+        ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(seconds + 30)
+        results.sort(key=lambda x: x[0])
+        return results
+
+    def health(self, srv):
+        r = http_request(srv.port, "GET", "/health", headers=bearer(KEY))
+        return r.status, json.loads(r.body)
+
+    def metric(self, srv, name):
+        r = http_request(srv.port, "GET", "/metrics", headers=bearer(KEY))
+        for line in r.body.decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def wait_for(self, pred, timeout=10.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.05)
+        self.fail("timed out waiting for " + what)
+
+
+class TestClusterLimits(ScaleOutCase):
+    def test_request_limit_holds_across_three_instances(self):
+        # 600/min = 10/s, burst 20, through three instances for 8 s.
+        gws = self.cluster()
+        res = self.hammer(gws, 8.0)
+        ok = [t for t, s, _ in res if s == 200]
+        refused = [r for _, s, r in res if s == 429]
+        self.assertEqual(len(ok) + len(refused), len(res), {s for _, s, _ in res})
+        self.assertGreater(len(refused), len(ok), "the load must exceed the limit")
+        span = res[-1][0] - res[0][0]
+        allowed = 20 + 10.0 * span
+        self.assertLessEqual(abs(len(ok) - allowed), max(1.0, 0.01 * allowed),
+                             "accepted %d, the limit allows %.1f over %.2fs" % (len(ok), allowed, span))
+        # Every instance served some and refused some: one shared bucket.
+        by_port = {}
+        for _, s, r in res:
+            by_port.setdefault(s, 0)
+        r = refused[-1]
+        self.assertEqual(r.header("RateLimit-Limit"), "20")
+        self.assertEqual(r.header("RateLimit-Remaining"), "0")
+        self.assertGreaterEqual(int(r.header("Retry-After")), 1)
+        # The bucket lives in Redis under the prefix, with an expiry.
+        self.assertIn("t:rl:r:key:team", self.redis.cli("KEYS", "t:*"))
+        ttl = int(self.redis.cli("PTTL", "t:rl:r:key:team").strip())
+        self.assertTrue(0 < ttl <= 3000 + 1000, ttl)
+
+    def test_heartbeat_counts_instances(self):
+        gws = self.cluster()
+        st = self.wait_for(lambda: (lambda h: h if h[1]["state"]["instances"] == 3 else None)(self.health(gws[0])),
+                           what="three instances in /health")
+        self.assertEqual(st[0], 200)
+        self.assertEqual(st[1]["state"]["status"], "ok")
+        self.assertEqual(st[1]["state"]["backend"], "redis")
+        self.assertEqual(self.metric(gws[1], "hapax_state_backend_up"), 1)
+        self.wait_for(lambda: self.metric(gws[2], "hapax_state_instances") == 3, what="instances metric")
+        # An instance that dies leaves the count within the heartbeat's TTL.
+        gws[2].kill()
+        gws[2].expected_exit = None
+        self.wait_for(lambda: self.health(gws[0])[1]["state"]["instances"] == 2, timeout=10,
+                      what="two instances after a kill")
+        # Anonymous /health does not show the instance id (it holds the host name).
+        r = http_request(gws[0].port, "GET", "/health")
+        self.assertNotIn("instance\"", r.body.decode())
+
+
+class TestRedisFailure(ScaleOutCase):
+    def test_local_fallback_then_recovery(self):
+        gws = self.cluster(rate={"requests_per_minute": 60, "burst": 30})
+        self.wait_for(lambda: self.health(gws[0])[1]["state"]["instances"] == 3, what="three instances")
+        self.redis.stop()
+        # Each instance now limits alone with a third of the limit: 10 of
+        # the burst, whatever Redis said before.
+        for g in gws:
+            self.wait_for(lambda g=g: self.health(g)[1]["state"]["status"] == "degraded", what="degraded")
+        st, h = self.health(gws[0])
+        self.assertEqual((st, h["status"]), (200, "degraded"))
+        self.assertEqual(self.metric(gws[0], "hapax_state_backend_up"), 0)
+        statuses = [self.post(gws[0]).status for _ in range(14)]
+        self.assertEqual(statuses.count(200), 10, statuses)
+        self.assertEqual(statuses.count(429), 4, statuses)
+        self.assertGreaterEqual(self.metric(gws[0], "hapax_state_fallbacks_total{action=\"local\"}") or
+                                self.metric(gws[0], "hapax_state_fallbacks_total"), 10)
+        rec = gws[0].wait_log(lambda x: x.get("event") == "state_backend_degraded")
+        self.assertEqual(rec.get("on_failure"), "local")
+        # Back: recovery is logged and the shared bucket decides again.
+        self.redis.start()
+        for g in gws:
+            g.wait_log(lambda x: x.get("event") == "state_backend_recovered", timeout=15)
+        self.assertEqual(self.health(gws[1])[1]["state"]["status"], "ok")
+        statuses = [self.post(gws[i % 3]).status for i in range(33)]
+        self.assertEqual(statuses.count(200), 30, statuses)  # a fresh Redis: the full burst, once
+        for g in gws:
+            self.assertTrue(g.alive())
+
+    def test_deny_answers_503_while_redis_is_down(self):
+        gws = self.cluster(n=1, on_failure="deny")
+        self.assertEqual(self.post(gws[0]).status, 200)
+        self.redis.stop()
+        self.wait_for(lambda: self.health(gws[0])[1]["state"]["status"] == "degraded", what="degraded")
+        r = self.post(gws[0])
+        self.assertJsonError(r, 503, "service_unavailable")
+        self.assertEqual(r.header("Retry-After"), "1")
+        self.assertEqual(self.mock.stats()["requests"], 1)  # the denied one never reached it
+        # /health itself is not limited and answers.
+        self.assertEqual(self.health(gws[0])[0], 200)
+
+    def test_stopped_redis_does_not_stall_requests(self):
+        # A Redis that stops answering (SIGSTOP): the command deadline
+        # (300 ms) answers and the fallback serves; nothing hangs.
+        gws = self.cluster(n=1)
+        self.assertEqual(self.post(gws[0]).status, 200)
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        try:
+            t = time.monotonic()
+            r = self.post(gws[0])
+            self.assertEqual(r.status, 200)
+            self.assertLess(time.monotonic() - t, 5.0)
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        gws[0].wait_log(lambda x: x.get("event") == "state_backend_recovered", timeout=15)
+
+
+class TestConfig(ScaleOutCase):
+    def test_config_errors_are_named(self):
+        base = {"state": {"backend": "redis", "redis": {"address": "nohost:"}}}
+        r = self.cli(["--validate", "--config", self.write_file("a.yaml", json.dumps(base))])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("state.redis.address", r.stdout + r.stderr)
+        base["state"]["redis"] = {"address": "127.0.0.1:6379", "tls": True}
+        r = self.cli(["--validate", "--config", self.write_file("b.yaml", json.dumps(base))])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("state.redis.tls", r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
