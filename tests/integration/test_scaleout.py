@@ -194,6 +194,91 @@ class TestClusterLimits(ScaleOutCase):
         self.assertNotIn("instance\"", r.body.decode())
 
 
+class TestClusterTokens(ScaleOutCase):
+    # The tokens bucket holds one minute of tokens: 30000, refilled at 500/s.
+    PER_MIN = 30000
+
+    def level(self):
+        out = self.redis.cli("HGET", "t:rl:t:key:team", "t").strip()
+        return float(out) if out else None
+
+    def test_token_limit_holds_across_instances_with_streams(self):
+        gws = self.cluster(rate={"requests_per_minute": 10000000, "burst": 10000000,
+                                 "tokens_per_minute": self.PER_MIN})
+        bodies = [chat(max_tokens=8),
+                  json.dumps({"messages": [user("hello")], "max_tokens": 8, "stream": True,
+                              "stream_options": {"include_usage": True}})]
+        charged, refused, lock = [0], [0], threading.Lock()
+        stop_at = time.monotonic() + 8.0
+        t_first = [None]
+
+        def usage_of(r, stream):
+            if not stream:
+                u = r.json()["usage"]
+                return u["prompt_tokens"] + u["completion_tokens"]
+            for line in r.body.decode().splitlines():
+                if line.startswith("data: {") and '"usage":{' in line:
+                    u = json.loads(line[6:])["usage"]
+                    if u:
+                        return u["prompt_tokens"] + u["completion_tokens"]
+            self.fail("a stream without usage: %r" % r.body[-300:])
+
+        def run(i):
+            k = i
+            while time.monotonic() < stop_at:
+                t = time.monotonic()
+                with lock:
+                    if t_first[0] is None:
+                        t_first[0] = t
+                stream = k % 2 == 1
+                r = self.post(gws[k % 3], body=bodies[k % 2])
+                k += 1
+                with lock:
+                    if r.status == 200:
+                        charged[0] += usage_of(r, stream)
+                    elif r.status == 429:
+                        refused[0] += 1
+                    else:
+                        self.fail("unexpected %r" % r)
+
+        ts = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        t_end = time.monotonic()
+        time.sleep(0.2)  # the last settlements reach Redis
+        self.assertGreater(refused[0], 0, "the load must exceed the limit")
+        level = self.level()
+        # What the bucket allowed over the run: its capacity plus the
+        # refill, less what is left in it.
+        allowed = self.PER_MIN + self.PER_MIN / 60.0 * (t_end - t_first[0]) - level
+        self.assertLessEqual(abs(charged[0] - allowed), 0.01 * allowed,
+                             "charged %d tokens, the limit allows %.0f (level %.0f)" % (charged[0], allowed, level))
+
+    def test_cut_stream_is_charged_cluster_wide(self):
+        # A long, slow stream cut after its first bytes is charged (its
+        # prompt and what was relayed) to the shared bucket.
+        self.mock = self.start_mock(args=["--chunks", "50", "--chunk-delay-ms", "50"])
+        gws = self.cluster(n=1, rate={"requests_per_minute": 10000000, "burst": 10000000,
+                                      "tokens_per_minute": self.PER_MIN})
+        self.assertEqual(self.post(gws[0]).status, 200)
+        before = self.level()
+        self.assertIsNotNone(before)
+        c = gws[0].conn()
+        body = json.dumps({"messages": [user("x" * 4000)], "stream": True})
+        c.send(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
+        c.read_until(b"data: ", timeout=10)
+        c.close()
+        gws[0].wait_log(lambda x: x.get("path") == "/v1/chat/completions" and x.get("aborted") is True, timeout=10)
+        time.sleep(0.2)
+        after = self.level()
+        # 4000 bytes of prompt are about 1000 tokens: charged although no
+        # usage ever came (the refill is 500/s: a few hundred ms of it).
+        self.assertLess(after, before - 500, (before, after))
+
+
 class TestRedisFailure(ScaleOutCase):
     def test_local_fallback_then_recovery(self):
         gws = self.cluster(rate={"requests_per_minute": 60, "burst": 30})
