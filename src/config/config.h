@@ -238,6 +238,7 @@ typedef struct {
     int64_t initial_size;      /* max waiting requests */
     int64_t max_concurrent;    /* requests in flight */
     int64_t max_wait;          /* ms */
+    int64_t lease_ttl;         /* ms: a cluster slot's lease (state.backend: redis) */
     char *state_path;
     int64_t save_interval;     /* ms */
 } hx_cfg_queue;

@@ -444,6 +444,7 @@ static const hx_field queue_fields[] = {
     F(hx_cfg_queue, "initial_size", initial_size, HX_FT_INT, R(0, 10000000)),
     F(hx_cfg_queue, "max_concurrent", max_concurrent, HX_FT_INT, R(1, 1000000)),
     F(hx_cfg_queue, "max_wait", max_wait, HX_FT_DURATION, R(0, DMAX)),
+    F(hx_cfg_queue, "lease_ttl", lease_ttl, HX_FT_DURATION, R(SEC, 10 * MIN)),
     F(hx_cfg_queue, "state_path", state_path, HX_FT_STRING),
     F(hx_cfg_queue, "save_interval", save_interval, HX_FT_DURATION, R(0, DMAX)),
 };
@@ -469,6 +470,7 @@ static void misc_defaults(dflt *d, hx_config *c)
     c->queue.initial_size = 1000;
     c->queue.max_concurrent = 64;
     c->queue.max_wait = 30 * SEC;
+    c->queue.lease_ttl = 10 * SEC;
     dset(d, &c->queue.state_path, "");
     c->queue.save_interval = 30 * SEC;
     hx_cfg_cors *k = &c->cors;

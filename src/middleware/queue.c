@@ -17,8 +17,10 @@
 #include "http/request.h"
 #include "middleware/ctx.h"
 #include "middleware/middleware.h"
+#include "middleware/queue_int.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "state/cluster.h"
 #include "state/snapshot.h"
 #include "util/alloc.h"
 
@@ -152,13 +154,17 @@ static void reject(hx_req *r, hx_err e, const char *reason, int retry_after)
     hx_res_error(r, e, NULL);
 }
 
-/* This module's slot (HX_CTX_QUEUE), carved when the step runs. */
-typedef struct {
-    uint64_t wait_ns; /* time spent waiting in the queue */
-    bool queued;      /* holds a queue slot */
-    bool admitted;    /* went through the queue (for the access log) */
-} queue_ctx;
 _Static_assert(sizeof(queue_ctx) <= HX_CTX_QUEUE_BYTES, "queue_ctx outgrew its share");
+
+/* A local slot is held: with instances sharing state, the cluster's slot
+ * comes next (queue_lease.c), else the chain goes on. */
+static void admitted_next(hx_req *r, uint64_t since_ns)
+{
+    if (hx_cluster_enabled())
+        hx_qlease_admit(r, since_ns);
+    else
+        hx_req_next(r);
+}
 
 bool hx_queue_admitted(const hx_req *r)
 {
@@ -186,6 +192,8 @@ static void release_slot(hx_req *r, void *ud)
     if (c == NULL || !c->queued)
         return;
     c->queued = false;
+    if (c->lease)
+        hx_qlease_release(r, c);
     /* Approximate: start_ns is a little before the queue step ran. */
     uint64_t held = hx_now_ns() - (r->start_ns + c->wait_ns);
     pthread_mutex_lock(&q.mu);
@@ -272,8 +280,9 @@ static void deliver(waiter *w)
     c->queued = true;
     c->admitted = true;
     hx_req_ref(r); /* survives waiter_end's unref while the chain runs */
+    uint64_t since = w->since_ns;
     waiter_end(w);
-    hx_req_next(r);
+    admitted_next(r, since);
     hx_req_unref(r);
 }
 
@@ -364,7 +373,7 @@ void hx_mw_queue(hx_req *r)
     int64_t max_wait_ms = q.max_wait_ms;
     pthread_mutex_unlock(&q.mu);
     if (now) {
-        hx_req_next(r);
+        admitted_next(r, hx_now_ns());
         return;
     }
     /* Allocated outside the mutex; the decision is taken again under it. */
@@ -385,7 +394,7 @@ void hx_mw_queue(hx_req *r)
     if (now || why != NULL) {
         hx_free(w);
         if (now)
-            hx_req_next(r);
+            admitted_next(r, hx_now_ns());
         else
             reject(r, e, why, ra);
         return;
@@ -407,6 +416,7 @@ static int restore_section(json_object *in, void *ud);
 
 static void apply_cfg_locked(const hx_config *cfg)
 {
+    hx_qlease_configure(cfg);
     q.max_concurrent = cfg->queue.max_concurrent > 0 ? cfg->queue.max_concurrent : 1;
     q.max_waiting = cfg->queue.initial_size > 0 ? cfg->queue.initial_size : 0;
     q.max_wait_ms = cfg->queue.max_wait > 0 ? cfg->queue.max_wait : 0;
@@ -448,9 +458,13 @@ void hx_queue_shutdown(void)
 
 int hx_queue_worker_init(void *loop)
 {
-    qloop *ql = hx_calloc(1, sizeof *ql);
-    if (ql == NULL)
+    if (hx_qlease_worker_init(loop) != 0)
         return -1;
+    qloop *ql = hx_calloc(1, sizeof *ql);
+    if (ql == NULL) {
+        hx_qlease_worker_fini(loop);
+        return -1;
+    }
     ql->loop = loop;
     if (uv_async_init(loop, &ql->async, on_mailbox) != 0) {
         hx_free(ql);
@@ -466,6 +480,7 @@ int hx_queue_worker_init(void *loop)
     pthread_mutex_unlock(&q.mu);
     if (dup) {
         uv_close((uv_handle_t *)&ql->async, free_handle_data);
+        hx_qlease_worker_fini(loop);
         return -1;
     }
     return 0;
@@ -503,6 +518,7 @@ static waiter *detach_loop_locked(qloop *ql)
 
 void hx_queue_worker_fini(void *loop)
 {
+    hx_qlease_worker_fini(loop);
     pthread_mutex_lock(&q.mu);
     qloop *ql = find_loop_locked(loop);
     waiter *list = ql ? detach_loop_locked(ql) : NULL;

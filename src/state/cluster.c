@@ -271,6 +271,11 @@ hx_store *hx_cluster_store(void)
     return w && hx_store_redis_connected(w->store) ? w->store : NULL;
 }
 
+const char *hx_cluster_instance_id(void)
+{
+    return C.instance;
+}
+
 bool hx_cluster_deny(void)
 {
     return atomic_load(&C.deny);

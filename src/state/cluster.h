@@ -38,6 +38,8 @@ bool hx_cluster_enabled(void);
 /* This thread's shared store when it can answer now, else NULL (backend
  * memory, not a worker thread, or Redis unreachable). */
 hx_store *hx_cluster_store(void);
+/* This instance's id: unique among the instances, stable for the process. */
+const char *hx_cluster_instance_id(void);
 /* state.redis.on_failure is deny. */
 bool hx_cluster_deny(void);
 /* The live instances at the last heartbeat (>= 1): the local fallback

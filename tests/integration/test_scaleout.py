@@ -83,10 +83,10 @@ class ScaleOutCase(HapaxTestCase):
         self.redis = Redis(self.workdir).start()
         self.addCleanup(self.redis.stop)
 
-    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None):
+    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None, fault=None):
         mock = getattr(self, "mock", None) or self.start_mock()
         self.mock = mock
-        p = provider("openai", mock)
+        p = provider("openai", mock, fault=fault)
         p.update({"retry": {"max_retries": 0}, "health_check": {"enabled": False}})
         rl = {"enabled": True}
         rl.update(rate or {"requests_per_minute": 600, "burst": 20})
@@ -277,6 +277,68 @@ class TestClusterTokens(ScaleOutCase):
         # 4000 bytes of prompt are about 1000 tokens: charged although no
         # usage ever came (the refill is 500/s: a few hundred ms of it).
         self.assertLess(after, before - 500, (before, after))
+
+
+class TestClusterQueue(ScaleOutCase):
+    def queue_cluster(self, chunks, n=3, lease="2s"):
+        self.mock = self.start_mock(args=["--chunks", str(chunks)])
+        return self.cluster(n=n, fault="slow", rate={"requests_per_minute": 100000, "burst": 100000},
+                            extra={"queue": {"enabled": True, "max_concurrent": 2, "initial_size": 50,
+                                             "max_wait": "30s", "lease_ttl": lease}})
+
+    def send_async(self, srv, results, i):
+        def run():
+            try:
+                r = self.post(srv, body=chat(said="q%d" % i))
+                results.append((i, r.status))
+            except OSError as e:  # an instance killed under it
+                results.append((i, repr(e)))
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    def watch_active(self, stop, peak):
+        while not stop.is_set():
+            peak[0] = max(peak[0], self.mock.stats()["active"])
+            time.sleep(0.01)
+
+    def test_max_concurrent_holds_for_the_cluster(self):
+        # Each answer takes 5 x 200 ms; 9 requests over three instances,
+        # two slots for all of them.
+        gws = self.queue_cluster(5)
+        peak, stop = [0], threading.Event()
+        w = threading.Thread(target=self.watch_active, args=(stop, peak))
+        w.start()
+        results = []
+        ts = [self.send_async(gws[i % 3], results, i) for i in range(9)]
+        for t in ts:
+            t.join(60)
+        stop.set()
+        w.join()
+        self.assertEqual(sorted(s for _, s in results), [200] * 9, results)
+        self.assertEqual(peak[0], 2, "at most two requests at the provider at once, cluster-wide")
+        self.assertEqual(self.redis.cli("ZCARD", "t:queue").strip(), "0")  # every slot given back
+
+    def test_dead_instance_slots_come_back_within_the_lease(self):
+        # Two long answers (50 x 200 ms) hold both cluster slots through
+        # instance 0; it is killed; instance 1's request gets a slot once
+        # the dead instance's leases (2 s) run out, not before the kill.
+        gws = self.queue_cluster(50, n=2)
+        results = []
+        for i in range(2):
+            self.send_async(gws[0], results, i)
+        self.wait_for(lambda: self.mock.stats()["active"] == 2, what="two requests at the provider")
+        t = self.send_async(gws[1], results, 9)
+        time.sleep(1.0)
+        self.assertEqual(self.mock.stats()["requests"], 2, "the third request must wait for a slot")
+        gws[0].kill()
+        gws[0].expected_exit = None
+        killed = time.monotonic()
+        self.wait_for(lambda: self.mock.stats()["requests"] == 3, timeout=10, what="the waiting request admitted")
+        waited = time.monotonic() - killed
+        self.assertLess(waited, 2.0 + 1.5, "admitted %.2fs after the kill" % waited)
+        gws[1].stop()
+        t.join(30)
 
 
 class TestRedisFailure(ScaleOutCase):
