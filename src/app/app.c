@@ -130,6 +130,8 @@ static int app_start(hx_config *cfg)
         hx_gateway_publish(NULL);
         return -1;
     }
+    if (hx_cluster_enabled())
+        hx_gateway_shared_init();
     if (hx_middleware_init(cfg) != 0 || hx_gateway_state_register() != 0) {
         hx_gateway_publish(NULL);
         return -1;

@@ -24,6 +24,7 @@ static void log_breaker(void *ud, const char *name, int from, int to)
     (void)ud;
     HX_LOG_WARN("circuit breaker state changed", HX_F_STR("event", "breaker_transition"), HX_F_STR("provider", name),
                 HX_F_STR("from", hx_breaker_state_name(from)), HX_F_STR("to", hx_breaker_state_name(to)));
+    hx_gateway_shared_breaker(name, to);
 }
 
 static void gateway_free(hx_gateway *g);

@@ -27,6 +27,8 @@ typedef struct {
     int retries_by[HX_LEAVE__COUNT];   /* hapax_retries_by_class_total{provider,class} */
     int failovers_by[HX_LEAVE__COUNT]; /* hapax_failovers_by_class_total{from_provider,class} */
     int failures[HX_FAIL_LABEL__COUNT]; /* hapax_provider_failures_total{provider,class} */
+    /* breaker verdicts not yet sent to the other instances (shared.c) */
+    atomic_uint_fast32_t shared_ok, shared_fail;
 } hx_gw_provider_metrics;
 
 typedef struct hx_gateway {
@@ -83,6 +85,19 @@ int hx_gw_metrics_collectors(void);
 
 /* Registers the "providers" section of the state file (state.c). */
 int hx_gateway_state_register(void);
+
+/* ---- shared.c: breaker and health evidence across instances ---- */
+
+/* With state.backend: redis, before the workers start: listens to the
+ * other instances. */
+void hx_gateway_shared_init(void);
+/* A breaker verdict (success or failure) for provider idx: counted, sent
+ * to the other instances in the next batch. */
+void hx_gateway_shared_verdict(hx_gateway *g, size_t idx, bool success);
+/* This instance's breaker or health changed: the others hear it, unless
+ * the change came from them. */
+void hx_gateway_shared_breaker(const char *provider, int to);
+void hx_gateway_shared_health(const char *provider, bool healthy, hx_fail_class cls);
 
 /* Server worker hooks (http/server.h hx_server_app); `app` is unused. */
 void *hx_gateway_worker_init(void *loop, void *app);

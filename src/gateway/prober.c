@@ -39,8 +39,10 @@ void hx_gateway_record(hx_gateway *g, size_t idx, bool ok, const char *error, hx
 {
     if (idx >= g->providers.n || g->health[idx] == NULL)
         return;
-    if (hx_health_record_fail(g->health[idx], ok, error, ok ? HX_FAIL_NONE : cls, latency_ms, probe))
+    if (hx_health_record_fail(g->health[idx], ok, error, ok ? HX_FAIL_NONE : cls, latency_ms, probe)) {
         log_transition(&g->providers.items[idx], g->health[idx]);
+        hx_gateway_shared_health(g->providers.items[idx].name, hx_health_ok(g->health[idx]), cls);
+    }
 }
 
 /* ---- what an operator is told about an unreachable provider ---- */

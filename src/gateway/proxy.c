@@ -115,8 +115,10 @@ void px_breaker_verdict(proxy *p, int v)
         p->breaker_pending = v;
     if (p->breaker_pending < 0)
         hx_breaker_release_gen(breaker_of(p), p->breaker_gen);
-    else
+    else {
         hx_breaker_record_gen(breaker_of(p), p->breaker_gen, p->breaker_pending == 1, hx_gateway_now_ms());
+        hx_gateway_shared_verdict(p->g, p->prov->index, p->breaker_pending == 1);
+    }
     p->breaker_pending = -1;
 }
 

@@ -29,6 +29,7 @@ typedef struct cl_worker {
     bool connected;
     bool heartbeat;     /* this worker renews the instance's heartbeat */
     bool hb_pending;
+    hx_store *sub;      /* the heartbeat worker's subscription to the instances' channel */
 } cl_worker;
 
 static struct {
@@ -43,7 +44,13 @@ static struct {
     atomic_int_fast64_t degraded_since_ms;
     atomic_uint_fast64_t degraded_total, fallback_local, fallback_deny;
     atomic_int hb_claimed;
+    hx_cluster_msg_fn listen_fn;
+    void *listen_ud;
+    void (*tick_fn)(void *ud);
+    void *tick_ud;
 } C;
+
+#define CHANNEL "instances"
 
 static _Thread_local cl_worker *tls_worker;
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -95,7 +102,12 @@ static void collect(hx_metrics_writer *w, void *ud)
 
 int hx_cluster_init(const hx_config *cfg)
 {
+    hx_cluster_msg_fn lf = C.listen_fn;
+    void *lud = C.listen_ud;
+    void (*tf)(void *) = C.tick_fn;
+    void *tud = C.tick_ud;
     memset(&C, 0, sizeof C);
+    C.listen_fn = lf, C.listen_ud = lud, C.tick_fn = tf, C.tick_ud = tud;
     atomic_store(&C.instances, 1);
     if (strcmp(cfg->state.backend, "redis") != 0)
         return 0;
@@ -196,12 +208,68 @@ static void on_tick(uv_timer_t *t)
         atomic_fetch_add(&C.down, c ? -1 : 1);
     }
     evaluate();
+    if (w->heartbeat && c && C.tick_fn)
+        C.tick_fn(C.tick_ud);
     if (w->heartbeat && c && !w->hb_pending && w->ticks++ % HEARTBEAT_TICKS == 0) {
         w->hb_pending = true;
         if (w->store->vt->lease_acquire(w->store, INSTANCES_KEY, C.instance, INT64_MAX, HX_CLUSTER_HEARTBEAT_TTL_MS,
                                         on_heartbeat, w) != 0)
             w->hb_pending = false;
     }
+}
+
+/* "<instance> <message>": this instance's own are not for it. */
+static void on_message(void *ud, const char *channel, const void *msg, size_t len)
+{
+    (void)ud;
+    (void)channel;
+    size_t il = strlen(C.instance);
+    const char *m = msg;
+    if (len > il && m[il] == ' ' && memcmp(m, C.instance, il) == 0)
+        return;
+    const char *sp = memchr(m, ' ', len);
+    if (sp == NULL || C.listen_fn == NULL)
+        return;
+    C.listen_fn(C.listen_ud, sp + 1, len - (size_t)(sp + 1 - m));
+}
+
+static void on_tick_closed(uv_handle_t *h);
+
+static int start_listening(cl_worker *w)
+{
+    if ((w->sub = hx_store_redis_new(w->loop, &C.opts)) == NULL)
+        return -1;
+    if (w->sub->vt->subscribe(w->sub, CHANNEL, on_message, w) != 0) {
+        w->sub->vt->destroy(w->sub);
+        w->sub = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void hx_cluster_listen(hx_cluster_msg_fn fn, void *ud)
+{
+    C.listen_fn = fn;
+    C.listen_ud = ud;
+}
+
+void hx_cluster_every_tick(void (*fn)(void *ud), void *ud)
+{
+    C.tick_fn = fn;
+    C.tick_ud = ud;
+}
+
+int hx_cluster_publish(const char *msg, size_t len)
+{
+    hx_store *s = hx_cluster_store();
+    char buf[ID_MAX + 1 + HX_CLUSTER_MSG_MAX];
+    size_t il = strlen(C.instance);
+    if (s == NULL || len > HX_CLUSTER_MSG_MAX)
+        return -1;
+    memcpy(buf, C.instance, il);
+    buf[il] = ' ';
+    memcpy(buf + il + 1, msg, len);
+    return s->vt->publish(s, CHANNEL, buf, il + 1 + len, NULL, NULL);
 }
 
 int hx_cluster_worker_init(void *loop)
@@ -223,6 +291,12 @@ int hx_cluster_worker_init(void *loop)
      * less than a tick, and the workers must not flap at start. */
     w->connected = true;
     w->heartbeat = atomic_exchange(&C.hb_claimed, 1) == 0;
+    if (w->heartbeat && C.listen_fn && start_listening(w) != 0) {
+        w->store->vt->destroy(w->store);
+        uv_close((uv_handle_t *)&w->tick, on_tick_closed);
+        atomic_store(&C.hb_claimed, 0);
+        return -1;
+    }
     tls_worker = w;
     pthread_mutex_lock(&reg_mu);
     w->next = reg_head;
@@ -256,6 +330,8 @@ void hx_cluster_worker_fini(void *loop)
     if (w->heartbeat)
         atomic_store(&C.hb_claimed, 0);
     w->store->vt->destroy(w->store); /* pending answers (the heartbeat's) are heard now */
+    if (w->sub)
+        w->sub->vt->destroy(w->sub);
     uv_timer_stop(&w->tick);
     uv_close((uv_handle_t *)&w->tick, on_tick_closed);
 }

@@ -49,6 +49,19 @@ int64_t hx_cluster_instances(void);
  * (feature: "rate_limit", "queue"...; counted per action local|deny). */
 void hx_cluster_note_fallback(const char *feature);
 
+/* Messages between instances (one channel): fn hears the other
+ * instances' messages (never this one's), on one worker's thread. Set
+ * before the workers start. */
+typedef void (*hx_cluster_msg_fn)(void *ud, const char *msg, size_t len);
+void hx_cluster_listen(hx_cluster_msg_fn fn, void *ud);
+/* Sends msg (at most HX_CLUSTER_MSG_MAX bytes) to the other instances
+ * through this thread's connection; -1 when it cannot go now. */
+#define HX_CLUSTER_MSG_MAX 1024
+int hx_cluster_publish(const char *msg, size_t len);
+/* Runs fn every tick (250 ms) on the worker that keeps the heartbeat:
+ * for messages sent in batches. Set before the workers start. */
+void hx_cluster_every_tick(void (*fn)(void *ud), void *ud);
+
 typedef struct {
     bool enabled;
     bool up;              /* every worker connected */

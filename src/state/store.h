@@ -50,6 +50,8 @@ typedef struct {
 } hx_store_reply;
 
 typedef void (*hx_store_cb)(void *ud, const hx_store_reply *r);
+/* A message on a subscribed channel (the channel without any prefix). */
+typedef void (*hx_store_msg_fn)(void *ud, const char *channel, const void *msg, size_t len);
 
 typedef struct hx_store hx_store;
 
@@ -86,6 +88,14 @@ typedef struct {
                          hx_store_cb cb, void *ud);
     /* Gives a lease back: OK, or NOT_FOUND when it was not held (expired). */
     int (*lease_release)(hx_store *s, const char *key, const char *member, hx_store_cb cb, void *ud);
+    /* Sends msg to the channel's subscribers (every instance's): OK with
+     * the receivers in value. Fire and forget: no delivery guarantee. */
+    int (*publish)(hx_store *s, const char *channel, const void *msg, size_t len, hx_store_cb cb, void *ud);
+    /* Calls fn for every message on `channel` from now on, on the store's
+     * loop; kept across reconnects (messages sent while down are lost).
+     * One channel per store; in the Redis backend a subscribed store
+     * answers no other command (use a store of its own). */
+    int (*subscribe)(hx_store *s, const char *channel, hx_store_msg_fn fn, void *ud);
     int (*del)(hx_store *s, const char *key, hx_store_cb cb, void *ud);
     void (*destroy)(hx_store *s);
 } hx_store_vt;

@@ -37,6 +37,11 @@ typedef struct {
     size_t count, bytes;
     hx_store_limits lim;
     int64_t (*now_ms)(void);
+    struct {
+        char *channel;
+        hx_store_msg_fn fn;
+        void *ud;
+    } sub;
 } mem_store;
 
 #define SWEEP_PER_OP 4
@@ -554,6 +559,38 @@ static int mem_lease_release(hx_store *base, const char *key, const char *member
     return answer(cb, ud, &r);
 }
 
+/* In process, the subscribers are this store's own. */
+static int mem_publish(hx_store *base, const char *channel, const void *msg, size_t len, hx_store_cb cb, void *ud)
+{
+    mem_store *s = (mem_store *)base;
+    if (channel == NULL || (msg == NULL && len > 0))
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    hx_store_msg_fn fn = s->sub.channel && strcmp(s->sub.channel, channel) == 0 ? s->sub.fn : NULL;
+    void *fud = s->sub.ud;
+    pthread_mutex_unlock(&s->mu);
+    if (fn)
+        fn(fud, channel, msg, len);
+    hx_store_reply r = {.rc = HX_STORE_OK, .value = fn != NULL};
+    return answer(cb, ud, &r);
+}
+
+static int mem_subscribe(hx_store *base, const char *channel, hx_store_msg_fn fn, void *ud)
+{
+    mem_store *s = (mem_store *)base;
+    if (channel == NULL || fn == NULL || s->sub.channel)
+        return -1;
+    char *c = hx_strdup(channel);
+    if (c == NULL)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    s->sub.channel = c;
+    s->sub.fn = fn;
+    s->sub.ud = ud;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
 static int mem_del(hx_store *base, const char *key, hx_store_cb cb, void *ud)
 {
     mem_store *s = (mem_store *)base;
@@ -584,6 +621,7 @@ static void mem_destroy(hx_store *base)
             hx_free(e);
         }
     hx_free(s->chains);
+    hx_free(s->sub.channel);
     pthread_mutex_destroy(&s->mu);
     hx_free(s);
 }
@@ -599,6 +637,8 @@ static const hx_store_vt mem_vt = {
     .bucket_charge = mem_bucket_charge,
     .lease_acquire = mem_lease_acquire,
     .lease_release = mem_lease_release,
+    .publish = mem_publish,
+    .subscribe = mem_subscribe,
     .del = mem_del,
     .destroy = mem_destroy,
 };

@@ -29,7 +29,7 @@
 #define BACKOFF_MAX_MS 5000
 #define KEY_BUF (HX_STORE_PREFIX_MAX + HX_STORE_KEY_MAX + 1)
 
-typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_DEL, OP_SETUP } op_kind;
+typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_PUBLISH, OP_DEL, OP_SETUP } op_kind;
 
 typedef struct pending {
     struct redis_store *s;
@@ -55,10 +55,16 @@ typedef struct redis_store {
     char host[256];
     int port;
     hx_store_redis_stats st;
+    /* subscribe: the channel (prefixed) and who hears it */
+    char *sub_channel;
+    size_t sub_prefix_len;
+    hx_store_msg_fn sub_fn;
+    void *sub_ud;
 } redis_store;
 
 static void arm(redis_store *s);
 static void connect_now(redis_store *s);
+static void send_subscribe(redis_store *s);
 
 static uint64_t now_ms(redis_store *s)
 {
@@ -134,6 +140,9 @@ static void decode(const pending *p, const redisReply *rp, hx_store_reply *out)
         }
         out->rc = rp->element[0]->integer == 1 ? HX_STORE_OK : HX_STORE_LIMITED;
         out->value = rp->element[1]->integer;
+        break;
+    case OP_PUBLISH:
+        out->value = rp->type == REDIS_REPLY_INTEGER ? rp->integer : 0;
         break;
     case OP_RELEASE:
     case OP_DEL:
@@ -410,6 +419,32 @@ static int r_lease_release(hx_store *b, const char *key, const char *member, hx_
     return send_argv(s, OP_RELEASE, 3, argv, lens, cb, ud);
 }
 
+static int r_publish(hx_store *b, const char *channel, const void *msg, size_t len, hx_store_cb cb, void *ud)
+{
+    redis_store *s = (redis_store *)b;
+    char k[KEY_BUF];
+    size_t kl;
+    if ((msg == NULL && len > 0) || full_key(s, channel, k, &kl) != 0)
+        return -1;
+    const char *argv[] = {"PUBLISH", k, msg ? msg : ""};
+    const size_t lens[] = {7, kl, len};
+    return send_argv(s, OP_PUBLISH, 3, argv, lens, cb, ud);
+}
+
+static int r_subscribe(hx_store *b, const char *channel, hx_store_msg_fn fn, void *ud)
+{
+    redis_store *s = (redis_store *)b;
+    char k[KEY_BUF];
+    size_t kl;
+    if (fn == NULL || s->sub_channel || full_key(s, channel, k, &kl) != 0 || (s->sub_channel = hx_strdup(k)) == NULL)
+        return -1;
+    s->sub_prefix_len = strlen(s->o.prefix);
+    s->sub_fn = fn;
+    s->sub_ud = ud;
+    send_subscribe(s); /* queued by hiredis while the connection comes up; every new one sends it too */
+    return 0;
+}
+
 static int r_del(hx_store *b, const char *key, hx_store_cb cb, void *ud)
 {
     redis_store *s = (redis_store *)b;
@@ -463,6 +498,29 @@ static void on_connect(const redisAsyncContext *ac, int status)
     arm(s);
 }
 
+/* Every message of the subscription (hiredis keeps the callback for the
+ * channel: it is not a pending command). NULL when the connection goes. */
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    redis_store *s = privdata;
+    const redisReply *rp = reply;
+    if (rp == NULL || s->closing || rp->type != REDIS_REPLY_ARRAY || rp->elements != 3 ||
+        rp->element[0]->type != REDIS_REPLY_STRING || strcmp(rp->element[0]->str, "message") != 0 ||
+        rp->element[2]->type != REDIS_REPLY_STRING || rp->element[1]->len < s->sub_prefix_len)
+        return;
+    s->sub_fn(s->sub_ud, rp->element[1]->str + s->sub_prefix_len, rp->element[2]->str, rp->element[2]->len);
+}
+
+static void send_subscribe(redis_store *s)
+{
+    if (s->sub_channel == NULL || s->ac == NULL)
+        return;
+    const char *argv[] = {"SUBSCRIBE", s->sub_channel};
+    const size_t lens[] = {9, strlen(s->sub_channel)};
+    redisAsyncCommandArgv(s->ac, on_sub_message, s, 2, argv, lens);
+}
+
 /* AUTH (an ACL user too) and SELECT go first on every new connection;
  * hiredis queues them until the socket is up. */
 static void setup_commands(redis_store *s)
@@ -482,6 +540,7 @@ static void setup_commands(redis_store *s)
         const size_t lens[] = {6, (size_t)snprintf(db, sizeof db, "%d", s->o.db)};
         send_argv(s, OP_SETUP, 2, argv, lens, NULL, NULL);
     }
+    send_subscribe(s);
 }
 
 static void connect_now(redis_store *s)
@@ -557,6 +616,7 @@ static void arm(redis_store *s)
 static void on_timer_closed(uv_handle_t *h)
 {
     redis_store *s = h->data;
+    hx_free(s->sub_channel);
     hx_free(s->owned);
     hx_free(s);
 }
@@ -584,6 +644,8 @@ static const hx_store_vt redis_vt = {
     .bucket_charge = r_bucket_charge,
     .lease_acquire = r_lease_acquire,
     .lease_release = r_lease_release,
+    .publish = r_publish,
+    .subscribe = r_subscribe,
     .del = r_del,
     .destroy = r_destroy,
 };

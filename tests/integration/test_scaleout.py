@@ -83,11 +83,12 @@ class ScaleOutCase(HapaxTestCase):
         self.redis = Redis(self.workdir).start()
         self.addCleanup(self.redis.stop)
 
-    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None, fault=None):
+    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None, fault=None, llm=None):
         mock = getattr(self, "mock", None) or self.start_mock()
         self.mock = mock
         p = provider("openai", mock, fault=fault)
         p.update({"retry": {"max_retries": 0}, "health_check": {"enabled": False}})
+        p.update(llm or {})
         rl = {"enabled": True}
         rl.update(rate or {"requests_per_minute": 600, "burst": 20})
         cfg = {"llm": p, "rate_limit": rl,
@@ -339,6 +340,54 @@ class TestClusterQueue(ScaleOutCase):
         self.assertLess(waited, 2.0 + 1.5, "admitted %.2fs after the kill" % waited)
         gws[1].stop()
         t.join(30)
+
+
+class TestSharedBreakerAndHealth(ScaleOutCase):
+    def provider_state(self, srv):
+        return self.health(srv)[1]["providers"]["openai"]
+
+    def test_breaker_opened_by_one_instance_opens_on_the_others(self):
+        gws = self.cluster(n=2, llm={"panic": False},
+                           extra={"circuit_breaker": {"failure_threshold": 3, "min_requests": 3,
+                                                      "failure_rate": 50, "timeout": "30s", "interval": "60s"}})
+        self.mock.arm("500", -1)
+        for _ in range(3):
+            self.post(gws[0])
+        self.assertEqual(self.provider_state(gws[0])["breaker"], "open")
+        t = time.monotonic()
+        self.wait_for(lambda: self.provider_state(gws[1])["breaker"] == "open", timeout=5,
+                      what="the other instance's breaker open")
+        self.assertLess(time.monotonic() - t, 1.0, "a transition reaches the others within a second")
+        # Instance 1 never saw a failure itself, yet refuses without asking the provider.
+        before = self.mock.stats()["requests"]
+        r = self.post(gws[1])
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(self.mock.stats()["requests"], before)
+        gws[1].wait_log(lambda x: x.get("event") == "breaker_transition" and x.get("to") == "open")
+
+    def test_evidence_counts_across_instances(self):
+        # Three failures, one through each instance: none alone reaches
+        # the threshold, together they open every breaker.
+        gws = self.cluster(extra={"circuit_breaker": {"failure_threshold": 3, "min_requests": 3,
+                                                      "failure_rate": 50, "timeout": "30s",
+                                                      "interval": "60s"}})
+        self.mock.arm("500", -1)
+        for g in gws:
+            self.assertEqual(self.post(g).status // 100, 5)
+            time.sleep(0.4)  # the verdict batch goes out every 250 ms
+        for g in gws:
+            self.wait_for(lambda g=g: self.provider_state(g)["breaker"] == "open", timeout=5,
+                          what="breaker open from the cluster's evidence")
+
+    def test_health_verdict_is_shared(self):
+        gws = self.cluster(n=2, llm={"health_check": {"enabled": True, "interval": "60s",
+                                                      "failure_threshold": 2}})
+        self.mock.stop()  # every request now fails to connect
+        for _ in range(3):
+            self.post(gws[0])
+        self.wait_for(lambda: self.provider_state(gws[0])["status"] != "up", timeout=5, what="unhealthy on 0")
+        self.wait_for(lambda: self.provider_state(gws[1])["status"] != "up", timeout=2, what="unhealthy on 1")
+        gws[1].wait_log(lambda x: x.get("event") == "provider_health" and x.get("source") == "cluster")
 
 
 class TestRedisFailure(ScaleOutCase):

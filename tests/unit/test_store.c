@@ -200,6 +200,35 @@ static void test_bucket_charge(void **state)
 
 /* Leases: a limit on live members, renewal, release, expiry (a dead
  * holder's lease comes back by itself), and the set gone once empty. */
+static int msgs;
+static char last_msg[32];
+
+static void on_msg(void *ud, const char *channel, const void *msg, size_t len)
+{
+    (void)ud;
+    assert_string_equal(channel, "c");
+    msgs++;
+    snprintf(last_msg, sizeof last_msg, "%.*s", (int)len, (const char *)msg);
+}
+
+static void test_pubsub(void **state)
+{
+    (void)state;
+    hx_store *s = mk(100, 1 << 20);
+    got g;
+    ONCE(g, s->vt->publish(s, "c", "a", 1, on_reply, &g));
+    assert_int_equal(g.r.value, 0);
+    assert_int_equal(s->vt->subscribe(s, "c", on_msg, NULL), 0);
+    assert_int_equal(s->vt->subscribe(s, "d", on_msg, NULL), -1);
+    ONCE(g, s->vt->publish(s, "c", "hi", 2, on_reply, &g));
+    assert_int_equal(g.r.value, 1);
+    assert_int_equal(msgs, 1);
+    assert_string_equal(last_msg, "hi");
+    ONCE(g, s->vt->publish(s, "other", "x", 1, on_reply, &g));
+    assert_int_equal(msgs, 1);
+    s->vt->destroy(s);
+}
+
 static void test_leases(void **state)
 {
     (void)state;
@@ -381,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_bucket_charge),
         cmocka_unit_test(test_leases),
+        cmocka_unit_test(test_pubsub),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_allocation_failures),

@@ -331,6 +331,58 @@ static void test_charge_and_leases(void **state)
     close_store(s);
 }
 
+typedef struct {
+    int n;
+    char channel[64];
+    char msg[64];
+} heard;
+
+static void on_msg(void *ud, const char *channel, const void *msg, size_t len)
+{
+    heard *h = ud;
+    h->n++;
+    snprintf(h->channel, sizeof h->channel, "%s", channel);
+    snprintf(h->msg, sizeof h->msg, "%.*s", (int)len, (const char *)msg);
+}
+
+/* Publish / subscribe across two connections, prefixes kept apart, and
+ * the subscription back after Redis restarts. */
+static void test_pubsub(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *sub = open_store("ps:", "", 1000, 0), *pub = open_store("ps:", "", 1000, 0),
+             *other = open_store("other:", "", 1000, 0);
+    heard h = {0};
+    assert_int_equal(sub->vt->subscribe(sub, "events", on_msg, &h), 0);
+    assert_int_equal(sub->vt->subscribe(sub, "second", on_msg, &h), -1); /* one per store */
+    got g = {0};
+    for (int tries = 0; tries < 50 && g.r.value < 1; tries++) { /* until the SUBSCRIBE is in */
+        g = (got){0};
+        pub->vt->publish(pub, "events", "x", 1, on_reply, &g);
+        wait_for(&g);
+        spin_ms(10);
+    }
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 1);
+    h.n = 0;
+    g = (got){0};
+    other->vt->publish(other, "events", "elsewhere", 9, on_reply, &g); /* another prefix: not heard */
+    wait_for(&g);
+    assert_int_equal(g.r.value, 0);
+    g = (got){0};
+    pub->vt->publish(pub, "events", "hello", 5, on_reply, &g);
+    wait_for(&g);
+    for (int i = 0; i < 100 && h.n == 0; i++)
+        spin_ms(10);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.channel, "events");
+    assert_string_equal(h.msg, "hello");
+    close_store(sub);
+    close_store(pub);
+    close_store(other);
+}
+
 static void test_stalled_redis_times_out_then_recovers(void **state)
 {
     (void)state;
@@ -438,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_operations),
         cmocka_unit_test(test_prefix_and_expiry),
         cmocka_unit_test(test_charge_and_leases),
+        cmocka_unit_test(test_pubsub),
         cmocka_unit_test(test_stalled_redis_times_out_then_recovers),
         cmocka_unit_test(test_redis_restart_reconnects),
         cmocka_unit_test(test_auth),
