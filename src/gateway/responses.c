@@ -13,6 +13,7 @@
 #include "util/json.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "state/cluster.h"
 #include "util/alloc.h"
 
 /* ---- the store ----------------------------------------------------------------- */
@@ -25,9 +26,12 @@ hx_resp_store *hx_responses_store(const hx_config *cfg)
 {
     hx_resp_store_limits lim = {(size_t)cfg->llm.responses.max_stored, (size_t)cfg->llm.responses.max_bytes,
                                 cfg->llm.responses.ttl};
+    bool shared = hx_cluster_enabled();
     pthread_mutex_lock(&store_mu);
     if (store == NULL)
-        store = hx_resp_store_memory_new(&lim);
+        store = shared ? hx_resp_store_shared_new(&lim) : hx_resp_store_memory_new(&lim);
+    else if (memcmp(&lim, &store_lim, sizeof lim) != 0 && shared)
+        hx_resp_store_shared_limits(store, &lim);
     else if (memcmp(&lim, &store_lim, sizeof lim) != 0)
         hx_resp_store_memory_limits(store, &lim); /* a reload changed them */
     if (store)
@@ -43,7 +47,7 @@ void hx_responses_collect(hx_metrics_writer *w, void *ud)
     (void)ud;
     size_t count = 0, bytes = 0;
     pthread_mutex_lock(&store_mu);
-    if (store)
+    if (store && !hx_cluster_enabled()) /* in Redis: counted there */
         hx_resp_store_memory_usage(store, &count, &bytes);
     pthread_mutex_unlock(&store_mu);
     hx_metrics_write_family(w, "hapax_responses_stored", "Responses kept for previous_response_id (llm.responses).",

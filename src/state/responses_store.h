@@ -66,4 +66,11 @@ void hx_resp_store_memory_clock(hx_resp_store *s, int64_t (*now_ms)(void));
 /* Entries and bytes held now (metrics and tests). */
 void hx_resp_store_memory_usage(hx_resp_store *s, size_t *count, size_t *bytes);
 
+/* The shared backend (state.backend: redis): entries in the calling
+ * worker's cluster store (state/cluster.h), expiring after ttl_ms; an
+ * entry above max_bytes is not kept; max_stored does not apply (Redis
+ * bounds them by their expiry). Calls answer on the caller's loop. */
+hx_resp_store *hx_resp_store_shared_new(const hx_resp_store_limits *lim);
+void hx_resp_store_shared_limits(hx_resp_store *s, const hx_resp_store_limits *lim);
+
 #endif

@@ -390,6 +390,42 @@ class TestSharedBreakerAndHealth(ScaleOutCase):
         gws[1].wait_log(lambda x: x.get("event") == "provider_health" and x.get("source") == "cluster")
 
 
+class TestSharedResponses(ScaleOutCase):
+    def test_stored_response_is_seen_by_every_instance(self):
+        gws = self.cluster(n=2, extra={"auth": {"enabled": True, "keys": [
+            {"name": "team", "key": KEY, "metrics": True}, {"name": "other", "key": "hx-other"}]}})
+        h = {"Content-Type": "application/json"}
+        h.update(bearer(KEY))
+        r = gws[0].request("POST", "/v1/responses", headers=h,
+                           body=json.dumps({"model": "gpt-test", "input": "remember me"}), timeout=20)
+        self.assertEqual(r.status, 200, r)
+        d = r.json()
+        g = gws[1].request("GET", "/v1/responses/" + d["id"], headers=bearer(KEY))
+        self.assertEqual(g.status, 200, g)
+        self.assertEqual(g.json(), d)
+        # another key does not see it, on any instance
+        self.assertEqual(gws[1].request("GET", "/v1/responses/" + d["id"], headers=bearer("hx-other")).status, 404)
+        # previous_response_id through the other instance
+        r2 = gws[1].request("POST", "/v1/responses", headers=h,
+                            body=json.dumps({"model": "gpt-test", "input": "again", "previous_response_id": d["id"]}),
+                            timeout=20)
+        self.assertEqual(r2.status, 200, r2)
+        self.assertEqual(self.mock.last()["body"]["messages"][0]["content"], "remember me")
+        # kept in Redis under the prefix, with the configured expiry
+        ttl = int(self.redis.cli("PTTL", "t:resp:" + d["id"]).strip())
+        self.assertGreater(ttl, 0)
+        x = gws[1].request("DELETE", "/v1/responses/" + d["id"], headers=bearer(KEY))
+        self.assertEqual(x.status, 200, x)
+        self.assertEqual(gws[0].request("GET", "/v1/responses/" + d["id"], headers=bearer(KEY)).status, 404)
+
+    def test_store_down_answers_503_not_someone_elses_data(self):
+        gws = self.cluster(n=1)
+        self.redis.stop()
+        self.wait_for(lambda: self.health(gws[0])[1]["state"]["status"] == "degraded", what="degraded")
+        g = gws[0].request("GET", "/v1/responses/resp_abc", headers=bearer(KEY))
+        self.assertEqual(g.status, 503, g)
+
+
 class TestRedisFailure(ScaleOutCase):
     def test_local_fallback_then_recovery(self):
         gws = self.cluster(rate={"requests_per_minute": 60, "burst": 30})
