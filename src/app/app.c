@@ -14,6 +14,7 @@
 #include "state/snapshot.h"
 #include "state/store.h"
 #include "upstream/upstream.h"
+#include "util/alloc.h"
 
 /* What the hooks share; lives for the whole run. */
 typedef struct {
@@ -96,6 +97,49 @@ static hx_replay_rc replay_register(void *ud, const char *key, int64_t ttl_ms)
     return rc == HX_STORE_OK ? HX_REPLAY_NEW : rc == HX_STORE_EXISTS ? HX_REPLAY_SEEN : HX_REPLAY_ERROR;
 }
 
+/* With instances sharing state, the register is shared too: the local one
+ * answers GnuTLS at once (it must), Redis answers whether another
+ * instance saw the first flight, and the connection's early requests wait
+ * for that (a Redis round trip, far shorter than the client's). */
+typedef struct {
+    hx_replay_done_fn done;
+    void *arg;
+} shared_ask;
+
+static void on_shared_reply(void *ud, const hx_store_reply *r)
+{
+    shared_ask *a = ud;
+    hx_replay_rc rc = r->rc == HX_STORE_OK ? HX_REPLAY_NEW : r->rc == HX_STORE_EXISTS ? HX_REPLAY_SEEN : HX_REPLAY_ERROR;
+    if (rc == HX_REPLAY_ERROR) {
+        hx_cluster_note_fallback("0rtt");
+        if (!hx_cluster_deny())
+            rc = HX_REPLAY_NEW; /* on_failure local: this instance's register decided */
+    }
+    a->done(a->arg, rc);
+    hx_free(a);
+}
+
+static int replay_shared(void *ud, const char *key, int64_t ttl_ms, hx_replay_done_fn done, void *arg)
+{
+    (void)ud;
+    hx_store *s = hx_cluster_store();
+    shared_ask *a = hx_malloc(sizeof *a);
+    if (a == NULL) {
+        done(arg, HX_REPLAY_ERROR);
+        return 0;
+    }
+    *a = (shared_ask){done, arg};
+    if (s == NULL) {
+        on_shared_reply(a, &(hx_store_reply){.rc = HX_STORE_UNAVAILABLE});
+        return 0;
+    }
+    if (s->vt->add_once(s, key, ttl_ms, on_shared_reply, a) != 0) {
+        hx_free(a);
+        done(arg, HX_REPLAY_ERROR);
+    }
+    return 0;
+}
+
 /* The state file lives on the main loop, off the request path. */
 static void on_main_start(void *loop, void *ud)
 {
@@ -168,6 +212,7 @@ int hx_app_run(hx_config *cfg, const char *config_path)
         .main_start = on_main_start,
         .main_stop = on_main_stop,
         .replay_add = replay_register,
+        .replay_shared = hx_cluster_enabled() ? replay_shared : NULL,
         .replay_ud = replay,
         .ud = &ctx,
     };

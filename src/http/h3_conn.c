@@ -409,6 +409,7 @@ static void conn_free(h3_conn *c)
     if (c->state == H3C_HANDSHAKE)
         hw->handshaking--;
     c->state = H3C_CLOSED;
+    hx_h3_verdict_detach(c);
     hx_h3_stream_free_all(c);
     while (c->ncids > 0)
         hx_h3_cid_del(hw, &c->cids[c->ncids - 1]);

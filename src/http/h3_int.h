@@ -93,6 +93,7 @@ typedef struct h3_stream {
     bool busy;              /* the writer heard HX_RES_BUSY: on_drain owed */
     bool early;             /* part of the request arrived in 0-RTT */
     bool held;              /* waits for the handshake (when_confirmed) */
+    bool gated;             /* early: waits for the shared register's verdict */
     bool dispatch_due;      /* whole: to the router after this read */
     bool drain_due;         /* acknowledged under LOW: on_drain after this read */
     size_t body_counted;    /* its request body, in h3_conn.body_bytes */
@@ -141,6 +142,9 @@ struct h3_conn {
     bool draining_goaway;             /* shutdown: GOAWAY sent */
     bool early_offered;               /* the ClientHello offered early data */
     bool replay_seen;                 /* the register refused its ticket: a replay */
+    bool shared_pending;              /* the shared register has not answered yet */
+    bool shared_refused;              /* the shared register saw it (or failed): 425 early requests */
+    struct h3_verdict *verdict;       /* the shared register's answer on its way */
     bool in_early;                    /* the stream data being read came in 0-RTT */
     h3_conn *prev, *next;             /* worker list */
     h3_conn *wnext;                   /* write list */
@@ -196,6 +200,9 @@ int hx_h3_send(h3_worker *hw, const ngtcp2_path *path, const uint8_t *data, size
 void hx_h3_write_soon(h3_conn *c);
 void hx_h3_make_cid(h3_worker *hw, ngtcp2_cid *cid);
 
+/* h3_server.c: c is going, its shared verdict (if on its way) finds no one. */
+void hx_h3_verdict_detach(h3_conn *c);
+
 /* h3_conn.c */
 h3_conn *hx_h3_conn_new(h3_worker *hw, const ngtcp2_path *path, const ngtcp2_pkt_hd *hd,
                         const ngtcp2_cid *ocid, const uint8_t *token, size_t tokenlen);
@@ -219,6 +226,8 @@ void hx_h3_stream_free_all(h3_conn *c);
 void hx_h3_sweep(h3_worker *hw);
 /* The handshake completed: held requests go on. */
 void hx_h3_streams_confirmed(h3_conn *c);
+/* The shared register answered: dispatch the early requests it held. */
+void hx_h3_streams_ungate(h3_conn *c);
 /* After a read: requests whose head and body are complete go to the
  * router (never from inside an nghttp3 callback). */
 void hx_h3_streams_dispatch(h3_conn *c);

@@ -29,13 +29,72 @@ static char alt_svc[64];
 /* The register behind GnuTLS's anti-replay: the application's (the state
  * store), whose answer also becomes the replay metric and SIEM event. */
 static hx_replay_add_fn app_add;
+static hx_replay_shared_fn app_shared;
 static void *app_add_ud;
+
+/* The shared register's answer for one connection (which may be gone by
+ * then: c NULL). */
+typedef struct h3_verdict {
+    h3_conn *c;
+    bool in_call; /* answered before app_shared returned: replay_add finishes */
+    bool answered;
+} h3_verdict;
+
+static void on_shared_verdict(void *arg, hx_replay_rc rc)
+{
+    h3_verdict *v = arg;
+    h3_conn *c = v->c;
+    v->answered = true;
+    if (c) {
+        c->verdict = NULL;
+        c->shared_pending = false;
+        if (rc != HX_REPLAY_NEW) {
+            c->shared_refused = true;
+            hx_h3_count_early(rc == HX_REPLAY_SEEN ? "replay" : "register_error", c);
+        }
+        if (!v->in_call)
+            hx_h3_streams_ungate(c);
+    }
+    if (!v->in_call)
+        hx_free(v);
+}
+
+/* Early requests of c wait for the shared register (another instance may
+ * have seen this first flight); the local register answered NEW. */
+static void ask_shared(h3_conn *c, const char *key, int64_t ttl_ms)
+{
+    h3_verdict *v = hx_calloc(1, sizeof *v);
+    if (v == NULL) {
+        c->shared_refused = true; /* no early data rather than unchecked */
+        return;
+    }
+    v->c = c;
+    v->in_call = true;
+    c->verdict = v;
+    c->shared_pending = true;
+    if (app_shared(app_add_ud, key, ttl_ms, on_shared_verdict, v) != 0) {
+        c->verdict = NULL;
+        c->shared_pending = false;
+    }
+    v->in_call = false;
+    if (c->verdict == NULL)
+        hx_free(v); /* answered already, or never will be */
+}
+
+void hx_h3_verdict_detach(h3_conn *c)
+{
+    if (c->verdict)
+        c->verdict->c = NULL;
+    c->verdict = NULL;
+}
 
 static hx_replay_rc replay_add(void *ud, const char *key, int64_t ttl_ms)
 {
     (void)ud;
     hx_replay_rc rc = app_add(app_add_ud, key, ttl_ms);
     h3_conn *c = hx_h3_reading;
+    if (rc == HX_REPLAY_NEW && c && app_shared)
+        ask_shared(c, key, ttl_ms);
     if (rc == HX_REPLAY_SEEN) {
         if (c)
             c->replay_seen = true;
@@ -136,7 +195,8 @@ bool hx_h3_tls_files_changed(void)
     return changed;
 }
 
-int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, char *err, size_t errlen)
+int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, hx_replay_shared_fn shared, void *add_ud, char *err,
+                      size_t errlen)
 {
     const hx_cfg_http3 *h = &cfg->server.http3;
     hx_h3_g.tls = make_tls(cfg, err, errlen);
@@ -156,6 +216,7 @@ int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, 
             return -1;
         }
         app_add = add;
+        app_shared = shared;
         app_add_ud = add_ud;
         /* Ticket ages may be off by this much (GnuTLS's window). */
         hx_h3_g.replay = hx_antireplay_new(10000, replay_add, NULL);

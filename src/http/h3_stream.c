@@ -386,6 +386,14 @@ static void dispatch(h3_stream *s)
     hx_req *r = s->req;
     const hx_cfg_http3 *h = &c->hw->w->cfg->server.http3;
     if (s->early && !ngtcp2_conn_get_handshake_completed(c->qc)) {
+        if (c->shared_pending) { /* another instance may have seen this first flight */
+            s->gated = true;
+            return;
+        }
+        if (c->shared_refused) {
+            answer_error(s, HX_ERR_TOO_EARLY);
+            return;
+        }
         if (c->early_bytes > (size_t)h->max_0rtt_size) {
             hx_h3_count_early("too_large", c);
             answer_error(s, HX_ERR_TOO_EARLY);
@@ -419,6 +427,20 @@ void hx_h3_streams_dispatch(h3_conn *c)
                 s->req->on_drain(s->req, s->req->cb_ud);
         }
     }
+}
+
+void hx_h3_streams_ungate(h3_conn *c)
+{
+    if (c->state >= H3C_CLOSING)
+        return;
+    for (h3_stream *s = c->streams; s; s = s->next)
+        if (s->gated) {
+            s->gated = false;
+            s->dispatch_due = true;
+            c->dispatch_due = true;
+        }
+    hx_h3_streams_dispatch(c);
+    hx_h3_write_soon(c);
 }
 
 void hx_h3_streams_confirmed(h3_conn *c)

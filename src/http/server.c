@@ -189,7 +189,7 @@ hx_server *hx_server_new(hx_config *cfg, const hx_server_app *app, char *err, si
             goto fail;
     }
     if (cfg->server.http3.enabled &&
-        (hx_h3_server_init(cfg, app->replay_add, app->replay_ud, err, errlen) != 0 || hx_h3_bind(s, err, errlen) != 0))
+        (hx_h3_server_init(cfg, app->replay_add, app->replay_shared, app->replay_ud, err, errlen) != 0 || hx_h3_bind(s, err, errlen) != 0))
         goto fail;
     if (s->proto->server_init)
         s->proto->server_init(cfg);

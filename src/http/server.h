@@ -60,6 +60,9 @@ typedef struct hx_server_app {
      * on worker threads, synchronously; replay_ud is its argument. */
     hx_replay_add_fn replay_add;
     void *replay_ud;
+    /* The shared register of the instances, or NULL (see antireplay.h):
+     * early requests of a connection wait for its verdict. */
+    hx_replay_shared_fn replay_shared;
     void *ud;
 } hx_server_app;
 

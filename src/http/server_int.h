@@ -217,7 +217,8 @@ bool hx_header_hop_by_hop(const char *name);
  * (hx_req.method is never freed); NULL for a method we do not know. */
 const char *hx_method_name(const uint8_t *v, size_t n);
 /* h3_server.c, h3_udp.c: the HTTP/3 adapter as the worker sees it. */
-int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, void *add_ud, char *err, size_t errlen);
+int hx_h3_server_init(const hx_config *cfg, hx_replay_add_fn add, hx_replay_shared_fn shared, void *add_ud, char *err,
+                      size_t errlen);
 void hx_h3_server_free(void);
 /* The HTTP/3 certificate on a reload or a renewal on disk: a context
  * built from cfg (NULL and a reason: the reload fails, the running one

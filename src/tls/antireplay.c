@@ -14,14 +14,24 @@ struct hx_antireplay {
     atomic_uint_fast64_t registered, replays, errors;
 };
 
-/* GnuTLS's key names the ticket (its identity, of any length): the
- * register gets "0rtt:" and the hex SHA-256 of it, a fixed-size key. */
+/* GnuTLS's key is the start of its current anti-replay window (12 bytes:
+ * seconds and nanoseconds, this process's own clock) followed by the
+ * ClientHello's PSK binder. Only the binder names the first flight for
+ * every instance: the register gets "0rtt:" and the hex SHA-256 of it. A
+ * replay later than the window fails GnuTLS's ticket-age check, so the
+ * window's start is not needed in the key. */
+#define WINDOW_PREFIX 12
+
 static int on_add(void *ptr, time_t exp_time, const gnutls_datum_t *key, const gnutls_datum_t *data)
 {
     (void)data;
     hx_antireplay *a = ptr;
     unsigned char dig[32];
-    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, key->data, key->size, dig) != 0) {
+    const unsigned char *id = key->data;
+    size_t idlen = key->size;
+    if (idlen > WINDOW_PREFIX)
+        id += WINDOW_PREFIX, idlen -= WINDOW_PREFIX;
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, id, idlen, dig) != 0) {
         atomic_fetch_add(&a->errors, 1);
         return GNUTLS_E_DB_ENTRY_EXISTS;
     }

@@ -27,6 +27,13 @@ typedef enum {
  * the handshake's thread, synchronously. */
 typedef hx_replay_rc (*hx_replay_add_fn)(void *ud, const char *key, int64_t ttl_ms);
 
+/* A second, shared register (instances sharing state): asked after the
+ * local one said NEW, answering later through done(arg, rc) on the
+ * caller's loop (possibly before it returns). Returns 0 when done will be
+ * called, -1 when there is no shared register to ask. */
+typedef void (*hx_replay_done_fn)(void *arg, hx_replay_rc rc);
+typedef int (*hx_replay_shared_fn)(void *ud, const char *key, int64_t ttl_ms, hx_replay_done_fn done, void *arg);
+
 typedef struct hx_antireplay hx_antireplay;
 
 typedef struct {

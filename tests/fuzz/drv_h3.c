@@ -277,7 +277,7 @@ static void setup(void)
     hx_config_errors_free(&errs);
     char err[256];
     hx_router *rt = cfg ? hx_router_build(cfg, lookup, NULL, err, sizeof err) : NULL;
-    if (cfg == NULL || hx_h3_server_init(cfg, replay_add, NULL, err, sizeof err) != 0)
+    if (cfg == NULL || hx_h3_server_init(cfg, replay_add, NULL, NULL, err, sizeof err) != 0)
         die("HTTP/3 set-up failed");
     unlink(cert);
     unlink(key);

@@ -486,14 +486,14 @@ class H3ZeroRttTest(H3Base):
         self.assertEqual(run.summary["early_data"], "accepted", run.summary)
         return relay, run
 
-    def replay(self, relay):
+    def replay(self, relay, port=None):
         """Sends the client's first flight again from another port, once the
         first connection is gone: what an attacker on the path can do."""
         time.sleep(1.5)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             for d in relay.recorded[:4]:
-                s.sendto(d, (HOST, self.h3_port))
+                s.sendto(d, (HOST, port or self.h3_port))
             time.sleep(1.0)
         finally:
             s.close()
@@ -679,3 +679,56 @@ class H3BrowserTest(H3Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(shutil.which("redis-server"), "redis-server is not installed")
+class H3SharedRegisterTest(H3Base):
+    """state.backend: redis: the single-use register is the cluster's. A
+    first flight recorded on its way to one instance and replayed to
+    another (which shares the ticket key, so it could decrypt it) gets no
+    answer from early data there."""
+
+    prime = H3ZeroRttTest.prime
+    replay = H3ZeroRttTest.replay
+
+    def two_instances(self):
+        from test_scaleout import Redis
+        self.redis = Redis(self.workdir).start()
+        self.addCleanup(self.redis.stop)
+        key = os.path.join(self.workdir, "ticket.key")
+        with open(key, "wb") as f:
+            f.write(os.urandom(64))
+        os.chmod(key, 0o600)
+        extra = {"state": {"backend": "redis", "redis": {"address": "127.0.0.1:%d" % self.redis.port}}}
+        b = self.start_h3(extra=extra, server={"tls": {"ticket_key_file": key}})
+        b_port = self.h3_port
+        a = self.start_h3(extra=extra, server={"tls": {"ticket_key_file": key}})
+        return a, b, b_port
+
+    def test_first_flight_replayed_to_another_instance(self):
+        a, b, b_port = self.two_instances()
+        self.prime()
+        with UdpRelay(self.h3_port) as relay:
+            relay.record = True
+            run = self.h3c("/health", session="s", port=relay.port)
+            relay.record = False
+        self.assertEqual(run.summary["early_data"], "accepted", run.summary)
+        self.assertEqual(run.first.status, 200)
+        self.replay(relay, port=b_port)
+        self.srv = b
+        self.assertTrue(b.wait_log(lambda l: l.get("kind") == "early_data_replay" and l.get("event") == "security"))
+        self.assertEqual(self.metric("hapax_http3_early_data_total", outcome="replay"), 1)
+        served = [l for l in b.logs()[0] if l.get("msg") == "request" and l.get("early_data") is True]
+        self.assertEqual(served, [], "a replayed first flight was answered from early data")
+
+    def test_fresh_early_data_still_served_early_on_another_instance(self):
+        a, b, b_port = self.two_instances()
+        self.prime()  # the ticket comes from a
+        with UdpRelay(b_port) as relay:  # a real round trip: the handshake takes longer than Redis
+            relay.latency_ms = 40
+            run = self.h3c("/health", session="s", port=relay.port)
+        self.assertEqual(run.summary["early_data"], "accepted", run.summary)
+        self.assertEqual(run.first.status, 200)
+        self.srv = b
+        self.assertTrue(b.wait_log(lambda l: l.get("msg") == "request" and l.get("early_data") is True))
+        self.assertTrue(self.redis.cli("KEYS", "hapax:0rtt:*").strip())

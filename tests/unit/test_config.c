@@ -597,7 +597,16 @@ static void test_not_supported_yet(void **state)
              "server.health_check: enabled but no threshold set");
     load_bad("server:\n  health_check:\n    checks: {gpu: x}\n", "server.health_check.checks.gpu: unknown check");
     load_bad("llm:\n  cache:\n    enable: true\n", "llm.cache.enable: response cache is not supported");
-    load_bad("state:\n  backend: redis\n", "state.backend: the redis state backend is not supported yet");
+    /* state.backend: redis is served (docs/scale-out.md); its connection is checked by name. */
+    load_bad("state:\n  backend: redis\n  redis:\n    address: \"host:\"\n",
+             "state.redis.address: invalid Redis address (host:port or [v6]:port)");
+    load_bad("state:\n  backend: redis\n  redis:\n    tls: true\n",
+             "state.redis.tls: TLS to Redis is not available");
+    load_bad("state:\n  backend: redis\n  redis:\n    username: gw\n", "state.redis.username: an ACL user needs a password");
+    load_bad("state:\n  backend: redis\n  redis:\n    prefix: "
+             "\"0123456789012345678901234567890123456789012345678901234567890123456789\"\n",
+             "state.redis.prefix: longer than 64 bytes");
+    load_bad("state:\n  redis:\n    on_failure: maybe\n", "state.redis.on_failure: invalid on_failure (local or deny)");
     load_bad("providers:\n  main:\n    type: openai\n", "providers: not supported; use llm and llm.backup_providers");
     load_bad("provider_preference: [ollama]\n", "provider_preference: not supported");
 }
