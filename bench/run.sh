@@ -6,6 +6,7 @@
 #   bench/run.sh            # every scenario, 10 s each
 #   DURATION=5 bench/run.sh
 #   SCENARIOS=h2c bench/run.sh   # only the HTTP/2 cleartext one (h1 = the two wrk ones)
+#   SCENARIOS=state bench/run.sh # rate limiting on: in-process store vs Redis (state.backend)
 #
 # Prints req/s, p50/p99 latency, added latency versus direct, peak RSS of
 # the serving processes and the hapax/nginx ratio. Needs wrk and nginx (installed if missing).
@@ -28,6 +29,8 @@ WORK=$(mktemp -d /tmp/hapax-bench.XXXXXX)
 HAPAX=${HAPAX:-build/hapax}     # e.g. HAPAX=build-asan/hapax to hunt a crash
 
 need_tools wrk nginx h2load
+case " $SCENARIOS " in *" state "*) need_tools redis-server redis-cli ;; esac
+REDIS_PORT=${REDIS_PORT:-19505}
 make -s build >/dev/null
 MOCK=build/mock-provider
 
@@ -52,11 +55,12 @@ start_nginx() {
   sleep 0.5
 }
 
-start_hapax() {
+start_hapax() { # $1: extra YAML (the state scenario's rate_limit and state sections)
   cat > "$WORK/hapax.yaml" <<YML
 server: {host: 127.0.0.1, port: $HAPAX_PORT, workers: 1, max_connections: 20000, http2: {h2c: true, max_concurrent_streams: 128}}
 logging: {level: warn}
 $(llm_yaml "$MOCK_PORT")
+${1:-}
 YML
   taskset -c 0 "$HAPAX" --config "$WORK/hapax.yaml" 2> "$WORK/hapax.log" &
   HAPAX_PID=$!
@@ -129,6 +133,36 @@ scenario_h2c() { # $1 title, $2 stream, $3 chunks
   cleanup_round
 }
 
+# Rate limiting on every request, its buckets in process and then in Redis
+# (redis-server on CPU 1 with the mock and wrk): what sharing state costs.
+scenario_state() {
+  local limits='rate_limit: {enabled: true, requests_per_minute: 100000000, burst: 100000000, tokens_per_minute: 100000000}'
+  start_mock 8
+  start_hapax "$limits"
+  STREAM=0 taskset -c 1 wrk -t1 -c"$CONNS" -d2s -s bench/chat.lua "http://127.0.0.1:$HAPAX_PORT" >/dev/null 2>&1 || true
+  local m; m=$(run_wrk memory "$HAPAX_PORT" "$CONNS" 0)
+  local mrss; mrss=$(peak_rss_kb "$HAPAX_PID")
+  stop_pids
+  taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+    --loglevel warning > "$WORK/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  start_mock 8
+  start_hapax "$limits
+state: {backend: redis, redis: {address: \"127.0.0.1:$REDIS_PORT\"}}"
+  STREAM=0 taskset -c 1 wrk -t1 -c"$CONNS" -d2s -s bench/chat.lua "http://127.0.0.1:$HAPAX_PORT" >/dev/null 2>&1 || true
+  local r; r=$(run_wrk redis "$HAPAX_PORT" "$CONNS" 0)
+  local rrss; rrss=$(peak_rss_kb "$HAPAX_PID")
+  echo
+  echo "== rate limiting on, non-streaming chat (${DURATION}s, $CONNS connections): state in process vs Redis =="
+  printf "%-8s %10s %10s %10s %10s %8s\n" store req/s p50_ms p99_ms peak_rss errors
+  printf "%-8s %10s %10s %10s %10s %8s\n" memory "$(field "$m" rps)" "$(field "$m" p50_ms)" "$(field "$m" p99_ms)" "${mrss}kB" "$(field "$m" errors)"
+  printf "%-8s %10s %10s %10s %10s %8s\n" redis "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "${rrss}kB" "$(field "$r" errors)"
+  echo "redis/memory req/s ratio: $(ratio "$(field "$r" rps)" "$(field "$m" rps)")"
+  echo "added p99: $(awk -v a="$(field "$r" p99_ms)" -v b="$(field "$m" p99_ms)" 'BEGIN{printf "%.3f ms", a-b}')"
+  cleanup_round
+}
+
 cleanup_round() {
   stop_pids
   grep -v '"msg":"request"' "$WORK/hapax.log" >> /tmp/hapax-bench-last.log 2>/dev/null || true
@@ -138,6 +172,9 @@ echo "machine: $(nproc) CPUs, $(uname -r); hapax workers=1 on CPU 0, nginx worke
 case " $SCENARIOS " in *" h1 "*)
   scenario "non-streaming chat completion" "$CONNS" 0 8
   scenario "streaming: $STREAMS concurrent streams of $CHUNKS chunks" "$STREAMS" 1 "$CHUNKS"
+esac
+case " $SCENARIOS " in *" state "*)
+  scenario_state
 esac
 case " $SCENARIOS " in *" h2c "*)
   scenario_h2c "HTTP/2 cleartext: non-streaming chat completion" 0 8

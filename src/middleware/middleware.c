@@ -5,6 +5,7 @@
 #include "middleware/auth.h"
 #include "middleware/queue.h"
 #include "middleware/ratelimit.h"
+#include "middleware/ratelimit_int.h"
 #include "state/snapshot.h"
 
 hx_step_fn hx_middleware_lookup(const hx_config *cfg, const char *name, unsigned handler_flags, bool explicit_list)
@@ -73,10 +74,17 @@ void hx_middleware_shutdown(void)
 
 int hx_middleware_worker_init(void *loop)
 {
-    return hx_queue_worker_init(loop);
+    if (hx_rl_shared_worker_init(loop) != 0)
+        return -1;
+    if (hx_queue_worker_init(loop) != 0) {
+        hx_rl_shared_worker_fini(loop);
+        return -1;
+    }
+    return 0;
 }
 
 void hx_middleware_worker_fini(void *loop)
 {
     hx_queue_worker_fini(loop);
+    hx_rl_shared_worker_fini(loop);
 }

@@ -465,7 +465,7 @@ static int64_t tpm_adjust(hx_req *r, int64_t delta)
     if (delta == 0)
         return (int64_t)l.tpm_cap;
     if (hx_cluster_enabled())
-        hx_rl_shared_adjust(id, &l, delta);
+        hx_rl_shared_adjust(r->loop, id, &l, delta);
     else
         hx_rl_local_adjust(id, &l, delta);
     return (int64_t)l.tpm_cap;

@@ -38,6 +38,10 @@ void hx_rl_answer(hx_req *r, const char *id, const rl_decision *d);
  * later on r's loop; with state.redis.on_failure when Redis cannot
  * answer. */
 void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l);
-void hx_rl_shared_adjust(const char *id, const rl_limits *l, int64_t delta);
+/* Moves id's tokens bucket by -delta: sent at the next turn of loop
+ * (r->loop), with the other charges of that turn to the same bucket. */
+void hx_rl_shared_adjust(void *loop, const char *id, const rl_limits *l, int64_t delta);
+int hx_rl_shared_worker_init(void *loop);
+void hx_rl_shared_worker_fini(void *loop);
 
 #endif

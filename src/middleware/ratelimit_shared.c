@@ -3,18 +3,22 @@
  * Redis server and refilled on its clock, so a limit holds for the
  * cluster and RateLimit-* headers show the cluster's view.
  *
- * A request's decision is two bucket operations pipelined on the
- * worker's connection: a look at the tokens bucket (taking 0) and the
- * take of one request. A request refused for tokens gives its request
- * token back. Token usage is charged without waiting for an answer.
+ * A request's decision is one atomic operation on the worker's
+ * connection: the take of one request, gated by the tokens bucket (empty:
+ * refused for tokens, nothing taken). Token usage (reservations,
+ * settlements) is charged without waiting for an answer, and the charges
+ * of one loop turn go as one per bucket: under load a hot key costs Redis
+ * one command per turn, not three per request.
  *
  * When Redis cannot answer (down, slow past command_timeout, too many
  * commands in flight), state.redis.on_failure decides: `local` limits
  * in process with the limits divided by the instances last seen, `deny`
  * answers 503. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "middleware/ratelimit_int.h"
 #include "obs/log.h"
@@ -82,13 +86,6 @@ static void decide(sh_take *t, rl_decision *d)
         /* until the level is above 0 again */
         d->retry_s = (int64_t)ceil((1e-9 - t->tpm.tokens) * 60.0 / l->tpm_pm) + 1;
         tpm_view = true;
-        if (l->req_cap > 0 && t->req.rc == HX_STORE_OK) { /* give the request back */
-            char k[KEY_BUF];
-            key_of(k, 'r', t->id);
-            hx_store *s = hx_cluster_store();
-            if (s)
-                s->vt->bucket_charge(s, k, l->req_pm / 60.0, l->req_cap, -1, 0, NULL, NULL);
-        }
     } else if (l->req_cap > 0 && t->req.rc != HX_STORE_OK) {
         d->allowed = false;
         d->kind = "requests";
@@ -142,6 +139,19 @@ static void on_tpm(void *ud, const hx_store_reply *rp)
     got(t, &t->tpm, rp);
 }
 
+/* Both limits: one step, the request take gated by the tokens bucket. */
+static void on_gated(void *ud, const hx_store_reply *rp)
+{
+    sh_take *t = ud;
+    hx_store_reply tpm = {.rc = HX_STORE_OK, .tokens = rp->gate_tokens};
+    hx_store_reply req = *rp;
+    if (rp->rc == HX_STORE_LIMITED && rp->value == 1) /* the gate was empty: no request was taken */
+        req.rc = HX_STORE_OK;
+    t->waiting++;
+    got(t, &t->tpm, rp->rc == HX_STORE_OK || rp->rc == HX_STORE_LIMITED ? &tpm : rp);
+    got(t, &t->req, &req);
+}
+
 void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l)
 {
     hx_store *s = hx_cluster_store();
@@ -153,34 +163,136 @@ void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l)
     t->r = hx_req_ref(r);
     t->l = *l;
     snprintf(t->id, sizeof t->id, "%s", id);
-    t->waiting = 1; /* the store may answer before the call returns */
-    char k[KEY_BUF];
+    t->waiting = 2; /* the answer, plus 1 while sending: the store may answer before the call returns */
+    char k[KEY_BUF], g[KEY_BUF];
     static const hx_store_reply failed = {.rc = HX_STORE_UNAVAILABLE};
-    if (l->tpm_cap > 0) {
-        t->waiting++;
-        key_of(k, 't', id);
-        if (s->vt->bucket_take(s, k, l->tpm_pm / 60.0, l->tpm_cap, 0, on_tpm, t) != 0)
-            on_tpm(t, &failed);
-    }
-    if (l->req_cap > 0) {
-        t->waiting++;
-        key_of(k, 'r', id);
-        if (s->vt->bucket_take(s, k, l->req_pm / 60.0, l->req_cap, 1, on_req, t) != 0)
-            on_req(t, &failed);
-    }
+    key_of(k, l->req_cap > 0 ? 'r' : 't', id);
+    key_of(g, 't', id);
+    int rc;
+    if (l->req_cap > 0 && l->tpm_cap > 0)
+        rc = s->vt->bucket_take_gated(s, k, l->req_pm / 60.0, l->req_cap, 1, g, l->tpm_pm / 60.0, l->tpm_cap,
+                                      on_gated, t);
+    else if (l->req_cap > 0)
+        rc = s->vt->bucket_take(s, k, l->req_pm / 60.0, l->req_cap, 1, on_req, t);
+    else
+        rc = s->vt->bucket_take(s, k, l->tpm_pm / 60.0, l->tpm_cap, 0, on_tpm, t); /* a look */
+    if (rc != 0)
+        (l->req_cap > 0 ? on_req : on_tpm)(t, &failed);
     if (--t->waiting == 0)
         finish(t);
 }
 
-void hx_rl_shared_adjust(const char *id, const rl_limits *l, int64_t delta)
+/* ---- token charges, one per bucket and loop turn ------------------------------------ */
+
+#define BATCH_MAX 64
+
+typedef struct rl_batch {
+    struct rl_batch *next; /* the registry: fini runs off the worker's thread */
+    uv_loop_t *loop;
+    uv_timer_t timer;      /* 0 ms: the next loop turn */
+    bool armed;
+    size_t n;
+    struct {
+        char id[ID_BUF];
+        rl_limits l;
+        int64_t delta;
+    } e[BATCH_MAX];
+} rl_batch;
+
+static _Thread_local rl_batch *tls_batch;
+static pthread_mutex_t batch_mu = PTHREAD_MUTEX_INITIALIZER;
+static rl_batch *batches;
+
+static void charge_now(const char *id, const rl_limits *l, int64_t delta)
 {
     hx_store *s = hx_cluster_store();
     char k[KEY_BUF];
     key_of(k, 't', id);
     double floor_level = -l->tpm_cap * HX_RL_MAX_DEBT_MINUTES;
-    if (s && s->vt->bucket_charge(s, k, l->tpm_pm / 60.0, l->tpm_cap, (double)delta, floor_level, NULL, NULL) == 0)
+    if (delta == 0 ||
+        (s && s->vt->bucket_charge(s, k, l->tpm_pm / 60.0, l->tpm_cap, (double)delta, floor_level, NULL, NULL) == 0))
         return;
     /* Redis cannot take it now: this instance's share remembers it. */
     rl_limits share = local_share(l);
     hx_rl_local_adjust(id, &share, delta);
+}
+
+static void flush(uv_timer_t *t)
+{
+    rl_batch *b = t->data;
+    b->armed = false;
+    for (size_t i = 0; i < b->n; i++)
+        charge_now(b->e[i].id, &b->e[i].l, b->e[i].delta);
+    b->n = 0;
+}
+
+void hx_rl_shared_adjust(void *loop, const char *id, const rl_limits *l, int64_t delta)
+{
+    rl_batch *b = tls_batch;
+    if (b == NULL || b->loop != loop) {
+        charge_now(id, l, delta);
+        return;
+    }
+    size_t i = 0;
+    while (i < b->n && (strcmp(b->e[i].id, id) != 0 || memcmp(&b->e[i].l, l, sizeof *l) != 0))
+        i++;
+    if (i == BATCH_MAX) { /* full: the batch goes now */
+        flush(&b->timer);
+        i = 0;
+    }
+    if (i == b->n) {
+        snprintf(b->e[i].id, sizeof b->e[i].id, "%s", id);
+        b->e[i].l = *l;
+        b->e[i].delta = 0;
+        b->n++;
+    }
+    b->e[i].delta += delta;
+    if (!b->armed) {
+        b->armed = true;
+        uv_timer_start(&b->timer, flush, 0, 0);
+    }
+}
+
+int hx_rl_shared_worker_init(void *loop)
+{
+    if (!hx_cluster_enabled())
+        return 0;
+    rl_batch *b = hx_calloc(1, sizeof *b);
+    if (b == NULL)
+        return -1;
+    b->loop = loop;
+    uv_timer_init(loop, &b->timer);
+    b->timer.data = b;
+    pthread_mutex_lock(&batch_mu);
+    b->next = batches;
+    batches = b;
+    pthread_mutex_unlock(&batch_mu);
+    tls_batch = b;
+    return 0;
+}
+
+static void batch_closed(uv_handle_t *h)
+{
+    hx_free(h->data);
+}
+
+/* On the main thread once the worker ended: charges of its last turn that
+ * did not go are lost (at most one loop turn's). */
+void hx_rl_shared_worker_fini(void *loop)
+{
+    rl_batch *b = NULL;
+    pthread_mutex_lock(&batch_mu);
+    for (rl_batch **pp = &batches; *pp; pp = &(*pp)->next)
+        if ((*pp)->loop == loop) {
+            b = *pp;
+            *pp = b->next;
+            break;
+        }
+    pthread_mutex_unlock(&batch_mu);
+    if (b == NULL)
+        return;
+    if (tls_batch == b)
+        tls_batch = NULL;
+    uv_timer_stop(&b->timer);
+    uv_close((uv_handle_t *)&b->timer, batch_closed);
 }

@@ -46,6 +46,7 @@ typedef struct {
     const void *data;   /* get: the value (not NUL-terminated) */
     size_t len;
     double tokens;      /* bucket_take, bucket_charge: tokens left after */
+    double gate_tokens; /* bucket_take_gated: the gate's level */
     int64_t retry_ms;   /* bucket_take LIMITED: when the asked tokens are there */
 } hx_store_reply;
 
@@ -74,6 +75,13 @@ typedef struct {
      * (full when created). LIMITED takes nothing. */
     int (*bucket_take)(hx_store *s, const char *key, double rate_per_s, double burst, double n, hx_store_cb cb,
                        void *ud);
+    /* bucket_take from `key`, but only while the `gate` bucket holds more
+     * than 0 (it is looked at, never taken from): LIMITED with value 1 when
+     * the gate is empty (nothing taken), LIMITED with value 0 when key is
+     * short. Both levels in the reply (tokens, gate_tokens). One atomic
+     * step: a request limit behind a tokens limit. */
+    int (*bucket_take_gated)(hx_store *s, const char *key, double rate_per_s, double burst, double n,
+                             const char *gate, double gate_rate_per_s, double gate_burst, hx_store_cb cb, void *ud);
     /* Takes n tokens whatever the level (n < 0 gives back, never above
      * burst); the level never goes below `floor` (< 0: a debt the refill
      * pays off). OK, with the level after in tokens. */

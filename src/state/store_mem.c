@@ -357,6 +357,37 @@ static int mem_cas(hx_store *base, const char *key, const void *expect, size_t e
     return answer(cb, ud, &r);
 }
 
+/* bucket_take under the lock. */
+static void take_locked(mem_store *s, const char *key, size_t klen, uint32_t h, int64_t now, double rate, double burst,
+                        double n, hx_store_reply *r)
+{
+    entry *e = find(s, key, klen, h, now);
+    if (e == NULL && (e = insert(s, key, klen, h, V_BUCKET, 0, now, &r->rc)) != NULL) {
+        e->tokens = burst;
+        e->refilled_ms = now;
+    }
+    if (e && e->kind != V_BUCKET) {
+        r->rc = HX_STORE_WRONG_TYPE;
+    } else if (e) {
+        e->tokens = fmin(burst, e->tokens + (double)(now - e->refilled_ms) * rate / 1000.0);
+        e->refilled_ms = now;
+        if (e->tokens >= n) {
+            e->tokens -= n;
+        } else {
+            r->rc = HX_STORE_LIMITED;
+            r->retry_ms = n > burst ? -1 : (int64_t)ceil((n - e->tokens) * 1000.0 / rate);
+        }
+        r->tokens = e->tokens;
+        /* A full bucket is the same as none: it may go once refilled. */
+        e->expires_ms = now + (int64_t)ceil((burst - e->tokens) * 1000.0 / rate) + 1;
+    }
+}
+
+static bool bucket_args_ok(double rate, double burst, double n)
+{
+    return rate > 0 && burst > 0 && n >= 0 && isfinite(rate) && isfinite(burst) && isfinite(n);
+}
+
 static int mem_bucket_take(hx_store *base, const char *key, double rate, double burst, double n, hx_store_cb cb,
                            void *ud)
 {
@@ -364,29 +395,42 @@ static int mem_bucket_take(hx_store *base, const char *key, double rate, double 
     size_t klen;
     uint32_t h;
     int64_t now;
-    if (!(rate > 0) || !(burst > 0) || !(n >= 0) || !isfinite(rate) || !isfinite(burst) || !isfinite(n) ||
+    if (!bucket_args_ok(rate, burst, n) || enter(s, key, &klen, &h, &now) != 0)
+        return -1;
+    hx_store_reply r = {.rc = HX_STORE_OK};
+    take_locked(s, key, klen, h, now, rate, burst, n, &r);
+    pthread_mutex_unlock(&s->mu);
+    return answer(cb, ud, &r);
+}
+
+/* The refilled level of bucket key (full when missing), under the lock. */
+static double level_locked(mem_store *s, const char *key, double rate, double burst, int64_t now)
+{
+    size_t klen = strlen(key);
+    entry *e = find(s, key, klen, hash_key(key, klen), now);
+    if (e == NULL || e->kind != V_BUCKET)
+        return burst;
+    return fmin(burst, e->tokens + (double)(now - e->refilled_ms) * rate / 1000.0);
+}
+
+static int mem_bucket_take_gated(hx_store *base, const char *key, double rate, double burst, double n,
+                                 const char *gate, double grate, double gburst, hx_store_cb cb, void *ud)
+{
+    mem_store *s = (mem_store *)base;
+    size_t klen, glen = gate ? strnlen(gate, HX_STORE_KEY_MAX + 1) : 0;
+    uint32_t h;
+    int64_t now;
+    if (glen == 0 || glen > HX_STORE_KEY_MAX || !bucket_args_ok(grate, gburst, 0) || !bucket_args_ok(rate, burst, n) ||
         enter(s, key, &klen, &h, &now) != 0)
         return -1;
     hx_store_reply r = {.rc = HX_STORE_OK};
-    entry *e = find(s, key, klen, h, now);
-    if (e == NULL && (e = insert(s, key, klen, h, V_BUCKET, 0, now, &r.rc)) != NULL) {
-        e->tokens = burst;
-        e->refilled_ms = now;
-    }
-    if (e && e->kind != V_BUCKET) {
-        r.rc = HX_STORE_WRONG_TYPE;
-    } else if (e) {
-        e->tokens = fmin(burst, e->tokens + (double)(now - e->refilled_ms) * rate / 1000.0);
-        e->refilled_ms = now;
-        if (e->tokens >= n) {
-            e->tokens -= n;
-        } else {
-            r.rc = HX_STORE_LIMITED;
-            r.retry_ms = n > burst ? -1 : (int64_t)ceil((n - e->tokens) * 1000.0 / rate);
-        }
-        r.tokens = e->tokens;
-        /* A full bucket is the same as none: it may go once refilled. */
-        e->expires_ms = now + (int64_t)ceil((burst - e->tokens) * 1000.0 / rate) + 1;
+    r.gate_tokens = level_locked(s, gate, grate, gburst, now);
+    if (r.gate_tokens <= 0) {
+        r.rc = HX_STORE_LIMITED;
+        r.value = 1;
+        r.tokens = level_locked(s, key, rate, burst, now);
+    } else {
+        take_locked(s, key, klen, h, now, rate, burst, n, &r);
     }
     pthread_mutex_unlock(&s->mu);
     return answer(cb, ud, &r);
@@ -634,6 +678,7 @@ static const hx_store_vt mem_vt = {
     .incr = mem_incr,
     .cas = mem_cas,
     .bucket_take = mem_bucket_take,
+    .bucket_take_gated = mem_bucket_take_gated,
     .bucket_charge = mem_bucket_charge,
     .lease_acquire = mem_lease_acquire,
     .lease_release = mem_lease_release,

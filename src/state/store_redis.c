@@ -18,7 +18,9 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <gnutls/crypto.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,7 @@
 #define BACKOFF_MAX_MS 5000
 #define KEY_BUF (HX_STORE_PREFIX_MAX + HX_STORE_KEY_MAX + 1)
 
-typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_PUBLISH, OP_DEL, OP_SETUP } op_kind;
+typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_GATED, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_PUBLISH, OP_DEL, OP_SETUP } op_kind;
 
 typedef struct pending {
     struct redis_store *s;
@@ -50,6 +52,7 @@ typedef struct redis_store {
     uint64_t backoff_ms;
     pending *head, *tail;
     size_t npending;
+    size_t nsetup;        /* of them, set-up commands (AUTH, SELECT, SCRIPT LOAD): outside max_pending */
     hx_store_redis_opts o; /* its strings point into `owned` */
     char *owned;
     char host[256];
@@ -60,11 +63,13 @@ typedef struct redis_store {
     size_t sub_prefix_len;
     hx_store_msg_fn sub_fn;
     void *sub_ud;
+    bool reload_scripts;  /* a NOSCRIPT answer came back */
 } redis_store;
 
 static void arm(redis_store *s);
 static void connect_now(redis_store *s);
 static void send_subscribe(redis_store *s);
+static void load_scripts(redis_store *s);
 
 static uint64_t now_ms(redis_store *s)
 {
@@ -80,8 +85,10 @@ static void answer(hx_store_cb cb, void *ud, hx_store_rc rc)
 
 /* ---- replies ------------------------------------------------------------------- */
 
-static hx_store_rc error_rc(const redisReply *rp)
+static hx_store_rc error_rc(redis_store *s, const redisReply *rp)
 {
+    if (rp->str && strncmp(rp->str, "NOSCRIPT", 8) == 0)
+        s->reload_scripts = true; /* SCRIPT FLUSH on the server: load them again */
     if (rp->str && strncmp(rp->str, "WRONGTYPE", 9) == 0)
         return HX_STORE_WRONG_TYPE;
     if (rp->str && strncmp(rp->str, "OOM", 3) == 0)
@@ -93,7 +100,7 @@ static void decode(const pending *p, const redisReply *rp, hx_store_reply *out)
 {
     out->rc = HX_STORE_OK;
     if (rp->type == REDIS_REPLY_ERROR) {
-        out->rc = error_rc(rp);
+        out->rc = error_rc(p->s, rp);
         return;
     }
     switch (p->op) {
@@ -125,6 +132,17 @@ static void decode(const pending *p, const redisReply *rp, hx_store_reply *out)
         out->rc = rp->element[0]->integer == 1 ? HX_STORE_OK : HX_STORE_LIMITED;
         out->tokens = rp->element[1]->str ? strtod(rp->element[1]->str, NULL) : 0;
         out->retry_ms = rp->element[2]->integer;
+        break;
+    case OP_GATED:
+        if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 5) {
+            out->rc = HX_STORE_UNAVAILABLE;
+            break;
+        }
+        out->rc = rp->element[0]->integer == 1 ? HX_STORE_OK : HX_STORE_LIMITED;
+        out->tokens = rp->element[1]->str ? strtod(rp->element[1]->str, NULL) : 0;
+        out->retry_ms = rp->element[2]->integer;
+        out->gate_tokens = rp->element[3]->str ? strtod(rp->element[3]->str, NULL) : 0;
+        out->value = rp->element[4]->integer;
         break;
     case OP_CHARGE:
         if (rp->type != REDIS_REPLY_STRING)
@@ -166,6 +184,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
             s->tail = NULL;
     }
     s->npending--;
+    s->nsetup -= p->op == OP_SETUP;
     hx_store_reply out = {.rc = HX_STORE_UNAVAILABLE};
     if (r)
         decode(p, r, &out);
@@ -179,6 +198,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (p->cb)
             p->cb(p->ud, &out);
     }
+    if (s->reload_scripts && s->connected && !s->closing)
+        load_scripts(s);
     hx_free(p);
 }
 
@@ -192,7 +213,7 @@ static int send_argv(redis_store *s, op_kind op, int argc, const char **argv, co
         answer(cb, ud, HX_STORE_UNAVAILABLE);
         return 0;
     }
-    if (s->npending >= s->o.max_pending) {
+    if (op != OP_SETUP && s->npending - s->nsetup >= s->o.max_pending) {
         s->st.unavailable++;
         answer(cb, ud, HX_STORE_UNAVAILABLE); /* bounded: past it, fail fast */
         return 0;
@@ -212,6 +233,7 @@ static int send_argv(redis_store *s, op_kind op, int argc, const char **argv, co
         s->head = p;
     s->tail = p;
     s->npending++;
+    s->nsetup += op == OP_SETUP;
     if (s->npending == 1)
         arm(s);
     return 0;
@@ -255,6 +277,24 @@ static const char BUCKET_LUA[] =
     "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', now) "
     "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000) "
     "return {ok, tostring(tokens), retry}";
+/* KEYS: the bucket, the gate. ARGV: rate, burst, n, gate rate, gate
+ * burst. {ok, tokens, retry_ms, gate tokens, gate empty}. */
+static const char GATED_LUA[] =
+    "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local rate, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local grate, gburst = tonumber(ARGV[4]), tonumber(ARGV[5]) "
+    "local g = redis.call('HMGET', KEYS[2], 't', 'ts') local gt = tonumber(g[1]) "
+    "if gt then gt = math.min(gburst, gt + math.max(0, now - tonumber(g[2])) * grate / 1000) else gt = gburst end "
+    "local b = redis.call('HMGET', KEYS[1], 't', 'ts') "
+    "local tokens, ts = tonumber(b[1]), tonumber(b[2]) "
+    "if not tokens then tokens, ts = burst, now end "
+    "tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000) "
+    "if gt <= 0 then return {0, tostring(tokens), 0, tostring(gt), 1} end "
+    "local ok, retry = 0, 0 "
+    "if tokens >= n then tokens = tokens - n ok = 1 else retry = math.ceil((n - tokens) * 1000 / rate) end "
+    "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', now) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000) "
+    "return {ok, tostring(tokens), retry, tostring(gt), 0}";
 /* ARGV: rate per s, burst, n, floor. The level after, as a string. */
 static const char CHARGE_LUA[] =
     "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
@@ -280,20 +320,64 @@ static const char LEASE_LUA[] =
     "if redis.call('PTTL', KEYS[1]) < ttl + 1000 then redis.call('PEXPIRE', KEYS[1], ttl + 1000) end "
     "if have then return {1, n} end return {1, n + 1}";
 
-static int eval(redis_store *s, op_kind op, const char *script, const char *key, int nargs, const char **args,
+/* The scripts go by their SHA-1 (EVALSHA): loaded on every new
+ * connection before any command, and again after a NOSCRIPT (an operator's
+ * SCRIPT FLUSH), so Redis does not parse and hash them per call. */
+static const char *const scripts[] = {INCR_LUA, CAS_LUA, BUCKET_LUA, GATED_LUA, CHARGE_LUA, LEASE_LUA};
+enum { S_INCR, S_CAS, S_BUCKET, S_GATED, S_CHARGE, S_LEASE, S_COUNT };
+_Static_assert(sizeof scripts / sizeof scripts[0] == S_COUNT, "one SHA per script");
+static char script_sha[S_COUNT][41];
+static bool sha_ok;
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void compute_shas(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < S_COUNT; i++) {
+        unsigned char d[20];
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA1, scripts[i], strlen(scripts[i]), d) != 0)
+            return; /* sha_ok stays false: EVAL with the whole script */
+        for (int j = 0; j < 20; j++) {
+            script_sha[i][2 * j] = hex[d[j] >> 4];
+            script_sha[i][2 * j + 1] = hex[d[j] & 15];
+        }
+    }
+    sha_ok = true;
+}
+
+static void load_scripts(redis_store *s)
+{
+    s->reload_scripts = false;
+    for (int i = 0; sha_ok && i < S_COUNT; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
+        const size_t lens[] = {6, 4, strlen(scripts[i])};
+        send_argv(s, OP_SETUP, 3, argv, lens, NULL, NULL);
+    }
+}
+
+/* EVALSHA script 1|2 key [key2] args... */
+static int eval2(redis_store *s, op_kind op, int script, const char *key, const char *key2, int nargs,
+                 const char **args, const size_t *arglens, hx_store_cb cb, void *ud)
+{
+    char k[KEY_BUF], k2[KEY_BUF];
+    size_t kl, kl2 = 0;
+    if (full_key(s, key, k, &kl) != 0 || (key2 && full_key(s, key2, k2, &kl2) != 0) || nargs > 6)
+        return -1;
+    const char *argv[11] = {sha_ok ? "EVALSHA" : "EVAL", sha_ok ? script_sha[script] : scripts[script],
+                            key2 ? "2" : "1", k, k2};
+    size_t lens[11] = {sha_ok ? 7 : 4, sha_ok ? 40 : strlen(scripts[script]), 1, kl, kl2};
+    int at = key2 ? 5 : 4;
+    for (int i = 0; i < nargs; i++) {
+        argv[at + i] = args[i];
+        lens[at + i] = arglens[i];
+    }
+    return send_argv(s, op, at + nargs, argv, lens, cb, ud);
+}
+
+static int eval(redis_store *s, op_kind op, int script, const char *key, int nargs, const char **args,
                 const size_t *arglens, hx_store_cb cb, void *ud)
 {
-    char k[KEY_BUF];
-    size_t kl;
-    if (full_key(s, key, k, &kl) != 0)
-        return -1;
-    const char *argv[8] = {"EVAL", script, "1", k};
-    size_t lens[8] = {4, strlen(script), 1, kl};
-    for (int i = 0; i < nargs; i++) {
-        argv[4 + i] = args[i];
-        lens[4 + i] = arglens[i];
-    }
-    return send_argv(s, op, 4 + nargs, argv, lens, cb, ud);
+    return eval2(s, op, script, key, NULL, nargs, args, arglens, cb, ud);
 }
 
 /* ---- the operations ----------------------------------------------------------------- */
@@ -347,7 +431,7 @@ static int r_incr(hx_store *b, const char *key, int64_t delta, int64_t ttl_ms, h
     const char *args[] = {d, t};
     size_t lens[] = {(size_t)snprintf(d, sizeof d, "%lld", (long long)delta),
                      (size_t)snprintf(t, sizeof t, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0))};
-    return eval((redis_store *)b, OP_INCR, INCR_LUA, key, 2, args, lens, cb, ud);
+    return eval((redis_store *)b, OP_INCR, S_INCR, key, 2, args, lens, cb, ud);
 }
 
 static int r_cas(hx_store *b, const char *key, const void *expect, size_t elen, const void *val, size_t vlen,
@@ -358,7 +442,7 @@ static int r_cas(hx_store *b, const char *key, const void *expect, size_t elen, 
     char t[24];
     const char *args[] = {expect ? "1" : "0", expect ? expect : "", val ? val : "", t};
     size_t lens[] = {1, elen, vlen, (size_t)snprintf(t, sizeof t, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0))};
-    return eval((redis_store *)b, OP_CAS, CAS_LUA, key, 4, args, lens, cb, ud);
+    return eval((redis_store *)b, OP_CAS, S_CAS, key, 4, args, lens, cb, ud);
 }
 
 static int r_bucket_take(hx_store *b, const char *key, double rate, double burst, double n, hx_store_cb cb, void *ud)
@@ -370,7 +454,21 @@ static int r_bucket_take(hx_store *b, const char *key, double rate, double burst
     size_t lens[] = {(size_t)snprintf(a[0], sizeof a[0], "%.17g", rate),
                      (size_t)snprintf(a[1], sizeof a[1], "%.17g", burst),
                      (size_t)snprintf(a[2], sizeof a[2], "%.17g", n)};
-    return eval((redis_store *)b, OP_BUCKET, BUCKET_LUA, key, 3, args, lens, cb, ud);
+    return eval((redis_store *)b, OP_BUCKET, S_BUCKET, key, 3, args, lens, cb, ud);
+}
+
+static int r_bucket_take_gated(hx_store *b, const char *key, double rate, double burst, double n, const char *gate,
+                               double grate, double gburst, hx_store_cb cb, void *ud)
+{
+    if (!(rate > 0) || !(burst > 0) || !(n >= 0) || !(grate > 0) || !(gburst > 0) || gate == NULL)
+        return -1;
+    char a[5][32];
+    const char *args[] = {a[0], a[1], a[2], a[3], a[4]};
+    const double v[] = {rate, burst, n, grate, gburst};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = (size_t)snprintf(a[i], sizeof a[i], "%.17g", v[i]);
+    return eval2((redis_store *)b, OP_GATED, S_GATED, key, gate, 5, args, lens, cb, ud);
 }
 
 static int r_bucket_charge(hx_store *b, const char *key, double rate, double burst, double n, double floor,
@@ -385,7 +483,7 @@ static int r_bucket_charge(hx_store *b, const char *key, double rate, double bur
                      (size_t)snprintf(a[1], sizeof a[1], "%.17g", burst),
                      (size_t)snprintf(a[2], sizeof a[2], "%.17g", n),
                      (size_t)snprintf(a[3], sizeof a[3], "%.17g", floor)};
-    return eval((redis_store *)b, OP_CHARGE, CHARGE_LUA, key, 4, args, lens, cb, ud);
+    return eval((redis_store *)b, OP_CHARGE, S_CHARGE, key, 4, args, lens, cb, ud);
 }
 
 static int member_len(const char *member, size_t *mlen)
@@ -404,7 +502,7 @@ static int r_lease_acquire(hx_store *b, const char *key, const char *member, int
     const char *args[] = {member, l, t};
     size_t lens[] = {ml, (size_t)snprintf(l, sizeof l, "%lld", (long long)limit),
                      (size_t)snprintf(t, sizeof t, "%lld", (long long)ttl_ms)};
-    return eval((redis_store *)b, OP_LEASE, LEASE_LUA, key, 3, args, lens, cb, ud);
+    return eval((redis_store *)b, OP_LEASE, S_LEASE, key, 3, args, lens, cb, ud);
 }
 
 static int r_lease_release(hx_store *b, const char *key, const char *member, hx_store_cb cb, void *ud)
@@ -540,6 +638,8 @@ static void setup_commands(redis_store *s)
         const size_t lens[] = {6, (size_t)snprintf(db, sizeof db, "%d", s->o.db)};
         send_argv(s, OP_SETUP, 2, argv, lens, NULL, NULL);
     }
+    if (s->sub_channel == NULL)
+        load_scripts(s);
     send_subscribe(s);
 }
 
@@ -641,6 +741,7 @@ static const hx_store_vt redis_vt = {
     .incr = r_incr,
     .cas = r_cas,
     .bucket_take = r_bucket_take,
+    .bucket_take_gated = r_bucket_take_gated,
     .bucket_charge = r_bucket_charge,
     .lease_acquire = r_lease_acquire,
     .lease_release = r_lease_release,
@@ -675,6 +776,7 @@ int hx_store_redis_parse_address(const char *addr, char *host, size_t hostlen, i
 
 hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
 {
+    pthread_once(&sha_once, compute_shas);
     if (loop == NULL || o == NULL || o->address == NULL || (o->prefix && strlen(o->prefix) > HX_STORE_PREFIX_MAX))
         return NULL;
     redis_store *s = hx_calloc(1, sizeof *s);

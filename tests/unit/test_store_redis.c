@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -383,6 +384,32 @@ static void test_pubsub(void **state)
     close_store(other);
 }
 
+/* The scripts go by SHA: after an operator's SCRIPT FLUSH the next call
+ * fails (NOSCRIPT), the store loads them again, and calls work again. */
+static void test_scripts_reloaded_after_flush(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    hx_store *s = open_store("t5:", "", 1000, 0);
+    got g = {0};
+    s->vt->incr(s, "n", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d SCRIPT FLUSH >/dev/null", redis_port);
+    assert_int_equal(system(cmd), 0);
+    g = (got){0};
+    s->vt->incr(s, "n", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_UNAVAILABLE); /* NOSCRIPT */
+    g = (got){0};
+    s->vt->incr(s, "n", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_int_equal(g.r.value, 2);
+    close_store(s);
+}
+
 static void test_stalled_redis_times_out_then_recovers(void **state)
 {
     (void)state;
@@ -491,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_prefix_and_expiry),
         cmocka_unit_test(test_charge_and_leases),
         cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_scripts_reloaded_after_flush),
         cmocka_unit_test(test_stalled_redis_times_out_then_recovers),
         cmocka_unit_test(test_redis_restart_reconnects),
         cmocka_unit_test(test_auth),
