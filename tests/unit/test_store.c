@@ -200,6 +200,31 @@ static void test_bucket_charge(void **state)
 
 /* Leases: a limit on live members, renewal, release, expiry (a dead
  * holder's lease comes back by itself), and the set gone once empty. */
+/* A take gated by another bucket: nothing taken while the gate is empty. */
+static void test_bucket_take_gated(void **state)
+{
+    (void)state;
+    hx_store *s = mk(100, 1 << 20);
+    got g;
+    ONCE(g, s->vt->bucket_take_gated(s, "req", 1.0, 2, 1, "tok", 10.0, 100, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_true(g.r.tokens == 1 && g.r.gate_tokens == 100);
+    ONCE(g, s->vt->bucket_charge(s, "tok", 10.0, 100, 150, -1000, on_reply, &g)); /* the gate in debt */
+    ONCE(g, s->vt->bucket_take_gated(s, "req", 1.0, 2, 1, "tok", 10.0, 100, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED);
+    assert_int_equal(g.r.value, 1);
+    assert_true(g.r.gate_tokens == -50 && g.r.tokens == 1); /* nothing taken */
+    fake_now += 6000; /* the gate is back above 0, the request bucket full */
+    ONCE(g, s->vt->bucket_take_gated(s, "req", 1.0, 2, 1, "tok", 10.0, 100, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    ONCE(g, s->vt->bucket_take_gated(s, "req", 1.0, 2, 1, "tok", 10.0, 100, on_reply, &g));
+    ONCE(g, s->vt->bucket_take_gated(s, "req", 1.0, 2, 1, "tok", 10.0, 100, on_reply, &g));
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED); /* the request bucket short */
+    assert_int_equal(g.r.value, 0);
+    assert_int_equal(s->vt->bucket_take_gated(s, "req", 1.0, 2, 1, "", 10.0, 100, on_reply, &g), -1);
+    s->vt->destroy(s);
+}
+
 static int msgs;
 static char last_msg[32];
 
@@ -409,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_cas),
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_bucket_charge),
+        cmocka_unit_test(test_bucket_take_gated),
         cmocka_unit_test(test_leases),
         cmocka_unit_test(test_pubsub),
         cmocka_unit_test(test_bounds),

@@ -307,6 +307,21 @@ static void test_charge_and_leases(void **state)
     s->vt->bucket_charge(s, "t", 10.0, 100.0, -1000.0, -1000.0, on_reply, &g);
     wait_for(&g);
     assert_true(g.r.tokens == 100.0); /* refunds never pass the burst */
+    /* the gate (t, full again) lets the take through; in debt it stops it */
+    g = (got){0};
+    s->vt->bucket_take_gated(s, "r", 1.0, 2.0, 1.0, "t", 10.0, 100.0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    assert_true(g.r.gate_tokens == 100.0 && g.r.tokens == 1.0);
+    g = (got){0};
+    s->vt->bucket_charge(s, "t", 10.0, 100.0, 300.0, -1000.0, on_reply, &g);
+    wait_for(&g);
+    g = (got){0};
+    s->vt->bucket_take_gated(s, "r", 1.0, 2.0, 1.0, "t", 10.0, 100.0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_LIMITED);
+    assert_int_equal(g.r.value, 1);
+    assert_true(g.r.gate_tokens < 0 && g.r.tokens >= 1.0);
     const char *m[] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++) {
         g = (got){0};
