@@ -11,13 +11,10 @@
  * max_pending commands in flight, and a reconnect with backoff
  * (100 ms doubling to 5 s). While disconnected every call answers
  * HX_STORE_UNAVAILABLE at once: the caller applies its on_failure rule.
- *
- * Not yet wired to a feature: docs/internals/state-store.md. */
-#include "state/store.h"
+ * This file: the operations and their replies; store_redis_conn.c: the
+ * connection. docs/internals/state-store.md. */
+#include "state/store_redis_int.h"
 
-#include <hiredis/adapters/libuv.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <gnutls/crypto.h>
 #include <math.h>
 #include <pthread.h>
@@ -26,50 +23,6 @@
 #include <string.h>
 
 #include "util/alloc.h"
-
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-#define KEY_BUF (HX_STORE_PREFIX_MAX + HX_STORE_KEY_MAX + 1)
-
-typedef enum { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_CAS, OP_BUCKET, OP_GATED, OP_CHARGE, OP_LEASE, OP_RELEASE, OP_PUBLISH, OP_DEL, OP_SETUP } op_kind;
-
-typedef struct pending {
-    struct redis_store *s;
-    op_kind op;
-    uint64_t sent_ms;
-    hx_store_cb cb;
-    void *ud;
-    struct pending *next; /* FIFO: Redis answers in order */
-} pending;
-
-typedef struct redis_store {
-    hx_store base;
-    uv_loop_t *loop;
-    redisAsyncContext *ac;
-    bool connected;
-    bool closing;
-    uv_timer_t timer;     /* connect deadline, command deadline, reconnect */
-    uint64_t backoff_ms;
-    pending *head, *tail;
-    size_t npending;
-    size_t nsetup;        /* of them, set-up commands (AUTH, SELECT, SCRIPT LOAD): outside max_pending */
-    hx_store_redis_opts o; /* its strings point into `owned` */
-    char *owned;
-    char host[256];
-    int port;
-    hx_store_redis_stats st;
-    /* subscribe: the channel (prefixed) and who hears it */
-    char *sub_channel;
-    size_t sub_prefix_len;
-    hx_store_msg_fn sub_fn;
-    void *sub_ud;
-    bool reload_scripts;  /* a NOSCRIPT answer came back */
-} redis_store;
-
-static void arm(redis_store *s);
-static void connect_now(redis_store *s);
-static void send_subscribe(redis_store *s);
-static void load_scripts(redis_store *s);
 
 static uint64_t now_ms(redis_store *s)
 {
@@ -199,13 +152,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
             p->cb(p->ud, &out);
     }
     if (s->reload_scripts && s->connected && !s->closing)
-        load_scripts(s);
+        hx_rs_load_scripts(s);
     hx_free(p);
 }
 
 /* ---- sending ----------------------------------------------------------------------- */
 
-static int send_argv(redis_store *s, op_kind op, int argc, const char **argv, const size_t *lens, hx_store_cb cb,
+int hx_rs_send(redis_store *s, op_kind op, int argc, const char **argv, const size_t *lens, hx_store_cb cb,
                      void *ud)
 {
     if (!s->connected && op != OP_SETUP) {
@@ -235,7 +188,7 @@ static int send_argv(redis_store *s, op_kind op, int argc, const char **argv, co
     s->npending++;
     s->nsetup += op == OP_SETUP;
     if (s->npending == 1)
-        arm(s);
+        hx_rs_arm(s);
     return 0;
 }
 
@@ -345,13 +298,13 @@ static void compute_shas(void)
     sha_ok = true;
 }
 
-static void load_scripts(redis_store *s)
+void hx_rs_load_scripts(redis_store *s)
 {
     s->reload_scripts = false;
     for (int i = 0; sha_ok && i < S_COUNT; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
         const size_t lens[] = {6, 4, strlen(scripts[i])};
-        send_argv(s, OP_SETUP, 3, argv, lens, NULL, NULL);
+        hx_rs_send(s, OP_SETUP, 3, argv, lens, NULL, NULL);
     }
 }
 
@@ -371,7 +324,7 @@ static int eval2(redis_store *s, op_kind op, int script, const char *key, const 
         argv[at + i] = args[i];
         lens[at + i] = arglens[i];
     }
-    return send_argv(s, op, at + nargs, argv, lens, cb, ud);
+    return hx_rs_send(s, op, at + nargs, argv, lens, cb, ud);
 }
 
 static int eval(redis_store *s, op_kind op, int script, const char *key, int nargs, const char **args,
@@ -391,7 +344,7 @@ static int r_get(hx_store *b, const char *key, hx_store_cb cb, void *ud)
         return -1;
     const char *argv[] = {"GET", k};
     const size_t lens[] = {3, kl};
-    return send_argv(s, OP_GET, 2, argv, lens, cb, ud);
+    return hx_rs_send(s, OP_GET, 2, argv, lens, cb, ud);
 }
 
 static int set_like(redis_store *s, op_kind op, const char *key, const void *val, size_t len, bool nx,
@@ -411,7 +364,7 @@ static int set_like(redis_store *s, op_kind op, const char *key, const void *val
         lens[argc] = (size_t)snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
         argv[argc++] = ttl;
     }
-    return send_argv(s, op, argc, argv, lens, cb, ud);
+    return hx_rs_send(s, op, argc, argv, lens, cb, ud);
 }
 
 static int r_set(hx_store *b, const char *key, const void *val, size_t len, int64_t ttl_ms, hx_store_cb cb,
@@ -514,7 +467,7 @@ static int r_lease_release(hx_store *b, const char *key, const char *member, hx_
         return -1;
     const char *argv[] = {"ZREM", k, member};
     const size_t lens[] = {4, kl, ml};
-    return send_argv(s, OP_RELEASE, 3, argv, lens, cb, ud);
+    return hx_rs_send(s, OP_RELEASE, 3, argv, lens, cb, ud);
 }
 
 static int r_publish(hx_store *b, const char *channel, const void *msg, size_t len, hx_store_cb cb, void *ud)
@@ -526,7 +479,7 @@ static int r_publish(hx_store *b, const char *channel, const void *msg, size_t l
         return -1;
     const char *argv[] = {"PUBLISH", k, msg ? msg : ""};
     const size_t lens[] = {7, kl, len};
-    return send_argv(s, OP_PUBLISH, 3, argv, lens, cb, ud);
+    return hx_rs_send(s, OP_PUBLISH, 3, argv, lens, cb, ud);
 }
 
 static int r_subscribe(hx_store *b, const char *channel, hx_store_msg_fn fn, void *ud)
@@ -539,7 +492,7 @@ static int r_subscribe(hx_store *b, const char *channel, hx_store_msg_fn fn, voi
     s->sub_prefix_len = strlen(s->o.prefix);
     s->sub_fn = fn;
     s->sub_ud = ud;
-    send_subscribe(s); /* queued by hiredis while the connection comes up; every new one sends it too */
+    hx_rs_send_subscribe(s); /* queued by hiredis while the connection comes up; every new one sends it too */
     return 0;
 }
 
@@ -552,188 +505,12 @@ static int r_del(hx_store *b, const char *key, hx_store_cb cb, void *ud)
         return -1;
     const char *argv[] = {"DEL", k};
     const size_t lens[] = {3, kl};
-    return send_argv(s, OP_DEL, 2, argv, lens, cb, ud);
+    return hx_rs_send(s, OP_DEL, 2, argv, lens, cb, ud);
 }
 
 /* ---- the connection -------------------------------------------------------------------- */
 
-static void schedule_reconnect(redis_store *s)
-{
-    if (s->closing)
-        return;
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (s->backoff_ms > BACKOFF_MAX_MS)
-        s->backoff_ms = BACKOFF_MAX_MS;
-    arm(s);
-}
-
-/* The connection is gone (hiredis has answered every pending command
- * with NULL and freed the context). */
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    redis_store *s = ac->data;
-    (void)status;
-    bool was = s->connected;
-    s->connected = false;
-    s->ac = NULL;
-    if (was)
-        s->st.disconnects++;
-    schedule_reconnect(s);
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    redis_store *s = ac->data;
-    if (status != REDIS_OK) {
-        s->ac = NULL; /* hiredis frees the context after this callback */
-        s->st.connect_errors++;
-        schedule_reconnect(s);
-        return;
-    }
-    s->connected = true;
-    s->backoff_ms = 0;
-    s->st.connects++;
-    arm(s);
-}
-
-/* Every message of the subscription (hiredis keeps the callback for the
- * channel: it is not a pending command). NULL when the connection goes. */
-static void on_sub_message(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    redis_store *s = privdata;
-    const redisReply *rp = reply;
-    if (rp == NULL || s->closing || rp->type != REDIS_REPLY_ARRAY || rp->elements != 3 ||
-        rp->element[0]->type != REDIS_REPLY_STRING || strcmp(rp->element[0]->str, "message") != 0 ||
-        rp->element[2]->type != REDIS_REPLY_STRING || rp->element[1]->len < s->sub_prefix_len)
-        return;
-    s->sub_fn(s->sub_ud, rp->element[1]->str + s->sub_prefix_len, rp->element[2]->str, rp->element[2]->len);
-}
-
-static void send_subscribe(redis_store *s)
-{
-    if (s->sub_channel == NULL || s->ac == NULL)
-        return;
-    const char *argv[] = {"SUBSCRIBE", s->sub_channel};
-    const size_t lens[] = {9, strlen(s->sub_channel)};
-    redisAsyncCommandArgv(s->ac, on_sub_message, s, 2, argv, lens);
-}
-
-/* AUTH (an ACL user too) and SELECT go first on every new connection;
- * hiredis queues them until the socket is up. */
-static void setup_commands(redis_store *s)
-{
-    if (*s->o.password) {
-        const char *argv[] = {"AUTH", s->o.username, s->o.password};
-        const size_t lens[] = {4, strlen(s->o.username), strlen(s->o.password)};
-        if (*s->o.username)
-            send_argv(s, OP_SETUP, 3, argv, lens, NULL, NULL);
-        else
-            send_argv(s, OP_SETUP, 2, (const char *[]){"AUTH", s->o.password},
-                      (const size_t[]){4, strlen(s->o.password)}, NULL, NULL);
-    }
-    if (s->o.db > 0) {
-        char db[16];
-        const char *argv[] = {"SELECT", db};
-        const size_t lens[] = {6, (size_t)snprintf(db, sizeof db, "%d", s->o.db)};
-        send_argv(s, OP_SETUP, 2, argv, lens, NULL, NULL);
-    }
-    if (s->sub_channel == NULL)
-        load_scripts(s);
-    send_subscribe(s);
-}
-
-static void connect_now(redis_store *s)
-{
-    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
-    if (ac == NULL || ac->err || redisLibuvAttach(ac, s->loop) != REDIS_OK) {
-        if (ac)
-            redisAsyncFree(ac);
-        s->st.connect_errors++;
-        schedule_reconnect(s);
-        return;
-    }
-    ac->data = s;
-    s->ac = ac;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    s->st.connect_attempts++;
-    setup_commands(s);
-    arm(s);
-}
-
-/* The one timer: while connecting, the connect deadline; while connected
- * with commands in flight, the oldest one's deadline; while down, the
- * reconnect. */
-static void on_timer(uv_timer_t *t)
-{
-    redis_store *s = t->data;
-    if (s->closing)
-        return;
-    if (s->ac == NULL) {
-        connect_now(s);
-        return;
-    }
-    uint64_t now = now_ms(s);
-    bool late = !s->connected || (s->head && now - s->head->sent_ms >= (uint64_t)s->o.command_timeout_ms);
-    if (!late) {
-        arm(s);
-        return;
-    }
-    s->st.timeouts++;
-    /* Not a polite disconnect (it would wait for the answers that are
-     * late): every pending command hears UNAVAILABLE at once (on_reply
-     * with NULL); a connected context also calls on_disconnect, which
-     * schedules the reconnect. */
-    redisAsyncContext *ac = s->ac;
-    redisAsyncFree(ac);
-    if (s->ac == ac) { /* never connected: no disconnect callback */
-        s->ac = NULL;
-        s->connected = false;
-        schedule_reconnect(s);
-    }
-}
-
-static void arm(redis_store *s)
-{
-    if (s->closing)
-        return;
-    uint64_t ms;
-    if (s->ac == NULL)
-        ms = s->backoff_ms;
-    else if (!s->connected)
-        ms = (uint64_t)s->o.connect_timeout_ms;
-    else if (s->head) {
-        uint64_t age = now_ms(s) - s->head->sent_ms, to = (uint64_t)s->o.command_timeout_ms;
-        ms = age >= to ? 0 : to - age;
-    } else {
-        uv_timer_stop(&s->timer);
-        return;
-    }
-    uv_timer_start(&s->timer, on_timer, ms, 0);
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    redis_store *s = h->data;
-    hx_free(s->sub_channel);
-    hx_free(s->owned);
-    hx_free(s);
-}
-
-static void r_destroy(hx_store *b)
-{
-    redis_store *s = (redis_store *)b;
-    s->closing = true;
-    if (s->ac) {
-        redisAsyncContext *ac = s->ac;
-        s->ac = NULL;
-        redisAsyncFree(ac); /* pending callbacks hear UNAVAILABLE now */
-    }
-    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
-}
-
-static const hx_store_vt redis_vt = {
+const hx_store_vt hx_rs_vt = {
     .name = "redis",
     .get = r_get,
     .set = r_set,
@@ -748,85 +525,10 @@ static const hx_store_vt redis_vt = {
     .publish = r_publish,
     .subscribe = r_subscribe,
     .del = r_del,
-    .destroy = r_destroy,
+    .destroy = hx_rs_destroy,
 };
 
-int hx_store_redis_parse_address(const char *addr, char *host, size_t hostlen, int *port)
-{
-    /* host:port (the last colon, so an IPv6 literal in brackets works). */
-    const char *colon = strrchr(addr, ':');
-    size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
-    if (hostlen == 0)
-        return -1;
-    host[0] = '\0';
-    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']' && hl - 2 < hostlen) {
-        memcpy(host, addr + 1, hl - 2);
-        host[hl - 2] = '\0';
-    } else if (hl < hostlen && addr[0] != '[') {
-        memcpy(host, addr, hl);
-        host[hl] = '\0';
-    }
-    char *end = NULL;
-    long p = colon ? strtol(colon + 1, &end, 10) : 6379;
-    if (host[0] == '\0' || p <= 0 || p > 65535 || (colon && (end == colon + 1 || *end)))
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
-hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
+void hx_rs_scripts_init(void)
 {
     pthread_once(&sha_once, compute_shas);
-    if (loop == NULL || o == NULL || o->address == NULL || (o->prefix && strlen(o->prefix) > HX_STORE_PREFIX_MAX))
-        return NULL;
-    redis_store *s = hx_calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->base.vt = &redis_vt;
-    s->loop = loop;
-    s->o = *o;
-    /* Copies of the strings: the store may outlive the config it came from. */
-    const char *strs[] = {o->address, o->prefix ? o->prefix : "", o->username ? o->username : "",
-                          o->password ? o->password : ""};
-    size_t total = 0, off = 0;
-    for (int i = 0; i < 4; i++)
-        total += strlen(strs[i]) + 1;
-    if ((s->owned = hx_malloc(total)) == NULL) {
-        hx_free(s);
-        return NULL;
-    }
-    const char **dst[] = {&s->o.address, &s->o.prefix, &s->o.username, &s->o.password};
-    for (int i = 0; i < 4; i++) {
-        size_t n = strlen(strs[i]) + 1;
-        memcpy(s->owned + off, strs[i], n);
-        *dst[i] = s->owned + off;
-        off += n;
-    }
-    if (s->o.max_pending == 0)
-        s->o.max_pending = 10000;
-    if (s->o.connect_timeout_ms <= 0)
-        s->o.connect_timeout_ms = 1000;
-    if (s->o.command_timeout_ms <= 0)
-        s->o.command_timeout_ms = 1000;
-    int port;
-    if (hx_store_redis_parse_address(s->o.address, s->host, sizeof s->host, &port) != 0) {
-        hx_free(s->owned);
-        hx_free(s);
-        return NULL;
-    }
-    s->port = port;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    connect_now(s);
-    return &s->base;
-}
-
-bool hx_store_redis_connected(const hx_store *b)
-{
-    return ((const redis_store *)b)->connected;
-}
-
-void hx_store_redis_get_stats(const hx_store *b, hx_store_redis_stats *st)
-{
-    *st = ((const redis_store *)b)->st;
 }
