@@ -152,6 +152,13 @@ typedef struct {
     double budget_percent;     /* retries may add at most this share of traffic */
 } hx_cfg_retry;
 
+/* Sentinel in front of Redis: the primary named master_name is asked of
+ * `addresses` (host:port) before every connect; empty master_name = off. */
+typedef struct {
+    char *master_name;
+    hx_strlist addresses;
+} hx_cfg_sentinel;
+
 typedef struct {
     char *address;             /* host:port, [v6]:port */
     char *username;            /* ACL user ("" = the default user) */
@@ -162,6 +169,7 @@ typedef struct {
     int64_t command_timeout;   /* ms */
     char *on_failure;          /* state.redis: local | deny */
     bool tls;                  /* refused: hiredis 0.14 has no TLS */
+    hx_cfg_sentinel sentinel;
 } hx_cfg_redis;
 
 typedef struct {

@@ -252,6 +252,12 @@ static void server_defaults(dflt *d, hx_cfg_server *s)
 
 /* ---- llm ---- */
 
+static const hx_field sentinel_fields[] = {
+    F(hx_cfg_sentinel, "master_name", master_name, HX_FT_STRING),
+    F(hx_cfg_sentinel, "addresses", addresses, HX_FT_STRLIST),
+};
+TABLE(sentinel_schema, hx_cfg_sentinel, NULL, sentinel_fields);
+
 static const hx_field redis_fields[] = {
     F(hx_cfg_redis, "address", address, HX_FT_STRING),
     F(hx_cfg_redis, "username", username, HX_FT_STRING),
@@ -263,6 +269,7 @@ static const hx_field redis_fields[] = {
     F(hx_cfg_redis, "on_failure", on_failure, HX_FT_STRING, .values = STRS("local", "deny"),
       .msg = "invalid on_failure (local or deny)"),
     F(hx_cfg_redis, "tls", tls, HX_FT_BOOL),
+    F(hx_cfg_redis, "sentinel", sentinel, HX_FT_STRUCT, .sub = &sentinel_schema),
 };
 TABLE(redis_schema, hx_cfg_redis, NULL, redis_fields);
 
@@ -371,6 +378,7 @@ static void redis_defaults(dflt *d, hx_cfg_redis *r)
     r->command_timeout = SEC;
     dset(d, &r->on_failure, "local");
     r->tls = false;
+    dset(d, &r->sentinel.master_name, "");
 }
 
 static void llm_defaults(dflt *d, hx_cfg_llm *l)

@@ -331,6 +331,15 @@ static void check_redis(vctx *v, const char *path, const hx_cfg_redis *r)
              "network or a local TLS tunnel (stunnel, spiped)");
     if (*r->username && !*r->password)
         verr(v, pathf(p, "%s.username", path), "an ACL user needs a password");
+    const hx_cfg_sentinel *st = &r->sentinel;
+    if (*st->master_name && st->addresses.n == 0)
+        verr(v, pathf(p, "%s.sentinel.addresses", path), "list the sentinels to ask for %s", st->master_name);
+    if (!*st->master_name && st->addresses.n > 0)
+        verr(v, pathf(p, "%s.sentinel.master_name", path), "name the primary the sentinels watch");
+    for (size_t i = 0; i < st->addresses.n; i++)
+        if (strchr(st->addresses.items[i], ',') ||
+            hx_store_redis_parse_address(st->addresses.items[i], host, sizeof host, &port) != 0)
+            verr(v, pathf(p, "%s.sentinel.addresses[%zu]", path, i), "invalid sentinel address (host:port)");
 }
 
 /* Only when enabled, in the original's order, plus "not supported yet". */

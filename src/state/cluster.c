@@ -112,21 +112,41 @@ int hx_cluster_init(const hx_config *cfg)
     if (strcmp(cfg->state.backend, "redis") != 0)
         return 0;
     const hx_cfg_redis *r = &cfg->state.redis;
-    const char *strs[] = {r->address, r->prefix, r->username, r->password};
-    size_t total = 0, off = 0;
-    for (int i = 0; i < 4; i++)
-        total += strlen(strs[i]) + 1;
-    if ((C.owned = hx_malloc(total)) == NULL) {
+    size_t slen = 1;
+    for (size_t i = 0; i < r->sentinel.addresses.n; i++)
+        slen += strlen(r->sentinel.addresses.items[i]) + 1;
+    char *sentinels = hx_malloc(slen);
+    if (sentinels == NULL) {
         HX_LOG_ERROR("cannot start", HX_F_STR("error", "out of memory"));
         return -1;
     }
-    const char **dst[] = {&C.opts.address, &C.opts.prefix, &C.opts.username, &C.opts.password};
-    for (int i = 0; i < 4; i++) {
+    size_t at = 0;
+    for (size_t i = 0; i < r->sentinel.addresses.n; i++) {
+        size_t n = strlen(r->sentinel.addresses.items[i]);
+        if (i)
+            sentinels[at++] = ',';
+        memcpy(sentinels + at, r->sentinel.addresses.items[i], n);
+        at += n;
+    }
+    sentinels[at] = '\0';
+    const char *strs[] = {r->address, r->prefix, r->username, r->password, r->sentinel.master_name, sentinels};
+    size_t total = 0, off = 0;
+    for (int i = 0; i < 6; i++)
+        total += strlen(strs[i]) + 1;
+    if ((C.owned = hx_malloc(total)) == NULL) {
+        hx_free(sentinels);
+        HX_LOG_ERROR("cannot start", HX_F_STR("error", "out of memory"));
+        return -1;
+    }
+    const char **dst[] = {&C.opts.address,  &C.opts.prefix,          &C.opts.username,
+                          &C.opts.password, &C.opts.sentinel_master, &C.opts.sentinels};
+    for (int i = 0; i < 6; i++) {
         size_t n = strlen(strs[i]) + 1;
         memcpy(C.owned + off, strs[i], n);
         *dst[i] = C.owned + off;
         off += n;
     }
+    hx_free(sentinels);
     C.opts.db = (int)r->db;
     C.opts.connect_timeout_ms = r->connect_timeout;
     C.opts.command_timeout_ms = r->command_timeout;
@@ -138,7 +158,10 @@ int hx_cluster_init(const hx_config *cfg)
         return -1;
     }
     C.enabled = true;
-    HX_LOG_INFO("sharing state through redis", HX_F_STR("address", r->address), HX_F_STR("prefix", r->prefix),
+    HX_LOG_INFO("sharing state through redis",
+                HX_F_STR(*r->sentinel.master_name ? "sentinel_master" : "address",
+                         *r->sentinel.master_name ? r->sentinel.master_name : r->address),
+                HX_F_STR("prefix", r->prefix),
                 HX_F_STR("instance", C.instance), HX_F_STR("on_failure", r->on_failure));
     return 0;
 }

@@ -141,11 +141,17 @@ typedef struct {
     int64_t connect_timeout_ms; /* default 1000 */
     int64_t command_timeout_ms; /* default 1000: the oldest unanswered command past it breaks the connection */
     size_t max_pending;         /* default 10000 commands in flight; past it: UNAVAILABLE */
+    /* Sentinel: the primary of `sentinel_master` is asked of the sentinels
+     * ("host:port,host:port", tried in turn) before every connect, and a
+     * READONLY answer (a demoted primary) reconnects; address is unused. */
+    const char *sentinel_master;
+    const char *sentinels;
 } hx_store_redis_opts;
 
 typedef struct {
     uint64_t connect_attempts, connects, connect_errors, disconnects, timeouts, setup_errors;
     uint64_t answered, unavailable;
+    uint64_t discoveries, discovery_errors; /* Sentinel answers naming the primary, and failures */
 } hx_store_redis_stats;
 
 /* A store on a loop (a worker's): asynchronous, answers on that loop, never

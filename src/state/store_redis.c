@@ -40,6 +40,8 @@ static void answer(hx_store_cb cb, void *ud, hx_store_rc rc)
 
 static hx_store_rc error_rc(redis_store *s, const redisReply *rp)
 {
+    if (rp->str && strncmp(rp->str, "READONLY", 8) == 0)
+        s->reconnect_due = true; /* a failover demoted this server: ask Sentinel again */
     if (rp->str && strncmp(rp->str, "NOSCRIPT", 8) == 0)
         s->reload_scripts = true; /* SCRIPT FLUSH on the server: load them again */
     if (rp->str && strncmp(rp->str, "WRONGTYPE", 9) == 0)
@@ -144,6 +146,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (p->op == OP_SETUP) {
         if (r == NULL || out.rc != HX_STORE_OK)
             s->st.setup_errors++;
+        if (p->cb) /* the PING that ends the set-up: the connection is usable */
+            p->cb(p->ud, &out);
     } else {
         s->st.answered++;
         if (out.rc == HX_STORE_UNAVAILABLE)
@@ -153,6 +157,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (s->reload_scripts && s->connected && !s->closing)
         hx_rs_load_scripts(s);
+    if (s->reconnect_due && s->ac && !s->closing)
+        hx_rs_reconnect_now(s);
     hx_free(p);
 }
 

@@ -48,9 +48,20 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_reconnect(s);
         return;
     }
+    /* Usable once the set-up's PING comes back (on_ready): a server that
+     * takes connections but does not answer (stopped, overloaded) counts
+     * as down, and requests fall back at once instead of waiting for it. */
+    s->st.connects++;
+    hx_rs_arm(s);
+}
+
+static void on_ready(void *ud, const hx_store_reply *r)
+{
+    redis_store *s = ud;
+    if (r->rc != HX_STORE_OK || s->ac == NULL || s->closing)
+        return;
     s->connected = true;
     s->backoff_ms = 0;
-    s->st.connects++;
     hx_rs_arm(s);
 }
 
@@ -98,10 +109,146 @@ static void setup_commands(redis_store *s)
     }
     if (s->sub_channel == NULL)
         hx_rs_load_scripts(s);
+    hx_rs_send(s, OP_SETUP, 1, (const char *[]){"PING"}, (const size_t[]){4}, on_ready, s);
     hx_rs_send_subscribe(s);
 }
 
+/* ---- Sentinel: which server is the primary ------------------------------------------- */
+
+static void connect_direct(redis_store *s);
+
+/* The i-th "host:port" of the sentinel list into host/port; -1 past the end. */
+static int sentinel_at(const redis_store *s, unsigned i, char *host, size_t hostlen, int *port)
+{
+    const char *p = s->o.sentinels;
+    for (unsigned k = 0; k < i && p; k++) {
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    if (p == NULL || *p == '\0')
+        return -1;
+    char one[300];
+    size_t n = strcspn(p, ",");
+    if (n >= sizeof one)
+        return -1;
+    memcpy(one, p, n);
+    one[n] = '\0';
+    return hx_store_redis_parse_address(one, host, hostlen, port);
+}
+
+/* Done with the sentinel: from its own reply callback a polite disconnect
+ * (hiredis frees it after the callback), from the timer at once. */
+static void sentinel_drop(redis_store *s, bool failed, bool in_reply)
+{
+    redisAsyncContext *sc = s->sc;
+    s->sc = NULL;
+    if (sc && in_reply)
+        redisAsyncDisconnect(sc);
+    else if (sc)
+        redisAsyncFree(sc); /* its callbacks hear NULL and find s->sc changed */
+    if (failed) {
+        s->st.discovery_errors++;
+        schedule_reconnect(s);
+    }
+}
+
+static void on_sentinel_reply(redisAsyncContext *sc, void *reply, void *privdata)
+{
+    redis_store *s = privdata;
+    const redisReply *rp = reply;
+    if (s->sc != sc || s->closing)
+        return; /* given up on already */
+    char port[8];
+    int p;
+    if (rp && rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 && rp->element[0]->type == REDIS_REPLY_STRING &&
+        rp->element[1]->type == REDIS_REPLY_STRING && rp->element[0]->len < sizeof s->host &&
+        rp->element[1]->len < sizeof port) {
+        memcpy(port, rp->element[1]->str, rp->element[1]->len);
+        port[rp->element[1]->len] = '\0';
+        char *end;
+        p = (int)strtol(port, &end, 10);
+        if (*end == '\0' && p > 0 && p <= 65535) {
+            memcpy(s->host, rp->element[0]->str, rp->element[0]->len);
+            s->host[rp->element[0]->len] = '\0';
+            s->port = p;
+            s->st.discoveries++;
+            sentinel_drop(s, false, true);
+            connect_direct(s);
+            return;
+        }
+    }
+    sentinel_drop(s, true, true); /* no such master here, or an odd answer: the next sentinel */
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *sc, int status)
+{
+    (void)status;
+    redis_store *s = sc->data;
+    if (s->sc == sc) { /* went before it answered */
+        s->sc = NULL;
+        s->st.discovery_errors++;
+        schedule_reconnect(s);
+    }
+}
+
+static void on_sentinel_connect(const redisAsyncContext *sc, int status)
+{
+    redis_store *s = sc->data;
+    if (status != REDIS_OK && s->sc == sc) {
+        s->sc = NULL; /* hiredis frees it after this callback */
+        s->st.discovery_errors++;
+        schedule_reconnect(s);
+    }
+}
+
+/* Asks the next sentinel for the primary; connects there once it answers. */
+static void discover(redis_store *s)
+{
+    char host[256];
+    int port;
+    if (sentinel_at(s, s->sentinel_next, host, sizeof host, &port) != 0) {
+        s->sentinel_next = 0;
+        if (sentinel_at(s, 0, host, sizeof host, &port) != 0) {
+            schedule_reconnect(s);
+            return;
+        }
+    }
+    s->sentinel_next++;
+    redisAsyncContext *sc = redisAsyncConnect(host, port);
+    if (sc == NULL || sc->err || redisLibuvAttach(sc, s->loop) != REDIS_OK) {
+        if (sc)
+            redisAsyncFree(sc);
+        s->st.discovery_errors++;
+        schedule_reconnect(s);
+        return;
+    }
+    sc->data = s;
+    s->sc = sc;
+    redisAsyncSetConnectCallback(sc, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(sc, on_sentinel_disconnect);
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", s->o.sentinel_master};
+    const size_t lens[] = {8, 23, strlen(s->o.sentinel_master)};
+    redisAsyncCommandArgv(sc, on_sentinel_reply, s, 3, argv, lens);
+    hx_rs_arm(s);
+}
+
+void hx_rs_reconnect_now(redis_store *s)
+{
+    s->reconnect_due = false;
+    redisAsyncContext *ac = s->ac;
+    if (ac)
+        redisAsyncFree(ac); /* inside a reply callback hiredis frees it after; on_disconnect follows */
+}
+
 static void connect_now(redis_store *s)
+{
+    if (s->o.sentinel_master && *s->o.sentinel_master)
+        discover(s);
+    else
+        connect_direct(s);
+}
+
+static void connect_direct(redis_store *s)
 {
     redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
     if (ac == NULL || ac->err || redisLibuvAttach(ac, s->loop) != REDIS_OK) {
@@ -128,6 +275,10 @@ static void on_timer(uv_timer_t *t)
     redis_store *s = t->data;
     if (s->closing)
         return;
+    if (s->sc) { /* the sentinel did not answer in time */
+        sentinel_drop(s, true, false);
+        return;
+    }
     if (s->ac == NULL) {
         connect_now(s);
         return;
@@ -157,7 +308,9 @@ void hx_rs_arm(redis_store *s)
     if (s->closing)
         return;
     uint64_t ms;
-    if (s->ac == NULL)
+    if (s->sc)
+        ms = (uint64_t)s->o.connect_timeout_ms;
+    else if (s->ac == NULL)
         ms = s->backoff_ms;
     else if (!s->connected)
         ms = (uint64_t)s->o.connect_timeout_ms;
@@ -183,6 +336,11 @@ void hx_rs_destroy(hx_store *b)
 {
     redis_store *s = (redis_store *)b;
     s->closing = true;
+    if (s->sc) {
+        redisAsyncContext *sc = s->sc;
+        s->sc = NULL;
+        redisAsyncFree(sc);
+    }
     if (s->ac) {
         redisAsyncContext *ac = s->ac;
         s->ac = NULL;
@@ -227,17 +385,22 @@ hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
     s->loop = loop;
     s->o = *o;
     /* Copies of the strings: the store may outlive the config it came from. */
-    const char *strs[] = {o->address, o->prefix ? o->prefix : "", o->username ? o->username : "",
-                          o->password ? o->password : ""};
+    const char *strs[] = {o->address,
+                          o->prefix ? o->prefix : "",
+                          o->username ? o->username : "",
+                          o->password ? o->password : "",
+                          o->sentinel_master ? o->sentinel_master : "",
+                          o->sentinels ? o->sentinels : ""};
     size_t total = 0, off = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         total += strlen(strs[i]) + 1;
     if ((s->owned = hx_malloc(total)) == NULL) {
         hx_free(s);
         return NULL;
     }
-    const char **dst[] = {&s->o.address, &s->o.prefix, &s->o.username, &s->o.password};
-    for (int i = 0; i < 4; i++) {
+    const char **dst[] = {&s->o.address,  &s->o.prefix,          &s->o.username,
+                          &s->o.password, &s->o.sentinel_master, &s->o.sentinels};
+    for (int i = 0; i < 6; i++) {
         size_t n = strlen(strs[i]) + 1;
         memcpy(s->owned + off, strs[i], n);
         *dst[i] = s->owned + off;
@@ -249,8 +412,11 @@ hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
         s->o.connect_timeout_ms = 1000;
     if (s->o.command_timeout_ms <= 0)
         s->o.command_timeout_ms = 1000;
-    int port;
-    if (hx_store_redis_parse_address(s->o.address, s->host, sizeof s->host, &port) != 0) {
+    int port = 0;
+    char h[256];
+    bool sentinel = *s->o.sentinel_master;
+    if ((!sentinel && hx_store_redis_parse_address(s->o.address, s->host, sizeof s->host, &port) != 0) ||
+        (sentinel && sentinel_at(s, 0, h, sizeof h, &port) != 0)) {
         hx_free(s->owned);
         hx_free(s);
         return NULL;

@@ -49,6 +49,9 @@ typedef struct redis_store {
     hx_store_msg_fn sub_fn;
     void *sub_ud;
     bool reload_scripts;  /* a NOSCRIPT answer came back */
+    bool reconnect_due;   /* a READONLY answer came back: a demoted primary */
+    redisAsyncContext *sc; /* a Sentinel being asked for the primary */
+    unsigned sentinel_next;
 } redis_store;
 
 
