@@ -168,7 +168,11 @@ typedef struct {
     int64_t connect_timeout;   /* ms */
     int64_t command_timeout;   /* ms */
     char *on_failure;          /* state.redis: local | deny */
-    bool tls;                  /* refused: hiredis 0.14 has no TLS */
+    bool tls;                  /* TLS to Redis (a relay: hiredis 0.14 has none) */
+    char *tls_ca_file;         /* "" = the system's trust store */
+    char *tls_server_name;     /* "" = the address's host */
+    char *tls_cert_file;       /* a client certificate (Redis tls-auth-clients) */
+    char *tls_key_file;
     hx_cfg_sentinel sentinel;
 } hx_cfg_redis;
 

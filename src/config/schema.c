@@ -269,6 +269,10 @@ static const hx_field redis_fields[] = {
     F(hx_cfg_redis, "on_failure", on_failure, HX_FT_STRING, .values = STRS("local", "deny"),
       .msg = "invalid on_failure (local or deny)"),
     F(hx_cfg_redis, "tls", tls, HX_FT_BOOL),
+    F(hx_cfg_redis, "tls_ca_file", tls_ca_file, HX_FT_STRING),
+    F(hx_cfg_redis, "tls_server_name", tls_server_name, HX_FT_STRING),
+    F(hx_cfg_redis, "tls_cert_file", tls_cert_file, HX_FT_STRING),
+    F(hx_cfg_redis, "tls_key_file", tls_key_file, HX_FT_STRING),
     F(hx_cfg_redis, "sentinel", sentinel, HX_FT_STRUCT, .sub = &sentinel_schema),
 };
 TABLE(redis_schema, hx_cfg_redis, NULL, redis_fields);
@@ -378,6 +382,10 @@ static void redis_defaults(dflt *d, hx_cfg_redis *r)
     r->command_timeout = SEC;
     dset(d, &r->on_failure, "local");
     r->tls = false;
+    dset(d, &r->tls_ca_file, "");
+    dset(d, &r->tls_server_name, "");
+    dset(d, &r->tls_cert_file, "");
+    dset(d, &r->tls_key_file, "");
     dset(d, &r->sentinel.master_name, "");
 }
 

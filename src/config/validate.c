@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "config/model_names.h"
@@ -325,10 +326,15 @@ static void check_redis(vctx *v, const char *path, const hx_cfg_redis *r)
         verr(v, pathf(p, "%s.address", path), "invalid Redis address (host:port or [v6]:port)");
     if (strlen(r->prefix) > HX_STORE_PREFIX_MAX)
         verr(v, pathf(p, "%s.prefix", path), "longer than %d bytes", HX_STORE_PREFIX_MAX);
-    if (r->tls)
-        verr(v, pathf(p, "%s.tls", path),
-             "TLS to Redis is not available: Debian's hiredis 0.14 has no TLS; reach Redis over a private "
-             "network or a local TLS tunnel (stunnel, spiped)");
+    const char *files[][2] = {{"tls_ca_file", r->tls_ca_file}, {"tls_cert_file", r->tls_cert_file},
+                              {"tls_key_file", r->tls_key_file}};
+    for (size_t i = 0; r->tls && i < sizeof files / sizeof files[0]; i++)
+        if (*files[i][1] && access(files[i][1], R_OK) != 0)
+            verr(v, pathf(p, "%s.%s", path, files[i][0]), "cannot read %s: %s", files[i][1], strerror(errno));
+    if (r->tls && (!*r->tls_cert_file) != (!*r->tls_key_file))
+        verr(v, pathf(p, "%s.tls_cert_file", path), "a client certificate needs both tls_cert_file and tls_key_file");
+    if (!r->tls && (*r->tls_ca_file || *r->tls_cert_file || *r->tls_key_file || *r->tls_server_name))
+        verr(v, pathf(p, "%s.tls", path), "tls_* settings are given but tls is false");
     if (*r->username && !*r->password)
         verr(v, pathf(p, "%s.username", path), "an ACL user needs a password");
     const hx_cfg_sentinel *st = &r->sentinel;

@@ -40,6 +40,7 @@ static struct {
     atomic_bool deny;
     atomic_int_fast64_t instances;
     atomic_int down;          /* workers whose connection is not up */
+    int64_t grace_until_ms;   /* start: a first connect is not an outage yet */
     atomic_bool degraded;
     atomic_int_fast64_t degraded_since_ms;
     atomic_uint_fast64_t degraded_total, fallback_local, fallback_deny;
@@ -148,6 +149,11 @@ int hx_cluster_init(const hx_config *cfg)
     }
     hx_free(sentinels);
     C.opts.db = (int)r->db;
+    C.opts.tls = r->tls;
+    C.opts.tls_ca_file = r->tls_ca_file;
+    C.opts.tls_server_name = r->tls_server_name;
+    C.opts.tls_cert_file = r->tls_cert_file;
+    C.opts.tls_key_file = r->tls_key_file;
     C.opts.connect_timeout_ms = r->connect_timeout;
     C.opts.command_timeout_ms = r->command_timeout;
     atomic_store(&C.deny, strcmp(r->on_failure, "deny") == 0);
@@ -158,6 +164,7 @@ int hx_cluster_init(const hx_config *cfg)
         return -1;
     }
     C.enabled = true;
+    C.grace_until_ms = wall_ms() + r->connect_timeout + TICK_MS;
     HX_LOG_INFO("sharing state through redis",
                 HX_F_STR(*r->sentinel.master_name ? "sentinel_master" : "address",
                          *r->sentinel.master_name ? r->sentinel.master_name : r->address),
@@ -197,6 +204,8 @@ void hx_cluster_shutdown(void)
 static void evaluate(void)
 {
     bool deg = atomic_load(&C.down) > 0;
+    if (deg && wall_ms() < C.grace_until_ms)
+        return; /* still connecting for the first time */
     if (atomic_exchange(&C.degraded, deg) == deg)
         return;
     if (deg) {
@@ -303,16 +312,18 @@ int hx_cluster_worker_init(void *loop)
     if (w == NULL)
         return -1;
     w->loop = loop;
-    if ((w->store = hx_store_redis_new(loop, &C.opts)) == NULL) {
+    char err[256];
+    if ((w->store = hx_store_redis_open(loop, &C.opts, err, sizeof err)) == NULL) {
+        HX_LOG_ERROR("cannot set up the shared state store", HX_F_STR("error", err));
         hx_free(w);
         return -1;
     }
     uv_timer_init(loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
-    /* Counted up until its first tick says otherwise: a connect takes
-     * less than a tick, and the workers must not flap at start. */
-    w->connected = true;
+    /* Down until its connection answers; at start that is not reported as
+     * an outage before connect_timeout (evaluate). */
+    atomic_fetch_add(&C.down, 1);
     w->heartbeat = atomic_exchange(&C.hb_claimed, 1) == 0;
     if (w->heartbeat && C.listen_fn && start_listening(w) != 0) {
         w->store->vt->destroy(w->store);

@@ -146,6 +146,10 @@ typedef struct {
      * READONLY answer (a demoted primary) reconnects; address is unused. */
     const char *sentinel_master;
     const char *sentinels;
+    /* TLS to the server (state/redis_tls.h: a relay, hiredis 0.14 has
+     * none): on when tls is true; the files are read when the store is made. */
+    bool tls;
+    const char *tls_ca_file, *tls_server_name, *tls_cert_file, *tls_key_file;
 } hx_store_redis_opts;
 
 typedef struct {
@@ -159,6 +163,8 @@ typedef struct {
  * While disconnected every call answers HX_STORE_UNAVAILABLE at once.
  * NULL on bad options or no memory. Destroy on the loop's thread. */
 hx_store *hx_store_redis_new(void *uv_loop, const hx_store_redis_opts *o);
+/* The same, with the reason of a failure (bad options, TLS files, memory). */
+hx_store *hx_store_redis_open(void *uv_loop, const hx_store_redis_opts *o, char *err, size_t errlen);
 bool hx_store_redis_connected(const hx_store *s);
 /* "host:port", "[v6]:port" or "host" (port 6379): host copied into host
  * (hostlen bytes); -1 when malformed or too long. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/redis_tls.h"
 #include "state/store_redis_int.h"
 #include "util/alloc.h"
 
@@ -250,7 +251,13 @@ static void connect_now(redis_store *s)
 
 static void connect_direct(redis_store *s)
 {
-    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    redisAsyncContext *ac;
+    if (s->tls) { /* through the relay, which carries it over TLS */
+        hx_redis_tls_set_target(s->tls, s->host, s->port);
+        ac = redisAsyncConnectUnix(hx_redis_tls_path(s->tls));
+    } else {
+        ac = redisAsyncConnect(s->host, s->port);
+    }
     if (ac == NULL || ac->err || redisLibuvAttach(ac, s->loop) != REDIS_OK) {
         if (ac)
             redisAsyncFree(ac);
@@ -346,6 +353,8 @@ void hx_rs_destroy(hx_store *b)
         s->ac = NULL;
         redisAsyncFree(ac); /* pending callbacks hear UNAVAILABLE now */
     }
+    hx_redis_tls_free(s->tls);
+    s->tls = NULL;
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 }
 
@@ -375,12 +384,35 @@ int hx_store_redis_parse_address(const char *addr, char *host, size_t hostlen, i
 
 hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
 {
+    char err[256];
+    return hx_store_redis_open(loop, o, err, sizeof err);
+}
+
+static int make_tls(redis_store *s, char *err, size_t errlen)
+{
+    if (!s->o.tls)
+        return 0;
+    const hx_redis_tls_opts to = {
+        .ca_file = s->o.tls_ca_file ? s->o.tls_ca_file : "",
+        .server_name = s->o.tls_server_name ? s->o.tls_server_name : "",
+        .cert_file = s->o.tls_cert_file ? s->o.tls_cert_file : "",
+        .key_file = s->o.tls_key_file ? s->o.tls_key_file : "",
+    };
+    s->tls = hx_redis_tls_new(s->loop, &to, err, errlen);
+    return s->tls ? 0 : -1;
+}
+
+hx_store *hx_store_redis_open(void *loop, const hx_store_redis_opts *o, char *err, size_t errlen)
+{
     hx_rs_scripts_init();
+    snprintf(err, errlen, "invalid options");
     if (loop == NULL || o == NULL || o->address == NULL || (o->prefix && strlen(o->prefix) > HX_STORE_PREFIX_MAX))
         return NULL;
     redis_store *s = hx_calloc(1, sizeof *s);
-    if (s == NULL)
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
+    }
     s->base.vt = &hx_rs_vt;
     s->loop = loop;
     s->o = *o;
@@ -416,7 +448,7 @@ hx_store *hx_store_redis_new(void *loop, const hx_store_redis_opts *o)
     char h[256];
     bool sentinel = *s->o.sentinel_master;
     if ((!sentinel && hx_store_redis_parse_address(s->o.address, s->host, sizeof s->host, &port) != 0) ||
-        (sentinel && sentinel_at(s, 0, h, sizeof h, &port) != 0)) {
+        (sentinel && sentinel_at(s, 0, h, sizeof h, &port) != 0) || make_tls(s, err, errlen) != 0) {
         hx_free(s->owned);
         hx_free(s);
         return NULL;

@@ -51,6 +51,7 @@ typedef struct redis_store {
     bool reload_scripts;  /* a NOSCRIPT answer came back */
     bool reconnect_due;   /* a READONLY answer came back: a demoted primary */
     redisAsyncContext *sc; /* a Sentinel being asked for the primary */
+    struct hx_redis_tls *tls; /* the TLS relay hiredis connects through, or NULL */
     unsigned sentinel_next;
 } redis_store;
 

@@ -83,7 +83,8 @@ class ScaleOutCase(HapaxTestCase):
         self.redis = Redis(self.workdir).start()
         self.addCleanup(self.redis.stop)
 
-    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None, fault=None, llm=None):
+    def cluster(self, n=3, rate=None, on_failure="local", prefix="t:", extra=None, fault=None, llm=None,
+                wait_ok=True):
         mock = getattr(self, "mock", None) or self.start_mock()
         self.mock = mock
         p = provider("openai", mock, fault=fault)
@@ -98,7 +99,10 @@ class ScaleOutCase(HapaxTestCase):
                                    "on_failure": on_failure, "command_timeout": "300ms",
                                    "connect_timeout": "300ms"}}}
         cfg.update(extra or {})
-        return [self.start_server(cfg, name="gw%d" % i) for i in range(n)]
+        gws = [self.start_server(cfg, name="gw%d" % i) for i in range(n)]
+        for g in gws if wait_ok else ():
+            self.wait_for(lambda g=g: self.health(g)[1]["state"]["status"] == "ok", what="connected to Redis")
+        return gws
 
     def post(self, srv, body=None, headers=None):
         h = {"Content-Type": "application/json"}
@@ -531,16 +535,54 @@ class TestSentinel(ScaleOutCase):
         self.assertEqual(self.health(gws[0])[1]["state"]["status"], "ok")
 
 
+class TestRedisTls(ScaleOutCase):
+    """state.redis.tls: Redis's TLS port, a client certificate (Redis's
+    tls-auth-clients), the server's certificate checked."""
+
+    def setUp(self):
+        HapaxTestCase.setUp(self)
+        self.certs = os.path.join(self.workdir, "certs")
+        subprocess.run(["sh", os.path.join(os.path.dirname(__file__), "..", "certs", "gen.sh"), self.certs],
+                       check=True)
+        c = lambda n: os.path.join(self.certs, n)
+        self.redis = Redis(self.workdir, extra=[
+            "--tls-port", "0", "--tls-cert-file", c("server.pem"), "--tls-key-file", c("server.key"),
+            "--tls-ca-cert-file", c("ca.pem"), "--tls-auth-clients", "yes"])
+        self.tls_port = free_port()
+        self.redis.extra[1] = str(self.tls_port)
+        self.redis.start()
+        self.addCleanup(self.redis.stop)
+
+    def tls_cfg(self, name="a.test"):
+        c = lambda n: os.path.join(self.certs, n)
+        return {"state": {"backend": "redis", "redis": {
+            "address": "127.0.0.1:%d" % self.tls_port, "prefix": "t:", "tls": True, "tls_ca_file": c("ca.pem"),
+            "tls_server_name": name, "tls_cert_file": c("client.pem"), "tls_key_file": c("client.key"),
+            "connect_timeout": "300ms", "command_timeout": "300ms"}}}
+
+    def test_limits_over_tls(self):
+        gws = self.cluster(n=1, rate={"requests_per_minute": 60, "burst": 2}, extra=self.tls_cfg())
+        self.assertEqual([self.post(gws[0]).status for _ in range(3)], [200, 200, 429])
+        self.assertIn("t:rl:r:key:team", self.redis.cli("KEYS", "t:*"))  # the plain port of the same server
+        self.assertEqual(self.health(gws[0])[1]["state"]["status"], "ok")
+
+    def test_wrong_server_name_is_refused(self):
+        gws = self.cluster(n=1, extra=self.tls_cfg(name="c.test"), wait_ok=False)
+        self.wait_for(lambda: self.health(gws[0])[1]["state"]["status"] == "degraded", what="degraded")
+        self.assertEqual(self.redis.cli("KEYS", "t:*").strip(), "")
+        self.assertEqual(self.post(gws[0]).status, 200)  # on_failure local
+
+
 class TestConfig(ScaleOutCase):
     def test_config_errors_are_named(self):
         base = {"state": {"backend": "redis", "redis": {"address": "nohost:"}}}
         r = self.cli(["--validate", "--config", self.write_file("a.yaml", json.dumps(base))])
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("state.redis.address", r.stdout + r.stderr)
-        base["state"]["redis"] = {"address": "127.0.0.1:6379", "tls": True}
+        base["state"]["redis"] = {"address": "127.0.0.1:6379", "tls": True, "tls_ca_file": "/nonexistent.pem"}
         r = self.cli(["--validate", "--config", self.write_file("b.yaml", json.dumps(base))])
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("state.redis.tls", r.stdout + r.stderr)
+        self.assertIn("state.redis.tls_ca_file", r.stdout + r.stderr)
 
 
 if __name__ == "__main__":

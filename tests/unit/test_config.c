@@ -600,8 +600,12 @@ static void test_not_supported_yet(void **state)
     /* state.backend: redis is served (docs/scale-out.md); its connection is checked by name. */
     load_bad("state:\n  backend: redis\n  redis:\n    address: \"host:\"\n",
              "state.redis.address: invalid Redis address (host:port or [v6]:port)");
-    load_bad("state:\n  backend: redis\n  redis:\n    tls: true\n",
-             "state.redis.tls: TLS to Redis is not available");
+    load_bad("state:\n  backend: redis\n  redis:\n    tls: true\n    tls_cert_file: /etc/hostname\n",
+             "state.redis.tls_cert_file: a client certificate needs both tls_cert_file and tls_key_file");
+    load_bad("state:\n  backend: redis\n  redis:\n    tls_ca_file: /etc/hostname\n",
+             "state.redis.tls: tls_* settings are given but tls is false");
+    load_bad("state:\n  backend: redis\n  redis:\n    tls: true\n    tls_ca_file: /nonexistent/ca.pem\n",
+             "state.redis.tls_ca_file: cannot read /nonexistent/ca.pem");
     load_bad("state:\n  backend: redis\n  redis:\n    username: gw\n", "state.redis.username: an ACL user needs a password");
     load_bad("state:\n  backend: redis\n  redis:\n    prefix: "
              "\"0123456789012345678901234567890123456789012345678901234567890123456789\"\n",
