@@ -45,7 +45,8 @@ static int walk_object(gnutls_hash_hd_t h, json_object *v, int depth)
         m[i].k = key;
         m[i++].v = val;
     }
-    qsort(m, n, sizeof *m, by_name);
+    if (n)
+        qsort(m, n, sizeof *m, by_name);
     int rc = put(h, '{', NULL, n);
     for (i = 0; rc == 0 && i < n; i++)
         rc = put(h, 'k', m[i].k, strlen(m[i].k)) || walk(h, m[i].v, depth + 1);

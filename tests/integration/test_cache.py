@@ -15,11 +15,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import unittest
 
-from harness import HapaxTestCase, free_port
+from harness import HapaxTestCase, base_config, deep_merge, free_port, render_yaml
 from test_providers import MODELS, provider, user
 
 REDIS = shutil.which("redis-server")
@@ -93,6 +94,7 @@ class CacheCases:
                                                      {"name": "two", "key": KEY2}]}
         else:
             cfg["server"]["allow_unauthenticated"] = True
+        self.cfg = cfg
         self.srv = self.start_server(cfg)
         return self.srv
 
@@ -306,6 +308,30 @@ class MemoryCacheTest(CacheCases, HapaxTestCase):
         line = self.srv.wait_log(lambda l: l.get("msg") == "request" and l.get("cache") == "hit")
         self.assertNotIn("provider", line)
         self.assertNotIn("attempts", line)
+
+
+    def test_reload_applies_enable_and_warns_on_type(self):
+        self.start()
+        self.expect(self.post(chat()), "miss")
+        self.expect(self.post(chat()), "hit")
+        cfg = json.loads(json.dumps(self.cfg))
+        cfg["llm"]["cache"].update({"enable": False, "type": "file", "dir": os.path.join(self.workdir, "c")})
+        with open(self.srv.config_path, "w") as f:
+            f.write(render_yaml(deep_merge(base_config(self.srv.port), cfg)) + "\n")
+        self.srv.signal(signal.SIGHUP)
+        warn = self.srv.wait_log(lambda l: "need a restart" in l.get("msg", "") and l.get("setting") == "llm.cache")
+        self.assertIsNotNone(warn, self.srv.stderr_text()[-2000:])
+        deadline = time.monotonic() + 10
+        while True:  # the workers take the new config with their next request
+            r = self.post(chat())
+            self.assertEqual(r.status, 200)
+            if r.header("X-Hapax-Cache") is None:
+                break
+            self.assertLess(time.monotonic(), deadline, "enable: false never applied")
+            time.sleep(0.05)
+        before = self.upstream()
+        self.assertIsNone(self.post(chat()).header("X-Hapax-Cache"))
+        self.assertEqual(self.upstream(), before + 1)
 
 
 class FileCacheTest(CacheCases, HapaxTestCase):
