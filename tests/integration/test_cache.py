@@ -310,6 +310,25 @@ class MemoryCacheTest(CacheCases, HapaxTestCase):
         self.assertNotIn("attempts", line)
 
 
+    def test_anthropic_stream_replayed_with_its_events(self):
+        self.start()
+        body = {"model": MODELS["openai"], "max_tokens": 50, "stream": True, "messages": [user("hi")]}
+        first = self.post(body, path="/v1/messages")
+        self.expect(first, "miss")
+        again = self.post(body, path="/v1/messages")
+        self.expect(again, "hit")
+        self.assertEqual(again.body, first.body)
+        self.assertIn(b"event: message_stop", again.body)
+        self.assertEqual(self.upstream(), 1)
+
+    def test_embeddings_hit(self):
+        self.start()
+        body = {"model": MODELS["openai"], "input": ["a", "b"]}
+        first = self.post(body, path="/v1/embeddings")
+        self.expect(first, "miss")
+        self.expect(self.post(body, path="/v1/embeddings"), "hit")
+        self.assertEqual(self.upstream(), 1)
+
     def test_reload_applies_enable_and_warns_on_type(self):
         self.start()
         self.expect(self.post(chat()), "miss")
