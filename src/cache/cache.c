@@ -104,17 +104,15 @@ static void collect(hx_metrics_writer *w, void *ud)
         const char *l[] = {"result", hx_cache_result_name((hx_cache_result)i), NULL};
         hx_metrics_write_sample(w, "hapax_cache_requests_total", l, (double)atomic_load(&K.results[i]));
     }
-    hx_metrics_write_family(w, "hapax_cache_stores_total", "Answers handed to the cache to keep.",
-                            HX_METRIC_COUNTER);
+    hx_metrics_write_family(w, "hapax_cache_stores_total", "Answers handed to the cache to keep.", HX_METRIC_COUNTER);
     hx_metrics_write_sample(w, "hapax_cache_stores_total", NULL, (double)atomic_load(&K.stored));
-    hx_metrics_write_family(w, "hapax_cache_too_large_total",
-                            "Answers not kept: larger than the entry bound (4 MiB).", HX_METRIC_COUNTER);
+    hx_metrics_write_family(w, "hapax_cache_too_large_total", "Answers not kept: larger than the entry bound (4 MiB).",
+                            HX_METRIC_COUNTER);
     hx_metrics_write_sample(w, "hapax_cache_too_large_total", NULL, (double)atomic_load(&K.too_large));
     size_t n, bytes;
     if (!K.be->vt->usage(K.be, &n, &bytes))
         return;
-    hx_metrics_write_family(w, "hapax_cache_entries", "Entries held by the cache (memory and file).",
-                            HX_METRIC_GAUGE);
+    hx_metrics_write_family(w, "hapax_cache_entries", "Entries held by the cache (memory and file).", HX_METRIC_GAUGE);
     hx_metrics_write_sample(w, "hapax_cache_entries", NULL, (double)n);
     hx_metrics_write_family(w, "hapax_cache_bytes", "Bytes held by the cache (memory and file).", HX_METRIC_GAUGE);
     hx_metrics_write_sample(w, "hapax_cache_bytes", NULL, (double)bytes);
@@ -129,9 +127,9 @@ static char *conn_string(const hx_cfg_cache *c)
     const hx_cfg_redis *r = &c->redis;
     bool redis = strcmp(c->type, "redis") == 0;
     if (hx_buf_printf(&b, "%s\n%s\n%lld", c->type, c->dir, (long long)c->max_size) != 0 ||
-        (redis && hx_buf_printf(&b, "\n%s\n%s\n%s\n%s\n%lld\n%lld\n%lld", r->address, r->prefix, r->username,
-                                r->password, (long long)r->db, (long long)r->connect_timeout,
-                                (long long)r->command_timeout) != 0) ||
+        (redis &&
+         hx_buf_printf(&b, "\n%s\n%s\n%s\n%s\n%lld\n%lld\n%lld", r->address, r->prefix, r->username, r->password,
+                       (long long)r->db, (long long)r->connect_timeout, (long long)r->command_timeout) != 0) ||
         hx_buf_append(&b, "", 1) != 0) {
         hx_buf_free(&b);
         return NULL;
@@ -165,8 +163,8 @@ int hx_cache_init(const hx_config *cfg)
         goto fail;
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lldms", (long long)c->ttl);
-    HX_LOG_INFO("response cache on", HX_F_STR("type", c->type), HX_F_STR("scope", c->scope),
-                HX_F_STR("ttl", ttl), HX_F_INT("max_size", c->max_size));
+    HX_LOG_INFO("response cache on", HX_F_STR("type", c->type), HX_F_STR("scope", c->scope), HX_F_STR("ttl", ttl),
+                HX_F_INT("max_size", c->max_size));
     return 0;
 fail:
     hx_free(K.conn);

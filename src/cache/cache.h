@@ -88,6 +88,7 @@ const char *hx_cache_result_name(hx_cache_result res);
  * a new buffer (*out, *outlen; caller frees) or decode in place. Decode
  * fails (-1) on a malformed or expired entry (now_ms: wall clock). */
 int hx_cache_encode(const hx_cache_entry *e, int64_t expires_ms, void **out, size_t *outlen);
-int hx_cache_decode(const void *blob, size_t len, int64_t now_ms, hx_cache_entry *e, char ctype[HX_CACHE_CTYPE_MAX + 1]);
+int hx_cache_decode(const void *blob, size_t len, int64_t now_ms, hx_cache_entry *e,
+                    char ctype[HX_CACHE_CTYPE_MAX + 1]);
 
 #endif

@@ -42,8 +42,8 @@ typedef struct {
     char key[HX_CACHE_KEY_HEX + 1];
     void *blob;
     size_t len;
-    const void *pending;    /* write: the index's copy, released once written */
-    bool expired;           /* read: the file held an expired entry (removed) */
+    const void *pending;                /* write: the index's copy, released once written */
+    bool expired;                       /* read: the file held an expired entry (removed) */
     char (*gone)[HX_CACHE_KEY_HEX + 1]; /* write: evicted entries whose files go */
     size_t ngone, capgone;
     hx_cache_blob_cb cb;

@@ -54,8 +54,7 @@ void *hx_cache_lru_find(hx_cache_lru *l, const char *key, size_t *size);
  * the file backend keeps sizes only) of `size` bytes, then evicts the
  * least recently used entries past the bounds. -1 (data freed) when size
  * alone exceeds the byte bound or on no memory. */
-int hx_cache_lru_put(hx_cache_lru *l, const char *key, void *data, size_t size, hx_cache_evict_fn evict,
-                     void *ud);
+int hx_cache_lru_put(hx_cache_lru *l, const char *key, void *data, size_t size, hx_cache_evict_fn evict, void *ud);
 void hx_cache_lru_remove(hx_cache_lru *l, const char *key);
 /* Frees the entry's data and keeps its size, when the data is still
  * `data` (the file backend's copy, once the file is written). */

@@ -42,6 +42,8 @@ static int walk_object(gnutls_hash_hd_t h, json_object *v, int depth)
         return -1;
     json_object_object_foreach(v, key, val)
     {
+        if (i == n)
+            break;
         m[i].k = key;
         m[i++].v = val;
     }

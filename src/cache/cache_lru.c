@@ -88,6 +88,8 @@ static lru_ent **slot_of(hx_cache_lru *l, const char *key)
 static void drop(hx_cache_lru *l, lru_ent **pp, hx_cache_evict_fn evict, void *ud)
 {
     lru_ent *e = *pp;
+    if (e == NULL)
+        return;
     *pp = e->chain;
     list_unlink(l, e);
     l->count--;
@@ -102,8 +104,9 @@ void hx_cache_lru_free(hx_cache_lru *l)
 {
     if (l == NULL)
         return;
-    while (l->head)
-        drop(l, slot_of(l, l->head->key), NULL, NULL);
+    /* Every listed entry is in the table: each turn drops the head. */
+    for (lru_ent *h = l->head; h && *slot_of(l, h->key) == h; h = l->head)
+        drop(l, slot_of(l, h->key), NULL, NULL);
     hx_free(l->buckets);
     hx_free(l);
 }
@@ -164,8 +167,8 @@ int hx_cache_lru_put(hx_cache_lru *l, const char *key, void *data, size_t size, 
     list_push_front(l, e);
     l->count++;
     l->bytes += size;
-    while (l->tail != e && (l->count > l->max_entries || l->bytes > l->max_bytes))
-        drop(l, slot_of(l, l->tail->key), evict, ud);
+    for (lru_ent *t = l->tail; t && t != e && (l->count > l->max_entries || l->bytes > l->max_bytes); t = l->tail)
+        drop(l, slot_of(l, t->key), evict, ud);
     return 0;
 }
 

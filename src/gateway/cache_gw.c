@@ -76,8 +76,9 @@ static int key_text(hx_req *r, hx_buf *scope, hx_buf *extra)
     if (strcmp(sc, "global") == 0) {
         rc = hx_buf_append_str(scope, "global");
     } else if (strcmp(sc, "route") == 0) {
-        rc = hx_buf_append_str(scope, "route:") ||
-             hx_buf_append_str(scope, r->route_label ? r->route_label : r->path ? r->path : "");
+        rc = hx_buf_append_str(scope, "route:") || hx_buf_append_str(scope, r->route_label ? r->route_label
+                                                                            : r->path      ? r->path
+                                                                                           : "");
     } else {
         const char *name = hx_auth_key_name(r);
         if (!*name)
@@ -280,8 +281,8 @@ void hx_gw_cache_fill_add(hx_gw_cache_fill *f, const void *data, size_t len)
     }
 }
 
-void hx_gw_cache_fill_commit(hx_gw_cache_fill *f, hx_req *r, const char *content_type, bool stream,
-                             const void *body, size_t len)
+void hx_gw_cache_fill_commit(hx_gw_cache_fill *f, hx_req *r, const char *content_type, bool stream, const void *body,
+                             size_t len)
 {
     if (f == NULL || r->aborted || !r->cfg->llm.cache.enable)
         return;

@@ -26,8 +26,8 @@ void hx_gw_cache_fill_add(hx_gw_cache_fill *f, const void *data, size_t len);
 /* The answer went to the client whole (2xx, not cut, client still
  * there): stores it. body NULL: what fill_add collected (a stream).
  * f NULL does nothing. */
-void hx_gw_cache_fill_commit(hx_gw_cache_fill *f, hx_req *r, const char *content_type, bool stream,
-                             const void *body, size_t len);
+void hx_gw_cache_fill_commit(hx_gw_cache_fill *f, hx_req *r, const char *content_type, bool stream, const void *body,
+                             size_t len);
 void hx_gw_cache_fill_free(hx_gw_cache_fill *f);
 
 #endif

@@ -2,7 +2,7 @@
  * spacing do not matter, every value and part does), the entry envelope,
  * the LRU index's bounds, the memory and file backends (bounds, expiry on
  * a fake clock, files named by key that a restart finds again) and
- * allocation failures. The Redis type runs in tests/integration/test_cache.py. */
+ * allocation failures. The Redis type: test_cache_redis.c and tests/integration/test_cache.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +20,10 @@
 #include "util/alloc.h"
 
 static int64_t fake_now = 1000000;
-static int64_t fake_clock(void) { return fake_now; }
+static int64_t fake_clock(void)
+{
+    return fake_now;
+}
 
 static int setup(void **state)
 {
@@ -69,15 +72,19 @@ static void test_key_differs_on_every_part(void **state)
 {
     (void)state;
     const char *base = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5}";
-    assert_differ(base, &PARTS, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.7}",
-                  &PARTS);
-    assert_differ(base, &PARTS, "{\"model\":\"n\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5}",
-                  &PARTS);
-    assert_differ(base, &PARTS, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"ho\"}],\"temperature\":0.5}",
+    assert_differ(base, &PARTS,
+                  "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.7}",
                   &PARTS);
     assert_differ(base, &PARTS,
-                  "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5,\"tools\":[]}",
+                  "{\"model\":\"n\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5}",
                   &PARTS);
+    assert_differ(base, &PARTS,
+                  "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"ho\"}],\"temperature\":0.5}",
+                  &PARTS);
+    assert_differ(
+        base, &PARTS,
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5,\"tools\":[]}",
+        &PARTS);
     const hx_cache_key_parts stream = {"chat", true, "key:one", ""}, api = {"messages", false, "key:one", ""},
                              scope = {"chat", false, "key:two", ""}, extra = {"chat", false, "key:one", "v=1\n"};
     assert_differ(base, &PARTS, base, &stream);

@@ -31,7 +31,10 @@ static pid_t redis_pid;
 static int redis_port;
 static char addr[32];
 
-static int64_t fixed_clock(void) { return 1000000; }
+static int64_t fixed_clock(void)
+{
+    return 1000000;
+}
 
 static int free_port(void)
 {
@@ -59,8 +62,8 @@ static void redis_start(void)
     }
     for (int i = 0; i < 200; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis_port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {
+            .sin_family = AF_INET, .sin_port = htons((uint16_t)redis_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
         close(fd);
         if (ok)
@@ -140,8 +143,13 @@ static void wait_for(got *g, int ms)
 
 static hx_cache_backend *open_cache(void)
 {
-    hx_cfg_redis r = {.address = addr, .username = "", .password = "", .prefix = "tc:", .on_failure = "local",
-                      .connect_timeout = 300, .command_timeout = 300};
+    hx_cfg_redis r = {.address = addr,
+                      .username = "",
+                      .password = "",
+                      .prefix = "tc:",
+                      .on_failure = "local",
+                      .connect_timeout = 300,
+                      .command_timeout = 300};
     hx_cache_backend *b = hx_cache_redis_new(&r);
     assert_non_null(b);
     assert_int_equal(b->vt->worker_init(b, &loop), 0);
@@ -190,10 +198,10 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_REDIS()                                                                                   \
-    do {                                                                                               \
-        if (access(REDIS_BIN, X_OK) != 0)                                                              \
-            skip();                                                                                    \
+#define NEED_REDIS() \
+    do { \
+        if (access(REDIS_BIN, X_OK) != 0) \
+            skip(); \
     } while (0)
 
 static void test_hit_then_redis_ttl_ends_it(void **state)
