@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "gateway/gateway.h"
 #include "gateway/handlers.h"
 #include "http/server.h"
@@ -10,7 +11,6 @@
 #include "obs/crash.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
-#include "cache/cache.h"
 #include "state/cluster.h"
 #include "state/snapshot.h"
 #include "state/store.h"
