@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "gateway/gateway.h"
 #include "gateway/handlers.h"
 #include "http/server.h"
@@ -73,6 +74,7 @@ static int on_reload(hx_config *cfg, void *ud, char *err, size_t errlen)
     apply_logging(cfg);
     hx_middleware_reconfigure(cfg);
     hx_cluster_reconfigure(cfg);
+    hx_cache_reconfigure(cfg);
     return 0;
 }
 
@@ -170,7 +172,7 @@ static int app_start(hx_config *cfg)
     }
     hx_gateway_publish(gw);
     hx_gateway_unref(gw);
-    if (hx_cluster_init(cfg) != 0) {
+    if (hx_cluster_init(cfg) != 0 || hx_cache_init(cfg) != 0) {
         hx_gateway_publish(NULL);
         return -1;
     }
@@ -235,6 +237,7 @@ int hx_app_run(hx_config *cfg, const char *config_path)
     srv = NULL;
     hx_middleware_shutdown();
     hx_cluster_shutdown();
+    hx_cache_shutdown();
     hx_gateway_publish(NULL);
     hx_metrics_shutdown();
     hx_log_stop(HX_LOG_EXIT_WAIT_MS);

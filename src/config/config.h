@@ -182,6 +182,7 @@ typedef struct {
     int64_t ttl;               /* ms */
     int64_t max_size;
     char *dir;
+    char *scope;               /* key | route | global: who shares an entry */
     hx_cfg_redis redis;
 } hx_cfg_cache;
 

@@ -284,6 +284,8 @@ static const hx_field cache_fields[] = {
     F(hx_cfg_cache, "ttl", ttl, HX_FT_DURATION, R(0, DMAX)),
     F(hx_cfg_cache, "max_size", max_size, HX_FT_INT, R(0, DMAX)),
     F(hx_cfg_cache, "dir", dir, HX_FT_STRING),
+    F(hx_cfg_cache, "scope", scope, HX_FT_STRING, .values = STRS("key", "route", "global"),
+      .msg = "invalid cache scope (key, route or global)"),
     F(hx_cfg_cache, "redis", redis, HX_FT_STRUCT, .sub = &redis_schema),
 };
 TABLE(cache_schema, hx_cfg_cache, NULL, cache_fields);
@@ -403,6 +405,7 @@ static void llm_defaults(dflt *d, hx_cfg_llm *l)
     l->cache.ttl = 60 * MIN;
     l->cache.max_size = 1000;
     dset(d, &l->cache.dir, "");
+    dset(d, &l->cache.scope, "key");
     redis_defaults(d, &l->cache.redis);
     l->retry.max_retries = 5;
     l->retry.initial_delay = 100;

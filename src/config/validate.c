@@ -318,7 +318,7 @@ static void check_file(vctx *v, const char *path, const char *file, const char *
 }
 
 /* A Redis connection (state.redis, llm.cache.redis). */
-static void check_redis(vctx *v, const char *path, const hx_cfg_redis *r)
+void hx__check_redis(hx_vctx *v, const char *path, const hx_cfg_redis *r)
 {
     char p[PATH_MAX_LEN], host[256];
     int port;
@@ -613,8 +613,7 @@ static void check_llm(vctx *v)
         verr(v, "llm.provider", "empty LLM provider");
     if (!*l->model)
         verr(v, "llm.model", "empty LLM model");
-    if (l->cache.enable)
-        verr(v, "llm.cache.enable", "response cache is not supported");
+    hx__check_cache(v);
     if (l->retry.max_delay < l->retry.initial_delay)
         verr(v, "llm.retry.max_delay", "must not be less than initial_delay (%s)",
              hx_units_format_duration(l->retry.initial_delay, a, sizeof a));
@@ -699,7 +698,7 @@ static void check_features(vctx *v)
     if (c->metrics.path[0] != '/')
         verr(v, "metrics.path", "must start with '/'");
     if (strcmp(c->state.backend, "redis") == 0)
-        check_redis(v, "state.redis", &c->state.redis);
+        hx__check_redis(v, "state.redis", &c->state.redis);
     check_auth(v);
 }
 

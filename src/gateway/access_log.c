@@ -3,6 +3,7 @@
  * src/http/ knows no gateway or middleware field. */
 #include <string.h>
 
+#include "cache/cache.h"
 #include "gateway/gateway.h"
 #include "http/router.h"
 #include "obs/log.h"
@@ -59,6 +60,8 @@ static void log_access(const hx_req *r)
                 lg->attempts ? HX_F_INT("prompt_tokens", lg->prompt_tokens) : (hx_log_field){0},
                 lg->attempts ? HX_F_INT("completion_tokens", lg->completion_tokens) : (hx_log_field){0},
                 lg->failures[0] ? HX_F_STR("failures", lg->failures) : (hx_log_field){0},
+                lg->cache ? HX_F_STR("cache", hx_cache_result_name((hx_cache_result)(lg->cache - 1)))
+                          : (hx_log_field){0},
                 HX_F_BOOL("aborted", r->aborted));
 }
 

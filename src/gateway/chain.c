@@ -530,9 +530,15 @@ static void tpm_reserve(proxy *p)
 
 void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
 {
+    hx_proxy_start_fill(r, canon, info, NULL);
+}
+
+void hx_proxy_start_fill(hx_req *r, json_object *canon, const hx_in_info *info, hx_gw_cache_fill *fill)
+{
     hx_gw_worker *gw = hx_req_ctx(r, HX_CTX_APP);
     proxy *p = gw ? hx_calloc(1, sizeof *p) : NULL;
     if (p == NULL) {
+        hx_gw_cache_fill_free(fill);
         json_object_put(canon);
         if (info->ctx_free)
             info->ctx_free(info->ctx);
@@ -540,6 +546,7 @@ void hx_proxy_start(hx_req *r, json_object *canon, const hx_in_info *info)
         return;
     }
     p->refs = 1;
+    p->fill = fill;
     p->breaker_pending = -1;
     p->panic_pos = -1;
     p->req = hx_req_ref(r);

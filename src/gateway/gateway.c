@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "gateway/route_health.h"
 #include "middleware/middleware.h"
 #include "state/cluster.h"
@@ -223,7 +224,14 @@ void *hx_gateway_worker_init(void *loop, void *app)
         hx_upstream_free(w->up);
         goto fail;
     }
+    if (hx_cache_worker_init(loop) != 0) {
+        HX_LOG_ERROR("cannot connect this worker to the response cache", HX_F_STR("error", "out of memory"));
+        hx_cluster_worker_fini(loop);
+        hx_upstream_free(w->up);
+        goto fail;
+    }
     if (hx_middleware_worker_init(loop) != 0) {
+        hx_cache_worker_fini(loop);
         hx_cluster_worker_fini(loop);
         hx_upstream_free(w->up);
         goto fail;
@@ -261,6 +269,7 @@ void hx_gateway_worker_fini(void *worker)
     hx_gw_worker *w = worker;
     hx_prober_stop(w);
     hx_middleware_worker_fini(w->loop);
+    hx_cache_worker_fini(w->loop);
     hx_cluster_worker_fini(w->loop);
     hx_upstream_free(w->up);
     hx_gateway_unref(w->gw);

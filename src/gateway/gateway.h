@@ -159,6 +159,7 @@ typedef struct {
     char provider[64];         /* the provider tried last */
     char model[128];           /* ... and its model */
     int attempts;              /* upstream calls made */
+    uint8_t cache;             /* llm.cache: 0 not cacheable, else hx_cache_result + 1 */
     int64_t prompt_tokens;     /* as the upstream reported them */
     int64_t completion_tokens;
     char failures[512];        /* why earlier providers did not serve */

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "gateway/anthropic_err.h"
+#include "gateway/cache_gw.h"
 #include "gateway/gateway.h"
 #include "gateway/models.h"
 #include "gateway/responses.h"
@@ -317,7 +318,7 @@ static void handle_llm(hx_req *r, hx_api api, inbound_fn parse, const char *bad_
     if (parse == hx_in_responses)
         hx_responses_start(r, canon, &info);
     else
-        hx_proxy_start(r, canon, &info);
+        hx_gw_cache_start(r, canon, &info);
 }
 
 static void handle_chat(hx_req *r) { handle_llm(r, HX_API_CHAT, hx_in_openai_chat, "Invalid JSON body"); }

@@ -83,6 +83,7 @@ void px_proxy_unref(proxy *p)
     hx_free(p->chain);
     hx_free(p->chain_model);
     hx_free(p->health_noted_more);
+    hx_gw_cache_fill_free(p->fill);
     px_wait_unlink(p);
     live_unlink(p);
     if (p->retry_timer) {
@@ -251,6 +252,7 @@ static int flush_out(proxy *p)
         if (hx_res_start(r, 200) < 0)
             return HX_UP_STOP;
     }
+    hx_gw_cache_fill_add(p->fill, p->out.data, p->out.len);
     int rc = hx_res_write(r, p->out.data, p->out.len);
     hx_buf_reset(&p->out);
     if (rc < 0)
@@ -505,6 +507,7 @@ static void succeed_raw(proxy *p)
     relay_usage(p);
     px_record(p, true, HX_FAIL_NONE, NULL);
     px_set_provider_headers(p);
+    hx_gw_cache_fill_commit(p->fill, r, "application/json", false, p->out.data ? p->out.data : "", p->out.len);
     hx_res_send(r, 200, "application/json", p->out.data, p->out.len);
     px_finish(p);
 }
@@ -552,7 +555,10 @@ static void succeed(proxy *p)
     if (p->info.stream) {
         if (!p->relay_sse)
             p->render.vt->stream_end(&p->render, &p->out);
-        flush_out(p);
+        /* Kept when the client took the whole stream; stored before the
+         * end goes out, so the client's next request can find it. */
+        if (flush_out(p) != HX_UP_STOP)
+            hx_gw_cache_fill_commit(p->fill, r, p->info.render->stream_content_type, true, NULL, 0);
         hx_res_end(r);
     } else {
         hx_buf body;
@@ -563,6 +569,7 @@ static void succeed(proxy *p)
             return;
         }
         px_set_provider_headers(p);
+        hx_gw_cache_fill_commit(p->fill, r, "application/json", false, body.data ? body.data : "", body.len);
         hx_res_send(r, 200, "application/json", body.data, body.len);
         hx_buf_free(&body);
     }

@@ -4,6 +4,7 @@
 #ifndef HX_GATEWAY_PROXY_INT_H
 #define HX_GATEWAY_PROXY_INT_H
 
+#include "gateway/cache_gw.h"
 #include "gateway/gateway.h"
 #include "provider/sse.h"
 #include "util/scrub.h"
@@ -100,6 +101,7 @@ typedef struct proxy {
     uv_timer_t *retry_timer;   /* backoff before retrying the same provider */
     uint64_t open_wait_ms;     /* shortest wait until a skipped breaker admits */
     size_t unserved;           /* providers of the chain without the client's API */
+    hx_gw_cache_fill *fill;    /* a cache miss: the answer is collected for llm.cache (NULL = not) */
 } proxy;
 
 /* proxy_state.c */

@@ -11,6 +11,7 @@
 
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "state/redis_opts.h"
 #include "util/alloc.h"
 
 /* Connection state is looked at this often; the heartbeat goes every
@@ -113,49 +114,10 @@ int hx_cluster_init(const hx_config *cfg)
     if (strcmp(cfg->state.backend, "redis") != 0)
         return 0;
     const hx_cfg_redis *r = &cfg->state.redis;
-    size_t slen = 1;
-    for (size_t i = 0; i < r->sentinel.addresses.n; i++)
-        slen += strlen(r->sentinel.addresses.items[i]) + 1;
-    char *sentinels = hx_malloc(slen);
-    if (sentinels == NULL) {
+    if (hx_redis_opts_from_cfg(r, &C.opts, &C.owned) != 0) {
         HX_LOG_ERROR("cannot start", HX_F_STR("error", "out of memory"));
         return -1;
     }
-    size_t at = 0;
-    for (size_t i = 0; i < r->sentinel.addresses.n; i++) {
-        size_t n = strlen(r->sentinel.addresses.items[i]);
-        if (i)
-            sentinels[at++] = ',';
-        memcpy(sentinels + at, r->sentinel.addresses.items[i], n);
-        at += n;
-    }
-    sentinels[at] = '\0';
-    const char *strs[] = {r->address, r->prefix, r->username, r->password, r->sentinel.master_name, sentinels};
-    size_t total = 0, off = 0;
-    for (int i = 0; i < 6; i++)
-        total += strlen(strs[i]) + 1;
-    if ((C.owned = hx_malloc(total)) == NULL) {
-        hx_free(sentinels);
-        HX_LOG_ERROR("cannot start", HX_F_STR("error", "out of memory"));
-        return -1;
-    }
-    const char **dst[] = {&C.opts.address,  &C.opts.prefix,          &C.opts.username,
-                          &C.opts.password, &C.opts.sentinel_master, &C.opts.sentinels};
-    for (int i = 0; i < 6; i++) {
-        size_t n = strlen(strs[i]) + 1;
-        memcpy(C.owned + off, strs[i], n);
-        *dst[i] = C.owned + off;
-        off += n;
-    }
-    hx_free(sentinels);
-    C.opts.db = (int)r->db;
-    C.opts.tls = r->tls;
-    C.opts.tls_ca_file = r->tls_ca_file;
-    C.opts.tls_server_name = r->tls_server_name;
-    C.opts.tls_cert_file = r->tls_cert_file;
-    C.opts.tls_key_file = r->tls_key_file;
-    C.opts.connect_timeout_ms = r->connect_timeout;
-    C.opts.command_timeout_ms = r->command_timeout;
     atomic_store(&C.deny, strcmp(r->on_failure, "deny") == 0);
     make_instance_id();
     if (hx_metrics_add_collector(collect, NULL) != 0) {

@@ -596,7 +596,6 @@ static void test_not_supported_yet(void **state)
              "    disk_threshold: 0\n    latency_threshold: 0s\n",
              "server.health_check: enabled but no threshold set");
     load_bad("server:\n  health_check:\n    checks: {gpu: x}\n", "server.health_check.checks.gpu: unknown check");
-    load_bad("llm:\n  cache:\n    enable: true\n", "llm.cache.enable: response cache is not supported");
     /* state.backend: redis is served (docs/scale-out.md); its connection is checked by name. */
     load_bad("state:\n  backend: redis\n  redis:\n    address: \"host:\"\n",
              "state.redis.address: invalid Redis address (host:port or [v6]:port)");
@@ -611,6 +610,24 @@ static void test_not_supported_yet(void **state)
              "\"0123456789012345678901234567890123456789012345678901234567890123456789\"\n",
              "state.redis.prefix: longer than 64 bytes");
     load_bad("state:\n  redis:\n    on_failure: maybe\n", "state.redis.on_failure: invalid on_failure (local or deny)");
+    /* llm.cache (docs/cache.md): accepted with its defaults; checked when on */
+    hx_config *cc = load_ok("llm:\n  cache:\n    enable: true\n");
+    assert_string_equal(cc->llm.cache.type, "memory");
+    assert_string_equal(cc->llm.cache.scope, "key");
+    assert_int_equal(cc->llm.cache.ttl, 60 * 60 * 1000);
+    hx_config_unref(cc);
+    load_bad("llm:\n  cache:\n    enable: true\n    max_size: 0\n", "llm.cache.max_size: must be at least 1");
+    load_bad("llm:\n  cache:\n    enable: true\n    ttl: 0s\n", "llm.cache.ttl: must be greater than 0");
+    load_bad("llm:\n  cache:\n    enable: true\n    scope: team\n", "invalid cache scope");
+    load_bad("llm:\n  cache:\n    enable: true\n    type: file\n", "llm.cache.dir: type file needs a directory");
+    load_bad("llm:\n  cache:\n    enable: true\n    type: file\n    dir: /proc/version\n",
+             "llm.cache.dir: not a writable directory");
+    load_bad("llm:\n  cache:\n    enable: true\n    type: redis\n    redis:\n      tls: true\n      tls_key_file: /etc/hostname\n",
+             "llm.cache.redis.tls_cert_file: a client certificate needs both tls_cert_file and tls_key_file");
+    load_bad("llm:\n  cache:\n    enable: true\n    type: redis\n    redis:\n      on_failure: deny\n",
+             "llm.cache.redis.on_failure: deny means nothing for a cache");
+    load_bad("llm:\n  cache:\n    enable: true\n    type: redis\n    redis:\n      address: 'a:b:c'\n",
+             "llm.cache.redis.address: invalid Redis address");
     load_bad("providers:\n  main:\n    type: openai\n", "providers: not supported; use llm and llm.backup_providers");
     load_bad("provider_preference: [ollama]\n", "provider_preference: not supported");
 }
