@@ -126,11 +126,12 @@ static void redis_stop(void)
     redis_pid = 0;
 }
 
-static hx_store *open_store(const char *prefix, const char *password, int64_t cmd_timeout_ms, size_t max_pending)
+static hx_store *open_user_store(const char *prefix, const char *user, const char *password, int64_t cmd_timeout_ms,
+                                 size_t max_pending)
 {
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", redis_port);
-    hx_store_redis_opts o = {.address = addr, .prefix = prefix, .password = password,
+    hx_store_redis_opts o = {.address = addr, .prefix = prefix, .username = user, .password = password,
                              .connect_timeout_ms = 500, .command_timeout_ms = cmd_timeout_ms,
                              .max_pending = max_pending};
     hx_store *s = hx_store_redis_new(&loop, &o);
@@ -139,6 +140,11 @@ static hx_store *open_store(const char *prefix, const char *password, int64_t cm
     while (!hx_store_redis_connected(s) && uv_hrtime() < until)
         uv_run(&loop, UV_RUN_ONCE);
     return s;
+}
+
+static hx_store *open_store(const char *prefix, const char *password, int64_t cmd_timeout_ms, size_t max_pending)
+{
+    return open_user_store(prefix, "", password, cmd_timeout_ms, max_pending);
 }
 
 static void close_store(hx_store *s)
@@ -503,6 +509,30 @@ static void test_auth(void **state)
     hx_store_redis_stats st;
     hx_store_redis_get_stats(bad, &st);
     assert_true(st.setup_errors >= 1);
+    /* An ACL user: its own password, and only its keys. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "redis-cli -p %d -a s3cret-pass --no-auth-warning ACL SETUSER gw on '>gw-pass' '~t6:*' +@all >/dev/null",
+             redis_port);
+    assert_int_equal(system(cmd), 0);
+    hx_store *user = open_user_store("t6:", "gw", "gw-pass", 500, 0);
+    g = (got){0};
+    user->vt->incr(user, "n", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_OK);
+    hx_store *other = open_user_store("t7:", "gw", "gw-pass", 500, 0); /* a prefix outside its keys */
+    g = (got){0};
+    other->vt->incr(other, "n", 1, 0, on_reply, &g);
+    wait_for(&g);
+    assert_int_not_equal(g.r.rc, HX_STORE_OK);
+    hx_store *wrong = open_user_store("t6:", "gw", "nope", 500, 0);
+    g = (got){0};
+    wrong->vt->get(wrong, "n", on_reply, &g);
+    wait_for(&g);
+    assert_int_equal(g.r.rc, HX_STORE_UNAVAILABLE);
+    close_store(user);
+    close_store(other);
+    close_store(wrong);
     close_store(good);
     close_store(bad);
     redis_stop();
