@@ -10,7 +10,7 @@ FUZZ    ?= build-fuzz
 FUZZ_SECONDS ?= 60
 # make test: a fixed number of inputs from a fixed seed (repeatable).
 FUZZ_TEST_RUNS ?= 20000
-FUZZ_TARGETS = json stream inbound config request http h2 h3 upstream
+FUZZ_TARGETS = json stream inbound config request http h2 h3 upstream peer
 # Integration tests run in this many worker processes (run.py -j): a test
 # mostly waits on its children, so two workers use a core between them.
 IT_JOBS ?= 2

@@ -99,6 +99,18 @@ void hx_gateway_shared_verdict(hx_gateway *g, size_t idx, bool success);
 void hx_gateway_shared_breaker(const char *provider, int to);
 void hx_gateway_shared_health(const char *provider, bool healthy, hx_fail_class cls);
 
+/* One message from another instance, parsed (it comes through Redis: any
+ * bytes, bounded): kind 'e' (a = successes, b = failures), 'b' (a = the
+ * breaker state) or 'h' (a = healthy 0/1, b = failure class); the
+ * provider name points into msg. 0, or -1 for anything else. */
+typedef struct {
+    char kind;
+    long a, b;
+    const char *name;
+    size_t name_len;
+} hx_peer_msg;
+int hx_gateway_peer_parse(const char *msg, size_t len, hx_peer_msg *out);
+
 /* Server worker hooks (http/server.h hx_server_app); `app` is unused. */
 void *hx_gateway_worker_init(void *loop, void *app);
 void hx_gateway_worker_fini(void *worker);

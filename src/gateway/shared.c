@@ -73,21 +73,32 @@ static void flush(void *ud)
     hx_gateway_unref(g);
 }
 
+/* A decimal number (at most 9 digits) and the space after it. */
 static long take_num(const char **p, const char *end)
 {
-    char *e;
-    char buf[24];
+    long v = 0;
     size_t n = 0;
-    while (*p + n < end && (*p)[n] != ' ' && n < sizeof buf - 1) {
-        buf[n] = (*p)[n];
-        n++;
-    }
-    buf[n] = '\0';
-    long v = strtol(buf, &e, 10);
-    if (n == 0 || *e || *p + n >= end)
+    while (*p + n < end && (*p)[n] >= '0' && (*p)[n] <= '9' && n < 9)
+        v = v * 10 + ((*p)[n++] - '0');
+    if (n == 0 || *p + n >= end || (*p)[n] != ' ')
         return -1;
     *p += n + 1;
     return v;
+}
+
+int hx_gateway_peer_parse(const char *msg, size_t len, hx_peer_msg *out)
+{
+    if (len < 4 || msg[1] != ' ' || (msg[0] != 'e' && msg[0] != 'b' && msg[0] != 'h'))
+        return -1;
+    const char *p = msg + 2, *end = msg + len;
+    out->kind = msg[0];
+    out->a = take_num(&p, end);
+    out->b = out->kind == 'b' ? 0 : take_num(&p, end);
+    out->name = p;
+    out->name_len = (size_t)(end - p);
+    if (out->a < 0 || out->b < 0 || out->name_len == 0 || out->name_len > NAME_MAX_LEN)
+        return -1;
+    return 0;
 }
 
 static void apply_breaker(hx_gateway *g, size_t i, int to)
@@ -120,31 +131,27 @@ static void apply_health(hx_gateway *g, size_t i, bool healthy, long cls)
 static void on_peer(void *ud, const char *msg, size_t len)
 {
     (void)ud;
-    const char *p = msg + 2, *end = msg + len;
-    if (len < 4 || msg[1] != ' ')
-        return;
-    char kind = msg[0];
-    long a = take_num(&p, end), b = kind == 'b' ? 0 : take_num(&p, end);
-    size_t nl = (size_t)(end - p);
-    if (a < 0 || b < 0 || nl == 0 || nl > NAME_MAX_LEN)
+    hx_peer_msg m;
+    if (hx_gateway_peer_parse(msg, len, &m) != 0)
         return;
     hx_gateway *g = hx_gateway_current();
     size_t i = 0;
     for (; g && i < g->providers.n; i++)
-        if (strlen(g->providers.items[i].name) == nl && memcmp(g->providers.items[i].name, p, nl) == 0)
+        if (strlen(g->providers.items[i].name) == m.name_len &&
+            memcmp(g->providers.items[i].name, m.name, m.name_len) == 0)
             break;
     if (g && i < g->providers.n) {
         from_peer = true;
         uint64_t now = hx_gateway_now_ms();
-        if (kind == 'e' && g->breakers[i]) {
-            for (long k = 0; k < a && k < VERDICTS_MAX; k++)
+        if (m.kind == 'e' && g->breakers[i]) {
+            for (long k = 0; k < m.a && k < VERDICTS_MAX; k++)
                 hx_breaker_record(g->breakers[i], true, now);
-            for (long k = 0; k < b && k < VERDICTS_MAX; k++)
+            for (long k = 0; k < m.b && k < VERDICTS_MAX; k++)
                 hx_breaker_record(g->breakers[i], false, now);
-        } else if (kind == 'b' && g->breakers[i] && (a == HX_BREAKER_OPEN || a == HX_BREAKER_CLOSED)) {
-            apply_breaker(g, i, (int)a);
-        } else if (kind == 'h' && g->health[i] && a <= 1) {
-            apply_health(g, i, a == 1, b);
+        } else if (m.kind == 'b' && g->breakers[i] && (m.a == HX_BREAKER_OPEN || m.a == HX_BREAKER_CLOSED)) {
+            apply_breaker(g, i, (int)m.a);
+        } else if (m.kind == 'h' && g->health[i] && m.a <= 1) {
+            apply_health(g, i, m.a == 1, m.b);
         }
         from_peer = false;
     }

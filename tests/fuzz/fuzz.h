@@ -61,5 +61,6 @@ int hx_fuzz_request(const uint8_t *data, size_t size);
 int hx_fuzz_h2(const uint8_t *data, size_t size);
 int hx_fuzz_h3(const uint8_t *data, size_t size);
 int hx_fuzz_upstream(const uint8_t *data, size_t size);
+int hx_fuzz_peer(const uint8_t *data, size_t size);
 
 #endif

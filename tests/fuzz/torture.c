@@ -38,6 +38,7 @@ static const struct {
     {"h2", hx_fuzz_h2, true},
     {"h3", hx_fuzz_h3, true},
     {"upstream", hx_fuzz_upstream, false},
+    {"peer", hx_fuzz_peer, false},
 };
 
 /* Past this many allocations in one input the corpus file is too big for
