@@ -16,49 +16,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 import unittest
 
-from harness import HapaxTestCase, base_config, deep_merge, free_port, render_yaml
+from harness import HapaxTestCase, base_config, deep_merge, render_yaml
+from redis_server import REDIS, Redis
 from test_providers import MODELS, provider, user
-
-REDIS = shutil.which("redis-server")
 KEY1 = "hx-cache-key-one"
 KEY2 = "hx-cache-key-two"
-
-
-class Redis:
-    """redis-server on a free port, no persistence (test_scaleout.py's)."""
-
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.workdir, "--protected-mode", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.cli("PING").strip() == "PONG":
-                return self
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def cli(self, *args):
-        try:
-            return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), capture_output=True,
-                                  text=True, timeout=5).stdout
-        except subprocess.TimeoutExpired:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
 
 
 def chat(said="hello", stream=False, **params):

@@ -692,7 +692,7 @@ class H3SharedRegisterTest(H3Base):
     replay = H3ZeroRttTest.replay
 
     def two_instances(self):
-        from test_scaleout import Redis
+        from redis_server import Redis
         self.redis = Redis(self.workdir).start()
         self.addCleanup(self.redis.stop)
         key = os.path.join(self.workdir, "ticket.key")

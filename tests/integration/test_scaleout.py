@@ -23,44 +23,10 @@ import time
 import unittest
 
 from harness import HapaxTestCase, free_port, http_request
+from redis_server import REDIS, Redis
 from test_providers import provider, user
 
-REDIS = shutil.which("redis-server")
 KEY = "hx-scale-key"
-
-
-class Redis:
-    """redis-server on a free port, no persistence, no protected mode."""
-
-    def __init__(self, workdir, extra=()):
-        self.port = free_port()
-        self.workdir = workdir
-        self.extra = list(extra)
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.workdir, "--protected-mode", "no", "--loglevel", "warning"] + self.extra,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.cli("PING").strip() == "PONG":
-                return self
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def cli(self, *args):
-        try:
-            return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), capture_output=True,
-                                  text=True, timeout=5).stdout
-        except subprocess.TimeoutExpired:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
 
 
 def bearer(key):
