@@ -27,12 +27,56 @@
 
 #define KEY_BUF (ID_BUF + 8)
 
+/* ---- token charges, one per bucket and loop turn ------------------------------------ */
+
+#define BATCH_MAX 64
+
+/* Request tokens this worker took from a shared bucket ahead of need
+ * (a grant): while a bucket is far from empty, one take reserves up to
+ * GRANT_MAX requests, which are then admitted without asking Redis.
+ * Nothing is admitted that Redis did not give out; what is not used within
+ * GRANT_IDLE_MS goes back. Near empty, every request asks (exact). */
+#define GRANT_MAX 64
+#define GRANTS 64
+#define GRANT_IDLE_MS 100
+
+typedef struct {
+    char id[ID_BUF];
+    rl_limits l;
+    double left;       /* taken, not yet used */
+    double level;      /* the shared bucket after the last take */
+    double gate;       /* the tokens bucket then */
+    uint64_t at_ms;    /* the last take */
+    bool valid;
+} rl_grant;
+
+typedef struct rl_batch {
+    struct rl_batch *next; /* the registry: fini runs off the worker's thread */
+    uv_loop_t *loop;
+    uv_timer_t timer;      /* 0 ms: the next loop turn */
+    bool armed;
+    size_t n;
+    struct {
+        char id[ID_BUF];
+        rl_limits l;
+        int64_t delta;
+    } e[BATCH_MAX];
+    uv_timer_t grant_timer; /* gives unused grants back */
+    bool grant_armed;
+    rl_grant grants[GRANTS];
+} rl_batch;
+
+static _Thread_local rl_batch *tls_batch;
+
+
+
 typedef struct {
     hx_req *r;
     rl_limits l;
     int waiting;              /* answers still to come, plus 1 while sending */
     bool unavailable;
     hx_store_reply req, tpm;  /* rc, tokens, retry_ms (no data) */
+    int n;                    /* request tokens asked: this one, and a grant's */
     char id[ID_BUF];
 } sh_take;
 
@@ -99,12 +143,115 @@ static void decide(sh_take *t, rl_decision *d)
         view(d, &t->req, l->req_cap, l->req_pm);
 }
 
+/* ---- grants ----------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    return hx_now_ns() / 1000000u;
+}
+
+static rl_grant *grant_find(rl_batch *b, const char *id, const rl_limits *l)
+{
+    for (size_t i = 0; b && i < GRANTS; i++)
+        if (b->grants[i].valid && strcmp(b->grants[i].id, id) == 0 && memcmp(&b->grants[i].l, l, sizeof *l) == 0)
+            return &b->grants[i];
+    return NULL;
+}
+
+/* Gives g's unused requests back to the shared bucket. */
+static void grant_return(rl_grant *g)
+{
+    hx_store *s = hx_cluster_store();
+    if (g->left >= 1 && s) {
+        char k[KEY_BUF];
+        key_of(k, 'r', g->id);
+        s->vt->bucket_charge(s, k, g->l.req_pm / 60.0, g->l.req_cap, -floor(g->left), 0, NULL, NULL);
+    }
+    g->left = 0;
+}
+
+static void on_grant_timer(uv_timer_t *t)
+{
+    rl_batch *b = t->data;
+    bool more = false;
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < GRANTS; i++) {
+        rl_grant *g = &b->grants[i];
+        if (g->valid && g->left >= 1 && now - g->at_ms >= GRANT_IDLE_MS)
+            grant_return(g);
+        more |= g->valid && g->left >= 1;
+    }
+    b->grant_armed = more;
+    if (more)
+        uv_timer_start(&b->grant_timer, on_grant_timer, GRANT_IDLE_MS / 2, 0);
+}
+
+/* How many requests the next take asks for: one near empty (exact), more
+ * when the bucket holds several times what every instance could take. */
+static int grant_size(const rl_grant *g, const rl_limits *l)
+{
+    if (g == NULL || l->req_cap <= 0 || (l->tpm_cap > 0 && g->gate < l->tpm_cap / 2))
+        return 1;
+    double k = floor(g->level / (4.0 * (double)hx_cluster_instances()));
+    return k >= GRANT_MAX ? GRANT_MAX : k < 1 ? 1 : (int)k;
+}
+
+/* A take of t->n answered: this request used one, the rest is a grant. */
+static void grant_note(sh_take *t)
+{
+    rl_batch *b = tls_batch;
+    if (b == NULL || b->loop != t->r->loop || t->l.req_cap <= 0)
+        return;
+    rl_grant *g = grant_find(b, t->id, &t->l);
+    if (g == NULL) { /* a free slot, or the oldest one's (given back first) */
+        g = &b->grants[0];
+        for (size_t i = 0; i < GRANTS && g->valid; i++)
+            if (!b->grants[i].valid || b->grants[i].at_ms < g->at_ms)
+                g = &b->grants[i];
+        if (g->valid)
+            grant_return(g);
+        *g = (rl_grant){.l = t->l, .valid = true};
+        snprintf(g->id, sizeof g->id, "%s", t->id);
+    }
+    g->level = t->req.tokens;
+    g->gate = t->l.tpm_cap > 0 ? t->tpm.tokens : 0;
+    g->at_ms = now_ms();
+    bool gate_refused = t->l.tpm_cap > 0 && t->tpm.tokens <= 0; /* then nothing was taken */
+    if (t->req.rc == HX_STORE_OK && t->n > 1 && !gate_refused) {
+        g->left += t->n - 1;
+        if (!b->grant_armed) {
+            b->grant_armed = true;
+            uv_timer_start(&b->grant_timer, on_grant_timer, GRANT_IDLE_MS, 0);
+        }
+    }
+}
+
+/* A request admitted from this worker's grant: no Redis round trip. */
+static bool grant_use(hx_req *r, const char *id, const rl_limits *l)
+{
+    rl_batch *b = tls_batch;
+    rl_grant *g = b && b->loop == r->loop ? grant_find(b, id, l) : NULL;
+    if (g == NULL || g->left < 1 || now_ms() - g->at_ms >= GRANT_IDLE_MS)
+        return false;
+    g->left -= 1;
+    rl_decision d = {.allowed = true, .limit = (int64_t)l->req_cap};
+    double shown = floor(g->level + g->left);
+    d.remaining = shown > 0 ? (int64_t)shown : 0;
+    d.reset_s = shown >= l->req_cap ? 0 : (int64_t)ceil((l->req_cap - shown) * 60.0 / l->req_pm);
+    hx_rl_answer(r, id, &d);
+    return true;
+}
+
 static void finish(sh_take *t)
 {
     hx_req *r = t->r;
+    if (!t->unavailable)
+        grant_note(t);
     if (!r->aborted) {
         if (t->unavailable) {
             fallback(r, t->id, &t->l);
+        } else if (t->n > 1 && t->req.rc == HX_STORE_LIMITED && !(t->l.tpm_cap > 0 && t->tpm.tokens <= 0)) {
+            hx_rl_shared_take(r, t->id, &t->l); /* fewer left than a grant: ask for this one alone */
         } else {
             rl_decision d;
             decide(t, &d);
@@ -154,6 +301,8 @@ static void on_gated(void *ud, const hx_store_reply *rp)
 
 void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l)
 {
+    if (grant_use(r, id, l))
+        return;
     hx_store *s = hx_cluster_store();
     sh_take *t = s ? hx_calloc(1, sizeof *t) : NULL;
     if (t == NULL) {
@@ -164,16 +313,18 @@ void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l)
     t->l = *l;
     snprintf(t->id, sizeof t->id, "%s", id);
     t->waiting = 2; /* the answer, plus 1 while sending: the store may answer before the call returns */
+    rl_batch *b = tls_batch;
+    t->n = grant_size(b && b->loop == r->loop ? grant_find(b, id, l) : NULL, l);
     char k[KEY_BUF], g[KEY_BUF];
     static const hx_store_reply failed = {.rc = HX_STORE_UNAVAILABLE};
     key_of(k, l->req_cap > 0 ? 'r' : 't', id);
     key_of(g, 't', id);
     int rc;
     if (l->req_cap > 0 && l->tpm_cap > 0)
-        rc = s->vt->bucket_take_gated(s, k, l->req_pm / 60.0, l->req_cap, 1, g, l->tpm_pm / 60.0, l->tpm_cap,
+        rc = s->vt->bucket_take_gated(s, k, l->req_pm / 60.0, l->req_cap, t->n, g, l->tpm_pm / 60.0, l->tpm_cap,
                                       on_gated, t);
     else if (l->req_cap > 0)
-        rc = s->vt->bucket_take(s, k, l->req_pm / 60.0, l->req_cap, 1, on_req, t);
+        rc = s->vt->bucket_take(s, k, l->req_pm / 60.0, l->req_cap, t->n, on_req, t);
     else
         rc = s->vt->bucket_take(s, k, l->tpm_pm / 60.0, l->tpm_cap, 0, on_tpm, t); /* a look */
     if (rc != 0)
@@ -182,24 +333,6 @@ void hx_rl_shared_take(hx_req *r, const char *id, const rl_limits *l)
         finish(t);
 }
 
-/* ---- token charges, one per bucket and loop turn ------------------------------------ */
-
-#define BATCH_MAX 64
-
-typedef struct rl_batch {
-    struct rl_batch *next; /* the registry: fini runs off the worker's thread */
-    uv_loop_t *loop;
-    uv_timer_t timer;      /* 0 ms: the next loop turn */
-    bool armed;
-    size_t n;
-    struct {
-        char id[ID_BUF];
-        rl_limits l;
-        int64_t delta;
-    } e[BATCH_MAX];
-} rl_batch;
-
-static _Thread_local rl_batch *tls_batch;
 static pthread_mutex_t batch_mu = PTHREAD_MUTEX_INITIALIZER;
 static rl_batch *batches;
 
@@ -263,6 +396,8 @@ int hx_rl_shared_worker_init(void *loop)
     b->loop = loop;
     uv_timer_init(loop, &b->timer);
     b->timer.data = b;
+    uv_timer_init(loop, &b->grant_timer);
+    b->grant_timer.data = b;
     pthread_mutex_lock(&batch_mu);
     b->next = batches;
     batches = b;
@@ -273,7 +408,9 @@ int hx_rl_shared_worker_init(void *loop)
 
 static void batch_closed(uv_handle_t *h)
 {
-    hx_free(h->data);
+    rl_batch *b = h->data;
+    if (h == (uv_handle_t *)&b->grant_timer) /* the second of its two handles */
+        hx_free(b);
 }
 
 /* On the main thread once the worker ended: charges of its last turn that
@@ -294,5 +431,7 @@ void hx_rl_shared_worker_fini(void *loop)
     if (tls_batch == b)
         tls_batch = NULL;
     uv_timer_stop(&b->timer);
+    uv_timer_stop(&b->grant_timer);
     uv_close((uv_handle_t *)&b->timer, batch_closed);
+    uv_close((uv_handle_t *)&b->grant_timer, batch_closed); /* closed in order: this one frees */
 }

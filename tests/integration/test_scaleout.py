@@ -396,6 +396,40 @@ class TestSharedResponses(ScaleOutCase):
         self.assertEqual(g.status, 503, g)
 
 
+class TestGrants(ScaleOutCase):
+    """Far from its limit a worker takes several requests at once from the
+    shared bucket (a grant) and admits them without asking Redis; what it
+    does not use goes back; near the limit every request asks."""
+
+    def level(self):
+        out = self.redis.cli("HGET", "t:rl:r:key:team", "t").strip()
+        return float(out) if out else None
+
+    def test_unused_grant_goes_back(self):
+        gws = self.cluster(n=1, rate={"requests_per_minute": 60, "burst": 100000})
+        c = gws[0].conn()
+        for _ in range(2):  # one connection: one worker, so the second request finds the first's view
+            c.send(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(chat()), chat())).encode())
+            self.assertEqual(c.read_response("POST").status, 200)
+        taken = 100000 - self.level()
+        self.assertGreater(taken, 10, "the second take reserved a grant (%.1f taken)" % taken)
+        # 100 ms unused: the grant goes back, the bucket shows the two requests
+        self.wait_for(lambda: 100000 - self.level() < 3, timeout=3, what="the grant given back")
+
+    def test_grants_never_admit_past_the_limit(self):
+        # 1200 in the bucket, 1 a second: grants form while it is full and
+        # shrink to single requests as it empties; three instances hammer it.
+        gws = self.cluster(rate={"requests_per_minute": 60, "burst": 1200})
+        res = self.hammer(gws, 4.0, threads=8)
+        ok = sum(1 for _, st, _ in res if st == 200)
+        span = res[-1][0] - res[0][0]
+        allowed = 1200 + span
+        self.assertGreater(len(res) - ok, 0, "the load must exceed the limit")
+        self.assertLessEqual(ok, allowed + 1, "admitted %d, the limit allows %.1f" % (ok, allowed))
+        self.assertGreaterEqual(ok, 0.99 * allowed - 1, "admitted %d of %.1f" % (ok, allowed))
+
+
 class TestRedisFailure(ScaleOutCase):
     def test_local_fallback_then_recovery(self):
         gws = self.cluster(rate={"requests_per_minute": 60, "burst": 30})
