@@ -32,11 +32,13 @@
 #define BATCH_MAX 64
 
 /* Request tokens this worker took from a shared bucket ahead of need
- * (a grant): while a bucket is far from empty, one take reserves up to
- * GRANT_MAX requests, which are then admitted without asking Redis.
+ * (a grant): while a bucket holds at least GRANT_MIN_LEVEL and 16 times
+ * what each instance takes, one take reserves up to GRANT_MAX requests,
+ * which are then admitted without asking Redis.
  * Nothing is admitted that Redis did not give out; what is not used within
  * GRANT_IDLE_MS goes back. Near empty, every request asks (exact). */
 #define GRANT_MAX 64
+#define GRANT_MIN_LEVEL 1000 /* below it every request asks: small limits stay exact */
 #define GRANTS 64
 #define GRANT_IDLE_MS 100
 
@@ -63,6 +65,7 @@ typedef struct rl_batch {
     } e[BATCH_MAX];
     uv_timer_t grant_timer; /* gives unused grants back */
     bool grant_armed;
+    int closing;            /* handles still closing: the last one frees */
     rl_grant grants[GRANTS];
 } rl_batch;
 
@@ -190,9 +193,9 @@ static void on_grant_timer(uv_timer_t *t)
  * when the bucket holds several times what every instance could take. */
 static int grant_size(const rl_grant *g, const rl_limits *l)
 {
-    if (g == NULL || l->req_cap <= 0 || (l->tpm_cap > 0 && g->gate < l->tpm_cap / 2))
+    if (g == NULL || l->req_cap <= 0 || g->level < GRANT_MIN_LEVEL || (l->tpm_cap > 0 && g->gate < l->tpm_cap / 2))
         return 1;
-    double k = floor(g->level / (4.0 * (double)hx_cluster_instances()));
+    double k = floor(g->level / (16.0 * (double)hx_cluster_instances()));
     return k >= GRANT_MAX ? GRANT_MAX : k < 1 ? 1 : (int)k;
 }
 
@@ -409,7 +412,7 @@ int hx_rl_shared_worker_init(void *loop)
 static void batch_closed(uv_handle_t *h)
 {
     rl_batch *b = h->data;
-    if (h == (uv_handle_t *)&b->grant_timer) /* the second of its two handles */
+    if (--b->closing == 0)
         hx_free(b);
 }
 
@@ -432,6 +435,7 @@ void hx_rl_shared_worker_fini(void *loop)
         tls_batch = NULL;
     uv_timer_stop(&b->timer);
     uv_timer_stop(&b->grant_timer);
+    b->closing = 2;
     uv_close((uv_handle_t *)&b->timer, batch_closed);
-    uv_close((uv_handle_t *)&b->grant_timer, batch_closed); /* closed in order: this one frees */
+    uv_close((uv_handle_t *)&b->grant_timer, batch_closed);
 }

@@ -146,6 +146,20 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
     *b = uv_buf_init(buf, sizeof buf);
 }
 
+/* All of data as TLS records: GnuTLS sends at most one record (16 KiB) per
+ * call, and hiredis hands over whatever it queued at once. */
+static int send_all(relay *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = gnutls_record_send(c->s, data, len);
+        if (n <= 0)
+            return -1; /* the push never blocks: AGAIN cannot come back here */
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* Everything GnuTLS can decrypt now goes to hiredis. */
 static void drain_tls(relay *c)
 {
@@ -159,7 +173,7 @@ static void drain_tls(relay *c)
             return;
         }
         c->handshaken = true;
-        if (c->pending.len && gnutls_record_send(c->s, c->pending.data, c->pending.len) < 0) {
+        if (c->pending.len && send_all(c, c->pending.data, c->pending.len) != 0) {
             relay_end(c);
             return;
         }
@@ -205,7 +219,7 @@ static void on_local_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
             relay_end(c);
         return;
     }
-    if (gnutls_record_send(c->s, b->base, (size_t)n) < 0)
+    if (send_all(c, b->base, (size_t)n) != 0)
         relay_end(c);
 }
 
