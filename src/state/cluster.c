@@ -343,6 +343,11 @@ hx_store *hx_cluster_store(void)
     return w && hx_store_redis_connected(w->store) ? w->store : NULL;
 }
 
+void *hx_cluster_loop(void)
+{
+    return tls_worker ? tls_worker->loop : NULL;
+}
+
 const char *hx_cluster_instance_id(void)
 {
     return C.instance;

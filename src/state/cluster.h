@@ -38,6 +38,8 @@ bool hx_cluster_enabled(void);
 /* This thread's shared store when it can answer now, else NULL (backend
  * memory, not a worker thread, or Redis unreachable). */
 hx_store *hx_cluster_store(void);
+/* This thread's worker loop (uv_loop_t) when it has a shared store, else NULL. */
+void *hx_cluster_loop(void);
 /* This instance's id: unique among the instances, stable for the process. */
 const char *hx_cluster_instance_id(void);
 /* state.redis.on_failure is deny. */

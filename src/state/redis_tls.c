@@ -181,7 +181,13 @@ static void drain_tls(relay *c)
     }
     char out[16384];
     for (;;) {
+        size_t before = c->in.len;
         ssize_t n = gnutls_record_recv(c->s, out, sizeof out);
+        /* AGAIN also comes after a record that carried no application data
+         * (TLS 1.3 session tickets): go on while it took bytes and some
+         * are left, else the rest would wait for a read that never comes. */
+        if ((n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) && c->in.len > 0 && c->in.len < before)
+            continue;
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             return;
         if (n <= 0 || !put(c, (uv_stream_t *)&c->local, out, (size_t)n)) {

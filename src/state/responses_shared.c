@@ -7,9 +7,15 @@
  * [conversation]. An entry above max_bytes is not kept. The owner is
  * checked here: another key's id reads as not found. When the store
  * cannot answer, every call reports failure (-1 status): the handler
- * answers 503, never someone else's data. */
+ * answers 503, never someone else's data.
+ *
+ * The answer that stored a response is on its way to the client while the
+ * SET is on its way to Redis; the client's next request (previous_response_id,
+ * GET) may reach another worker or instance first. A read that finds
+ * nothing therefore asks once more RETRY_MS later. */
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "state/cluster.h"
 #include "state/responses_store.h"
@@ -17,6 +23,7 @@
 
 #define KEY_PREFIX "resp:"
 #define OWNER_MAX 512
+#define RETRY_MS 50
 
 typedef struct {
     hx_resp_store base;
@@ -24,6 +31,8 @@ typedef struct {
 } shared_store;
 
 typedef struct {
+    uv_timer_t timer; /* the one retry of a miss; owns the op once started */
+    bool retried;
     char owner[OWNER_MAX + 1];
     hx_resp_get_cb get_cb;
     hx_resp_done_cb done_cb;
@@ -123,10 +132,42 @@ static int sh_put(hx_resp_store *b, const char *id, const char *owner, const hx_
     return rc;
 }
 
+static void on_get(void *ud, const hx_store_reply *r);
+
+static void op_closed(uv_handle_t *h)
+{
+    hx_free(h->data);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    op *o = t->data;
+    hx_store *st = hx_cluster_store();
+    if (st == NULL || st->vt->get(st, o->key, on_get, o) != 0)
+        on_get(o, &(hx_store_reply){.rc = HX_STORE_UNAVAILABLE});
+}
+
+/* Frees o: at once, or through its timer's close once it was started. */
+static void op_done(op *o)
+{
+    if (o->retried)
+        uv_close((uv_handle_t *)&o->timer, op_closed);
+    else
+        hx_free(o);
+}
+
 static void on_get(void *ud, const hx_store_reply *r)
 {
     op *o = ud;
     hx_resp_entry e;
+    uv_loop_t *loop = hx_cluster_loop();
+    if (r->rc == HX_STORE_NOT_FOUND && !o->retried && loop) {
+        o->retried = true;
+        uv_timer_init(loop, &o->timer);
+        o->timer.data = o;
+        uv_timer_start(&o->timer, on_retry, RETRY_MS, 0);
+        return;
+    }
     if (r->rc == HX_STORE_NOT_FOUND) {
         o->get_cb(o->ud, 1, NULL);
     } else if (r->rc != HX_STORE_OK) {
@@ -135,7 +176,7 @@ static void on_get(void *ud, const hx_store_reply *r)
         int d = decode(r->data, r->len, o->owner, &e);
         o->get_cb(o->ud, d, d == 0 ? &e : NULL);
     }
-    hx_free(o);
+    op_done(o);
 }
 
 static int sh_get(hx_resp_store *b, const char *id, const char *owner, hx_resp_get_cb cb, void *ud)

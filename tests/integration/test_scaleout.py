@@ -576,9 +576,9 @@ class TestRedisTls(ScaleOutCase):
         r = gws[0].request("POST", "/v1/responses", headers=h,
                            body=json.dumps({"model": "gpt-test", "input": big}), timeout=20)
         self.assertEqual(r.status, 200, r)
-        g = gws[0].request("GET", "/v1/responses/" + r.json()["id"], headers=bearer(KEY))
-        self.assertEqual(g.status, 200, g)
-        self.assertEqual(g.json(), r.json())
+        got = self.wait_for(lambda: (lambda g: g if g.status == 200 else None)(
+            gws[0].request("GET", "/v1/responses/" + r.json()["id"], headers=bearer(KEY))), what="the stored response")
+        self.assertEqual(got.json(), r.json())
         self.assertEqual(self.post(gws[0]).status, 200)  # the connection still works after them
         self.assertEqual(self.health(gws[0])[1]["state"]["status"], "ok")
 
