@@ -7,14 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "config/config.h"
 #include "config/model_names.h"
 #include "config/schema.h"
 #include "config/validate_int.h"
-#include "state/store.h"
-#include "state/store.h"
 #include "util/alloc.h"
 #include "util/units.h"
 
@@ -315,37 +312,6 @@ static void check_file(vctx *v, const char *path, const char *file, const char *
     struct stat st;
     if (*file && stat(file, &st) != 0)
         verr(v, path, "HTTP/3 TLS %s file not accessible: %s", what, strerror(errno));
-}
-
-/* A Redis connection (state.redis, llm.cache.redis). */
-void hx__check_redis(hx_vctx *v, const char *path, const hx_cfg_redis *r)
-{
-    char p[PATH_MAX_LEN], host[256];
-    int port;
-    if (hx_store_redis_parse_address(r->address, host, sizeof host, &port) != 0)
-        verr(v, pathf(p, "%s.address", path), "invalid Redis address (host:port or [v6]:port)");
-    if (strlen(r->prefix) > HX_STORE_PREFIX_MAX)
-        verr(v, pathf(p, "%s.prefix", path), "longer than %d bytes", HX_STORE_PREFIX_MAX);
-    const char *files[][2] = {{"tls_ca_file", r->tls_ca_file}, {"tls_cert_file", r->tls_cert_file},
-                              {"tls_key_file", r->tls_key_file}};
-    for (size_t i = 0; r->tls && i < sizeof files / sizeof files[0]; i++)
-        if (*files[i][1] && access(files[i][1], R_OK) != 0)
-            verr(v, pathf(p, "%s.%s", path, files[i][0]), "cannot read %s: %s", files[i][1], strerror(errno));
-    if (r->tls && (!*r->tls_cert_file) != (!*r->tls_key_file))
-        verr(v, pathf(p, "%s.tls_cert_file", path), "a client certificate needs both tls_cert_file and tls_key_file");
-    if (!r->tls && (*r->tls_ca_file || *r->tls_cert_file || *r->tls_key_file || *r->tls_server_name))
-        verr(v, pathf(p, "%s.tls", path), "tls_* settings are given but tls is false");
-    if (*r->username && !*r->password)
-        verr(v, pathf(p, "%s.username", path), "an ACL user needs a password");
-    const hx_cfg_sentinel *st = &r->sentinel;
-    if (*st->master_name && st->addresses.n == 0)
-        verr(v, pathf(p, "%s.sentinel.addresses", path), "list the sentinels to ask for %s", st->master_name);
-    if (!*st->master_name && st->addresses.n > 0)
-        verr(v, pathf(p, "%s.sentinel.master_name", path), "name the primary the sentinels watch");
-    for (size_t i = 0; i < st->addresses.n; i++)
-        if (strchr(st->addresses.items[i], ',') ||
-            hx_store_redis_parse_address(st->addresses.items[i], host, sizeof host, &port) != 0)
-            verr(v, pathf(p, "%s.sentinel.addresses[%zu]", path, i), "invalid sentinel address (host:port)");
 }
 
 /* Only when enabled, in the original's order, plus "not supported yet". */
