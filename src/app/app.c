@@ -113,7 +113,7 @@ static void on_shared_reply(void *ud, const hx_store_reply *r)
     shared_ask *a = ud;
     hx_replay_rc rc = r->rc == HX_STORE_OK ? HX_REPLAY_NEW : r->rc == HX_STORE_EXISTS ? HX_REPLAY_SEEN : HX_REPLAY_ERROR;
     if (rc == HX_REPLAY_ERROR) {
-        hx_cluster_note_fallback("0rtt");
+        hx_cluster_note_fallback();
         if (!hx_cluster_deny())
             rc = HX_REPLAY_NEW; /* on_failure local: this instance's register decided */
     }
@@ -249,6 +249,8 @@ done:
     if (replay)
         replay->vt->destroy(replay);
     hx_middleware_shutdown();
+    hx_cluster_shutdown();
+    hx_cache_shutdown();
     hx_gateway_publish(NULL);
     return rc;
 }

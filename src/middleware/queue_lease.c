@@ -132,7 +132,7 @@ static void admitted(asker *a, bool leased)
 /* Redis cannot answer: on_failure. */
 static void fallback(asker *a)
 {
-    hx_cluster_note_fallback("queue");
+    hx_cluster_note_fallback();
     if (hx_cluster_deny()) {
         refuse(a->r, HX_ERR_UNAVAILABLE, "state_unavailable");
         asker_end(a);

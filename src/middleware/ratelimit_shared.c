@@ -104,7 +104,7 @@ static rl_limits local_share(const rl_limits *l)
 /* Redis could not answer: on_failure. */
 static void fallback(hx_req *r, const char *id, const rl_limits *l)
 {
-    hx_cluster_note_fallback("rate_limit");
+    hx_cluster_note_fallback();
     if (hx_cluster_deny()) {
         hx_res_header(r, "Retry-After", "1");
         hx_res_error(r, HX_ERR_UNAVAILABLE, "Rate limit state is unavailable.");

@@ -364,9 +364,8 @@ int64_t hx_cluster_instances(void)
     return n >= 1 ? n : 1;
 }
 
-void hx_cluster_note_fallback(const char *feature)
+void hx_cluster_note_fallback(void)
 {
-    (void)feature;
     atomic_fetch_add(atomic_load(&C.deny) ? &C.fallback_deny : &C.fallback_local, 1);
 }
 

@@ -48,8 +48,8 @@ bool hx_cluster_deny(void);
  * divides cluster-wide limits by it. */
 int64_t hx_cluster_instances(void);
 /* A feature fell back because the shared store could not answer
- * (feature: "rate_limit", "queue"...; counted per action local|deny). */
-void hx_cluster_note_fallback(const char *feature);
+ * (counted per action: local | deny). */
+void hx_cluster_note_fallback(void);
 
 /* Messages between instances (one channel): fn hears the other
  * instances' messages (never this one's), on one worker's thread. Set

@@ -21,7 +21,6 @@ struct hx_redis_tls {
     char host[256];
     char server_name[256];
     int port;
-    unsigned long failures;
     int live;          /* connections not yet freed */
     bool closing;
 };
@@ -167,8 +166,7 @@ static void drain_tls(relay *c)
         int rc = gnutls_handshake(c->s);
         if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
             return;
-        if (rc < 0) {
-            c->t->failures++;
+        if (rc < 0) { /* certificate, name, protocol: the store sees a disconnect */
             relay_end(c);
             return;
         }
@@ -383,11 +381,6 @@ void hx_redis_tls_set_target(hx_redis_tls *t, const char *host, int port)
 const char *hx_redis_tls_path(const hx_redis_tls *t)
 {
     return t->path;
-}
-
-unsigned long hx_redis_tls_failures(const hx_redis_tls *t)
-{
-    return t->failures;
 }
 
 static void on_listener_closed(uv_handle_t *h)

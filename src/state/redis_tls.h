@@ -31,8 +31,6 @@ hx_redis_tls *hx_redis_tls_new(uv_loop_t *loop, const hx_redis_tls_opts *o, char
 void hx_redis_tls_set_target(hx_redis_tls *t, const char *host, int port);
 /* The Unix socket hiredis connects to. */
 const char *hx_redis_tls_path(const hx_redis_tls *t);
-/* TLS handshakes that failed (certificate, name, protocol). */
-unsigned long hx_redis_tls_failures(const hx_redis_tls *t);
 void hx_redis_tls_free(hx_redis_tls *t);
 
 #endif

@@ -11,20 +11,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "cache/cache_int.h"
+#include "redis_child.h"
 #include "state/store.h"
-
-#define REDIS_BIN "/usr/bin/redis-server"
 
 static uv_loop_t loop;
 static pid_t redis_pid;
@@ -36,70 +31,10 @@ static int64_t fixed_clock(void)
     return 1000000;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
-static void redis_start(void)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", redis_port);
-    redis_pid = fork();
-    assert_true(redis_pid >= 0);
-    if (redis_pid == 0) {
-        if (freopen("/dev/null", "w", stdout) == NULL)
-            _exit(126);
-        execl(REDIS_BIN, REDIS_BIN, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {
-            .sin_family = AF_INET, .sin_port = htons((uint16_t)redis_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
-            return;
-        usleep(20000);
-    }
-    fail_msg("redis-server did not start");
-}
 
-static void redis_stop(void)
-{
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGCONT);
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-    }
-    redis_pid = 0;
-}
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
 
-static void spin_ms(int ms)
-{
-    uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000ull;
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    while (uv_hrtime() < until) {
-        uv_timer_start(&t, on_tick, 5, 0);
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-}
 
 typedef struct {
     int calls;
@@ -130,14 +65,8 @@ static void on_store(void *ud, const hx_store_reply *r)
 static void wait_for(got *g, int ms)
 {
     uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000ull;
-    while (g->calls == 0 && uv_hrtime() < until) {
-        uv_timer_t t;
-        uv_timer_init(&loop, &t);
-        uv_timer_start(&t, on_tick, 5, 0);
-        uv_run(&loop, UV_RUN_ONCE);
-        uv_close((uv_handle_t *)&t, NULL);
-        uv_run(&loop, UV_RUN_NOWAIT);
-    }
+    while (g->calls == 0 && uv_hrtime() < until)
+        hx_test_spin_ms(&loop, 5);
     assert_int_equal(g->calls, 1);
 }
 
@@ -153,7 +82,7 @@ static hx_cache_backend *open_cache(void)
     hx_cache_backend *b = hx_cache_redis_new(&r);
     assert_non_null(b);
     assert_int_equal(b->vt->worker_init(b, &loop), 0);
-    spin_ms(100); /* connected */
+    hx_test_spin_ms(&loop, 100); /* connected */
     return b;
 }
 
@@ -180,29 +109,24 @@ static int setup(void **state)
 {
     (void)state;
     hx_cache_clock = fixed_clock;
-    if (access(REDIS_BIN, X_OK) != 0)
+    if (!hx_test_redis_installed())
         return 0;
     uv_loop_init(&loop);
-    redis_port = free_port();
+    redis_port = hx_test_free_port();
     snprintf(addr, sizeof addr, "127.0.0.1:%d", redis_port);
-    redis_start();
+    redis_pid = hx_test_redis_start(redis_port, NULL);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    redis_stop();
+    hx_test_redis_stop(&redis_pid);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 0;
 }
 
-#define NEED_REDIS() \
-    do { \
-        if (access(REDIS_BIN, X_OK) != 0) \
-            skip(); \
-    } while (0)
 
 static void test_hit_then_redis_ttl_ends_it(void **state)
 {
@@ -218,7 +142,7 @@ static void test_hit_then_redis_ttl_ends_it(void **state)
     hx_store_redis_opts o = {.address = addr, .prefix = "tc:", .connect_timeout_ms = 300, .command_timeout_ms = 300};
     hx_store *s = hx_store_redis_new(&loop, &o);
     assert_non_null(s);
-    spin_ms(100);
+    hx_test_spin_ms(&loop, 100);
     got raw = {0};
     char k[80];
     snprintf(k, sizeof k, "cache:%s", K1);
@@ -226,7 +150,7 @@ static void test_hit_then_redis_ttl_ends_it(void **state)
     wait_for(&raw, 2000);
     assert_true(raw.hit);
     s->vt->destroy(s);
-    spin_ms(400); /* the envelope's clock stands still: only PX can end it */
+    hx_test_spin_ms(&loop, 400); /* the envelope's clock stands still: only PX can end it */
     assert_false(get(b, &loop, K1, 2000).hit);
     /* a loop without a connection of its own: a miss at once */
     uv_loop_t other;
@@ -252,13 +176,13 @@ static void test_stalled_or_gone_redis_is_a_miss(void **state)
     got g = get(b, &loop, K1, 3000);
     assert_false(g.hit);
     kill(redis_pid, SIGCONT);
-    redis_stop();
-    spin_ms(50);
+    hx_test_redis_stop(&redis_pid);
+    hx_test_spin_ms(&loop, 50);
     g = get(b, &loop, K1, 1000); /* down: answered as a miss, at once or after the timeout */
     assert_false(g.hit);
     /* a lookup pending when the worker ends is answered (a miss) */
-    redis_start();
-    spin_ms(400); /* reconnected (backoff from 100 ms) */
+    redis_pid = hx_test_redis_start(redis_port, NULL);
+    hx_test_spin_ms(&loop, 400); /* reconnected (backoff from 100 ms) */
     got p = {0};
     assert_int_equal(b->vt->get(b, &loop, K1, on_blob, &p), 0);
     b->vt->worker_fini(b, &loop);

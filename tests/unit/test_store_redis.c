@@ -9,20 +9,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "redis_child.h"
 #include "state/store.h"
-
-#define REDIS_BIN "/usr/bin/redis-server"
 
 static uv_loop_t loop;
 static pid_t redis_pid;
@@ -56,75 +51,10 @@ static void wait_for(got *g)
     assert_int_equal(g->calls, 1);
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
 
-static void spin_ms(int ms)
-{
-    uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000ull;
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    while (uv_hrtime() < until) {
-        uv_timer_start(&t, on_tick, 5, 0);
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-}
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
-static void redis_start(const char *password)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", redis_port);
-    redis_pid = fork();
-    assert_true(redis_pid >= 0);
-    if (redis_pid == 0) {
-        if (freopen("/dev/null", "w", stdout) == NULL)
-            _exit(126);
-        if (password)
-            execl(REDIS_BIN, REDIS_BIN, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                  "--requirepass", password, (char *)NULL);
-        else
-            execl(REDIS_BIN, REDIS_BIN, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                  (char *)NULL);
-        _exit(127);
-    }
-    /* Ready once it accepts. */
-    for (int i = 0; i < 200; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis_port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
-            return;
-        usleep(20000);
-    }
-    fail_msg("redis-server did not start");
-}
 
-static void redis_stop(void)
-{
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGCONT);
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-    }
-    redis_pid = 0;
-}
 
 static hx_store *open_user_store(const char *prefix, const char *user, const char *password, int64_t cmd_timeout_ms,
                                  size_t max_pending)
@@ -156,28 +86,23 @@ static void close_store(hx_store *s)
 static int setup(void **state)
 {
     (void)state;
-    if (access(REDIS_BIN, X_OK) != 0)
+    if (!hx_test_redis_installed())
         return 0;
     uv_loop_init(&loop);
-    redis_port = free_port();
-    redis_start(NULL);
+    redis_port = hx_test_free_port();
+    redis_pid = hx_test_redis_start(redis_port, NULL);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    redis_stop();
+    hx_test_redis_stop(&redis_pid);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return 0;
 }
 
-#define NEED_REDIS()                                                                                   \
-    do {                                                                                               \
-        if (access(REDIS_BIN, X_OK) != 0)                                                              \
-            skip();                                                                                    \
-    } while (0)
 
 static void test_operations(void **state)
 {
@@ -284,7 +209,7 @@ static void test_prefix_and_expiry(void **state)
     b->vt->add_once(b, "same", 200, on_reply, &g); /* another gateway's namespace */
     wait_for(&g);
     assert_int_equal(g.r.rc, HX_STORE_OK);
-    spin_ms(400);
+    hx_test_spin_ms(&loop, 400);
     g = (got){0};
     a->vt->add_once(a, "same", 200, on_reply, &g); /* expired: registrable again */
     wait_for(&g);
@@ -336,7 +261,7 @@ static void test_charge_and_leases(void **state)
         assert_int_equal(g.r.rc, i < 2 ? HX_STORE_OK : HX_STORE_LIMITED);
         assert_int_equal(g.r.value, i < 2 ? i + 1 : 2);
     }
-    spin_ms(400); /* both holders' leases ran out */
+    hx_test_spin_ms(&loop, 400); /* both holders' leases ran out */
     g = (got){0};
     s->vt->lease_acquire(s, "q", "c", 2, 5000, on_reply, &g);
     wait_for(&g);
@@ -383,7 +308,7 @@ static void test_pubsub(void **state)
         g = (got){0};
         pub->vt->publish(pub, "events", "x", 1, on_reply, &g);
         wait_for(&g);
-        spin_ms(10);
+        hx_test_spin_ms(&loop, 10);
     }
     assert_int_equal(g.r.rc, HX_STORE_OK);
     assert_int_equal(g.r.value, 1);
@@ -396,7 +321,7 @@ static void test_pubsub(void **state)
     pub->vt->publish(pub, "events", "hello", 5, on_reply, &g);
     wait_for(&g);
     for (int i = 0; i < 100 && h.n == 0; i++)
-        spin_ms(10);
+        hx_test_spin_ms(&loop, 10);
     assert_int_equal(h.n, 1);
     assert_string_equal(h.channel, "events");
     assert_string_equal(h.msg, "hello");
@@ -469,13 +394,13 @@ static void test_redis_restart_reconnects(void **state)
     (void)state;
     NEED_REDIS();
     hx_store *s = open_store("t4:", "", 500, 0);
-    redis_stop();
-    spin_ms(100);
+    hx_test_redis_stop(&redis_pid);
+    hx_test_spin_ms(&loop, 100);
     got g = {0};
     s->vt->get(s, "k", on_reply, &g);
     wait_for(&g);
     assert_int_equal(g.r.rc, HX_STORE_UNAVAILABLE); /* down: answered, not queued */
-    redis_start(NULL);
+    redis_pid = hx_test_redis_start(redis_port, NULL);
     uint64_t until = uv_hrtime() + 8000000000ull;
     while (!hx_store_redis_connected(s) && uv_hrtime() < until)
         uv_run(&loop, UV_RUN_ONCE);
@@ -494,8 +419,8 @@ static void test_auth(void **state)
 {
     (void)state;
     NEED_REDIS();
-    redis_stop();
-    redis_start("s3cret-pass");
+    hx_test_redis_stop(&redis_pid);
+    redis_pid = hx_test_redis_start(redis_port, "s3cret-pass");
     hx_store *good = open_store("t5:", "s3cret-pass", 500, 0);
     got g = {0};
     good->vt->set(good, "k", "v", 1, 0, on_reply, &g);
@@ -535,8 +460,8 @@ static void test_auth(void **state)
     close_store(wrong);
     close_store(good);
     close_store(bad);
-    redis_stop();
-    redis_start(NULL);
+    hx_test_redis_stop(&redis_pid);
+    redis_pid = hx_test_redis_start(redis_port, NULL);
 }
 
 static void test_bad_options(void **state)
